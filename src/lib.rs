@@ -1,0 +1,17 @@
+//! natlens: a STUN location server, NAT fingerprinting and predicted-port hole punching.
+//!
+//! The protocol logic (`wire`, `core`) is sans-IO: plain functions and state machines over bytes,
+//! events and timestamps. `io` is the thin shell that owns sockets, clocks and threads; `render`
+//! owns the terminal; `commands` glues a parsed command line to both.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod generate;
+
+use std::process::ExitCode;
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    commands::dispatch(cli)
+}
