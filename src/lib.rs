@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod generate;
+pub mod wire;
 
 use std::process::ExitCode;
 
