@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod core;
 pub mod exit;
 pub mod generate;
 pub mod wire;
