@@ -85,8 +85,16 @@ impl FullMode {
 
     /// The address to answer from when the client asked for `change`.
     pub fn source_for(&self, local: SocketAddr, change: ChangeRequest) -> SocketAddr {
-        let ip = if change.change_ip { self.other_ip(local.ip()) } else { local.ip() };
-        let port = if change.change_port { self.other_port(local.port()) } else { local.port() };
+        let ip = if change.change_ip {
+            self.other_ip(local.ip())
+        } else {
+            local.ip()
+        };
+        let port = if change.change_port {
+            self.other_port(local.port())
+        } else {
+            local.port()
+        };
         SocketAddr::new(ip, port)
     }
 }
@@ -103,14 +111,23 @@ pub struct Received {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Send the buffer from local address `from` to `to`.
-    Reply { from: SocketAddr, to: SocketAddr, error: bool },
+    Reply {
+        from: SocketAddr,
+        to: SocketAddr,
+        error: bool,
+    },
     /// Send nothing.
     Drop(Drop),
 }
 
 /// Answers one Binding message. `full` is the RFC 5780 configuration for the socket it arrived
 /// on, if that socket is part of a full-mode set.
-pub fn answer(message: &Message<'_>, rx: Received, full: Option<&FullMode>, out: &mut Vec<u8>) -> Outcome {
+pub fn answer(
+    message: &Message<'_>,
+    rx: Received,
+    full: Option<&FullMode>,
+    out: &mut Vec<u8>,
+) -> Outcome {
     // Never answer indications or responses: answering them would reflect traffic at whoever
     // forged the source address, and RFC 8489 §6.3.2/§6.3.3 says they get no answer anyway.
     match message.class() {
@@ -128,7 +145,10 @@ pub fn answer(message: &Message<'_>, rx: Received, full: Option<&FullMode>, out:
     if !unknown.is_empty() {
         return error(message, rx, 420, "Unknown Attribute", &unknown, out);
     }
-    let change = match message.get(AttrType::CHANGE_REQUEST).map(|a| ChangeRequest::decode(a.value)) {
+    let change = match message
+        .get(AttrType::CHANGE_REQUEST)
+        .map(|a| ChangeRequest::decode(a.value))
+    {
         None => ChangeRequest::default(),
         Some(Ok(change)) => change,
         Some(Err(_)) => return error(message, rx, 400, "Malformed CHANGE-REQUEST", &[], out),
@@ -137,7 +157,11 @@ pub fn answer(message: &Message<'_>, rx: Received, full: Option<&FullMode>, out:
         Ok(route) => route,
         Err((code, reason, unknown)) => return error(message, rx, code, reason, unknown, out),
     };
-    let mut builder = MessageBuilder::new(out, MessageType::new(Method::BINDING, Class::Success), message.transaction_id());
+    let mut builder = MessageBuilder::new(
+        out,
+        MessageType::new(Method::BINDING, Class::Success),
+        message.transaction_id(),
+    );
     builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &rx.remote);
     // MAPPED-ADDRESS too, for RFC 3489-era parsers and so that a client can spot an ALG that
     // rewrites addresses in the clear (MAPPED ≠ XOR-MAPPED).
@@ -151,7 +175,11 @@ pub fn answer(message: &Message<'_>, rx: Received, full: Option<&FullMode>, out:
     if message.get(AttrType::FINGERPRINT).is_some() {
         builder.fingerprint();
     }
-    Outcome::Reply { from, to, error: false }
+    Outcome::Reply {
+        from,
+        to,
+        error: false,
+    }
 }
 
 /// Source and destination of the answer, honouring CHANGE-REQUEST and RESPONSE-PORT.
@@ -167,7 +195,8 @@ fn route(
         if full.is_none() || rx.transport != Transport::Udp {
             return Err((420, "Unknown Attribute", &[AttrType::RESPONSE_PORT]));
         }
-        let port = attr::decode_response_port(port.value).map_err(|_| (400, "Malformed RESPONSE-PORT", &[][..]))?;
+        let port = attr::decode_response_port(port.value)
+            .map_err(|_| (400, "Malformed RESPONSE-PORT", &[][..]))?;
         to.set_port(port);
     }
     if !change.any() {
@@ -186,12 +215,21 @@ fn route(
 /// RFC 5780 §7.6 PADDING tests fragmentation; natlens pads only up to the request's own size,
 /// so the answer is never bigger than the question and cannot amplify.
 fn add_padding(message: &Message<'_>, rx: Received, builder: &mut MessageBuilder<'_>) {
-    let Some(padding) = message.get(AttrType::PADDING) else { return };
+    let Some(padding) = message.get(AttrType::PADDING) else {
+        return;
+    };
     if rx.transport != Transport::Udp {
         return;
     }
-    let fingerprint = if message.get(AttrType::FINGERPRINT).is_some() { 8 } else { 0 };
-    let budget = message.as_bytes().len().saturating_sub(builder.len() + 4 + fingerprint);
+    let fingerprint = if message.get(AttrType::FINGERPRINT).is_some() {
+        8
+    } else {
+        0
+    };
+    let budget = message
+        .as_bytes()
+        .len()
+        .saturating_sub(builder.len() + 4 + fingerprint);
     let len = padding.value.len().min(budget) & !3;
     if len > 0 {
         builder.attribute_with(AttrType::PADDING, |out| out.resize(out.len() + len, 0));
@@ -201,8 +239,16 @@ fn add_padding(message: &Message<'_>, rx: Received, builder: &mut MessageBuilder
 /// RFC 3489 answer: MAPPED-ADDRESS, and SOURCE-ADDRESS / CHANGED-ADDRESS in full mode, echoing
 /// the 128-bit transaction ID. No XOR-MAPPED-ADDRESS: it is comprehension-required and an
 /// RFC 3489 client would reject the whole answer for it.
-fn answer_legacy(message: &Message<'_>, rx: Received, full: Option<&FullMode>, out: &mut Vec<u8>) -> Outcome {
-    let change = message.get(AttrType::CHANGE_REQUEST).and_then(|a| ChangeRequest::decode(a.value).ok()).unwrap_or_default();
+fn answer_legacy(
+    message: &Message<'_>,
+    rx: Received,
+    full: Option<&FullMode>,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let change = message
+        .get(AttrType::CHANGE_REQUEST)
+        .and_then(|a| ChangeRequest::decode(a.value).ok())
+        .unwrap_or_default();
     let (from, to) = match (full, change.any(), rx.transport) {
         (Some(full), true, Transport::Udp) => (full.source_for(rx.local, change), rx.remote),
         // A legacy client asking for a change we cannot make: silence is what RFC 3489 servers
@@ -218,17 +264,38 @@ fn answer_legacy(message: &Message<'_>, rx: Received, full: Option<&FullMode>, o
         builder.address(AttrType::CHANGED_ADDRESS, &full.other_address(rx.local));
     }
     builder.attribute(AttrType::SOFTWARE, SOFTWARE.as_bytes());
-    Outcome::Reply { from, to, error: false }
+    Outcome::Reply {
+        from,
+        to,
+        error: false,
+    }
 }
 
 /// Writes an error answer, sent from the socket the request arrived on.
-fn error(message: &Message<'_>, rx: Received, code: u16, reason: &str, unknown: &[AttrType], out: &mut Vec<u8>) -> Outcome {
+fn error(
+    message: &Message<'_>,
+    rx: Received,
+    code: u16,
+    reason: &str,
+    unknown: &[AttrType],
+    out: &mut Vec<u8>,
+) -> Outcome {
     write_error(message, code, reason, unknown, out);
-    Outcome::Reply { from: rx.local, to: rx.remote, error: true }
+    Outcome::Reply {
+        from: rx.local,
+        to: rx.remote,
+        error: true,
+    }
 }
 
 /// Writes an error response to any request (shared with natlens's own methods).
-pub fn write_error(message: &Message<'_>, code: u16, reason: &str, unknown: &[AttrType], out: &mut Vec<u8>) {
+pub fn write_error(
+    message: &Message<'_>,
+    code: u16,
+    reason: &str,
+    unknown: &[AttrType],
+    out: &mut Vec<u8>,
+) {
     let ty = message.message_type().response(Class::Error);
     let mut builder = MessageBuilder::new(out, ty, message.transaction_id());
     builder.error_code(code, reason);
@@ -246,7 +313,10 @@ pub fn write_error(message: &Message<'_>, code: u16, reason: &str, unknown: &[At
 pub fn unknown_required(message: &Message<'_>, known: &[AttrType]) -> Vec<AttrType> {
     let mut unknown = Vec::new();
     for attribute in message.attributes() {
-        if attribute.kind.is_comprehension_required() && !known.contains(&attribute.kind) && !unknown.contains(&attribute.kind) {
+        if attribute.kind.is_comprehension_required()
+            && !known.contains(&attribute.kind)
+            && !unknown.contains(&attribute.kind)
+        {
             unknown.push(attribute.kind);
             if unknown.len() == 8 {
                 break;

@@ -14,7 +14,10 @@ pub type ConnId = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     /// A UDP 5-tuple: our socket's address and the client's public address.
-    Udp { local: SocketAddr, remote: SocketAddr },
+    Udp {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
     /// A TCP connection.
     Tcp { conn: ConnId },
 }
@@ -70,7 +73,14 @@ pub struct Registry {
 impl Registry {
     /// Logs `id` in on `route`. A second live login for a taken ID is refused: the first holder
     /// keeps it until it logs out, its TCP connection closes or its UDP session expires.
-    pub fn login(&mut self, now: Instant, id: &str, route: Route, observed: SocketAddr, max: usize) -> Result<LoginOutcome, LoginError> {
+    pub fn login(
+        &mut self,
+        now: Instant,
+        id: &str,
+        route: Route,
+        observed: SocketAddr,
+        max: usize,
+    ) -> Result<LoginOutcome, LoginError> {
         if let Some(existing) = self.by_id.get_mut(id) {
             if existing.route != route {
                 return Err(LoginError::Taken);
@@ -84,7 +94,13 @@ impl Registry {
             None if self.by_id.len() >= max => return Err(LoginError::Full),
             None => None,
         };
-        let session = Session { id: id.to_owned(), route, observed, logged_in_at: now, last_seen: now };
+        let session = Session {
+            id: id.to_owned(),
+            route,
+            observed,
+            logged_in_at: now,
+            last_seen: now,
+        };
         if matches!(route, Route::Udp { .. }) {
             self.udp_sessions += 1;
         }
@@ -95,7 +111,10 @@ impl Registry {
 
     /// Marks `id` alive if it is logged in on `route`.
     pub fn refresh(&mut self, now: Instant, id: &str, route: Route) -> Option<&Session> {
-        let session = self.by_id.get_mut(id).filter(|session| session.route == route)?;
+        let session = self
+            .by_id
+            .get_mut(id)
+            .filter(|session| session.route == route)?;
         session.last_seen = now;
         Some(session)
     }
@@ -140,7 +159,10 @@ impl Registry {
         let stale: Vec<String> = self
             .by_id
             .values()
-            .filter(|s| matches!(s.route, Route::Udp { .. }) && now.saturating_duration_since(s.last_seen) > expiry)
+            .filter(|s| {
+                matches!(s.route, Route::Udp { .. })
+                    && now.saturating_duration_since(s.last_seen) > expiry
+            })
             .map(|s| s.id.clone())
             .collect();
         stale.iter().filter_map(|id| self.remove(id)).collect()
@@ -173,7 +195,10 @@ mod tests {
     use super::*;
 
     fn udp(port: u16) -> Route {
-        Route::Udp { local: "192.0.2.1:3478".parse().unwrap(), remote: SocketAddr::new("198.51.100.9".parse().unwrap(), port) }
+        Route::Udp {
+            local: "192.0.2.1:3478".parse().unwrap(),
+            remote: SocketAddr::new("198.51.100.9".parse().unwrap(), port),
+        }
     }
 
     fn addr() -> SocketAddr {
@@ -184,12 +209,27 @@ mod tests {
     fn taken_id_is_refused_until_freed() {
         let now = Instant::now();
         let mut registry = Registry::default();
-        assert_eq!(registry.login(now, "alice", udp(1), addr(), 10), Ok(LoginOutcome::New));
-        assert_eq!(registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10), Err(LoginError::Taken));
-        assert_eq!(registry.login(now, "alice", udp(1), addr(), 10), Ok(LoginOutcome::Refreshed));
-        assert!(registry.logout("alice", udp(2)).is_none(), "only the holder may log out");
+        assert_eq!(
+            registry.login(now, "alice", udp(1), addr(), 10),
+            Ok(LoginOutcome::New)
+        );
+        assert_eq!(
+            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10),
+            Err(LoginError::Taken)
+        );
+        assert_eq!(
+            registry.login(now, "alice", udp(1), addr(), 10),
+            Ok(LoginOutcome::Refreshed)
+        );
+        assert!(
+            registry.logout("alice", udp(2)).is_none(),
+            "only the holder may log out"
+        );
         assert!(registry.logout("alice", udp(1)).is_some());
-        assert_eq!(registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10), Ok(LoginOutcome::New));
+        assert_eq!(
+            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10),
+            Ok(LoginOutcome::New)
+        );
         assert_eq!(registry.counts(), (0, 1));
     }
 
@@ -197,16 +237,32 @@ mod tests {
     fn silent_udp_sessions_expire_and_tcp_ones_do_not() {
         let start = Instant::now();
         let mut registry = Registry::default();
-        registry.login(start, "udp-quiet", udp(1), addr(), 10).unwrap();
-        registry.login(start, "udp-chatty", udp(2), addr(), 10).unwrap();
-        registry.login(start, "tcp", Route::Tcp { conn: 1 }, addr(), 10).unwrap();
+        registry
+            .login(start, "udp-quiet", udp(1), addr(), 10)
+            .unwrap();
+        registry
+            .login(start, "udp-chatty", udp(2), addr(), 10)
+            .unwrap();
+        registry
+            .login(start, "tcp", Route::Tcp { conn: 1 }, addr(), 10)
+            .unwrap();
         let expiry = Duration::from_secs(45);
-        registry.refresh(start + Duration::from_secs(30), "udp-chatty", udp(2)).unwrap();
-        assert!(registry.expire(start + Duration::from_secs(45), expiry).is_empty());
+        registry
+            .refresh(start + Duration::from_secs(30), "udp-chatty", udp(2))
+            .unwrap();
+        assert!(registry
+            .expire(start + Duration::from_secs(45), expiry)
+            .is_empty());
         let gone = registry.expire(start + Duration::from_secs(46), expiry);
-        assert_eq!(gone.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["udp-quiet"]);
+        assert_eq!(
+            gone.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["udp-quiet"]
+        );
         assert_eq!(registry.counts(), (1, 1));
-        assert!(registry.expire(start + Duration::from_secs(3600), expiry).iter().all(|s| s.id == "udp-chatty"));
+        assert!(registry
+            .expire(start + Duration::from_secs(3600), expiry)
+            .iter()
+            .all(|s| s.id == "udp-chatty"));
         assert_eq!(registry.counts(), (0, 1));
     }
 
@@ -218,8 +274,14 @@ mod tests {
         let outcome = registry.login(now, "b", udp(1), addr(), 2).unwrap();
         assert!(matches!(outcome, LoginOutcome::Replaced(old) if old.id == "a"));
         registry.login(now, "c", udp(2), addr(), 2).unwrap();
-        assert_eq!(registry.login(now, "d", udp(3), addr(), 2), Err(LoginError::Full));
-        assert_eq!(registry.remove_route(udp(2)).map(|s| s.id), Some("c".to_owned()));
+        assert_eq!(
+            registry.login(now, "d", udp(3), addr(), 2),
+            Err(LoginError::Full)
+        );
+        assert_eq!(
+            registry.remove_route(udp(2)).map(|s| s.id),
+            Some("c".to_owned())
+        );
         assert_eq!(registry.len(), 1);
     }
 }

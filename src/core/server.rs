@@ -182,7 +182,9 @@ impl ServerCore {
     }
 
     pub fn poll_timeout(&self) -> Instant {
-        self.legs.next_deadline().map_or(self.next_sweep, |deadline| deadline.min(self.next_sweep))
+        self.legs
+            .next_deadline()
+            .map_or(self.next_sweep, |deadline| deadline.min(self.next_sweep))
     }
 
     /// Handles one datagram received on our socket `local` from `remote`. Returns the
@@ -197,28 +199,51 @@ impl ServerCore {
     ) -> Option<(SocketAddr, SocketAddr)> {
         let message = match Message::parse(bytes) {
             Ok(message) => message,
-            Err(error) => return self.dropped(Drop::Malformed(error), Transport::Udp, Some(remote)).then_some((local, remote)),
+            Err(error) => {
+                return self
+                    .dropped(Drop::Malformed(error), Transport::Udp, Some(remote))
+                    .then_some((local, remote))
+            }
         };
         if message.method() == Method::BINDING {
-            let rx = Received { transport: Transport::Udp, local, remote };
+            let rx = Received {
+                transport: Transport::Udp,
+                local,
+                remote,
+            };
             return match self.binding(&message, rx, reply) {
                 Outcome::Reply { from, to, .. } => Some((from, to)),
                 Outcome::Drop(_) => None,
             };
         }
         let route = Route::Udp { local, remote };
-        self.natlens(now, route, remote, &message, reply).then_some((local, remote))
+        self.natlens(now, route, remote, &message, reply)
+            .then_some((local, remote))
     }
 
     /// Handles one whole STUN message from TCP connection `conn`. Returns true when an answer
     /// for the same connection was written into `reply`.
-    pub fn handle_tcp(&mut self, now: Instant, conn: ConnId, local: SocketAddr, remote: SocketAddr, bytes: &[u8], reply: &mut Vec<u8>) -> bool {
+    pub fn handle_tcp(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let message = match Message::parse(bytes) {
             Ok(message) => message,
-            Err(error) => return self.dropped(Drop::Malformed(error), Transport::Tcp, Some(remote)),
+            Err(error) => {
+                return self.dropped(Drop::Malformed(error), Transport::Tcp, Some(remote))
+            }
         };
         if message.method() == Method::BINDING {
-            let rx = Received { transport: Transport::Tcp, local, remote };
+            let rx = Received {
+                transport: Transport::Tcp,
+                local,
+                remote,
+            };
             return matches!(self.binding(&message, rx, reply), Outcome::Reply { .. });
         }
         self.natlens(now, Route::Tcp { conn }, remote, &message, reply)
@@ -227,12 +252,20 @@ impl ServerCore {
     /// Counts and reports a drop; returns false (no answer) for the callers' convenience.
     fn dropped(&mut self, reason: Drop, transport: Transport, from: Option<SocketAddr>) -> bool {
         self.counters.drop(reason);
-        self.events.push_back(Event::Drop { reason: reason.as_str(), transport, from });
+        self.events.push_back(Event::Drop {
+            reason: reason.as_str(),
+            transport,
+            from,
+        });
         false
     }
 
     fn binding(&mut self, message: &Message<'_>, rx: Received, reply: &mut Vec<u8>) -> Outcome {
-        let full = self.config.full_modes.iter().find(|full| full.serves(&rx.local));
+        let full = self
+            .config
+            .full_modes
+            .iter()
+            .find(|full| full.serves(&rx.local));
         let outcome = binding::answer(message, rx, full, reply);
         match outcome {
             Outcome::Reply { error: false, .. } => self.counters.bindings += 1,
@@ -245,7 +278,14 @@ impl ServerCore {
     }
 
     /// A natlens method. Returns true when `reply` holds an answer for the sender.
-    fn natlens(&mut self, now: Instant, route: Route, remote: SocketAddr, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn natlens(
+        &mut self,
+        now: Instant,
+        route: Route,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let transport = route.transport();
         if !message.has_magic_cookie() {
             return self.dropped(Drop::LegacyNonBinding, transport, Some(remote));
@@ -265,10 +305,23 @@ impl ServerCore {
         }
     }
 
-    fn request(&mut self, now: Instant, route: Route, remote: SocketAddr, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn request(
+        &mut self,
+        now: Instant,
+        route: Route,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let unknown = binding::unknown_required(message, KNOWN_REQUIRED);
         if !unknown.is_empty() {
-            return self.error(message, error::UNKNOWN_ATTRIBUTE, "Unknown Attribute", &unknown, reply);
+            return self.error(
+                message,
+                error::UNKNOWN_ATTRIBUTE,
+                "Unknown Attribute",
+                &unknown,
+                reply,
+            );
         }
         match message.method() {
             natlens::LOGIN => self.login(now, route, remote, message, reply),
@@ -280,56 +333,125 @@ impl ServerCore {
         }
     }
 
-    fn error(&mut self, message: &Message<'_>, code: u16, reason: &str, unknown: &[AttrType], reply: &mut Vec<u8>) -> bool {
+    fn error(
+        &mut self,
+        message: &Message<'_>,
+        code: u16,
+        reason: &str,
+        unknown: &[AttrType],
+        reply: &mut Vec<u8>,
+    ) -> bool {
         self.counters.errors += 1;
         binding::write_error(message, code, reason, unknown, reply);
         true
     }
 
-    fn login(&mut self, now: Instant, route: Route, remote: SocketAddr, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn login(
+        &mut self,
+        now: Instant,
+        route: Route,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(message, error::BAD_REQUEST, "Missing or invalid NL-ID", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Missing or invalid NL-ID",
+                &[],
+                reply,
+            );
         };
         let transport = route.transport();
         if let Route::Tcp { conn } = route {
             if self.links.contains_key(&conn) {
-                return self.error(message, error::BAD_REQUEST, "Federation links cannot log in", &[], reply);
+                return self.error(
+                    message,
+                    error::BAD_REQUEST,
+                    "Federation links cannot log in",
+                    &[],
+                    reply,
+                );
             }
         }
-        let (code, reason) = match self.registry.login(now, id, route, remote, self.config.max_sessions) {
-            Ok(outcome) => {
-                self.logged_in(id, transport, remote, outcome);
-                self.success(message, reply, |builder| {
-                    builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
-                    if transport == Transport::Udp {
-                        builder.u32(natlens::EXPIRY, self.config.udp_expiry.as_secs() as u32);
-                    }
-                });
-                return true;
-            }
-            Err(LoginError::Taken) => (error::ID_TAKEN, "ID already logged in"),
-            Err(LoginError::Full) => (error::SERVER_FULL, "Server full"),
-        };
-        self.events.push_back(Event::LoginRefused { id: id.to_owned(), transport, from: remote, code, reason });
+        let (code, reason) =
+            match self
+                .registry
+                .login(now, id, route, remote, self.config.max_sessions)
+            {
+                Ok(outcome) => {
+                    self.logged_in(id, transport, remote, outcome);
+                    self.success(message, reply, |builder| {
+                        builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
+                        if transport == Transport::Udp {
+                            builder.u32(natlens::EXPIRY, self.config.udp_expiry.as_secs() as u32);
+                        }
+                    });
+                    return true;
+                }
+                Err(LoginError::Taken) => (error::ID_TAKEN, "ID already logged in"),
+                Err(LoginError::Full) => (error::SERVER_FULL, "Server full"),
+            };
+        self.events.push_back(Event::LoginRefused {
+            id: id.to_owned(),
+            transport,
+            from: remote,
+            code,
+            reason,
+        });
         self.error(message, code, reason, &[], reply)
     }
 
-    fn logged_in(&mut self, id: &str, transport: Transport, observed: SocketAddr, outcome: LoginOutcome) {
+    fn logged_in(
+        &mut self,
+        id: &str,
+        transport: Transport,
+        observed: SocketAddr,
+        outcome: LoginOutcome,
+    ) {
         if let LoginOutcome::Replaced(old) = &outcome {
-            self.events.push_back(Event::Logout { id: old.id.clone(), transport, reason: "replaced" });
+            self.events.push_back(Event::Logout {
+                id: old.id.clone(),
+                transport,
+                reason: "replaced",
+            });
         }
         if outcome != LoginOutcome::Refreshed {
             self.counters.logins += 1;
-            self.events.push_back(Event::Login { id: id.to_owned(), transport, observed });
+            self.events.push_back(Event::Login {
+                id: id.to_owned(),
+                transport,
+                observed,
+            });
         }
     }
 
-    fn keepalive(&mut self, now: Instant, route: Route, remote: SocketAddr, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn keepalive(
+        &mut self,
+        now: Instant,
+        route: Route,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(message, error::BAD_REQUEST, "Missing or invalid NL-ID", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Missing or invalid NL-ID",
+                &[],
+                reply,
+            );
         };
         if self.registry.refresh(now, id, route).is_none() {
-            return self.error(message, error::NO_SESSION, "No such session: log in again", &[], reply);
+            return self.error(
+                message,
+                error::NO_SESSION,
+                "No such session: log in again",
+                &[],
+                reply,
+            );
         }
         self.success(message, reply, |builder| {
             builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
@@ -339,11 +461,21 @@ impl ServerCore {
 
     fn logout(&mut self, route: Route, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
         let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(message, error::BAD_REQUEST, "Missing or invalid NL-ID", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Missing or invalid NL-ID",
+                &[],
+                reply,
+            );
         };
         if let Some(session) = self.registry.logout(id, route) {
             self.counters.logouts += 1;
-            self.events.push_back(Event::Logout { id: session.id, transport: route.transport(), reason: "logout" });
+            self.events.push_back(Event::Logout {
+                id: session.id,
+                transport: route.transport(),
+                reason: "logout",
+            });
         }
         // Success even when there was nothing to log out: a retransmitted LOGOUT whose first
         // answer was lost must not look like a failure.
@@ -351,16 +483,40 @@ impl ServerCore {
         true
     }
 
-    fn peer_hello(&mut self, route: Route, remote: SocketAddr, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn peer_hello(
+        &mut self,
+        route: Route,
+        remote: SocketAddr,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let Route::Tcp { conn } = route else {
-            return self.error(message, error::BAD_REQUEST, "Federation runs over TCP", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Federation runs over TCP",
+                &[],
+                reply,
+            );
         };
         let Some(Ok(name)) = natlens::read_name(message, natlens::SERVER_NAME) else {
-            return self.error(message, error::BAD_REQUEST, "Missing or invalid NL-SERVER-NAME", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Missing or invalid NL-SERVER-NAME",
+                &[],
+                reply,
+            );
         };
         if name == self.config.name {
             self.commands.push_back(Command::Close { conn });
-            return self.error(message, error::BAD_REQUEST, "Peer has this server's own name", &[], reply);
+            return self.error(
+                message,
+                error::BAD_REQUEST,
+                "Peer has this server's own name",
+                &[],
+                reply,
+            );
         }
         let _ = remote;
         self.link_up(conn, name.to_owned());
@@ -372,13 +528,21 @@ impl ServerCore {
     }
 
     fn link_up(&mut self, conn: ConnId, name: String) {
-        self.events.push_back(Event::PeerUp { name: name.clone(), conn });
+        self.events.push_back(Event::PeerUp {
+            name: name.clone(),
+            conn,
+        });
         self.links.insert(conn, name);
     }
 
     /// Writes a success response to `message` into `reply`, with SOFTWARE and, when the
     /// request had one, FINGERPRINT around what `add` appends.
-    fn success(&self, message: &Message<'_>, reply: &mut Vec<u8>, add: impl FnOnce(&mut MessageBuilder<'_>)) {
+    fn success(
+        &self,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+        add: impl FnOnce(&mut MessageBuilder<'_>),
+    ) {
         let ty = message.message_type().response(Class::Success);
         let mut builder = MessageBuilder::new(reply, ty, message.transaction_id());
         add(&mut builder);
@@ -389,7 +553,13 @@ impl ServerCore {
     }
 
     /// The server was asked to relay a call: from a logged-in client, or from a peer server.
-    fn call(&mut self, now: Instant, route: Route, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
+    fn call(
+        &mut self,
+        now: Instant,
+        route: Route,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let peer = match route {
             Route::Tcp { conn } => self.links.get(&conn).cloned().map(|name| (conn, name)),
             Route::Udp { .. } => None,
@@ -423,13 +593,26 @@ impl ServerCore {
             callee: call.callee.clone(),
             from,
         });
-        if call.via.iter().any(|name| *name == self.config.name) || call.via.len() >= natlens::MAX_VIA {
-            return self.error(message, error::UNKNOWN_PEER, "Unknown peer (forwarding loop)", &[], reply);
+        if call.via.iter().any(|name| *name == self.config.name)
+            || call.via.len() >= natlens::MAX_VIA
+        {
+            return self.error(
+                message,
+                error::UNKNOWN_PEER,
+                "Unknown peer (forwarding loop)",
+                &[],
+                reply,
+            );
         }
         self.route_call(now, origin, message.transaction_id(), call, reply)
     }
 
-    fn parse_client_call(&mut self, now: Instant, route: Route, message: &Message<'_>) -> Result<CallRequest, (u16, &'static str)> {
+    fn parse_client_call(
+        &mut self,
+        now: Instant,
+        route: Route,
+        message: &Message<'_>,
+    ) -> Result<CallRequest, (u16, &'static str)> {
         let Some(session) = self.registry.touch_route(now, route) else {
             return Err((error::NOT_LOGGED_IN, "Log in before calling"));
         };
@@ -441,7 +624,14 @@ impl ServerCore {
     }
 
     /// Delivers a call to a local callee, forwards it to peers, or answers "not found".
-    fn route_call(&mut self, now: Instant, origin: Origin, origin_tid: TransactionId, call: CallRequest, reply: &mut Vec<u8>) -> bool {
+    fn route_call(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        origin_tid: TransactionId,
+        call: CallRequest,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         let key = self.next_call;
         self.next_call += 1;
         let mut pending = PendingCall {
@@ -464,7 +654,9 @@ impl ServerCore {
             });
             let retry = match route {
                 Route::Udp { .. } => Retry::datagram_within(DELIVER_TIMEOUT),
-                Route::Tcp { .. } => Retry::Stream { timeout: DELIVER_TIMEOUT },
+                Route::Tcp { .. } => Retry::Stream {
+                    timeout: DELIVER_TIMEOUT,
+                },
             };
             self.send_leg(now, bytes, retry, Leg::Deliver { call: key, route });
             pending.waiting = 1;
@@ -484,7 +676,14 @@ impl ServerCore {
                     }
                     call.facts.encode(builder);
                 });
-                self.send_leg(now, bytes, Retry::Stream { timeout: FORWARD_TIMEOUT }, Leg::Forward { call: key, conn });
+                self.send_leg(
+                    now,
+                    bytes,
+                    Retry::Stream {
+                        timeout: FORWARD_TIMEOUT,
+                    },
+                    Leg::Forward { call: key, conn },
+                );
                 pending.waiting += 1;
             }
         }
@@ -516,7 +715,11 @@ impl ServerCore {
     /// Builds one of the server's own CALL requests with a fresh transaction ID.
     fn call_request(&mut self, add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
         let tid = self.fresh_tid();
-        let mut builder = MessageBuilder::new(&mut self.scratch, MessageType::new(natlens::CALL, Class::Request), tid);
+        let mut builder = MessageBuilder::new(
+            &mut self.scratch,
+            MessageType::new(natlens::CALL, Class::Request),
+            tid,
+        );
         add(&mut builder);
         builder.fingerprint();
         builder.finish().to_vec()
@@ -530,37 +733,53 @@ impl ServerCore {
 
     fn send_leg(&mut self, now: Instant, bytes: Vec<u8>, retry: Retry, leg: Leg) {
         let tid = TransactionId(bytes[8..20].try_into().expect("header"));
-        self.commands.push_back(Command::Send { route: leg.route(), bytes: bytes.clone() });
+        self.commands.push_back(Command::Send {
+            route: leg.route(),
+            bytes: bytes.clone(),
+        });
         self.legs.start(now, tid, bytes, retry, leg);
     }
 
     /// A response to one of the server's own requests. False when it matches none.
     fn response(&mut self, now: Instant, route: Route, message: &Message<'_>) -> bool {
         let tid = message.transaction_id();
-        let Some(leg) = self.legs.finish(&tid) else { return false };
+        let Some(leg) = self.legs.finish(&tid) else {
+            return false;
+        };
         if leg.route() != route {
             // Right ID, wrong sender: put it back and ignore the impostor.
-            let retry = Retry::Stream { timeout: DELIVER_TIMEOUT };
+            let retry = Retry::Stream {
+                timeout: DELIVER_TIMEOUT,
+            };
             self.legs.start(now, tid, Vec::new(), retry, leg);
             return false;
         }
         match leg {
             Leg::Hello { conn } => self.hello_answered(conn, message),
-            Leg::Deliver { call, .. } | Leg::Forward { call, .. } => self.leg_answered(call, leg, message),
+            Leg::Deliver { call, .. } | Leg::Forward { call, .. } => {
+                self.leg_answered(call, leg, message)
+            }
         }
         true
     }
 
     fn hello_answered(&mut self, conn: ConnId, message: &Message<'_>) {
-        match (message.class(), natlens::read_name(message, natlens::SERVER_NAME)) {
-            (Class::Success, Some(Ok(name))) if name != self.config.name => self.link_up(conn, name.to_owned()),
+        match (
+            message.class(),
+            natlens::read_name(message, natlens::SERVER_NAME),
+        ) {
+            (Class::Success, Some(Ok(name))) if name != self.config.name => {
+                self.link_up(conn, name.to_owned())
+            }
             _ => self.commands.push_back(Command::Close { conn }),
         }
     }
 
     fn leg_answered(&mut self, key: u64, leg: Leg, message: &Message<'_>) {
         if message.class() == Class::Error {
-            let code = message.get(AttrType::ERROR_CODE).and_then(|a| crate::wire::attr::decode_error_code(a.value).ok());
+            let code = message
+                .get(AttrType::ERROR_CODE)
+                .and_then(|a| crate::wire::attr::decode_error_code(a.value).ok());
             let failure = match code.map(|(code, _)| code) {
                 Some(error::UNKNOWN_PEER) => (error::UNKNOWN_PEER, "Unknown peer"),
                 Some(error::PEER_TIMEOUT) => (error::PEER_TIMEOUT, "Peer did not answer"),
@@ -568,7 +787,9 @@ impl ServerCore {
             };
             return self.leg_failed(key, failure);
         }
-        let Some(pending) = self.calls.remove(&key) else { return };
+        let Some(pending) = self.calls.remove(&key) else {
+            return;
+        };
         let mut facts = NatFacts::decode(message).unwrap_or_default();
         if let Leg::Deliver { .. } = leg {
             // The callee's public address is what this server saw.
@@ -589,7 +810,9 @@ impl ServerCore {
     }
 
     fn leg_failed(&mut self, key: u64, failure: (u16, &'static str)) {
-        let Some(pending) = self.calls.get_mut(&key) else { return };
+        let Some(pending) = self.calls.get_mut(&key) else {
+            return;
+        };
         pending.waiting -= 1;
         if failure.0 == error::PEER_TIMEOUT {
             pending.failure = failure;
@@ -602,7 +825,11 @@ impl ServerCore {
         let mut bytes = Vec::new();
         write_call_error(pending.origin_tid, code, reason, &mut bytes);
         self.counters.errors += 1;
-        let outcome = if code == error::UNKNOWN_PEER { "not-found" } else { "timeout" };
+        let outcome = if code == error::UNKNOWN_PEER {
+            "not-found"
+        } else {
+            "timeout"
+        };
         self.relayed(&pending, outcome, Some(code));
         self.answer_origin(&pending, bytes);
     }
@@ -618,9 +845,15 @@ impl ServerCore {
     }
 
     fn answer_origin(&mut self, pending: &PendingCall, bytes: Vec<u8>) {
-        self.commands.push_back(Command::Send { route: pending.origin.route(), bytes: bytes.clone() });
+        self.commands.push_back(Command::Send {
+            route: pending.origin.route(),
+            bytes: bytes.clone(),
+        });
         if let Some(seen) = self.seen.get_mut(&(pending.origin, pending.origin_tid)) {
-            *seen = Seen::Answered { bytes, at: self.next_sweep };
+            *seen = Seen::Answered {
+                bytes,
+                at: self.next_sweep,
+            };
         }
     }
 
@@ -629,9 +862,10 @@ impl ServerCore {
         let mut failed = Vec::new();
         for due in self.legs.poll_due(now) {
             match due {
-                Due::Retransmit { bytes, payload, .. } => {
-                    self.commands.push_back(Command::Send { route: payload.route(), bytes: bytes.to_vec() })
-                }
+                Due::Retransmit { bytes, payload, .. } => self.commands.push_back(Command::Send {
+                    route: payload.route(),
+                    bytes: bytes.to_vec(),
+                }),
                 Due::TimedOut { payload, .. } => failed.push(payload),
             }
         }
@@ -647,7 +881,9 @@ impl ServerCore {
     fn leg_lost(&mut self, leg: Leg) {
         match leg {
             Leg::Hello { conn } => self.commands.push_back(Command::Close { conn }),
-            Leg::Deliver { call, .. } | Leg::Forward { call, .. } => self.leg_failed(call, (error::PEER_TIMEOUT, "Peer did not answer")),
+            Leg::Deliver { call, .. } | Leg::Forward { call, .. } => {
+                self.leg_failed(call, (error::PEER_TIMEOUT, "Peer did not answer"))
+            }
         }
     }
 
@@ -655,7 +891,11 @@ impl ServerCore {
         for session in self.registry.expire(now, self.config.udp_expiry) {
             self.counters.expired += 1;
             let silent_ms = now.saturating_duration_since(session.last_seen).as_millis() as u64;
-            self.events.push_back(Event::Expire { id: session.id, observed: session.observed, silent_ms });
+            self.events.push_back(Event::Expire {
+                id: session.id,
+                observed: session.observed,
+                silent_ms,
+            });
         }
         // `at` records the sweep deadline current when the answer was cached.
         self.seen.retain(|_, seen| match seen {
@@ -673,7 +913,14 @@ impl ServerCore {
         builder.attribute(natlens::SERVER_NAME, own.as_bytes());
         builder.fingerprint();
         let bytes = builder.finish().to_vec();
-        self.send_leg(now, bytes, Retry::Stream { timeout: HELLO_TIMEOUT }, Leg::Hello { conn });
+        self.send_leg(
+            now,
+            bytes,
+            Retry::Stream {
+                timeout: HELLO_TIMEOUT,
+            },
+            Leg::Hello { conn },
+        );
     }
 
     /// A TCP connection ended: free its session or link, fail what was in flight on it.
@@ -681,7 +928,11 @@ impl ServerCore {
         let route = Route::Tcp { conn };
         if let Some(session) = self.registry.remove_route(route) {
             self.counters.logouts += 1;
-            self.events.push_back(Event::Logout { id: session.id, transport: Transport::Tcp, reason: "closed" });
+            self.events.push_back(Event::Logout {
+                id: session.id,
+                transport: Transport::Tcp,
+                reason: "closed",
+            });
         }
         if let Some(name) = self.links.remove(&conn) {
             self.events.push_back(Event::PeerDown { name, conn });
@@ -692,7 +943,8 @@ impl ServerCore {
             }
         }
         let origin_gone = |origin: &Origin| origin.route() == route;
-        self.calls.retain(|_, pending| !origin_gone(&pending.origin));
+        self.calls
+            .retain(|_, pending| !origin_gone(&pending.origin));
         self.seen.retain(|(origin, _), _| !origin_gone(origin));
     }
 }
@@ -723,15 +975,25 @@ struct CallRequest {
     facts: NatFacts,
 }
 
-fn parse_call_fields(message: &Message<'_>, caller: String) -> Result<CallRequest, (u16, &'static str)> {
+fn parse_call_fields(
+    message: &Message<'_>,
+    caller: String,
+) -> Result<CallRequest, (u16, &'static str)> {
     let Some(Ok(callee)) = natlens::read_name(message, natlens::PEER_ID) else {
         return Err((error::BAD_REQUEST, "Missing or invalid NL-PEER-ID"));
     };
     let Some(Ok(call_id)) = natlens::read_call_id(message) else {
         return Err((error::BAD_REQUEST, "Missing or invalid NL-CALL-ID"));
     };
-    let facts = NatFacts::decode(message).map_err(|_| (error::BAD_REQUEST, "Malformed NAT facts"))?;
-    Ok(CallRequest { caller, callee: callee.to_owned(), call_id, via: Vec::new(), facts })
+    let facts =
+        NatFacts::decode(message).map_err(|_| (error::BAD_REQUEST, "Malformed NAT facts"))?;
+    Ok(CallRequest {
+        caller,
+        callee: callee.to_owned(),
+        call_id,
+        via: Vec::new(),
+        facts,
+    })
 }
 
 /// A call forwarded by a peer server: the caller's ID, its observed address and the path so
