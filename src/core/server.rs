@@ -197,6 +197,7 @@ impl ServerCore {
         bytes: &[u8],
         reply: &mut Vec<u8>,
     ) -> Option<(SocketAddr, SocketAddr)> {
+        self.counters.received += 1;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -232,6 +233,7 @@ impl ServerCore {
         bytes: &[u8],
         reply: &mut Vec<u8>,
     ) -> bool {
+        self.counters.received += 1;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -247,6 +249,11 @@ impl ServerCore {
             return matches!(self.binding(&message, rx, reply), Outcome::Reply { .. });
         }
         self.natlens(now, Route::Tcp { conn }, remote, &message, reply)
+    }
+
+    /// Counts and reports a drop the shell decided on (connection limits, idle or slow TCP).
+    pub fn count_drop(&mut self, reason: Drop, transport: Transport, from: Option<SocketAddr>) {
+        self.dropped(reason, transport, from);
     }
 
     /// Counts and reports a drop; returns false (no answer) for the callers' convenience.
@@ -593,9 +600,7 @@ impl ServerCore {
             callee: call.callee.clone(),
             from,
         });
-        if call.via.iter().any(|name| *name == self.config.name)
-            || call.via.len() >= natlens::MAX_VIA
-        {
+        if call.via.contains(&self.config.name) || call.via.len() >= natlens::MAX_VIA {
             return self.error(
                 message,
                 error::UNKNOWN_PEER,

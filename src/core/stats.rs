@@ -56,6 +56,8 @@ impl Drop {
 /// Running totals since start.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counters {
+    /// Messages received (datagrams and TCP frames), valid or not.
+    pub received: u64,
     /// Binding requests answered with a success.
     pub bindings: u64,
     /// Requests of any method answered with an error response.
