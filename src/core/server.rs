@@ -1028,6 +1028,6 @@ fn write_call_error(tid: TransactionId, code: u16, reason: &str, out: &mut Vec<u
     builder.fingerprint();
 }
 
-/// Silences the unused-method lint for `Method` in docs.
-#[allow(dead_code)]
-const _: Method = Method::BINDING;
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
