@@ -325,3 +325,263 @@ pub fn unknown_required(message: &Message<'_>, known: &[AttrType]) -> Vec<AttrTy
     }
     unknown
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::attr::{decode_address, decode_error_code, decode_xor_address};
+    use crate::wire::TransactionId;
+
+    fn full() -> FullMode {
+        FullMode {
+            primary: "192.0.2.1:3478".parse().unwrap(),
+            alternate: "192.0.2.2:3479".parse().unwrap(),
+        }
+    }
+
+    fn rx(transport: Transport) -> Received {
+        Received {
+            transport,
+            local: "192.0.2.1:3478".parse().unwrap(),
+            remote: "198.51.100.7:40000".parse().unwrap(),
+        }
+    }
+
+    fn binding(add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut builder = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::Request),
+            TransactionId([5; 12]),
+        );
+        add(&mut builder);
+        builder.finish().to_vec()
+    }
+
+    fn run(request: &[u8], rx: Received, full: Option<&FullMode>) -> (Outcome, Vec<u8>) {
+        let mut out = Vec::new();
+        let outcome = answer(&Message::parse(request).unwrap(), rx, full, &mut out);
+        (outcome, out)
+    }
+
+    fn address_of(reply: &[u8], kind: AttrType) -> Option<SocketAddr> {
+        let message = Message::parse(reply).unwrap();
+        let value = message.get(kind)?.value;
+        if kind == AttrType::XOR_MAPPED_ADDRESS {
+            decode_xor_address(value, &message.transaction_id()).ok()
+        } else {
+            decode_address(value).ok()
+        }
+    }
+
+    fn code_of(reply: &[u8]) -> Option<u16> {
+        let message = Message::parse(reply).unwrap();
+        Some(
+            decode_error_code(message.get(AttrType::ERROR_CODE)?.value)
+                .unwrap()
+                .0,
+        )
+    }
+
+    #[test]
+    fn basic_answer_reflects_the_source() {
+        let (outcome, reply) = run(&binding(|_| {}), rx(Transport::Udp), None);
+        assert_eq!(
+            outcome,
+            Outcome::Reply {
+                from: rx(Transport::Udp).local,
+                to: rx(Transport::Udp).remote,
+                error: false
+            }
+        );
+        assert_eq!(
+            address_of(&reply, AttrType::XOR_MAPPED_ADDRESS),
+            Some(rx(Transport::Udp).remote)
+        );
+        assert_eq!(
+            address_of(&reply, AttrType::MAPPED_ADDRESS),
+            Some(rx(Transport::Udp).remote)
+        );
+        assert_eq!(
+            address_of(&reply, AttrType::OTHER_ADDRESS),
+            None,
+            "basic mode has no OTHER-ADDRESS"
+        );
+        assert!(Message::parse(&reply)
+            .unwrap()
+            .get(AttrType::FINGERPRINT)
+            .is_none());
+    }
+
+    #[test]
+    fn full_mode_answers_change_requests_from_the_changed_address() {
+        let cases = [
+            (false, false, "192.0.2.1:3478"),
+            (false, true, "192.0.2.1:3479"),
+            (true, false, "192.0.2.2:3478"),
+            (true, true, "192.0.2.2:3479"),
+        ];
+        for (change_ip, change_port, expected) in cases {
+            let change = ChangeRequest {
+                change_ip,
+                change_port,
+            };
+            let request = binding(|b| {
+                b.attribute(AttrType::CHANGE_REQUEST, &change.encode());
+                b.fingerprint();
+            });
+            let (outcome, reply) = run(&request, rx(Transport::Udp), Some(&full()));
+            let from: SocketAddr = expected.parse().unwrap();
+            assert_eq!(
+                outcome,
+                Outcome::Reply {
+                    from,
+                    to: rx(Transport::Udp).remote,
+                    error: false
+                }
+            );
+            assert_eq!(address_of(&reply, AttrType::RESPONSE_ORIGIN), Some(from));
+            assert_eq!(
+                address_of(&reply, AttrType::OTHER_ADDRESS),
+                Some("192.0.2.2:3479".parse().unwrap())
+            );
+            assert_eq!(
+                integrity::check_fingerprint(&Message::parse(&reply).unwrap()),
+                Some(true)
+            );
+        }
+    }
+
+    #[test]
+    fn change_request_without_full_mode_or_over_tcp_is_refused() {
+        let request = binding(|b| {
+            b.attribute(
+                AttrType::CHANGE_REQUEST,
+                &ChangeRequest {
+                    change_ip: true,
+                    change_port: false,
+                }
+                .encode(),
+            );
+        });
+        let (outcome, reply) = run(&request, rx(Transport::Udp), None);
+        assert!(matches!(outcome, Outcome::Reply { error: true, .. }));
+        assert_eq!(code_of(&reply), Some(420));
+        let (_, reply) = run(&request, rx(Transport::Tcp), Some(&full()));
+        assert_eq!(code_of(&reply), Some(400));
+        // A CHANGE-REQUEST asking for no change is fine anywhere.
+        let no_change = binding(|b| {
+            b.attribute(AttrType::CHANGE_REQUEST, &[0, 0, 0, 0]);
+        });
+        assert_eq!(code_of(&run(&no_change, rx(Transport::Tcp), None).1), None);
+    }
+
+    #[test]
+    fn response_port_redirects_to_the_same_ip_only() {
+        let request = binding(|b| {
+            b.attribute(AttrType::RESPONSE_PORT, &[0x9C, 0x41, 0, 0]);
+        });
+        let (outcome, _) = run(&request, rx(Transport::Udp), Some(&full()));
+        let to: SocketAddr = "198.51.100.7:40001".parse().unwrap();
+        assert!(matches!(outcome, Outcome::Reply { to: actual, .. } if actual == to));
+    }
+
+    #[test]
+    fn padding_never_makes_the_answer_larger_than_the_request() {
+        for pad in [0usize, 4, 100, 1000] {
+            let request = binding(|b| {
+                b.attribute(AttrType::PADDING, &vec![0; pad]);
+            });
+            let (_, reply) = run(&request, rx(Transport::Udp), Some(&full()));
+            let padding = Message::parse(&reply)
+                .unwrap()
+                .get(AttrType::PADDING)
+                .map_or(0, |a| a.value.len());
+            assert!(
+                reply.len() <= request.len().max(124),
+                "pad {pad}: {} > {}",
+                reply.len(),
+                request.len()
+            );
+            if pad >= 1000 {
+                assert!(padding > 800, "large requests get their padding echoed");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_required_attribute_gets_420_listing_it() {
+        let request = binding(|b| {
+            b.attribute(AttrType(0x7ABC), &[1, 2, 3, 4]);
+            b.attribute(AttrType(0xC001), &[1]);
+        });
+        let (_, reply) = run(&request, rx(Transport::Udp), None);
+        assert_eq!(code_of(&reply), Some(420));
+        let message = Message::parse(&reply).unwrap();
+        assert_eq!(
+            message.get(AttrType::UNKNOWN_ATTRIBUTES).unwrap().value,
+            [0x7A, 0xBC]
+        );
+    }
+
+    #[test]
+    fn indications_responses_and_bad_fingerprints_get_no_answer() {
+        let mut buf = Vec::new();
+        MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::Indication),
+            TransactionId([1; 12]),
+        );
+        assert_eq!(
+            run(&buf, rx(Transport::Udp), None).0,
+            Outcome::Drop(Drop::Indication)
+        );
+        MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::Success),
+            TransactionId([1; 12]),
+        );
+        assert_eq!(
+            run(&buf, rx(Transport::Udp), None).0,
+            Outcome::Drop(Drop::NotRequest)
+        );
+        let mut request = binding(|b| {
+            b.attribute(AttrType::SOFTWARE, b"test");
+            b.fingerprint();
+        });
+        request[24] ^= 1;
+        assert_eq!(
+            run(&request, rx(Transport::Udp), None).0,
+            Outcome::Drop(Drop::BadFingerprint)
+        );
+    }
+
+    #[test]
+    fn rfc3489_clients_get_mapped_source_and_changed_addresses() {
+        // No magic cookie: bytes 4..20 are the client's 128-bit transaction ID.
+        let mut request = vec![0x00, 0x01, 0x00, 0x08];
+        request.extend_from_slice(&[0xAB; 16]);
+        request.extend_from_slice(&[0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0x06]);
+        let (outcome, reply) = run(&request, rx(Transport::Udp), Some(&full()));
+        assert!(
+            matches!(outcome, Outcome::Reply { from, .. } if from == "192.0.2.2:3479".parse().unwrap())
+        );
+        assert_eq!(reply[4..20], [0xAB; 16]);
+        assert_eq!(
+            address_of(&reply, AttrType::MAPPED_ADDRESS),
+            Some(rx(Transport::Udp).remote)
+        );
+        assert_eq!(
+            address_of(&reply, AttrType::SOURCE_ADDRESS),
+            Some("192.0.2.2:3479".parse().unwrap())
+        );
+        assert_eq!(
+            address_of(&reply, AttrType::CHANGED_ADDRESS),
+            Some("192.0.2.2:3479".parse().unwrap())
+        );
+        assert!(Message::parse(&reply)
+            .unwrap()
+            .get(AttrType::XOR_MAPPED_ADDRESS)
+            .is_none());
+    }
+}
