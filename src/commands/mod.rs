@@ -1,5 +1,7 @@
 //! Glue from a parsed command line to the IO shell and the renderers.
 
+mod server;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
@@ -11,7 +13,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::generate::write_all(&args.out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Server(_) | Command::Login(_) | Command::Call(_) => {
+        Command::Server(args) => server::run(args),
+        Command::Login(_) | Command::Call(_) => {
             anyhow::bail!("not built yet")
         }
     }

@@ -1,0 +1,28 @@
+//! The sans-IO core: state machines over bytes, events and timestamps. Nothing here touches a
+//! socket, a clock or a global RNG; time and randomness come in as arguments.
+
+pub mod binding;
+pub mod events;
+pub mod registry;
+pub mod server;
+pub mod stats;
+pub mod transaction;
+
+use serde::Serialize;
+
+/// The transport a message travelled over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
