@@ -244,6 +244,17 @@ fn check_stun(tool: &Path, server: &Server) {
     let ctx = server.context(&run);
     // stund exits with a NAT-type bit mask (1 for "Open"), never 0: only a timeout is a failure.
     assert!(!run.timed_out, "stun did not finish\n{ctx}");
+    // RFC 3489 attributes are multiples of 4 bytes long (section 11.2.6); stund rejects the whole
+    // message otherwise (`stun ... 1 -v` then prints `ok=0`), though its NAT test ignores that.
+    let complaints: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("problem parsing") || l.starts_with("Bad length"))
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "stund could not parse the answer: {complaints:?}\n{ctx}"
+    );
     let answers = parse_stund_answers(&run.stderr);
     let test1 = answers
         .iter()
