@@ -263,7 +263,13 @@ fn answer_legacy(
         builder.address(AttrType::SOURCE_ADDRESS, &from);
         builder.address(AttrType::CHANGED_ADDRESS, &full.other_address(rx.local));
     }
-    builder.attribute(AttrType::SOFTWARE, SOFTWARE.as_bytes());
+    // RFC 3489 §11.1 has no padding rule: attribute lengths must be multiples of 4, and
+    // Vovida-derived clients (Debian's `stun`) reject the whole answer otherwise. Pad the text
+    // itself with spaces, as RFC 5769's own SOFTWARE example does.
+    builder.attribute_with(AttrType::SOFTWARE, |out| {
+        out.extend_from_slice(SOFTWARE.as_bytes());
+        out.resize(out.len() + (4 - SOFTWARE.len() % 4) % 4, b' ');
+    });
     Outcome::Reply {
         from,
         to,
@@ -579,9 +585,11 @@ mod tests {
             address_of(&reply, AttrType::CHANGED_ADDRESS),
             Some("192.0.2.2:3479".parse().unwrap())
         );
-        assert!(Message::parse(&reply)
-            .unwrap()
-            .get(AttrType::XOR_MAPPED_ADDRESS)
-            .is_none());
+        let message = Message::parse(&reply).unwrap();
+        assert!(message.get(AttrType::XOR_MAPPED_ADDRESS).is_none());
+        assert!(
+            message.attributes().all(|a| a.value.len() % 4 == 0),
+            "RFC 3489 lengths are multiples of 4"
+        );
     }
 }
