@@ -9,6 +9,7 @@ pub mod commands;
 pub mod core;
 pub mod exit;
 pub mod generate;
+pub mod io;
 pub mod wire;
 
 use std::process::ExitCode;

@@ -294,7 +294,7 @@ impl<R: RngCore> ClientSession<R> {
         }
         for tid in timed_out {
             if let Some(pending) = self.pending.remove(&tid) {
-                self.on_timeout(now, pending);
+                self.on_timeout(pending);
             }
         }
         if let State::LoggedIn { next_keepalive } = self.state {
@@ -553,7 +553,7 @@ impl<R: RngCore> ClientSession<R> {
         }
     }
 
-    fn on_timeout(&mut self, _now: Instant, pending: Pending) {
+    fn on_timeout(&mut self, pending: Pending) {
         match pending {
             Pending::Login => self.close(ClientEvent::ServerUnreachable { lost: Lost::Login }),
             Pending::Keepalive => self.close(ClientEvent::ServerUnreachable {
