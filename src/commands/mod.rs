@@ -1,6 +1,9 @@
 //! Glue from a parsed command line to the IO shell and the renderers.
 
+mod call;
+mod login;
 mod server;
+mod session;
 
 use std::process::ExitCode;
 
@@ -14,8 +17,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Server(args) => server::run(args),
-        Command::Login(_) | Command::Call(_) => {
-            anyhow::bail!("not built yet")
-        }
+        Command::Login(args) => login::run(args),
+        Command::Call(args) => call::run(args),
     }
 }

@@ -2,6 +2,7 @@
 //! socket, a clock or a global RNG; time and randomness come in as arguments.
 
 pub mod binding;
+pub mod client;
 pub mod events;
 pub mod registry;
 pub mod server;

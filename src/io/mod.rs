@@ -1,4 +1,5 @@
 //! The IO shell: the only code that touches sockets, clocks, threads and signals.
 
+pub mod client;
 pub mod server;
 pub mod udp_batch;
