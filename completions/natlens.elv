@@ -57,8 +57,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --duration 'Log out and exit after this long (default: hold the session until interrupted)'
             cand --calls 'Exit after answering this many calls'
             cand --json 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -71,8 +71,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it)'
             cand --timeout 'Give up on the call after this long'
             cand --json 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

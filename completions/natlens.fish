@@ -47,22 +47,22 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as' -r
-complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t''
-tcp\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l calls -d 'Exit after answering this many calls' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
-complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID to log in as' -r
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t''
-tcp\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Give up on the call after this long' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'

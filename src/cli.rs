@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// Diagnose NAT routers and connect two hosts behind NATs directly.
 #[derive(Debug, Parser)]
@@ -100,13 +100,8 @@ pub struct ServerArgs {
     pub quiet: bool,
 }
 
-/// Transport used to reach the location server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// Transport used to reach the location server (one type for the CLI and the core).
+pub use crate::core::Transport;
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {

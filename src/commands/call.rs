@@ -31,7 +31,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     } = session::open(&args.session, Some(args.timeout))?;
     let stop = Stop {
         at: None,
-        flag: Some(client::interrupt_flag()?),
+        flag: Some(crate::io::signal::stop_flag()?),
     };
     let mut outcome = None;
     client::run(&mut link, &mut session, stop, |session, event| {

@@ -17,7 +17,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
     } = session::open(&args.session, None)?;
     let stop = Stop {
         at: args.duration.map(|duration| Instant::now() + duration),
-        flag: Some(client::interrupt_flag()?),
+        flag: Some(crate::io::signal::stop_flag()?),
     };
     let mut answered = 0u64;
     let mut ending = None;

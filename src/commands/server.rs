@@ -1,12 +1,12 @@
 //! `natlens server`: binds, then serves until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
 use crate::cli::ServerArgs;
-use crate::io::server::{signal_flags, ServeOptions, Server};
+use crate::io::server::{ServeOptions, Server};
+use crate::io::signal;
 use crate::render::log::ServerLog;
 use crate::wire::natlens::validate_name;
 
@@ -31,10 +31,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
     };
     let mut log = ServerLog::new(args.json, args.quiet);
-    let (stop, stats_now) = signal_flags()?;
+    let (stop, stats_now) = (signal::stop_flag()?, signal::stats_flag()?);
     let mut server = Server::bind(options, &mut log).context("starting the server")?;
-    server.run(&stop, &stats_now, &mut log)?;
-    let _ = stop.load(Ordering::Relaxed);
+    server.run(stop, stats_now, &mut log)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,8 +10,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use crate::cli::{self, SessionArgs};
+use crate::cli::SessionArgs;
 use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost};
+use crate::core::Transport;
 use crate::io::client::Link;
 use crate::wire::natlens::{self, NatFacts, Transports};
 
@@ -32,12 +33,12 @@ pub(crate) fn open(
             args.id
         )
     })?;
-    let transport = core_transport(args.transport);
+    let transport = args.transport;
     let link = Link::connect(args.server, transport).with_context(|| {
         format!(
             "cannot reach {} over {}",
             args.server,
-            transport_name(args.transport)
+            args.transport.as_str()
         )
     })?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
@@ -49,28 +50,14 @@ pub(crate) fn open(
     Ok(Opened { link, session })
 }
 
-pub(crate) fn core_transport(transport: cli::Transport) -> client::Transport {
-    match transport {
-        cli::Transport::Udp => client::Transport::Udp,
-        cli::Transport::Tcp => client::Transport::Tcp,
-    }
-}
-
-pub(crate) fn transport_name(transport: cli::Transport) -> &'static str {
-    match transport {
-        cli::Transport::Udp => "udp",
-        cli::Transport::Tcp => "tcp",
-    }
-}
-
 /// The facts this end states: its observed address once known, the transport it uses. Delta
 /// and predicted ports stay unmeasured until fingerprinting fills them in.
-pub(crate) fn own_facts(transport: cli::Transport, observed: Option<SocketAddr>) -> NatFacts {
+pub(crate) fn own_facts(transport: Transport, observed: Option<SocketAddr>) -> NatFacts {
     NatFacts {
         observed,
         transports: Transports {
-            udp: transport == cli::Transport::Udp,
-            tcp: transport == cli::Transport::Tcp,
+            udp: transport == Transport::Udp,
+            tcp: transport == Transport::Tcp,
         },
         ..NatFacts::default()
     }
@@ -83,7 +70,7 @@ pub(crate) fn failure(
     event: &ClientEvent,
 ) -> Option<anyhow::Error> {
     let server = args.server;
-    let via = transport_name(args.transport);
+    let via = args.transport.as_str();
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
         ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => anyhow!(
@@ -183,7 +170,7 @@ pub(crate) fn event_line(args: &SessionArgs, event: &ClientEvent) -> Option<Stri
             "logged in to {} as {:?} over {}; the server sees you at {observed}{}",
             args.server,
             args.id,
-            transport_name(args.transport),
+            args.transport.as_str(),
             expiry(udp_expiry)
         ),
         ClientEvent::Relogin { observed, .. } => format!(
@@ -234,9 +221,9 @@ mod tests {
         SessionArgs {
             server: "192.0.2.1:3478".parse().unwrap(),
             id: "alice".into(),
-            transport: cli::Transport::Udp,
+            transport: Transport::Udp,
             keepalive: Duration::from_secs(15),
-            output: cli::OutputArgs { json: true },
+            output: crate::cli::OutputArgs { json: true },
         }
     }
 
@@ -256,7 +243,7 @@ mod tests {
         let call = ClientEvent::IncomingCall {
             caller: "bob".into(),
             call_id: 0xAB,
-            facts: own_facts(cli::Transport::Udp, Some(observed)),
+            facts: own_facts(Transport::Udp, Some(observed)),
         };
         assert_eq!(
             event_json(&args, &call),

@@ -11,11 +11,14 @@ pub mod transaction;
 
 use serde::Serialize;
 
-/// The transport a message travelled over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// The transport a message travelled over. Also a command-line value (`--transport udp|tcp`),
+/// so the CLI and the core share one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives.
     Udp,
+    /// One long-lived connection.
     Tcp,
 }
 

@@ -249,34 +249,6 @@ fn drain<R: RngCore>(
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_signal: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Turns the first SIGINT or SIGTERM into a raised flag, so that [`run`] logs out before exiting
-/// (otherwise the server keeps the ID taken until the session expires). A second signal gets
-/// the default action: a stuck logout can still be cut short with another Ctrl-C.
-pub fn interrupt_flag() -> io::Result<&'static AtomicBool> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
-        // sigaction struct is fully initialised (zeroed, then mask emptied) before use.
-        let installed = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as usize;
-            // No SA_RESTART: a blocking read returns EINTR, so the flag is seen at once.
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut())
-        };
-        if installed != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(&INTERRUPTED)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
