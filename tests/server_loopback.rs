@@ -320,3 +320,68 @@ fn a_udp_login_with_keepalives_outlives_the_expiry() {
         "incoming_call"
     );
 }
+
+#[test]
+fn ipv4_and_ipv6_listeners_reflect_their_own_family() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    assert_eq!(server.addrs.len(), 2, "{:?}", server.addrs);
+    for (bind, target) in [
+        ("127.0.0.1:0", server.addrs[0]),
+        ("[::1]:0", server.addrs[1]),
+    ] {
+        let socket = UdpSocket::bind(bind).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket
+            .send_to(&common::binding_request([6; 12]), target)
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let len = socket.recv(&mut buf).unwrap();
+        let message = Message::parse(&buf[..len]).unwrap();
+        let value = message.get(AttrType::XOR_MAPPED_ADDRESS).unwrap().value;
+        let mapped =
+            natlens::wire::attr::decode_xor_address(value, &message.transaction_id()).unwrap();
+        assert_eq!(mapped, socket.local_addr().unwrap());
+    }
+}
+
+#[test]
+fn json_log_is_one_object_per_line_with_event_and_timestamp() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--json"]);
+    let (_bob, _) = Login::start(server.addr(), "ivy", "udp", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(b"not stun at all, just noise", server.addr())
+        .unwrap();
+    assert!(server
+        .wait_for_log("\"drop\"", Duration::from_secs(3))
+        .is_some());
+    let stats = server.stats();
+    let lines = server.log.lock().unwrap().clone();
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    for event in &events {
+        assert!(
+            event["event"].is_string() && event["ts"].is_string(),
+            "{event}"
+        );
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for kind in ["listening", "login", "drop", "stats"] {
+        assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
+    }
+    let login = events.iter().find(|e| e["event"] == "login").unwrap();
+    assert_eq!(
+        (login["id"].as_str(), login["transport"].as_str()),
+        (Some("ivy"), Some("udp"))
+    );
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["sessions_udp"], 1);
+    assert_eq!(stats["counters"]["drops"]["not-stun"], 1);
+}

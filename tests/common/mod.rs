@@ -51,7 +51,7 @@ impl ServerProcess {
                     if let Some(addr) = listening_udp(&line) {
                         addrs.push(addr);
                     }
-                    if line.contains("error") || line.starts_with("natlens:") {
+                    if line.starts_with("natlens:") {
                         panic!("server failed to start: {line}");
                     }
                 }
@@ -96,18 +96,25 @@ impl ServerProcess {
 
     /// Asks for a stats line (SIGUSR1) and returns it.
     pub fn stats(&self) -> String {
-        let before = self.log_lines(" stats ").len();
+        let before = self.stats_lines().len();
         // SAFETY: kill(2) on our own child's PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGUSR1) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            let lines = self.log_lines(" stats ");
+            let lines = self.stats_lines();
             if lines.len() > before {
                 return lines.last().unwrap().clone();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("no stats line after SIGUSR1");
+    }
+
+    /// Stats lines in either log format.
+    fn stats_lines(&self) -> Vec<String> {
+        let mut lines = self.log_lines(" stats ");
+        lines.extend(self.log_lines("\"event\":\"stats\""));
+        lines
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -122,8 +129,14 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Parses `... listening udp 127.0.0.1:1234 ...` (human log format).
+/// Parses `... listening udp 127.0.0.1:1234 ...` (human log) or its NDJSON form.
 fn listening_udp(line: &str) -> Option<SocketAddr> {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        if event["event"] == "listening" && event["transport"] == "udp" {
+            return event["address"].as_str()?.parse().ok();
+        }
+        return None;
+    }
     let rest = line.split(" listening ").nth(1)?.trim_start();
     let rest = rest.strip_prefix("udp ")?;
     rest.split_whitespace().next()?.parse().ok()
