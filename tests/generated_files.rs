@@ -179,3 +179,49 @@ fn write_all_writes_the_rendered_files_and_keeps_hand_written_ones() {
 fn rendering_is_deterministic() {
     assert_eq!(rendered(), rendered());
 }
+
+/// The hand-written protocol page must show the codes the code actually uses.
+#[test]
+fn protocol_page_lists_the_wire_constants() {
+    use natlens::wire::natlens as nl;
+    use natlens::wire::stun::{Class, MessageType};
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/man/natlens-protocol.7"
+    ))
+    .unwrap();
+    let methods = [
+        ("LOGIN", nl::LOGIN),
+        ("KEEPALIVE", nl::KEEPALIVE),
+        ("LOGOUT", nl::LOGOUT),
+        ("CALL", nl::CALL),
+        ("PEER\\-HELLO", nl::PEER_HELLO),
+    ];
+    for (name, method) in methods {
+        let row = format!(
+            "{name}|{:#05X}|{:#06X}|{:#06X}|{:#06X}|",
+            method.0,
+            MessageType::new(method, Class::Request).to_u16(),
+            MessageType::new(method, Class::Success).to_u16(),
+            MessageType::new(method, Class::Error).to_u16()
+        )
+        .replace("0X", "0x");
+        assert!(page.contains(&row), "protocol page lacks the row {row}");
+    }
+    let attributes = [
+        nl::ID,
+        nl::PEER_ID,
+        nl::CALL_ID,
+        nl::SERVER_NAME,
+        nl::VIA,
+        nl::OBSERVED_ADDRESS,
+        nl::TRANSPORTS,
+        nl::DELTA,
+        nl::PREDICTED_PORTS,
+        nl::EXPIRY,
+    ];
+    for attribute in attributes {
+        let code = format!("{:#06X}", attribute.0).replace("0X", "0x");
+        assert!(page.contains(&code), "protocol page lacks attribute {code}");
+    }
+}
