@@ -61,9 +61,7 @@ fn ipv4_udp(payload: &[u8]) -> Vec<u8> {
 fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
     // Magic, version 2.4, zone 0, sigfigs 0, snaplen 65535, LINKTYPE_RAW (101).
     let mut file = Vec::new();
-    for field in [0xA1B2_C3D4u32] {
-        file.extend_from_slice(&field.to_le_bytes());
-    }
+    file.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
     file.extend_from_slice(&2u16.to_le_bytes());
     file.extend_from_slice(&4u16.to_le_bytes());
     for field in [0u32, 0, 65535, 101] {
