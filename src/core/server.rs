@@ -123,6 +123,8 @@ pub struct ServerCore {
     events: VecDeque<Event>,
     scratch: Vec<u8>,
     next_sweep: Instant,
+    /// The latest time any input carried: timestamps for work that has no input of its own.
+    now: Instant,
     rng: SmallRng,
 }
 
@@ -142,6 +144,7 @@ impl ServerCore {
             events: VecDeque::new(),
             scratch: Vec::with_capacity(512),
             next_sweep: now + SWEEP_INTERVAL,
+            now,
             rng: SmallRng::seed_from_u64(seed),
         }
     }
@@ -198,6 +201,7 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> Option<(SocketAddr, SocketAddr)> {
         self.counters.received += 1;
+        self.now = now;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -234,6 +238,7 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> bool {
         self.counters.received += 1;
+        self.now = now;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -303,7 +308,7 @@ impl ServerCore {
         match message.class() {
             Class::Request => self.request(now, route, remote, message, reply),
             Class::Success | Class::Error => {
-                if !self.response(now, route, message) {
+                if !self.response(route, message) {
                     self.dropped(Drop::NotRequest, transport, Some(remote));
                 }
                 false
@@ -746,19 +751,14 @@ impl ServerCore {
     }
 
     /// A response to one of the server's own requests. False when it matches none.
-    fn response(&mut self, now: Instant, route: Route, message: &Message<'_>) -> bool {
+    fn response(&mut self, route: Route, message: &Message<'_>) -> bool {
         let tid = message.transaction_id();
-        let Some(leg) = self.legs.finish(&tid) else {
-            return false;
-        };
-        if leg.route() != route {
-            // Right ID, wrong sender: put it back and ignore the impostor.
-            let retry = Retry::Stream {
-                timeout: DELIVER_TIMEOUT,
-            };
-            self.legs.start(now, tid, Vec::new(), retry, leg);
-            return false;
+        // Right transaction ID from the wrong sender: ignore the impostor, keep waiting.
+        match self.legs.payload(&tid) {
+            Some(leg) if leg.route() == route => {}
+            _ => return false,
         }
+        let leg = self.legs.finish(&tid).expect("just seen");
         match leg {
             Leg::Hello { conn } => self.hello_answered(conn, message),
             Leg::Deliver { call, .. } | Leg::Forward { call, .. } => {
@@ -857,13 +857,14 @@ impl ServerCore {
         if let Some(seen) = self.seen.get_mut(&(pending.origin, pending.origin_tid)) {
             *seen = Seen::Answered {
                 bytes,
-                at: self.next_sweep,
+                at: self.now,
             };
         }
     }
 
     /// Time has passed: retransmit, give up on silent legs, expire sessions, forget old answers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         let mut failed = Vec::new();
         for due in self.legs.poll_due(now) {
             match due {
@@ -902,7 +903,6 @@ impl ServerCore {
                 silent_ms,
             });
         }
-        // `at` records the sweep deadline current when the answer was cached.
         self.seen.retain(|_, seen| match seen {
             Seen::Pending => true,
             Seen::Answered { at, .. } => now.saturating_duration_since(*at) < ANSWER_CACHE,
@@ -911,6 +911,7 @@ impl ServerCore {
 
     /// An outbound federation link to a configured peer is connected: introduce ourselves.
     pub fn peer_connected(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
         let tid = self.fresh_tid();
         let own = self.config.name.clone();
         let ty = MessageType::new(natlens::PEER_HELLO, Class::Request);
