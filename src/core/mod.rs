@@ -3,6 +3,8 @@
 
 pub mod binding;
 pub mod events;
+pub mod fingerprint;
+pub mod nat_model;
 pub mod registry;
 pub mod server;
 pub mod stats;
