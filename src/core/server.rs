@@ -335,12 +335,30 @@ impl ServerCore {
                 reply,
             );
         }
-        match message.method() {
-            natlens::LOGIN => self.login(now, route, remote, message, reply),
-            natlens::KEEPALIVE => self.keepalive(now, route, remote, message, reply),
-            natlens::LOGOUT => self.logout(route, message, reply),
-            natlens::CALL => self.call(now, route, message, reply),
-            natlens::PEER_HELLO => self.peer_hello(route, remote, message, reply),
+        let method = message.method();
+        let session_method =
+            [natlens::LOGIN, natlens::KEEPALIVE, natlens::LOGOUT].contains(&method);
+        let id = match natlens::read_name(message, natlens::ID) {
+            Some(Ok(id)) => Some(id),
+            _ if session_method => {
+                return self.error(
+                    message,
+                    error::BAD_REQUEST,
+                    "Missing or invalid NL-ID",
+                    &[],
+                    reply,
+                )
+            }
+            _ => None,
+        };
+        match (method, id) {
+            (natlens::LOGIN, Some(id)) => self.login(now, route, remote, id, message, reply),
+            (natlens::KEEPALIVE, Some(id)) => {
+                self.keepalive(now, route, remote, id, message, reply)
+            }
+            (natlens::LOGOUT, Some(id)) => self.logout(route, id, message, reply),
+            (natlens::CALL, _) => self.call(now, route, message, reply),
+            (natlens::PEER_HELLO, _) => self.peer_hello(route, remote, message, reply),
             _ => self.error(message, error::BAD_REQUEST, "Unknown method", &[], reply),
         }
     }
@@ -363,18 +381,10 @@ impl ServerCore {
         now: Instant,
         route: Route,
         remote: SocketAddr,
+        id: &str,
         message: &Message<'_>,
         reply: &mut Vec<u8>,
     ) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
         let transport = route.transport();
         if let Route::Tcp { conn } = route {
             if self.links.contains_key(&conn) {
@@ -444,18 +454,10 @@ impl ServerCore {
         now: Instant,
         route: Route,
         remote: SocketAddr,
+        id: &str,
         message: &Message<'_>,
         reply: &mut Vec<u8>,
     ) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
         if self.registry.refresh(now, id, route).is_none() {
             return self.error(
                 message,
@@ -471,16 +473,13 @@ impl ServerCore {
         true
     }
 
-    fn logout(&mut self, route: Route, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
+    fn logout(
+        &mut self,
+        route: Route,
+        id: &str,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         if let Some(session) = self.registry.logout(id, route) {
             self.counters.logouts += 1;
             self.events.push_back(Event::Logout {
