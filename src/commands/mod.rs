@@ -1,5 +1,7 @@
 //! Glue from a parsed command line to the IO shell and the renderers.
 
+mod lab;
+mod lab_demo;
 mod server;
 
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Server(args) => server::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::Login(_) | Command::Call(_) => {
             anyhow::bail!("not built yet")
         }
