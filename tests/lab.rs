@@ -570,3 +570,129 @@ fn demo_shows_each_side_its_public_address() {
     );
     assert!(text.contains("symmetric"), "{text}");
 }
+
+#[test]
+fn stray_tcp_after_a_reset_neither_leaks_nor_takes_a_port() {
+    let Some(lab) = up(LabSpec {
+        nat_a: NatMode::Sequential { delta: 1 },
+        ..LabSpec::default()
+    }) else {
+        return;
+    };
+    // Count what reaches the server from a private address: nothing ever should.
+    let probe = "add table ip probe; \
+        add chain ip probe leak { type filter hook prerouting priority -300; }; \
+        add rule ip probe leak ip saddr { 192.0.2.0/24, 198.51.100.0/24 } counter";
+    assert!(lab
+        .exec(Host::Server, &["nft", probe])
+        .unwrap()
+        .status
+        .success());
+    let listener = lab
+        .in_netns(Host::Server, || TcpListener::bind(v4(SERVER_PRIMARY, 4100)))
+        .unwrap()
+        .unwrap();
+    let stream = lab
+        .in_netns(Host::Lan(Side::A), || {
+            TcpStream::connect(v4(SERVER_PRIMARY, 4100))
+        })
+        .unwrap()
+        .unwrap();
+    let (_accepted, peer) = listener.accept().unwrap();
+    assert_eq!(peer.port(), SEQ_FIRST_PORT);
+
+    lab.reset_nat_state().unwrap();
+    // Mid-flow segments of a flow the router forgot: INVALID with tcp_loose=0, so no new
+    // mapping, and dropped rather than forwarded un-NATed.
+    (&stream).write_all(b"stray data").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let tcp: Vec<_> = lab
+        .conntrack_entries(Side::A)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.proto == "tcp")
+        .collect();
+    assert!(tcp.is_empty(), "a stray segment made a mapping: {tcp:?}");
+    let counter = lab.exec(
+        Host::Server,
+        &["nft", "list", "chain", "ip", "probe", "leak"],
+    );
+    let counter = String::from_utf8(counter.unwrap().stdout).unwrap();
+    assert!(counter.contains("counter packets 0 "), "{counter}");
+    let server = udp(&lab, Host::Server, v4(SERVER_PRIMARY, 4000));
+    let client = udp(&lab, Host::Lan(Side::A), any(0));
+    assert_eq!(
+        seen_by(&server, &client).port(),
+        SEQ_FIRST_PORT,
+        "no port consumed"
+    );
+    // Close with RST so nothing lingers (the RST is invalid too, and dropped).
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+}
+
+/// The child half of `signals_tear_the_lab_down`: does nothing unless that test runs it.
+#[test]
+#[ignore = "helper: run by signals_tear_the_lab_down"]
+fn hold_a_lab_until_killed() {
+    let Some(prefix) = std::env::var_os("NATLENS_LAB_HOLD") else {
+        return;
+    };
+    let lab = Lab::up(LabSpec {
+        prefix: Some(prefix.into_string().unwrap()),
+        delay: Duration::from_millis(5),
+        noise_a: 10.0,
+        ..LabSpec::default()
+    })
+    .unwrap();
+    println!("up {}", lab.prefix());
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[test]
+fn signals_tear_the_lab_down() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    if !lab_available() {
+        return;
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let prefix = teardown::fresh_prefix();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hold_a_lab_until_killed",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("NATLENS_LAB_HOLD", &prefix)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let up = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line == format!("up {prefix}"));
+        assert!(up, "the helper did not bring its lab up");
+        assert_eq!(teardown::namespaces_of(&prefix).len(), 8);
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(128 + signal),
+            "{status:?} {:?}",
+            status.signal()
+        );
+        assert!(
+            teardown::is_gone(&prefix),
+            "signal {signal} left lab {prefix}"
+        );
+    }
+}
