@@ -146,8 +146,19 @@ fn status(args: LabStatusArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if statuses.is_empty() {
+    let debris = match &args.prefix {
+        Some(_) => Vec::new(),
+        None => teardown::debris(),
+    };
+    if statuses.is_empty() && debris.is_empty() {
         writeln!(out, "no natlens labs")?;
+    }
+    for prefix in &debris {
+        let count = teardown::namespaces_of(prefix).len();
+        writeln!(
+            out,
+            "lab {prefix}: {count} namespaces without a state file: `natlens lab down {prefix}`"
+        )?;
     }
     for status in &statuses {
         write!(out, "{}", describe(&status.state))?;

@@ -164,6 +164,14 @@ pub fn read_sysctl(netns: &str, key: &str) -> anyhow::Result<String> {
         .with_context(|| format!("reading {key} in {netns}"))
 }
 
+/// The named namespace the calling thread is in, if it is one of `/run/netns`.
+pub fn current() -> Option<String> {
+    let own = fs::metadata("/proc/thread-self/ns/net").ok()?;
+    list().into_iter().find(|name| {
+        fs::metadata(path(name)).is_ok_and(|ns| ns.dev() == own.dev() && ns.ino() == own.ino())
+    })
+}
+
 /// Processes (other than this one) whose network namespace is `name`.
 ///
 /// The same test `ip netns pids` makes: `/proc/PID/ns/net` and the bind mount are the same

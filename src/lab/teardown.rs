@@ -52,13 +52,29 @@ fn start_signal_thread() {
 
 /// Ends the processes in every namespace of `prefix`, deletes the namespaces and the state
 /// file. Safe to call on a lab half built or already gone.
+///
+/// Only natlens prefixes are accepted, so a typo cannot delete someone else's `foo-…`
+/// namespaces.
 pub fn by_prefix(prefix: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_prefix(prefix),
+        "`{prefix}` is not a natlens lab prefix (`nl` and 6 hex digits)"
+    );
     let names = namespaces_of(prefix);
     netns::end_processes(&names, GRACE);
     let result = netns::delete(&names);
     state::remove(prefix);
     unregister(prefix);
     result
+}
+
+/// Prefixes with namespaces left but no state file: debris of a lab whose process was killed
+/// before it could write one, or whose file was deleted.
+pub fn debris() -> Vec<String> {
+    all_prefixes()
+        .into_iter()
+        .filter(|prefix| !state::path(prefix).exists())
+        .collect()
 }
 
 /// Namespaces named `<prefix>-…`.

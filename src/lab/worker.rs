@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::lab::netns;
 use crate::lab::noise;
 use crate::lab::relay::{Relay, RelayPort};
+use crate::lab::spec::is_prefix;
 
 /// What the worker process prints once its sockets are open.
 pub const READY: &str = "ready";
@@ -41,8 +42,21 @@ pub enum Prepared {
 }
 
 impl Job {
-    /// Opens what the job needs, in the calling thread's namespace.
+    /// Opens what the job needs, in the calling thread's namespace, which must be a lab's.
+    ///
+    /// The check is the last line of defence for the network-safety rule: a relay started in
+    /// the root namespace would bridge real interfaces, and noise would leave the machine.
     pub fn prepare(&self) -> std::io::Result<Prepared> {
+        let inside_lab = netns::current().is_some_and(|name| {
+            name.split_once('-')
+                .is_some_and(|(prefix, _)| is_prefix(prefix))
+        });
+        if !inside_lab {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "lab jobs run only inside a natlens lab namespace",
+            ));
+        }
         Ok(match self {
             Job::Relay { ports } => {
                 let ports: Vec<RelayPort> = ports
@@ -162,6 +176,16 @@ pub fn start_process(exe: &Path, netns: &str, job: &Job) -> anyhow::Result<u32> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_refuse_to_run_outside_a_lab() {
+        let job = Job::Noise {
+            rate: 1.0,
+            target: "203.0.113.10:9".parse().unwrap(),
+        };
+        let err = job.prepare().err().expect("the test runs outside any lab");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    }
 
     #[test]
     fn jobs_round_trip_as_one_argument() {
