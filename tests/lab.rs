@@ -144,8 +144,7 @@ fn cone_preserves_ports_and_filters_by_address_and_port() {
         .unwrap();
     let stream = lab
         .in_netns(Host::Lan(Side::A), || {
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-            socket.bind(&any(50_001).into())?;
+            let socket = reusable_tcp(50_001)?;
             socket.connect(&v4(SERVER_PRIMARY, 4100).into())?;
             Ok::<_, std::io::Error>(TcpStream::from(socket))
         })
@@ -153,6 +152,21 @@ fn cone_preserves_ports_and_filters_by_address_and_port() {
         .unwrap();
     let (_accepted, peer) = listener.accept().unwrap();
     assert_eq!(peer, v4(wan, 50_001));
+    // A stranger's SYN to that mapping is dropped, even with a listener on the port.
+    let _listener = lab
+        .in_netns(Host::Lan(Side::A), || {
+            let listener = reusable_tcp(50_001)?;
+            listener.listen(8)?;
+            Ok::<_, std::io::Error>(listener)
+        })
+        .unwrap()
+        .unwrap();
+    let stranger = lab
+        .in_netns(Host::Lan(Side::B), || {
+            TcpStream::connect_timeout(&v4(wan, 50_001), SILENCE)
+        })
+        .unwrap();
+    assert_eq!(stranger.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
     drop(stream);
 }
 
@@ -190,10 +204,47 @@ fn full_cone_accepts_from_any_address_and_port() {
         .unwrap();
     assert_eq!(recv_from(&public), Some(v4(wan, 50_000)));
 
+    // TCP too: after one outgoing connection from port P, a stranger's SYN to P gets in.
+    let server = lab
+        .in_netns(Host::Server, || TcpListener::bind(v4(SERVER_PRIMARY, 4100)))
+        .unwrap()
+        .unwrap();
+    let (_outgoing, listener) = lab
+        .in_netns(Host::Lan(Side::A), || {
+            let outgoing = reusable_tcp(50_100)?;
+            outgoing.connect(&v4(SERVER_PRIMARY, 4100).into())?;
+            let listener = reusable_tcp(50_100)?;
+            listener.listen(8)?;
+            Ok::<_, std::io::Error>((outgoing, listener))
+        })
+        .unwrap()
+        .unwrap();
+    server.accept().unwrap();
+    let _stranger = lab
+        .in_netns(Host::Public, || {
+            TcpStream::connect_timeout(&v4(wan, 50_100), SILENCE)
+        })
+        .unwrap()
+        .expect("a stranger's TCP connection gets through a full cone");
+    let (_, from) = listener.accept().unwrap();
+    assert_eq!(
+        from.as_socket().unwrap().ip(),
+        std::net::IpAddr::V4(PUBLIC_ADDR)
+    );
+
     // A reset forgets the mapping.
     lab.reset_nat_state().unwrap();
     s2.send_to(b"after reset", v4(wan, 50_000)).unwrap();
     assert_eq!(recv_from(&client), None);
+}
+
+/// A TCP socket bound to `port` with SO_REUSEADDR, so a listener can share the port of an
+/// outgoing connection (as hole punching does).
+fn reusable_tcp(port: u16) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&any(port).into())?;
+    Ok(socket)
 }
 
 #[test]

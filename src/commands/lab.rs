@@ -1,5 +1,6 @@
 //! `natlens lab`: up, down, status, exec, demo, and the hidden worker.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
@@ -130,8 +131,8 @@ struct Status {
     orphaned: bool,
     /// Namespaces of the lab that exist now.
     namespaces: Vec<String>,
-    /// Conntrack entries per router, now.
-    conntrack: Vec<(Host, Option<u64>)>,
+    /// Conntrack entries per router, now (`null` when the router's namespace is gone).
+    conntrack: BTreeMap<Host, Option<u64>>,
 }
 
 fn status(args: LabStatusArgs) -> anyhow::Result<ExitCode> {
