@@ -111,26 +111,27 @@ fn every_generated_page_points_to_the_protocol_page() {
     }
 }
 
+/// Every page is listed in its parent's SUBCOMMANDS: `natlens-lab` in `natlens`,
+/// `natlens-lab-up` in `natlens-lab`.
 #[test]
-fn top_page_lists_every_subcommand() {
+fn parent_pages_list_every_subcommand() {
     let pages = pages();
-    let (_, top) = pages
-        .iter()
-        .find(|(path, _)| path == Path::new("man/natlens.1"))
-        .expect("man/natlens.1 is generated");
-    let subcommands = top
-        .split_once(".SH SUBCOMMANDS\n")
-        .expect("SUBCOMMANDS section")
-        .1;
     for (path, _) in &pages[1..] {
-        let stem = path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .replace('-', "\\-");
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let parent = stem.rsplit_once('-').expect("a subcommand page").0;
+        let parent_path = PathBuf::from(format!("man/{parent}.1"));
+        let (_, parent_page) = pages
+            .iter()
+            .find(|(path, _)| *path == parent_path)
+            .unwrap_or_else(|| panic!("{} is generated", parent_path.display()));
+        let subcommands = parent_page
+            .split_once(".SH SUBCOMMANDS\n")
+            .unwrap_or_else(|| panic!("{parent} has a SUBCOMMANDS section"))
+            .1;
+        let listed = format!("{}(1)", stem.replace('-', "\\-"));
         assert!(
-            subcommands.contains(&format!("{stem}(1)")),
-            "natlens.1 does not list {stem}"
+            subcommands.contains(&listed),
+            "{parent}.1 does not list {stem}"
         );
     }
 }
