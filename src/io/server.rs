@@ -24,6 +24,7 @@ use crate::core::registry::{ConnId, Route};
 use crate::core::server::{ServerConfig, ServerCore};
 use crate::core::stats::{Counters, Drop};
 use crate::core::Transport;
+use crate::io::coalesce::Coalescer;
 use crate::io::udp_batch::{RecvBatch, SendBatch};
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::DecodeError;
@@ -131,6 +132,7 @@ pub struct Server {
     peers: Vec<PeerDial>,
     options: ServeOptions,
     recv: RecvBatch,
+    coalescer: Coalescer,
     reply: Vec<u8>,
     read_buf: Vec<u8>,
     next_housekeeping: Instant,
@@ -204,6 +206,7 @@ impl Server {
             open_conns: 0,
             peers,
             recv: RecvBatch::new(options.max_message + 1),
+            coalescer: Coalescer::new(now),
             reply: Vec::with_capacity(512),
             read_buf: vec![0; READ_CHUNK],
             next_housekeeping: now,
@@ -228,6 +231,9 @@ impl Server {
     ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !stop.load(Ordering::Relaxed) {
+            if let Some(wait) = self.coalescer.wait() {
+                std::thread::sleep(wait);
+            }
             let timeout = self.poll_timeout(Instant::now());
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -320,6 +326,7 @@ impl Server {
                     continue;
                 }
             };
+            self.coalescer.record(now, count);
             for i in 0..count {
                 let (bytes, from) = self.recv.get(i);
                 let Some(from) = from else { continue };
