@@ -2,6 +2,7 @@
 
 mod call;
 mod login;
+mod nat;
 mod server;
 mod session;
 
@@ -19,5 +20,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => server::run(args),
         Command::Login(args) => login::run(args),
         Command::Call(args) => call::run(args),
+        Command::Nat(args) => nat::run(args),
     }
 }
