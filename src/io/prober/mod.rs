@@ -136,7 +136,11 @@ pub fn fingerprint(
         return Ok(fingerprint);
     }
     let discovery = Discovery::from_observation(&fingerprint.observations[0]);
-    let plan = plan::make_plan(transport, &options.config, &discovery);
+    let mut plan = plan::make_plan(transport, &options.config, &discovery);
+    // Destinations other than the named server come from its answers (OTHER-ADDRESS, the
+    // reflected public address): a broken or hostile server must not aim probes at a
+    // broadcast or multicast group.
+    plan.probes.retain(|p| sendable(p.to, options.server));
     let planned = 1 + plan.probes.len();
     let rest = shell.run(&plan.probes, gate, &mut |done| report(1 + done, planned))?;
     fingerprint.observations.extend(rest.observations);
@@ -164,6 +168,16 @@ trait Shell {
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran>;
+}
+
+/// True for a unicast address with a port, of the server's family: the only kind of
+/// destination a server's answer may point a probe at.
+pub fn sendable(to: SocketAddr, server: SocketAddr) -> bool {
+    let unicast = match to.ip() {
+        IpAddr::V4(ip) => !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast(),
+        IpAddr::V6(ip) => !ip.is_unspecified() && !ip.is_multicast(),
+    };
+    unicast && to.port() != 0 && to.is_ipv4() == server.is_ipv4()
 }
 
 /// The source IP the kernel routes toward `server`: connecting a UDP socket picks it without
@@ -263,6 +277,26 @@ mod tests {
         let message = Message::parse(&asking).unwrap();
         let value = message.get(AttrType::CHANGE_REQUEST).unwrap().value;
         assert_eq!(ChangeRequest::decode(value).unwrap(), change);
+    }
+
+    #[test]
+    fn answers_cannot_aim_probes_at_groups_or_other_families() {
+        let server: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let ok = |to: &str| sendable(to.parse().unwrap(), server);
+        assert!(ok("192.0.2.2:3479"));
+        assert!(ok("198.51.100.7:40000"));
+        for bad in [
+            "0.0.0.0:3478",
+            "255.255.255.255:3478",
+            "224.0.0.1:3478",
+            "192.0.2.2:0",
+            "[2001:db8::1]:3478",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        let v6: SocketAddr = "[2001:db8::1]:3478".parse().unwrap();
+        assert!(sendable("[2001:db8::2]:3479".parse().unwrap(), v6));
+        assert!(!sendable("[ff02::1]:3479".parse().unwrap(), v6));
     }
 
     #[test]

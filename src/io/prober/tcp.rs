@@ -186,8 +186,7 @@ impl TcpShell {
         };
         while let Ok((mut stream, peer)) = listener.accept() {
             let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-            self.next_token += 1;
-            let token = Token(self.next_token);
+            let token = self.token();
             if self
                 .poll
                 .registry()
@@ -363,27 +362,21 @@ impl Step<'_> {
     }
 }
 
-impl Shell for TcpShell {
-    fn run(
-        &mut self,
-        probes: &[Probe],
-        gate: &Gate,
-        done: &mut dyn FnMut(usize),
-    ) -> io::Result<Ran> {
+impl TcpShell {
+    /// Binds every socket of the step (and the hairpin listener) before anything is sent.
+    fn open_step<'a>(&mut self, probes: &'a [Probe]) -> io::Result<Step<'a>> {
         let mut conns = Vec::with_capacity(probes.len());
-        let mut observations = Vec::with_capacity(probes.len());
+        let mut locals = Vec::with_capacity(probes.len());
         for probe in probes {
             let socket = self.prepare(probe)?;
-            let local = socket.local_addr()?.as_socket().expect("an IP socket");
-            observations.push(probe.observe(Transport::Tcp, local, Instant::now()));
+            locals.push(socket.local_addr()?.as_socket().expect("an IP socket"));
             conns.push(Conn::Ready(socket));
         }
         let mut listener = self.listen(probes)?;
-        let mut slots = HashMap::new();
         let tokens: Vec<Token> = (0..probes.len()).map(|_| self.token()).collect();
-        for (i, token) in tokens.iter().enumerate() {
-            slots.insert(*token, Slot::Probe(i));
-        }
+        let mut slots: HashMap<Token, Slot> = (tokens.iter().copied())
+            .zip((0..probes.len()).map(Slot::Probe))
+            .collect();
         if let Some(listener) = &mut listener {
             let token = self.token();
             self.poll
@@ -392,10 +385,10 @@ impl Shell for TcpShell {
             slots.insert(token, Slot::Listener);
         }
         let start = Instant::now();
-        for (observation, probe) in observations.iter_mut().zip(probes) {
-            observation.sent_at = start + probe.at;
-        }
-        let mut step = Step {
+        let observations = (probes.iter().zip(locals))
+            .map(|(p, local)| p.observe(Transport::Tcp, local, start + p.at))
+            .collect();
+        Ok(Step {
             probes,
             tids: transaction_ids(probes.len()),
             observations,
@@ -406,9 +399,20 @@ impl Shell for TcpShell {
             listener,
             accepted: Vec::new(),
             refused: false,
-        };
+        })
+    }
+}
+
+impl Shell for TcpShell {
+    fn run(
+        &mut self,
+        probes: &[Probe],
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        let mut step = self.open_step(probes)?;
         let mut events = Events::with_capacity(64);
-        let mut last_sent_at = start;
+        let mut last_sent_at = Instant::now();
         loop {
             let now = Instant::now();
             if let Some(sent) = self.connect_due(&mut step, now, gate) {
@@ -418,12 +422,8 @@ impl Shell for TcpShell {
             if step.schedule.finished(now) {
                 break;
             }
-            wait(
-                &mut self.poll,
-                &mut events,
-                now,
-                step.schedule.next_wake(now),
-            )?;
+            let wake = step.schedule.next_wake(now);
+            wait(&mut self.poll, &mut events, now, wake)?;
             for event in events.iter() {
                 match step.slots.get(&event.token()).copied() {
                     Some(Slot::Probe(i)) => step.on_probe(i),
