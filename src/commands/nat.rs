@@ -121,3 +121,48 @@ fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
         writeln!(out, "{}", render::narrative(report))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+
+    /// The keys the JSON OUTPUT section of `natlens nat --help` documents.
+    fn documented_keys() -> BTreeSet<String> {
+        let cli = crate::cli::Cli::command();
+        let nat = cli.find_subcommand("nat").expect("a nat subcommand");
+        let help = nat.get_after_long_help().expect("JSON OUTPUT").to_string();
+        help.lines()
+            .filter_map(|line| line.strip_prefix("  "))
+            .filter_map(|entry| entry.split_once("  ").map(|(keys, _)| keys))
+            .flat_map(|keys| keys.split(", ").map(str::to_owned))
+            .collect()
+    }
+
+    /// Key paths of a report: top-level keys, a transport's keys, and for its objects
+    /// (`allocation`, `prediction`) their keys instead.
+    fn key_paths(report: &serde_json::Value) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        let object = report.as_object().unwrap();
+        keys.extend(object.keys().cloned());
+        for (key, value) in report["udp"].as_object().unwrap() {
+            match value.as_object() {
+                Some(children) => keys.extend(children.keys().map(|c| format!("{key}.{c}"))),
+                None => {
+                    keys.insert(key.clone());
+                }
+            }
+        }
+        keys
+    }
+
+    /// The man page documents exactly the keys the report serialises (the core's golden report).
+    #[test]
+    fn json_output_section_matches_the_report() {
+        let golden = include_str!("../core/fingerprint/testdata/report.json");
+        let report: serde_json::Value = serde_json::from_str(golden).unwrap();
+        assert_eq!(report["schema_version"], fingerprint::SCHEMA_VERSION);
+        assert_eq!(documented_keys(), key_paths(&report));
+    }
+}
