@@ -179,7 +179,7 @@ fn nothing_listening_fails_over_both_transports() {
 
 #[test]
 fn a_server_answering_only_udp_gives_a_udp_report_and_a_warning() {
-    let responder = UdpResponder::start();
+    let responder = Responder::start(false);
     let addr = responder.addr;
     let run = nat(&["--server", &addr.to_string(), "--json"]);
     assert!(run.status.success(), "{}", run.stderr);
@@ -194,6 +194,24 @@ fn a_server_answering_only_udp_gives_a_udp_report_and_a_warning() {
     assert_no_nat(&report["udp"], Mode::Basic, Transport::Udp);
     assert_eq!(report["tcp"]["public_address"], Value::Null);
     assert_eq!(report["tcp"]["allocation"]["pattern"], Value::Null);
+}
+
+#[test]
+fn a_tcp_server_that_closes_after_answering_still_counts() {
+    let responder = Responder::start(true);
+    let run = nat(&[
+        "--server",
+        &responder.addr.to_string(),
+        "-t",
+        "tcp",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.json();
+    let tcp = &report["tcp"];
+    assert_eq!(tcp["behind_nat"], false, "{tcp:#}");
+    assert_eq!(tcp["allocation"]["answered"], 8, "{tcp:#}");
+    assert_eq!(tcp["allocation"]["pattern"], "preserving", "{tcp:#}");
 }
 
 #[test]
@@ -528,35 +546,69 @@ impl Drop for Server {
     }
 }
 
-/// A Binding server on UDP only (nothing listens on its TCP port), answering from a thread
-/// with natlens's own responder.
-struct UdpResponder {
+/// A minimal Binding server answering from threads with natlens's own responder: over UDP, and
+/// over TCP when asked, where it closes each connection right after its answer (as some servers
+/// do). Without TCP nothing listens on its TCP port, so a TCP connect is refused.
+struct Responder {
     addr: SocketAddr,
 }
 
-impl UdpResponder {
-    fn start() -> UdpResponder {
-        // Nothing listens on the same TCP port, so a TCP connect is refused.
-        let socket = UdpSocket::bind((PRIMARY_IP, 0)).expect("bind the UDP responder");
+impl Responder {
+    fn start(tcp: bool) -> Responder {
+        let (socket, listener) = loop {
+            let socket = UdpSocket::bind((PRIMARY_IP, 0)).expect("bind the UDP responder");
+            if !tcp {
+                break (socket, None);
+            }
+            // The same port over TCP; taken now and then, so try another.
+            if let Ok(listener) = TcpListener::bind(socket.local_addr().unwrap()) {
+                break (socket, Some(listener));
+            }
+        };
         let addr = socket.local_addr().unwrap();
         thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            let mut out = Vec::new();
             while let Ok((len, from)) = socket.recv_from(&mut buf) {
-                let Ok(message) = Message::parse(&buf[..len]) else {
-                    continue;
-                };
-                let rx = Received {
-                    transport: Transport::Udp,
-                    local: addr,
-                    remote: from,
-                };
-                if let Outcome::Reply { to, .. } = binding::answer(&message, rx, None, &mut out) {
-                    let _ = socket.send_to(&out, to);
+                if let Some(answer) = answer(&buf[..len], Transport::Udp, addr, from) {
+                    let _ = socket.send_to(&answer, from);
                 }
             }
         });
-        UdpResponder { addr }
+        if let Some(listener) = listener {
+            thread::spawn(move || {
+                for mut stream in listener.incoming().map_while(Result::ok) {
+                    let from = stream.peer_addr().unwrap();
+                    let mut request = [0u8; 28];
+                    // natlens's request: a 20-byte header and an 8-byte FINGERPRINT.
+                    if stream.read_exact(&mut request).is_ok() {
+                        if let Some(answer) = answer(&request, Transport::Tcp, addr, from) {
+                            let _ = stream.write_all(&answer);
+                        }
+                    }
+                }
+            });
+        }
+        Responder { addr }
+    }
+}
+
+/// natlens's Binding answer to `request`, if it gives one.
+fn answer(
+    request: &[u8],
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<Vec<u8>> {
+    let message = Message::parse(request).ok()?;
+    let rx = Received {
+        transport,
+        local,
+        remote,
+    };
+    let mut out = Vec::new();
+    match binding::answer(&message, rx, None, &mut out) {
+        Outcome::Reply { .. } => Some(out),
+        Outcome::Drop(_) => None,
     }
 }
 

@@ -297,14 +297,16 @@ impl Step<'_> {
         mut buffer: Vec<u8>,
         at: Instant,
     ) -> Conn {
-        if let Err(err) = read_into(&mut stream, &mut buffer) {
-            self.fail(i, &err);
-            return Conn::Done(Some(stream));
-        }
-        let message = match first_frame(&buffer) {
-            Ok(Some(message)) => message,
-            Ok(None) => return Conn::Open(stream, buffer),
-            Err(()) => {
+        // A server may answer and close at once: the answer read before the end still counts.
+        let read = read_into(&mut stream, &mut buffer);
+        let message = match (first_frame(&buffer), read) {
+            (Ok(Some(message)), _) => message,
+            (Ok(None), Ok(())) => return Conn::Open(stream, buffer),
+            (Ok(None), Err(err)) => {
+                self.fail(i, &err);
+                return Conn::Done(Some(stream));
+            }
+            (Err(()), _) => {
                 self.schedule.settle(i);
                 return Conn::Done(Some(stream));
             }
