@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a location server and hold the session, answering calls with this end''s facts')
             [CompletionResult]::new('call', 'call', [CompletionResultType]::ParameterValue, 'Log in, call another logged-in ID through the server and print the facts exchanged')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build a NAT lab of network namespaces on this machine (needs root) and work in it')
+            [CompletionResult]::new('nat', 'nat', [CompletionResultType]::ParameterValue, 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -179,11 +180,27 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
         'natlens;lab;help;help' {
             break
         }
+        'natlens;nat' {
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time')
+            [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time')
+            [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT')
+            [CompletionResult]::new('--preset-delta', '--preset-delta', [CompletionResultType]::ParameterName, 'D of the preset-delta rule (the next flow gets the first sample''s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'natlens;help' {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run a location server: STUN Binding reflection, logins, call relay, federation')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a location server and hold the session, answering calls with this end''s facts')
             [CompletionResult]::new('call', 'call', [CompletionResultType]::ParameterValue, 'Log in, call another logged-in ID through the server and print the facts exchanged')
             [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build a NAT lab of network namespaces on this machine (needs root) and work in it')
+            [CompletionResult]::new('nat', 'nat', [CompletionResultType]::ParameterValue, 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -217,6 +234,9 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;help;lab;demo' {
+            break
+        }
+        'natlens;help;nat' {
             break
         }
         'natlens;help;help' {

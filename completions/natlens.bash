@@ -28,6 +28,9 @@ _natlens() {
             natlens,login)
                 cmd="natlens__subcmd__login"
                 ;;
+            natlens,nat)
+                cmd="natlens__subcmd__nat"
+                ;;
             natlens,server)
                 cmd="natlens__subcmd__server"
                 ;;
@@ -42,6 +45,9 @@ _natlens() {
                 ;;
             natlens__subcmd__help,login)
                 cmd="natlens__subcmd__help__subcmd__login"
+                ;;
+            natlens__subcmd__help,nat)
+                cmd="natlens__subcmd__help__subcmd__nat"
                 ;;
             natlens__subcmd__help,server)
                 cmd="natlens__subcmd__help__subcmd__server"
@@ -104,7 +110,7 @@ _natlens() {
 
     case "${cmd}" in
         natlens)
-            opts="-h -V --help --version server login call lab help"
+            opts="-h -V --help --version server login call lab nat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,7 +166,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__help)
-            opts="server login call lab help"
+            opts="server login call lab nat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -286,6 +292,20 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        natlens__subcmd__help__subcmd__nat)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -591,6 +611,48 @@ _natlens() {
                     return 0
                     ;;
                 --calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        natlens__subcmd__nat)
+            opts="-s -t -h -V --server --transport --samples --preset-delta --json --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --transport)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preset-delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,6 +26,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand login 'Log in to a location server and hold the session, answering calls with this end''s facts'
             cand call 'Log in, call another logged-in ID through the server and print the facts exchanged'
             cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+            cand nat 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;server'= {
@@ -159,11 +160,26 @@ set edit:completion:arg-completer[natlens] = {|@words|
         }
         &'natlens;lab;help;help'= {
         }
+        &'natlens;nat'= {
+            cand -s 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering'
+            cand --server 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering'
+            cand -t 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time'
+            cand --transport 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time'
+            cand --samples 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT'
+            cand --preset-delta 'D of the preset-delta rule (the next flow gets the first sample''s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way'
+            cand --timeout 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs'
+            cand --json 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'natlens;help'= {
             cand server 'Run a location server: STUN Binding reflection, logins, call relay, federation'
             cand login 'Log in to a location server and hold the session, answering calls with this end''s facts'
             cand call 'Log in, call another logged-in ID through the server and print the facts exchanged'
             cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+            cand nat 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;help;server'= {
@@ -188,6 +204,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;help;lab;exec'= {
         }
         &'natlens;help;lab;demo'= {
+        }
+        &'natlens;help;nat'= {
         }
         &'natlens;help;help'= {
         }

@@ -30,6 +30,7 @@ complete -c natlens -n "__fish_natlens_needs_command" -f -a "server" -d 'Run a l
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l listen -d 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports' -r
@@ -109,11 +110,22 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "demo" -d 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s s -l server -d 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s t -l transport -d 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time' -r -f -a "udp\t'UDP only'
+tcp\t'TCP only'
+both\t'UDP and TCP at the same time'"
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l samples -d 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l preset-delta -d 'D of the preset-delta rule (the next flow gets the first sample\'s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l timeout -d 'How long to wait for the server\'s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l json -d 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'

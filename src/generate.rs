@@ -52,7 +52,7 @@ const EXIT_CODES: [(u8, &str); 3] = [
     (exit::OK, "Success."),
     (
         exit::FAILURE,
-        "A runtime failure: network error, refused login, call not answered.",
+        "A runtime failure: network error, no STUN answer, refused login, call not answered.",
     ),
     (
         exit::USAGE,
@@ -160,8 +160,9 @@ fn render_page(cmd: &clap::Command, all_pages: &[String]) -> anyhow::Result<Vec<
     if has_visible_subcommands(cmd) {
         section(&|w| man.render_subcommands_section(w))?;
     }
-    if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
-        section(&|w| man.render_extra_section(w))?;
+    if let Some(extra) = cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
+        let extra = extra.to_string();
+        section(&|w| extra_sections(&extra).to_writer(w))?;
     }
     section(&|w| exit_status_section().to_writer(w))?;
     if cmd.get_version().is_some() {
@@ -205,6 +206,38 @@ fn has_visible_arguments(cmd: &clap::Command) -> bool {
 
 fn has_visible_subcommands(cmd: &clap::Command) -> bool {
     cmd.get_subcommands().any(|sub| !sub.is_hide_set())
+}
+
+/// Man sections from a command's `after_long_help`, which is written to read well in `--help`
+/// too: a line without lowercase letters starts a section (`JSON OUTPUT`), a line indented by
+/// two spaces is a `key  meaning` entry, anything else is running text.
+///
+/// clap_mangen's own rendering would put it all in one paragraph under the heading EXTRA.
+fn extra_sections(text: &str) -> Roff {
+    let mut roff = Roff::new();
+    let mut in_list = false;
+    for line in text.lines() {
+        if let Some(entry) = line.strip_prefix("  ") {
+            let (key, meaning) = entry.split_once("  ").unwrap_or((entry, ""));
+            roff.control("TP", []);
+            roff.text([bold(key.trim())]);
+            roff.text([roman(meaning.trim())]);
+            in_list = true;
+        } else if line.trim().is_empty() {
+            roff.control("PP", []);
+            in_list = false;
+        } else if !line.chars().any(char::is_lowercase) {
+            roff.control("SH", [line.trim()]);
+            in_list = false;
+        } else {
+            if in_list {
+                roff.control("PP", []);
+                in_list = false;
+            }
+            roff.text([roman(line)]);
+        }
+    }
+    roff
 }
 
 /// EXIT STATUS: each code from [`EXIT_CODES`], then the one exception scripts may trip over.
@@ -350,8 +383,25 @@ mod tests {
                 "natlens-lab-status",
                 "natlens-lab-exec",
                 "natlens-lab-demo",
+                "natlens-nat",
             ]
         );
+    }
+
+    #[test]
+    fn after_long_help_becomes_man_sections() {
+        let roff =
+            extra_sections("JSON OUTPUT\nSome text.\n\n  key  What it means.\nMore.").render();
+        for needle in [
+            ".SH \"JSON OUTPUT\"",
+            "Some text.",
+            ".PP",
+            ".TP",
+            "\\fBkey\\fR",
+        ] {
+            assert!(roff.contains(needle), "{needle:?} missing from\n{roff}");
+        }
+        assert!(roff.ends_with(".PP\nMore.\n"), "{roff}");
     }
 
     #[test]

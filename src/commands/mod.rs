@@ -4,6 +4,7 @@ mod call;
 mod lab;
 mod lab_demo;
 mod login;
+mod nat;
 mod server;
 mod session;
 
@@ -22,5 +23,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => login::run(args),
         Command::Call(args) => call::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Nat(args) => nat::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod coalesce;
+pub mod prober;
 pub mod server;
 pub mod signal;
 pub mod udp_batch;

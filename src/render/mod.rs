@@ -1,3 +1,5 @@
 //! Everything that writes for people or pipelines: logs, tables, progress, JSON.
 
 pub mod log;
+pub mod nat;
+pub mod progress;

@@ -153,13 +153,14 @@ pub struct Plan {
     pub deadline: Duration,
 }
 
-/// How long one attempt waits: a round trip plus [`FILTER_WAIT`], plus one SYN retransmission
-/// over TCP.
+/// How long one attempt waits: a round trip plus [`FILTER_WAIT`]; over TCP one more round trip
+/// for the handshake before the request can go (the RTT is a request/answer round trip on both
+/// transports) and one SYN retransmission.
 pub fn attempt_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
     let rtt = rtt.unwrap_or(DEFAULT_RTT).min(MAX_RTT);
     match transport {
         Transport::Udp => rtt + FILTER_WAIT,
-        Transport::Tcp => rtt + FILTER_WAIT + TCP_SYN_RTO,
+        Transport::Tcp => 2 * rtt + FILTER_WAIT + TCP_SYN_RTO,
     }
 }
 
@@ -404,7 +405,8 @@ mod tests {
                 deadline_ms: 1400,
             },
             Case {
-                // TCP: no CHANGE-REQUEST; one connect per probe, waiting out one SYN RTO.
+                // TCP: no CHANGE-REQUEST; one connect per probe, waiting out the handshake and
+                // one SYN RTO (2 × 50 + 100 + 1000 ms).
                 name: "tcp full mode",
                 transport: Transport::Tcp,
                 discovery: discovery(true, true, Some(50)),
@@ -414,13 +416,13 @@ mod tests {
                     (Mapping, false, AltIp, NO, 0, 1),
                     (Mapping, false, AltBoth, NO, 0, 1),
                     (Hairpin, true, OwnPublic, NO, 0, 1),
-                    (Sample(0), true, Primary, NO, 1150, 1),
-                    (Sample(1), true, Primary, NO, 1150, 1),
-                    (Sample(2), true, Primary, NO, 1150, 1),
-                    (Sample(3), true, Primary, NO, 2300, 1),
-                    (Sample(4), true, Primary, NO, 2300, 1),
+                    (Sample(0), true, Primary, NO, 1200, 1),
+                    (Sample(1), true, Primary, NO, 1200, 1),
+                    (Sample(2), true, Primary, NO, 1200, 1),
+                    (Sample(3), true, Primary, NO, 2400, 1),
+                    (Sample(4), true, Primary, NO, 2400, 1),
                 ],
-                deadline_ms: 3450,
+                deadline_ms: 3600,
             },
             Case {
                 // Discovery unanswered: no public address, no RTT; samples clamp to 2.
@@ -485,8 +487,8 @@ mod tests {
         // A silent attempt is only declared lost after its answer could have come back.
         assert!(attempt_wait(Transport::Udp, Some(MAX_RTT)) > MAX_RTT);
         assert!(attempt_wait(Transport::Udp, Some(Duration::ZERO)) >= FILTER_WAIT);
-        // A TCP probe outlives one SYN retransmission and its answer.
-        assert!(attempt_wait(Transport::Tcp, Some(MAX_RTT)) > TCP_SYN_RTO + MAX_RTT);
+        // A TCP probe outlives one SYN retransmission, the handshake and its answer.
+        assert!(attempt_wait(Transport::Tcp, Some(MAX_RTT)) > TCP_SYN_RTO + 2 * MAX_RTT);
         // The guess before measuring lies inside the clamp.
         assert!(DEFAULT_RTT <= MAX_RTT);
         // Filtering silence gets more attempts than ordinary loss.

@@ -1,0 +1,309 @@
+//! The IO shell of the NAT fingerprint: runs the sans-IO plan of [`crate::core::fingerprint`]
+//! with real sockets and fills in its observations. No verdict is made here.
+//!
+//! One [`fingerprint`] call probes one transport, in the two steps the core prescribes: the
+//! discovery probe, then the [`Plan`] sized from its answer. Each step is one poll loop (mio)
+//! over all of its sockets, driven by a [`schedule::Schedule`]: every attempt goes out at its
+//! planned time, a probe is settled by its answer (matched by transaction ID) or given up at its
+//! `gives_up_at`, and the loop ends when every probe is settled or the plan's deadline passes.
+//! Every socket of a step is opened before its first packet, so the sample sockets exist before
+//! the first burst and nothing new is opened between the samples.
+//!
+//! UDP and TCP run on two threads at once. They share a [`Gate`]: whoever sends holds it for all
+//! the packets due at that moment, so one transport's burst is never split by the other's new
+//! flows (a sequential NAT usually draws UDP and TCP ports from one counter, LAB-NOTES).
+//!
+//! Everything sent goes to the addresses in the plan: the server the user named, the alternate
+//! addresses it reported, and this host's own public address (the hairpin test).
+
+mod schedule;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::core::fingerprint::plan::{self, Discovery, Plan, PlanConfig, Probe};
+use crate::core::fingerprint::Observation;
+use crate::core::Transport;
+use crate::wire::attr::{AttrType, ChangeRequest};
+use crate::wire::stun::{Class, MessageType, Method, TransactionId};
+use crate::wire::MessageBuilder;
+
+/// Serialises the moments either transport opens flows (see the module doc).
+pub type Gate = Mutex<()>;
+
+/// How far a fingerprint has got, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub transport: Transport,
+    /// Probes answered or given up.
+    pub done: usize,
+    /// Probes planned so far (the discovery probe alone until its answer sizes the plan).
+    pub planned: usize,
+}
+
+/// What the shell needs to know for one fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub server: SocketAddr,
+    pub config: PlanConfig,
+    /// How long the discovery probe waits for the server's first answer.
+    pub discovery_timeout: Duration,
+}
+
+/// One transport's finished fingerprint: every observation, discovery first.
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    pub transport: Transport,
+    pub observations: Vec<Observation>,
+    /// `None` when the discovery probe went unanswered (nothing else was sent then).
+    pub plan: Option<Plan>,
+    /// The TCP connection to the server was refused (RST): nothing listens there.
+    pub refused: bool,
+    /// When the last probe of the run was sent (the last sample, when there is a plan).
+    pub last_sent_at: Instant,
+}
+
+impl Fingerprint {
+    /// True when the server answered the discovery probe.
+    pub fn answered(&self) -> bool {
+        self.observations
+            .first()
+            .is_some_and(|o| o.answer.is_some())
+    }
+}
+
+/// The discovery probe, retransmitted at the plan's interval until `timeout` has passed: the
+/// core's two attempts suit a plan whose server is known to answer, while deciding that no
+/// server is there deserves the user's whole patience. TCP makes one connection that may wait
+/// the whole time, since the kernel retransmits its SYN.
+pub fn discovery_probe(transport: Transport, server: SocketAddr, timeout: Duration) -> Probe {
+    let probe = plan::discovery_probe(transport, server);
+    match transport {
+        Transport::Udp => {
+            let rounds = (timeout.as_secs_f64() / probe.wait.as_secs_f64()).round();
+            let attempts = rounds.clamp(1.0, f64::from(u8::MAX)) as u8;
+            // Rounded up, so that the last attempt waits out the whole timeout.
+            let nanos = timeout.as_nanos().div_ceil(u128::from(attempts));
+            Probe {
+                attempts,
+                wait: Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+                ..probe
+            }
+        }
+        Transport::Tcp => Probe {
+            attempts: 1,
+            wait: timeout,
+            ..probe
+        },
+    }
+}
+
+/// Fingerprints one transport: discovery, then the plan its answer sizes.
+pub fn fingerprint(
+    transport: Transport,
+    options: &Options,
+    gate: &Gate,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> io::Result<Fingerprint> {
+    let local_ip = local_ip_toward(options.server)?;
+    let mut shell: Box<dyn Shell> = match transport {
+        Transport::Udp => Box::new(udp::UdpShell::new(local_ip)?),
+        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip)?),
+    };
+    let report = |done, planned| {
+        progress(Progress {
+            transport,
+            done,
+            planned,
+        })
+    };
+    let discovery = discovery_probe(transport, options.server, options.discovery_timeout);
+    let first = shell.run(&[discovery], gate, &mut |done| report(done, 1))?;
+    let mut fingerprint = Fingerprint {
+        transport,
+        observations: first.observations,
+        plan: None,
+        refused: first.refused,
+        last_sent_at: first.last_sent_at,
+    };
+    if !fingerprint.answered() {
+        return Ok(fingerprint);
+    }
+    let discovery = Discovery::from_observation(&fingerprint.observations[0]);
+    let mut plan = plan::make_plan(transport, &options.config, &discovery);
+    // Destinations other than the named server come from its answers (OTHER-ADDRESS, the
+    // reflected public address): a broken or hostile server must not aim probes at a
+    // broadcast or multicast group.
+    plan.probes.retain(|p| sendable(p.to, options.server));
+    let planned = 1 + plan.probes.len();
+    let rest = shell.run(&plan.probes, gate, &mut |done| report(1 + done, planned))?;
+    fingerprint.observations.extend(rest.observations);
+    fingerprint.last_sent_at = rest.last_sent_at;
+    fingerprint.plan = Some(plan);
+    Ok(fingerprint)
+}
+
+/// What one step of a fingerprint produced.
+struct Ran {
+    /// One per probe, in plan order.
+    observations: Vec<Observation>,
+    /// The first probe's connection was refused (TCP).
+    refused: bool,
+    last_sent_at: Instant,
+}
+
+/// A transport's sockets: runs one step's probes and keeps its sockets open for the next step
+/// (the mapping socket is reused) and until it is dropped (so that the NAT keeps every mapping
+/// while the fingerprint lasts).
+trait Shell {
+    fn run(
+        &mut self,
+        probes: &[Probe],
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran>;
+}
+
+/// True for a unicast address with a port, of the server's family: the only kind of
+/// destination a server's answer may point a probe at.
+pub fn sendable(to: SocketAddr, server: SocketAddr) -> bool {
+    let unicast = match to.ip() {
+        IpAddr::V4(ip) => !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast(),
+        IpAddr::V6(ip) => !ip.is_unspecified() && !ip.is_multicast(),
+    };
+    unicast && to.port() != 0 && to.is_ipv4() == server.is_ipv4()
+}
+
+/// The source IP the kernel routes toward `server`: connecting a UDP socket picks it without
+/// sending anything. Probe sockets bind to it, so that their local address is the real one (the
+/// classifier compares it with the public address) rather than the wildcard.
+pub fn local_ip_toward(server: SocketAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(any)?;
+    socket.connect(server)?;
+    Ok(socket.local_addr()?.ip())
+}
+
+/// A random transaction ID for each probe; retransmissions reuse it (RFC 8489 §6.2.1).
+fn transaction_ids(count: usize) -> Vec<TransactionId> {
+    let mut rng = rand::thread_rng();
+    (0..count)
+        .map(|_| {
+            let mut id = [0u8; 12];
+            rng.fill_bytes(&mut id);
+            TransactionId(id)
+        })
+        .collect()
+}
+
+/// A Binding request, with CHANGE-REQUEST when the probe asks for one, and FINGERPRINT so that
+/// it cannot be mistaken for another protocol's packet on the way.
+fn binding_request(tid: TransactionId, change: ChangeRequest) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(36);
+    let ty = MessageType::new(Method::BINDING, Class::Request);
+    let mut builder = MessageBuilder::new(&mut buf, ty, tid);
+    if change.any() {
+        builder.attribute(AttrType::CHANGE_REQUEST, &change.encode());
+    }
+    builder.fingerprint();
+    buf
+}
+
+/// Waits on `poll` until `wake` (or forever when nothing is scheduled), retrying on EINTR.
+fn wait(
+    poll: &mut mio::Poll,
+    events: &mut mio::Events,
+    now: Instant,
+    wake: Option<Instant>,
+) -> io::Result<()> {
+    let timeout = wake.map(|at| at.saturating_duration_since(now));
+    match poll.poll(events, timeout) {
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+            events.clear();
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::stun::Message;
+
+    #[test]
+    fn udp_discovery_retransmits_until_the_timeout() {
+        let server = "192.0.2.1:3478".parse().unwrap();
+        let probe = discovery_probe(Transport::Udp, server, Duration::from_secs(3));
+        let within = |probe: &Probe, timeout: Duration| {
+            (timeout..timeout + Duration::from_micros(1)).contains(&probe.gives_up_at())
+        };
+        assert!(within(&probe, Duration::from_secs(3)), "{probe:?}");
+        // Retransmitted about as often as the plan would: 3 s / 350 ms ≈ 9 attempts.
+        assert_eq!(probe.attempts, 9);
+        assert!(probe.attempts > plan::UDP_ATTEMPTS);
+        let short = discovery_probe(Transport::Udp, server, Duration::from_millis(10));
+        assert_eq!(short.attempts, 1);
+        assert!(within(&short, Duration::from_millis(10)), "{short:?}");
+        let tcp = discovery_probe(Transport::Tcp, server, Duration::from_secs(3));
+        assert_eq!(
+            (tcp.attempts, tcp.gives_up_at()),
+            (1, Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn requests_carry_change_request_only_when_asked() {
+        let tid = TransactionId([7; 12]);
+        let plain = binding_request(tid, ChangeRequest::default());
+        let message = Message::parse(&plain).unwrap();
+        assert_eq!(message.transaction_id(), tid);
+        assert!(message.get(AttrType::CHANGE_REQUEST).is_none());
+        assert!(message.get(AttrType::FINGERPRINT).is_some());
+        let change = ChangeRequest {
+            change_ip: true,
+            change_port: true,
+        };
+        let asking = binding_request(tid, change);
+        let message = Message::parse(&asking).unwrap();
+        let value = message.get(AttrType::CHANGE_REQUEST).unwrap().value;
+        assert_eq!(ChangeRequest::decode(value).unwrap(), change);
+    }
+
+    #[test]
+    fn answers_cannot_aim_probes_at_groups_or_other_families() {
+        let server: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let ok = |to: &str| sendable(to.parse().unwrap(), server);
+        assert!(ok("192.0.2.2:3479"));
+        assert!(ok("198.51.100.7:40000"));
+        for bad in [
+            "0.0.0.0:3478",
+            "255.255.255.255:3478",
+            "224.0.0.1:3478",
+            "192.0.2.2:0",
+            "[2001:db8::1]:3478",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        let v6: SocketAddr = "[2001:db8::1]:3478".parse().unwrap();
+        assert!(sendable("[2001:db8::2]:3479".parse().unwrap(), v6));
+        assert!(!sendable("[ff02::1]:3479".parse().unwrap(), v6));
+    }
+
+    #[test]
+    fn transaction_ids_differ() {
+        let ids = transaction_ids(40);
+        for (i, a) in ids.iter().enumerate() {
+            assert!(ids[i + 1..].iter().all(|b| b != a));
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! UDP probes: one unconnected socket per [`Socket`] role, bound to the routed local IP on a
+//! fresh ephemeral port; requests retransmitted with the same transaction ID at the plan's
+//! times; answers matched by transaction ID and by the socket they arrived on.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use super::schedule::Schedule;
+use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
+use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
+use crate::core::fingerprint::plan::Probe;
+use crate::core::Transport;
+use crate::wire::stun::{Class, Message, Method, TransactionId};
+
+/// Largest datagram read: a Binding answer is about 100 bytes; anything bigger is not one.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Read errors tolerated in one drain before it stops (each queued error is reported once).
+const MAX_READ_ERRORS: u32 = 8;
+
+/// The UDP sockets of one fingerprint, kept open until it ends.
+pub(super) struct UdpShell {
+    local_ip: IpAddr,
+    poll: Poll,
+    /// Indexed by mio token.
+    sockets: Vec<(Socket, UdpSocket, SocketAddr)>,
+}
+
+/// One step in flight.
+struct Step<'a> {
+    probes: &'a [Probe],
+    tids: Vec<TransactionId>,
+    observations: Vec<Observation>,
+    schedule: Schedule,
+}
+
+impl UdpShell {
+    pub fn new(local_ip: IpAddr) -> io::Result<Self> {
+        Ok(UdpShell {
+            local_ip,
+            poll: Poll::new()?,
+            sockets: Vec::new(),
+        })
+    }
+
+    /// The token of `role`'s socket, opened (on a fresh port) the first time it is asked for.
+    fn open(&mut self, role: Socket) -> io::Result<usize> {
+        if let Some(token) = self.sockets.iter().position(|(r, _, _)| *r == role) {
+            return Ok(token);
+        }
+        let std = std::net::UdpSocket::bind((self.local_ip, 0))?;
+        std.set_nonblocking(true)?;
+        let local = std.local_addr()?;
+        let mut socket = UdpSocket::from_std(std);
+        let token = self.sockets.len();
+        self.poll
+            .registry()
+            .register(&mut socket, Token(token), Interest::READABLE)?;
+        self.sockets.push((role, socket, local));
+        Ok(token)
+    }
+
+    fn socket(&self, role: Socket) -> &(Socket, UdpSocket, SocketAddr) {
+        self.sockets
+            .iter()
+            .find(|(r, _, _)| *r == role)
+            .expect("every socket is opened before the step starts")
+    }
+
+    /// Sends every attempt due at `now`, holding the gate for all of them.
+    fn send_due(&self, step: &mut Step<'_>, now: Instant, gate: &Gate) -> Option<Instant> {
+        let due = step.schedule.due(now);
+        if due.is_empty() {
+            return None;
+        }
+        let _flows = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = None;
+        for (i, attempt) in due {
+            let probe = &step.probes[i];
+            let request = binding_request(step.tids[i], probe.change);
+            let sent_at = Instant::now();
+            if attempt == 0 {
+                step.observations[i].sent_at = sent_at;
+            }
+            // A failed send (no route, a full buffer) is a lost packet: the schedule retransmits
+            // or gives up, as it would for loss on the path.
+            let _ = self.socket(probe.socket).1.send_to(&request, probe.to);
+            last = Some(sent_at);
+        }
+        last
+    }
+
+    /// Reads everything waiting on socket `token`.
+    fn drain(&self, token: usize, step: &mut Step<'_>) {
+        let (role, socket, _) = &self.sockets[token];
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut errors = 0;
+        // Readiness is edge-triggered: read until WouldBlock. Other errors (a queued ICMP
+        // error, say) are reported once each, so a few are skipped before giving up.
+        while errors < MAX_READ_ERRORS {
+            match socket.recv_from(&mut buf) {
+                Ok((len, from)) => receive(*role, &buf[..len], from, Instant::now(), step),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => errors += 1,
+            }
+        }
+    }
+}
+
+/// Files one datagram that arrived on `role`'s socket: an answer to one of that socket's
+/// probes, or the hairpin probe's request reaching the mapping socket.
+fn receive(role: Socket, bytes: &[u8], from: SocketAddr, at: Instant, step: &mut Step<'_>) {
+    let Ok(message) = Message::parse(bytes) else {
+        return;
+    };
+    if message.method() != Method::BINDING {
+        return;
+    }
+    let tid = message.transaction_id();
+    let Some(i) = step.tids.iter().position(|t| *t == tid) else {
+        return;
+    };
+    let probe = &step.probes[i];
+    if !step.schedule.is_open(i, at) {
+        return;
+    }
+    let answer = match message.class() {
+        Class::Success | Class::Error
+            if probe.target != Target::OwnPublic && role == probe.socket =>
+        {
+            Answer::from_message(&message, from, at)
+        }
+        Class::Request if probe.target == Target::OwnPublic && role == Socket::Mapping => {
+            Answer::arrival(from, at)
+        }
+        _ => return,
+    };
+    step.observations[i].answer = Some(answer);
+    step.schedule.settle(i);
+}
+
+impl Shell for UdpShell {
+    fn run(
+        &mut self,
+        probes: &[Probe],
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        for probe in probes {
+            self.open(probe.socket)?;
+        }
+        let start = Instant::now();
+        let mut step = Step {
+            probes,
+            tids: transaction_ids(probes.len()),
+            observations: probes
+                .iter()
+                .map(|p| p.observe(Transport::Udp, self.socket(p.socket).2, start + p.at))
+                .collect(),
+            schedule: Schedule::new(start, probes, true),
+        };
+        let mut events = Events::with_capacity(64);
+        let mut last_sent_at = start;
+        loop {
+            let now = Instant::now();
+            if let Some(sent) = self.send_due(&mut step, now, gate) {
+                last_sent_at = sent;
+            }
+            done(step.schedule.done(now));
+            if step.schedule.finished(now) {
+                break;
+            }
+            wait(
+                &mut self.poll,
+                &mut events,
+                now,
+                step.schedule.next_wake(now),
+            )?;
+            for event in events.iter() {
+                self.drain(event.token().0, &mut step);
+            }
+        }
+        Ok(Ran {
+            observations: step.observations,
+            refused: false,
+            last_sent_at,
+        })
+    }
+}

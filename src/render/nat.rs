@@ -1,0 +1,385 @@
+//! The `natlens nat` report for people: a table with one column per transport, and the
+//! narrative in plain language. Every "not measured" cell says why when the report can tell.
+
+use comfy_table::{ContentArrangement, Table};
+
+use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
+use crate::core::fingerprint::predict::{PresetDelta, TwoProbe};
+use crate::core::fingerprint::{Pattern, Report, Rule, TransportReport};
+use crate::core::Transport;
+
+/// Most candidate ports shown; `--json` carries them all.
+const CANDIDATES_SHOWN: usize = 8;
+
+/// Width the narrative is wrapped to.
+const NARRATIVE_WIDTH: usize = 96;
+
+/// One row: its label and the cell of each transport.
+type Row = (&'static str, fn(Transport, &TransportReport) -> String);
+
+const ROWS: [Row; 16] = [
+    ("public address", |_, r| {
+        r.public_address
+            .map_or("no answer".into(), |a| a.to_string())
+    }),
+    ("behind NAT", |_, r| yes_no(r.behind_nat, "yes", "no")),
+    ("mapping", mapping),
+    ("filtering", filtering),
+    ("CHANGE-REQUEST", change_request),
+    ("hairpinning", |_, r| yes_no(r.hairpinning, "yes", "no")),
+    ("ALG", |_, r| {
+        yes_no(r.alg, "rewrites MAPPED-ADDRESS", "none seen")
+    }),
+    ("allocation", allocation),
+    ("  jitter", |_, r| match r.allocation.jitter {
+        Some(jitter) => format!("{jitter:.2} ports/sample"),
+        None => "-".into(),
+    }),
+    ("  sample ports", sample_ports),
+    ("  gaps", gaps),
+    ("prediction", prediction),
+    ("  candidates", candidates),
+    ("  two-probe rule", |_, r| two_probe(r.prediction.two_probe)),
+    ("  preset-delta rule", |_, r| {
+        preset_delta(r.prediction.preset_delta)
+    }),
+    ("RTT", |_, r| {
+        r.rtt_ms
+            .map_or("unknown".into(), |ms| format!("{ms:.1} ms"))
+    }),
+];
+
+/// The table: a row per fact, a column per transport measured.
+pub fn table(report: &Report) -> Table {
+    let columns = columns(report);
+    let mut table = Table::new();
+    table.set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec![String::new()];
+    header.extend(columns.iter().map(|(t, _)| t.as_str().to_uppercase()));
+    table.set_header(header);
+    for (label, cell) in ROWS {
+        let mut row = vec![label.to_string()];
+        row.extend(columns.iter().map(|(t, r)| cell(*t, r)));
+        table.add_row(row);
+    }
+    table
+}
+
+/// The narrative: one paragraph per transport, wrapped.
+pub fn narrative(report: &Report) -> String {
+    let paragraphs: Vec<String> = columns(report)
+        .into_iter()
+        .map(|(transport, r)| wrap(&r.narrative(transport).join(" "), NARRATIVE_WIDTH))
+        .collect();
+    paragraphs.join("\n\n")
+}
+
+fn columns(report: &Report) -> Vec<(Transport, &TransportReport)> {
+    let udp = report.udp.iter().map(|r| (Transport::Udp, r));
+    let tcp = report.tcp.iter().map(|r| (Transport::Tcp, r));
+    udp.chain(tcp).collect()
+}
+
+fn yes_no(value: Option<bool>, yes: &str, no: &str) -> String {
+    match value {
+        Some(true) => yes.into(),
+        Some(false) => no.into(),
+        None => "not measured".into(),
+    }
+}
+
+/// Why mapping or filtering has no verdict.
+fn untested(r: &TransportReport) -> String {
+    if r.public_address.is_none() {
+        "not measured".into()
+    } else if !r.full_mode {
+        "not tested (server lacks RFC 5780)".into()
+    } else {
+        "undecided (answers lost)".into()
+    }
+}
+
+fn behaviour(b: Behaviour) -> String {
+    b.as_str().into()
+}
+
+fn mapping(_: Transport, r: &TransportReport) -> String {
+    r.mapping.map_or_else(|| untested(r), behaviour)
+}
+
+fn filtering(transport: Transport, r: &TransportReport) -> String {
+    if let Some(filtering) = r.filtering {
+        return behaviour(filtering);
+    }
+    match (transport, r.change_request) {
+        (Transport::Tcp, _) => "not tested (UDP only)".into(),
+        (_, Some(ChangeRequestSupport::Ignored)) => {
+            "unknown (server ignored CHANGE-REQUEST)".into()
+        }
+        (_, Some(ChangeRequestSupport::Refused)) => {
+            "unknown (server refused CHANGE-REQUEST)".into()
+        }
+        _ => untested(r),
+    }
+}
+
+fn change_request(transport: Transport, r: &TransportReport) -> String {
+    match (r.change_request, transport) {
+        (Some(ChangeRequestSupport::Honoured), _) => "honoured".into(),
+        (Some(ChangeRequestSupport::Ignored), _) => "ignored".into(),
+        (Some(ChangeRequestSupport::Refused), _) => "refused".into(),
+        (None, Transport::Tcp) => "not asked (UDP only)".into(),
+        (None, _) if !r.full_mode => "not asked (server lacks RFC 5780)".into(),
+        // Silence: a filtering NAT or a server that drops such requests.
+        (None, _) => "no answer came".into(),
+    }
+}
+
+fn allocation(_: Transport, r: &TransportReport) -> String {
+    let a = &r.allocation;
+    let sure = format!("{:.0}% sure", a.confidence * 100.0);
+    match (a.pattern, a.delta) {
+        (Some(Pattern::Sequential), Some(delta)) => format!("sequential, delta {delta:+} ({sure})"),
+        (Some(Pattern::Preserving), _) => format!("preserving ({sure})"),
+        (Some(Pattern::Random), _) => format!("random ({sure})"),
+        (Some(Pattern::Sequential), None) => format!("sequential ({sure})"),
+        (None, _) => format!("unknown ({} of {} answered)", a.answered, a.samples),
+    }
+}
+
+fn sample_ports(_: Transport, r: &TransportReport) -> String {
+    let a = &r.allocation;
+    if a.ports.is_empty() {
+        return "-".into();
+    }
+    let ports: Vec<String> = a
+        .ports
+        .iter()
+        .map(|p| p.map_or("lost".into(), |p| p.to_string()))
+        .collect();
+    format!(
+        "{} ({} of {} answered)",
+        ports.join(" "),
+        a.answered,
+        a.samples
+    )
+}
+
+fn gaps(_: Transport, r: &TransportReport) -> String {
+    let a = &r.allocation;
+    if a.pattern != Some(Pattern::Sequential) {
+        return "-".into();
+    }
+    let rate = a
+        .foreign_flows_per_second
+        .map(|rate| format!(", {rate:.1} other flows/s"))
+        .unwrap_or_default();
+    if a.gaps.is_empty() {
+        return format!("none{rate}");
+    }
+    let gaps: Vec<String> = a
+        .gaps
+        .iter()
+        .map(|g| format!("#{}-#{}: {} taken", g.after, g.before, g.foreign))
+        .collect();
+    format!("{}{rate}", gaps.join("; "))
+}
+
+fn prediction(_: Transport, r: &TransportReport) -> String {
+    let p = &r.prediction;
+    match (p.rule, p.next_port) {
+        (Some(Rule::LocalPort), _) => "local port (public port = local port)".into(),
+        (Some(Rule::Sequential), Some(next)) => format!("sequential: next port {next}"),
+        (Some(Rule::Sequential), None) => "sequential".into(),
+        (None, _) if r.allocation.pattern == Some(Pattern::Random) => "unpredictable".into(),
+        (None, _) => "not possible (too few samples)".into(),
+    }
+}
+
+fn candidates(_: Transport, r: &TransportReport) -> String {
+    let ports = &r.prediction.candidates;
+    let shown: Vec<String> = ports
+        .iter()
+        .take(CANDIDATES_SHOWN)
+        .map(u16::to_string)
+        .collect();
+    match ports.len() {
+        0 => "-".into(),
+        n if n <= CANDIDATES_SHOWN => shown.join(" "),
+        n => format!("{} … ({n} in all)", shown.join(" ")),
+    }
+}
+
+fn port(port: Option<u16>) -> String {
+    port.map_or("out of range".into(), |p| p.to_string())
+}
+
+fn hit(hit: Option<bool>) -> &'static str {
+    match hit {
+        Some(true) => "hit",
+        Some(false) => "miss",
+        None => "unchecked",
+    }
+}
+
+fn two_probe(rule: Option<TwoProbe>) -> String {
+    let Some(rule) = rule else {
+        return "not checked".into();
+    };
+    format!(
+        "{}, {} (delta {:+}) → {}: {}",
+        rule.p1,
+        rule.p2,
+        rule.delta,
+        port(rule.next_port),
+        hit(rule.hit)
+    )
+}
+
+fn preset_delta(rule: Option<PresetDelta>) -> String {
+    let Some(rule) = rule else {
+        return "not checked".into();
+    };
+    format!(
+        "{} {:+} → {}: {}",
+        rule.port,
+        rule.delta,
+        port(rule.next_port),
+        hit(rule.hit)
+    )
+}
+
+/// Greedy word wrap.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if line > 0 && line + 1 + len > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fingerprint::predict::{preset_delta, two_probe, Prediction};
+    use crate::core::fingerprint::{Allocation, Gap};
+
+    fn sequential_udp() -> TransportReport {
+        let mut two = two_probe(40003, 40004);
+        two.hit = Some(true);
+        let mut preset = preset_delta(40003, 2);
+        preset.hit = Some(false);
+        TransportReport {
+            public_address: "198.51.100.1:40000".parse().ok(),
+            behind_nat: Some(true),
+            rtt_ms: Some(40.0),
+            full_mode: true,
+            mapping: Some(Behaviour::AddressAndPortDependent),
+            filtering: Some(Behaviour::AddressAndPortDependent),
+            change_request: None,
+            hairpinning: Some(false),
+            alg: Some(false),
+            allocation: Allocation {
+                pattern: Some(Pattern::Sequential),
+                delta: Some(1),
+                jitter: Some(0.0),
+                confidence: 0.77,
+                samples: 4,
+                answered: 3,
+                ports: vec![Some(40003), Some(40004), None, Some(40012)],
+                gaps: vec![Gap {
+                    after: 1,
+                    before: 3,
+                    foreign: 6,
+                }],
+                foreign_flows_per_second: Some(20.0),
+            },
+            prediction: Prediction {
+                rule: Some(Rule::Sequential),
+                next_port: Some(40013),
+                candidates: (40013..40029).collect(),
+                two_probe: Some(two),
+                preset_delta: Some(preset),
+            },
+        }
+    }
+
+    fn silent_tcp() -> TransportReport {
+        let silent = crate::core::fingerprint::analyse(&[], &Default::default());
+        assert_eq!(silent.public_address, None);
+        silent
+    }
+
+    #[test]
+    fn table_shows_every_fact_per_transport() {
+        let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
+        report.udp = Some(sequential_udp());
+        report.tcp = Some(silent_tcp());
+        let text = table(&report).to_string();
+        for needle in [
+            "UDP",
+            "TCP",
+            "198.51.100.1:40000",
+            "address-and-port-dependent",
+            "no answer came",
+            "not asked (UDP only)",
+            "sequential, delta +1 (77% sure)",
+            "40003 40004 lost 40012 (3 of 4 answered)",
+            "#1-#3: 6 taken, 20.0 other flows/s",
+            "sequential: next port 40013",
+            "40013 40014 40015 40016 40017 40018 40019 40020 … (16 in all)",
+            "40003, 40004 (delta +1) → 40005: hit",
+            "40003 +2 → 40005: miss",
+            "40.0 ms",
+            "no answer",
+            "unknown (0 of 0 answered)",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn only_measured_transports_get_a_column() {
+        let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
+        report.tcp = Some(silent_tcp());
+        let text = table(&report).to_string();
+        let header = text.lines().nth(1).unwrap();
+        assert!(header.contains("TCP") && !header.contains("UDP"), "{text}");
+        assert!(narrative(&report).starts_with("Over TCP, the server never answered"));
+    }
+
+    #[test]
+    fn narrative_wraps_one_paragraph_per_transport() {
+        let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
+        report.udp = Some(sequential_udp());
+        report.tcp = Some(silent_tcp());
+        let text = narrative(&report);
+        let paragraphs: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(paragraphs.len(), 2, "{text}");
+        assert!(paragraphs[0].starts_with("Over UDP, the server sees you as 198.51.100.1:40000."));
+        assert!(
+            text.lines().all(|l| l.chars().count() <= NARRATIVE_WIDTH),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn wrap_keeps_words_whole() {
+        assert_eq!(wrap("aa bb cc dd", 5), "aa bb\ncc dd");
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            "averyveryverylongword\nx"
+        );
+        assert_eq!(wrap("", 5), "");
+    }
+}

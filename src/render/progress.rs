@@ -1,0 +1,52 @@
+//! Progress bars on stderr, one per transport, drawn only when stderr is a terminal: a pipe or a
+//! log file gets nothing, so stdout and stderr stay clean for scripts.
+
+use std::io::IsTerminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::core::Transport;
+use crate::io::prober::Progress;
+
+/// The bars of one `natlens nat` run.
+pub struct ProbeBars {
+    bars: Vec<(Transport, ProgressBar)>,
+}
+
+impl ProbeBars {
+    pub fn new(transports: &[Transport]) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let style = ProgressStyle::with_template("{prefix:>3} [{bar:30}] {pos}/{len} probes")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        let bars = transports
+            .iter()
+            .map(|&transport| {
+                let bar = multi.add(ProgressBar::new(1).with_style(style.clone()));
+                bar.set_prefix(transport.as_str().to_uppercase());
+                (transport, bar)
+            })
+            .collect();
+        ProbeBars { bars }
+    }
+
+    /// Moves the bar of `progress.transport`.
+    pub fn update(&self, progress: Progress) {
+        if let Some((_, bar)) = self.bars.iter().find(|(t, _)| *t == progress.transport) {
+            bar.set_length(progress.planned as u64);
+            bar.set_position(progress.done as u64);
+        }
+    }
+
+    /// Removes the bars before the report is printed.
+    pub fn finish(&self) {
+        for (_, bar) in &self.bars {
+            bar.finish_and_clear();
+        }
+    }
+}
