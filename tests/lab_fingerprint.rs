@@ -1,0 +1,294 @@
+//! `natlens nat` behind the kernel's own NATs, in the network-namespace lab: each router mode
+//! must be reported as the lab configured it, for UDP and TCP; the predicted next port must be
+//! the one the NAT really hands out next (read from the router's conntrack table); low noise and
+//! 10% loss must not change the verdicts.
+//!
+//! Needs root and network namespaces: without them the tests print SKIPPED, except under CI
+//! (env `CI` set), where that is a failure.
+
+use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
+use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
+use serde_json::Value;
+
+const PORT: u16 = 3478;
+const ALT_PORT: u16 = 3479;
+
+fn lab_available() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["ip", "nft", "conntrack"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
+    if root && tools {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but the lab cannot run (root: {root}, tools: {tools})"
+    );
+    eprintln!("SKIPPED (needs root and network namespaces)");
+    false
+}
+
+/// A lab with a full-mode natlens server in its server namespace.
+struct Fixture {
+    lab: Lab,
+    server: Child,
+}
+
+impl Fixture {
+    fn up(spec: LabSpec) -> Option<Fixture> {
+        if !lab_available() {
+            return None;
+        }
+        let lab = Lab::up(spec).expect("building the lab");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+        command
+            .args([
+                "server",
+                "--quiet",
+                "--listen",
+                &format!("{SERVER_PRIMARY}:{PORT}"),
+            ])
+            .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let server = lab
+            .spawn(Host::Server, command)
+            .expect("starting the server");
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Fixture { lab, server })
+    }
+
+    /// Runs `natlens nat --json` on the LAN host behind `side` and parses its report.
+    fn nat(&self, side: Side, extra: &[&str]) -> Value {
+        let server = format!("{SERVER_PRIMARY}:{PORT}");
+        let mut argv = vec![
+            env!("CARGO_BIN_EXE_natlens"),
+            "nat",
+            "--server",
+            &server,
+            "--json",
+            "--timeout",
+            "5s",
+        ];
+        argv.extend_from_slice(extra);
+        let output = self
+            .lab
+            .exec(Host::Lan(side), &argv)
+            .expect("running natlens nat");
+        assert!(
+            output.status.success(),
+            "natlens nat failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("one JSON report")
+    }
+
+    /// The public port router `side` gave the flow from `private`, read from conntrack.
+    fn public_port(&self, side: Side, private: SocketAddr, proto: &str) -> u16 {
+        let entries = self.lab.conntrack_entries(side).unwrap();
+        let entry = entries
+            .iter()
+            .find(|e| e.proto == proto && e.orig_src == private);
+        entry
+            .unwrap_or_else(|| panic!("no {proto} entry for {private}"))
+            .public_port()
+    }
+
+    /// Opens one new UDP flow from the host behind `side` to the server; returns its local address.
+    fn new_udp_flow(&self, side: Side) -> SocketAddr {
+        let server = SocketAddr::V4(SocketAddrV4::new(SERVER_PRIMARY, PORT));
+        self.lab
+            .in_netns(Host::Lan(side), move || {
+                let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+                socket.connect(server).unwrap();
+                socket.send(&binding()).unwrap();
+                socket.local_addr().unwrap()
+            })
+            .unwrap()
+    }
+
+    /// Opens one new TCP connection from the host behind `side` to the server.
+    fn new_tcp_flow(&self, side: Side) -> (SocketAddr, TcpStream) {
+        let server = SocketAddr::V4(SocketAddrV4::new(SERVER_PRIMARY, PORT));
+        self.lab
+            .in_netns(Host::Lan(side), move || {
+                let stream = TcpStream::connect_timeout(&server, Duration::from_secs(3)).unwrap();
+                (stream.local_addr().unwrap(), stream)
+            })
+            .unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn binding() -> Vec<u8> {
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&[0x42; 12]);
+    request
+}
+
+fn spec(nat_a: NatMode, nat_b: NatMode) -> LabSpec {
+    LabSpec {
+        nat_a,
+        nat_b,
+        ..LabSpec::default()
+    }
+}
+
+/// Asserts what a transport's report says about a NAT mode.
+fn assert_mode(report: &Value, transport: &str, mode: NatMode) {
+    let t = &report[transport];
+    let context = format!("{mode:?} over {transport}: {t:#}");
+    assert_eq!(t["behind_nat"], true, "{context}");
+    let pattern = t["allocation"]["pattern"].as_str();
+    match mode {
+        NatMode::Cone | NatMode::FullCone => {
+            assert_eq!(t["mapping"], "endpoint-independent", "{context}");
+            assert_eq!(pattern, Some("preserving"), "{context}");
+        }
+        NatMode::Sequential { delta } => {
+            assert_eq!(t["mapping"], "address-and-port-dependent", "{context}");
+            assert_eq!(pattern, Some("sequential"), "{context}");
+            assert_eq!(
+                t["allocation"]["delta"].as_i64(),
+                Some(i64::from(delta)),
+                "{context}"
+            );
+        }
+        NatMode::Random => {
+            assert_eq!(t["mapping"], "address-and-port-dependent", "{context}");
+            assert_eq!(pattern, Some("random"), "{context}");
+        }
+    }
+    if transport == "udp" {
+        let filtering = match mode {
+            NatMode::FullCone => "endpoint-independent",
+            _ => "address-and-port-dependent",
+        };
+        assert_eq!(t["filtering"], filtering, "{context}");
+    }
+}
+
+#[test]
+fn every_lab_mode_is_reported_as_configured_for_udp_and_tcp() {
+    let pairs = [
+        (NatMode::Cone, NatMode::FullCone),
+        (
+            NatMode::Sequential { delta: 1 },
+            NatMode::Sequential { delta: 2 },
+        ),
+        (NatMode::Random, NatMode::Cone),
+    ];
+    for (nat_a, nat_b) in pairs {
+        let Some(fixture) = Fixture::up(spec(nat_a, nat_b)) else {
+            return;
+        };
+        for (side, mode) in [(Side::A, nat_a), (Side::B, nat_b)] {
+            let report = fixture.nat(side, &[]);
+            assert_mode(&report, "udp", mode);
+            assert_mode(&report, "tcp", mode);
+        }
+    }
+}
+
+#[test]
+fn the_predicted_port_is_the_one_the_nat_assigns_next() {
+    let Some(fixture) = Fixture::up(spec(
+        NatMode::Sequential { delta: 1 },
+        NatMode::Sequential { delta: 2 },
+    )) else {
+        return;
+    };
+    for side in Side::BOTH {
+        let report = fixture.nat(side, &["--transport", "udp"]);
+        let predicted = report["udp"]["prediction"]["next_port"]
+            .as_u64()
+            .expect("a predicted port");
+        let local = fixture.new_udp_flow(side);
+        assert_eq!(
+            u64::from(fixture.public_port(side, local, "udp")),
+            predicted,
+            "UDP behind {side:?}"
+        );
+
+        let report = fixture.nat(side, &["--transport", "tcp"]);
+        let predicted = report["tcp"]["prediction"]["next_port"]
+            .as_u64()
+            .expect("a predicted port");
+        let (local, _stream) = fixture.new_tcp_flow(side);
+        assert_eq!(
+            u64::from(fixture.public_port(side, local, "tcp")),
+            predicted,
+            "TCP behind {side:?}"
+        );
+    }
+    // A port-preserving NAT: the public port of a new flow is its local port.
+    drop(fixture);
+    let Some(fixture) = Fixture::up(spec(NatMode::Cone, NatMode::Cone)) else {
+        return;
+    };
+    let report = fixture.nat(Side::A, &["--transport", "udp"]);
+    assert_eq!(report["udp"]["prediction"]["rule"], "local-port");
+    let local = fixture.new_udp_flow(Side::A);
+    assert_eq!(fixture.public_port(Side::A, local, "udp"), local.port());
+}
+
+#[test]
+fn low_noise_keeps_the_delta_and_shows_the_contention() {
+    let noisy = LabSpec {
+        noise_a: 20.0,
+        ..spec(
+            NatMode::Sequential { delta: 1 },
+            NatMode::Sequential { delta: 2 },
+        )
+    };
+    let Some(fixture) = Fixture::up(noisy) else {
+        return;
+    };
+    let report = fixture.nat(Side::A, &["--transport", "udp"]);
+    let allocation = &report["udp"]["allocation"];
+    assert_eq!(allocation["pattern"], "sequential", "{allocation:#}");
+    assert_eq!(allocation["delta"], 1, "{allocation:#}");
+    let gaps = allocation["gaps"].as_array().map_or(0, Vec::len);
+    let foreign = allocation["foreign_flows_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        gaps > 0 || foreign > 0.0,
+        "contention not reported: {allocation:#}"
+    );
+    // The quiet side next to it reads clean.
+    let quiet = fixture.nat(Side::B, &["--transport", "udp"]);
+    assert_eq!(quiet["udp"]["allocation"]["delta"], 2);
+}
+
+#[test]
+fn ten_percent_loss_keeps_the_verdicts() {
+    let lossy = LabSpec {
+        loss_percent: 10,
+        ..spec(NatMode::Sequential { delta: 2 }, NatMode::FullCone)
+    };
+    let Some(fixture) = Fixture::up(lossy) else {
+        return;
+    };
+    for (side, mode) in [
+        (Side::A, NatMode::Sequential { delta: 2 }),
+        (Side::B, NatMode::FullCone),
+    ] {
+        let report = fixture.nat(side, &[]);
+        assert_mode(&report, "udp", mode);
+        assert_mode(&report, "tcp", mode);
+    }
+}
