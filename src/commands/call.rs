@@ -169,6 +169,7 @@ mod tests {
             },
             delta: Some(2),
             predicted_ports: (51002..51022).step_by(2).collect(),
+            profile: None,
         }
     }
 
@@ -187,6 +188,7 @@ mod tests {
                 "predicted_ports": [51002, 51004, 51006, 51008, 51010, 51012, 51014, 51016,
                     51018, 51020],
                 "transports": {"udp": true, "tcp": true},
+                "profile": null,
             },
             "own_observed": "198.51.100.7:40001",
         });
