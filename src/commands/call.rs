@@ -188,7 +188,6 @@ mod tests {
                 "predicted_ports": [51002, 51004, 51006, 51008, 51010, 51012, 51014, 51016,
                     51018, 51020],
                 "transports": {"udp": true, "tcp": true},
-                "profile": null,
             },
             "own_observed": "198.51.100.7:40001",
         });

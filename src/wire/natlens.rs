@@ -231,7 +231,9 @@ pub struct NatFacts {
     pub delta: Option<i32>,
     /// Predicted public ports, most likely first.
     pub predicted_ports: Vec<u16>,
-    /// The fingerprint's verdicts, when the end sent them.
+    /// The fingerprint's verdicts, when the end sent them. Left out of JSON when absent, so the
+    /// documented `natlens call` and `login` outputs of ends that send none stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<NatProfile>,
 }
 

@@ -16,11 +16,13 @@ use crate::core::fingerprint::{analyse, PlanConfig, PredictOptions};
 use crate::core::nat_model::{NatConfig, NatModel};
 use crate::core::punch::handshake::{Handshake, Outcome, PunchEvent};
 use crate::core::punch::plan::{make_plan, LocalSocket, PlanInput, PunchOptions, PunchPlan};
+use crate::core::punch::probe::PunchMessage;
 use crate::core::punch::profile::NatSummary;
 use crate::core::punch::report::PunchReport;
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::{NatFacts, Transports};
+use crate::wire::TransactionId;
 
 /// The location server both sides log in to (the fingerprint lab's primary address).
 const SERVER: &str = "192.0.2.1:3478";
@@ -39,6 +41,9 @@ pub struct Scenario {
     pub loss: f64,
     pub seed: u64,
     pub options: PunchOptions,
+    /// A third party that knows the call ID (the server could) sends forged probes and echoes
+    /// from the peer's address to each side's session port when the punch starts.
+    pub forgeries: bool,
 }
 
 /// One side after the run.
@@ -49,7 +54,6 @@ pub struct SideRun {
     pub start: Instant,
     /// Inside addresses of the plan's sockets.
     pub sockets: Vec<SocketAddr>,
-    pub facts: NatFacts,
     /// Probes the handshake ignored.
     pub dropped: u64,
 }
@@ -184,6 +188,37 @@ impl Net {
         }
     }
 
+    /// Forged PUNCH messages from the peer's IP (another port) to each side's session address:
+    /// a probe with a guessed nonce and echo, and an echo of a guessed nonce.
+    fn forge(&mut self, at: Instant, call_id: u64, sessions: [SocketAddr; 2]) {
+        for to_side in 0..2 {
+            let from = SocketAddr::new(sessions[1 - to_side].ip(), 9);
+            for echo_response in [false, true] {
+                let message = PunchMessage {
+                    echo_response,
+                    tid: TransactionId([7; 12]),
+                    call_id,
+                    nonce: self.rng.gen(),
+                    echo: Some(self.rng.gen()),
+                    target: Some(sessions[to_side]),
+                    mapped: Some(sessions[to_side]),
+                    info: None,
+                };
+                let mut bytes = Vec::new();
+                message.emit(&mut bytes);
+                self.order += 1;
+                self.queue.push(Reverse(InFlight {
+                    at,
+                    order: self.order,
+                    to_side,
+                    from,
+                    to: sessions[to_side],
+                    bytes,
+                }));
+            }
+        }
+    }
+
     fn next_timer(&self) -> Option<(Instant, usize)> {
         (0..2)
             .filter_map(|side| Some((self.handshakes[side].poll_timeout()?, side)))
@@ -240,6 +275,9 @@ pub fn run(scenario: &Scenario) -> PairRun {
         one_way: scenario.one_way,
         loss: scenario.loss,
     };
+    if scenario.forgeries {
+        net.forge(callee_start, call_id, [caller.observed, callee.observed]);
+    }
     let mut now = callee_start;
     loop {
         net.flush(now);
@@ -258,7 +296,7 @@ pub fn run(scenario: &Scenario) -> PairRun {
             }
         }
     }
-    let side_run = |hs: &Handshake, plan: PunchPlan, start, sockets, facts| {
+    let side_run = |hs: &Handshake, plan: PunchPlan, start, sockets| {
         let outcome = hs.outcome().cloned();
         SideRun {
             report: outcome
@@ -268,7 +306,6 @@ pub fn run(scenario: &Scenario) -> PairRun {
             plan,
             start,
             sockets,
-            facts,
             dropped: hs.dropped(),
         }
     };
@@ -280,14 +317,12 @@ pub fn run(scenario: &Scenario) -> PairRun {
             caller_plan,
             caller_start,
             caller_sockets,
-            caller_facts,
         ),
         callee: side_run(
             &net.handshakes[1],
             callee_plan,
             callee_start,
             callee_sockets,
-            callee_facts,
         ),
         caller_nat,
         callee_nat,
