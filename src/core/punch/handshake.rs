@@ -357,7 +357,7 @@ impl Handshake {
             port_through: our_port,
             offset,
             packets_sent: m.info.filter(|_| !m.echo_response).map(|i| i.sent),
-            first_through: Some(now - self.start),
+            first_through: Some(now.saturating_duration_since(self.start)),
         };
         if self.arrivals.is_empty() {
             self.events
@@ -385,7 +385,7 @@ impl Handshake {
             port_through: Some(from.port()),
             offset,
             packets_sent: Some(self.probes_sent),
-            first_through: Some(now - self.start),
+            first_through: Some(now.saturating_duration_since(self.start)),
         };
         let inbound = self
             .arrivals
@@ -407,7 +407,7 @@ impl Handshake {
         self.outcome = Some(Outcome {
             connected: true,
             reason: None,
-            elapsed: now - self.start,
+            elapsed: now.saturating_duration_since(self.start),
             path: Some((socket, from)),
             outbound,
             inbound,

@@ -164,11 +164,14 @@ pub struct SidePlan {
     pub sockets: Vec<LocalSocket>,
     /// The far NAT's ports this side aims at, in the order it first sends to them.
     pub predicted_ports: Vec<u16>,
+    /// How many of them the first round aims at; a fan-out adds as many each round after.
+    pub first_round: usize,
     /// The public ports this side's own flows should take, in order, at their most likely
     /// offset: on a symmetric sequential NAT its own destination `k` leaves from `p + k·d`.
     /// Empty when they cannot be predicted.
     pub own_ports: Vec<u16>,
-    /// Bindings this side's own NAT creates for the punch (ports it consumes).
+    /// Bindings this side's own NAT creates for the punch (ports it consumes) if it runs to
+    /// the end; a punch that connects early stops sooner.
     pub new_mappings: u32,
     /// Every send, in time order; the schedule stops early once connected.
     pub sends: Vec<Send>,
@@ -180,6 +183,7 @@ impl SidePlan {
             role,
             sockets: Vec::new(),
             predicted_ports: Vec::new(),
+            first_round: 0,
             own_ports: Vec::new(),
             new_mappings: 0,
             sends: Vec::new(),
@@ -255,14 +259,15 @@ fn describe_side(side: &SidePlan, local: bool) -> String {
     let session = side.sockets.len() - fresh;
     let who = if local { "this end" } else { "the peer" };
     format!(
-        "{} ({who}): {} session + {fresh} fresh sockets, {} new mappings, own ports {}, aims at {} \
-         far ports {}, {} packets at most",
+        "{} ({who}): {} session + {fresh} fresh sockets; aims at {} far ports {} first, up to \
+         {} by rounds; at most {} new mappings, own ports {}; at most {} packets",
         side.role.as_str(),
         session,
+        side.first_round,
+        port_list(&side.predicted_ports[..side.first_round]),
+        side.predicted_ports.len(),
         side.new_mappings,
         port_list(&side.own_ports),
-        side.predicted_ports.len(),
-        port_list(&side.predicted_ports),
         side.sends.len()
     )
 }
@@ -293,8 +298,9 @@ struct Flow {
 /// What one side does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    /// A fixed far port or a fan-out over far indices ([`fanout::pairing`]).
-    Aim(Aim),
+    /// A fixed far port or a fan-out over far indices ([`fanout::pairing`]) in the first
+    /// round, growing by that many flows a round up to `grow_to`.
+    Aim { aim: Aim, grow_to: u32 },
     /// Open this fixed side's filter toward the far address: send to the far side's likeliest
     /// port (it will usually be dropped there; it is the far side's packets that matter).
     Nudge,
@@ -345,7 +351,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> PunchPlan {
         return plan;
     }
     let mut decision = decide(&caller, &callee, &options);
-    apply_fanout_override(&mut decision, input.role, options.fanout);
+    apply_fanout_override(&mut decision, input.role, &options);
     plan.expected_success = expected_success(&decision, &caller, &callee);
     plan.strategy = decision.strategy;
     plan.reason = decision.reason;
@@ -376,7 +382,7 @@ fn clamp(options: &PunchOptions) -> PunchOptions {
     PunchOptions {
         timeout: options.timeout.min(MAX_TIMEOUT),
         rate: options.rate.max(1),
-        fanout: options.fanout.map(|k| k.clamp(1, MAX_FANOUT * 16)),
+        fanout: options.fanout.map(|k| k.max(1)),
         ..*options
     }
 }
@@ -393,6 +399,18 @@ fn unplannable(input: &PlanInput<'_>, caller: &SideModel, callee: &SideModel) ->
     (a.is_ipv4() != b.is_ipv4()).then(|| "one end has only IPv4, the other only IPv6".into())
 }
 
+/// An aim that grows, round after round, up to [`MAX_FANOUT`] flows: offsets beyond the
+/// predicted uncertainty (a slow relay, a burst of other flows) are still reached, a little
+/// later, and the stride argument holds for any length. Ports are only spent while no echo
+/// has come back.
+fn growing(aim: Aim) -> Part {
+    let grow_to = match aim {
+        Aim::Port => 1,
+        Aim::Indices { flows, .. } => flows.max(MAX_FANOUT),
+    };
+    Part::Aim { aim, grow_to }
+}
+
 fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
     use PortModel::{Fixed, Random, Sequential};
     let decision = |strategy, reason: &str, caller, callee| Decision {
@@ -405,19 +423,19 @@ fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
         (Fixed { .. }, Fixed { .. }) => decision(
             Strategy::Direct,
             "both NATs keep one public port per socket: each end aims at the other's",
-            Part::Aim(Aim::Port),
-            Part::Aim(Aim::Port),
+            growing(Aim::Port),
+            growing(Aim::Port),
         ),
         _ if a.is_open() => decision(
             Strategy::Direct,
             "the caller's NAT admits any port of an address it has sent to: the callee aims at it",
             Part::Nudge,
-            Part::Aim(Aim::Port),
+            growing(Aim::Port),
         ),
         _ if b.is_open() => decision(
             Strategy::Direct,
             "the callee's NAT admits any port of an address it has sent to: the caller aims at it",
-            Part::Aim(Aim::Port),
+            growing(Aim::Port),
             Part::Nudge,
         ),
         (Random, Fixed { .. }) => birthday(Role::Caller, options),
@@ -430,8 +448,8 @@ fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
                 Strategy::Fanout,
                 "predictable ports: fan out over the sequential side's predicted ports, \
                  strides 1 and 2 where both sides' flows move",
-                Part::Aim(aim_a),
-                Part::Aim(aim_b),
+                growing(aim_a),
+                growing(aim_b),
             )
         }
     }
@@ -522,23 +540,44 @@ fn blind(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
     }
 }
 
-/// `--fanout K` replaces this end's number of far ports: fan-out flows or spray probes.
-fn apply_fanout_override(decision: &mut Decision, role: Role, fanout: Option<u32>) {
-    let Some(k) = fanout else { return };
+/// `--fanout K` replaces this end's number of far ports: fan-out flows (at most
+/// [`MAX_FANOUT`]) or spray probes (within the spray budget).
+fn apply_fanout_override(decision: &mut Decision, role: Role, options: &PunchOptions) {
+    let Some(k) = options.fanout else { return };
     let part = match role {
         Role::Caller => &mut decision.caller,
         Role::Callee => &mut decision.callee,
     };
     *part = match *part {
-        Part::Aim(Aim::Indices { stride, .. }) => Part::Aim(Aim::Indices { flows: k, stride }),
-        Part::Spray { .. } => Part::Spray { probes: k },
+        Part::Aim {
+            aim: Aim::Indices { stride, .. },
+            ..
+        } => Part::Aim {
+            aim: Aim::Indices {
+                flows: k.min(MAX_FANOUT),
+                stride,
+            },
+            grow_to: k.min(MAX_FANOUT),
+        },
+        Part::Spray { .. } => Part::Spray {
+            probes: k.min(spray_budget(options)),
+        },
         other => other,
     };
 }
 
 fn expected_success(decision: &Decision, a: &SideModel, b: &SideModel) -> f64 {
     match (decision.caller, decision.callee) {
-        (Part::Aim(aim_a), Part::Aim(aim_b)) => fanout::coverage(a, aim_a, b, aim_b),
+        (
+            Part::Aim {
+                aim: aim_a,
+                grow_to: to_a,
+            },
+            Part::Aim {
+                aim: aim_b,
+                grow_to: to_b,
+            },
+        ) => fanout::coverage(a, grown(aim_a, to_a), b, grown(aim_b, to_b)),
         (Part::Nudge, _) | (_, Part::Nudge) => 1.0,
         (Part::Spray { probes: pa }, Part::Spray { probes: pb }) => {
             birthday::blind_pair_success(pa, pb, PORT_RANGE)
@@ -553,6 +592,17 @@ fn expected_success(decision: &Decision, a: &SideModel, b: &SideModel) -> f64 {
             }
         }
         _ => 0.0,
+    }
+}
+
+/// An aim at its full length.
+fn grown(aim: Aim, grow_to: u32) -> Aim {
+    match aim {
+        Aim::Indices { stride, .. } => Aim::Indices {
+            flows: grow_to,
+            stride,
+        },
+        Aim::Port => Aim::Port,
     }
 }
 
@@ -581,8 +631,13 @@ fn side_plan(
     } else {
         LocalSocket::Fresh
     };
+    let mut first_round = None;
     let (sockets, flows, repeat): (Vec<LocalSocket>, Vec<(usize, u16)>, bool) = match part {
-        Part::Aim(aim) => (vec![one_socket], aim_ports(aim, far, own_fixed), true),
+        Part::Aim { aim, grow_to } => {
+            first_round = Some(aim.flows() as usize);
+            let ports = aim_ports(aim, grow_to, far, own_fixed);
+            (vec![one_socket], ports, true)
+        }
         Part::Nudge => (
             vec![one_socket],
             likeliest(far).into_iter().map(|p| (0, p)).collect(),
@@ -624,25 +679,32 @@ fn side_plan(
         role,
         own_ports: own_ports(own, &flows),
         new_mappings: new_mappings(own, &flows),
+        first_round: flows[..first_round.unwrap_or(flows.len()).min(flows.len())]
+            .iter()
+            .map(|f| f.target + 1)
+            .max()
+            .unwrap_or(0),
         sockets,
         predicted_ports,
-        sends: schedule(&flows, repeat, options),
+        sends: schedule(&flows, first_round.unwrap_or(flows.len()), repeat, options),
     }
 }
 
-/// Far ports for an aim: the fixed port, or `port_at(stride·f)` for each flow (ports that
-/// would leave the port space are skipped). A fixed side's destinations all leave from one
-/// port, so their order is free: the far side's most likely index goes first, then outward
-/// (the later one first on a tie, since other hosts' flows only ever push ports on). A side
-/// whose own port moves with each destination must keep flow `f` on index `stride·f`.
-fn aim_ports(aim: Aim, far: &SideModel, own_fixed: bool) -> Vec<(usize, u16)> {
+/// Far ports for an aim grown to `grow_to` flows: the fixed port, or `port_at(stride·f)` for
+/// each flow (ports that would leave the port space are skipped). A fixed side's destinations
+/// all leave from one port, so their order is free: in the first round the far side's most
+/// likely index goes first, then outward (the later one first on a tie, since other hosts'
+/// flows only ever push ports on). A side whose own port moves with each destination must keep
+/// flow `f` on index `stride·f`.
+fn aim_ports(aim: Aim, grow_to: u32, far: &SideModel, own_fixed: bool) -> Vec<(usize, u16)> {
     let Aim::Indices { flows, stride } = aim else {
         return far.port_at(0).into_iter().map(|p| (0, p)).collect();
     };
-    let order: Vec<u32> = match far.ports {
+    let mut order: Vec<u32> = match far.ports {
         PortModel::Sequential { expected, .. } if own_fixed => likely_first(flows, expected),
         _ => (0..flows).collect(),
     };
+    order.extend(flows..grow_to);
     order
         .into_iter()
         .filter_map(|f| far.port_at(f.checked_mul(stride)?))
@@ -714,18 +776,23 @@ fn new_mappings(own: &SideModel, flows: &[Flow]) -> u32 {
 }
 
 /// Paces the flows at the rate cap, round after round (if `repeat`) every [`ROUND_INTERVAL`] or
-/// one round's length, whichever is longer, until the timeout or the packet budget.
-fn schedule(flows: &[Flow], repeat: bool, options: &PunchOptions) -> Vec<Send> {
+/// one round's length, whichever is longer, until the timeout or the packet budget. Round `r`
+/// opens flows up to `(r + 1)·first_round` (new ones first, so the fan-out grows without
+/// waiting), then sends the older ones again: re-sending reuses their bindings.
+fn schedule(flows: &[Flow], first_round: usize, repeat: bool, options: &PunchOptions) -> Vec<Send> {
     let gap = Duration::from_secs(1) / options.rate;
-    let round = ROUND_INTERVAL.max(gap * flows.len() as u32);
     let budget = options.max_packets as usize;
+    let step = first_round.max(1);
     let mut sends = Vec::new();
-    for r in 0u32.. {
-        let start = round * r;
+    let mut start = Duration::ZERO;
+    for r in 0.. {
+        let open = flows.len().min(step * (r + 1));
+        let old = flows.len().min(step * r);
+        let round = flows[old..open].iter().chain(&flows[..old]);
         if start >= options.timeout || flows.is_empty() {
             break;
         }
-        for (k, flow) in flows.iter().enumerate() {
+        for (k, flow) in round.enumerate() {
             let at = start + gap * k as u32;
             if at >= options.timeout || sends.len() >= budget {
                 return sends;
@@ -740,6 +807,7 @@ fn schedule(flows: &[Flow], repeat: bool, options: &PunchOptions) -> Vec<Send> {
         if !repeat {
             break;
         }
+        start += ROUND_INTERVAL.max(gap * open as u32);
     }
     sends
 }
@@ -822,62 +890,107 @@ mod tests {
         plan_with(caller, callee, Role::Caller, &PunchOptions::default())
     }
 
-    /// One row: strategy, then per side (sockets, far ports, new mappings, first-round packets).
+    /// One row: strategy, then per side (sockets, first-round far ports, all far ports, new
+    /// mappings at most).
     type Row = (
         &'static str,
         &'static str,
         Strategy,
-        [(usize, usize, u32); 2],
+        [(usize, usize, usize, u32); 2],
     );
 
     #[test]
     fn plan_table() {
-        let holders = BIRTHDAY_SOCKETS as usize;
-        let sprays = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
+        let h = BIRTHDAY_SOCKETS as usize;
+        let n = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
         // seq: expected 1 (40010 is one step above 40008), U = 1 + 8 + 2 = 11.
         let rows: [Row; 12] = [
-            ("cone", "cone", Strategy::Direct, [(1, 1, 0), (1, 1, 0)]),
-            ("cone", "full", Strategy::Direct, [(1, 1, 0), (1, 1, 0)]),
-            ("full", "seq", Strategy::Direct, [(1, 1, 0), (1, 1, 1)]),
-            ("random", "full", Strategy::Direct, [(1, 1, 1), (1, 1, 0)]),
-            ("cone", "seq", Strategy::Fanout, [(1, 12, 0), (1, 1, 1)]),
-            ("seq", "cone", Strategy::Fanout, [(1, 1, 1), (1, 12, 0)]),
+            (
+                "cone",
+                "cone",
+                Strategy::Direct,
+                [(1, 1, 1, 0), (1, 1, 1, 0)],
+            ),
+            (
+                "cone",
+                "full",
+                Strategy::Direct,
+                [(1, 1, 1, 0), (1, 1, 1, 0)],
+            ),
+            (
+                "full",
+                "seq",
+                Strategy::Direct,
+                [(1, 1, 1, 0), (1, 1, 1, 1)],
+            ),
+            (
+                "random",
+                "full",
+                Strategy::Direct,
+                [(1, 1, 1, 1), (1, 1, 1, 0)],
+            ),
+            (
+                "cone",
+                "seq",
+                Strategy::Fanout,
+                [(1, 12, 256, 0), (1, 1, 1, 1)],
+            ),
+            (
+                "seq",
+                "cone",
+                Strategy::Fanout,
+                [(1, 1, 1, 1), (1, 12, 256, 0)],
+            ),
             // Equal uncertainty: the caller steps by 2 (11 + 11 + 1), the callee by 1.
-            ("seq", "seq", Strategy::Fanout, [(1, 23, 23), (1, 34, 34)]),
+            (
+                "seq",
+                "seq",
+                Strategy::Fanout,
+                [(1, 23, 256, 256), (1, 34, 256, 256)],
+            ),
             (
                 "random",
                 "cone",
                 Strategy::Birthday,
-                [(holders, 1, holders as u32), (1, sprays, 0)],
+                [(h, 1, 1, h as u32), (1, n, n, 0)],
             ),
             (
                 "cone",
                 "random",
                 Strategy::Birthday,
-                [(1, sprays, 0), (holders, 1, holders as u32)],
+                [(1, n, n, 0), (h, 1, 1, h as u32)],
             ),
             (
                 "random",
                 "random",
                 Strategy::Refused,
-                [(0, 0, 0), (0, 0, 0)],
+                [(0, 0, 0, 0), (0, 0, 0, 0)],
             ),
-            ("seq", "random", Strategy::Refused, [(0, 0, 0), (0, 0, 0)]),
-            ("random", "seq", Strategy::Refused, [(0, 0, 0), (0, 0, 0)]),
+            (
+                "seq",
+                "random",
+                Strategy::Refused,
+                [(0, 0, 0, 0), (0, 0, 0, 0)],
+            ),
+            (
+                "random",
+                "seq",
+                Strategy::Refused,
+                [(0, 0, 0, 0), (0, 0, 0, 0)],
+            ),
         ];
         for (caller, callee, strategy, sides) in rows {
             let plan = default_plan(caller, callee);
             let name = format!("{caller}×{callee}");
             assert_eq!(plan.strategy, strategy, "{name}: {}", plan.reason);
-            for (side, (sockets, ports, mappings)) in
-                [&plan.caller, &plan.callee].into_iter().zip(sides)
-            {
+            for (side, want) in [&plan.caller, &plan.callee].into_iter().zip(sides) {
                 let got = (
                     side.sockets.len(),
+                    side.first_round,
                     side.predicted_ports.len(),
                     side.new_mappings,
                 );
-                assert_eq!(got, (sockets, ports, mappings), "{name} {:?}", side.role);
+                assert_eq!(got, want, "{name} {:?}", side.role);
             }
             let other = plan_with(caller, callee, Role::Callee, &PunchOptions::default());
             assert_eq!(
@@ -919,11 +1032,19 @@ mod tests {
         let sends = &plan.caller.sends;
         let gap = Duration::from_secs(1) / DEFAULT_RATE;
         assert!(sends.windows(2).all(|w| w[1].at - w[0].at >= gap));
-        // Round two starts one ROUND_INTERVAL after round one, with the same destinations.
+        // Round two starts one ROUND_INTERVAL after round one: 12 new destinations, then the
+        // first 12 again.
         assert_eq!(sends[12].at, ROUND_INTERVAL);
-        assert_eq!(sends[12].to, sends[0].to);
+        assert_eq!(sends[12].target, 12);
+        assert_eq!(sends[24].to, sends[0].to);
         assert!(sends.iter().all(|s| s.at < DEFAULT_TIMEOUT));
-        assert_eq!(sends.len(), 12 * 50, "50 rounds in 10 s");
+        // It grows by 12 a round to all 256, whose round (256 ms at 1000/s) outlasts 200 ms.
+        let last = sends.last().unwrap();
+        assert_eq!(sends.iter().map(|s| s.target).max(), Some(255));
+        assert!(
+            last.at > DEFAULT_TIMEOUT - Duration::from_millis(300),
+            "{last:?}"
+        );
         let tight = PunchOptions {
             max_packets: 30,
             rate: 10,
@@ -933,6 +1054,14 @@ mod tests {
         assert_eq!(plan.caller.sends.len(), 30);
         // 12 packets at 10/s take 1.2 s: rounds stretch to fit.
         assert_eq!(plan.caller.sends[12].at, Duration::from_millis(1200));
+        // --fanout caps the growth too.
+        let capped = PunchOptions {
+            fanout: Some(5),
+            ..PunchOptions::default()
+        };
+        let plan = plan_with("cone", "seq", Role::Caller, &capped);
+        assert_eq!(plan.caller.predicted_ports.len(), 5);
+        assert_eq!(plan.caller.sends.len(), 5 * 50);
         // A spray goes out once.
         let plan = default_plan("cone", "random");
         let sprays = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;

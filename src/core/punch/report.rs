@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
-use crate::core::punch::plan::{PunchPlan, Strategy};
+use crate::core::punch::plan::{PunchPlan, SidePlan, Strategy};
 use crate::core::punch::Role;
 use crate::core::Transport;
 
@@ -45,8 +45,8 @@ pub struct PunchReport {
 pub struct Direction {
     pub from: Role,
     pub to: Role,
-    /// The far NAT's ports the sender aimed at, in order (for the peer's direction, as this
-    /// end's plan expects them).
+    /// The far NAT's ports the sender aimed at, in order, as far as it got (for the peer's
+    /// direction, as this end's plan expects them, up to the count its probes gave).
     pub predicted_ports: Vec<u16>,
     /// The far NAT's port a packet got through to.
     pub port_through: Option<u16>,
@@ -62,12 +62,8 @@ pub struct Direction {
 impl PunchReport {
     /// The report of this end's handshake under `plan`.
     pub fn from_outcome(plan: &PunchPlan, outcome: &Outcome) -> Self {
-        let own = direction(plan.role, &plan.local().predicted_ports, &outcome.outbound);
-        let peer = direction(
-            plan.role.peer(),
-            &plan.remote().predicted_ports,
-            &outcome.inbound,
-        );
+        let own = direction(plan.local(), &outcome.outbound);
+        let peer = direction(plan.remote(), &outcome.inbound);
         let directions = match plan.role {
             Role::Caller => vec![own, peer],
             Role::Callee => vec![peer, own],
@@ -94,11 +90,23 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn direction(from: Role, predicted_ports: &[u16], record: &DirectionRecord) -> Direction {
+/// The sender's far ports up to the last it had aimed at after `packets_sent` scheduled probes
+/// (all of them when that is unknown).
+fn aimed(side: &SidePlan, packets_sent: Option<u32>) -> &[u16] {
+    let ports = &side.predicted_ports;
+    let Some(sent) = packets_sent else {
+        return ports;
+    };
+    let sends = &side.sends[..side.sends.len().min(sent as usize)];
+    let count = sends.iter().map(|s| s.target + 1).max().unwrap_or(0);
+    &ports[..count.min(ports.len())]
+}
+
+fn direction(side: &SidePlan, record: &DirectionRecord) -> Direction {
     Direction {
-        from,
-        to: from.peer(),
-        predicted_ports: predicted_ports.to_vec(),
+        from: side.role,
+        to: side.role.peer(),
+        predicted_ports: aimed(side, record.packets_sent).to_vec(),
         port_through: record.port_through,
         offset: record.offset,
         packets_sent: record.packets_sent,
@@ -179,9 +187,7 @@ mod tests {
       "from": "caller",
       "to": "callee",
       "predicted_ports": [
-        40001,
-        40002,
-        40003
+        40001
       ],
       "port_through": 40001,
       "offset": 0,

@@ -329,3 +329,38 @@ fn both_ends_describe_the_same_dry_run() {
     assert!(a[1].starts_with("expected success: 100.0%"), "{a:?}");
     assert!(a[2].contains("caller (this end)") && b[2].contains("caller (the peer)"));
 }
+
+/// Heavier noise and slower relays than the matrix: 20 and 50 foreign flows/s on both sides,
+/// the callee's answer reaching the caller 40 to 300 ms after it left. With 50 flows/s and a
+/// 300 ms relay the offsets outgrow the first round; the growing rounds still meet them.
+#[test]
+fn sequential_pairs_meet_under_heavier_noise_and_slower_relays() {
+    for per_second in [20u32, 50] {
+        for relay in [40, 150, 300] {
+            let mut s = scenario(Kind::Seq1, Kind::Seq2, (true, true), 0.0, 500);
+            for config in [&mut s.caller, &mut s.callee] {
+                let every = Duration::from_secs(1) / per_second;
+                config.contention = Some(Contention { every });
+            }
+            s.relay = Duration::from_millis(relay);
+            let run = run(&s);
+            let name = format!("{per_second} flows/s, relay {relay} ms");
+            assert!(connected(&run), "{name}: {:?}", run.caller.outcome);
+            check_paths(&run, Role::Caller, false, &name);
+            check_paths(&run, Role::Callee, false, &name);
+            let offset = |side: &super::sim::SideRun| {
+                let o = side.outcome.as_ref().unwrap();
+                (
+                    o.outbound.offset.unwrap(),
+                    side.plan.local().first_round,
+                    o.elapsed,
+                )
+            };
+            eprintln!(
+                "{name}: caller met at {:?}, callee at {:?} (offset, first round, elapsed)",
+                offset(&run.caller),
+                offset(&run.callee)
+            );
+        }
+    }
+}
