@@ -19,7 +19,13 @@ pub mod plan;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod schedule;
+pub mod strategy;
 
+#[cfg(test)]
+mod handshake_tests;
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
