@@ -4,16 +4,18 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
 use crate::core::punch::handshake::*;
-use crate::core::punch::plan::{make_plan, PlanInput, PunchOptions};
-use crate::core::punch::plan::{PunchPlan, Strategy, ROUND_INTERVAL};
+use crate::core::punch::plan::{make_plan, PlanInput, PunchOptions, PunchPlan, Strategy};
+use crate::core::punch::plan::{DEFAULT_TIMEOUT, ROUND_INTERVAL};
 use crate::core::punch::probe::PunchMessage;
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
 use crate::wire::TransactionId;
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 
 const A: &str = "198.51.100.1:40000";
 const B: &str = "198.51.100.2:41000";
@@ -180,7 +182,7 @@ fn silence_fails_at_the_deadline_with_a_reason() {
         a.handle_timeout(now);
         transmits(&mut a);
     }
-    assert_eq!(now, t + crate::core::punch::plan::DEFAULT_TIMEOUT);
+    assert_eq!(now, t + DEFAULT_TIMEOUT);
     let outcome = a.outcome().unwrap();
     assert!(!outcome.connected);
     assert_eq!(outcome.outbound.packets_sent, Some(50));
@@ -207,4 +209,69 @@ fn a_refused_plan_fails_at_once() {
             reason: "refused".into()
         }]
     );
+}
+
+proptest! {
+    // Failing cases are kept beside this file (handshake_tests.proptest-regressions).
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_nor_confirm(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let t = Instant::now();
+        let (mut a, _) = pair(t);
+        a.handle_input(t, 0, addr(B), &bytes);
+        prop_assert!(a.outcome().is_none());
+        prop_assert!(transmits(&mut a).len() <= 1);
+    }
+
+    #[test]
+    fn mutated_probes_never_confirm(flips in proptest::collection::vec((0usize..100, any::<u8>()), 1..6)) {
+        let t = Instant::now();
+        let (mut a, mut b) = pair(t);
+        a.handle_timeout(t);
+        let [probe] = transmits(&mut a).try_into().unwrap();
+        b.handle_input(t, 0, addr(A), &probe.bytes);
+        let [mut echo] = transmits(&mut b).try_into().unwrap();
+        for (at, value) in flips {
+            let len = echo.bytes.len();
+            echo.bytes[at % len] = value;
+        }
+        let intact = PunchMessage::parse(&echo.bytes)
+            .is_ok_and(|m| m.echo == Some(a.nonce()) && m.call_id == 77);
+        a.handle_input(t, 0, addr(B), &echo.bytes);
+        // FINGERPRINT catches nearly every flip; one that leaves a valid echo of our nonce is
+        // still a real echo.
+        prop_assert_eq!(a.outcome().is_some(), intact);
+    }
+
+    #[test]
+    fn messages_round_trip(
+        echo_response in any::<bool>(),
+        call_id in any::<u64>(),
+        nonce in any::<u64>(),
+        echo in any::<u64>(),
+        port in 1u16..,
+        index in any::<u32>(),
+        sent in any::<u32>(),
+    ) {
+        let address = SocketAddr::from(([198, 51, 100, 9], port));
+        let message = PunchMessage {
+            echo_response,
+            tid: TransactionId([4; 12]),
+            call_id,
+            nonce,
+            echo: Some(echo),
+            target: (!echo_response).then_some(address),
+            mapped: echo_response.then_some(address),
+            info: Some(crate::core::punch::probe::ProbeInfo { index, sent }),
+        };
+        let mut buf = Vec::new();
+        let bytes = message.emit(&mut buf).to_vec();
+        prop_assert_eq!(PunchMessage::parse(&bytes), Ok(message));
+    }
 }

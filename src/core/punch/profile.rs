@@ -35,6 +35,11 @@ pub const DRIFT_WINDOW: Duration = Duration::from_millis(400);
 /// while a fan-out is being sent (about one per 50 probes at the default rate).
 pub const DRIFT_SLACK: u32 = 2;
 
+/// Largest uncertainty a side is credited with, in flows: four times what one fan-out may cover
+/// ([`MAX_FANOUT`](crate::core::punch::fanout::MAX_FANOUT)), so a hopeless prediction still
+/// reads as hopeless, while whatever a peer's facts claim keeps the planner's arithmetic small.
+pub const MAX_UNCERTAINTY: u32 = 1024;
+
 /// The parts of an end's own fingerprint that punching needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NatSummary {
@@ -251,12 +256,14 @@ impl SideModel {
     }
 
     /// The largest `k` the side's first punch flow may plausibly get: the most likely one plus
-    /// other hosts' flows in [`DRIFT_WINDOW`] plus [`DRIFT_SLACK`]. Zero for a fixed side.
+    /// other hosts' flows in [`DRIFT_WINDOW`] plus [`DRIFT_SLACK`], at most
+    /// [`MAX_UNCERTAINTY`]. Zero for a fixed side.
     pub fn uncertainty(&self) -> u32 {
         match self.ports {
             PortModel::Sequential { expected, .. } => {
                 let window = DRIFT_WINDOW.as_secs_f64() * f64::from(self.foreign_flows_per_second);
-                expected + window.ceil() as u32 + DRIFT_SLACK
+                let drift = window.ceil() as u32 + DRIFT_SLACK;
+                expected.saturating_add(drift).min(MAX_UNCERTAINTY)
             }
             _ => 0,
         }
