@@ -144,7 +144,7 @@ const COVERAGE_SAMPLES: u32 = 64;
 
 /// The share of offset pairs, uniform over `[0, Ua] × [0, Ub]`, for which the two sides meet:
 /// the expected success of a fan-out whose offsets stay inside the sides' uncertainties.
-/// Exact up to [`COVERAGE_SAMPLES`] offsets a side, sampled evenly beyond.
+/// Exact up to 64 offsets a side, sampled evenly beyond.
 pub fn coverage(a: &SideModel, aim_a: Aim, b: &SideModel, aim_b: Aim) -> f64 {
     let samples = |u: u32| -> Vec<u32> {
         let n = (u + 1).min(COVERAGE_SAMPLES);

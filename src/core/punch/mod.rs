@@ -19,8 +19,8 @@ pub mod plan;
 pub mod probe;
 pub mod profile;
 pub mod report;
-pub mod schedule;
-pub mod strategy;
+mod schedule;
+mod strategy;
 
 #[cfg(test)]
 mod handshake_tests;

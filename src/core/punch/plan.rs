@@ -13,10 +13,10 @@
 //! address-restricted cone) makes the pair `direct`: the other side just aims at that port.
 //! Refused pairs run as a (hopeless, but bounded) blind spray with `--force`.
 //!
-//! The rules live in [`strategy`](super::strategy), the schedules in
-//! [`schedule`](super::schedule). The plan holds both sides' halves, so that each end knows what the other will send: sockets
+//! The plan holds both sides' halves, so that each end knows what the other will send: sockets
 //! to open, the far NAT's ports aimed at in order, the own ports its flows should take, and every
 //! send with its time from the side's own start signal, paced by `--rate` and cut by the budget.
+//! The rules live in `strategy.rs`, the schedules in `schedule.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;

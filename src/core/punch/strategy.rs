@@ -1,5 +1,5 @@
 //! The strategy rules: what each side does, given what both sides' NATs do with a punch's
-//! flows, and the odds of it working. The table is in [`super::plan`]'s module doc.
+//! flows, and the odds of it working. The table is in [`plan`](super::plan)'s module doc.
 
 use crate::core::punch::birthday::{self, BIRTHDAY_SOCKETS, TARGET_SUCCESS};
 use crate::core::punch::fanout::{self, Aim, MAX_FANOUT};
