@@ -197,6 +197,7 @@ fn protocol_page_lists_the_wire_constants() {
         ("LOGOUT", nl::LOGOUT),
         ("CALL", nl::CALL),
         ("PEER\\-HELLO", nl::PEER_HELLO),
+        ("PUNCH", nl::PUNCH),
     ];
     for (name, method) in methods {
         let row = format!(
@@ -215,10 +216,15 @@ fn protocol_page_lists_the_wire_constants() {
         nl::CALL_ID,
         nl::SERVER_NAME,
         nl::VIA,
+        nl::PUNCH_NONCE,
+        nl::PUNCH_ECHO,
         nl::OBSERVED_ADDRESS,
         nl::TRANSPORTS,
         nl::DELTA,
         nl::PREDICTED_PORTS,
+        nl::NAT_PROFILE,
+        nl::PUNCH_TARGET,
+        nl::PUNCH_PROBE,
         nl::EXPIRY,
     ];
     for attribute in attributes {

@@ -169,6 +169,7 @@ mod tests {
             },
             delta: Some(2),
             predicted_ports: (51002..51022).step_by(2).collect(),
+            profile: None,
         }
     }
 

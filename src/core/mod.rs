@@ -6,6 +6,7 @@ pub mod client;
 pub mod events;
 pub mod fingerprint;
 pub mod nat_model;
+pub mod punch;
 pub mod registry;
 pub mod server;
 pub mod stats;

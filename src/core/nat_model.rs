@@ -180,6 +180,20 @@ impl NatModel {
         Some((source, target))
     }
 
+    /// The public port an outbound packet from `internal` to `destination` would leave with at
+    /// `now`, if a live binding already serves it. Creates and refreshes nothing, so a test can
+    /// check a port the other end reported against the one this NAT really allocated.
+    pub fn mapped_port(
+        &self,
+        now: Instant,
+        internal: SocketAddr,
+        destination: SocketAddr,
+    ) -> Option<u16> {
+        let index = self.find_mapping(internal, destination)?;
+        let binding = &self.bindings[index];
+        (binding.expires > now).then_some(binding.public_port)
+    }
+
     /// How many foreign flows (contention) have taken a port so far.
     pub fn foreign_flows(&self) -> u16 {
         self.foreign_flows
@@ -488,7 +502,13 @@ mod tests {
         let public = nat.outbound(t, inside, server).unwrap();
         let late = t + DEFAULT_BINDING_TIMEOUT - Duration::from_secs(1);
         assert_eq!(nat.inbound(late, server, public), Some(inside));
+        assert_eq!(nat.mapped_port(late, inside, server), Some(public.port()));
         // Inbound traffic did not refresh it.
+        assert_eq!(
+            nat.mapped_port(t + DEFAULT_BINDING_TIMEOUT, inside, server),
+            None,
+            "expired"
+        );
         assert_eq!(
             nat.inbound(t + DEFAULT_BINDING_TIMEOUT, server, public),
             None

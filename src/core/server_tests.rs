@@ -86,6 +86,7 @@ fn facts(delta: i32, ports: &[u16]) -> NatFacts {
         },
         delta: Some(delta),
         predicted_ports: ports.to_vec(),
+        profile: None,
     }
 }
 

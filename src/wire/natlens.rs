@@ -24,6 +24,10 @@ pub const LOGOUT: Method = Method(0x0C3);
 pub const CALL: Method = Method(0x0C4);
 /// Introduce a federation link: the dialling server's name.
 pub const PEER_HELLO: Method = Method(0x0C5);
+/// A hole-punching probe, sent end to end (never to a server): the request carries the sender's
+/// nonce, the success response echoes it. The echo, not the probe, proves a path, because only
+/// the peer that received our probe can know our nonce.
+pub const PUNCH: Method = Method(0x0C6);
 
 /// The sender's login ID.
 pub const ID: AttrType = AttrType(0x4E01);
@@ -35,6 +39,14 @@ pub const CALL_ID: AttrType = AttrType(0x4E03);
 pub const SERVER_NAME: AttrType = AttrType(0x4E04);
 /// One server a forwarded call has passed through; repeated, in order.
 pub const VIA: AttrType = AttrType(0x4E05);
+/// 8 random bytes an end puts in every PUNCH message of one call, drawn afresh per call. Only
+/// the peer that received one of our probes can echo it, so strays and forgeries never count.
+/// Comprehension-required: an end that ignored it could not tell a real echo from a stray.
+pub const PUNCH_NONCE: AttrType = AttrType(0x4E06);
+/// The peer's PUNCH-NONCE, echoed back: in every success response, and in requests once the
+/// sender has seen the peer's nonce (the last leg of the three-way handshake). Receiving our own
+/// nonce here confirms the path it came back on. Comprehension-required for the same reason.
+pub const PUNCH_ECHO: AttrType = AttrType(0x4E07);
 
 /// An end's public address as its server saw it (XOR-encoded; only servers set it).
 pub const OBSERVED_ADDRESS: AttrType = AttrType(0xCE01);
@@ -44,6 +56,17 @@ pub const TRANSPORTS: AttrType = AttrType(0xCE02);
 pub const DELTA: AttrType = AttrType(0xCE03);
 /// The end's predicted public ports, most likely first.
 pub const PREDICTED_PORTS: AttrType = AttrType(0xCE04);
+/// 4 bytes: the end's NAT as its fingerprint saw it (mapping, filtering, port allocation, other
+/// hosts' new flows per second), so that both ends plan the same punch from the same facts.
+/// Comprehension-optional: without it the peer infers what it can from DELTA and the ports.
+pub const NAT_PROFILE: AttrType = AttrType(0xCE05);
+/// In a PUNCH request, the address it was sent to (XOR-encoded): the receiver cannot see its
+/// own public port for the flow, and learns here which predicted port got through.
+pub const PUNCH_TARGET: AttrType = AttrType(0xCE06);
+/// In a PUNCH request, 8 bytes: the index of the target in the sender's list of predicted ports,
+/// then how many probes the sender had sent, this one included (both unsigned 32-bit). Echoed
+/// unchanged in the success response. Diagnostic only: the report says which guess worked.
+pub const PUNCH_PROBE: AttrType = AttrType(0xCE07);
 /// Seconds a server keeps a silent UDP session.
 pub const EXPIRY: AttrType = AttrType(0xCE10);
 
@@ -69,6 +92,11 @@ pub mod error {
 /// The attribute types natlens methods understand; anything else comprehension-required
 /// earns a 420.
 pub const KNOWN_REQUIRED: &[AttrType] = &[ID, PEER_ID, CALL_ID, SERVER_NAME, VIA];
+
+/// The comprehension-required attributes a PUNCH message may carry; a PUNCH with any other is
+/// dropped (not answered with 420: a punch peer runs the same protocol, and silence costs
+/// nothing while a punch retries anyway).
+pub const PUNCH_REQUIRED: &[AttrType] = &[CALL_ID, PUNCH_NONCE, PUNCH_ECHO];
 
 /// Checks an ID or server name: 1 to 64 bytes of printable UTF-8 without whitespace, so that it
 /// prints unambiguously in logs and tables.
@@ -116,6 +144,83 @@ impl Transports {
     }
 }
 
+/// RFC 4787 dependence on the remote endpoint, of mapping or of filtering, as NL-NAT-PROFILE
+/// carries it. The wire layer keeps its own type so that it depends on nothing above it;
+/// `core::punch::profile` converts from the fingerprint's verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dependence {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
+/// How a NAT picks public ports, as NL-NAT-PROFILE carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortPattern {
+    Preserving,
+    Sequential,
+    Random,
+}
+
+/// An end's NAT in four bytes: what the peer needs to plan the same punch as this end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct NatProfile {
+    pub mapping: Option<Dependence>,
+    pub filtering: Option<Dependence>,
+    pub allocation: Option<PortPattern>,
+    /// Other hosts' new flows per second through the NAT, saturating at 255.
+    pub foreign_flows_per_second: u8,
+}
+
+impl NatProfile {
+    /// Byte codes: 0 is "not measured", and so is any code this version does not know, so that
+    /// a later version can add values without an older end misreading them.
+    fn to_bytes(self) -> [u8; 4] {
+        let dependence = |d: Option<Dependence>| match d {
+            None => 0,
+            Some(Dependence::EndpointIndependent) => 1,
+            Some(Dependence::AddressDependent) => 2,
+            Some(Dependence::AddressAndPortDependent) => 3,
+        };
+        let pattern = match self.allocation {
+            None => 0,
+            Some(PortPattern::Preserving) => 1,
+            Some(PortPattern::Sequential) => 2,
+            Some(PortPattern::Random) => 3,
+        };
+        [
+            dependence(self.mapping),
+            dependence(self.filtering),
+            pattern,
+            self.foreign_flows_per_second,
+        ]
+    }
+
+    fn from_bytes(value: &[u8]) -> Result<Self, ValueError> {
+        let bytes: [u8; 4] = value.try_into().map_err(|_| ValueError::Length)?;
+        let dependence = |code| match code {
+            1 => Some(Dependence::EndpointIndependent),
+            2 => Some(Dependence::AddressDependent),
+            3 => Some(Dependence::AddressAndPortDependent),
+            _ => None,
+        };
+        let allocation = match bytes[2] {
+            1 => Some(PortPattern::Preserving),
+            2 => Some(PortPattern::Sequential),
+            3 => Some(PortPattern::Random),
+            _ => None,
+        };
+        Ok(NatProfile {
+            mapping: dependence(bytes[0]),
+            filtering: dependence(bytes[1]),
+            allocation,
+            foreign_flows_per_second: bytes[3],
+        })
+    }
+}
+
 /// What one end tells the other through the server: the NAT facts punching needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct NatFacts {
@@ -126,6 +231,10 @@ pub struct NatFacts {
     pub delta: Option<i32>,
     /// Predicted public ports, most likely first.
     pub predicted_ports: Vec<u16>,
+    /// The fingerprint's verdicts, when the end sent them. Left out of JSON when absent, so the
+    /// documented `natlens call` and `login` outputs of ends that send none stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<NatProfile>,
 }
 
 impl NatFacts {
@@ -143,6 +252,9 @@ impl NatFacts {
                     out.extend_from_slice(&port.to_be_bytes());
                 }
             });
+        }
+        if let Some(profile) = self.profile {
+            builder.attribute(NAT_PROFILE, &profile.to_bytes());
         }
     }
 
@@ -182,6 +294,9 @@ impl NatFacts {
                 .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
                 .collect();
         }
+        if let Some(attribute) = message.get(NAT_PROFILE) {
+            facts.profile = Some(NatProfile::from_bytes(attribute.value)?);
+        }
         Ok(facts)
     }
 }
@@ -201,6 +316,12 @@ mod tests {
             },
             delta: Some(-2),
             predicted_ports: vec![40003, 40005, 40007],
+            profile: Some(NatProfile {
+                mapping: Some(Dependence::AddressAndPortDependent),
+                filtering: Some(Dependence::AddressDependent),
+                allocation: Some(PortPattern::Sequential),
+                foreign_flows_per_second: 20,
+            }),
         };
         let mut buf = Vec::new();
         let mut builder = MessageBuilder::new(
@@ -215,6 +336,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_profile_codes_read_as_not_measured() {
+        let profile = NatProfile::from_bytes(&[1, 9, 7, 3]).unwrap();
+        assert_eq!(profile.mapping, Some(Dependence::EndpointIndependent));
+        assert_eq!((profile.filtering, profile.allocation), (None, None));
+        assert_eq!(profile.foreign_flows_per_second, 3);
+        assert_eq!(NatProfile::from_bytes(&[1, 2, 3]), Err(ValueError::Length));
+        let all = NatProfile {
+            mapping: Some(Dependence::AddressDependent),
+            filtering: Some(Dependence::AddressAndPortDependent),
+            allocation: Some(PortPattern::Random),
+            foreign_flows_per_second: 255,
+        };
+        assert_eq!(NatProfile::from_bytes(&all.to_bytes()), Ok(all));
+        assert_eq!(NatProfile::default().to_bytes(), [0; 4]);
+    }
+
+    #[test]
     fn names_are_validated() {
         assert!(validate_name("alice").is_ok());
         assert!(validate_name("δ-router_7").is_ok());
@@ -226,16 +364,33 @@ mod tests {
 
     #[test]
     fn natlens_types_sit_in_the_right_ranges() {
-        for kind in KNOWN_REQUIRED {
+        for kind in KNOWN_REQUIRED.iter().chain(PUNCH_REQUIRED) {
             assert!(kind.is_comprehension_required(), "{kind:?}");
         }
-        for kind in [OBSERVED_ADDRESS, TRANSPORTS, DELTA, PREDICTED_PORTS, EXPIRY] {
+        let optional = [
+            OBSERVED_ADDRESS,
+            TRANSPORTS,
+            DELTA,
+            PREDICTED_PORTS,
+            NAT_PROFILE,
+            PUNCH_TARGET,
+            PUNCH_PROBE,
+            EXPIRY,
+        ];
+        for kind in optional {
             assert!(!kind.is_comprehension_required(), "{kind:?}");
         }
-        for method in [LOGIN, KEEPALIVE, LOGOUT, CALL, PEER_HELLO] {
+        for method in [LOGIN, KEEPALIVE, LOGOUT, CALL, PEER_HELLO, PUNCH] {
             assert!((0x080..0x100).contains(&method.0));
-            let ty = MessageType::new(method, Class::Request).to_u16();
-            assert!(ty >> 8 <= 3, "RFC 7983: first byte 0-3 is STUN");
+            for class in [
+                Class::Request,
+                Class::Indication,
+                Class::Success,
+                Class::Error,
+            ] {
+                let ty = MessageType::new(method, class).to_u16();
+                assert!(ty >> 8 <= 3, "RFC 7983: first byte 0-3 is STUN");
+            }
         }
     }
 }

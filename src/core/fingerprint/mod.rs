@@ -15,7 +15,7 @@ pub mod predict;
 pub mod report;
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
 
