@@ -94,6 +94,15 @@ impl ServerProcess {
         None
     }
 
+    /// Waits up to `timeout` for `count` log lines containing `needle`; returns how many came.
+    pub fn wait_for_count(&self, needle: &str, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.log_lines(needle).len() < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log_lines(needle).len()
+    }
+
     /// Asks for a stats line (SIGUSR1) and returns it.
     pub fn stats(&self) -> String {
         let before = self.stats_lines().len();
