@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// Diagnose NAT routers and connect two hosts behind NATs directly.
 #[derive(Debug, Parser)]
@@ -42,7 +42,11 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6.
-    #[arg(long = "listen", value_name = "ADDR:PORT", default_value = "0.0.0.0:3478")]
+    #[arg(
+        long = "listen",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:3478"
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
@@ -96,13 +100,8 @@ pub struct ServerArgs {
     pub quiet: bool,
 }
 
-/// Transport used to reach the location server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// Transport used to reach the location server (one type for the CLI and the core).
+pub use crate::core::Transport;
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {
@@ -164,15 +163,23 @@ pub struct GenerateArgs {
 /// Parses `250ms`, `15s`, `2m`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 500ms, 15s or 2m"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 15s or 2m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{text}`: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
+            ))
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }

@@ -1,8 +1,353 @@
-//! Writes man pages and shell completions from the clap tree (filled in by the generate work).
+//! Renders man pages and shell completions from the clap tree in [`crate::cli`].
+//!
+//! The clap tree is the single source of truth for the command line, so nothing here describes an
+//! option by hand: an option added to `cli.rs` shows up in `--help`, the man pages and all five
+//! completion scripts at once. The outputs are committed (packagers and users without a Rust
+//! toolchain need them), and `tests/generated_files.rs` regenerates them in memory through
+//! [`render_all`] to catch a commit that changed the tree but not the files.
+//!
+//! Output is deterministic: no date in `.TH` and no build-dependent text other than the crate
+//! version, so regenerating on another machine or day gives the same bytes.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-/// Writes `man/` and `completions/` under `root`.
-pub fn write_all(_root: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+use anyhow::Context;
+use clap::CommandFactory;
+use clap_complete::{Generator, Shell};
+use clap_mangen::roff::{bold, roman, Roff};
+use clap_mangen::Man;
+
+use crate::cli::Cli;
+use crate::exit;
+
+/// One rendered file: its path relative to the repository root and its contents.
+pub type Rendered = (PathBuf, Vec<u8>);
+
+/// Files under `man/` and `completions/` that are written by hand, not rendered here.
+///
+/// [`write_all`] refuses to write over them and the drift test does not call them stale.
+pub const HAND_WRITTEN: &[&str] = &["man/natlens-protocol.7"];
+
+/// The directories [`write_all`] writes into, relative to the repository root.
+pub const OUTPUT_DIRS: [&str; 2] = ["man", "completions"];
+
+/// The hand-written wire-protocol page, as SEE ALSO names it: (page, section).
+const PROTOCOL_PAGE: (&str, &str) = ("natlens-protocol", "7");
+
+/// Every shell clap_complete supports, so no user is left without a script.
+const SHELLS: [Shell; 5] = [
+    Shell::Bash,
+    Shell::Zsh,
+    Shell::Fish,
+    Shell::Elvish,
+    Shell::PowerShell,
+];
+
+/// The EXIT STATUS entries, from the codes in [`crate::exit`].
+///
+/// The text restates those constants' doc comments: scripts branch on these codes, so the page
+/// must say what each one means.
+const EXIT_CODES: [(u8, &str); 3] = [
+    (exit::OK, "Success."),
+    (
+        exit::FAILURE,
+        "A runtime failure: network error, refused login, call not answered.",
+    ),
+    (
+        exit::USAGE,
+        "Bad command-line usage: an unknown option, a missing or malformed value.",
+    ),
+];
+
+/// Writes `man/` and `completions/` under `root` (the repository root).
+///
+/// Only rendered files are written; hand-written pages such as `man/natlens-protocol.7` are left
+/// alone, and a rendered file that would replace one is an error rather than a silent overwrite.
+pub fn write_all(root: &Path) -> anyhow::Result<()> {
+    for (relative, contents) in render_all()? {
+        anyhow::ensure!(
+            !is_hand_written(&relative),
+            "refusing to overwrite hand-written {}",
+            relative.display()
+        );
+        write_file(&root.join(&relative), &contents)?;
+    }
+    Ok(())
+}
+
+/// Renders every generated file into memory, in a stable order: man pages, then completions.
+///
+/// This is exactly what [`write_all`] writes; tests compare it with the committed files.
+pub fn render_all() -> anyhow::Result<Vec<Rendered>> {
+    let mut files = man_pages()?;
+    files.extend(completions());
+    Ok(files)
+}
+
+/// True for paths (relative to the repository root) listed in [`HAND_WRITTEN`].
+pub fn is_hand_written(relative: &Path) -> bool {
+    HAND_WRITTEN.iter().any(|hand| Path::new(hand) == relative)
+}
+
+fn write_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One page for `natlens` and one for each visible subcommand, nested ones included.
+fn man_pages() -> anyhow::Result<Vec<Rendered>> {
+    let commands = page_commands(man_root());
+    let names: Vec<String> = commands.iter().map(page_name).collect();
+    commands
+        .iter()
+        .map(|cmd| {
+            let path = PathBuf::from(format!("man/{}.1", page_name(cmd)));
+            Ok((path, render_page(cmd, &names)?))
+        })
+        .collect()
+}
+
+/// The clap tree, built so subcommands know their full names (`natlens-server`, `natlens server`).
+///
+/// The `help` subcommand is dropped because it has no page of its own; `natlens --help` and
+/// `natlens help` stay as they are, since this copy of the tree is only used for rendering.
+fn man_root() -> clap::Command {
+    let mut root = Cli::command().disable_help_subcommand(true);
+    root.build();
+    root
+}
+
+/// `cmd` followed by all its visible descendants, depth first; hidden ones such as `generate`
+/// are maintainer tools and get no page.
+fn page_commands(cmd: clap::Command) -> Vec<clap::Command> {
+    let children: Vec<_> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .cloned()
+        .collect();
+    let mut pages = vec![cmd];
+    pages.extend(children.into_iter().flat_map(page_commands));
+    pages
+}
+
+/// `natlens` or `natlens-<sub>`: the page name, which is also the file stem.
+fn page_name(cmd: &clap::Command) -> String {
+    cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned()
+}
+
+/// Renders one section-1 page: clap_mangen's sections plus EXIT STATUS and SEE ALSO.
+///
+/// The sections are assembled one by one (rather than with `Man::render`) so that EXIT STATUS
+/// sits before VERSION and SEE ALSO comes last, the order man-pages(7) asks for.
+fn render_page(cmd: &clap::Command, all_pages: &[String]) -> anyhow::Result<Vec<u8>> {
+    let name = page_name(cmd);
+    let man = Man::new(cmd.clone());
+    let mut out = Roff::new().render().into_bytes();
+    out.extend_from_slice(title_line(cmd).as_bytes());
+    let mut section = |render: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut buf = Vec::new();
+        render(&mut buf).map(|()| out.extend_from_slice(strip_preamble(&buf)))
+    };
+    section(&|w| man.render_name_section(w))?;
+    section(&|w| man.render_synopsis_section(w))?;
+    section(&|w| man.render_description_section(w))?;
+    if has_visible_arguments(cmd) {
+        section(&|w| man.render_options_section(w))?;
+    }
+    if has_visible_subcommands(cmd) {
+        section(&|w| man.render_subcommands_section(w))?;
+    }
+    if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
+        section(&|w| man.render_extra_section(w))?;
+    }
+    section(&|w| exit_status_section().to_writer(w))?;
+    if cmd.get_version().is_some() {
+        section(&|w| man.render_version_section(w))?;
+    }
+    let others: Vec<&String> = all_pages.iter().filter(|page| **page != name).collect();
+    section(&|w| see_also_section(&others).to_writer(w))?;
+    Ok(out)
+}
+
+/// `.TH NATLENS-CALL 1 "" "natlens 0.1.0" "natlens manual"`, written by hand.
+///
+/// clap_mangen renders an empty date as nothing at all rather than `""`, which shifts the source
+/// into the date slot and the manual into the source slot. The date stays empty on purpose: a
+/// build date would make every regeneration differ. The source names the program, not the
+/// subcommand (`natlens 0.1.0`, not `call 0.1.0`).
+fn title_line(cmd: &clap::Command) -> String {
+    let program = cmd
+        .get_bin_name()
+        .and_then(|bin| bin.split(' ').next())
+        .unwrap_or(cmd.get_name());
+    let version = cmd.get_version().unwrap_or_default();
+    let title = page_name(cmd).to_uppercase();
+    format!(".TH {title} 1 \"\" \"{program} {version}\" \"natlens manual\"\n")
+}
+
+/// Drops the apostrophe-string preamble (`.ds Aq`) that roff writes before every fragment.
+///
+/// Each `render_*` call emits it; the page needs it once, at the top, where [`render_page`]
+/// already put it.
+fn strip_preamble(fragment: &[u8]) -> &[u8] {
+    let preamble = Roff::new().render();
+    fragment
+        .strip_prefix(preamble.as_bytes())
+        .unwrap_or(fragment)
+}
+
+fn has_visible_arguments(cmd: &clap::Command) -> bool {
+    cmd.get_arguments().any(|arg| !arg.is_hide_set())
+}
+
+fn has_visible_subcommands(cmd: &clap::Command) -> bool {
+    cmd.get_subcommands().any(|sub| !sub.is_hide_set())
+}
+
+/// EXIT STATUS: each code from [`EXIT_CODES`], then the one exception scripts may trip over.
+fn exit_status_section() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in EXIT_CODES {
+        roff.control("TP", []);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(meaning)]);
+    }
+    roff.control("PP", []);
+    // Mirrors `exit::report`: `natlens ... | head` closing the pipe early is not a failure.
+    roff.text([roman(
+        "A closed standard output (for example when piping into head) ends natlens quietly \
+         with status 0.",
+    )]);
+    roff
+}
+
+/// SEE ALSO: the other generated pages, then the hand-written protocol page.
+fn see_also_section(other_pages: &[&String]) -> Roff {
+    let mut refs: Vec<(&str, &str)> = other_pages
+        .iter()
+        .map(|page| (page.as_str(), "1"))
+        .collect();
+    refs.push(PROTOCOL_PAGE);
+    let mut line = Vec::new();
+    for (i, (name, section)) in refs.iter().enumerate() {
+        let separator = if i + 1 < refs.len() { "), " } else { ")" };
+        line.push(bold(*name));
+        line.push(roman(format!("({section}{separator}")));
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text(line);
+    roff
+}
+
+/// One completion script per shell in [`SHELLS`], named the way each shell expects.
+fn completions() -> Vec<Rendered> {
+    let mut tree = Cli::command();
+    tree.build();
+    let tree = without_hidden(&tree);
+    let bin = tree.get_name().to_owned();
+    SHELLS
+        .iter()
+        .map(|shell| {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut tree.clone(), &bin, &mut script);
+            let path = Path::new("completions").join(shell.file_name(&bin));
+            (path, script)
+        })
+        .collect()
+}
+
+/// A copy of a built command tree without its hidden subcommands, for the completion scripts.
+///
+/// clap_complete offers hidden subcommands too (clap issue #1335), and `clap::Command` cannot
+/// remove a subcommand, so the tree is copied with only what the generators read: name, about,
+/// version, visible aliases, arguments and subcommands. The source must be built, so that its
+/// `--help`/`--version` flags, global options and `help` subcommand already exist; the copy then
+/// turns clap's own additions off, so nothing appears twice. A unit test checks that, with
+/// nothing hidden, the copy completes exactly like the original.
+fn without_hidden(built: &clap::Command) -> clap::Command {
+    let visible = built.get_subcommands().filter(|sub| !sub.is_hide_set());
+    let mut copy = clap::Command::new(interned(built.get_name()))
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .allow_external_subcommands(built.is_allow_external_subcommands_set())
+        .visible_aliases(built.get_visible_aliases().map(interned))
+        .args(built.get_arguments().cloned())
+        .subcommands(visible.map(without_hidden));
+    if let Some(about) = built.get_about() {
+        copy = copy.about(about.clone());
+    }
+    if let Some(version) = built.get_version() {
+        copy = copy.version(interned(version));
+    }
+    copy
+}
+
+/// A `'static` copy of `text`, which is what clap's builder takes for names without its `string`
+/// feature. The few bytes leak once per generated tree; only `natlens generate` and tests build one.
+fn interned(text: &str) -> &'static str {
+    Box::leak(text.to_owned().into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With no subcommand hidden, [`without_hidden`] must not change a single completion line;
+    /// otherwise it drops something the generators read and the scripts silently lose options.
+    #[test]
+    fn copying_the_tree_keeps_every_completion() {
+        let unhidden = || Cli::command().mut_subcommand("generate", |sub| sub.hide(false));
+        let mut built = unhidden();
+        built.build();
+        for shell in SHELLS {
+            let original = script(shell, unhidden());
+            let copied = script(shell, without_hidden(&built));
+            assert_eq!(copied, original, "{shell} completions changed by the copy");
+        }
+    }
+
+    /// `generate` is the only hidden subcommand and no help text mentions the word, so any
+    /// occurrence in a script means it is offered.
+    #[test]
+    fn completions_leave_out_hidden_subcommands() {
+        for (path, script) in completions() {
+            let text = String::from_utf8(script).expect("completions are UTF-8");
+            assert!(
+                !text.contains("generate"),
+                "{} offers `generate`",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn pages_skip_hidden_subcommands_and_help() {
+        let names: Vec<String> = page_commands(man_root()).iter().map(page_name).collect();
+        assert_eq!(
+            names,
+            ["natlens", "natlens-server", "natlens-login", "natlens-call"]
+        );
+    }
+
+    #[test]
+    fn title_line_keeps_an_empty_date_in_place() {
+        let root = man_root();
+        let call = root.find_subcommand("call").expect("call subcommand");
+        let version = env!("CARGO_PKG_VERSION");
+        let expected =
+            format!(".TH NATLENS-CALL 1 \"\" \"natlens {version}\" \"natlens manual\"\n");
+        assert_eq!(title_line(call), expected);
+    }
+
+    fn script(shell: Shell, mut cmd: clap::Command) -> String {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "natlens", &mut out);
+        String::from_utf8(out).expect("completions are UTF-8")
+    }
 }

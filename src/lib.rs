@@ -6,8 +6,12 @@
 
 pub mod cli;
 pub mod commands;
+pub mod core;
 pub mod exit;
 pub mod generate;
+pub mod io;
+pub mod render;
+pub mod wire;
 
 use std::process::ExitCode;
 

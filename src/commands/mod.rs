@@ -1,5 +1,10 @@
 //! Glue from a parsed command line to the IO shell and the renderers.
 
+mod call;
+mod login;
+mod server;
+mod session;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
@@ -11,8 +16,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::generate::write_all(&args.out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Server(_) | Command::Login(_) | Command::Call(_) => {
-            anyhow::bail!("not built yet")
-        }
+        Command::Server(args) => server::run(args),
+        Command::Login(args) => login::run(args),
+        Command::Call(args) => call::run(args),
     }
 }

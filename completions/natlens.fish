@@ -1,0 +1,70 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_natlens_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_natlens_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_natlens_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_natlens_using_subcommand
+    set -l cmd (__fish_natlens_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c natlens -n "__fish_natlens_needs_command" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_needs_command" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l listen -d 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l peer -d 'Another natlens server to federate with over TCP (repeatable). Calls to IDs not logged in here are forwarded to peers' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l name -d 'Name of this server in federation (defaults to a random one); must differ between peers' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l udp-expiry -d 'Forget a UDP session that has sent nothing for this long' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-sessions -d 'Maximum number of logged-in sessions' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-connections -d 'Maximum number of open TCP connections (clients and peers)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-message -d 'Largest STUN message accepted, in bytes (TCP frames and UDP datagrams)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-tcp-backlog -d 'Largest amount of unsent data buffered for one TCP connection before it is closed' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l tcp-idle -d 'Close a TCP connection that has not logged in, or has sent half a frame, after this long' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l stats-interval -d 'Print a statistics line this often (0 disables; SIGUSR1 prints one on demand)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l json -d 'Log events as NDJSON on stderr instead of human-readable lines'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s q -l quiet -d 'Log only warnings and statistics, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l calls -d 'Exit after answering this many calls' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID to log in as' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Give up on the call after this long' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

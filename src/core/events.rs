@@ -1,0 +1,80 @@
+//! What the server core reports to its shell: commands to carry out and events to log.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::core::registry::{ConnId, Route};
+use crate::core::Transport;
+
+/// Something the IO shell must do besides sending the immediate reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send a message on a route (UDP: from `local` to `remote`; TCP: on the connection).
+    Send { route: Route, bytes: Vec<u8> },
+    /// Close a TCP connection.
+    Close { conn: ConnId },
+}
+
+/// Something worth logging. Serialises to one NDJSON object with an `event` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Login {
+        id: String,
+        transport: Transport,
+        observed: SocketAddr,
+    },
+    LoginRefused {
+        id: String,
+        transport: Transport,
+        from: SocketAddr,
+        code: u16,
+        reason: &'static str,
+    },
+    /// `reason`: `logout`, `closed` (TCP connection ended) or `replaced` (another ID on the route).
+    Logout {
+        id: String,
+        transport: Transport,
+        reason: &'static str,
+    },
+    Expire {
+        id: String,
+        observed: SocketAddr,
+        silent_ms: u64,
+    },
+    /// A call arrived; `from` is `local` or the name of the peer server that forwarded it.
+    Call {
+        call_id: String,
+        caller: String,
+        callee: String,
+        from: String,
+    },
+    /// A call's outcome went back to its origin: `answered`, `not-found`, `timeout` or `error`.
+    Relay {
+        call_id: String,
+        caller: String,
+        callee: String,
+        outcome: &'static str,
+        code: Option<u16>,
+    },
+    /// A message got no answer, or a connection was closed, for `reason`.
+    Drop {
+        reason: &'static str,
+        transport: Transport,
+        from: Option<SocketAddr>,
+    },
+    PeerUp {
+        name: String,
+        conn: ConnId,
+    },
+    PeerDown {
+        name: String,
+        conn: ConnId,
+    },
+}
+
+/// Call IDs print as 16 hex digits: JSON numbers lose precision past 2^53.
+pub fn call_id_text(call_id: u64) -> String {
+    format!("{call_id:016x}")
+}

@@ -1,0 +1,32 @@
+//! The sans-IO core: state machines over bytes, events and timestamps. Nothing here touches a
+//! socket, a clock or a global RNG; time and randomness come in as arguments.
+
+pub mod binding;
+pub mod client;
+pub mod events;
+pub mod registry;
+pub mod server;
+pub mod stats;
+pub mod transaction;
+
+use serde::Serialize;
+
+/// The transport a message travelled over. Also a command-line value (`--transport udp|tcp`),
+/// so the CLI and the core share one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives.
+    Udp,
+    /// One long-lived connection.
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The IO shell around a [`ClientSession`]: one connected UDP socket or one TCP stream, the
+//! wall clock, and the poll loop. All protocol decisions are the session's.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::core::client::{ClientEvent, ClientSession, Transport};
+use crate::wire::framing::{next_frame, Frame};
+
+/// Largest TCP frame accepted from the server: a STUN length field cannot say more than
+/// 20 + 65 535 bytes anyway, so this only refuses what no server should send.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// How long a TCP connect may take before the server counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a write to a stalled TCP connection may block; the session's own timeouts are longer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest single wait for input, so that an interrupt landing just before a blocking read is
+/// still noticed within a second (reads normally return early with EINTR).
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// A connection to the location server.
+#[derive(Debug)]
+pub enum Link {
+    /// A UDP socket connected to the server, so the kernel drops datagrams from anyone else.
+    Udp {
+        socket: UdpSocket,
+        /// An ICMP port unreachable came back: nothing listens at the server's address.
+        refused: bool,
+    },
+    /// A TCP stream and the bytes of a frame not yet complete.
+    Tcp { stream: TcpStream, buffer: Vec<u8> },
+}
+
+/// What one wait for input brought.
+enum Received {
+    Data,
+    Nothing,
+    Closed,
+}
+
+impl Link {
+    /// Opens a connection to `server`: binds an ephemeral UDP port and connects it, or connects
+    /// over TCP within [`CONNECT_TIMEOUT`].
+    pub fn connect(server: SocketAddr, transport: Transport) -> io::Result<Link> {
+        match transport {
+            Transport::Udp => {
+                let any: SocketAddr = match server {
+                    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                let socket = UdpSocket::bind(any)?;
+                socket.connect(server)?;
+                Ok(Link::Udp {
+                    socket,
+                    refused: false,
+                })
+            }
+            Transport::Tcp => {
+                let stream = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT)?;
+                // Small request/response messages: do not wait to coalesce them.
+                stream.set_nodelay(true)?;
+                stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                Ok(Link::Tcp {
+                    stream,
+                    buffer: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// The local address the link sends from.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Link::Udp { socket, .. } => socket.local_addr(),
+            Link::Tcp { stream, .. } => stream.local_addr(),
+        }
+    }
+
+    /// True when the server's host answered with ICMP port unreachable (UDP only).
+    pub fn was_refused(&self) -> bool {
+        matches!(self, Link::Udp { refused: true, .. })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Udp { socket, refused } => match socket.send(bytes) {
+                // An earlier ICMP error surfaces on the next send; the retransmission schedule
+                // decides when to give up, not one ICMP message.
+                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+                    *refused = true;
+                    Ok(())
+                }
+                other => other.map(drop),
+            },
+            Link::Tcp { stream, .. } => stream.write_all(bytes),
+        }
+    }
+
+    /// Waits up to `wait` for input and hands every whole message to `deliver`.
+    fn receive(&mut self, wait: Duration, deliver: &mut dyn FnMut(&[u8])) -> io::Result<Received> {
+        // A zero read timeout means "block forever" to the OS, so wait at least 1 ms.
+        let wait = Some(wait.max(Duration::from_millis(1)));
+        let mut chunk = [0u8; MAX_FRAME];
+        let result = match self {
+            Link::Udp { socket, .. } => {
+                socket.set_read_timeout(wait)?;
+                socket.recv(&mut chunk)
+            }
+            Link::Tcp { stream, .. } => {
+                stream.set_read_timeout(wait)?;
+                stream.read(&mut chunk)
+            }
+        };
+        match (result, self) {
+            (Ok(len), Link::Udp { .. }) => {
+                deliver(&chunk[..len]);
+                Ok(Received::Data)
+            }
+            (Ok(0), Link::Tcp { .. }) => Ok(Received::Closed),
+            (Ok(len), Link::Tcp { buffer, .. }) => {
+                buffer.extend_from_slice(&chunk[..len]);
+                split_frames(buffer, deliver)?;
+                Ok(Received::Data)
+            }
+            (Err(err), Link::Udp { refused, .. })
+                if err.kind() == io::ErrorKind::ConnectionRefused =>
+            {
+                *refused = true;
+                Ok(Received::Nothing)
+            }
+            (Err(err), Link::Tcp { .. })
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Ok(Received::Closed)
+            }
+            (Err(err), _) if is_wake_up(&err) => Ok(Received::Nothing),
+            (Err(err), _) => Err(err),
+        }
+    }
+}
+
+/// Timeouts and signals end a wait without being errors.
+fn is_wake_up(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Cuts whole STUN messages off the front of a TCP stream buffer (RFC 8489 §6.2.2).
+fn split_frames(buffer: &mut Vec<u8>, deliver: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    loop {
+        match next_frame(buffer, MAX_FRAME) {
+            Frame::Complete(len) => {
+                deliver(&buffer[..len]);
+                buffer.drain(..len);
+            }
+            Frame::Partial => return Ok(()),
+            // No delimiter to resynchronise on: the stream is unusable.
+            Frame::TooLarge(_) | Frame::NotStun => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the server sent bytes that are not STUN on the TCP stream",
+                ))
+            }
+        }
+    }
+}
+
+/// When to stop holding the session: at a deadline or when a flag is raised. Either way the
+/// session logs out first, and [`run`] returns once it is closed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stop<'a> {
+    pub at: Option<Instant>,
+    pub flag: Option<&'a AtomicBool>,
+}
+
+impl Stop<'_> {
+    fn reached(&self, now: Instant) -> bool {
+        let flagged = self.flag.is_some_and(|flag| flag.load(Ordering::Relaxed));
+        flagged || self.at.is_some_and(|at| now >= at)
+    }
+}
+
+/// Drives `session` over `link` until it closes (refused, unreachable, logged out). Every event
+/// goes to `on_event`, which may act on the session (call, logout) or fail the run (a closed
+/// stdout, say).
+pub fn run<R: RngCore>(
+    link: &mut Link,
+    session: &mut ClientSession<R>,
+    stop: Stop<'_>,
+    mut on_event: impl FnMut(&mut ClientSession<R>, ClientEvent) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut stopping = false;
+    loop {
+        drain(link, session, &mut on_event)?;
+        if session.is_closed() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if !stopping && stop.reached(now) {
+            stopping = true;
+            session.logout(now);
+            continue;
+        }
+        let deadline = [session.poll_timeout(), stop.at.filter(|_| !stopping)]
+            .into_iter()
+            .flatten()
+            .min();
+        if deadline.is_some_and(|at| at <= now) {
+            session.handle_timeout(now);
+            continue;
+        }
+        let wait = deadline.map_or(MAX_WAIT, |at| (at - now).min(MAX_WAIT));
+        let received = link.receive(wait, &mut |bytes| {
+            session.handle_input(Instant::now(), bytes)
+        })?;
+        if let Received::Closed = received {
+            session.handle_disconnect(Instant::now());
+        }
+    }
+}
+
+/// Sends what the session queued and hands out its events until both are empty (an event
+/// handler may queue more).
+fn drain<R: RngCore>(
+    link: &mut Link,
+    session: &mut ClientSession<R>,
+    on_event: &mut impl FnMut(&mut ClientSession<R>, ClientEvent) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        while let Some(bytes) = session.poll_transmit() {
+            link.send(&bytes)?;
+        }
+        match session.poll_event() {
+            Some(event) => on_event(session, event)?,
+            None => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_cut_from_a_stream_buffer() {
+        let mut message = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        message.extend_from_slice(&[7; 12]);
+        let mut buffer = [message.clone(), message.clone(), message[..5].to_vec()].concat();
+        let mut seen = Vec::new();
+        split_frames(&mut buffer, &mut |bytes| seen.push(bytes.to_vec())).unwrap();
+        assert_eq!(seen, [message.clone(), message.clone()]);
+        assert_eq!(buffer, message[..5]);
+    }
+
+    #[test]
+    fn a_foreign_stream_is_an_error() {
+        let mut buffer = b"HTTP/1.1 400 Bad Request\r\n".to_vec();
+        let err = split_frames(&mut buffer, &mut |_| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -1,0 +1,6 @@
+//! The IO shell: the only code that touches sockets, clocks, threads and signals.
+
+pub mod client;
+pub mod server;
+pub mod signal;
+pub mod udp_batch;

@@ -1,0 +1,45 @@
+//! Signal flags for the long-running commands, through signal-hook (handlers that only store to
+//! an atomic, which is async-signal-safe).
+//!
+//! The first SIGINT or SIGTERM raises the stop flag so that the command ends cleanly (a client
+//! logs out, so its ID is free at once; a server prints its final stats); a second one exits at
+//! once with status 130, so a stuck shutdown can still be cut short. Blocking calls notice the
+//! flag promptly: `epoll_wait` and socket reads with a timeout return EINTR even under
+//! SA_RESTART (signal(7)).
+
+use std::io;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::flag;
+
+/// Exit status after a second interrupt: 128 + SIGINT, as shells report it.
+const SECOND_INTERRUPT_EXIT: i32 = 130;
+
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+static STATS: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// The flag SIGINT/SIGTERM raise (installed on first use).
+pub fn stop_flag() -> io::Result<&'static AtomicBool> {
+    if let Some(stop) = STOP.get() {
+        return Ok(stop);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal raised it.
+        flag::register_conditional_shutdown(signal, SECOND_INTERRUPT_EXIT, Arc::clone(&stop))?;
+        flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(STOP.get_or_init(|| stop))
+}
+
+/// The flag SIGUSR1 raises: "print a stats line now".
+pub fn stats_flag() -> io::Result<&'static AtomicBool> {
+    if let Some(stats) = STATS.get() {
+        return Ok(stats);
+    }
+    let stats = Arc::new(AtomicBool::new(false));
+    flag::register(SIGUSR1, Arc::clone(&stats))?;
+    Ok(STATS.get_or_init(|| stats))
+}

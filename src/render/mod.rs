@@ -1,0 +1,3 @@
+//! Everything that writes for people or pipelines: logs, tables, progress, JSON.
+
+pub mod log;

@@ -1,0 +1,238 @@
+//! natlens's own STUN methods and attributes (documented in `natlens-protocol(7)`).
+//!
+//! Methods sit in the designated-expert range 0x800-0xFFF. Attributes a receiver must act on
+//! (IDs, call IDs, federation path) are comprehension-required (0x4E01...), so an old peer
+//! refuses with 420 instead of silently misrouting; the NAT facts an end shares are
+//! comprehension-optional (0xCE01...), so a server relays facts it does not know yet.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::wire::attr::{self, AttrType, ValueError};
+use crate::wire::stun::{Message, Method};
+use crate::wire::MessageBuilder;
+
+/// Log in as an ID and hold a session.
+pub const LOGIN: Method = Method(0x801);
+/// Refresh a session (UDP keeps its NAT mapping open with it).
+pub const KEEPALIVE: Method = Method(0x802);
+/// End a session.
+pub const LOGOUT: Method = Method(0x803);
+/// Ask the server to relay NAT facts to a callee and bring back the callee's.
+pub const CALL: Method = Method(0x804);
+/// Introduce a federation link: the dialling server's name.
+pub const PEER_HELLO: Method = Method(0x805);
+
+/// The sender's login ID.
+pub const ID: AttrType = AttrType(0x4E01);
+/// The other end's ID: the callee in a call request, the caller when delivered.
+pub const PEER_ID: AttrType = AttrType(0x4E02);
+/// 64-bit call identifier chosen by the caller; ties together retransmissions and hops.
+pub const CALL_ID: AttrType = AttrType(0x4E03);
+/// A server's federation name.
+pub const SERVER_NAME: AttrType = AttrType(0x4E04);
+/// One server a forwarded call has passed through; repeated, in order.
+pub const VIA: AttrType = AttrType(0x4E05);
+
+/// An end's public address as its server saw it (XOR-encoded; only servers set it).
+pub const OBSERVED_ADDRESS: AttrType = AttrType(0xCE01);
+/// Transports the end will punch over: bit 0 UDP, bit 1 TCP.
+pub const TRANSPORTS: AttrType = AttrType(0xCE02);
+/// Signed port allocation delta of the end's NAT.
+pub const DELTA: AttrType = AttrType(0xCE03);
+/// The end's predicted public ports, most likely first.
+pub const PREDICTED_PORTS: AttrType = AttrType(0xCE04);
+/// Seconds a server keeps a silent UDP session.
+pub const EXPIRY: AttrType = AttrType(0xCE10);
+
+/// Longest ID or server name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Most predicted ports one message carries (keeps a CALL well inside one datagram).
+pub const MAX_PREDICTED_PORTS: usize = 256;
+/// Most servers a call may pass through before it is refused as a loop.
+pub const MAX_VIA: usize = 8;
+
+/// Error codes natlens uses beyond RFC 8489's own.
+pub mod error {
+    pub const BAD_REQUEST: u16 = 400;
+    pub const NOT_LOGGED_IN: u16 = 403;
+    pub const UNKNOWN_PEER: u16 = 404;
+    pub const PEER_TIMEOUT: u16 = 408;
+    pub const ID_TAKEN: u16 = 409;
+    pub const UNKNOWN_ATTRIBUTE: u16 = 420;
+    pub const NO_SESSION: u16 = 437;
+    pub const SERVER_FULL: u16 = 503;
+}
+
+/// The attribute types natlens methods understand; anything else comprehension-required
+/// earns a 420.
+pub const KNOWN_REQUIRED: &[AttrType] = &[ID, PEER_ID, CALL_ID, SERVER_NAME, VIA];
+
+/// Checks an ID or server name: 1 to 64 bytes of printable UTF-8 without whitespace, so that it
+/// prints unambiguously in logs and tables.
+pub fn validate_name(text: &str) -> Result<&str, ValueError> {
+    let printable = text.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if text.is_empty() || text.len() > MAX_NAME_LEN || !printable {
+        return Err(ValueError::Text);
+    }
+    Ok(text)
+}
+
+/// Reads a name attribute (ID, PEER-ID, SERVER-NAME, VIA).
+pub fn read_name<'a>(message: &Message<'a>, kind: AttrType) -> Option<Result<&'a str, ValueError>> {
+    let attribute = message.get(kind)?;
+    Some(attr::decode_text(attribute.value, MAX_NAME_LEN).and_then(validate_name))
+}
+
+/// Reads CALL-ID.
+pub fn read_call_id(message: &Message<'_>) -> Option<Result<u64, ValueError>> {
+    let attribute = message.get(CALL_ID)?;
+    Some(
+        <[u8; 8]>::try_from(attribute.value)
+            .map(u64::from_be_bytes)
+            .map_err(|_| ValueError::Length),
+    )
+}
+
+/// Transports an end offers to punch over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Transports {
+    pub udp: bool,
+    pub tcp: bool,
+}
+
+impl Transports {
+    fn to_byte(self) -> u8 {
+        u8::from(self.udp) | (u8::from(self.tcp) << 1)
+    }
+
+    fn from_byte(byte: u8) -> Self {
+        Transports {
+            udp: byte & 1 != 0,
+            tcp: byte & 2 != 0,
+        }
+    }
+}
+
+/// What one end tells the other through the server: the NAT facts punching needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct NatFacts {
+    /// The public address the end's server saw (filled in by the server, never by the end).
+    pub observed: Option<SocketAddr>,
+    pub transports: Transports,
+    /// Signed allocation delta, when measured.
+    pub delta: Option<i32>,
+    /// Predicted public ports, most likely first.
+    pub predicted_ports: Vec<u16>,
+}
+
+impl NatFacts {
+    /// Appends the facts an end itself may state (everything but `observed`).
+    pub fn encode_claims(&self, builder: &mut MessageBuilder<'_>) {
+        builder.attribute(TRANSPORTS, &[self.transports.to_byte(), 0, 0, 0]);
+        if let Some(delta) = self.delta {
+            builder.attribute(DELTA, &delta.to_be_bytes());
+        }
+        if !self.predicted_ports.is_empty() {
+            let ports =
+                &self.predicted_ports[..self.predicted_ports.len().min(MAX_PREDICTED_PORTS)];
+            builder.attribute_with(PREDICTED_PORTS, |out| {
+                for port in ports {
+                    out.extend_from_slice(&port.to_be_bytes());
+                }
+            });
+        }
+    }
+
+    /// Appends everything, `observed` included (servers only).
+    pub fn encode(&self, builder: &mut MessageBuilder<'_>) {
+        if let Some(observed) = &self.observed {
+            builder.xor_address(OBSERVED_ADDRESS, observed);
+        }
+        self.encode_claims(builder);
+    }
+
+    /// Reads the facts from a message; absent attributes stay `None` / empty.
+    pub fn decode(message: &Message<'_>) -> Result<Self, ValueError> {
+        let mut facts = NatFacts::default();
+        if let Some(attribute) = message.get(OBSERVED_ADDRESS) {
+            facts.observed = Some(attr::decode_xor_address(
+                attribute.value,
+                &message.transaction_id(),
+            )?);
+        }
+        if let Some(attribute) = message.get(TRANSPORTS) {
+            let byte = *attribute.value.first().ok_or(ValueError::Length)?;
+            facts.transports = Transports::from_byte(byte);
+        }
+        if let Some(attribute) = message.get(DELTA) {
+            facts.delta = Some(i32::from_be_bytes(
+                attribute.value.try_into().map_err(|_| ValueError::Length)?,
+            ));
+        }
+        if let Some(attribute) = message.get(PREDICTED_PORTS) {
+            if attribute.value.len() % 2 != 0 || attribute.value.len() / 2 > MAX_PREDICTED_PORTS {
+                return Err(ValueError::Length);
+            }
+            facts.predicted_ports = attribute
+                .value
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+                .collect();
+        }
+        Ok(facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::stun::{Class, MessageType, TransactionId};
+
+    #[test]
+    fn facts_round_trip() {
+        let facts = NatFacts {
+            observed: Some("198.51.100.7:40001".parse().unwrap()),
+            transports: Transports {
+                udp: true,
+                tcp: true,
+            },
+            delta: Some(-2),
+            predicted_ports: vec![40003, 40005, 40007],
+        };
+        let mut buf = Vec::new();
+        let mut builder = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(CALL, Class::Request),
+            TransactionId([9; 12]),
+        );
+        facts.encode(&mut builder);
+        let bytes = builder.finish().to_vec();
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(NatFacts::decode(&message).unwrap(), facts);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("alice").is_ok());
+        assert!(validate_name("δ-router_7").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("two words").is_err());
+        assert!(validate_name("bell\u{7}").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn natlens_types_sit_in_the_right_ranges() {
+        for kind in KNOWN_REQUIRED {
+            assert!(kind.is_comprehension_required(), "{kind:?}");
+        }
+        for kind in [OBSERVED_ADDRESS, TRANSPORTS, DELTA, PREDICTED_PORTS, EXPIRY] {
+            assert!(!kind.is_comprehension_required(), "{kind:?}");
+        }
+        for method in [LOGIN, KEEPALIVE, LOGOUT, CALL, PEER_HELLO] {
+            assert!((0x800..0x1000).contains(&method.0));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Shared helpers for the integration tests: run `natlens server` on loopback and build
+//! requests by hand.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use natlens::wire::attr::AttrType;
+use natlens::wire::natlens as nl;
+use natlens::wire::stun::{Class, MessageType, Method};
+use natlens::wire::{MessageBuilder, TransactionId};
+
+/// A `natlens server` child process, killed on drop (also when a test panics).
+pub struct ServerProcess {
+    child: Child,
+    /// Every address it listens on, as printed in its `listening udp` lines.
+    pub addrs: Vec<SocketAddr>,
+    /// Its stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `natlens server ARGS` and waits for its listening lines.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_natlens"))
+            .arg("server")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning natlens server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut addrs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    if let Some(addr) = listening_udp(&line) {
+                        addrs.push(addr);
+                    }
+                    if line.starts_with("natlens:") {
+                        panic!("server failed to start: {line}");
+                    }
+                }
+                Err(_) if !addrs.is_empty() => break,
+                Err(_) => {}
+            }
+        }
+        assert!(
+            !addrs.is_empty(),
+            "server printed no listening line: {:?}",
+            log.lock().unwrap()
+        );
+        ServerProcess { child, addrs, log }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Lines of the log containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(line) = self.log_lines(needle).into_iter().next() {
+                return Some(line);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Asks for a stats line (SIGUSR1) and returns it.
+    pub fn stats(&self) -> String {
+        let before = self.stats_lines().len();
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGUSR1) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let lines = self.stats_lines();
+            if lines.len() > before {
+                return lines.last().unwrap().clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no stats line after SIGUSR1");
+    }
+
+    /// Stats lines in either log format.
+    fn stats_lines(&self) -> Vec<String> {
+        let mut lines = self.log_lines(" stats ");
+        lines.extend(self.log_lines("\"event\":\"stats\""));
+        lines
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `... listening udp 127.0.0.1:1234 ...` (human log) or its NDJSON form.
+fn listening_udp(line: &str) -> Option<SocketAddr> {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        if event["event"] == "listening" && event["transport"] == "udp" {
+            return event["address"].as_str()?.parse().ok();
+        }
+        return None;
+    }
+    let rest = line.split(" listening ").nth(1)?.trim_start();
+    let rest = rest.strip_prefix("udp ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A Binding request with transaction ID `tid`.
+pub fn binding_request(tid: [u8; 12]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId(tid),
+    );
+    buf
+}
+
+/// A natlens request of `method` naming `id` in NL-ID.
+pub fn id_request(method: Method, id: &str, tid: [u8; 12]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut builder = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(method, Class::Request),
+        TransactionId(tid),
+    );
+    builder.attribute(nl::ID, id.as_bytes());
+    builder.attribute(AttrType::SOFTWARE, b"natlens tests");
+    buf
+}

@@ -1,0 +1,181 @@
+//! The committed man pages and completions must match what the clap tree renders today.
+//!
+//! They are committed so packagers and users get them without building, which means a change to
+//! `src/cli.rs` can leave them stale. These tests regenerate everything in memory and fail with
+//! the command that fixes the drift, so the fix is one command away rather than a diff hunt.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use natlens::exit;
+use natlens::generate::{self, Rendered};
+
+/// What a maintainer runs to bring the committed files back in line.
+const REGENERATE: &str = "cargo run -- generate --out .";
+
+/// The repository root, where `man/` and `completions/` are committed.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rendered() -> Vec<Rendered> {
+    generate::render_all().expect("rendering man pages and completions")
+}
+
+/// Generated section-1 pages, as text.
+fn pages() -> Vec<(PathBuf, String)> {
+    rendered()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("man"))
+        .map(|(path, bytes)| (path, String::from_utf8(bytes).expect("man pages are UTF-8")))
+        .collect()
+}
+
+/// "missing" or "out of date" for a rendered file whose committed copy differs, else `None`.
+fn drift(path: &Path, expected: &[u8]) -> Option<String> {
+    match fs::read(root().join(path)) {
+        Err(_) => Some(format!("{} is missing", path.display())),
+        Ok(committed) if committed != expected => {
+            Some(format!("{} is out of date", path.display()))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Files under the output directories that are neither rendered nor hand-written: pages of a
+/// removed subcommand, say, which would otherwise keep shipping.
+fn stale(rendered: &[Rendered]) -> Vec<String> {
+    let known: BTreeSet<&Path> = rendered.iter().map(|(path, _)| path.as_path()).collect();
+    generate::OUTPUT_DIRS
+        .iter()
+        .filter_map(|dir| fs::read_dir(root().join(dir)).ok())
+        .flatten()
+        .map(|entry| entry.expect("listing an output directory").path())
+        .map(|path| {
+            path.strip_prefix(root())
+                .expect("inside the root")
+                .to_path_buf()
+        })
+        .filter(|path| !known.contains(path.as_path()) && !generate::is_hand_written(path))
+        .map(|path| format!("{} is not generated any more; delete it", path.display()))
+        .collect()
+}
+
+#[test]
+fn committed_files_match_the_cli() {
+    let rendered = rendered();
+    let mut problems: Vec<String> = rendered
+        .iter()
+        .filter_map(|(path, bytes)| drift(path, bytes))
+        .collect();
+    problems.extend(stale(&rendered));
+    assert!(
+        problems.is_empty(),
+        "man pages or completions drifted from src/cli.rs:\n  {}\nrun `{REGENERATE}` and commit \
+         man/ and completions/",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_generated_page_has_exit_status() {
+    for (path, page) in pages() {
+        let section = page
+            .split_once(".SH \"EXIT STATUS\"\n")
+            .unwrap_or_else(|| panic!("{} has no EXIT STATUS section", path.display()))
+            .1;
+        let section = section.split("\n.SH ").next().unwrap_or_default();
+        for code in [exit::OK, exit::FAILURE, exit::USAGE] {
+            assert!(
+                section.contains(&format!("\\fB{code}\\fR")),
+                "{} does not document exit status {code}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_generated_page_points_to_the_protocol_page() {
+    for (path, page) in pages() {
+        let see_also = page
+            .split_once(".SH \"SEE ALSO\"\n")
+            .unwrap_or_else(|| panic!("{} has no SEE ALSO section", path.display()))
+            .1;
+        assert!(
+            see_also.contains("\\fBnatlens\\-protocol\\fR(7)"),
+            "{} does not refer to natlens-protocol(7)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn top_page_lists_every_subcommand() {
+    let pages = pages();
+    let (_, top) = pages
+        .iter()
+        .find(|(path, _)| path == Path::new("man/natlens.1"))
+        .expect("man/natlens.1 is generated");
+    let subcommands = top
+        .split_once(".SH SUBCOMMANDS\n")
+        .expect("SUBCOMMANDS section")
+        .1;
+    for (path, _) in &pages[1..] {
+        let stem = path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .replace('-', "\\-");
+        assert!(
+            subcommands.contains(&format!("{stem}(1)")),
+            "natlens.1 does not list {stem}"
+        );
+    }
+}
+
+#[test]
+fn protocol_page_is_hand_written_and_committed() {
+    let page = fs::read_to_string(root().join("man/natlens-protocol.7"))
+        .expect("man/natlens-protocol.7 is committed");
+    assert!(
+        page.contains("\n.TH NATLENS-PROTOCOL 7 "),
+        "protocol page has no .TH line"
+    );
+    let rendered = rendered();
+    assert!(
+        rendered
+            .iter()
+            .all(|(path, _)| !generate::is_hand_written(path)),
+        "a rendered file would overwrite a hand-written one"
+    );
+}
+
+/// `write_all` writes exactly what `render_all` returns and leaves a hand-written page alone.
+#[test]
+fn write_all_writes_the_rendered_files_and_keeps_hand_written_ones() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated_files");
+    let _ = fs::remove_dir_all(&out);
+    let protocol = out.join("man/natlens-protocol.7");
+    fs::create_dir_all(protocol.parent().unwrap()).unwrap();
+    fs::write(&protocol, "hand-written\n").unwrap();
+
+    generate::write_all(&out).expect("write_all");
+
+    for (path, bytes) in rendered() {
+        assert_eq!(
+            fs::read(out.join(&path)).unwrap(),
+            bytes,
+            "{}",
+            path.display()
+        );
+    }
+    assert_eq!(fs::read_to_string(&protocol).unwrap(), "hand-written\n");
+}
+
+/// Two renders must give the same bytes, or the drift test would fail on a clean tree.
+#[test]
+fn rendering_is_deterministic() {
+    assert_eq!(rendered(), rendered());
+}
