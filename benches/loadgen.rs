@@ -1012,6 +1012,12 @@ fn server_json(
                 "server_sched_us_per_req".into(),
                 json!(round3(sched * 1e6 / requests as f64)),
             );
+            if sched > 0.0 {
+                m.insert(
+                    "answered_per_cpu_s".into(),
+                    json!((requests as f64 / sched).round()),
+                );
+            }
         }
         m.insert("server_rss_kb".into(), json!(a.rss_kb));
     }
@@ -1863,7 +1869,8 @@ fn summarize(a: &SummarizeArgs) -> Result<bool> {
                 metric("rtt_p50_us", "RTT p50 (µs)", "lower"),
                 metric("rtt_p99_us", "RTT p99 (µs)", "lower"),
                 metric("server_sock_drops", "server socket drops", "lower"),
-                metric("gen_cpu_util", "generator CPU utilisation", ""),
+                metric("gen_idle_frac", "generator idle share (spare capacity)", ""),
+                metric("other_cpu_util", "other work on the machine (CPUs)", ""),
             ],
         ),
         (
@@ -1871,9 +1878,15 @@ fn summarize(a: &SummarizeArgs) -> Result<bool> {
             "UDP, saturation (closed loop)",
             vec![
                 metric("answered_rate", "max answered rate (req/s)", "higher"),
+                metric(
+                    "answered_per_cpu_s",
+                    "answers per server CPU-second (one full core)",
+                    "higher",
+                ),
                 metric("timed_out_in_window", "timed out (lost) in window", "lower"),
                 metric("server_cpu_util", "server CPU utilisation", ""),
-                metric("gen_cpu_util", "generator CPU utilisation", ""),
+                metric("gen_idle_frac", "generator idle share (spare capacity)", ""),
+                metric("other_cpu_util", "other work on the machine (CPUs)", ""),
                 metric(
                     "server_sched_us_per_req",
                     "server CPU µs/request (schedstat)",

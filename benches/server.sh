@@ -18,7 +18,7 @@
 #   ROUNDS=5 SERVERS="natlens coturn" RATE=100000 UDP_SECONDS=10 SAT_SECONDS=10
 #   TCP_COUNT=19000 HOLD=10 SERVER_CPU=0 GEN_CPU=1 PORT_BASE=34100
 #   RATE_ARGS="--sockets 4 --spin"                              extra udp-rate arguments
-#   SAT_ARGS="--sockets 4 --window 48 --min-batch 16 --spin"    extra udp-saturate arguments
+#   SAT_ARGS="--sockets 4 --window 48 --min-batch 16 --spin --gso"  extra udp-saturate arguments
 #   QUIET_MAX_BUSY=0.15 QUIET_TIMEOUT=60   before each test, wait up to QUIET_TIMEOUT s for the
 #                                          CPUs to be less than QUIET_MAX_BUSY busy
 #   NOISE_MAX=0.15 RETRIES=2               a UDP test during which other work used more than
@@ -58,7 +58,9 @@ PORT_BASE=${PORT_BASE:-34100}
 RATE_ARGS=${RATE_ARGS:---sockets 4 --spin}
 # 4 x 48 requests in flight stay below what a default 208 KiB SO_RCVBUF holds (about 270 small
 # datagrams), so a server that keeps the default buffer is not measured on drops.
-SAT_ARGS=${SAT_ARGS:---sockets 4 --window 48 --min-batch 16 --spin}
+# --gso: the generator hands the kernel one buffer per batch (the server still receives one
+# datagram per request), which leaves it spare capacity against a server doing 300k requests/s.
+SAT_ARGS=${SAT_ARGS:---sockets 4 --window 48 --min-batch 16 --spin --gso}
 QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-0.15}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-60}
 NOISE_MAX=${NOISE_MAX:-0.15}
@@ -296,7 +298,9 @@ git_dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (uncommitte
     echo "- **udp-rate**: $RATE Binding requests/s offered for ${UDP_SECONDS}s (\`$RATE_ARGS\`,"
     echo "  connected UDP sockets, sendmmsg/recvmmsg), 1 s grace; lost = never answered. Server CPU"
     echo "  per request = (utime+stime, or schedstat run time) / answered requests."
-    echo "- **udp-saturate**: closed loop (\`$SAT_ARGS\`), 1 s warm-up then ${SAT_SECONDS}s measured."
+    echo "- **udp-saturate**: closed loop (\`$SAT_ARGS\`; with --gso each batch is one UDP GSO"
+    echo "  buffer that the kernel splits into 20-byte datagrams before the server's socket), 1 s"
+    echo "  warm-up then ${SAT_SECONDS}s measured."
     echo "  The generator spins (never sleeps); \`gen_idle_frac\` is the share of its time that found"
     echo "  nothing to do: well above 0 with the server's CPU near 1.0 means the server is the limit,"
     echo "  near 0 with the server below 1.0 means the generator is."
@@ -306,8 +310,13 @@ git_dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (uncommitte
     echo "  connection = (VmRSS at the end of the hold - VmRSS before connecting) / connections held."
     echo "  $TCP_COUNT because generator and server each need one descriptor per connection under"
     echo "  the per-process limit of $fd_limit, less a margin for their other files."
-    echo "- A UDP test during which other work on the machine used more than $NOISE_MAX CPUs"
-    echo "  (\`other_cpu_util\`) was repeated up to $RETRIES times; superseded runs are in the raw lines."
+    echo "- Other work on the machine shares its CPUs (\`other_cpu_util\`: busy CPU time not used by"
+    echo "  the server or the generator). A UDP test during which it exceeded $NOISE_MAX CPUs was"
+    echo "  repeated up to $RETRIES times; superseded runs are in the raw lines, marked. Answers per"
+    echo "  server CPU-second do not depend on how much of its CPU the server was given, so they are"
+    echo "  the steadiest comparison of UDP capacity; the answered rate also measures that share."
+    echo "- coturn is started through a symlink named \`coturn\` (so that another job's"
+    echo "  \`pkill turnserver\` on a shared machine cannot stop it mid-run)."
     echo
     echo "## Results"
     echo
