@@ -235,7 +235,12 @@ struct SummarizeArgs {
 
 fn main() -> ExitCode {
     // `cargo bench` appends `--bench` to the arguments of harness = false targets.
-    let args = std::env::args().filter(|a| a != "--bench");
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    if args.len() <= 1 {
+        // A plain `cargo bench` runs every bench target: this one needs a mode and a server.
+        eprintln!("loadgen: no mode given, nothing to do (see --help, or run benches/server.sh)");
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse_from(args);
     let result = match cli.mode {
         Mode::UdpRate(a) => udp_rate(&a),

@@ -321,6 +321,7 @@ git_dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (uncommitte
     echo "## Results"
     echo
     echo "$summary"
+    echo
     if [[ -s "$NOTES" ]]; then
         echo "## Failures"
         echo
