@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run a location server: STUN Binding reflection, logins, call relay, federation')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a location server and hold the session, answering calls with this end''s facts')
             [CompletionResult]::new('call', 'call', [CompletionResultType]::ParameterValue, 'Log in, call another logged-in ID through the server and print the facts exchanged')
+            [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build a NAT lab of network namespaces on this machine (needs root) and work in it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -83,10 +84,106 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'natlens;lab' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'natlens;lab;up' {
+            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
+            [CompletionResult]::new('--nat-b', '--nat-b', [CompletionResultType]::ParameterName, 'NAT mode of router B (see --nat-a)')
+            [CompletionResult]::new('--noise', '--noise', [CompletionResultType]::ParameterName, 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes')
+            [CompletionResult]::new('--noise-a', '--noise-a', [CompletionResultType]::ParameterName, 'Noise rate behind router A only (overrides --noise)')
+            [CompletionResult]::new('--noise-b', '--noise-b', [CompletionResultType]::ParameterName, 'Noise rate behind router B only (overrides --noise)')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay in milliseconds added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment')
+            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Percentage of IP packets dropped on each router''s WAN link, in each direction')
+            [CompletionResult]::new('--public-host', '--public-host', [CompletionResultType]::ParameterName, 'Add a public host without NAT (`public`, 203.0.113.20)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description (the state file''s contents) as JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'natlens;lab;down' {
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'natlens;lab;status' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON: one object per lab with its description and live counts')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'natlens;lab;exec' {
+            [CompletionResult]::new('--lab', '--lab', [CompletionResultType]::ParameterName, 'The lab to run in (needed only when more than one lab exists)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'natlens;lab;demo' {
+            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
+            [CompletionResult]::new('--nat-b', '--nat-b', [CompletionResultType]::ParameterName, 'NAT mode of router B (see --nat-a)')
+            [CompletionResult]::new('--noise', '--noise', [CompletionResultType]::ParameterName, 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes')
+            [CompletionResult]::new('--noise-a', '--noise-a', [CompletionResultType]::ParameterName, 'Noise rate behind router A only (overrides --noise)')
+            [CompletionResult]::new('--noise-b', '--noise-b', [CompletionResultType]::ParameterName, 'Noise rate behind router B only (overrides --noise)')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay in milliseconds added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment')
+            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Percentage of IP packets dropped on each router''s WAN link, in each direction')
+            [CompletionResult]::new('--public-host', '--public-host', [CompletionResultType]::ParameterName, 'Add a public host without NAT (`public`, 203.0.113.20)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'natlens;lab;help' {
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'natlens;lab;help;up' {
+            break
+        }
+        'natlens;lab;help;down' {
+            break
+        }
+        'natlens;lab;help;status' {
+            break
+        }
+        'natlens;lab;help;exec' {
+            break
+        }
+        'natlens;lab;help;demo' {
+            break
+        }
+        'natlens;lab;help;help' {
+            break
+        }
         'natlens;help' {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run a location server: STUN Binding reflection, logins, call relay, federation')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a location server and hold the session, answering calls with this end''s facts')
             [CompletionResult]::new('call', 'call', [CompletionResultType]::ParameterValue, 'Log in, call another logged-in ID through the server and print the facts exchanged')
+            [CompletionResult]::new('lab', 'lab', [CompletionResultType]::ParameterValue, 'Build a NAT lab of network namespaces on this machine (needs root) and work in it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -97,6 +194,29 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;help;call' {
+            break
+        }
+        'natlens;help;lab' {
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            break
+        }
+        'natlens;help;lab;up' {
+            break
+        }
+        'natlens;help;lab;down' {
+            break
+        }
+        'natlens;help;lab;status' {
+            break
+        }
+        'natlens;help;lab;exec' {
+            break
+        }
+        'natlens;help;lab;demo' {
             break
         }
         'natlens;help;help' {

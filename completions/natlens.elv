@@ -25,6 +25,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand server 'Run a location server: STUN Binding reflection, logins, call relay, federation'
             cand login 'Log in to a location server and hold the session, answering calls with this end''s facts'
             cand call 'Log in, call another logged-in ID through the server and print the facts exchanged'
+            cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;server'= {
@@ -76,10 +77,93 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'natlens;lab'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
+            cand down 'Tear down one lab, or every lab no running process owns'
+            cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'natlens;lab;up'= {
+            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
+            cand --nat-b 'NAT mode of router B (see --nat-a)'
+            cand --noise 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes'
+            cand --noise-a 'Noise rate behind router A only (overrides --noise)'
+            cand --noise-b 'Noise rate behind router B only (overrides --noise)'
+            cand --delay 'One-way delay in milliseconds added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
+            cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
+            cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
+            cand --json 'Print the lab''s description (the state file''s contents) as JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;lab;down'= {
+            cand --all 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;lab;status'= {
+            cand --json 'Print JSON: one object per lab with its description and live counts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;lab;exec'= {
+            cand --lab 'The lab to run in (needed only when more than one lab exists)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;lab;demo'= {
+            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
+            cand --nat-b 'NAT mode of router B (see --nat-a)'
+            cand --noise 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes'
+            cand --noise-a 'Noise rate behind router A only (overrides --noise)'
+            cand --noise-b 'Noise rate behind router B only (overrides --noise)'
+            cand --delay 'One-way delay in milliseconds added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
+            cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
+            cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;lab;help'= {
+            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
+            cand down 'Tear down one lab, or every lab no running process owns'
+            cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'natlens;lab;help;up'= {
+        }
+        &'natlens;lab;help;down'= {
+        }
+        &'natlens;lab;help;status'= {
+        }
+        &'natlens;lab;help;exec'= {
+        }
+        &'natlens;lab;help;demo'= {
+        }
+        &'natlens;lab;help;help'= {
+        }
         &'natlens;help'= {
             cand server 'Run a location server: STUN Binding reflection, logins, call relay, federation'
             cand login 'Log in to a location server and hold the session, answering calls with this end''s facts'
             cand call 'Log in, call another logged-in ID through the server and print the facts exchanged'
+            cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;help;server'= {
@@ -87,6 +171,23 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;help;login'= {
         }
         &'natlens;help;call'= {
+        }
+        &'natlens;help;lab'= {
+            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
+            cand down 'Tear down one lab, or every lab no running process owns'
+            cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+        }
+        &'natlens;help;lab;up'= {
+        }
+        &'natlens;help;lab;down'= {
+        }
+        &'natlens;help;lab;status'= {
+        }
+        &'natlens;help;lab;exec'= {
+        }
+        &'natlens;help;lab;demo'= {
         }
         &'natlens;help;help'= {
         }

@@ -29,6 +29,7 @@ complete -c natlens -n "__fish_natlens_needs_command" -s V -l version -d 'Print 
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l listen -d 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports' -r
@@ -64,7 +65,57 @@ complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Giv
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "demo" -d 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise -d 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober\'s probes' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise-a -d 'Noise rate behind router A only (overrides --noise)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay -d 'One-way delay in milliseconds added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l json -d 'Print the lab\'s description (the state file\'s contents) as JSON'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -l all -d 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -l json -d 'Print JSON: one object per lab with its description and live counts'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -l lab -d 'The lab to run in (needed only when more than one lab exists)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise -d 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober\'s probes' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise-a -d 'Noise rate behind router A only (overrides --noise)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l delay -d 'One-way delay in milliseconds added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this). Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "demo" -d 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "demo" -d 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'

@@ -302,7 +302,13 @@ mod tests {
     /// otherwise it drops something the generators read and the scripts silently lose options.
     #[test]
     fn copying_the_tree_keeps_every_completion() {
-        let unhidden = || Cli::command().mut_subcommand("generate", |sub| sub.hide(false));
+        let unhidden = || {
+            Cli::command()
+                .mut_subcommand("generate", |sub| sub.hide(false))
+                .mut_subcommand("lab", |lab| {
+                    lab.mut_subcommand("worker", |sub| sub.hide(false))
+                })
+        };
         let mut built = unhidden();
         built.build();
         for shell in SHELLS {
@@ -312,17 +318,19 @@ mod tests {
         }
     }
 
-    /// `generate` is the only hidden subcommand and no help text mentions the word, so any
-    /// occurrence in a script means it is offered.
+    /// `generate` and `lab worker` are the hidden subcommands and no help text mentions either
+    /// word, so any occurrence in a script means it is offered.
     #[test]
     fn completions_leave_out_hidden_subcommands() {
         for (path, script) in completions() {
             let text = String::from_utf8(script).expect("completions are UTF-8");
-            assert!(
-                !text.contains("generate"),
-                "{} offers `generate`",
-                path.display()
-            );
+            for hidden in ["generate", "worker"] {
+                assert!(
+                    !text.contains(hidden),
+                    "{} offers `{hidden}`",
+                    path.display()
+                );
+            }
         }
     }
 
@@ -331,7 +339,18 @@ mod tests {
         let names: Vec<String> = page_commands(man_root()).iter().map(page_name).collect();
         assert_eq!(
             names,
-            ["natlens", "natlens-server", "natlens-login", "natlens-call"]
+            [
+                "natlens",
+                "natlens-server",
+                "natlens-login",
+                "natlens-call",
+                "natlens-lab",
+                "natlens-lab-up",
+                "natlens-lab-down",
+                "natlens-lab-status",
+                "natlens-lab-exec",
+                "natlens-lab-demo",
+            ]
         );
     }
 

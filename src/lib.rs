@@ -10,6 +10,7 @@ pub mod core;
 pub mod exit;
 pub mod generate;
 pub mod io;
+pub mod lab;
 pub mod render;
 pub mod wire;
 

@@ -111,26 +111,27 @@ fn every_generated_page_points_to_the_protocol_page() {
     }
 }
 
+/// Every page is listed in its parent's SUBCOMMANDS: `natlens-lab` in `natlens`,
+/// `natlens-lab-up` in `natlens-lab`.
 #[test]
-fn top_page_lists_every_subcommand() {
+fn parent_pages_list_every_subcommand() {
     let pages = pages();
-    let (_, top) = pages
-        .iter()
-        .find(|(path, _)| path == Path::new("man/natlens.1"))
-        .expect("man/natlens.1 is generated");
-    let subcommands = top
-        .split_once(".SH SUBCOMMANDS\n")
-        .expect("SUBCOMMANDS section")
-        .1;
     for (path, _) in &pages[1..] {
-        let stem = path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .replace('-', "\\-");
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let parent = stem.rsplit_once('-').expect("a subcommand page").0;
+        let parent_path = PathBuf::from(format!("man/{parent}.1"));
+        let (_, parent_page) = pages
+            .iter()
+            .find(|(path, _)| *path == parent_path)
+            .unwrap_or_else(|| panic!("{} is generated", parent_path.display()));
+        let subcommands = parent_page
+            .split_once(".SH SUBCOMMANDS\n")
+            .unwrap_or_else(|| panic!("{parent} has a SUBCOMMANDS section"))
+            .1;
+        let listed = format!("{}(1)", stem.replace('-', "\\-"));
         assert!(
-            subcommands.contains(&format!("{stem}(1)")),
-            "natlens.1 does not list {stem}"
+            subcommands.contains(&listed),
+            "{parent}.1 does not list {stem}"
         );
     }
 }
@@ -178,4 +179,50 @@ fn write_all_writes_the_rendered_files_and_keeps_hand_written_ones() {
 #[test]
 fn rendering_is_deterministic() {
     assert_eq!(rendered(), rendered());
+}
+
+/// The hand-written protocol page must show the codes the code actually uses.
+#[test]
+fn protocol_page_lists_the_wire_constants() {
+    use natlens::wire::natlens as nl;
+    use natlens::wire::stun::{Class, MessageType};
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/man/natlens-protocol.7"
+    ))
+    .unwrap();
+    let methods = [
+        ("LOGIN", nl::LOGIN),
+        ("KEEPALIVE", nl::KEEPALIVE),
+        ("LOGOUT", nl::LOGOUT),
+        ("CALL", nl::CALL),
+        ("PEER\\-HELLO", nl::PEER_HELLO),
+    ];
+    for (name, method) in methods {
+        let row = format!(
+            "{name}|{:#05X}|{:#06X}|{:#06X}|{:#06X}|",
+            method.0,
+            MessageType::new(method, Class::Request).to_u16(),
+            MessageType::new(method, Class::Success).to_u16(),
+            MessageType::new(method, Class::Error).to_u16()
+        )
+        .replace("0X", "0x");
+        assert!(page.contains(&row), "protocol page lacks the row {row}");
+    }
+    let attributes = [
+        nl::ID,
+        nl::PEER_ID,
+        nl::CALL_ID,
+        nl::SERVER_NAME,
+        nl::VIA,
+        nl::OBSERVED_ADDRESS,
+        nl::TRANSPORTS,
+        nl::DELTA,
+        nl::PREDICTED_PORTS,
+        nl::EXPIRY,
+    ];
+    for attribute in attributes {
+        let code = format!("{:#06X}", attribute.0).replace("0X", "0x");
+        assert!(page.contains(&code), "protocol page lacks attribute {code}");
+    }
 }

@@ -1,6 +1,8 @@
 //! Glue from a parsed command line to the IO shell and the renderers.
 
 mod call;
+mod lab;
+mod lab_demo;
 mod login;
 mod server;
 mod session;
@@ -19,5 +21,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => server::run(args),
         Command::Login(args) => login::run(args),
         Command::Call(args) => call::run(args),
+        Command::Lab(args) => lab::run(args),
     }
 }

@@ -4,6 +4,8 @@
 pub mod binding;
 pub mod client;
 pub mod events;
+pub mod fingerprint;
+pub mod nat_model;
 pub mod registry;
 pub mod server;
 pub mod stats;

@@ -123,6 +123,8 @@ pub struct ServerCore {
     events: VecDeque<Event>,
     scratch: Vec<u8>,
     next_sweep: Instant,
+    /// The latest time any input carried: timestamps for work that has no input of its own.
+    now: Instant,
     rng: SmallRng,
 }
 
@@ -142,6 +144,7 @@ impl ServerCore {
             events: VecDeque::new(),
             scratch: Vec::with_capacity(512),
             next_sweep: now + SWEEP_INTERVAL,
+            now,
             rng: SmallRng::seed_from_u64(seed),
         }
     }
@@ -198,6 +201,7 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> Option<(SocketAddr, SocketAddr)> {
         self.counters.received += 1;
+        self.now = now;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -234,6 +238,7 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> bool {
         self.counters.received += 1;
+        self.now = now;
         let message = match Message::parse(bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -303,7 +308,7 @@ impl ServerCore {
         match message.class() {
             Class::Request => self.request(now, route, remote, message, reply),
             Class::Success | Class::Error => {
-                if !self.response(now, route, message) {
+                if !self.response(route, message) {
                     self.dropped(Drop::NotRequest, transport, Some(remote));
                 }
                 false
@@ -330,12 +335,30 @@ impl ServerCore {
                 reply,
             );
         }
-        match message.method() {
-            natlens::LOGIN => self.login(now, route, remote, message, reply),
-            natlens::KEEPALIVE => self.keepalive(now, route, remote, message, reply),
-            natlens::LOGOUT => self.logout(route, message, reply),
-            natlens::CALL => self.call(now, route, message, reply),
-            natlens::PEER_HELLO => self.peer_hello(route, remote, message, reply),
+        let method = message.method();
+        let session_method =
+            [natlens::LOGIN, natlens::KEEPALIVE, natlens::LOGOUT].contains(&method);
+        let id = match natlens::read_name(message, natlens::ID) {
+            Some(Ok(id)) => Some(id),
+            _ if session_method => {
+                return self.error(
+                    message,
+                    error::BAD_REQUEST,
+                    "Missing or invalid NL-ID",
+                    &[],
+                    reply,
+                )
+            }
+            _ => None,
+        };
+        match (method, id) {
+            (natlens::LOGIN, Some(id)) => self.login(now, route, remote, id, message, reply),
+            (natlens::KEEPALIVE, Some(id)) => {
+                self.keepalive(now, route, remote, id, message, reply)
+            }
+            (natlens::LOGOUT, Some(id)) => self.logout(route, id, message, reply),
+            (natlens::CALL, _) => self.call(now, route, message, reply),
+            (natlens::PEER_HELLO, _) => self.peer_hello(route, remote, message, reply),
             _ => self.error(message, error::BAD_REQUEST, "Unknown method", &[], reply),
         }
     }
@@ -358,18 +381,10 @@ impl ServerCore {
         now: Instant,
         route: Route,
         remote: SocketAddr,
+        id: &str,
         message: &Message<'_>,
         reply: &mut Vec<u8>,
     ) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
         let transport = route.transport();
         if let Route::Tcp { conn } = route {
             if self.links.contains_key(&conn) {
@@ -439,18 +454,10 @@ impl ServerCore {
         now: Instant,
         route: Route,
         remote: SocketAddr,
+        id: &str,
         message: &Message<'_>,
         reply: &mut Vec<u8>,
     ) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
         if self.registry.refresh(now, id, route).is_none() {
             return self.error(
                 message,
@@ -466,16 +473,13 @@ impl ServerCore {
         true
     }
 
-    fn logout(&mut self, route: Route, message: &Message<'_>, reply: &mut Vec<u8>) -> bool {
-        let Some(Ok(id)) = natlens::read_name(message, natlens::ID) else {
-            return self.error(
-                message,
-                error::BAD_REQUEST,
-                "Missing or invalid NL-ID",
-                &[],
-                reply,
-            );
-        };
+    fn logout(
+        &mut self,
+        route: Route,
+        id: &str,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         if let Some(session) = self.registry.logout(id, route) {
             self.counters.logouts += 1;
             self.events.push_back(Event::Logout {
@@ -746,19 +750,14 @@ impl ServerCore {
     }
 
     /// A response to one of the server's own requests. False when it matches none.
-    fn response(&mut self, now: Instant, route: Route, message: &Message<'_>) -> bool {
+    fn response(&mut self, route: Route, message: &Message<'_>) -> bool {
         let tid = message.transaction_id();
-        let Some(leg) = self.legs.finish(&tid) else {
-            return false;
-        };
-        if leg.route() != route {
-            // Right ID, wrong sender: put it back and ignore the impostor.
-            let retry = Retry::Stream {
-                timeout: DELIVER_TIMEOUT,
-            };
-            self.legs.start(now, tid, Vec::new(), retry, leg);
-            return false;
+        // Right transaction ID from the wrong sender: ignore the impostor, keep waiting.
+        match self.legs.payload(&tid) {
+            Some(leg) if leg.route() == route => {}
+            _ => return false,
         }
+        let leg = self.legs.finish(&tid).expect("just seen");
         match leg {
             Leg::Hello { conn } => self.hello_answered(conn, message),
             Leg::Deliver { call, .. } | Leg::Forward { call, .. } => {
@@ -857,13 +856,14 @@ impl ServerCore {
         if let Some(seen) = self.seen.get_mut(&(pending.origin, pending.origin_tid)) {
             *seen = Seen::Answered {
                 bytes,
-                at: self.next_sweep,
+                at: self.now,
             };
         }
     }
 
     /// Time has passed: retransmit, give up on silent legs, expire sessions, forget old answers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         let mut failed = Vec::new();
         for due in self.legs.poll_due(now) {
             match due {
@@ -902,7 +902,6 @@ impl ServerCore {
                 silent_ms,
             });
         }
-        // `at` records the sweep deadline current when the answer was cached.
         self.seen.retain(|_, seen| match seen {
             Seen::Pending => true,
             Seen::Answered { at, .. } => now.saturating_duration_since(*at) < ANSWER_CACHE,
@@ -911,6 +910,7 @@ impl ServerCore {
 
     /// An outbound federation link to a configured peer is connected: introduce ourselves.
     pub fn peer_connected(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
         let tid = self.fresh_tid();
         let own = self.config.name.clone();
         let ty = MessageType::new(natlens::PEER_HELLO, Class::Request);

@@ -530,3 +530,30 @@ fn malformed_and_hostile_messages_are_counted_and_never_answered_wrongly() {
     );
     assert_eq!(counters.drops.get("indication"), Some(&1));
 }
+
+#[test]
+fn an_answer_from_the_wrong_sender_is_ignored_and_delivery_goes_on() {
+    let mut mesh = Mesh::new(&["s1"]);
+    let alice = udp("198.51.100.1:5000");
+    let bob = udp("198.51.100.2:6000");
+    let mallory = udp("198.51.100.66:6666");
+    mesh.client(0, alice, &login("alice", 1));
+    mesh.client(0, bob, &login("bob", 2));
+    mesh.client(0, alice, &call("bob", 5, 3, &facts(1, &[5001])));
+    let delivered = mesh.take(bob);
+    // Mallory guesses the transaction ID and answers with her own facts.
+    assert!(mesh
+        .client(0, mallory, &answer(&delivered, &facts(9, &[6666])))
+        .is_none());
+    assert!(mesh.to_clients.is_empty(), "nothing relayed to alice");
+    mesh.advance(Duration::from_millis(250));
+    assert_eq!(
+        mesh.take(bob),
+        delivered,
+        "still retransmitting to the real callee"
+    );
+    mesh.client(0, bob, &answer(&delivered, &facts(1, &[6001])));
+    let answered = mesh.take(alice);
+    let callee = NatFacts::decode(&Message::parse(&answered).unwrap()).unwrap();
+    assert_eq!(callee.predicted_ports, vec![6001]);
+}

@@ -133,6 +133,11 @@ impl<P> Transactions<P> {
             .collect()
     }
 
+    /// The payload of a transaction in flight, without finishing it.
+    pub fn payload(&self, tid: &TransactionId) -> Option<&P> {
+        self.in_flight.get(tid).map(|entry| &entry.payload)
+    }
+
     pub fn contains(&self, tid: &TransactionId) -> bool {
         self.in_flight.contains_key(tid)
     }

@@ -1,6 +1,7 @@
 //! The IO shell: the only code that touches sockets, clocks, threads and signals.
 
 pub mod client;
+pub mod coalesce;
 pub mod server;
 pub mod signal;
 pub mod udp_batch;

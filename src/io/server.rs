@@ -24,6 +24,7 @@ use crate::core::registry::{ConnId, Route};
 use crate::core::server::{ServerConfig, ServerCore};
 use crate::core::stats::{Counters, Drop};
 use crate::core::Transport;
+use crate::io::coalesce::Coalescer;
 use crate::io::udp_batch::{RecvBatch, SendBatch};
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::DecodeError;
@@ -107,16 +108,15 @@ struct Conn {
 }
 
 enum PeerState {
-    Idle {
-        retry_at: Instant,
-        backoff: Duration,
-    },
+    Idle { retry_at: Instant },
     Linked,
 }
 
 struct PeerDial {
     addr: SocketAddr,
     state: PeerState,
+    /// Wait before the next dial after a failed one.
+    backoff: Duration,
 }
 
 /// The running server.
@@ -132,6 +132,7 @@ pub struct Server {
     peers: Vec<PeerDial>,
     options: ServeOptions,
     recv: RecvBatch,
+    coalescer: Coalescer,
     reply: Vec<u8>,
     read_buf: Vec<u8>,
     next_housekeeping: Instant,
@@ -189,10 +190,8 @@ impl Server {
             .iter()
             .map(|&addr| PeerDial {
                 addr,
-                state: PeerState::Idle {
-                    retry_at: now,
-                    backoff: REDIAL_MIN,
-                },
+                state: PeerState::Idle { retry_at: now },
+                backoff: REDIAL_MIN,
             })
             .collect();
         let seed = seed_from_clock();
@@ -207,6 +206,7 @@ impl Server {
             open_conns: 0,
             peers,
             recv: RecvBatch::new(options.max_message + 1),
+            coalescer: Coalescer::new(now),
             reply: Vec::with_capacity(512),
             read_buf: vec![0; READ_CHUNK],
             next_housekeeping: now,
@@ -231,6 +231,9 @@ impl Server {
     ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !stop.load(Ordering::Relaxed) {
+            if let Some(wait) = self.coalescer.wait() {
+                std::thread::sleep(wait);
+            }
             let timeout = self.poll_timeout(Instant::now());
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -323,6 +326,7 @@ impl Server {
                     continue;
                 }
             };
+            self.coalescer.record(now, count);
             for i in 0..count {
                 let (bytes, from) = self.recv.get(i);
                 let Some(from) = from else { continue };
@@ -626,17 +630,38 @@ impl Server {
                 .count_drop(reason, Transport::Tcp, Some(conn.remote));
         }
         if let Some(dial) = conn.dial {
-            let backoff = match self.peers[dial].state {
-                PeerState::Idle { backoff, .. } => backoff,
-                PeerState::Linked => REDIAL_MIN,
-            };
-            self.peers[dial].state = PeerState::Idle {
-                retry_at: now + backoff,
-                backoff: (backoff * 2).min(REDIAL_MAX),
-            };
+            self.peer_lost(now, dial, conn.connecting, reporter);
         }
         self.core.tcp_closed(conn.id);
         self.drain_core(now, reporter);
+    }
+
+    /// Schedules a redial: at once-ish after a link that worked, with a doubling backoff (and a
+    /// warning) after a dial that never connected, so a dead peer is not hammered.
+    fn peer_lost(
+        &mut self,
+        now: Instant,
+        dial: usize,
+        never_connected: bool,
+        reporter: &mut dyn Reporter,
+    ) {
+        let peer = &mut self.peers[dial];
+        let backoff = if never_connected {
+            peer.backoff
+        } else {
+            REDIAL_MIN
+        };
+        if never_connected {
+            reporter.warn(&format!(
+                "cannot connect to peer {}; retrying in {:.1}s",
+                peer.addr,
+                backoff.as_secs_f64()
+            ));
+        }
+        peer.backoff = (backoff * 2).min(REDIAL_MAX);
+        peer.state = PeerState::Idle {
+            retry_at: now + backoff,
+        };
     }
 
     /// Closes idle connections, redials peers, prints periodic stats.
@@ -667,7 +692,7 @@ impl Server {
 
     fn redial(&mut self, now: Instant, reporter: &mut dyn Reporter) {
         for index in 0..self.peers.len() {
-            let PeerState::Idle { retry_at, backoff } = self.peers[index].state else {
+            let PeerState::Idle { retry_at } = self.peers[index].state else {
                 continue;
             };
             if now < retry_at {
@@ -678,16 +703,10 @@ impl Server {
                 let local = stream.local_addr().unwrap_or(addr);
                 self.add_conn(now, stream, local, addr, Some(index), true)
             });
-            self.peers[index].state = match linked {
-                Some(_) => PeerState::Linked,
-                None => {
-                    reporter.warn(&format!("cannot dial peer {addr}; retrying in {backoff:?}"));
-                    PeerState::Idle {
-                        retry_at: now + backoff,
-                        backoff: (backoff * 2).min(REDIAL_MAX),
-                    }
-                }
-            };
+            match linked {
+                Some(_) => self.peers[index].state = PeerState::Linked,
+                None => self.peer_lost(now, index, true, reporter),
+            }
         }
     }
 

@@ -229,7 +229,7 @@ mod rfc5769 {
         let mut buf = Vec::new();
         let mut builder = MessageBuilder::new(
             &mut buf,
-            MessageType::new(Method(0x801), Class::Request),
+            MessageType::new(Method(0x0C1), Class::Request),
             TransactionId([3; 12]),
         );
         builder.attribute(AttrType::USERNAME, b"alice");

@@ -1,6 +1,7 @@
 //! natlens's own STUN methods and attributes (documented in `natlens-protocol(7)`).
 //!
-//! Methods sit in the designated-expert range 0x800-0xFFF. Attributes a receiver must act on
+//! Methods sit in the expert-review range 0x080-0x0FF (RFC 8489 §18.2): higher codes would make
+//! the first byte exceed 3, and RFC 7983 demultiplexing and Wireshark would not see STUN. Attributes a receiver must act on
 //! (IDs, call IDs, federation path) are comprehension-required (0x4E01...), so an old peer
 //! refuses with 420 instead of silently misrouting; the NAT facts an end shares are
 //! comprehension-optional (0xCE01...), so a server relays facts it does not know yet.
@@ -14,15 +15,15 @@ use crate::wire::stun::{Message, Method};
 use crate::wire::MessageBuilder;
 
 /// Log in as an ID and hold a session.
-pub const LOGIN: Method = Method(0x801);
+pub const LOGIN: Method = Method(0x0C1);
 /// Refresh a session (UDP keeps its NAT mapping open with it).
-pub const KEEPALIVE: Method = Method(0x802);
+pub const KEEPALIVE: Method = Method(0x0C2);
 /// End a session.
-pub const LOGOUT: Method = Method(0x803);
+pub const LOGOUT: Method = Method(0x0C3);
 /// Ask the server to relay NAT facts to a callee and bring back the callee's.
-pub const CALL: Method = Method(0x804);
+pub const CALL: Method = Method(0x0C4);
 /// Introduce a federation link: the dialling server's name.
-pub const PEER_HELLO: Method = Method(0x805);
+pub const PEER_HELLO: Method = Method(0x0C5);
 
 /// The sender's login ID.
 pub const ID: AttrType = AttrType(0x4E01);
@@ -232,7 +233,9 @@ mod tests {
             assert!(!kind.is_comprehension_required(), "{kind:?}");
         }
         for method in [LOGIN, KEEPALIVE, LOGOUT, CALL, PEER_HELLO] {
-            assert!((0x800..0x1000).contains(&method.0));
+            assert!((0x080..0x100).contains(&method.0));
+            let ty = MessageType::new(method, Class::Request).to_u16();
+            assert!(ty >> 8 <= 3, "RFC 7983: first byte 0-3 is STUN");
         }
     }
 }

@@ -339,14 +339,14 @@ mod tests {
         assert_eq!(binding(Class::Indication), 0x0011);
         assert_eq!(binding(Class::Success), 0x0101);
         assert_eq!(binding(Class::Error), 0x0111);
-        // natlens LOGIN (0x801): method bit 11 lands on type bit 13.
+        // natlens LOGIN (0x0C1): method bits 6 and 7 land on type bits 7 and 9.
         assert_eq!(
-            MessageType::new(Method(0x801), Class::Request).to_u16(),
-            0x2001
+            MessageType::new(Method(0x0C1), Class::Request).to_u16(),
+            0x0281
         );
         assert_eq!(
-            MessageType::new(Method(0x801), Class::Error).to_u16(),
-            0x2111
+            MessageType::new(Method(0x0C1), Class::Error).to_u16(),
+            0x0391
         );
     }
 

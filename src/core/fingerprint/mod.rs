@@ -1,0 +1,48 @@
+//! NAT fingerprint, sans-IO (issue 3): the probe plan, the observations a shell fills in, the
+//! RFC 5780 / allocation verdicts, port prediction and the report.
+//!
+//! A shell fingerprints one transport like this:
+//! 1. send [`plan::discovery_probe`] and record it as an [`Observation`];
+//! 2. [`plan::make_plan`] with the [`plan::Discovery`] read from that answer, then send every
+//!    probe at its time, opening all sample sockets before the first sample;
+//! 3. [`analyse`] all observations (discovery included) into a [`TransportReport`].
+
+pub mod allocation;
+pub mod classify;
+pub mod observation;
+pub mod plan;
+pub mod predict;
+pub mod report;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use allocation::{Allocation, Gap, Pattern, Sample};
+pub use classify::{Behaviour, ChangeRequestSupport};
+pub use observation::{Answer, Observation, Socket, Target};
+pub use plan::{Discovery, Plan, PlanConfig, Probe};
+pub use predict::{PredictOptions, Prediction, Rule};
+pub use report::{Report, TransportReport, SCHEMA_VERSION};
+
+/// Turns one transport's observations into its report.
+pub fn analyse(observations: &[Observation], options: &PredictOptions) -> TransportReport {
+    let samples = allocation::samples(observations);
+    let allocation = allocation::classify(&samples);
+    let prediction = predict::predict(&allocation, &samples, options);
+    TransportReport {
+        public_address: classify::public_address(observations),
+        behind_nat: classify::behind_nat(observations),
+        rtt_ms: classify::rtt(observations)
+            .map(|rtt| (rtt.as_secs_f64() * 10_000.0).round() / 10.0),
+        full_mode: classify::other_address(observations).is_some(),
+        mapping: classify::mapping(observations),
+        filtering: classify::filtering(observations),
+        change_request: classify::change_request_support(observations),
+        hairpinning: classify::hairpinning(observations),
+        alg: classify::alg_rewrites(observations),
+        allocation,
+        prediction,
+    }
+}

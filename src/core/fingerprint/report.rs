@@ -1,0 +1,200 @@
+//! The one fingerprint report (`natlens nat --json`), and the same facts in plain language.
+//!
+//! Schema rules: `schema_version` changes when a field changes meaning or disappears (adding
+//! one does not); a fact that was not measured is `null`, never a guess; fields keep the order
+//! they are declared in here.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::core::fingerprint::allocation::{Allocation, Pattern};
+use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
+use crate::core::fingerprint::predict::{Prediction, Rule};
+use crate::core::Transport;
+
+/// Version of the JSON schema below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything `natlens nat` learned about one server's view of this host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The server's primary address.
+    pub server: SocketAddr,
+    pub udp: Option<TransportReport>,
+    pub tcp: Option<TransportReport>,
+}
+
+/// The fingerprint of one transport.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransportReport {
+    /// What the primary server saw as the mapping socket's source.
+    pub public_address: Option<SocketAddr>,
+    /// `false` when the public address equals the local one.
+    pub behind_nat: Option<bool>,
+    /// Shortest round trip to the server, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// The server sent OTHER-ADDRESS, so mapping and filtering could be tested.
+    pub full_mode: bool,
+    pub mapping: Option<Behaviour>,
+    /// Always `null` over TCP: CHANGE-REQUEST needs UDP.
+    pub filtering: Option<Behaviour>,
+    /// What the server did with CHANGE-REQUEST.
+    pub change_request: Option<ChangeRequestSupport>,
+    pub hairpinning: Option<bool>,
+    /// An ALG rewrote MAPPED-ADDRESS.
+    pub alg: Option<bool>,
+    pub allocation: Allocation,
+    pub prediction: Prediction,
+}
+
+impl Report {
+    /// A report with no transport measured yet.
+    pub fn new(server: SocketAddr) -> Self {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            server,
+            udp: None,
+            tcp: None,
+        }
+    }
+
+    /// Plain-language sentences for people who are not NAT experts, UDP first.
+    pub fn narrative(&self) -> Vec<String> {
+        let udp = self.udp.iter().map(|r| (Transport::Udp, r));
+        let tcp = self.tcp.iter().map(|r| (Transport::Tcp, r));
+        udp.chain(tcp)
+            .flat_map(|(transport, report)| report.narrative(transport))
+            .collect()
+    }
+}
+
+impl TransportReport {
+    /// Sentences about this transport, ending with what they mean for a direct connection.
+    pub fn narrative(&self, transport: Transport) -> Vec<String> {
+        let name = transport.as_str().to_uppercase();
+        let Some(public) = self.public_address else {
+            return vec![format!(
+                "Over {name}, the server never answered, so nothing could be measured."
+            )];
+        };
+        let mut lines = vec![format!("Over {name}, the server sees you as {public}.")];
+        if self.behind_nat == Some(false) {
+            lines.push(
+                "That is your own address: there is no NAT between you and the server.".into(),
+            );
+        }
+        lines.extend(self.mapping_sentence());
+        lines.extend(self.filtering_sentence(transport));
+        lines.extend(self.allocation_sentence());
+        lines.extend(self.oddities());
+        lines.push(self.verdict());
+        lines
+    }
+
+    fn mapping_sentence(&self) -> Option<String> {
+        Some(match self.mapping? {
+            Behaviour::EndpointIndependent => MAPPING_EI.into(),
+            Behaviour::AddressDependent => MAPPING_AD.into(),
+            Behaviour::AddressAndPortDependent => MAPPING_APD.into(),
+        })
+    }
+
+    fn filtering_sentence(&self, transport: Transport) -> Option<String> {
+        let Some(filtering) = self.filtering else {
+            let silent = self.full_mode && self.change_request.is_none();
+            return (transport == Transport::Udp && silent).then(|| FILTERING_UNKNOWN.into());
+        };
+        Some(match filtering {
+            Behaviour::EndpointIndependent => FILTERING_EI.into(),
+            Behaviour::AddressDependent => FILTERING_AD.into(),
+            Behaviour::AddressAndPortDependent => FILTERING_APD.into(),
+        })
+    }
+
+    fn allocation_sentence(&self) -> Option<String> {
+        let allocation = &self.allocation;
+        let sure = (allocation.confidence * 100.0).round();
+        Some(match allocation.pattern? {
+            Pattern::Preserving => format!(
+                "It keeps your local port as the public port ({sure}% sure), \
+                 so your next port is easy to predict."
+            ),
+            Pattern::Sequential => {
+                let delta = allocation.delta?;
+                let way = if delta > 0 { "upward" } else { "downward" };
+                let next = match self.prediction.next_port {
+                    Some(port) => format!(": the next connection should get port {port}"),
+                    None => String::new(),
+                };
+                let step = delta.abs();
+                format!("It hands out ports in sequence, {step} at a time {way} ({sure}% sure){next}.")
+            }
+            Pattern::Random => format!(
+                "It picks public ports at random ({sure}% sure), so the next port cannot be predicted."
+            ),
+        })
+    }
+
+    /// Hairpinning, ALGs and a server that ignored CHANGE-REQUEST.
+    fn oddities(&self) -> Vec<String> {
+        let hairpin = self
+            .hairpinning
+            .map(|h| if h { HAIRPIN } else { NO_HAIRPIN });
+        let alg = (self.alg == Some(true)).then_some(ALG);
+        let change = match self.change_request {
+            Some(ChangeRequestSupport::Ignored) => Some(CHANGE_IGNORED),
+            Some(ChangeRequestSupport::Refused) => Some(CHANGE_REFUSED),
+            _ => None,
+        };
+        [hairpin, alg, change]
+            .into_iter()
+            .flatten()
+            .map(String::from)
+            .collect()
+    }
+
+    /// What it all means for a direct connection.
+    fn verdict(&self) -> String {
+        let open = self.mapping == Some(Behaviour::EndpointIndependent)
+            || self.prediction.rule == Some(Rule::LocalPort);
+        if self.behind_nat == Some(false) {
+            "So a direct connection needs no tricks on this side.".into()
+        } else if open {
+            "So a direct connection should work with ordinary hole punching.".into()
+        } else if self.prediction.rule == Some(Rule::Sequential) {
+            "So a direct connection should work by punching toward the predicted ports.".into()
+        } else if self.allocation.pattern == Some(Pattern::Random) {
+            "So a direct connection is hard: it needs many ports at once on both sides, or a relay."
+                .into()
+        } else {
+            "So whether a direct connection works could not be judged.".into()
+        }
+    }
+}
+
+const MAPPING_EI: &str = "Your NAT keeps the same public address for a socket whatever it talks \
+    to, so the address above is the one a peer can use.";
+const MAPPING_AD: &str = "Your NAT gives a socket a new public port for every host it talks to, \
+    so a peer cannot use the address above and must guess a port.";
+const MAPPING_APD: &str = "Your NAT gives a socket a new public port for every host and port it \
+    talks to, so a peer cannot use the address above and must guess a port.";
+const FILTERING_EI: &str =
+    "Once you have sent a packet out, it lets in packets from anyone to that port.";
+const FILTERING_AD: &str =
+    "It lets in packets only from hosts you have sent to, so both sides have to send first.";
+const FILTERING_APD: &str = "It lets in packets only from the exact address and port you have \
+    sent to, so both sides have to send first, to the right port.";
+const FILTERING_UNKNOWN: &str = "Whether it lets in packets you did not ask for could not be \
+    told: the server's answers from its other addresses never came.";
+const HAIRPIN: &str = "It hairpins: two devices behind it can reach each other through its \
+    public address.";
+const NO_HAIRPIN: &str = "It does not hairpin: two devices behind it cannot reach each other \
+    through its public address.";
+const ALG: &str = "Something on the path rewrites addresses inside packets (an ALG); that can \
+    break connections that carry addresses.";
+const CHANGE_IGNORED: &str = "The server ignored the request to answer from its other address, \
+    so your NAT's filtering could not be measured (and is not reported as open).";
+const CHANGE_REFUSED: &str = "The server cannot answer from another address, so your NAT's \
+    filtering could not be measured.";
