@@ -34,6 +34,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use natlens::wire::natlens as nl;
+use natlens::wire::{Class, MessageType, Method};
 use serde_json::{json, Map, Value};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -41,14 +43,16 @@ const MAGIC: u32 = 0x2112_A442;
 const BINDING_REQUEST: u16 = 0x0001;
 const BINDING_SUCCESS: u16 = 0x0101;
 const BINDING_ERROR: u16 = 0x0111;
-const LOGIN_REQUEST: u16 = 0x2001;
-const LOGIN_SUCCESS: u16 = 0x2101;
-const LOGIN_ERROR: u16 = 0x2111;
-const KEEPALIVE_REQUEST: u16 = 0x2002;
-const KEEPALIVE_SUCCESS: u16 = 0x2102;
-const KEEPALIVE_ERROR: u16 = 0x2112;
+// natlens's own method codes come from the crate, so the generator always speaks the protocol of
+// the server it is built with (the codes moved once, from 0x801.. to 0x0C1..).
+const LOGIN_REQUEST: u16 = msg_type(nl::LOGIN.0, 0);
+const LOGIN_SUCCESS: u16 = msg_type(nl::LOGIN.0, 2);
+const LOGIN_ERROR: u16 = msg_type(nl::LOGIN.0, 3);
+const KEEPALIVE_REQUEST: u16 = msg_type(nl::KEEPALIVE.0, 0);
+const KEEPALIVE_SUCCESS: u16 = msg_type(nl::KEEPALIVE.0, 2);
+const KEEPALIVE_ERROR: u16 = msg_type(nl::KEEPALIVE.0, 3);
 const ATTR_ERROR_CODE: u16 = 0x0009;
-const ATTR_NL_ID: u16 = 0x4E01;
+const ATTR_NL_ID: u16 = nl::ID.0;
 
 /// Messages per sendmmsg/recvmmsg call.
 const BATCH: usize = 64;
@@ -241,6 +245,7 @@ fn main() -> ExitCode {
         eprintln!("loadgen: no mode given, nothing to do (see --help, or run benches/server.sh)");
         return ExitCode::SUCCESS;
     }
+    check_message_types();
     let cli = Cli::parse_from(args);
     let result = match cli.mode {
         Mode::UdpRate(a) => udp_rate(&a),
@@ -552,6 +557,32 @@ impl TxCodec {
         let seq = self.unmix(a) ^ self.k1;
         let tag = u32::from_be_bytes(t[8..].try_into().ok()?);
         (tag == self.tag(seq)).then_some(seq)
+    }
+}
+
+/// RFC 8489 section 5: the 12 method bits interleaved with the 2 class bits.
+const fn msg_type(method: u16, class: u16) -> u16 {
+    (method & 0x000F)
+        | ((method & 0x0070) << 1)
+        | ((method & 0x0F80) << 2)
+        | ((class & 1) << 4)
+        | ((class & 2) << 7)
+}
+
+/// The hand-built message types agree with the crate's codec.
+fn check_message_types() {
+    let classes = [Class::Request, Class::Success, Class::Error];
+    for (m, types) in [
+        (nl::LOGIN, [LOGIN_REQUEST, LOGIN_SUCCESS, LOGIN_ERROR]),
+        (
+            nl::KEEPALIVE,
+            [KEEPALIVE_REQUEST, KEEPALIVE_SUCCESS, KEEPALIVE_ERROR],
+        ),
+        (Method(1), [BINDING_REQUEST, BINDING_SUCCESS, BINDING_ERROR]),
+    ] {
+        for (c, t) in classes.into_iter().zip(types) {
+            assert_eq!(MessageType::new(m, c).to_u16(), t, "message type of {m:?}");
+        }
     }
 }
 
