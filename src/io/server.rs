@@ -805,9 +805,28 @@ fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
     Ok(socket)
 }
 
+/// Asks for a large receive buffer: SO_RCVBUFFORCE when privileged (it ignores
+/// net.core.rmem_max, often only 208 KiB), else SO_RCVBUF up to that cap.
+fn set_receive_buffer(socket: &Socket, bytes: usize) {
+    let value = bytes as libc::c_int;
+    // SAFETY: setsockopt(2) on a socket we own, with a c_int value of the declared size.
+    let forced = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = socket.set_recv_buffer_size(bytes);
+    }
+}
+
 fn bind_udp(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP).context("creating a UDP socket")?;
-    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    set_receive_buffer(&socket, UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
     socket.bind(&addr.into()).with_context(|| {
         format!("binding UDP {addr} (is another server using it? choose another --listen)")
