@@ -17,6 +17,7 @@
 # Environment (defaults):
 #   ROUNDS=5 SERVERS="natlens coturn" RATE=100000 UDP_SECONDS=10 SAT_SECONDS=10
 #   TCP_COUNT=19000 HOLD=10 SERVER_CPU=0 GEN_CPU=1 PORT_BASE=34100
+#   MODES="udp-rate udp-saturate tcp-hold"                       tests to run, in this order
 #   RATE_ARGS="--sockets 4 --spin"                              extra udp-rate arguments
 #   SAT_ARGS="--sockets 4 --window 48 --min-batch 16 --spin --gso"  extra udp-saturate arguments
 #   QUIET_MAX_BUSY=0.15 QUIET_TIMEOUT=60   before each test, wait up to QUIET_TIMEOUT s for the
@@ -263,7 +264,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         order=()
         for ((i = ${#server_list[@]} - 1; i >= 0; i--)); do order+=("${server_list[i]}"); done
     fi
-    for mode in udp-rate udp-saturate tcp-hold; do
+    for mode in ${MODES:-udp-rate udp-saturate tcp-hold}; do
         for name in "${order[@]}"; do
             run_test "$mode" "$name" "$round"
         done
