@@ -167,7 +167,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --transport 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time'
             cand --samples 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT'
             cand --preset-delta 'D of the preset-delta rule (the next flow gets the first sample''s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way'
-            cand --timeout 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs'
+            cand --timeout 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The default lets TCP''s third SYN through (Linux retransmits a lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its plan needs: a few round trips'
             cand --json 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

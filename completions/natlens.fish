@@ -116,7 +116,7 @@ tcp\t'TCP only'
 both\t'UDP and TCP at the same time'"
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l samples -d 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT' -r
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l preset-delta -d 'D of the preset-delta rule (the next flow gets the first sample\'s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way' -r
-complete -c natlens -n "__fish_natlens_using_subcommand nat" -l timeout -d 'How long to wait for the server\'s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l timeout -d 'How long to wait for the server\'s first answer on each transport before deciding that no STUN server is there. The default lets TCP\'s third SYN through (Linux retransmits a lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its plan needs: a few round trips' -r
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l json -d 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s V -l version -d 'Print version'

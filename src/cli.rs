@@ -347,8 +347,10 @@ pub struct NatArgs {
     pub json: bool,
 
     /// How long to wait for the server's first answer on each transport before deciding that
-    /// no STUN server is there. The fingerprint itself then takes as long as its plan needs.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
+    /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
+    /// plan needs: a few round trips.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -416,7 +418,8 @@ address-and-port-dependent.
   filtering  RFC 4787 filtering, same values; always null over TCP.
   change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
 when no such answer came.
-  hairpinning  true when a packet to the own public address came back in.
+  hairpinning  true when a packet to the own public address came back in; null when there is \
+no NAT (nothing to hairpin through).
   alg  true when MAPPED-ADDRESS differs from XOR-MAPPED-ADDRESS (something rewrote it).
   allocation.pattern  preserving, sequential or random; null with too few answered samples.
   allocation.delta  Signed port step per new flow (sequential only).

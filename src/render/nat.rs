@@ -26,7 +26,10 @@ const ROWS: [Row; 16] = [
     ("mapping", mapping),
     ("filtering", filtering),
     ("CHANGE-REQUEST", change_request),
-    ("hairpinning", |_, r| yes_no(r.hairpinning, "yes", "no")),
+    ("hairpinning", |_, r| match (r.hairpinning, r.behind_nat) {
+        (None, Some(false)) => "- (no NAT)".into(),
+        (hairpinning, _) => yes_no(hairpinning, "yes", "no"),
+    }),
     ("ALG", |_, r| {
         yes_no(r.alg, "rewrites MAPPED-ADDRESS", "none seen")
     }),

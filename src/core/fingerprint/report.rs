@@ -42,6 +42,7 @@ pub struct TransportReport {
     pub filtering: Option<Behaviour>,
     /// What the server did with CHANGE-REQUEST.
     pub change_request: Option<ChangeRequestSupport>,
+    /// `null` when not measured, and when there is no NAT to hairpin through.
     pub hairpinning: Option<bool>,
     /// An ALG rewrote MAPPED-ADDRESS.
     pub alg: Option<bool>,
@@ -80,17 +81,27 @@ impl TransportReport {
             )];
         };
         let mut lines = vec![format!("Over {name}, the server sees you as {public}.")];
-        if self.behind_nat == Some(false) {
+        // Without a NAT, mapping, allocation and hairpinning say nothing (the "mapping" is the
+        // socket itself), and whatever filters is a firewall.
+        if self.no_nat() {
             lines.push(
                 "That is your own address: there is no NAT between you and the server.".into(),
             );
+        } else {
+            lines.extend(self.mapping_sentence());
         }
-        lines.extend(self.mapping_sentence());
         lines.extend(self.filtering_sentence(transport));
-        lines.extend(self.allocation_sentence());
+        if !self.no_nat() {
+            lines.extend(self.allocation_sentence());
+        }
         lines.extend(self.oddities());
         lines.push(self.verdict());
         lines
+    }
+
+    /// The public address is this host's own.
+    fn no_nat(&self) -> bool {
+        self.behind_nat == Some(false)
     }
 
     fn mapping_sentence(&self) -> Option<String> {
@@ -104,12 +115,22 @@ impl TransportReport {
     fn filtering_sentence(&self, transport: Transport) -> Option<String> {
         let Some(filtering) = self.filtering else {
             let silent = self.full_mode && self.change_request.is_none();
-            return (transport == Transport::Udp && silent).then(|| FILTERING_UNKNOWN.into());
+            let unknown = if self.no_nat() {
+                FIREWALL_UNKNOWN
+            } else {
+                FILTERING_UNKNOWN
+            };
+            return (transport == Transport::Udp && silent).then(|| unknown.into());
+        };
+        let [ei, ad, apd] = if self.no_nat() {
+            [FIREWALL_EI, FIREWALL_AD, FIREWALL_APD]
+        } else {
+            [FILTERING_EI, FILTERING_AD, FILTERING_APD]
         };
         Some(match filtering {
-            Behaviour::EndpointIndependent => FILTERING_EI.into(),
-            Behaviour::AddressDependent => FILTERING_AD.into(),
-            Behaviour::AddressAndPortDependent => FILTERING_APD.into(),
+            Behaviour::EndpointIndependent => ei.into(),
+            Behaviour::AddressDependent => ad.into(),
+            Behaviour::AddressAndPortDependent => apd.into(),
         })
     }
 
@@ -159,7 +180,15 @@ impl TransportReport {
     fn verdict(&self) -> String {
         let open = self.mapping == Some(Behaviour::EndpointIndependent)
             || self.prediction.rule == Some(Rule::LocalPort);
-        if self.behind_nat == Some(false) {
+        let filtered = matches!(
+            self.filtering,
+            Some(Behaviour::AddressDependent | Behaviour::AddressAndPortDependent)
+        );
+        if self.no_nat() && filtered {
+            "So a direct connection works when both sides send first, as in ordinary hole \
+             punching."
+                .into()
+        } else if self.no_nat() {
             "So a direct connection needs no tricks on this side.".into()
         } else if open {
             "So a direct connection should work with ordinary hole punching.".into()
@@ -188,6 +217,14 @@ const FILTERING_APD: &str = "It lets in packets only from the exact address and 
     sent to, so both sides have to send first, to the right port.";
 const FILTERING_UNKNOWN: &str = "Whether it lets in packets you did not ask for could not be \
     told: the server's answers from its other addresses never came.";
+const FIREWALL_EI: &str = "Nothing on the path filters what comes in: once you have sent a \
+    packet out, anyone can send to that port.";
+const FIREWALL_AD: &str = "A firewall on the path lets in packets only from hosts you have sent \
+    to, so both sides have to send first.";
+const FIREWALL_APD: &str = "A firewall on the path lets in packets only from the exact address \
+    and port you have sent to, so both sides have to send first, to the right port.";
+const FIREWALL_UNKNOWN: &str = "Whether a firewall lets in packets you did not ask for could not \
+    be told: the server's answers from its other addresses never came.";
 const HAIRPIN: &str = "It hairpins: two devices behind it can reach each other through its \
     public address.";
 const NO_HAIRPIN: &str = "It does not hairpin: two devices behind it cannot reach each other \
@@ -195,6 +232,76 @@ const NO_HAIRPIN: &str = "It does not hairpin: two devices behind it cannot reac
 const ALG: &str = "Something on the path rewrites addresses inside packets (an ALG); that can \
     break connections that carry addresses.";
 const CHANGE_IGNORED: &str = "The server ignored the request to answer from its other address, \
-    so your NAT's filtering could not be measured (and is not reported as open).";
-const CHANGE_REFUSED: &str = "The server cannot answer from another address, so your NAT's \
-    filtering could not be measured.";
+    so filtering could not be measured (and is not reported as open).";
+const CHANGE_REFUSED: &str = "The server cannot answer from another address, so filtering could \
+    not be measured.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fingerprint::predict::Prediction;
+
+    /// What loopback shows: the own address, nothing translated, a verdict per transport.
+    fn no_nat(filtering: Option<Behaviour>) -> TransportReport {
+        TransportReport {
+            public_address: "192.0.2.10:5000".parse().ok(),
+            behind_nat: Some(false),
+            rtt_ms: Some(0.1),
+            full_mode: true,
+            mapping: Some(Behaviour::EndpointIndependent),
+            filtering,
+            change_request: filtering.map(|_| ChangeRequestSupport::Honoured),
+            hairpinning: None,
+            alg: Some(false),
+            allocation: Allocation {
+                pattern: Some(Pattern::Preserving),
+                delta: None,
+                jitter: None,
+                confidence: 0.88,
+                samples: 8,
+                answered: 8,
+                ports: Vec::new(),
+                gaps: Vec::new(),
+                foreign_flows_per_second: None,
+            },
+            prediction: Prediction {
+                rule: Some(Rule::LocalPort),
+                next_port: None,
+                candidates: Vec::new(),
+                two_probe: None,
+                preset_delta: None,
+            },
+        }
+    }
+
+    #[test]
+    fn without_a_nat_the_narrative_speaks_of_no_nat_and_of_a_firewall() {
+        let cases = [
+            (
+                Some(Behaviour::EndpointIndependent),
+                "Nothing on the path filters",
+                "needs no tricks on this side",
+            ),
+            (
+                Some(Behaviour::AddressAndPortDependent),
+                "A firewall on the path lets in packets only from the exact address",
+                "works when both sides send first, as in ordinary hole punching",
+            ),
+        ];
+        for (filtering, firewall, verdict) in cases {
+            let text = no_nat(filtering).narrative(Transport::Udp).join(" ");
+            assert!(
+                text.contains("there is no NAT between you and the server"),
+                "{text}"
+            );
+            assert!(text.contains(firewall), "{text}");
+            assert!(text.ends_with(&format!("{verdict}.")), "{text}");
+            // Nothing that presumes a NAT: no mapping, allocation or hairpinning sentence.
+            for nat_only in ["Your NAT", "It keeps", "hairpin", "It lets in"] {
+                assert!(!text.contains(nat_only), "{nat_only:?} in {text}");
+            }
+        }
+        let tcp = no_nat(None).narrative(Transport::Tcp);
+        assert_eq!(tcp.len(), 3, "{tcp:?}");
+    }
+}

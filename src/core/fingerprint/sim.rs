@@ -106,10 +106,13 @@ impl Run {
     /// given up (never later than the plan's deadline).
     pub fn end(&self) -> Instant {
         let plan = &self.observations[self.observations.len() - self.plan.probes.len()..];
-        let settled = plan.iter().zip(&self.plan.probes).map(|(o, p)| match &o.answer {
-            Some(answer) => answer.received_at,
-            None => self.plan_start + p.gives_up_at(),
-        });
+        let settled = plan
+            .iter()
+            .zip(&self.plan.probes)
+            .map(|(o, p)| match &o.answer {
+                Some(answer) => answer.received_at,
+                None => self.plan_start + p.gives_up_at(),
+            });
         let end = settled.max().unwrap_or(self.plan_start);
         assert!(end <= self.plan_start + self.plan.deadline);
         end
