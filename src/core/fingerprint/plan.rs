@@ -27,7 +27,7 @@
 //! after its last attempt's wait, and a run ends when every probe is settled. Probes that are
 //! normally answered end the run one round trip after they are sent; probes whose silence *is*
 //! the verdict (filtering, hairpinning) send their attempts close together and wait one answer
-//! window after the last, and the second burst is timed to be answered just as that window
+//! window after the last, and the second burst is timed to be answered before that window
 //! closes. Over UDP a full run therefore takes the discovery round trip plus one filtering wait
 //! ([`answer_wait`] after the last of [`SILENCE_ATTEMPTS`] attempts); over TCP the second
 //! burst's handshake and answer end it.
@@ -58,6 +58,10 @@ pub const MIN_MARGIN: Duration = Duration::from_millis(50);
 /// itself (a new connection would be a new flow, and a new port on a symmetric NAT).
 pub const TCP_SYN_RTO: Duration = Duration::from_secs(1);
 
+/// Linux's floor for retransmitting data (`TCP_RTO_MIN`): a lossy TCP probe also waits for one
+/// retransmission of its request or answer, which a lost SYN makes late.
+pub const TCP_DATA_RTO: Duration = Duration::from_millis(200);
+
 /// Time between the attempts of a probe whose silence is the verdict (filtering, hairpinning).
 /// Not an RTT apart: the run waits out the last attempt anyway, so attempts spread over RTTs
 /// would only stretch it; a few milliseconds apart, one short burst of loss does not take all
@@ -69,9 +73,15 @@ pub const SILENCE_SPACING: Duration = Duration::from_millis(10);
 pub const UDP_ATTEMPTS: u8 = 2;
 
 /// UDP attempts for a probe whose silence is the verdict (CHANGE-REQUEST, hairpin) and for the
-/// filtering control that makes that silence mean something: at 10% loss each way, three
-/// silent attempts happen by chance about 0.7% of the time.
-pub const SILENCE_ATTEMPTS: u8 = 3;
+/// filtering control that makes that silence mean something: at 10% loss each way an attempt
+/// goes unanswered 19% of the time, four in a row 0.13% of the time (three: 0.7%). Being
+/// [`SILENCE_SPACING`] apart, each one more costs 10 ms.
+pub const SILENCE_ATTEMPTS: u8 = 4;
+
+/// What the pause between the bursts adds to the [`margin`]: with the 50 ms floor, 70 ms, more
+/// than the 50 ms between the flows of a host opening 20 a second (LAB-NOTES), with room for
+/// that host's jitter.
+pub const PAUSE_SLACK: Duration = Duration::from_millis(20);
 
 /// TCP attempts: one connect; the kernel retransmits the SYN.
 pub const TCP_ATTEMPTS: u8 = 1;
@@ -210,21 +220,22 @@ pub fn answer_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
 }
 
 /// How long an attempt whose silence only means loss waits: the answer window, and over TCP
-/// one SYN retransmission on top (the kernel's, since a probe of ours cannot retransmit
-/// without opening a new flow).
+/// one SYN retransmission and one data retransmission on top (the kernel's, since a probe of
+/// ours cannot retransmit without opening a new flow). Only a lossy run waits this long.
 pub fn loss_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
     match transport {
         Transport::Udp => answer_wait(transport, rtt),
-        Transport::Tcp => answer_wait(transport, rtt) + TCP_SYN_RTO,
+        Transport::Tcp => answer_wait(transport, rtt) + TCP_SYN_RTO + TCP_DATA_RTO,
     }
 }
 
-/// Time from the first burst to the second: the silence probes' window less one round trip,
-/// so that over UDP the second burst is answered as the filtering and hairpin verdicts come and
-/// costs no time of its own. At least [`MIN_MARGIN`] plus the spacing, it lets the flows of a
-/// host opening one every 50 ms (LAB-NOTES) in between the bursts, where they show as a gap.
+/// Time from the first burst to the second: long enough to let other hosts' flows in between
+/// the bursts, where they show as a gap (see [`PAUSE_SLACK`]), and short enough that over UDP
+/// the second burst is answered before the filtering and hairpin verdicts come, so it costs no
+/// time of its own. Over TCP the second burst's answers end the run, so every millisecond here
+/// is one of the run's.
 pub fn burst_pause(rtt: Option<Duration>) -> Duration {
-    SILENCE_SPACING * u32::from(SILENCE_ATTEMPTS - 1) + margin(rtt)
+    margin(rtt) + PAUSE_SLACK
 }
 
 /// A probe whose silence only means loss: UDP retransmits it one wait after each attempt; TCP
@@ -437,7 +448,7 @@ mod tests {
         let cases = [
             Case {
                 // 50 ms RTT: margin 50 ms, answer window 100 ms. Silence probes: attempts at 0,
-                // 10, 20, given up at 120; the second burst at 70 is answered at 120 too.
+                // 10, 20, 30, given up at 130; the second burst at 70 is answered at 120.
                 // Lossy probes retransmit at 100 and give up at 200 (only when lost).
                 name: "udp full mode",
                 transport: Transport::Udp,
@@ -447,10 +458,10 @@ mod tests {
                     (Mapping, false, AltPort, NO, 0, 2, 100, 200),
                     (Mapping, false, AltIp, NO, 0, 2, 100, 200),
                     (Mapping, false, AltBoth, NO, 0, 2, 100, 200),
-                    (Filtering, true, Primary, NO, 0, 3, 10, 120),
-                    (Filtering, false, Primary, (true, true), 0, 3, 10, 120),
-                    (Filtering, false, Primary, (false, true), 0, 3, 10, 120),
-                    (Hairpin, true, OwnPublic, NO, 0, 3, 10, 120),
+                    (Filtering, true, Primary, NO, 0, 4, 10, 130),
+                    (Filtering, false, Primary, (true, true), 0, 4, 10, 130),
+                    (Filtering, false, Primary, (false, true), 0, 4, 10, 130),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 130),
                     (Sample(0), true, Primary, NO, 0, 2, 100, 200),
                     (Sample(1), true, Primary, NO, 0, 2, 100, 200),
                     (Sample(2), true, Primary, NO, 70, 2, 100, 270),
@@ -466,7 +477,7 @@ mod tests {
                 discovery: discovery(false, true, None),
                 samples: 3,
                 want: vec![
-                    (Hairpin, true, OwnPublic, NO, 0, 3, 10, 395),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 405),
                     (Sample(0), true, Primary, NO, 0, 2, 375, 750),
                     (Sample(1), true, Primary, NO, 0, 2, 375, 750),
                     (Sample(2), true, Primary, NO, 0, 2, 375, 750),
@@ -475,25 +486,25 @@ mod tests {
             },
             Case {
                 // TCP: no CHANGE-REQUEST; one connect per probe. A lossy probe waits out the
-                // handshake, its answer and one SYN RTO (2 × 50 + 50 + 1000 ms); the hairpin
-                // probe, which never crosses the WAN, only the first two (150 ms). The second
-                // burst goes at 70 ms, as over UDP.
+                // handshake, its answer, one SYN RTO and one data RTO (2 × 50 + 50 + 1000 +
+                // 200 ms); the hairpin probe, which never crosses the WAN, only the first two
+                // (150 ms). The second burst goes at 70 ms, as over UDP.
                 name: "tcp full mode",
                 transport: Transport::Tcp,
                 discovery: discovery(true, true, Some(50)),
                 samples: 5,
                 want: vec![
-                    (Mapping, false, AltPort, NO, 0, 1, 1150, 1150),
-                    (Mapping, false, AltIp, NO, 0, 1, 1150, 1150),
-                    (Mapping, false, AltBoth, NO, 0, 1, 1150, 1150),
+                    (Mapping, false, AltPort, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltIp, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltBoth, NO, 0, 1, 1350, 1350),
                     (Hairpin, true, OwnPublic, NO, 0, 1, 150, 150),
-                    (Sample(0), true, Primary, NO, 0, 1, 1150, 1150),
-                    (Sample(1), true, Primary, NO, 0, 1, 1150, 1150),
-                    (Sample(2), true, Primary, NO, 0, 1, 1150, 1150),
-                    (Sample(3), true, Primary, NO, 70, 1, 1150, 1220),
-                    (Sample(4), true, Primary, NO, 70, 1, 1150, 1220),
+                    (Sample(0), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(1), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(2), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(3), true, Primary, NO, 70, 1, 1350, 1420),
+                    (Sample(4), true, Primary, NO, 70, 1, 1350, 1420),
                 ],
-                deadline_ms: 1220,
+                deadline_ms: 1420,
             },
             Case {
                 // Discovery unanswered: no public address, no RTT; samples clamp to 2.
@@ -517,10 +528,10 @@ mod tests {
                     (Mapping, false, AltPort, NO, 0, 2, 50, 100),
                     (Mapping, false, AltIp, NO, 0, 2, 50, 100),
                     (Mapping, false, AltBoth, NO, 0, 2, 50, 100),
-                    (Filtering, true, Primary, NO, 0, 3, 10, 70),
-                    (Filtering, false, Primary, (true, true), 0, 3, 10, 70),
-                    (Filtering, false, Primary, (false, true), 0, 3, 10, 70),
-                    (Hairpin, true, OwnPublic, NO, 0, 3, 10, 70),
+                    (Filtering, true, Primary, NO, 0, 4, 10, 80),
+                    (Filtering, false, Primary, (true, true), 0, 4, 10, 80),
+                    (Filtering, false, Primary, (false, true), 0, 4, 10, 80),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 80),
                     (Sample(0), true, Primary, NO, 0, 2, 50, 100),
                     (Sample(1), true, Primary, NO, 0, 2, 50, 100),
                 ],
@@ -581,8 +592,10 @@ mod tests {
             // with room for jitter.
             assert!(answer_wait(Transport::Udp, rtt) >= round_trip + MIN_MARGIN);
             assert!(answer_wait(Transport::Tcp, rtt) >= 2 * round_trip + MIN_MARGIN);
-            // A TCP probe outlives one SYN retransmission, the handshake and its answer.
-            assert!(loss_wait(Transport::Tcp, rtt) > TCP_SYN_RTO + 2 * round_trip);
+            // A TCP probe outlives one SYN retransmission, the handshake and its answer, and
+            // one retransmission of the request or the answer.
+            let tcp = TCP_SYN_RTO + TCP_DATA_RTO + 2 * round_trip;
+            assert!(loss_wait(Transport::Tcp, rtt) > tcp);
             // The second burst is answered no later than the silence verdicts come, so it
             // never makes a UDP run longer...
             let silence = silent(rtt).gives_up_at();
