@@ -189,8 +189,8 @@ pub enum LabCommand {
     Status(LabStatusArgs),
     /// Run a command inside one host of a lab; natlens exits with the command's own status.
     Exec(LabExecArgs),
-    /// Build a lab, run a server in it and a STUN client behind each NAT, print the public
-    /// addresses they were given, and tear the lab down.
+    /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
+    /// reports and the ports the NATs really gave the next flows, and tear the lab down.
     Demo(LabDemoArgs),
     /// Run one background job of a lab (frame relay, noise); `lab up` starts these.
     #[command(hide = true)]
@@ -430,6 +430,10 @@ nor a gap.
   allocation.ports  Each sample's public port in send order; null for a lost one.
   allocation.gaps  Ports other flows took between two samples: {after, before, foreign}.
   allocation.foreign_flows_per_second  Other hosts' new flows per second, from the gaps.
+  allocation.shared_counter  true when UDP and TCP take their ports from one counter (both \
+sequential with the same delta, one transport's samples continuing the other's); the \
+transport sampled first then carries the other's prediction, which is for the next flow of \
+either kind. false when both are sequential otherwise; null unless both are sequential.
   prediction.rule  local-port (the public port is the local one) or sequential; null when the \
 ports cannot be predicted.
   prediction.next_port  The next new flow's public port (sequential only).

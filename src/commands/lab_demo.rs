@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cli::LabDemoArgs;
-use crate::core::fingerprint::{PlanConfig, Report, TransportReport};
+use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
 use crate::io::prober::Options;
 use crate::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
@@ -151,23 +151,36 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
             .find(|e| e.proto == proto && e.orig_src == local)
             .map(|e| e.public_port())
     };
-    let lines = [
-        ("udp", Some(udp), report.udp.as_ref()),
-        (
-            "tcp",
-            tcp.as_ref().ok().map(|(local, _)| *local),
-            report.tcp.as_ref(),
-        ),
-    ];
     println!("router-{side} conntrack, for the next new flow of each kind:");
-    for (proto, local, facts) in lines {
-        let Some(local) = local else {
-            println!("  {proto}: could not connect to {}", primary());
-            continue;
-        };
-        let truth = public(proto, local);
-        println!("  {}", verdict(proto, local, truth, facts));
+    let udp_truth = public("udp", udp);
+    let facts = report.udp.as_ref();
+    let predicted = facts.and_then(|r| r.prediction.expected_public_port(udp.port()));
+    let candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
+    println!(
+        "  {}",
+        verdict("udp", udp, udp_truth, predicted, candidates)
+    );
+    let Ok((tcp, _stream)) = tcp else {
+        println!("  tcp: could not connect to {}", primary());
+        return Ok(());
+    };
+    let facts = report.tcp.as_ref();
+    let mut predicted = facts.and_then(|r| r.prediction.expected_public_port(tcp.port()));
+    let mut candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
+    // On one counter the UDP flow just took the port both were predicted: TCP's is the next.
+    let shared = facts.filter(|r| r.allocation.shared_counter == Some(true));
+    if let (Some(facts), Some(taken)) = (shared, udp_truth) {
+        let delta = facts.allocation.delta.unwrap_or(1);
+        predicted = u16::try_from(i32::from(taken) + delta).ok();
+        candidates = &[];
+        println!(
+            "  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)"
+        );
     }
+    println!(
+        "  {}",
+        verdict("tcp", tcp, public("tcp", tcp), predicted, candidates)
+    );
     Ok(())
 }
 
@@ -176,19 +189,16 @@ fn verdict(
     proto: &str,
     local: SocketAddr,
     truth: Option<u16>,
-    facts: Option<&TransportReport>,
+    predicted: Option<u16>,
+    candidates: &[u16],
 ) -> String {
     let gave = truth.map_or("no conntrack entry".into(), |p| format!("the NAT gave {p}"));
-    let predicted = facts.and_then(|r| r.prediction.expected_public_port(local.port()));
     let check = match (predicted, truth) {
         (Some(p), Some(t)) if p == t => format!("natlens predicted {p}: hit"),
-        (Some(p), Some(_)) => {
-            let candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
-            match candidates.iter().position(|&c| Some(c) == truth) {
-                Some(rank) => format!("natlens predicted {p}: miss (candidate #{})", rank + 1),
-                None => format!("natlens predicted {p}: miss"),
-            }
-        }
+        (Some(p), Some(t)) => match candidates.iter().position(|&c| c == t) {
+            Some(rank) => format!("natlens predicted {p}: miss (candidate #{})", rank + 1),
+            None => format!("natlens predicted {p}: miss"),
+        },
         (Some(p), None) => format!("natlens predicted {p}"),
         (None, _) => "natlens made no prediction (ports not predictable)".into(),
     };

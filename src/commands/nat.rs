@@ -97,7 +97,29 @@ pub(super) fn report(
             Transport::Tcp => report.tcp = analysed,
         }
     }
+    if let Some(later) = sampled_last(fingerprints) {
+        report.share_counter(later);
+    }
     report
+}
+
+/// The transport whose allocation samples went out last, when both were sampled (the gate
+/// keeps the two transports' samples apart, so one's all come after the other's).
+fn sampled_last(fingerprints: &[Fingerprint]) -> Option<Transport> {
+    let first_samples: Vec<(Instant, Transport)> = fingerprints
+        .iter()
+        .filter_map(|f| {
+            let samples = f.observations.iter().filter(|o| o.socket.is_sample());
+            Some((samples.map(|o| o.sent_at).min()?, f.transport))
+        })
+        .collect();
+    if first_samples.len() < 2 {
+        return None;
+    }
+    first_samples
+        .into_iter()
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, t)| t)
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
