@@ -1,6 +1,7 @@
 //! Wall time of a full NAT report in the network-namespace lab (issue 3): `natlens nat` (UDP and
 //! TCP) against the classic clients, coturn's `turnutils_natdiscovery -m -f` and Debian's `stun`
-//! (package stun-client), in the same labs, in one run, rounds alternating the three tools.
+//! (package stun-client), in the same labs, in one run, rounds alternating the tools. `natlens
+//! nat -t udp` runs too, to compare like with like: the classic clients probe UDP only.
 //!
 //! Two labs, 25 ms of delay on each WAN link (a LAN host's round trip to the server is about
 //! 50 ms): router-a cone and router-b seq:1, then router-a random and router-b full-cone. The
@@ -43,16 +44,23 @@ const LABS: [(NatMode, NatMode); 2] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tool {
     Natlens,
+    NatlensUdp,
     Natdiscovery,
     Stun,
 }
 
-const TOOLS: [Tool; 3] = [Tool::Natlens, Tool::Natdiscovery, Tool::Stun];
+const TOOLS: [Tool; 4] = [
+    Tool::Natlens,
+    Tool::NatlensUdp,
+    Tool::Natdiscovery,
+    Tool::Stun,
+];
 
 impl Tool {
     fn name(self) -> &'static str {
         match self {
             Tool::Natlens => "natlens nat",
+            Tool::NatlensUdp => "natlens nat -t udp",
             Tool::Natdiscovery => "turnutils_natdiscovery -m -f",
             Tool::Stun => "stun",
         }
@@ -63,6 +71,7 @@ impl Tool {
         let primary = format!("{server}:{PORT}");
         let argv: Vec<&str> = match self {
             Tool::Natlens => vec![NATLENS, "nat", "--server", &primary, "--json"],
+            Tool::NatlensUdp => vec![NATLENS, "nat", "--server", &primary, "--json", "-t", "udp"],
             Tool::Natdiscovery => {
                 vec!["turnutils_natdiscovery", "-m", "-f", "-p", "3478", &server]
             }
@@ -75,7 +84,7 @@ impl Tool {
     fn summary(self, output: &Output) -> Result<String, String> {
         let stdout = String::from_utf8_lossy(&output.stdout);
         match self {
-            Tool::Natlens => natlens_summary(output, &stdout),
+            Tool::Natlens | Tool::NatlensUdp => natlens_summary(output, &stdout),
             Tool::Natdiscovery => natdiscovery_summary(output, &stdout),
             Tool::Stun => stun_summary(&stdout),
         }
@@ -141,7 +150,7 @@ fn preflight() -> anyhow::Result<()> {
 }
 
 /// Every round in one lab: a warm-up run of each tool from each host (not recorded), then
-/// `rounds` rounds, each running the three tools from each host in an order that rotates.
+/// `rounds` rounds, each running every tool from each host in an order that rotates.
 fn measure_lab(nat_a: NatMode, nat_b: NatMode, rounds: usize) -> anyhow::Result<Vec<Run>> {
     let lab = Lab::up(LabSpec {
         nat_a,
@@ -237,6 +246,9 @@ fn natlens_summary(output: &Output, stdout: &str) -> Result<String, String> {
     let mut parts = Vec::new();
     for transport in ["udp", "tcp"] {
         let t = &report[transport];
+        if t.is_null() {
+            continue;
+        }
         let a = &t["allocation"];
         let mut facts = vec![format!("mapping {}", short(&t["mapping"]))];
         if transport == "udp" {
@@ -344,7 +356,7 @@ fn write_report(
     );
     let _ = writeln!(
         text,
-        "Recorded {} by `benches/nat_wall_time.sh` (benches/nat_wall_time.rs); {rounds} rounds \
+        "Recorded {} by `benches/nat_wall_time.sh` (benches/nat_wall_time.rs); {rounds} round(s) \
          per NAT mode, tools alternating, each run from fresh NAT state, after one unrecorded \
          warm-up run of each tool. Lab: 25 ms one-way delay on each WAN link (about 50 ms round \
          trip from a LAN host to the server), server `natlens server --listen \
@@ -355,9 +367,10 @@ fn write_report(
     let _ = writeln!(text, "## Medians (ms)\n");
     let _ = writeln!(
         text,
-        "| NAT mode | natlens nat (UDP+TCP) | turnutils_natdiscovery -m -f | stun | natlens / fastest classic |"
+        "| NAT mode | natlens nat (UDP+TCP) | natlens nat -t udp | turnutils_natdiscovery -m -f \
+         | stun | natlens (UDP+TCP) / fastest classic | natlens -t udp / fastest classic |"
     );
-    let _ = writeln!(text, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|");
     for (mode, tools) in &groups {
         let med = |tool: Tool| {
             let mut walls: Vec<f64> = tools
@@ -366,19 +379,22 @@ fn write_report(
                 .unwrap_or_default();
             (!walls.is_empty()).then(|| median(&mut walls))
         };
-        let [natlens, natdiscovery, stun] = TOOLS.map(med);
+        let [natlens, udp, natdiscovery, stun] = TOOLS.map(med);
         let fastest = natdiscovery.into_iter().chain(stun).reduce(f64::min);
-        let ratio = match (natlens, fastest) {
+        let ratio = |n: Option<f64>| match (n, fastest) {
             (Some(n), Some(f)) => format!("{:.2}", n / f),
             _ => "-".into(),
         };
         let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
         let _ = writeln!(
             text,
-            "| {mode} | {} | {} | {} | {ratio} |",
+            "| {mode} | {} | {} | {} | {} | {} | {} |",
             cell(natlens),
+            cell(udp),
             cell(natdiscovery),
-            cell(stun)
+            cell(stun),
+            ratio(natlens),
+            ratio(udp)
         );
     }
     let _ = writeln!(text, "\n## Spread (ms: min / median / max)\n");
