@@ -94,7 +94,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -158,7 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -187,7 +187,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time')
             [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT')
             [CompletionResult]::new('--preset-delta', '--preset-delta', [CompletionResultType]::ParameterName, 'D of the preset-delta rule (the next flow gets the first sample''s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The default lets TCP''s third SYN through (Linux retransmits a lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its plan needs: a few round trips')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -218,7 +218,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down')
             break
         }
         'natlens;help;lab;up' {

@@ -87,7 +87,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;up'= {
@@ -145,7 +145,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;help;up'= {
@@ -167,7 +167,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --transport 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time'
             cand --samples 'Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT'
             cand --preset-delta 'D of the preset-delta rule (the next flow gets the first sample''s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way'
-            cand --timeout 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The fingerprint itself then takes as long as its plan needs'
+            cand --timeout 'How long to wait for the server''s first answer on each transport before deciding that no STUN server is there. The default lets TCP''s third SYN through (Linux retransmits a lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its plan needs: a few round trips'
             cand --json 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -193,7 +193,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a server in it and a STUN client behind each NAT, print the public addresses they were given, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
         }
         &'natlens;help;lab;up'= {
         }

@@ -189,8 +189,8 @@ pub enum LabCommand {
     Status(LabStatusArgs),
     /// Run a command inside one host of a lab; natlens exits with the command's own status.
     Exec(LabExecArgs),
-    /// Build a lab, run a server in it and a STUN client behind each NAT, print the public
-    /// addresses they were given, and tear the lab down.
+    /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
+    /// reports and the ports the NATs really gave the next flows, and tear the lab down.
     Demo(LabDemoArgs),
     /// Run one background job of a lab (frame relay, noise); `lab up` starts these.
     #[command(hide = true)]
@@ -347,8 +347,10 @@ pub struct NatArgs {
     pub json: bool,
 
     /// How long to wait for the server's first answer on each transport before deciding that
-    /// no STUN server is there. The fingerprint itself then takes as long as its plan needs.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
+    /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
+    /// plan needs: a few round trips.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -416,7 +418,8 @@ address-and-port-dependent.
   filtering  RFC 4787 filtering, same values; always null over TCP.
   change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
 when no such answer came.
-  hairpinning  true when a packet to the own public address came back in.
+  hairpinning  true when a packet to the own public address came back in; null when there is \
+no NAT (nothing to hairpin through).
   alg  true when MAPPED-ADDRESS differs from XOR-MAPPED-ADDRESS (something rewrote it).
   allocation.pattern  preserving, sequential or random; null with too few answered samples.
   allocation.delta  Signed port step per new flow (sequential only).
@@ -427,6 +430,10 @@ nor a gap.
   allocation.ports  Each sample's public port in send order; null for a lost one.
   allocation.gaps  Ports other flows took between two samples: {after, before, foreign}.
   allocation.foreign_flows_per_second  Other hosts' new flows per second, from the gaps.
+  allocation.shared_counter  true when UDP and TCP take their ports from one counter (both \
+sequential with the same delta, one transport's samples continuing the other's); the \
+transport sampled first then carries the other's prediction, which is for the next flow of \
+either kind. false when both are sequential otherwise; null unless both are sequential.
   prediction.rule  local-port (the public port is the local one) or sequential; null when the \
 ports cannot be predicted.
   prediction.next_port  The next new flow's public port (sequential only).

@@ -602,7 +602,7 @@ fn cli_up_status_exec_down() {
 }
 
 #[test]
-fn demo_shows_each_side_its_public_address() {
+fn demo_fingerprints_behind_each_nat_and_checks_the_predictions() {
     if !lab_available() {
         return;
     }
@@ -613,13 +613,37 @@ fn demo_shows_each_side_its_public_address() {
         "{text}\n{}",
         String::from_utf8_lossy(&demo.stderr)
     );
-    assert!(text.contains("public address 203.0.113.1:"), "{text}");
-    assert!(text.contains("endpoint-independent"), "{text}");
-    assert!(
-        text.contains("to 203.0.113.10:3478: public address 203.0.113.2:40000"),
+    // Both reports, table and narrative: the cone behind a, seq:1 behind b.
+    assert_eq!(
+        text.matches("natlens nat --server 203.0.113.10:3478")
+            .count(),
+        2,
         "{text}"
     );
-    assert!(text.contains("symmetric"), "{text}");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "Over UDP, the server sees you as 203.0.113.1:",
+        "Over UDP, the server sees you as 203.0.113.2:",
+        "preserving",
+        "sequential, delta +1",
+        "It hands out ports in sequence, 1 at a time upward, from one counter for UDP and TCP",
+    ] {
+        assert!(flat.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    // The next flows behind each NAT got the ports natlens predicted, per conntrack.
+    let truths: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("udp from port") || l.starts_with("tcp from port"))
+        .collect();
+    assert_eq!(truths.len(), 4, "{text}");
+    for truth in truths {
+        assert!(truth.ends_with(": hit"), "{truth}\n{text}");
+    }
+    // "lab PREFIX: router-a cone, …" comes first; the demo tears that lab down.
+    let prefix = text.split_whitespace().nth(1).unwrap_or_default();
+    let prefix = prefix.trim_end_matches(':');
+    assert!(teardown::is_gone(prefix), "lab {prefix} left behind");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `natlens nat` behind the kernel's own NATs, in the network-namespace lab: each router mode
 //! must be reported as the lab configured it, for UDP and TCP; the predicted next port must be
-//! the one the NAT really hands out next (read from the router's conntrack table); low noise and
-//! 10% loss must not change the verdicts.
+//! the one the NAT really hands out next (read from the router's conntrack table), also when UDP
+//! and TCP are probed at once from one port counter; low noise and 10% loss must not change the
+//! verdicts.
 //!
 //! Needs root and network namespaces: without them the tests print SKIPPED, except under CI
 //! (env `CI` set), where that is a failure.
@@ -232,6 +233,24 @@ fn the_predicted_port_is_the_one_the_nat_assigns_next() {
             u64::from(fixture.public_port(side, local, "tcp")),
             predicted,
             "TCP behind {side:?}"
+        );
+
+        // Both at once: the lab's routers draw UDP and TCP ports from one counter, so the
+        // transport sampled first must carry the prediction of the one sampled last.
+        let report = fixture.nat(side, &[]);
+        for transport in ["udp", "tcp"] {
+            let allocation = &report[transport]["allocation"];
+            assert_eq!(allocation["shared_counter"], true, "{allocation:#}");
+        }
+        let predicted = report["udp"]["prediction"]["next_port"]
+            .as_u64()
+            .expect("a predicted port");
+        assert_eq!(report["tcp"]["prediction"]["next_port"], predicted);
+        let local = fixture.new_udp_flow(side);
+        assert_eq!(
+            u64::from(fixture.public_port(side, local, "udp")),
+            predicted,
+            "UDP behind {side:?}, both transports probed"
         );
     }
     // A port-preserving NAT: the public port of a new flow is its local port.

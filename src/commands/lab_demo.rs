@@ -1,12 +1,13 @@
-//! `natlens lab demo`: a lab, a natlens server in it, a client behind each NAT, what each saw.
+//! `natlens lab demo`: a lab, a natlens server in it, `natlens nat` behind each NAT, the
+//! reports, and the truth to hold them against; then the lab is torn down.
 //!
-//! The clients use plain STUN Binding requests (natlens `login`/`call` are not built yet): one
-//! to the server's primary address and port, one to its alternate address and port, which is
-//! enough to show each NAT's public address and whether its mapping depends on the destination.
-//! The router's conntrack table is printed beside it, as the ground truth.
+//! The fingerprint runs in-process inside each LAN host's namespace (the same code as
+//! `natlens nat`, UDP and TCP at once) and prints the same table and narrative. Then the host
+//! opens one new UDP flow and one new TCP connection to the server, and the router's conntrack
+//! table says which public ports the NAT really gave them: the ground truth for the predictions.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,10 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cli::LabDemoArgs;
+use crate::core::fingerprint::{PlanConfig, Report};
+use crate::core::Transport;
+use crate::io::prober::Options;
 use crate::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
 use crate::lab::{Host, Lab, Side};
-use crate::wire::attr::{self, AttrType};
-use crate::wire::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
+use crate::render::nat as render;
 
 /// The server's STUN port on its primary address.
 const PRIMARY_PORT: u16 = 3478;
@@ -25,15 +28,18 @@ const PRIMARY_PORT: u16 = 3478;
 const ALTERNATE_PORT: u16 = 3479;
 /// How long the server may take to start listening.
 const SERVER_START: Duration = Duration::from_secs(5);
-/// Wait per Binding attempt; a lab with `--loss` may need several.
-const ATTEMPT_WAIT: Duration = Duration::from_millis(500);
-const ATTEMPTS: usize = 6;
+/// `natlens nat`'s own default wait for the server's first answer.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long the ground-truth TCP connection may take (a lossy lab may lose a SYN or two).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub fn run(args: LabDemoArgs) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(super::lab::spec(&args.spec))?;
     print!("{}", super::lab::describe(lab.state()));
     let mut server = start_server(&lab)?;
-    let result = clients(&lab);
+    let result = Side::BOTH
+        .iter()
+        .try_for_each(|&side| fingerprint(&lab, side));
     let _ = server.kill();
     let _ = server.wait();
     result?;
@@ -90,68 +96,111 @@ fn start_server(lab: &Lab) -> anyhow::Result<Child> {
     bail!("natlens server did not start in the lab's server namespace")
 }
 
-fn clients(lab: &Lab) -> anyhow::Result<()> {
-    for side in Side::BOTH {
-        let host = Host::Lan(side);
-        let socket = lab.in_netns(host, || UdpSocket::bind("0.0.0.0:0"))??;
-        let local = socket.local_addr()?;
-        let first = binding(&socket, primary())?;
-        let second = binding(&socket, alternate())?;
-        let mode = lab.spec().nat(side);
-        let verdict = if first == second {
-            "same mapping for both: endpoint-independent"
-        } else {
-            "a new mapping per destination: symmetric"
-        };
-        let private = lab.addr(host).expect("LAN host");
-        println!(
-            "{host} ({private}:{}) behind router-{side} ({mode}):",
-            local.port()
-        );
-        println!("  to {}: public address {first}", primary());
-        println!("  to {}: public address {second} ({verdict})", alternate());
-        let ports: Vec<String> = lab
-            .conntrack_entries(side)?
+/// `natlens nat --server 203.0.113.10:3478` from the LAN host behind `side`, its report, and
+/// the ports the NAT gave the next flows.
+fn fingerprint(lab: &Lab, side: Side) -> anyhow::Result<()> {
+    let host = Host::Lan(side);
+    let private = lab.addr(host).expect("a LAN host has an address");
+    println!(
+        "\n== {host} ({private}) behind router-{side} ({}): natlens nat --server {} ==\n",
+        lab.spec().nat(side),
+        primary()
+    );
+    let options = Options {
+        server: primary(),
+        config: PlanConfig::default(),
+        discovery_timeout: DISCOVERY_TIMEOUT,
+    };
+    let transports = [Transport::Udp, Transport::Tcp];
+    let started = Instant::now();
+    let report = lab.in_netns(host, || -> anyhow::Result<Report> {
+        let fingerprints = super::nat::probe(&transports, &options)?;
+        let preset = crate::core::fingerprint::predict::DEFAULT_PRESET_DELTA;
+        Ok(super::nat::report(
+            primary(),
+            preset,
+            &fingerprints,
+            Instant::now(),
+        ))
+    })??;
+    let took = started.elapsed();
+    println!("{}\n", render::table(&report));
+    println!("{}\n", render::narrative(&report));
+    println!("(fingerprint took {} ms)", took.as_millis());
+    ground_truth(lab, side, &report)
+}
+
+/// One new UDP flow and one new TCP connection from the LAN host, and the public ports router
+/// `side`'s conntrack table shows for them, against the report's predictions.
+fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
+    let host = Host::Lan(side);
+    let udp = lab.in_netns(host, || -> std::io::Result<SocketAddr> {
+        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        socket.connect(primary())?;
+        socket.send(b"natlens lab demo")?;
+        socket.local_addr()
+    })??;
+    let tcp = lab.in_netns(host, || -> std::io::Result<(SocketAddr, TcpStream)> {
+        let stream = TcpStream::connect_timeout(&primary(), CONNECT_TIMEOUT)?;
+        Ok((stream.local_addr()?, stream))
+    })?;
+    let entries = lab.conntrack_entries(side)?;
+    let public = |proto: &str, local: SocketAddr| {
+        entries
             .iter()
-            .filter(|e| e.proto == "udp" && e.orig_src.port() == local.port())
-            .map(|e| format!("{} → {}", e.orig_dst, e.reply_dst))
-            .collect();
-        println!("  router-{side} conntrack: {}", ports.join(", "));
+            .find(|e| e.proto == proto && e.orig_src == local)
+            .map(|e| e.public_port())
+    };
+    println!("router-{side} conntrack, for the next new flow of each kind:");
+    let udp_truth = public("udp", udp);
+    let facts = report.udp.as_ref();
+    let predicted = facts.and_then(|r| r.prediction.expected_public_port(udp.port()));
+    let candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
+    println!(
+        "  {}",
+        verdict("udp", udp, udp_truth, predicted, candidates)
+    );
+    let Ok((tcp, _stream)) = tcp else {
+        println!("  tcp: could not connect to {}", primary());
+        return Ok(());
+    };
+    let facts = report.tcp.as_ref();
+    let mut predicted = facts.and_then(|r| r.prediction.expected_public_port(tcp.port()));
+    let mut candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
+    // On one counter the UDP flow just took the port both were predicted: TCP's is the next.
+    let shared = facts.filter(|r| r.allocation.shared_counter == Some(true));
+    if let (Some(facts), Some(taken)) = (shared, udp_truth) {
+        let delta = facts.allocation.delta.unwrap_or(1);
+        predicted = u16::try_from(i32::from(taken) + delta).ok();
+        candidates = &[];
+        println!(
+            "  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)"
+        );
     }
+    println!(
+        "  {}",
+        verdict("tcp", tcp, public("tcp", tcp), predicted, candidates)
+    );
     Ok(())
 }
 
-/// Sends a Binding request to `server` and returns the XOR-MAPPED-ADDRESS of the answer.
-fn binding(socket: &UdpSocket, server: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let tid = TransactionId(rand::random());
-    let mut request = Vec::new();
-    MessageBuilder::new(
-        &mut request,
-        MessageType::new(Method::BINDING, Class::Request),
-        tid,
-    );
-    socket.set_read_timeout(Some(ATTEMPT_WAIT))?;
-    let mut buf = [0u8; 1500];
-    for _ in 0..ATTEMPTS {
-        socket.send_to(&request, server)?;
-        let deadline = Instant::now() + ATTEMPT_WAIT;
-        while Instant::now() < deadline {
-            let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                break;
-            };
-            if let Some(mapped) = mapped_address(&buf[..len], &tid) {
-                return Ok(mapped);
-            }
-        }
-    }
-    bail!("no Binding response from {server}")
-}
-
-fn mapped_address(bytes: &[u8], tid: &TransactionId) -> Option<SocketAddr> {
-    let message = Message::parse(bytes).ok()?;
-    if message.transaction_id() != *tid || message.class() != Class::Success {
-        return None;
-    }
-    let value = message.get(AttrType::XOR_MAPPED_ADDRESS)?.value;
-    attr::decode_xor_address(value, tid).ok()
+/// "udp from port 41000: the NAT gave 40017; natlens predicted 40017: hit".
+fn verdict(
+    proto: &str,
+    local: SocketAddr,
+    truth: Option<u16>,
+    predicted: Option<u16>,
+    candidates: &[u16],
+) -> String {
+    let gave = truth.map_or("no conntrack entry".into(), |p| format!("the NAT gave {p}"));
+    let check = match (predicted, truth) {
+        (Some(p), Some(t)) if p == t => format!("natlens predicted {p}: hit"),
+        (Some(p), Some(t)) => match candidates.iter().position(|&c| c == t) {
+            Some(rank) => format!("natlens predicted {p}: miss (candidate #{})", rank + 1),
+            None => format!("natlens predicted {p}: miss"),
+        },
+        (Some(p), None) => format!("natlens predicted {p}"),
+        (None, _) => "natlens made no prediction (ports not predictable)".into(),
+    };
+    format!("{proto} from port {}: {gave}; {check}", local.port())
 }

@@ -2,6 +2,7 @@
 //! the report (a table and a narrative, or JSON).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Instant;
@@ -26,7 +27,12 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
         discovery_timeout: args.timeout,
     };
     let fingerprints = probe(&transports, &options)?;
-    let report = report(&args, &fingerprints, Instant::now());
+    let report = report(
+        args.server,
+        args.preset_delta,
+        &fingerprints,
+        Instant::now(),
+    );
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(anyhow!(no_answer(&args, &silent)));
@@ -39,7 +45,10 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Fingerprints every transport at once, one thread each, with a progress bar each.
-fn probe(transports: &[Transport], options: &Options) -> anyhow::Result<Vec<Fingerprint>> {
+pub(super) fn probe(
+    transports: &[Transport],
+    options: &Options,
+) -> anyhow::Result<Vec<Fingerprint>> {
     let bars = ProbeBars::new(transports);
     let gate = Gate::default();
     let results: Vec<std::io::Result<Fingerprint>> = thread::scope(|scope| {
@@ -69,11 +78,16 @@ fn probe(transports: &[Transport], options: &Options) -> anyhow::Result<Vec<Fing
 }
 
 /// The report, predicting for a flow opened `now`.
-fn report(args: &NatArgs, fingerprints: &[Fingerprint], now: Instant) -> Report {
-    let mut report = Report::new(args.server);
+pub(super) fn report(
+    server: SocketAddr,
+    preset_delta: i32,
+    fingerprints: &[Fingerprint],
+    now: Instant,
+) -> Report {
+    let mut report = Report::new(server);
     for fingerprint in fingerprints {
         let options = PredictOptions {
-            preset_delta: args.preset_delta,
+            preset_delta,
             since_last: now.saturating_duration_since(fingerprint.last_sent_at),
             ..PredictOptions::default()
         };
@@ -83,7 +97,29 @@ fn report(args: &NatArgs, fingerprints: &[Fingerprint], now: Instant) -> Report 
             Transport::Tcp => report.tcp = analysed,
         }
     }
+    if let Some(later) = sampled_last(fingerprints) {
+        report.share_counter(later);
+    }
     report
+}
+
+/// The transport whose allocation samples went out last, when both were sampled (the gate
+/// keeps the two transports' samples apart, so one's all come after the other's).
+fn sampled_last(fingerprints: &[Fingerprint]) -> Option<Transport> {
+    let first_samples: Vec<(Instant, Transport)> = fingerprints
+        .iter()
+        .filter_map(|f| {
+            let samples = f.observations.iter().filter(|o| o.socket.is_sample());
+            Some((samples.map(|o| o.sent_at).min()?, f.transport))
+        })
+        .collect();
+    if first_samples.len() < 2 {
+        return None;
+    }
+    first_samples
+        .into_iter()
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, t)| t)
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused

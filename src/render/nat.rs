@@ -17,7 +17,7 @@ const NARRATIVE_WIDTH: usize = 96;
 /// One row: its label and the cell of each transport.
 type Row = (&'static str, fn(Transport, &TransportReport) -> String);
 
-const ROWS: [Row; 16] = [
+const ROWS: [Row; 17] = [
     ("public address", |_, r| {
         r.public_address
             .map_or("no answer".into(), |a| a.to_string())
@@ -26,7 +26,10 @@ const ROWS: [Row; 16] = [
     ("mapping", mapping),
     ("filtering", filtering),
     ("CHANGE-REQUEST", change_request),
-    ("hairpinning", |_, r| yes_no(r.hairpinning, "yes", "no")),
+    ("hairpinning", |_, r| match (r.hairpinning, r.behind_nat) {
+        (None, Some(false)) => "- (no NAT)".into(),
+        (hairpinning, _) => yes_no(hairpinning, "yes", "no"),
+    }),
     ("ALG", |_, r| {
         yes_no(r.alg, "rewrites MAPPED-ADDRESS", "none seen")
     }),
@@ -37,6 +40,16 @@ const ROWS: [Row; 16] = [
     }),
     ("  sample ports", sample_ports),
     ("  gaps", gaps),
+    ("  shared counter", |transport, r| {
+        match r.allocation.shared_counter {
+            Some(true) => match transport {
+                Transport::Udp => "yes, with TCP".into(),
+                Transport::Tcp => "yes, with UDP".into(),
+            },
+            Some(false) => "no".into(),
+            None => "-".into(),
+        }
+    }),
     ("prediction", prediction),
     ("  candidates", candidates),
     ("  two-probe rule", |_, r| two_probe(r.prediction.two_probe)),
@@ -303,6 +316,7 @@ mod tests {
                     foreign: 6,
                 }],
                 foreign_flows_per_second: Some(20.0),
+                shared_counter: Some(true),
             },
             prediction: Prediction {
                 rule: Some(Rule::Sequential),
@@ -336,6 +350,7 @@ mod tests {
             "sequential, delta +1 (77% sure)",
             "40003 40004 lost 40012 (3 of 4 answered)",
             "#1-#3: 6 taken, 20.0 other flows/s",
+            "yes, with TCP",
             "sequential: next port 40013",
             "40013 40014 40015 40016 40017 40018 40019 40020 … (16 in all)",
             "40003, 40004 (delta +1) → 40005: hit",

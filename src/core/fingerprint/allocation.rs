@@ -91,6 +91,9 @@ pub struct Allocation {
     /// Other hosts' new flows per second, measured across the gaps between samples sent apart
     /// in time (sequential only, and only when such a pair exists).
     pub foreign_flows_per_second: Option<f64>,
+    /// Whether UDP and TCP draw their ports from one counter; `None` unless both transports were
+    /// measured as sequential (see [`Report::share_counter`](super::Report::share_counter)).
+    pub shared_counter: Option<bool>,
 }
 
 /// Two answered samples next to each other in the answered sequence.
@@ -152,6 +155,7 @@ pub fn classify(samples: &[Sample]) -> Allocation {
         ports: samples.iter().map(|s| s.public_port).collect(),
         gaps: Vec::new(),
         foreign_flows_per_second: None,
+        shared_counter: None,
     };
     if answered.len() < 2 {
         return verdict;

@@ -196,8 +196,12 @@ pub fn filtering(observations: &[Observation]) -> Option<Behaviour> {
 }
 
 /// RFC 5780 §4.5: did the hairpin socket's packet reach the mapping socket? `None` when no
-/// hairpin probe was sent.
+/// hairpin probe was sent, and when there is no NAT: a packet to one's own address arrives
+/// through no NAT, so it would read as hairpinning where there is nothing to hairpin.
 pub fn hairpinning(observations: &[Observation]) -> Option<bool> {
+    if behind_nat(observations) == Some(false) {
+        return None;
+    }
     observations
         .iter()
         .filter(|o| o.socket == Socket::Hairpin)
@@ -420,6 +424,7 @@ mod tests {
         assert_eq!(hairpinning(&run), Some(true));
         run[0].local = addr("198.51.100.7:1");
         assert_eq!(behind_nat(&run), Some(false));
+        assert_eq!(hairpinning(&run), None, "no NAT, nothing to hairpin");
         run[0].local = addr("0.0.0.0:1");
         assert_eq!(behind_nat(&run), None);
     }

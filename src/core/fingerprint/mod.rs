@@ -3,8 +3,9 @@
 //!
 //! A shell fingerprints one transport like this:
 //! 1. send [`plan::discovery_probe`] and record it as an [`Observation`];
-//! 2. [`plan::make_plan`] with the [`plan::Discovery`] read from that answer, then send every
-//!    probe at its time, opening all sample sockets before the first sample;
+//! 2. [`plan::make_plan`] with the [`plan::Discovery`] read from that answer as soon as it
+//!    arrives, open every socket of the plan, then let a [`schedule::Schedule`] say when each
+//!    attempt goes out and when the run is over;
 //! 3. [`analyse`] all observations (discovery included) into a [`TransportReport`].
 
 pub mod allocation;
@@ -13,6 +14,7 @@ pub mod observation;
 pub mod plan;
 pub mod predict;
 pub mod report;
+pub mod schedule;
 
 #[cfg(test)]
 pub(crate) mod sim;

@@ -57,6 +57,13 @@ pub enum Socket {
     Sample(u8),
 }
 
+impl Socket {
+    /// An allocation sample's socket.
+    pub fn is_sample(self) -> bool {
+        matches!(self, Socket::Sample(_))
+    }
+}
+
 /// What came back for one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {

@@ -1,20 +1,36 @@
 //! The probe plan as data (after tailscale netcheck's `probePlan`): which probes to send, from
-//! which local socket, to which server address, when, and how long to wait, under one deadline.
-//! The shell runs it; the classifier reads the observations. Being data, it is tested as a table.
+//! which local socket, to which server address, when, how often and how long to wait, under one
+//! deadline. The [`schedule`](super::schedule) runs it against the clock; the shell only does
+//! the IO; the classifier reads the observations. Being data, the plan is tested as a table.
 //!
 //! A fingerprint runs in two steps. The discovery probe (primary address, mapping socket) tells
 //! whether the server is in RFC 5780 full mode (OTHER-ADDRESS), the public address and the RTT;
-//! [`make_plan`] then sizes everything else from that answer:
+//! [`make_plan`] then sizes everything else from that answer. The plan starts as soon as the
+//! discovery answer is in:
 //!
 //! 1. at 0: the mapping tests (the mapping socket toward the three other server addresses), the
 //!    filtering tests (UDP only: RFC 5780 CHANGE-REQUEST cannot work over TCP) and the hairpin
-//!    probe, all on sockets opened before the allocation samples;
-//! 2. then the allocation samples, each from a fresh socket, in two back-to-back bursts. Inside
-//!    a burst no other host's flow can slip in, so consecutive samples measure the NAT's real
-//!    step (LAB-NOTES); the pause between the bursts lets other hosts' flows in, and the ports they
-//!    took measure contention. The samples go last so that the prediction is for the flow that
-//!    comes right after them: the shell must open every sample socket before the first burst and
-//!    nothing between the last sample and the punch.
+//!    probe, which are every flow the fingerprint opens besides the samples; then, in the same
+//!    instant and after them, the first burst of allocation samples, each from a fresh socket;
+//! 2. at [`burst_pause`]: the second burst.
+//!
+//! Inside a burst no other host's flow can slip in, so consecutive samples measure the NAT's
+//! real step (LAB-NOTES); the pause between the bursts lets other hosts' flows in, and the ports
+//! they took measure contention. The samples go last so that the prediction is for the flow
+//! that comes right after them: the shell must open every sample socket before the first burst
+//! and nothing between the last sample and the punch.
+//!
+//! No step waits for an answer to an earlier one, because no answer changes what the next step
+//! sends: a NAT maps a flow on its first packet (loss is almost always beyond it, and the lab's
+//! loss sits outside conntrack), and a retransmission — ours over UDP, the kernel's SYN over TCP
+//! — reuses that flow. What waits is the verdict: a probe is settled by its answer or given up
+//! after its last attempt's wait, and a run ends when every probe is settled. Probes that are
+//! normally answered end the run one round trip after they are sent; probes whose silence *is*
+//! the verdict (filtering, hairpinning) send their attempts close together and wait one answer
+//! window after the last, and the second burst is timed to be answered before that window
+//! closes. Over UDP a full run therefore takes the discovery round trip plus one filtering wait
+//! ([`answer_wait`] after the last of [`SILENCE_ATTEMPTS`] attempts); over TCP the second
+//! burst's handshake and answer end it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,21 +47,41 @@ pub const DEFAULT_RTT: Duration = Duration::from_millis(250);
 /// further away than a second is too far to fingerprint anything useful through.
 pub const MAX_RTT: Duration = Duration::from_secs(1);
 
-/// How long silence must last beyond one RTT before an attempt counts as unanswered: covers
-/// server queueing and scheduling jitter. The filtering verdict rests on silence, so its floor is
-/// one round trip plus this wait.
-pub const FILTER_WAIT: Duration = Duration::from_millis(100);
+/// Least time silence must last beyond one RTT before an attempt counts as unanswered. The
+/// margin grows with the RTT (see [`margin`]); this floor covers server queueing and scheduling
+/// on a busy host, which do not shrink with the path (loopback, a LAN), and is what the
+/// filtering and hairpin verdicts, resting on silence, can least afford to get wrong.
+pub const MIN_MARGIN: Duration = Duration::from_millis(50);
 
-/// RFC 6298's initial RTO, after which the kernel retransmits a lost SYN: a TCP probe waits long
-/// enough for one retransmission instead of retransmitting itself.
+/// RFC 6298's initial RTO, after which the kernel retransmits a lost SYN: a TCP probe whose
+/// silence only means loss waits long enough for one retransmission instead of retransmitting
+/// itself (a new connection would be a new flow, and a new port on a symmetric NAT).
 pub const TCP_SYN_RTO: Duration = Duration::from_secs(1);
 
-/// UDP attempts for a probe whose silence only means loss (mapping tests, samples).
+/// Linux's floor for retransmitting data (`TCP_RTO_MIN`): a lossy TCP probe also waits for one
+/// retransmission of its request or answer, which a lost SYN makes late.
+pub const TCP_DATA_RTO: Duration = Duration::from_millis(200);
+
+/// Time between the attempts of a probe whose silence is the verdict (filtering, hairpinning).
+/// Not an RTT apart: the run waits out the last attempt anyway, so attempts spread over RTTs
+/// would only stretch it; a few milliseconds apart, one short burst of loss does not take all
+/// of them.
+pub const SILENCE_SPACING: Duration = Duration::from_millis(10);
+
+/// UDP attempts for a probe whose silence only means loss (mapping tests, samples); a lost one
+/// is retransmitted one answer window later, so it costs time only when loss happens.
 pub const UDP_ATTEMPTS: u8 = 2;
 
-/// UDP attempts for a CHANGE-REQUEST probe, whose silence is the verdict: at 10% loss each way
-/// three silent attempts happen by chance about 0.7% of the time.
-pub const FILTER_ATTEMPTS: u8 = 3;
+/// UDP attempts for a probe whose silence is the verdict (CHANGE-REQUEST, hairpin) and for the
+/// filtering control that makes that silence mean something: at 10% loss each way an attempt
+/// goes unanswered 19% of the time, four in a row 0.13% of the time (three: 0.7%). Being
+/// [`SILENCE_SPACING`] apart, each one more costs 10 ms.
+pub const SILENCE_ATTEMPTS: u8 = 4;
+
+/// What the pause between the bursts adds to the [`margin`]: with the 50 ms floor, 70 ms, more
+/// than the 50 ms between the flows of a host opening 20 a second (LAB-NOTES), with room for
+/// that host's jitter.
+pub const PAUSE_SLACK: Duration = Duration::from_millis(20);
 
 /// TCP attempts: one connect; the kernel retransmits the SYN.
 pub const TCP_ATTEMPTS: u8 = 1;
@@ -111,18 +147,25 @@ pub struct Probe {
     pub target: Target,
     pub to: SocketAddr,
     pub change: ChangeRequest,
-    /// When to send it, from the plan's start.
+    /// When to send the first attempt, from the plan's start.
     pub at: Duration,
     /// Transmissions at most (UDP retransmits with the same transaction ID).
     pub attempts: u8,
-    /// How long each attempt waits for its answer before the next one (or giving up).
+    /// Time from one attempt to the next.
+    pub interval: Duration,
+    /// How long the last attempt waits for an answer before the probe is given up.
     pub wait: Duration,
 }
 
 impl Probe {
+    /// When attempt `n` (from 0) goes out, from the plan's start.
+    pub fn attempt_at(&self, n: u8) -> Duration {
+        self.at + self.interval * u32::from(n)
+    }
+
     /// When the probe is given up as unanswered, from the plan's start.
     pub fn gives_up_at(&self) -> Duration {
-        self.at + self.wait * u32::from(self.attempts)
+        self.attempt_at(self.attempts.saturating_sub(1)) + self.wait
     }
 
     /// The observation a shell fills in for this probe once it has sent it from `local`.
@@ -145,7 +188,7 @@ impl Probe {
     }
 }
 
-/// The probes after discovery, in send order, and when the whole plan ends.
+/// The probes after discovery, in send order, and when the whole plan ends at the latest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub transport: Transport,
@@ -153,64 +196,102 @@ pub struct Plan {
     pub deadline: Duration,
 }
 
-/// How long one attempt waits: a round trip plus [`FILTER_WAIT`]; over TCP one more round trip
-/// for the handshake before the request can go (the RTT is a request/answer round trip on both
-/// transports) and one SYN retransmission.
-pub fn attempt_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
-    let rtt = rtt.unwrap_or(DEFAULT_RTT).min(MAX_RTT);
+/// The RTT the waits are sized from: the measured one, clamped, or [`DEFAULT_RTT`].
+fn sized(rtt: Option<Duration>) -> Duration {
+    rtt.unwrap_or(DEFAULT_RTT).min(MAX_RTT)
+}
+
+/// How long silence must last beyond one RTT: half an RTT (paths vary more the longer they
+/// are; RFC 6298 starts its RTO at three RTTs for a single sample, which a probe that is
+/// retransmitted at once need not copy) but at least [`MIN_MARGIN`].
+pub fn margin(rtt: Option<Duration>) -> Duration {
+    (sized(rtt) / 2).max(MIN_MARGIN)
+}
+
+/// How long one attempt waits for its answer: a round trip plus the [`margin`]; over TCP one
+/// more round trip for the handshake before the request can go (the RTT is a request/answer
+/// round trip on both transports).
+pub fn answer_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
+    let round_trips = match transport {
+        Transport::Udp => 1,
+        Transport::Tcp => 2,
+    };
+    sized(rtt) * round_trips + margin(rtt)
+}
+
+/// How long an attempt whose silence only means loss waits: the answer window, and over TCP
+/// one SYN retransmission and one data retransmission on top (the kernel's, since a probe of
+/// ours cannot retransmit without opening a new flow). Only a lossy run waits this long.
+pub fn loss_wait(transport: Transport, rtt: Option<Duration>) -> Duration {
     match transport {
-        Transport::Udp => rtt + FILTER_WAIT,
-        Transport::Tcp => 2 * rtt + FILTER_WAIT + TCP_SYN_RTO,
+        Transport::Udp => answer_wait(transport, rtt),
+        Transport::Tcp => answer_wait(transport, rtt) + TCP_SYN_RTO + TCP_DATA_RTO,
     }
 }
 
-/// Attempts for a probe whose silence means only loss.
-fn attempts(transport: Transport) -> u8 {
-    match transport {
-        Transport::Udp => UDP_ATTEMPTS,
-        Transport::Tcp => TCP_ATTEMPTS,
+/// Time from the first burst to the second: long enough to let other hosts' flows in between
+/// the bursts, where they show as a gap (see [`PAUSE_SLACK`]), and short enough that over UDP
+/// the second burst is answered before the filtering and hairpin verdicts come, so it costs no
+/// time of its own. Over TCP the second burst's answers end the run, so every millisecond here
+/// is one of the run's.
+pub fn burst_pause(rtt: Option<Duration>) -> Duration {
+    margin(rtt) + PAUSE_SLACK
+}
+
+/// A probe whose silence only means loss: UDP retransmits it one wait after each attempt; TCP
+/// sends it once and waits for the kernel's SYN retransmission.
+fn lossy(transport: Transport, rtt: Option<Duration>, at: Duration) -> Probe {
+    let wait = loss_wait(transport, rtt);
+    Probe {
+        socket: Socket::Mapping,
+        fresh: false,
+        target: Target::Primary,
+        to: SocketAddr::from(([0, 0, 0, 0], 0)),
+        change: ChangeRequest::default(),
+        at,
+        attempts: match transport {
+            Transport::Udp => UDP_ATTEMPTS,
+            Transport::Tcp => TCP_ATTEMPTS,
+        },
+        interval: wait,
+        wait,
+    }
+}
+
+/// A UDP probe whose silence is the verdict: [`SILENCE_ATTEMPTS`] attempts
+/// [`SILENCE_SPACING`] apart, then one answer window.
+fn silent(rtt: Option<Duration>) -> Probe {
+    Probe {
+        attempts: SILENCE_ATTEMPTS,
+        interval: SILENCE_SPACING,
+        wait: answer_wait(Transport::Udp, rtt),
+        ..lossy(Transport::Udp, rtt, Duration::ZERO)
     }
 }
 
 /// The first probe of every fingerprint: a plain Binding to the primary address.
 pub fn discovery_probe(transport: Transport, primary: SocketAddr) -> Probe {
     Probe {
-        socket: Socket::Mapping,
         fresh: true,
-        target: Target::Primary,
         to: primary,
-        change: ChangeRequest::default(),
-        at: Duration::ZERO,
-        attempts: attempts(transport),
-        wait: attempt_wait(transport, None),
+        ..lossy(transport, None, Duration::ZERO)
     }
 }
 
 /// Everything after discovery (see the module doc for the order and why).
 pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discovery) -> Plan {
-    let wait = attempt_wait(transport, discovery.rtt);
+    let rtt = discovery.rtt;
     let mut probes = Vec::new();
     if let Some(other) = discovery.other {
-        probes.extend(mapping_probes(transport, discovery.primary, other, wait));
+        probes.extend(mapping_probes(transport, rtt, discovery.primary, other));
         if transport == Transport::Udp {
-            probes.extend(filtering_probes(discovery.primary, wait));
+            probes.extend(filtering_probes(rtt, discovery.primary));
         }
     }
     if let Some(public) = discovery.public {
-        probes.push(hairpin_probe(transport, public, wait));
+        probes.push(hairpin_probe(transport, rtt, public));
     }
-    let start = probes
-        .iter()
-        .map(Probe::gives_up_at)
-        .max()
-        .unwrap_or_default();
-    probes.extend(sample_probes(
-        transport,
-        config,
-        discovery.primary,
-        start,
-        wait,
-    ));
+    probes.extend(sample_probes(transport, config, rtt, discovery.primary));
     let deadline = probes
         .iter()
         .map(Probe::gives_up_at)
@@ -226,22 +307,17 @@ pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discover
 /// RFC 5780 §4.3: the mapping socket (already used toward the primary) toward the other three.
 fn mapping_probes(
     transport: Transport,
+    rtt: Option<Duration>,
     primary: SocketAddr,
     other: SocketAddr,
-    wait: Duration,
 ) -> Vec<Probe> {
     [Target::AltPort, Target::AltIp, Target::AltBoth]
         .into_iter()
         .filter_map(|target| {
             Some(Probe {
-                socket: Socket::Mapping,
-                fresh: false,
                 target,
                 to: target.resolve(primary, other)?,
-                change: ChangeRequest::default(),
-                at: Duration::ZERO,
-                attempts: attempts(transport),
-                wait,
+                ..lossy(transport, rtt, Duration::ZERO)
             })
         })
         .collect()
@@ -249,8 +325,9 @@ fn mapping_probes(
 
 /// RFC 5780 §4.4 from a fresh socket: a plain control (proves answers get through at all), then
 /// "change IP and port" and "change port". All go to the primary, so the NAT only ever saw the
-/// primary from this socket.
-fn filtering_probes(primary: SocketAddr, wait: Duration) -> Vec<Probe> {
+/// primary from this socket. The control is sent like the others: its loss would void the
+/// verdict as surely as a lost CHANGE-REQUEST answer would falsify it.
+fn filtering_probes(rtt: Option<Duration>, primary: SocketAddr) -> Vec<Probe> {
     let changes = [(false, false), (true, true), (false, true)];
     changes
         .into_iter()
@@ -258,64 +335,61 @@ fn filtering_probes(primary: SocketAddr, wait: Duration) -> Vec<Probe> {
         .map(|(i, (change_ip, change_port))| Probe {
             socket: Socket::Filtering,
             fresh: i == 0,
-            target: Target::Primary,
             to: primary,
             change: ChangeRequest {
                 change_ip,
                 change_port,
             },
-            at: Duration::ZERO,
-            attempts: if change_port {
-                FILTER_ATTEMPTS
-            } else {
-                UDP_ATTEMPTS
-            },
-            wait,
+            ..silent(rtt)
         })
         .collect()
 }
 
-/// RFC 5780 §4.5: a fresh socket sends to the mapping socket's public address. Over TCP the
-/// shell must also listen on the mapping socket's local port (SO_REUSEPORT) for it to arrive.
-fn hairpin_probe(transport: Transport, public: SocketAddr, wait: Duration) -> Probe {
+/// RFC 5780 §4.5: a fresh socket sends to the mapping socket's public address; silence means
+/// no hairpinning. Over TCP the shell must also listen on the mapping socket's local port
+/// (SO_REUSEPORT) for it to arrive; a hairpinned SYN never crosses the WAN link, so the probe
+/// waits for the handshake and the request but not for a SYN retransmission.
+fn hairpin_probe(transport: Transport, rtt: Option<Duration>, public: SocketAddr) -> Probe {
+    let probe = match transport {
+        Transport::Udp => silent(rtt),
+        Transport::Tcp => Probe {
+            wait: answer_wait(transport, rtt),
+            interval: answer_wait(transport, rtt),
+            ..lossy(transport, rtt, Duration::ZERO)
+        },
+    };
     Probe {
         socket: Socket::Hairpin,
         fresh: true,
         target: Target::OwnPublic,
         to: public,
-        change: ChangeRequest::default(),
-        at: Duration::ZERO,
-        attempts: attempts(transport),
-        wait,
+        ..probe
     }
 }
 
-/// The allocation samples: two back-to-back bursts one attempt window apart (one burst when
-/// there are too few samples for each half to show a step).
+/// The allocation samples: two back-to-back bursts [`burst_pause`] apart (one burst when there
+/// are too few samples for each half to show a step).
 fn sample_probes(
     transport: Transport,
     config: &PlanConfig,
+    rtt: Option<Duration>,
     primary: SocketAddr,
-    start: Duration,
-    wait: Duration,
 ) -> Vec<Probe> {
     let count = config.samples.clamp(MIN_SAMPLES, MAX_SAMPLES);
     let first_burst = if count >= 4 { count.div_ceil(2) } else { count };
-    let pause = wait * u32::from(attempts(transport));
     (0..count)
-        .map(|i| Probe {
-            socket: Socket::Sample(i),
-            fresh: true,
-            target: Target::Primary,
-            to: primary,
-            change: ChangeRequest::default(),
-            at: if i < first_burst {
-                start
+        .map(|i| {
+            let at = if i < first_burst {
+                Duration::ZERO
             } else {
-                start + pause
-            },
-            attempts: attempts(transport),
-            wait,
+                burst_pause(rtt)
+            };
+            Probe {
+                socket: Socket::Sample(i),
+                fresh: true,
+                to: primary,
+                ..lossy(transport, rtt, at)
+            }
         })
         .collect()
 }
@@ -340,16 +414,19 @@ mod tests {
     }
 
     /// One row of the expected plan: socket, fresh, target, change (ip, port), at (ms),
-    /// attempts.
-    type Row = (Socket, bool, Target, (bool, bool), u64, u8);
+    /// attempts, interval (ms), gives up at (ms).
+    type Row = (Socket, bool, Target, (bool, bool), u64, u8, u64, u64);
 
     fn rows(plan: &Plan) -> Vec<Row> {
+        let ms = |d: Duration| d.as_millis() as u64;
         plan.probes
             .iter()
             .map(|p| {
                 let change = (p.change.change_ip, p.change.change_port);
-                let at = p.at.as_millis() as u64;
-                (p.socket, p.fresh, p.target, change, at, p.attempts)
+                let (at, interval, end) = (ms(p.at), ms(p.interval), ms(p.gives_up_at()));
+                (
+                    p.socket, p.fresh, p.target, change, at, p.attempts, interval, end,
+                )
             })
             .collect()
     }
@@ -370,59 +447,64 @@ mod tests {
         }
         let cases = [
             Case {
-                // 50 ms RTT: each attempt waits 150 ms; CHANGE-REQUEST probes end at 450 ms.
+                // 50 ms RTT: margin 50 ms, answer window 100 ms. Silence probes: attempts at 0,
+                // 10, 20, 30, given up at 130; the second burst at 70 is answered at 120.
+                // Lossy probes retransmit at 100 and give up at 200 (only when lost).
                 name: "udp full mode",
                 transport: Transport::Udp,
                 discovery: discovery(true, true, Some(50)),
                 samples: 4,
                 want: vec![
-                    (Mapping, false, AltPort, NO, 0, 2),
-                    (Mapping, false, AltIp, NO, 0, 2),
-                    (Mapping, false, AltBoth, NO, 0, 2),
-                    (Filtering, true, Primary, NO, 0, 2),
-                    (Filtering, false, Primary, (true, true), 0, 3),
-                    (Filtering, false, Primary, (false, true), 0, 3),
-                    (Hairpin, true, OwnPublic, NO, 0, 2),
-                    (Sample(0), true, Primary, NO, 450, 2),
-                    (Sample(1), true, Primary, NO, 450, 2),
-                    (Sample(2), true, Primary, NO, 750, 2),
-                    (Sample(3), true, Primary, NO, 750, 2),
+                    (Mapping, false, AltPort, NO, 0, 2, 100, 200),
+                    (Mapping, false, AltIp, NO, 0, 2, 100, 200),
+                    (Mapping, false, AltBoth, NO, 0, 2, 100, 200),
+                    (Filtering, true, Primary, NO, 0, 4, 10, 130),
+                    (Filtering, false, Primary, (true, true), 0, 4, 10, 130),
+                    (Filtering, false, Primary, (false, true), 0, 4, 10, 130),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 130),
+                    (Sample(0), true, Primary, NO, 0, 2, 100, 200),
+                    (Sample(1), true, Primary, NO, 0, 2, 100, 200),
+                    (Sample(2), true, Primary, NO, 70, 2, 100, 270),
+                    (Sample(3), true, Primary, NO, 70, 2, 100, 270),
                 ],
-                deadline_ms: 1050,
+                deadline_ms: 270,
             },
             Case {
                 // No OTHER-ADDRESS: no mapping or filtering tests; 3 samples stay one burst.
+                // Default RTT 250 ms: margin 125 ms, window 375 ms.
                 name: "udp basic server, default rtt",
                 transport: Transport::Udp,
                 discovery: discovery(false, true, None),
                 samples: 3,
                 want: vec![
-                    (Hairpin, true, OwnPublic, NO, 0, 2),
-                    (Sample(0), true, Primary, NO, 700, 2),
-                    (Sample(1), true, Primary, NO, 700, 2),
-                    (Sample(2), true, Primary, NO, 700, 2),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 405),
+                    (Sample(0), true, Primary, NO, 0, 2, 375, 750),
+                    (Sample(1), true, Primary, NO, 0, 2, 375, 750),
+                    (Sample(2), true, Primary, NO, 0, 2, 375, 750),
                 ],
-                deadline_ms: 1400,
+                deadline_ms: 750,
             },
             Case {
-                // TCP: no CHANGE-REQUEST; one connect per probe, waiting out the handshake and
-                // one SYN RTO (2 × 50 + 100 + 1000 ms).
+                // TCP: no CHANGE-REQUEST; one connect per probe. A lossy probe waits out the
+                // handshake, its answer, one SYN RTO and one data RTO (2 × 50 + 50 + 1000 +
+                // 200 ms); the hairpin probe, which never crosses the WAN, only the first two
+                // (150 ms). The second burst goes at 70 ms, as over UDP.
                 name: "tcp full mode",
                 transport: Transport::Tcp,
                 discovery: discovery(true, true, Some(50)),
                 samples: 5,
                 want: vec![
-                    (Mapping, false, AltPort, NO, 0, 1),
-                    (Mapping, false, AltIp, NO, 0, 1),
-                    (Mapping, false, AltBoth, NO, 0, 1),
-                    (Hairpin, true, OwnPublic, NO, 0, 1),
-                    (Sample(0), true, Primary, NO, 1200, 1),
-                    (Sample(1), true, Primary, NO, 1200, 1),
-                    (Sample(2), true, Primary, NO, 1200, 1),
-                    (Sample(3), true, Primary, NO, 2400, 1),
-                    (Sample(4), true, Primary, NO, 2400, 1),
+                    (Mapping, false, AltPort, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltIp, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltBoth, NO, 0, 1, 1350, 1350),
+                    (Hairpin, true, OwnPublic, NO, 0, 1, 150, 150),
+                    (Sample(0), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(1), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(2), true, Primary, NO, 0, 1, 1350, 1350),
+                    (Sample(3), true, Primary, NO, 70, 1, 1350, 1420),
+                    (Sample(4), true, Primary, NO, 70, 1, 1350, 1420),
                 ],
-                deadline_ms: 3600,
+                deadline_ms: 1420,
             },
             Case {
                 // Discovery unanswered: no public address, no RTT; samples clamp to 2.
@@ -431,10 +513,29 @@ mod tests {
                 discovery: discovery(false, false, None),
                 samples: 0,
                 want: vec![
-                    (Sample(0), true, Primary, NO, 0, 2),
-                    (Sample(1), true, Primary, NO, 0, 2),
+                    (Sample(0), true, Primary, NO, 0, 2, 375, 750),
+                    (Sample(1), true, Primary, NO, 0, 2, 375, 750),
                 ],
-                deadline_ms: 700,
+                deadline_ms: 750,
+            },
+            Case {
+                // Loopback: the margin's floor sizes everything.
+                name: "udp full mode, loopback",
+                transport: Transport::Udp,
+                discovery: discovery(true, true, Some(0)),
+                samples: 2,
+                want: vec![
+                    (Mapping, false, AltPort, NO, 0, 2, 50, 100),
+                    (Mapping, false, AltIp, NO, 0, 2, 50, 100),
+                    (Mapping, false, AltBoth, NO, 0, 2, 50, 100),
+                    (Filtering, true, Primary, NO, 0, 4, 10, 80),
+                    (Filtering, false, Primary, (true, true), 0, 4, 10, 80),
+                    (Filtering, false, Primary, (false, true), 0, 4, 10, 80),
+                    (Hairpin, true, OwnPublic, NO, 0, 4, 10, 80),
+                    (Sample(0), true, Primary, NO, 0, 2, 50, 100),
+                    (Sample(1), true, Primary, NO, 0, 2, 50, 100),
+                ],
+                deadline_ms: 100,
             },
         ];
         for case in cases {
@@ -464,6 +565,7 @@ mod tests {
         assert_eq!(to(Mapping, AltPort), addr("192.0.2.1:3479"));
         assert_eq!(to(Mapping, AltIp), addr("192.0.2.2:3478"));
         assert_eq!(to(Mapping, AltBoth), addr("192.0.2.2:3479"));
+        assert_eq!(to(Filtering, Primary), addr("192.0.2.1:3478"));
         assert_eq!(to(Hairpin, OwnPublic), addr("198.51.100.7:40000"));
         assert_eq!(to(Sample(7), Primary), addr("192.0.2.1:3478"));
     }
@@ -484,46 +586,62 @@ mod tests {
             let samples = plan.probes.iter().filter(|p| matches!(p.socket, Sample(_)));
             assert_eq!(samples.count(), usize::from(MAX_SAMPLES));
         }
-        // A silent attempt is only declared lost after its answer could have come back.
-        assert!(attempt_wait(Transport::Udp, Some(MAX_RTT)) > MAX_RTT);
-        assert!(attempt_wait(Transport::Udp, Some(Duration::ZERO)) >= FILTER_WAIT);
-        // A TCP probe outlives one SYN retransmission, the handshake and its answer.
-        assert!(attempt_wait(Transport::Tcp, Some(MAX_RTT)) > TCP_SYN_RTO + 2 * MAX_RTT);
+        for rtt in [Some(Duration::ZERO), Some(MS(50)), None, Some(MAX_RTT)] {
+            let round_trip = sized(rtt);
+            // A silent attempt is only declared lost after its answer could have come back,
+            // with room for jitter.
+            assert!(answer_wait(Transport::Udp, rtt) >= round_trip + MIN_MARGIN);
+            assert!(answer_wait(Transport::Tcp, rtt) >= 2 * round_trip + MIN_MARGIN);
+            // A TCP probe outlives one SYN retransmission, the handshake and its answer, and
+            // one retransmission of the request or the answer.
+            let tcp = TCP_SYN_RTO + TCP_DATA_RTO + 2 * round_trip;
+            assert!(loss_wait(Transport::Tcp, rtt) > tcp);
+            // The second burst is answered no later than the silence verdicts come, so it
+            // never makes a UDP run longer...
+            let silence = silent(rtt).gives_up_at();
+            assert!(burst_pause(rtt) + round_trip <= silence, "{rtt:?}");
+            // ...and the pause lets in at least one flow of a host opening 20 per second.
+            assert!(burst_pause(rtt) > MS(50));
+            // Closely spaced silence attempts: all of them fit inside one answer window.
+            assert!(
+                SILENCE_SPACING * u32::from(SILENCE_ATTEMPTS) < answer_wait(Transport::Udp, rtt)
+            );
+        }
         // The guess before measuring lies inside the clamp.
         assert!(DEFAULT_RTT <= MAX_RTT);
-        // Filtering silence gets more attempts than ordinary loss.
-        const { assert!(FILTER_ATTEMPTS > UDP_ATTEMPTS && UDP_ATTEMPTS > TCP_ATTEMPTS) };
+        // Silence gets more attempts than ordinary loss.
+        const { assert!(SILENCE_ATTEMPTS > UDP_ATTEMPTS && UDP_ATTEMPTS > TCP_ATTEMPTS) };
         const { assert!(MIN_SAMPLES <= DEFAULT_SAMPLES && DEFAULT_SAMPLES <= MAX_SAMPLES) };
         // The binding timeout of the slowest NAT RFC 4787 allows (2 min) outlasts the plan, so
         // the mappings measured are still the ones a punch uses.
         assert!(MAX_DEADLINE < Duration::from_secs(120));
     }
 
+    /// Every flow other than the samples opens before the first sample (in time, and in send
+    /// order at the same instant), and the samples come in two bursts with nothing between.
     #[test]
-    fn samples_come_after_every_other_probe_gives_up() {
+    fn samples_open_the_last_flows() {
         for transport in [Transport::Udp, Transport::Tcp] {
             let plan = make_plan(
                 transport,
                 &PlanConfig::default(),
                 &discovery(true, true, Some(80)),
             );
-            let first_sample = plan
+            let first = plan
                 .probes
                 .iter()
-                .filter(|p| matches!(p.socket, Sample(_)))
-                .map(|p| p.at)
-                .min()
+                .position(|p| matches!(p.socket, Sample(_)))
                 .unwrap();
-            for probe in plan
-                .probes
-                .iter()
-                .filter(|p| !matches!(p.socket, Sample(_)))
-            {
-                assert!(
-                    probe.gives_up_at() <= first_sample,
-                    "{transport:?} {probe:?}"
-                );
+            let (others, samples) = plan.probes.split_at(first);
+            assert!(samples.iter().all(|p| matches!(p.socket, Sample(_))));
+            for probe in others {
+                assert!(probe.at <= samples[0].at, "{transport:?} {probe:?}");
             }
+            let times: Vec<Duration> = samples.iter().map(|p| p.at).collect();
+            assert_eq!(
+                times,
+                [[Duration::ZERO; 4], [burst_pause(Some(MS(80))); 4]].concat()
+            );
         }
     }
 }

@@ -16,6 +16,11 @@ use crate::core::Transport;
 /// Version of the JSON schema below.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Most allocations that can lie between two flows of one counter and still read as one: the
+/// later transport's tests (four flows) and other hosts' flows for a few hundred milliseconds.
+/// Two counters of their own sit this close only by chance.
+pub const MAX_COUNTER_GAP: i64 = 64;
+
 /// Everything `natlens nat` learned about one server's view of this host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -42,6 +47,7 @@ pub struct TransportReport {
     pub filtering: Option<Behaviour>,
     /// What the server did with CHANGE-REQUEST.
     pub change_request: Option<ChangeRequestSupport>,
+    /// `null` when not measured, and when there is no NAT to hairpin through.
     pub hairpinning: Option<bool>,
     /// An ALG rewrote MAPPED-ADDRESS.
     pub alg: Option<bool>,
@@ -60,6 +66,28 @@ impl Report {
         }
     }
 
+    /// Marks whether UDP and TCP draw their ports from one counter, `later` being the transport
+    /// whose samples were taken last. On one counter (a sequential NAT with one pool for both,
+    /// as the lab's routers and many home routers have) the other transport's samples took ports
+    /// after the earlier one's, so the earlier one's prediction is stale: it takes the later
+    /// one's, which is for the next flow of either kind.
+    pub fn share_counter(&mut self, later: Transport) {
+        let (Some(udp), Some(tcp)) = (&mut self.udp, &mut self.tcp) else {
+            return;
+        };
+        let (earlier, later) = match later {
+            Transport::Udp => (tcp, udp),
+            Transport::Tcp => (udp, tcp),
+        };
+        let shared = one_counter(earlier, later);
+        earlier.allocation.shared_counter = shared;
+        later.allocation.shared_counter = shared;
+        if shared == Some(true) {
+            earlier.prediction.next_port = later.prediction.next_port;
+            earlier.prediction.candidates = later.prediction.candidates.clone();
+        }
+    }
+
     /// Plain-language sentences for people who are not NAT experts, UDP first.
     pub fn narrative(&self) -> Vec<String> {
         let udp = self.udp.iter().map(|r| (Transport::Udp, r));
@@ -68,6 +96,32 @@ impl Report {
             .flat_map(|(transport, report)| report.narrative(transport))
             .collect()
     }
+}
+
+/// Whether two sequential transports read as one counter: the same step, the two discovery
+/// flows (the run's first two) a few steps apart on the same public IP, and the later
+/// transport's first answered sample a few steps past the earlier one's last. `None` unless
+/// both are sequential.
+fn one_counter(earlier: &TransportReport, later: &TransportReport) -> Option<bool> {
+    let (a, b) = (&earlier.allocation, &later.allocation);
+    if (a.pattern, b.pattern) != (Some(Pattern::Sequential), Some(Pattern::Sequential)) {
+        return None;
+    }
+    let delta = i64::from(a.delta?);
+    if b.delta? != a.delta? {
+        return Some(false);
+    }
+    let steps = |from: u16, to: u16| {
+        let diff = i64::from(to) - i64::from(from);
+        (diff % delta == 0).then_some(diff / delta)
+    };
+    let (first_a, first_b) = (earlier.public_address?, later.public_address?);
+    let last = a.ports.iter().rev().flatten().next()?;
+    let first = b.ports.iter().flatten().next()?;
+    let discoveries_adjacent =
+        steps(first_a.port(), first_b.port()).is_some_and(|k| k != 0 && k.abs() <= MAX_COUNTER_GAP);
+    let samples_continue = steps(*last, *first).is_some_and(|k| (1..=MAX_COUNTER_GAP).contains(&k));
+    Some(first_a.ip() == first_b.ip() && discoveries_adjacent && samples_continue)
 }
 
 impl TransportReport {
@@ -80,17 +134,27 @@ impl TransportReport {
             )];
         };
         let mut lines = vec![format!("Over {name}, the server sees you as {public}.")];
-        if self.behind_nat == Some(false) {
+        // Without a NAT, mapping, allocation and hairpinning say nothing (the "mapping" is the
+        // socket itself), and whatever filters is a firewall.
+        if self.no_nat() {
             lines.push(
                 "That is your own address: there is no NAT between you and the server.".into(),
             );
+        } else {
+            lines.extend(self.mapping_sentence());
         }
-        lines.extend(self.mapping_sentence());
         lines.extend(self.filtering_sentence(transport));
-        lines.extend(self.allocation_sentence());
+        if !self.no_nat() {
+            lines.extend(self.allocation_sentence());
+        }
         lines.extend(self.oddities());
         lines.push(self.verdict());
         lines
+    }
+
+    /// The public address is this host's own.
+    fn no_nat(&self) -> bool {
+        self.behind_nat == Some(false)
     }
 
     fn mapping_sentence(&self) -> Option<String> {
@@ -104,12 +168,22 @@ impl TransportReport {
     fn filtering_sentence(&self, transport: Transport) -> Option<String> {
         let Some(filtering) = self.filtering else {
             let silent = self.full_mode && self.change_request.is_none();
-            return (transport == Transport::Udp && silent).then(|| FILTERING_UNKNOWN.into());
+            let unknown = if self.no_nat() {
+                FIREWALL_UNKNOWN
+            } else {
+                FILTERING_UNKNOWN
+            };
+            return (transport == Transport::Udp && silent).then(|| unknown.into());
+        };
+        let [ei, ad, apd] = if self.no_nat() {
+            [FIREWALL_EI, FIREWALL_AD, FIREWALL_APD]
+        } else {
+            [FILTERING_EI, FILTERING_AD, FILTERING_APD]
         };
         Some(match filtering {
-            Behaviour::EndpointIndependent => FILTERING_EI.into(),
-            Behaviour::AddressDependent => FILTERING_AD.into(),
-            Behaviour::AddressAndPortDependent => FILTERING_APD.into(),
+            Behaviour::EndpointIndependent => ei.into(),
+            Behaviour::AddressDependent => ad.into(),
+            Behaviour::AddressAndPortDependent => apd.into(),
         })
     }
 
@@ -124,12 +198,20 @@ impl TransportReport {
             Pattern::Sequential => {
                 let delta = allocation.delta?;
                 let way = if delta > 0 { "upward" } else { "downward" };
+                let shared = allocation.shared_counter == Some(true);
+                let (counter, kind) = match shared {
+                    true => (", from one counter for UDP and TCP", " of either kind"),
+                    false => ("", ""),
+                };
                 let next = match self.prediction.next_port {
-                    Some(port) => format!(": the next connection should get port {port}"),
+                    Some(port) => format!(": the next connection{kind} should get port {port}"),
                     None => String::new(),
                 };
                 let step = delta.abs();
-                format!("It hands out ports in sequence, {step} at a time {way} ({sure}% sure){next}.")
+                format!(
+                    "It hands out ports in sequence, {step} at a time {way}{counter} \
+                     ({sure}% sure){next}."
+                )
             }
             Pattern::Random => format!(
                 "It picks public ports at random ({sure}% sure), so the next port cannot be predicted."
@@ -159,7 +241,15 @@ impl TransportReport {
     fn verdict(&self) -> String {
         let open = self.mapping == Some(Behaviour::EndpointIndependent)
             || self.prediction.rule == Some(Rule::LocalPort);
-        if self.behind_nat == Some(false) {
+        let filtered = matches!(
+            self.filtering,
+            Some(Behaviour::AddressDependent | Behaviour::AddressAndPortDependent)
+        );
+        if self.no_nat() && filtered {
+            "So a direct connection works when both sides send first, as in ordinary hole \
+             punching."
+                .into()
+        } else if self.no_nat() {
             "So a direct connection needs no tricks on this side.".into()
         } else if open {
             "So a direct connection should work with ordinary hole punching.".into()
@@ -188,6 +278,14 @@ const FILTERING_APD: &str = "It lets in packets only from the exact address and 
     sent to, so both sides have to send first, to the right port.";
 const FILTERING_UNKNOWN: &str = "Whether it lets in packets you did not ask for could not be \
     told: the server's answers from its other addresses never came.";
+const FIREWALL_EI: &str = "Nothing on the path filters what comes in: once you have sent a \
+    packet out, anyone can send to that port.";
+const FIREWALL_AD: &str = "A firewall on the path lets in packets only from hosts you have sent \
+    to, so both sides have to send first.";
+const FIREWALL_APD: &str = "A firewall on the path lets in packets only from the exact address \
+    and port you have sent to, so both sides have to send first, to the right port.";
+const FIREWALL_UNKNOWN: &str = "Whether a firewall lets in packets you did not ask for could not \
+    be told: the server's answers from its other addresses never came.";
 const HAIRPIN: &str = "It hairpins: two devices behind it can reach each other through its \
     public address.";
 const NO_HAIRPIN: &str = "It does not hairpin: two devices behind it cannot reach each other \
@@ -195,6 +293,158 @@ const NO_HAIRPIN: &str = "It does not hairpin: two devices behind it cannot reac
 const ALG: &str = "Something on the path rewrites addresses inside packets (an ALG); that can \
     break connections that carry addresses.";
 const CHANGE_IGNORED: &str = "The server ignored the request to answer from its other address, \
-    so your NAT's filtering could not be measured (and is not reported as open).";
-const CHANGE_REFUSED: &str = "The server cannot answer from another address, so your NAT's \
-    filtering could not be measured.";
+    so filtering could not be measured (and is not reported as open).";
+const CHANGE_REFUSED: &str = "The server cannot answer from another address, so filtering could \
+    not be measured.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fingerprint::predict::Prediction;
+
+    /// What loopback shows: the own address, nothing translated, a verdict per transport.
+    fn no_nat(filtering: Option<Behaviour>) -> TransportReport {
+        TransportReport {
+            public_address: "192.0.2.10:5000".parse().ok(),
+            behind_nat: Some(false),
+            rtt_ms: Some(0.1),
+            full_mode: true,
+            mapping: Some(Behaviour::EndpointIndependent),
+            filtering,
+            change_request: filtering.map(|_| ChangeRequestSupport::Honoured),
+            hairpinning: None,
+            alg: Some(false),
+            allocation: Allocation {
+                pattern: Some(Pattern::Preserving),
+                delta: None,
+                jitter: None,
+                confidence: 0.88,
+                samples: 8,
+                answered: 8,
+                ports: Vec::new(),
+                gaps: Vec::new(),
+                foreign_flows_per_second: None,
+                shared_counter: None,
+            },
+            prediction: Prediction {
+                rule: Some(Rule::LocalPort),
+                next_port: None,
+                candidates: Vec::new(),
+                two_probe: None,
+                preset_delta: None,
+            },
+        }
+    }
+
+    #[test]
+    fn without_a_nat_the_narrative_speaks_of_no_nat_and_of_a_firewall() {
+        let cases = [
+            (
+                Some(Behaviour::EndpointIndependent),
+                "Nothing on the path filters",
+                "needs no tricks on this side",
+            ),
+            (
+                Some(Behaviour::AddressAndPortDependent),
+                "A firewall on the path lets in packets only from the exact address",
+                "works when both sides send first, as in ordinary hole punching",
+            ),
+        ];
+        for (filtering, firewall, verdict) in cases {
+            let text = no_nat(filtering).narrative(Transport::Udp).join(" ");
+            assert!(
+                text.contains("there is no NAT between you and the server"),
+                "{text}"
+            );
+            assert!(text.contains(firewall), "{text}");
+            assert!(text.ends_with(&format!("{verdict}.")), "{text}");
+            // Nothing that presumes a NAT: no mapping, allocation or hairpinning sentence.
+            for nat_only in ["Your NAT", "It keeps", "hairpin", "It lets in"] {
+                assert!(!text.contains(nat_only), "{nat_only:?} in {text}");
+            }
+        }
+        let tcp = no_nat(None).narrative(Transport::Tcp);
+        assert_eq!(tcp.len(), 3, "{tcp:?}");
+    }
+
+    /// A sequential NAT's report: discovery at `public`, eight samples from `first`.
+    fn sequential(public: &str, first: u16, delta: i32) -> TransportReport {
+        let port = |i: i32| u16::try_from(i32::from(first) + delta * i).unwrap();
+        let mut report = no_nat(None);
+        report.behind_nat = Some(true);
+        report.public_address = public.parse().ok();
+        report.allocation.pattern = Some(Pattern::Sequential);
+        report.allocation.delta = Some(delta);
+        report.allocation.ports = (0..8).map(|i| Some(port(i))).collect();
+        report.prediction = Prediction {
+            rule: Some(Rule::Sequential),
+            next_port: Some(port(8)),
+            candidates: vec![port(8), port(9)],
+            two_probe: None,
+            preset_delta: None,
+        };
+        report
+    }
+
+    fn both(udp: TransportReport, tcp: TransportReport) -> Report {
+        let mut report = Report::new("203.0.113.10:3478".parse().unwrap());
+        report.udp = Some(udp);
+        report.tcp = Some(tcp);
+        report
+    }
+
+    #[test]
+    fn one_counter_for_udp_and_tcp_gives_both_the_later_prediction() {
+        // The lab's seq:1 router: the two discoveries take 40000 and 40001, UDP samples
+        // 40006-40013, TCP's tests 40014-40016 and its samples 40017-40024.
+        let mut report = both(
+            sequential("203.0.113.2:40001", 40006, 1),
+            sequential("203.0.113.2:40000", 40017, 1),
+        );
+        report.share_counter(Transport::Tcp);
+        let (udp, tcp) = (report.udp.as_ref().unwrap(), report.tcp.as_ref().unwrap());
+        assert_eq!(udp.allocation.shared_counter, Some(true));
+        assert_eq!(tcp.allocation.shared_counter, Some(true));
+        assert_eq!(udp.prediction.next_port, Some(40025));
+        assert_eq!(udp.prediction.candidates, tcp.prediction.candidates);
+        let text = udp.narrative(Transport::Udp).join(" ");
+        for phrase in [
+            "from one counter for UDP and TCP",
+            "either kind should get port 40025",
+        ] {
+            assert!(text.contains(phrase), "{phrase:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn separate_counters_keep_their_own_predictions() {
+        let cases = [
+            // One pool each, from the same first port: the discoveries coincide.
+            ("203.0.113.2:40000", 40005, 1, "203.0.113.2:40000", 40004, 1),
+            // TCP's samples do not continue UDP's.
+            ("203.0.113.2:40001", 40006, 1, "203.0.113.2:40000", 50017, 1),
+            // Different steps.
+            ("203.0.113.2:40002", 40006, 2, "203.0.113.2:40000", 40017, 1),
+            // Another public IP.
+            ("203.0.113.2:40001", 40006, 1, "203.0.113.3:40000", 40017, 1),
+        ];
+        for (udp_public, udp_first, udp_delta, tcp_public, tcp_first, tcp_delta) in cases {
+            let mut report = both(
+                sequential(udp_public, udp_first, udp_delta),
+                sequential(tcp_public, tcp_first, tcp_delta),
+            );
+            report.share_counter(Transport::Tcp);
+            let udp = report.udp.as_ref().unwrap();
+            assert_eq!(udp.allocation.shared_counter, Some(false), "{udp_public}");
+            assert_eq!(
+                udp.prediction.next_port,
+                udp.allocation.ports[7]
+                    .map(|p| { u16::try_from(i32::from(p) + udp_delta).unwrap() })
+            );
+        }
+        // Not both sequential: nothing to compare.
+        let mut report = both(sequential("203.0.113.2:40001", 40006, 1), no_nat(None));
+        report.share_counter(Transport::Tcp);
+        assert_eq!(report.udp.unwrap().allocation.shared_counter, None);
+    }
+}

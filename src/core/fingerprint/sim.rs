@@ -102,9 +102,20 @@ impl Run {
         self.plan_start + last
     }
 
-    /// When the plan ended.
+    /// When the run ended, as a shell ends it: once every probe of the plan is answered or
+    /// given up (never later than the plan's deadline).
     pub fn end(&self) -> Instant {
-        self.plan_start + self.plan.deadline
+        let plan = &self.observations[self.observations.len() - self.plan.probes.len()..];
+        let settled = plan
+            .iter()
+            .zip(&self.plan.probes)
+            .map(|(o, p)| match &o.answer {
+                Some(answer) => answer.received_at,
+                None => self.plan_start + p.gives_up_at(),
+            });
+        let end = settled.max().unwrap_or(self.plan_start);
+        assert!(end <= self.plan_start + self.plan.deadline);
+        end
     }
 }
 
@@ -180,7 +191,7 @@ impl Lab {
         let mut pending: Vec<(Instant, usize, Event)> = Vec::new();
         for (i, probe) in probes.iter().enumerate() {
             for attempt in 0..probe.attempts {
-                let at = start + probe.at + probe.wait * u32::from(attempt);
+                let at = start + probe.attempt_at(attempt);
                 pending.push((at, pending.len(), Event::Send { probe: i, attempt }));
             }
         }

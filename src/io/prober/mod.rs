@@ -1,28 +1,31 @@
 //! The IO shell of the NAT fingerprint: runs the sans-IO plan of [`crate::core::fingerprint`]
-//! with real sockets and fills in its observations. No verdict is made here.
+//! with real sockets and fills in its observations. No verdict and no timing decision is made
+//! here.
 //!
 //! One [`fingerprint`] call probes one transport, in the two steps the core prescribes: the
-//! discovery probe, then the [`Plan`] sized from its answer. Each step is one poll loop (mio)
-//! over all of its sockets, driven by a [`schedule::Schedule`]: every attempt goes out at its
-//! planned time, a probe is settled by its answer (matched by transaction ID) or given up at its
-//! `gives_up_at`, and the loop ends when every probe is settled or the plan's deadline passes.
-//! Every socket of a step is opened before its first packet, so the sample sockets exist before
-//! the first burst and nothing new is opened between the samples.
+//! discovery probe, then, as soon as its answer is in, the [`Plan`] sized from it. Each step is
+//! one poll loop (mio) over all of its sockets, driven by a core
+//! [`Schedule`](crate::core::fingerprint::schedule::Schedule): every attempt goes out when the
+//! schedule says it is due, a probe is settled by its answer (matched by transaction ID) or given
+//! up, and the loop ends as soon as every probe is settled. Every socket of a step is opened
+//! before its first packet, so the sample sockets exist before the first burst and nothing new
+//! is opened between the samples.
 //!
-//! UDP and TCP run on two threads at once. They share a [`Gate`]: whoever sends holds it for all
-//! the packets due at that moment, so one transport's burst is never split by the other's new
-//! flows (a sequential NAT usually draws UDP and TCP ports from one counter, LAB-NOTES).
+//! UDP and TCP run on two threads at once. They share a [`Gate`]: a step holds it from its first
+//! packet until every probe of the step has had its first attempt, so the new flows of one
+//! transport never land inside the other's bursts or in the pause between them (a sequential
+//! NAT usually draws UDP and TCP ports from one counter, LAB-NOTES). Retransmissions open no
+//! flow and need no gate. The other transport waits at most one burst pause.
 //!
 //! Everything sent goes to the addresses in the plan: the server the user named, the alternate
 //! addresses it reported, and this host's own public address (the hairpin test).
 
-mod schedule;
 mod tcp;
 mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -34,8 +37,18 @@ use crate::wire::attr::{AttrType, ChangeRequest};
 use crate::wire::stun::{Class, MessageType, Method, TransactionId};
 use crate::wire::MessageBuilder;
 
-/// Serialises the moments either transport opens flows (see the module doc).
-pub type Gate = Mutex<()>;
+/// Keeps the transports' new flows apart (see the module doc).
+#[derive(Debug, Default)]
+pub struct Gate(Mutex<()>);
+
+impl Gate {
+    /// Waits until no other step is opening flows; the others wait while the guard lives.
+    fn enter(&self) -> MutexGuard<'_, ()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// How far a fingerprint has got, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +103,17 @@ pub fn discovery_probe(transport: Transport, server: SocketAddr, timeout: Durati
             let attempts = rounds.clamp(1.0, f64::from(u8::MAX)) as u8;
             // Rounded up, so that the last attempt waits out the whole timeout.
             let nanos = timeout.as_nanos().div_ceil(u128::from(attempts));
+            let wait = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
             Probe {
                 attempts,
-                wait: Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+                interval: wait,
+                wait,
                 ..probe
             }
         }
         Transport::Tcp => Probe {
             attempts: 1,
+            interval: timeout,
             wait: timeout,
             ..probe
         },
@@ -248,8 +264,8 @@ mod tests {
             (timeout..timeout + Duration::from_micros(1)).contains(&probe.gives_up_at())
         };
         assert!(within(&probe, Duration::from_secs(3)), "{probe:?}");
-        // Retransmitted about as often as the plan would: 3 s / 350 ms ≈ 9 attempts.
-        assert_eq!(probe.attempts, 9);
+        // Retransmitted about as often as the plan would: 3 s / 375 ms = 8 attempts.
+        assert_eq!(probe.attempts, 8);
         assert!(probe.attempts > plan::UDP_ATTEMPTS);
         let short = discovery_probe(Transport::Udp, server, Duration::from_millis(10));
         assert_eq!(short.attempts, 1);

@@ -24,10 +24,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, SockRef, Type};
 
-use super::schedule::Schedule;
 use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::Probe;
+use crate::core::fingerprint::schedule::Schedule;
 use crate::core::Transport;
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::stun::{Class, Message, Method, TransactionId};
@@ -142,13 +142,9 @@ impl TcpShell {
         Ok(Some(TcpListener::from_std(socket.into())))
     }
 
-    /// Connects every probe due at `now`, holding the gate for all of them.
-    fn connect_due(&mut self, step: &mut Step<'_>, now: Instant, gate: &Gate) -> Option<Instant> {
+    /// Connects every probe due at `now`, back to back.
+    fn connect_due(&mut self, step: &mut Step<'_>, now: Instant) -> Option<Instant> {
         let due = step.schedule.due(now);
-        if due.is_empty() {
-            return None;
-        }
-        let _flows = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut last = None;
         for (i, _) in due {
             let Conn::Ready(socket) = std::mem::replace(&mut step.conns[i], Conn::Done(None))
@@ -412,13 +408,17 @@ impl Shell for TcpShell {
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran> {
+        let mut flows = Some(gate.enter());
         let mut step = self.open_step(probes)?;
         let mut events = Events::with_capacity(64);
         let mut last_sent_at = Instant::now();
         loop {
             let now = Instant::now();
-            if let Some(sent) = self.connect_due(&mut step, now, gate) {
+            if let Some(sent) = self.connect_due(&mut step, now) {
                 last_sent_at = sent;
+            }
+            if step.schedule.first_attempts_sent() {
+                drop(flows.take());
             }
             done(step.schedule.done(now));
             if step.schedule.finished(now) {

@@ -9,10 +9,10 @@ use std::time::Instant;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use super::schedule::Schedule;
 use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::Probe;
+use crate::core::fingerprint::schedule::Schedule;
 use crate::core::Transport;
 use crate::wire::stun::{Class, Message, Method, TransactionId};
 
@@ -71,13 +71,9 @@ impl UdpShell {
             .expect("every socket is opened before the step starts")
     }
 
-    /// Sends every attempt due at `now`, holding the gate for all of them.
-    fn send_due(&self, step: &mut Step<'_>, now: Instant, gate: &Gate) -> Option<Instant> {
+    /// Sends every attempt due at `now`, back to back.
+    fn send_due(&self, step: &mut Step<'_>, now: Instant) -> Option<Instant> {
         let due = step.schedule.due(now);
-        if due.is_empty() {
-            return None;
-        }
-        let _flows = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut last = None;
         for (i, attempt) in due {
             let probe = &step.probes[i];
@@ -153,6 +149,7 @@ impl Shell for UdpShell {
         for probe in probes {
             self.open(probe.socket)?;
         }
+        let mut flows = Some(gate.enter());
         let start = Instant::now();
         let mut step = Step {
             probes,
@@ -167,8 +164,11 @@ impl Shell for UdpShell {
         let mut last_sent_at = start;
         loop {
             let now = Instant::now();
-            if let Some(sent) = self.send_due(&mut step, now, gate) {
+            if let Some(sent) = self.send_due(&mut step, now) {
                 last_sent_at = sent;
+            }
+            if step.schedule.first_attempts_sent() {
+                drop(flows.take());
             }
             done(step.schedule.done(now));
             if step.schedule.finished(now) {

@@ -1,5 +1,9 @@
-//! When each attempt of each probe goes out, and when a probe is settled or given up: the only
-//! timing logic of the prober, kept apart so that it can be tested on made-up instants.
+//! When each attempt of each probe goes out, and when a probe is settled or given up: all the
+//! timing a prober shell needs, sans-IO, so that it can be tested on made-up instants. The shell
+//! asks for the attempts [`due`](Schedule::due) at `now`, reports answers with
+//! [`settle`](Schedule::settle), sleeps until [`next_wake`](Schedule::next_wake), and stops when
+//! the step is [`finished`](Schedule::finished): a probe's answer ends its retransmissions and,
+//! once every probe is answered or given up, the step, whatever the plan's deadline says.
 
 use std::time::Instant;
 
@@ -7,7 +11,7 @@ use crate::core::fingerprint::plan::Probe;
 
 /// The attempts of one step's probes, from the instant the step started.
 #[derive(Debug)]
-pub(super) struct Schedule {
+pub struct Schedule {
     start: Instant,
     probes: Vec<Probe>,
     /// Attempts already sent, per probe.
@@ -38,8 +42,7 @@ impl Schedule {
     }
 
     fn attempt_at(&self, i: usize, attempt: u8) -> Instant {
-        let probe = &self.probes[i];
-        self.start + probe.at + probe.wait * u32::from(attempt)
+        self.start + self.probes[i].attempt_at(attempt)
     }
 
     /// When probe `i` is given up as unanswered.
@@ -70,6 +73,12 @@ impl Schedule {
             }
         }
         due
+    }
+
+    /// True once every probe has had its first attempt (or was settled before it): the step
+    /// opens no new flow after this, only retransmissions of the ones it has.
+    pub fn first_attempts_sent(&self) -> bool {
+        (0..self.probes.len()).all(|i| self.sent[i] > 0 || self.settled[i])
     }
 
     /// Probe `i` needs nothing more: it was answered or failed.
@@ -116,6 +125,10 @@ mod tests {
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
     fn probe(at: u64, attempts: u8, wait: u64) -> Probe {
+        spaced(at, attempts, wait, wait)
+    }
+
+    fn spaced(at: u64, attempts: u8, interval: u64, wait: u64) -> Probe {
         Probe {
             socket: Socket::Mapping,
             fresh: true,
@@ -124,6 +137,7 @@ mod tests {
             change: ChangeRequest::default(),
             at: MS(at),
             attempts,
+            interval: MS(interval),
             wait: MS(wait),
         }
     }
@@ -135,8 +149,10 @@ mod tests {
         let mut schedule = Schedule::new(t0, &[probe(0, 3, 100), probe(50, 2, 100)], true);
         assert_eq!(schedule.due(at(0)), [(0, 0)]);
         assert_eq!(schedule.due(at(0)), []);
+        assert!(!schedule.first_attempts_sent());
         assert_eq!(schedule.next_wake(at(0)), Some(at(50)));
         assert_eq!(schedule.due(at(50)), [(1, 0)]);
+        assert!(schedule.first_attempts_sent());
         assert_eq!(schedule.next_wake(at(50)), Some(at(100)));
         assert_eq!(schedule.due(at(100)), [(0, 1)]);
         schedule.settle(0);
@@ -171,5 +187,29 @@ mod tests {
         assert_eq!(schedule.next_wake(t0 + MS(150)), Some(t0 + MS(210)));
         assert!(schedule.is_open(0, t0 + MS(209)));
         assert!(!schedule.is_open(0, t0 + MS(210)));
+    }
+
+    #[test]
+    fn closely_spaced_attempts_then_one_long_wait() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + MS(ms);
+        let mut schedule = Schedule::new(t0, &[spaced(0, 3, 10, 100)], true);
+        assert_eq!(schedule.due(at(0)), [(0, 0)]);
+        assert_eq!(schedule.next_wake(at(0)), Some(at(10)));
+        assert_eq!(schedule.due(at(10)), [(0, 1)]);
+        assert_eq!(schedule.due(at(20)), [(0, 2)]);
+        assert_eq!(schedule.next_wake(at(20)), Some(at(120)));
+        assert!(schedule.is_open(0, at(119)));
+        assert!(schedule.finished(at(120)));
+    }
+
+    #[test]
+    fn a_probe_settled_before_its_time_counts_as_sent() {
+        let t0 = Instant::now();
+        let mut schedule = Schedule::new(t0, &[probe(0, 1, 100), probe(50, 1, 100)], false);
+        assert_eq!(schedule.due(t0), [(0, 0)]);
+        schedule.settle(1);
+        assert!(schedule.first_attempts_sent());
+        assert_eq!(schedule.due(t0 + MS(50)), []);
     }
 }
