@@ -1,5 +1,6 @@
 //! The IO shell: the only code that touches sockets, clocks, threads and signals.
 
+pub mod adopt;
 pub mod caps;
 pub mod client;
 pub mod coalesce;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::io::caps;
-use crate::wire::tcp_syn::SegmentRepr;
+use crate::wire::tcp_syn::{Segment, SegmentRepr};
 
 /// What natlens prints (after `natlens: `) when it cannot open a raw socket.
 pub const NO_CAP_NET_RAW: &str = "sending crafted SYNs needs CAP_NET_RAW: run as root or grant it \
@@ -77,10 +77,13 @@ impl Family {
     }
 }
 
-/// A raw socket that sends whole IP packets (we write the IP header: TTL and all).
+/// Two raw sockets: one that sends whole IP packets (we write the IP header: TTL and all),
+/// one that sees a copy of every TCP segment delivered to this host (to notice the peer's SYN
+/// on a 4-tuple that a crafted SYN opened, see [`crate::io::adopt`]).
 #[derive(Debug)]
 pub struct RawTcp {
     socket: Socket,
+    sniffer: Socket,
     family: Family,
 }
 
@@ -107,6 +110,9 @@ pub struct Fanout {
 pub struct FanoutReport {
     /// SYNs handed to the kernel.
     pub sent: usize,
+    /// The far port and initial sequence number of every SYN sent: a connection adopted on
+    /// that 4-tuple must continue from that ISN ([`crate::io::adopt`]).
+    pub isns: Vec<(u16, u32)>,
     /// Far ports whose SYN could not be sent, with the error.
     pub failed: Vec<(u16, String)>,
     pub elapsed: Duration,
@@ -126,19 +132,79 @@ impl RawTcp {
         // Outgoing only: a raw IPPROTO_RAW socket receives nothing, and must not block a
         // punch on a full send queue.
         socket.set_nonblocking(true)?;
-        Ok(RawTcp { socket, family })
+        let sniffer = Socket::new(domain, Type::RAW, Some(Protocol::TCP))?;
+        sniffer.set_nonblocking(true)?;
+        Ok(RawTcp {
+            socket,
+            sniffer,
+            family,
+        })
     }
 
-    /// Opens the raw socket, then drops every capability of the calling thread (see
-    /// [`crate::io::caps`] for what stays possible afterwards).
-    pub fn open_then_drop_caps(family: Family) -> Result<RawTcp, RawTcpError> {
+    /// Opens the raw sockets, then drops every capability of the calling thread except those
+    /// in `keep` (bits `1 << cap`; see [`crate::io::caps`] for what stays possible afterwards).
+    /// Keep [`caps::CAP_NET_ADMIN`] to adopt connections on crafted 4-tuples
+    /// ([`crate::io::adopt`] needs TCP_REPAIR); 0 drops everything.
+    pub fn open_then_drop_caps(family: Family, keep: u64) -> Result<RawTcp, RawTcpError> {
         let raw = RawTcp::open(family)?;
-        caps::drop_all().map_err(RawTcpError::Io)?;
+        caps::keep_only(keep).map_err(RawTcpError::Io)?;
         Ok(raw)
     }
 
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    /// The sniffer's descriptor, to poll it for readability.
+    pub fn sniffer_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.sniffer.as_raw_fd()
+    }
+
+    /// The next TCP segment delivered to this host from `peer_ip`, if one is queued.
+    ///
+    /// `local_ip` stands in for the destination of IPv6 segments, whose raw copies come
+    /// without the IP header.
+    pub fn recv_from(&self, peer_ip: IpAddr, local_ip: IpAddr) -> io::Result<Option<SegmentRepr>> {
+        let mut buf = [0u8; 1600];
+        loop {
+            // SAFETY: recvfrom(2) into a buffer and an address storage we own, with their sizes.
+            let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut from_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            let n = unsafe {
+                libc::recvfrom(
+                    self.sniffer_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_storage).cast(),
+                    &mut from_len,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                return match err.kind() {
+                    io::ErrorKind::WouldBlock => Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Err(err),
+                };
+            }
+            let packet = &buf[..n as usize];
+            let segment = match self.family {
+                Family::V4 => Segment::new_checked(packet).map(|s| SegmentRepr::parse(&s)),
+                Family::V6 => {
+                    // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 raw socket.
+                    let from6 = unsafe { *(&from as *const _ as *const libc::sockaddr_in6) };
+                    let src = IpAddr::from(from6.sin6_addr.s6_addr);
+                    let with_header = ipv6_header(src, local_ip, packet);
+                    Segment::new_checked(&with_header[..]).map(|s| SegmentRepr::parse(&s))
+                }
+            };
+            match segment {
+                Ok(segment) if segment.src.ip() == peer_ip => return Ok(Some(segment)),
+                _ => continue,
+            }
+        }
     }
 
     /// Sends one crafted segment.
@@ -175,6 +241,7 @@ impl RawTcp {
         let start = Instant::now();
         let mut report = FanoutReport {
             sent: 0,
+            isns: Vec::new(),
             failed: Vec::new(),
             elapsed: Duration::ZERO,
             stopped: false,
@@ -193,13 +260,31 @@ impl RawTcp {
                 rand::random(),
             );
             match self.send(&syn) {
-                Ok(()) => report.sent += 1,
+                Ok(()) => {
+                    report.sent += 1;
+                    report.isns.push((port, syn.seq));
+                }
                 Err(err) => report.failed.push((port, err.to_string())),
             }
         }
         report.elapsed = start.elapsed();
         report
     }
+}
+
+/// An IPv6 header in front of a TCP segment received without one.
+fn ipv6_header(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> Vec<u8> {
+    let octets = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+    };
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[6, 64]);
+    packet.extend_from_slice(&octets(src));
+    packet.extend_from_slice(&octets(dst));
+    packet.extend_from_slice(tcp);
+    packet
 }
 
 /// Sleeps until `due` if it is still ahead: a cap on the rate, never a burst to catch up.

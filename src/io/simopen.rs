@@ -21,7 +21,13 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::io::adopt;
+use crate::io::raw_tcp::{FanoutReport, RawTcp};
+use crate::wire::tcp_syn::SegmentKind;
 
 /// How long one connecting socket waits before it is closed and a new one sent. The kernel's
 /// first SYN retransmission comes after 1 s (TCP_TIMEOUT_INIT) and the next after 3 s more; a
@@ -47,6 +53,9 @@ pub enum Via {
     Connect,
     /// The listener accepted the peer's SYN.
     Accept,
+    /// The peer's SYN came in on a 4-tuple a crafted SYN opened, and a socket adopted it
+    /// ([`crate::io::adopt`]).
+    Adopt,
 }
 
 /// A punched connection.
@@ -157,12 +166,47 @@ impl SimOpen {
     /// Connects (and accepts) until a connection with the peer exists, `deadline` passes or
     /// `stop` goes up.
     pub fn run(self, deadline: Instant, stop: Option<&AtomicBool>) -> Result<Punched, PunchError> {
-        let mut state = Loop::new(self, deadline);
+        Loop::new(self, deadline, None).run(stop)
+    }
+
+    /// Like [`SimOpen::run`], and also adopts a connection when the peer's SYN arrives on one
+    /// of the 4-tuples a crafted fan-out opened (`fanout`, sent from `local_ip` and this
+    /// punched port by `raw`). Use it with [`SimOpen::connect_only`]: a listener on the port
+    /// would take the peer's SYN first (see [`crate::io::adopt`]), and with an RST guard.
+    pub fn run_adopting(
+        self,
+        deadline: Instant,
+        stop: Option<&AtomicBool>,
+        raw: &RawTcp,
+        fanout: &FanoutReport,
+        local_ip: IpAddr,
+    ) -> Result<Punched, PunchError> {
+        let adopting = Adopting {
+            raw,
+            isns: fanout.isns.iter().copied().collect(),
+            local: SocketAddr::new(local_ip, self.local.port()),
+        };
+        Loop::new(self, deadline, Some(adopting)).run(stop)
+    }
+}
+
+/// What the loop needs to adopt connections on crafted 4-tuples.
+struct Adopting<'a> {
+    raw: &'a RawTcp,
+    /// Far port → ISN of the crafted SYN sent to it.
+    isns: HashMap<u16, u32>,
+    /// Our LAN address and punched port.
+    local: SocketAddr,
+}
+
+impl Loop<'_> {
+    fn run(mut self, stop: Option<&AtomicBool>) -> Result<Punched, PunchError> {
+        let state = &mut self;
         loop {
             if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
                 return Err(PunchError::Stopped);
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= state.deadline {
                 return Err(state.timed_out());
             }
             if let Some(done) = state.step()? {
@@ -178,8 +222,9 @@ struct Attempt {
     until: Instant,
 }
 
-struct Loop {
+struct Loop<'a> {
     open: SimOpen,
+    adopting: Option<Adopting<'a>>,
     deadline: Instant,
     start: Instant,
     attempt: Option<Attempt>,
@@ -189,11 +234,12 @@ struct Loop {
     last_error: Option<io::Error>,
 }
 
-impl Loop {
-    fn new(open: SimOpen, deadline: Instant) -> Loop {
+impl<'a> Loop<'a> {
+    fn new(open: SimOpen, deadline: Instant, adopting: Option<Adopting<'a>>) -> Loop<'a> {
         let now = Instant::now();
         Loop {
             open,
+            adopting,
             deadline,
             start: now,
             attempt: None,
@@ -217,7 +263,12 @@ impl Loop {
         if self.attempt.is_none() && now >= self.next_attempt {
             self.start_attempt(now)?;
         }
-        let (listener_ready, connect_ready) = self.wait()?;
+        let (listener_ready, connect_ready, sniffer_ready) = self.wait()?;
+        if sniffer_ready {
+            if let Some(stream) = self.adopt_peer_syn()? {
+                return Ok(Some(self.done(stream, Via::Adopt)?));
+            }
+        }
         if listener_ready {
             if let Some(stream) = self.accept_from_peer()? {
                 return Ok(Some(self.done(stream, Via::Accept)?));
@@ -262,7 +313,7 @@ impl Loop {
 
     /// Polls the listener (readable) and the connecting socket (writable) until one is ready
     /// or the next timer (attempt end, next attempt, deadline) is due.
-    fn wait(&self) -> io::Result<(bool, bool)> {
+    fn wait(&self) -> io::Result<(bool, bool, bool)> {
         let now = Instant::now();
         let mut wake = self.deadline;
         match &self.attempt {
@@ -277,6 +328,9 @@ impl Loop {
         if let Some(listener) = &self.open.listener {
             fds.push(pollfd(listener.as_raw_fd(), libc::POLLIN));
         }
+        if let Some(adopting) = &self.adopting {
+            fds.push(pollfd(adopting.raw.sniffer_fd(), libc::POLLIN));
+        }
         if let Some(attempt) = &self.attempt {
             fds.push(pollfd(attempt.socket.as_raw_fd(), libc::POLLOUT));
         }
@@ -286,14 +340,16 @@ impl Loop {
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
-                return Ok((false, false));
+                return Ok((false, false, false));
             }
             return Err(err);
         }
         let ready = |fd: &libc::pollfd| fd.revents != 0;
         let listener_ready = self.open.listener.is_some() && ready(&fds[0]);
+        let sniffer_index = usize::from(self.open.listener.is_some());
+        let sniffer_ready = self.adopting.is_some() && ready(&fds[sniffer_index]);
         let connect_ready = self.attempt.is_some() && fds.last().is_some_and(ready);
-        Ok((listener_ready, connect_ready))
+        Ok((listener_ready, connect_ready, sniffer_ready))
     }
 
     /// Accepts pending connections; returns the first from the peer's IP. Others (a
@@ -313,6 +369,28 @@ impl Loop {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Reads what the sniffer saw; adopts the connection when it is the peer's SYN on one of
+    /// the crafted 4-tuples (not the one our own `connect()` uses: that socket answers it).
+    fn adopt_peer_syn(&mut self) -> io::Result<Option<TcpStream>> {
+        let Some(adopting) = &self.adopting else {
+            return Ok(None);
+        };
+        let peer_ip = self.open.peer.ip();
+        while let Some(segment) = adopting.raw.recv_from(peer_ip, adopting.local.ip())? {
+            if segment.kind() != SegmentKind::Syn || segment.dst.port() != adopting.local.port() {
+                continue;
+            }
+            let Some(&isn) = adopting.isns.get(&segment.src.port()) else {
+                continue;
+            };
+            if segment.src == self.open.peer {
+                continue;
+            }
+            return adopt::adopt(adopting.raw, adopting.local, &segment, isn).map(Some);
+        }
+        Ok(None)
     }
 
     /// The connecting socket became writable: connected, or failed.
