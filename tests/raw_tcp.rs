@@ -378,41 +378,8 @@ fn seq_by_cone_needs_the_crafted_fanout_when_the_prediction_is_off() {
     use_up_ports(&lab, 2);
     let far_ports: Vec<u16> = (predicted + 1..=predicted + 6).collect();
     let capture = Capture::start(&lab, Host::Router(Side::A), "wan");
-    let fanned = Barrier::new(2);
-    let deadline = Instant::now() + PUNCH_DEADLINE;
     let started = Instant::now();
-    let mut rsts_kept = 0;
-    let (a, b) = punch_both(
-        &lab,
-        || {
-            fanned.wait();
-            SimOpen::bind(any(port_a), v4(wan_b, port_b))?.run(deadline, None)
-        },
-        || {
-            let open = SimOpen::connect_only(any(port_b), v4(wan_a, predicted));
-            // Raw sockets first, then only CAP_NET_ADMIN (for TCP_REPAIR) on this thread.
-            let keep = 1 << caps::CAP_NET_ADMIN;
-            let raw = RawTcp::open_then_drop_caps(Family::V4, keep).unwrap();
-            assert_eq!(caps::current().unwrap().effective, keep);
-            let guard = RstGuard::install(port_b, wan_a.into()).unwrap();
-            let local = raw_tcp::source_ip_for(wan_a.into()).unwrap();
-            let report = raw.send_fanout(
-                &Fanout {
-                    local: SocketAddr::new(local, port_b),
-                    peer_ip: wan_a.into(),
-                    ports: far_ports.clone(),
-                    hop_limit: 2,
-                    rate_pps: 1000,
-                },
-                None,
-            );
-            assert_eq!(report.sent, far_ports.len(), "{report:?}");
-            fanned.wait();
-            let punched = open.run_adopting(deadline, None, &raw, &report, local);
-            rsts_kept = guard.dropped().unwrap();
-            punched
-        },
-    );
+    let (a, b, rsts_kept) = punch_with_fanout(&lab, &far_ports, 2, false);
     if a.is_err() || b.is_err() {
         panic!(
             "a: {a:?}\nb: {b:?}\nrouter-a: {:#?}\nrouter-b: {:#?}",
@@ -486,6 +453,117 @@ fn seq_by_cone_needs_the_crafted_fanout_when_the_prediction_is_off() {
         assert_eq!(statuses.len(), bytes.len());
         assert!(statuses.iter().all(|s| s == "1"), "tshark: {statuses:?}");
     }
+}
+
+/// a connects to b's cone port 42000 while b connects to a's predicted port and sprays crafted
+/// SYNs at `far_ports` with `hop_limit`, adopting what comes in on them. With `a_first`, a's
+/// SYN is out (and a's NAT mapping made) before b's fan-out; otherwise b's fan-out goes
+/// first. Returns both ends and the RSTs b's guard kept home.
+fn punch_with_fanout(
+    lab: &Lab,
+    far_ports: &[u16],
+    hop_limit: u8,
+    a_first: bool,
+) -> (
+    Result<Punched, PunchError>,
+    Result<Punched, PunchError>,
+    u64,
+) {
+    let (wan_a, wan_b) = (router_wan(Side::A), router_wan(Side::B));
+    let (port_a, port_b) = (41_000, 42_000);
+    let first = Barrier::new(2);
+    let deadline = Instant::now() + PUNCH_DEADLINE;
+    let mut rsts_kept = 0;
+    let (a, b) = punch_both(
+        lab,
+        || {
+            let open = SimOpen::bind(any(port_a), v4(wan_b, port_b))?;
+            if !a_first {
+                first.wait();
+                return open.run(deadline, None);
+            }
+            std::thread::scope(|scope| {
+                // Let b go once a's SYN has made its mapping (well under a millisecond here).
+                scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    first.wait();
+                });
+                open.run(deadline, None)
+            })
+        },
+        || {
+            let open = SimOpen::connect_only(any(port_b), v4(wan_a, SEQ_FIRST_PORT));
+            // Raw sockets first, then only CAP_NET_ADMIN (for TCP_REPAIR) on this thread.
+            let keep = 1 << caps::CAP_NET_ADMIN;
+            let raw = RawTcp::open_then_drop_caps(Family::V4, keep).unwrap();
+            assert_eq!(caps::current().unwrap().effective, keep);
+            let guard = RstGuard::install(port_b, wan_a.into()).unwrap();
+            let local = raw_tcp::source_ip_for(wan_a.into()).unwrap();
+            if a_first {
+                first.wait();
+            }
+            let report = raw.send_fanout(
+                &Fanout {
+                    local: SocketAddr::new(local, port_b),
+                    peer_ip: wan_a.into(),
+                    ports: far_ports.to_vec(),
+                    hop_limit,
+                    rate_pps: 1000,
+                },
+                None,
+            );
+            assert_eq!(report.sent, far_ports.len(), "{report:?}");
+            if !a_first {
+                first.wait();
+            }
+            let punched = open.run_adopting(deadline, None, &raw, &report, local);
+            rsts_kept = guard.dropped().unwrap();
+            punched
+        },
+    );
+    (a, b, rsts_kept)
+}
+
+#[test]
+fn a_full_ttl_fanout_adopts_the_syn_ack_of_a_peer_that_was_already_connecting() {
+    let Some(lab) = up(LabSpec {
+        nat_a: NatMode::Sequential { delta: 1 },
+        ..LabSpec::default()
+    }) else {
+        return;
+    };
+    let wan_a = router_wan(Side::A);
+    use_up_ports(&lab, 2);
+    let actual = SEQ_FIRST_PORT + 2;
+    let far_ports: Vec<u16> = (SEQ_FIRST_PORT + 1..=SEQ_FIRST_PORT + 6).collect();
+    // a's SYN left first and died at b's NAT; b's full-TTL crafted SYN to `actual` reaches
+    // a's connecting socket, which answers with a SYN-ACK (simultaneous open) that b adopts.
+    let started = Instant::now();
+    let (a, b, rsts_kept) = punch_with_fanout(&lab, &far_ports, 64, true);
+    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    eprintln!(
+        "seq:1 x cone, full-TTL fan-out after a's SYN: connected in {:?} after the start \
+         (a via {:?}, b via {:?}; {rsts_kept} RSTs kept home)",
+        started.elapsed(),
+        a.via,
+        b.via
+    );
+    assert_eq!(a.via, Via::Connect);
+    assert_eq!(b.via, Via::Adopt);
+    assert_eq!(b.stream.peer_addr().unwrap(), v4(wan_a, actual));
+    exchange(&mut a, &mut b);
+    for side in Side::BOTH {
+        let flows = tcp_entries(&lab, side);
+        let established: Vec<_> = flows
+            .iter()
+            .filter(|e| e.state.as_deref() == Some("ESTABLISHED"))
+            .collect();
+        assert_eq!(established.len(), 1, "router-{side}: {flows:#?}");
+    }
+    assert!(
+        guard_tables(&lab, Host::Lan(Side::B)).is_empty(),
+        "guard removed"
+    );
 }
 
 /// The captured packet a segment view was made from.

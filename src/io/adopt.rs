@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
 
-use crate::io::raw_tcp::RawTcp;
+use crate::io::raw_tcp::{CraftedSyn, RawTcp};
 use crate::io::simopen::reusable_socket;
 use crate::wire::tcp_syn::{
     default_mss, SegmentKind, SegmentRepr, SynOptions, TcpFlags, LINUX_SYN_WINDOW,
@@ -55,6 +55,7 @@ const TCP_REPAIR_OFF_NO_WP: libc::c_int = -1;
 const TCPOPT_MSS: u32 = 2;
 const TCPOPT_WINDOW: u32 = 3;
 const TCPOPT_SACK_PERM: u32 = 4;
+const TCPOPT_TIMESTAMP: u32 = 8;
 
 #[repr(C)]
 struct RepairOpt {
@@ -71,81 +72,184 @@ struct RepairWindow {
     rcv_wup: u32,
 }
 
-/// Adopts the connection the peer's SYN `peer_syn` asks for on our crafted 4-tuple, whose SYN
-/// carried `our_isn`. `local` is our address on that tuple (LAN address and punched port).
+/// Adopts the connection on our crafted 4-tuple (our SYN was `crafted`) that the peer's
+/// segment `peer` asks for: its SYN (we answer with a crafted SYN-ACK and wait for its ACK,
+/// resending if need be) or its SYN-ACK to our SYN (we answer with the final ACK; should that
+/// be lost, the peer's retransmitted SYN-ACK draws the kernel's own ACK from the adopted
+/// socket). `local` is our address on that tuple (LAN address and punched port).
 pub fn adopt(
     raw: &RawTcp,
     local: SocketAddr,
-    peer_syn: &SegmentRepr,
-    our_isn: u32,
+    peer: &SegmentRepr,
+    crafted: CraftedSyn,
 ) -> io::Result<TcpStream> {
-    let peer = peer_syn.src;
-    let socket = repaired_socket(local, peer, peer_syn, our_isn)?;
-    let syn_ack = syn_ack(local, peer_syn, our_isn);
-    let mut wait = SYN_ACK_RESEND;
-    for _ in 0..SYN_ACK_TRIES {
-        raw.send(&syn_ack)?;
-        if peer_acked(raw, local, peer_syn, our_isn, wait)? {
-            break;
+    let handshake = Handshake::new(local, peer, crafted);
+    let socket = handshake.repaired_socket()?;
+    if peer.kind() == SegmentKind::SynAck {
+        raw.send(&handshake.final_ack())?;
+    } else {
+        let syn_ack = handshake.syn_ack();
+        let mut wait = SYN_ACK_RESEND;
+        for _ in 0..SYN_ACK_TRIES {
+            raw.send(&syn_ack)?;
+            if peer_acked(raw, local, peer, crafted.isn, wait)? {
+                break;
+            }
+            wait *= 2;
         }
-        wait *= 2;
     }
     let stream = TcpStream::from(socket);
     stream.set_nonblocking(false)?;
     Ok(stream)
 }
 
-/// Our SYN-ACK: ISN `our_isn`, acknowledging the peer's SYN, with the options its SYN allows.
-pub fn syn_ack(local: SocketAddr, peer_syn: &SegmentRepr, our_isn: u32) -> SegmentRepr {
-    let offered = peer_syn.options;
-    SegmentRepr {
-        src: local,
-        dst: peer_syn.src,
-        hop_limit: 64,
-        seq: our_isn,
-        ack: peer_syn.seq.wrapping_add(1),
-        flags: TcpFlags::SYN | TcpFlags::ACK,
-        window: LINUX_SYN_WINDOW,
-        options: SynOptions {
-            mss: Some(default_mss(local.ip())),
-            sack_permitted: offered.sack_permitted,
-            window_scale: offered.window_scale.map(|_| LINUX_WINDOW_SCALE),
-            timestamps: None,
-        },
-    }
+/// The handshake as it will stand once our answer is through: who we are, what the peer
+/// offered, where both sequence spaces start.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake {
+    local: SocketAddr,
+    peer: SegmentRepr,
+    crafted: CraftedSyn,
 }
 
-/// A socket on `local` made ESTABLISHED to `peer` in repair mode, with our send sequence after
-/// `our_isn` and our receive sequence after the peer's SYN.
-fn repaired_socket(
-    local: SocketAddr,
-    peer: SocketAddr,
-    peer_syn: &SegmentRepr,
-    our_isn: u32,
-) -> io::Result<Socket> {
-    let any = SocketAddr::new(unspecified(local), local.port());
-    let socket = reusable_socket(any)?;
-    let fd = socket.as_raw_fd();
-    set_int(fd, libc::TCP_REPAIR, 1)?;
-    set_int(fd, libc::TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)?;
-    set_int(
-        fd,
-        libc::TCP_QUEUE_SEQ,
-        our_isn.wrapping_add(1) as libc::c_int,
-    )?;
-    set_int(fd, libc::TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)?;
-    set_int(
-        fd,
-        libc::TCP_QUEUE_SEQ,
-        peer_syn.seq.wrapping_add(1) as libc::c_int,
-    )?;
-    socket.connect(&SockAddr::from(peer))?;
-    set_options(fd, peer_syn)?;
-    set_window(fd, peer_syn)?;
-    if set_int(fd, libc::TCP_REPAIR, TCP_REPAIR_OFF_NO_WP).is_err() {
-        set_int(fd, libc::TCP_REPAIR, 0)?;
+impl Handshake {
+    pub fn new(local: SocketAddr, peer: &SegmentRepr, crafted: CraftedSyn) -> Handshake {
+        Handshake {
+            local,
+            peer: *peer,
+            crafted,
+        }
     }
-    Ok(socket)
+
+    /// Timestamps are on when both SYNs carry them: ours always does, so it is the peer's
+    /// SYN-ACK that decides; to a peer's SYN we answer without them.
+    fn timestamps(&self) -> Option<u32> {
+        let (peer_tsval, _) = self.peer.options.timestamps?;
+        (self.peer.kind() == SegmentKind::SynAck).then_some(peer_tsval)
+    }
+
+    /// Our SYN-ACK to the peer's SYN.
+    pub fn syn_ack(&self) -> SegmentRepr {
+        let offered = self.peer.options;
+        SegmentRepr {
+            src: self.local,
+            dst: self.peer.src,
+            hop_limit: 64,
+            seq: self.crafted.isn,
+            ack: self.peer.seq.wrapping_add(1),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: LINUX_SYN_WINDOW,
+            options: SynOptions {
+                mss: Some(default_mss(self.local.ip())),
+                sack_permitted: offered.sack_permitted,
+                window_scale: offered.window_scale.map(|_| LINUX_WINDOW_SCALE),
+                timestamps: None,
+            },
+        }
+    }
+
+    /// Our ACK of the peer's SYN-ACK.
+    pub fn final_ack(&self) -> SegmentRepr {
+        SegmentRepr {
+            src: self.local,
+            dst: self.peer.src,
+            hop_limit: 64,
+            seq: self.crafted.isn.wrapping_add(1),
+            ack: self.peer.seq.wrapping_add(1),
+            flags: TcpFlags::ACK,
+            window: (u32::from(LINUX_SYN_WINDOW) >> self.our_shift()) as u16,
+            options: SynOptions {
+                timestamps: self
+                    .timestamps()
+                    .map(|peer_tsval| (self.crafted.tsval, peer_tsval)),
+                ..SynOptions::default()
+            },
+        }
+    }
+
+    /// Our window shift once the handshake is done (0 unless both offered scaling).
+    fn our_shift(&self) -> u8 {
+        match self.peer.options.window_scale {
+            Some(_) => LINUX_WINDOW_SCALE,
+            None => 0,
+        }
+    }
+
+    /// A socket on the punched port made ESTABLISHED to the peer in repair mode, carrying on
+    /// from both ISNs with the options the handshake agreed.
+    fn repaired_socket(&self) -> io::Result<Socket> {
+        let any = SocketAddr::new(unspecified(self.local), self.local.port());
+        let socket = reusable_socket(any)?;
+        let fd = socket.as_raw_fd();
+        set_int(fd, libc::TCP_REPAIR, 1)?;
+        set_int(fd, libc::TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)?;
+        set_int(
+            fd,
+            libc::TCP_QUEUE_SEQ,
+            self.crafted.isn.wrapping_add(1) as libc::c_int,
+        )?;
+        set_int(fd, libc::TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)?;
+        set_int(
+            fd,
+            libc::TCP_QUEUE_SEQ,
+            self.peer.seq.wrapping_add(1) as libc::c_int,
+        )?;
+        if self.timestamps().is_some() {
+            // Our TSval continues from the crafted SYN's, which the peer keeps for PAWS.
+            set_int(fd, libc::TCP_TIMESTAMP, self.crafted.tsval as libc::c_int)?;
+        }
+        socket.connect(&SockAddr::from(self.peer.src))?;
+        self.set_options(fd)?;
+        self.set_window(fd)?;
+        if set_int(fd, libc::TCP_REPAIR, TCP_REPAIR_OFF_NO_WP).is_err() {
+            set_int(fd, libc::TCP_REPAIR, 0)?;
+        }
+        Ok(socket)
+    }
+
+    /// MSS we may send (the peer's), window scales both ways, SACK, timestamps.
+    fn set_options(&self, fd: libc::c_int) -> io::Result<()> {
+        let offered = self.peer.options;
+        // RFC 9293 §3.7.1: without an MSS option, assume 536.
+        let mut options = vec![RepairOpt {
+            code: TCPOPT_MSS,
+            value: u32::from(offered.mss.unwrap_or(536)),
+        }];
+        if let Some(shift) = offered.window_scale {
+            // snd_wscale (theirs) in the low half, rcv_wscale (ours) in the high half.
+            let value = u32::from(shift.min(14)) | (u32::from(LINUX_WINDOW_SCALE) << 16);
+            options.push(RepairOpt {
+                code: TCPOPT_WINDOW,
+                value,
+            });
+        }
+        if offered.sack_permitted {
+            options.push(RepairOpt {
+                code: TCPOPT_SACK_PERM,
+                value: 0,
+            });
+        }
+        if self.timestamps().is_some() {
+            options.push(RepairOpt {
+                code: TCPOPT_TIMESTAMP,
+                value: 0,
+            });
+        }
+        setsockopt(fd, libc::TCP_REPAIR_OPTIONS, options.as_slice())
+    }
+
+    /// The windows as they stand after the handshake: the peer's SYN window (never scaled in a
+    /// SYN) for sending, ours as our SYN or SYN-ACK advertised it for receiving.
+    fn set_window(&self, fd: libc::c_int) -> io::Result<()> {
+        let window = RepairWindow {
+            snd_wl1: self.peer.seq,
+            snd_wnd: u32::from(self.peer.window),
+            max_window: u32::from(self.peer.window),
+            rcv_wnd: u32::from(LINUX_SYN_WINDOW),
+            rcv_wup: self.peer.seq.wrapping_add(1),
+        };
+        setsockopt(fd, libc::TCP_REPAIR_WINDOW, std::slice::from_ref(&window))
+    }
 }
 
 fn unspecified(like: SocketAddr) -> std::net::IpAddr {
@@ -153,44 +257,6 @@ fn unspecified(like: SocketAddr) -> std::net::IpAddr {
         SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     }
-}
-
-/// MSS we may send (the peer's), window scales both ways, SACK: what the handshake agrees.
-fn set_options(fd: libc::c_int, peer_syn: &SegmentRepr) -> io::Result<()> {
-    let offered = peer_syn.options;
-    // RFC 9293 §3.7.1: without an MSS option, assume 536.
-    let mut options = vec![RepairOpt {
-        code: TCPOPT_MSS,
-        value: u32::from(offered.mss.unwrap_or(536)),
-    }];
-    if let Some(shift) = offered.window_scale {
-        // snd_wscale (theirs) in the low half, rcv_wscale (ours) in the high half.
-        let value = u32::from(shift.min(14)) | (u32::from(LINUX_WINDOW_SCALE) << 16);
-        options.push(RepairOpt {
-            code: TCPOPT_WINDOW,
-            value,
-        });
-    }
-    if offered.sack_permitted {
-        options.push(RepairOpt {
-            code: TCPOPT_SACK_PERM,
-            value: 0,
-        });
-    }
-    setsockopt(fd, libc::TCP_REPAIR_OPTIONS, options.as_slice())
-}
-
-/// The windows as they stand after the handshake: the peer's SYN window (never scaled in a
-/// SYN) for sending, ours as the SYN-ACK advertises it for receiving.
-fn set_window(fd: libc::c_int, peer_syn: &SegmentRepr) -> io::Result<()> {
-    let window = RepairWindow {
-        snd_wl1: peer_syn.seq,
-        snd_wnd: u32::from(peer_syn.window),
-        max_window: u32::from(peer_syn.window),
-        rcv_wnd: u32::from(LINUX_SYN_WINDOW),
-        rcv_wup: peer_syn.seq.wrapping_add(1),
-    };
-    setsockopt(fd, libc::TCP_REPAIR_WINDOW, std::slice::from_ref(&window))
 }
 
 /// Waits up to `wait` for the peer's ACK of our SYN-ACK on this 4-tuple.
@@ -246,29 +312,59 @@ fn setsockopt<T>(fd: libc::c_int, option: libc::c_int, value: &[T]) -> io::Resul
 mod tests {
     use super::*;
 
+    fn crafted() -> CraftedSyn {
+        CraftedSyn {
+            port: 40_002,
+            isn: 77,
+            tsval: 500,
+        }
+    }
+
+    fn local() -> SocketAddr {
+        "198.51.100.10:42000".parse().unwrap()
+    }
+
+    fn peer_syn() -> SegmentRepr {
+        SegmentRepr::syn("203.0.113.1:40002".parse().unwrap(), local(), 63, 1000, 5)
+    }
+
     #[test]
     fn the_syn_ack_answers_the_peer_syn_with_our_isn_and_no_timestamps() {
-        let peer_syn = SegmentRepr::syn(
-            "203.0.113.1:40002".parse().unwrap(),
-            "198.51.100.10:42000".parse().unwrap(),
-            63,
-            1000,
-            5,
-        );
-        let local: SocketAddr = "198.51.100.10:42000".parse().unwrap();
-        let answer = syn_ack(local, &peer_syn, 77);
+        let handshake = Handshake::new(local(), &peer_syn(), crafted());
+        let answer = handshake.syn_ack();
         assert_eq!(answer.kind(), SegmentKind::SynAck);
         assert_eq!((answer.seq, answer.ack), (77, 1001));
-        assert_eq!((answer.src, answer.dst), (local, peer_syn.src));
+        assert_eq!((answer.src, answer.dst), (local(), peer_syn().src));
         assert_eq!(answer.options.timestamps, None);
         assert!(answer.options.sack_permitted);
         assert_eq!(answer.options.window_scale, Some(7));
         let bare = SegmentRepr {
             options: SynOptions::default(),
-            ..peer_syn
+            ..peer_syn()
         };
-        let answer = syn_ack(local, &bare, u32::MAX);
-        assert_eq!(answer.ack, 1001);
+        let crafted = CraftedSyn {
+            isn: u32::MAX,
+            ..crafted()
+        };
+        let answer = Handshake::new(local(), &bare, crafted).syn_ack();
+        assert_eq!((answer.seq, answer.ack), (u32::MAX, 1001));
         assert!(!answer.options.sack_permitted && answer.options.window_scale.is_none());
+    }
+
+    #[test]
+    fn the_final_ack_continues_both_sequences_and_our_timestamps() {
+        let peer_syn_ack = SegmentRepr {
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            ack: 78,
+            options: SynOptions::linux(1460, 9000),
+            ..peer_syn()
+        };
+        let ack = Handshake::new(local(), &peer_syn_ack, crafted()).final_ack();
+        assert_eq!(ack.kind(), SegmentKind::Other);
+        assert_eq!(ack.flags, TcpFlags::ACK);
+        assert_eq!((ack.seq, ack.ack), (78, 1001));
+        assert_eq!(ack.options.timestamps, Some((500, 9000)));
+        assert_eq!(ack.window, 64_240 >> 7);
+        assert_eq!(ack.options.mss, None);
     }
 }

@@ -105,14 +105,25 @@ pub struct Fanout {
     pub rate_pps: u32,
 }
 
+/// One crafted SYN of a fan-out: where it went and the sequence space it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CraftedSyn {
+    /// The far port.
+    pub port: u16,
+    /// Its initial sequence number.
+    pub isn: u32,
+    /// Its TSval (timestamps option).
+    pub tsval: u32,
+}
+
 /// What a fan-out did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FanoutReport {
     /// SYNs handed to the kernel.
     pub sent: usize,
-    /// The far port and initial sequence number of every SYN sent: a connection adopted on
-    /// that 4-tuple must continue from that ISN ([`crate::io::adopt`]).
-    pub isns: Vec<(u16, u32)>,
+    /// Every SYN sent: a connection adopted on its 4-tuple must continue from its ISN and
+    /// timestamp ([`crate::io::adopt`]).
+    pub syns: Vec<CraftedSyn>,
     /// Far ports whose SYN could not be sent, with the error.
     pub failed: Vec<(u16, String)>,
     pub elapsed: Duration,
@@ -241,7 +252,7 @@ impl RawTcp {
         let start = Instant::now();
         let mut report = FanoutReport {
             sent: 0,
-            isns: Vec::new(),
+            syns: Vec::new(),
             failed: Vec::new(),
             elapsed: Duration::ZERO,
             stopped: false,
@@ -262,7 +273,11 @@ impl RawTcp {
             match self.send(&syn) {
                 Ok(()) => {
                     report.sent += 1;
-                    report.isns.push((port, syn.seq));
+                    report.syns.push(CraftedSyn {
+                        port,
+                        isn: syn.seq,
+                        tsval: tsval_of(&syn),
+                    });
                 }
                 Err(err) => report.failed.push((port, err.to_string())),
             }
@@ -270,6 +285,10 @@ impl RawTcp {
         report.elapsed = start.elapsed();
         report
     }
+}
+
+fn tsval_of(syn: &SegmentRepr) -> u32 {
+    syn.options.timestamps.map_or(0, |(tsval, _)| tsval)
 }
 
 /// An IPv6 header in front of a TCP segment received without one.

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::io::adopt;
-use crate::io::raw_tcp::{FanoutReport, RawTcp};
+use crate::io::raw_tcp::{CraftedSyn, FanoutReport, RawTcp};
 use crate::wire::tcp_syn::SegmentKind;
 
 /// How long one connecting socket waits before it is closed and a new one sent. The kernel's
@@ -183,7 +183,7 @@ impl SimOpen {
     ) -> Result<Punched, PunchError> {
         let adopting = Adopting {
             raw,
-            isns: fanout.isns.iter().copied().collect(),
+            syns: fanout.syns.iter().map(|syn| (syn.port, *syn)).collect(),
             local: SocketAddr::new(local_ip, self.local.port()),
         };
         Loop::new(self, deadline, Some(adopting)).run(stop)
@@ -193,8 +193,8 @@ impl SimOpen {
 /// What the loop needs to adopt connections on crafted 4-tuples.
 struct Adopting<'a> {
     raw: &'a RawTcp,
-    /// Far port → ISN of the crafted SYN sent to it.
-    isns: HashMap<u16, u32>,
+    /// Far port → the crafted SYN sent to it.
+    syns: HashMap<u16, CraftedSyn>,
     /// Our LAN address and punched port.
     local: SocketAddr,
 }
@@ -371,24 +371,29 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// Reads what the sniffer saw; adopts the connection when it is the peer's SYN on one of
-    /// the crafted 4-tuples (not the one our own `connect()` uses: that socket answers it).
+    /// Reads what the sniffer saw; adopts the connection when, on one of the crafted
+    /// 4-tuples (not the one our own `connect()` uses: that socket answers for itself), the
+    /// peer sends its SYN, or answers a crafted SYN with a SYN-ACK (its socket was already
+    /// connecting, so our SYN made it a simultaneous open).
     fn adopt_peer_syn(&mut self) -> io::Result<Option<TcpStream>> {
         let Some(adopting) = &self.adopting else {
             return Ok(None);
         };
         let peer_ip = self.open.peer.ip();
         while let Some(segment) = adopting.raw.recv_from(peer_ip, adopting.local.ip())? {
-            if segment.kind() != SegmentKind::Syn || segment.dst.port() != adopting.local.port() {
+            if segment.dst.port() != adopting.local.port() || segment.src == self.open.peer {
                 continue;
             }
-            let Some(&isn) = adopting.isns.get(&segment.src.port()) else {
+            let Some(&crafted) = adopting.syns.get(&segment.src.port()) else {
                 continue;
             };
-            if segment.src == self.open.peer {
-                continue;
+            let answers_ours = segment.ack == crafted.isn.wrapping_add(1);
+            match segment.kind() {
+                SegmentKind::Syn => {}
+                SegmentKind::SynAck if answers_ours => {}
+                _ => continue,
             }
-            return adopt::adopt(adopting.raw, adopting.local, &segment, isn).map(Some);
+            return adopt::adopt(adopting.raw, adopting.local, &segment, crafted).map(Some);
         }
         Ok(None)
     }
