@@ -803,29 +803,98 @@ fn a_raw_socket_opened_first_keeps_sending_after_every_capability_is_dropped() {
     .unwrap();
 }
 
-#[test]
-fn without_cap_net_raw_one_line_then_plain_simultaneous_open() {
-    let exe = std::env::current_exe().unwrap();
-    let mut command = if is_root() {
-        if Command::new("setpriv").arg("--version").output().is_err() {
-            skip("setpriv (util-linux) is missing");
-            return;
-        }
-        // A copy any user may run: the target directory need not be open to nobody.
-        let dir = std::env::temp_dir().join(format!("natlens-nocap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join("raw_tcp_helper");
-        std::fs::copy(&exe, &copy).unwrap();
+/// A copy of this test binary that any user may run (the target directory need not be open
+/// to nobody), removed on drop.
+struct UnprivilegedCopy {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl UnprivilegedCopy {
+    fn new(name: &str) -> UnprivilegedCopy {
         use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("natlens-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("raw_tcp_helper");
+        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
+        UnprivilegedCopy { dir, path }
+    }
+
+    /// `setpriv` to user and group nobody with no inherited capabilities, then the copy.
+    fn command(&self, extra: &[&str]) -> Command {
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
-            .arg(copy);
+            .arg("--inh-caps=-all")
+            .args(extra)
+            .arg("--")
+            .arg(&self.path);
         command
-    } else {
-        Command::new(exe)
+    }
+}
+
+impl Drop for UnprivilegedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn with_file_capabilities_instead_of_root_the_guard_works_and_goes() {
+    let Some(lab) = up(LabSpec::default()) else {
+        return;
+    };
+    let tools = ["setcap", "setpriv"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
+    if !tools && !skip("needs setcap (libcap2-bin) and setpriv (util-linux)") {
+        return;
+    }
+    let copy = UnprivilegedCopy::new("setcap");
+    let status = Command::new("setcap")
+        .arg("cap_net_raw,cap_net_admin+ep")
+        .arg(&copy.path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "setcap on {}", copy.path.display());
+    let host = Host::Lan(Side::A);
+    let mut command = copy.command(&[]);
+    command
+        .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, "guard-and-wait")
+        .stdout(Stdio::piped());
+    let mut child = lab.spawn(host, command).unwrap();
+    let table = wait_ready(&mut child);
+    assert_eq!(
+        guard_tables(&lab, host),
+        [table.clone()],
+        "nft ran as nobody"
+    );
+    // SAFETY: kill(2) on our own child (setpriv exec'd the helper in place).
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(
+        guard_tables(&lab, host).is_empty(),
+        "{table} gone after SIGINT"
+    );
+}
+
+#[test]
+fn without_cap_net_raw_one_line_then_plain_simultaneous_open() {
+    let exe = std::env::current_exe().unwrap();
+    let copy = is_root().then(|| {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            skip("setpriv (util-linux) is missing");
+            return None;
+        }
+        Some(UnprivilegedCopy::new("nocap"))
+    });
+    let mut command = match &copy {
+        Some(None) => return,
+        Some(Some(copy)) => copy.command(&["--bounding-set=-all"]),
+        None => Command::new(exe),
     };
     let output = command
         .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
@@ -833,10 +902,6 @@ fn without_cap_net_raw_one_line_then_plain_simultaneous_open() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    if is_root() {
-        let dir = std::env::temp_dir().join(format!("natlens-nocap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(dir);
-    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -856,6 +921,9 @@ fn helper_entry() {
     };
     match mode.to_str().unwrap() {
         "guard-and-wait" => {
+            // As a crafting punch would: raw sockets first, then only CAP_NET_ADMIN.
+            let _raw = RawTcp::open_then_drop_caps(Family::V4, 1 << caps::CAP_NET_ADMIN)
+                .expect("CAP_NET_RAW");
             let guard = RstGuard::install(44_001, router_wan(Side::B).into()).unwrap();
             println!("ready {}", guard.table());
             std::io::stdout().flush().unwrap();

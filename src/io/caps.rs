@@ -1,21 +1,25 @@
 //! Linux capabilities of the calling thread: read them, and drop them once the privileged
-//! work (opening a raw socket) is done.
+//! work (opening raw sockets) is done.
 //!
-//! natlens needs CAP_NET_RAW for one thing only: `socket(SOCK_RAW)` for crafted SYNs. An open
-//! raw socket keeps working without the capability, so the privilege can go as soon as the
-//! socket exists. Two ways to have it:
+//! What the TCP punch needs, and when:
+//! * CAP_NET_RAW: `socket(SOCK_RAW)` for crafted SYNs and the sniffer. An open raw socket keeps
+//!   working without it, so it goes right after [`crate::io::raw_tcp::RawTcp::open`].
+//! * CAP_NET_ADMIN: TCP_REPAIR, to adopt a connection on a crafted 4-tuple
+//!   ([`crate::io::adopt`]); keep it (`keep_only(1 << CAP_NET_ADMIN)`) when crafting, or drop
+//!   everything ([`drop_all`]) for plain simultaneous open.
 //!
-//! * root (`sudo natlens …`): every capability. After the drop the thread has none left, but
-//!   its user is still 0, so programs it executes (`nft` for the RST guard, see
-//!   [`crate::io::rst_guard`]) get a full set again at exec. That is deliberate: the guard must
-//!   be removable after the drop. The bounding set and `no_new_privs` are left alone for that
-//!   reason.
-//! * `sudo setcap cap_net_raw+ep $(command -v natlens)`: an unprivileged user gets CAP_NET_RAW
-//!   and nothing else; after the drop the process is an ordinary one. (No CAP_NET_ADMIN, so no
-//!   RST guard: the low-TTL fan-out, whose SYNs never draw SYN-ACKs, is the mode to use.)
+//! Two ways to have them:
+//! * root (`sudo natlens …`). After the drop the thread has only what it kept, but its user is
+//!   still 0, so programs it executes (`nft` for the RST guard, [`crate::io::rst_guard`]) get a
+//!   full set again at exec. That is deliberate: the guard must be removable after the drop.
+//!   The bounding set and `no_new_privs` are left alone for that reason.
+//! * file capabilities instead of root: `sudo setcap cap_net_raw+ep $(command -v natlens)` is
+//!   enough for crafted SYNs; adopting needs `cap_net_raw,cap_net_admin+ep`. The RST guard runs
+//!   `nft`, which an unprivileged user's child only runs with CAP_NET_ADMIN if natlens passes
+//!   it on ([`crate::io::rst_guard`] raises it as an ambient capability for that one exec).
 //!
-//! `capset(2)` changes the calling thread only. Call [`drop_all`] before other threads are
-//! started (they inherit the set), or on each thread that touches the network.
+//! `capset(2)` changes the calling thread only. Call these before other threads are started
+//! (they inherit the sets), or on the thread that punches.
 
 use std::io;
 
@@ -115,6 +119,52 @@ pub fn keep_only(keep: u64) -> io::Result<CapSets> {
         )
     };
     Ok(before)
+}
+
+/// Makes capability `cap` survive the next `execve` of this thread as an ambient capability,
+/// if the thread holds it in its permitted set: how an unprivileged natlens with file
+/// capabilities lends CAP_NET_ADMIN to `nft`. Only raw syscalls, so it may run between fork and
+/// exec.
+pub fn pass_on_to_exec(cap: u32) -> io::Result<()> {
+    let sets = current()?;
+    if sets.permitted & (1u64 << cap) == 0 {
+        return Ok(());
+    }
+    let split = |set: u64| [set as u32, (set >> 32) as u32];
+    let (eff, perm, inh) = (
+        split(sets.effective),
+        split(sets.permitted),
+        split(sets.inheritable | (1u64 << cap)),
+    );
+    let data = [0, 1].map(|i| CapData {
+        effective: eff[i],
+        permitted: perm[i],
+        inheritable: inh[i],
+    });
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset(2) on the calling thread with a version-3 header and two structs; adding
+    // a permitted capability to the inheritable set needs no privilege.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: prctl(2) PR_CAP_AMBIENT_RAISE takes a capability number, no pointers.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE,
+            libc::c_ulong::from(cap),
+            0,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Drops every capability of the calling thread; returns the sets before.

@@ -1,17 +1,19 @@
-//! A raw socket that sends crafted TCP SYNs ([`crate::wire::tcp_syn`]): the fan-out that opens
-//! our own NAT toward the far ports the peer's SYN may come from.
+//! Raw sockets for crafted TCP SYNs ([`crate::wire::tcp_syn`]): the fan-out that opens our own
+//! NAT toward the far ports the peer's SYN may come from, and a sniffer that notices the peer's
+//! answer on those 4-tuples.
 //!
-//! The crafted SYNs only open mappings; they never become connections. The connection is
-//! always made by kernel sockets ([`crate::io::simopen`]): the kernel's own `connect()` sends the
-//! SYN to the predicted port, and a listener on the punched port takes the peer's SYN when it
-//! arrives through one of the holes the fan-out opened. So the ISN of a crafted SYN does not
-//! have to match any socket (it is random), and no SYN is ever crafted for the 4-tuple a kernel
-//! socket is connecting on.
+//! A crafted SYN fixes our side's sequence space for its 4-tuple in our NAT's conntrack (Linux
+//! tracks TCP windows: `nf_conntrack_tcp_be_liberal=0`). So the socket that carries the
+//! connection on that tuple must continue from the crafted ISN; a listener answering with its
+//! own ISN is marked INVALID by our own NAT and dropped. [`crate::io::adopt`] makes such a
+//! socket (TCP_REPAIR) when the sniffer sees the peer's SYN or SYN-ACK on a crafted tuple. The
+//! kernel's own `connect()` still sends the SYN to the predicted port, never crafted: a crafted
+//! SYN there would race the kernel's on the same tuple.
 //!
 //! Opening needs CAP_NET_RAW. [`RawTcp::open`] turns EPERM/EACCES into
 //! [`RawTcpError::NoCapability`], whose message is the one line natlens prints before falling
 //! back to plain simultaneous open. [`RawTcp::open_then_drop_caps`] opens first and then drops
-//! every capability of the calling thread ([`crate::io::caps`]).
+//! the calling thread's capabilities ([`crate::io::caps`]).
 
 use std::fmt;
 use std::io;

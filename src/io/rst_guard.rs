@@ -1,10 +1,11 @@
 //! A scoped, self-removing nftables rule that drops the RSTs our kernel would send from the
 //! punched port to the peer while punching.
 //!
-//! Why: a crafted SYN that reaches a far host draws a SYN-ACK, and the kernel answers a SYN-ACK
-//! for a 4-tuple no socket owns with a RST (so does a listener: RFC 9293 resets an ACK in
-//! LISTEN). That RST closes the conntrack entries on both NATs and can reset the far socket:
-//! the hole is gone. The rule keeps those RSTs on this host.
+//! Why: on a 4-tuple that only a crafted SYN opened, no socket of ours exists until one is
+//! adopted ([`crate::io::adopt`]), so the kernel answers whatever the peer sends there first
+//! (its SYN, or its SYN-ACK to our SYN) with a RST (a listener would too: RFC 9293 resets an
+//! ACK in LISTEN). That RST closes the conntrack entries on both NATs and resets the peer's
+//! socket: the hole is gone. The rule keeps those RSTs on this host.
 //!
 //! Scope: one table per guard, `inet natlens_rst_<pid>_<port>`, with one rule in an output
 //! chain: TCP, source port = the punched port, destination = the peer's IP, RST set. Nothing
@@ -21,8 +22,8 @@
 //! A guard remembers the network namespace it was installed in (an open `/proc/thread-self/
 //! ns/net`), so it is removed from there whichever thread drops it.
 //!
-//! Needs `nft` and CAP_NET_ADMIN (root). Under `setcap cap_net_raw+ep` there is no guard; use
-//! the low-TTL fan-out, whose SYNs never reach a host that could answer.
+//! Needs `nft` and CAP_NET_ADMIN: root, or natlens with `cap_net_admin` in its file
+//! capabilities, passed on to `nft` as an ambient capability.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -34,6 +35,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use anyhow::{bail, Context};
+
+use crate::io::caps;
 
 /// Every guard's table name starts so; the rest is `<pid>_<port>`.
 pub const TABLE_PREFIX: &str = "natlens_rst_";
@@ -188,6 +191,18 @@ fn nft(netns: &File, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Strin
     command.args(args);
     if !same_netns(netns) {
         enter_before_exec(&mut command, netns.as_raw_fd());
+    }
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // An unprivileged natlens with file capabilities lends CAP_NET_ADMIN to nft (root's
+        // nft gets it at exec anyway).
+        // SAFETY: the hook makes only capget/capset/prctl system calls.
+        unsafe {
+            command.pre_exec(|| {
+                let _ = caps::pass_on_to_exec(caps::CAP_NET_ADMIN);
+                Ok(())
+            });
+        }
     }
     command
         .stdin(if stdin.is_some() {

@@ -8,12 +8,15 @@
 //!   again until it connects or the deadline passes. Both ends doing this is the classic
 //!   simultaneous open: SYN out, SYN in, SYN-ACK both ways, ACK; conntrack follows it, and when
 //!   one side is late its SYN matches the early side's entry and the handshake completes.
-//! * a listener, for a peer SYN that arrives from a far port other than the one we connect to
-//!   (a fan-out of crafted SYNs opened our NAT toward it, see [`crate::io::raw_tcp`]), or after
-//!   our connecting socket gave up an attempt. It accepts only from the peer's IP.
+//! * a listener, for a peer SYN that arrives while our connecting socket is between attempts
+//!   (or from another far port, through a full-cone NAT). It accepts only from the peer's IP.
 //!
-//! Whichever yields a connection first wins. The sequence numbers are always the kernel's own,
-//! on both ends.
+//! With a crafted SYN fan-out ([`crate::io::raw_tcp`]), [`SimOpen::run_adopting`] replaces the
+//! listener: the peer's SYN (or SYN-ACK) on a crafted 4-tuple is adopted by a socket that
+//! continues from the crafted ISN ([`crate::io::adopt`]), since our NAT tracks that tuple's
+//! sequence numbers.
+//!
+//! Whichever yields a connection first wins.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
