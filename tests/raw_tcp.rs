@@ -704,7 +704,7 @@ fn the_guard_goes_on_panic_on_sigint_and_after_a_crash() {
     // SIGINT: the signal path removes it and exits 130.
     let mut child = spawn_helper(&lab, host, "guard-and-wait");
     let table = wait_ready(&mut child);
-    assert_eq!(guard_tables(&lab, host), [table.clone()]);
+    assert_eq!(guard_tables(&lab, host), std::slice::from_ref(&table));
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
@@ -721,7 +721,7 @@ fn the_guard_goes_on_panic_on_sigint_and_after_a_crash() {
     child.wait().unwrap();
     assert_eq!(
         guard_tables(&lab, host),
-        [table.clone()],
+        std::slice::from_ref(&table),
         "left by the crash"
     );
     let next = lab
@@ -868,7 +868,7 @@ fn with_file_capabilities_instead_of_root_the_guard_works_and_goes() {
     let table = wait_ready(&mut child);
     assert_eq!(
         guard_tables(&lab, host),
-        [table.clone()],
+        std::slice::from_ref(&table),
         "nft ran as nobody"
     );
     // SAFETY: kill(2) on our own child (setpriv exec'd the helper in place).
