@@ -195,8 +195,11 @@ impl Handshake {
             self.peer.seq.wrapping_add(1) as libc::c_int,
         )?;
         if self.timestamps().is_some() {
-            // Our TSval continues from the crafted SYN's, which the peer keeps for PAWS.
-            set_int(fd, libc::TCP_TIMESTAMP, self.crafted.tsval as libc::c_int)?;
+            // Our TSval continues from the crafted SYN's, which the peer keeps for PAWS. Even:
+            // since Linux 6.7 the low bit switches the socket to microsecond timestamps, and
+            // then the peer dropped everything we sent in about half the lab runs.
+            let tsval = self.crafted.tsval.wrapping_add(1) & !1;
+            set_int(fd, libc::TCP_TIMESTAMP, tsval as libc::c_int)?;
         }
         socket.connect(&SockAddr::from(self.peer.src))?;
         self.set_options(fd)?;

@@ -270,7 +270,9 @@ impl RawTcp {
                 SocketAddr::new(fanout.peer_ip, port),
                 fanout.hop_limit,
                 rand::random(),
-                rand::random(),
+                // Even: an adopted socket continues from this TSval, and Linux 6.7+ reads the
+                // low bit of a TCP_TIMESTAMP value as "microsecond timestamps" (see adopt).
+                rand::random::<u32>() & !1,
             );
             match self.send(&syn) {
                 Ok(()) => {
