@@ -1,8 +1,13 @@
 //! The IO shell: the only code that touches sockets, clocks, threads and signals.
 
+pub mod adopt;
+pub mod caps;
 pub mod client;
 pub mod coalesce;
 pub mod prober;
+pub mod raw_tcp;
+pub mod rst_guard;
 pub mod server;
 pub mod signal;
+pub mod simopen;
 pub mod udp_batch;

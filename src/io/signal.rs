@@ -34,6 +34,12 @@ pub fn stop_flag() -> io::Result<&'static AtomicBool> {
     Ok(STOP.get_or_init(|| stop))
 }
 
+/// True once [`stop_flag`] installed its handlers: the command winds down by itself on
+/// SIGINT/SIGTERM, so other handlers (the RST guard's) must not exit the process.
+pub fn stop_installed() -> bool {
+    STOP.get().is_some()
+}
+
 /// The flag SIGUSR1 raises: "print a stats line now".
 pub fn stats_flag() -> io::Result<&'static AtomicBool> {
     if let Some(stats) = STATS.get() {

@@ -5,7 +5,8 @@
 //! Two levels, as in smoltcp: [`stun::Message`] is a checked zero-copy view over received bytes
 //! (after `parse` succeeds, no getter can panic), and [`builder::MessageBuilder`] emits into a
 //! reusable buffer. Attribute value codecs live in [`attr`], integrity and fingerprint in
-//! [`integrity`], natlens's own vocabulary in [`natlens`], TCP stream framing in [`framing`].
+//! [`integrity`], natlens's own vocabulary in [`natlens`], TCP stream framing in [`framing`],
+//! crafted TCP SYNs for hole punching in [`tcp_syn`].
 
 pub mod attr;
 pub mod builder;
@@ -13,6 +14,7 @@ pub mod framing;
 pub mod integrity;
 pub mod natlens;
 pub mod stun;
+pub mod tcp_syn;
 
 pub use builder::MessageBuilder;
 pub use stun::{Class, DecodeError, Message, MessageType, Method, TransactionId};
