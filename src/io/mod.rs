@@ -3,6 +3,7 @@
 pub mod client;
 pub mod coalesce;
 pub mod prober;
+pub mod punch_udp;
 pub mod server;
 pub mod signal;
 pub mod udp_batch;

@@ -9,7 +9,7 @@
 //!  0        1        2 ............ 9   10 ........ 13   14 ...
 //! +--------+--------+----------------+----------------+-----------------------------+
 //! | 0xEA   | kind   | receiver nonce | seq / next     | DATA: payload               |
-//! |        |        | (u64, BE)      | (u32, BE)      | ACK: received map (u32, BE) |
+//! |        |        | (u64, BE)      | (u32, BE)      | ACK: received map (u64, BE) |
 //! +--------+--------+----------------+----------------+-----------------------------+
 //! ```
 //!
@@ -17,8 +17,8 @@
 //! completed the handshake knows it, so a frame carrying it is the peer's (the same proof the
 //! handshake rests on). DATA carries chunk `seq`; FIN says the sender's stream ends at `seq` (it
 //! takes that sequence number itself, so it is acknowledged like data); ACK carries the next
-//! sequence number expected and a map of the 32 after it already received (bit `i` for
-//! `next + 1 + i`); CLOSE (header only, `seq` 0) says "I have your whole stream and you have
+//! sequence number expected and a map of the 64 after it already received (bit `i` for
+//! `next + 1 + i`: a whole sender window); CLOSE (header only, `seq` 0) says "I have your whole stream and you have
 //! acknowledged mine", which lets the peer stop at once instead of lingering.
 
 /// First byte of every DATA frame.
@@ -38,7 +38,7 @@ mod field {
     pub const KIND: usize = 1;
     pub const NONCE: Range<usize> = 2..10;
     pub const SEQ: Range<usize> = 10..14;
-    pub const MAP: Range<usize> = 14..18;
+    pub const MAP: Range<usize> = 14..22;
 }
 
 const KIND_DATA: u8 = 1;
@@ -51,7 +51,7 @@ const KIND_CLOSE: u8 = 4;
 pub enum Frame {
     Data { seq: u32, payload: Vec<u8> },
     Fin { seq: u32 },
-    Ack { next: u32, received: u32 },
+    Ack { next: u32, received: u64 },
     Close,
 }
 
@@ -92,7 +92,7 @@ impl Frame {
             KIND_FIN if bytes.len() == HEADER_LEN => Frame::Fin { seq },
             KIND_ACK if bytes.len() == field::MAP.end => Frame::Ack {
                 next: seq,
-                received: u32::from_be_bytes(bytes[field::MAP].try_into().expect("4 bytes")),
+                received: u64::from_be_bytes(bytes[field::MAP].try_into().expect("8 bytes")),
             },
             KIND_CLOSE if bytes.len() == HEADER_LEN => Frame::Close,
             KIND_FIN | KIND_ACK | KIND_CLOSE => return Err(Malformed::BadLength),
@@ -166,7 +166,7 @@ mod tests {
         let bytes = ack.emit(NONCE);
         // Kind 3, next 9, then the map: bits 0 and 2 are sequence numbers 10 and 12.
         assert_eq!(bytes[1], 3);
-        assert_eq!(&bytes[14..18], &[0, 0, 0, 5]);
+        assert_eq!(&bytes[14..22], &[0, 0, 0, 0, 0, 0, 0, 5]);
         assert_eq!(Frame::parse(&bytes).unwrap().1, ack);
         let close = Frame::Close.emit(NONCE);
         assert_eq!((close.len(), close[1]), (HEADER_LEN, 4));
