@@ -48,7 +48,8 @@ pub enum Command {
 /// Output format shared by the client commands.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct OutputArgs {
-    /// Print machine-readable JSON on stdout (NDJSON events for long-running commands).
+    /// Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout;
+    /// call --no-punch: one object on stdout; listen and call: see OUTPUT).
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -139,7 +139,11 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let stdout = self.stdout.take().map(|h| h.join().unwrap()).unwrap_or_default();
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
         // The stderr reader ends with the pipe; give it a moment.
         std::thread::sleep(Duration::from_millis(20));
         let stderr = self.stderr.lock().unwrap().clone();
@@ -249,7 +253,10 @@ fn natlens(args: &[&str]) -> Command {
 fn server(lab: &Lab, name: &str, port: u16, alt: u16, peer: Option<SocketAddrV4>) -> Proc {
     let mut command = natlens(&["server", "--name", name]);
     command
-        .args(["--listen", &SocketAddrV4::new(SERVER_PRIMARY, port).to_string()])
+        .args([
+            "--listen",
+            &SocketAddrV4::new(SERVER_PRIMARY, port).to_string(),
+        ])
         .args([
             "--alternate",
             &SocketAddrV4::new(SERVER_ALTERNATE, alt).to_string(),
@@ -280,7 +287,10 @@ impl Data {
         let dir = std::env::temp_dir();
         let file = |who: &str, len: usize| {
             let bytes = pseudo_random(len, u64::from(n) * 2 + u64::from(who == "call"));
-            let path = dir.join(format!("natlens-lab-punch-{}-{n}-{who}", std::process::id()));
+            let path = dir.join(format!(
+                "natlens-lab-punch-{}-{n}-{who}",
+                std::process::id()
+            ));
             std::fs::write(&path, &bytes).unwrap();
             (bytes, path)
         };
@@ -348,9 +358,17 @@ impl Attempt {
             self.call.stdout == data.listen,
             "{name}: the callee's bytes did not arrive intact on call's stdout"
         );
-        for (end, side, far) in [(&self.listen, Side::A, Side::B), (&self.call, Side::B, Side::A)] {
+        for (end, side, far) in [
+            (&self.listen, Side::A, Side::B),
+            (&self.call, Side::B, Side::A),
+        ] {
             let through = self.check_port_through(end, side, far);
-            assert!(through.is_ok(), "{name}: {}\n{}", through.unwrap_err(), context());
+            assert!(
+                through.is_ok(),
+                "{name}: {}\n{}",
+                through.unwrap_err(),
+                context()
+            );
             assert_eq!(end.report["data"]["result"], "complete", "{}", context());
         }
     }
@@ -515,7 +533,11 @@ fn assert_refused(attempt: &Attempt, name: &str) {
         assert_eq!(end.report["strategy"], "refused", "{}", context());
         let reason = end.report["reason"].as_str().unwrap_or_default();
         assert!(reason.contains("--force"), "{reason}");
-        assert!(end.report["elapsed_ms"].as_u64().unwrap() < 100, "{}", context());
+        assert!(
+            end.report["elapsed_ms"].as_u64().unwrap() < 100,
+            "{}",
+            context()
+        );
     }
     // Logins and two fingerprints, no punch: a few seconds at most.
     assert!(attempt.wall < Duration::from_secs(8), "{:?}", attempt.wall);
@@ -593,7 +615,10 @@ fn listen_and_call_meet_across_two_federated_servers() {
     };
     let row = run_pair(spec, "-", 2, true);
     print_table(
-        &format!("federated: listen on s1, call on s2 ({:.0?})", started.elapsed()),
+        &format!(
+            "federated: listen on s1, call on s2 ({:.0?})",
+            started.elapsed()
+        ),
         &[row],
     );
 }

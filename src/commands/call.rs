@@ -82,7 +82,12 @@ fn exchange_only(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Words a failed call.
-pub(crate) fn call_failure(callee: &str, code: Option<u16>, reason: &str, timeout: Duration) -> anyhow::Error {
+pub(crate) fn call_failure(
+    callee: &str,
+    code: Option<u16>,
+    reason: &str,
+    timeout: Duration,
+) -> anyhow::Error {
     match code {
         Some(natlens::error::UNKNOWN_PEER) => {
             anyhow!("{callee:?} is not logged in on this server or its peers (404)")
@@ -160,8 +165,8 @@ fn join(ports: &[u16]) -> String {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command, Transport};
-    use clap::Parser;
     use crate::wire::natlens::Transports;
+    use clap::Parser;
 
     fn args() -> CallArgs {
         let argv = [

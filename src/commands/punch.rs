@@ -112,8 +112,7 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         stop: crate::io::signal::stop_flag()?,
     };
     let input = prepare(&run)?;
-    let (mut link, mut session, own) =
-        log_in_and_fingerprint(&run, Some(run.punch.timeout))?;
+    let (mut link, mut session, own) = log_in_and_fingerprint(&run, Some(run.punch.timeout))?;
     let meeting = place_call(&run, &mut link, &mut session, &own, &args.callee)?;
     punch_and_report(&run, meeting, own, input, &mut link, &mut session)
 }
@@ -127,9 +126,9 @@ fn prepare(run: &Run<'_>) -> anyhow::Result<Option<Box<dyn Read + Send>>> {
         return Ok(None);
     }
     Ok(Some(match &run.punch.send {
-        Some(path) => Box::new(
-            File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
         None => Box::new(io::stdin()),
     }))
 }
@@ -204,12 +203,10 @@ fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         config: PlanConfig::default(),
         discovery_timeout: DISCOVERY_TIMEOUT,
     };
-    let local_ip = prober::local_ip_toward(server)
-        .with_context(|| format!("no route toward {server}"))?;
+    let local_ip =
+        prober::local_ip_toward(server).with_context(|| format!("no route toward {server}"))?;
     let bars = ProbeBars::new(&[Transport::Udp]);
-    let result = prober::fingerprint_udp_for_punch(&options, &Gate::default(), &|p| {
-        bars.update(p)
-    });
+    let result = prober::fingerprint_udp_for_punch(&options, &Gate::default(), &|p| bars.update(p));
     bars.finish();
     let (fingerprint, mapping) =
         result.with_context(|| format!("fingerprinting toward {server} over udp"))?;
@@ -357,9 +354,7 @@ fn place_call(
         &mut |_, _| {},
         &mut |_, event| match event {
             ClientEvent::CallAnswered {
-                call_id: id,
-                facts,
-                ..
+                call_id: id, facts, ..
             } if id == call_id => {
                 answer = Some((facts, Instant::now()));
                 Ok(true)
@@ -469,7 +464,9 @@ fn punch_and_report(
     let punched = if plan.strategy == Strategy::Refused {
         let refused = Handshake::new(&plan, meeting.start, &mut rand::thread_rng());
         Punched {
-            outcome_report: refused.outcome().map(|o| PunchReport::from_outcome(&plan, o)),
+            outcome_report: refused
+                .outcome()
+                .map(|o| PunchReport::from_outcome(&plan, o)),
             path: None,
             transfer: None,
         }
@@ -481,7 +478,9 @@ fn punch_and_report(
         punched?
     };
     log_out(link, session);
-    let report = punched.outcome_report.expect("a punch ends with an outcome");
+    let report = punched
+        .outcome_report
+        .expect("a punch ends with an outcome");
     let output = Output {
         peer_id: meeting.peer_id.clone(),
         call_id: session::call_id_text(meeting.call_id),

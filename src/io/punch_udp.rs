@@ -121,7 +121,9 @@ pub struct Finished {
 pub enum Progress {
     Punch(PunchEvent),
     /// Both streams arrived (or the exchange failed: `failure`).
-    DataDone { failure: Option<String> },
+    DataDone {
+        failure: Option<String>,
+    },
 }
 
 /// Opens the plan's sockets for this end: `session` (the fingerprint's mapping socket) in the
@@ -169,7 +171,9 @@ pub fn run(
             .register(&mut SourceFd(&fd), BACKGROUND, Interest::READABLE)?;
     }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let input = data.input.map(|reader| spawn_reader(reader, Arc::clone(&waker)));
+    let input = data
+        .input
+        .map(|reader| spawn_reader(reader, Arc::clone(&waker)));
     let mut shell = Shell {
         handshake: Handshake::new(plan, start, &mut rand::thread_rng()),
         handshake_active: true,

@@ -58,11 +58,18 @@ pub fn tables(output: &Output) -> (Table, Table) {
         ),
     };
     let rows = [
-        ("peer", format!("{} (call {})", output.peer_id, output.call_id)),
+        (
+            "peer",
+            format!("{} (call {})", output.peer_id, output.call_id),
+        ),
         ("punch", result),
         (
             "strategy",
-            format!("{} over {}", report.strategy.as_str(), report.transport.as_str()),
+            format!(
+                "{} over {}",
+                report.strategy.as_str(),
+                report.transport.as_str()
+            ),
         ),
         (
             "expected success",

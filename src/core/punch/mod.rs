@@ -22,8 +22,8 @@ pub mod probe;
 pub mod profile;
 pub mod report;
 mod schedule;
-pub mod transfer;
 mod strategy;
+pub mod transfer;
 
 #[cfg(test)]
 mod handshake_tests;

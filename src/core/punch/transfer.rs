@@ -80,9 +80,13 @@ struct Sent {
 pub enum State {
     Running,
     /// Both streams complete; answering duplicates until `until`.
-    Closing { until: Instant },
+    Closing {
+        until: Instant,
+    },
     Done,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// Counters for the report.
@@ -245,7 +249,12 @@ impl Transfer {
         }
         // The window spans sequence numbers, not chunks: everything in flight stays inside the
         // receiver's acknowledgement map, so no chunk that arrived is ever sent again.
-        let oldest = self.in_flight.keys().next().copied().unwrap_or(self.next_seq);
+        let oldest = self
+            .in_flight
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_seq);
         if self.next_seq - oldest >= WINDOW as u32 {
             return None;
         }
@@ -495,7 +504,10 @@ impl Transfer {
             return;
         }
         let in_flight = std::mem::take(&mut self.in_flight);
-        self.stats.bytes_sent += in_flight.values().map(|s| s.payload_len as u64).sum::<u64>();
+        self.stats.bytes_sent += in_flight
+            .values()
+            .map(|s| s.payload_len as u64)
+            .sum::<u64>();
         self.resend.clear();
         if self.state == State::Running {
             self.close_due = true;
@@ -678,7 +690,11 @@ mod tests {
             t = end.poll_timeout().expect("a timer");
             end.handle_timeout(t);
         }
-        assert!(matches!(end.state(), State::Failed { .. }), "{:?}", end.state());
+        assert!(
+            matches!(end.state(), State::Failed { .. }),
+            "{:?}",
+            end.state()
+        );
         assert_eq!(t - now, IDLE_TIMEOUT);
     }
 
@@ -711,7 +727,10 @@ mod tests {
             end.handle_input(now, &frame.emit(A));
         }
         let ack = end.poll_transmit(now).unwrap();
-        assert!(end.poll_transmit(now).is_none(), "one acknowledgement per batch");
+        assert!(
+            end.poll_transmit(now).is_none(),
+            "one acknowledgement per batch"
+        );
         // Next expected 0; 2 and 4 are bits 1 and 3.
         assert_eq!(
             Frame::parse(&ack).unwrap(),
