@@ -216,13 +216,26 @@ impl Fixture {
     }
 
     /// One call: `listen` on a logged in to `listen_port`, `call` on b logged in to
-    /// `call_port`, each sending its bytes.
-    fn attempt(&self, n: u32, listen_port: u16, call_port: u16, data: &Data) -> Attempt {
+    /// `call_port`, each sending its bytes; `login` is the listener's `--login-transport`.
+    fn attempt(
+        &self,
+        n: u32,
+        (listen_port, call_port): (u16, u16),
+        login: &str,
+        data: &Data,
+    ) -> Attempt {
         let server = |port| SocketAddrV4::new(SERVER_PRIMARY, port).to_string();
         let (alice, bob) = (format!("alice{n}"), format!("bob{n}"));
         let started = Instant::now();
         let mut listen = natlens(&["listen", "--server", &server(listen_port)]);
-        listen.args(["--id", &alice, "--json", "--send"]);
+        listen.args([
+            "--id",
+            &alice,
+            "--login-transport",
+            login,
+            "--json",
+            "--send",
+        ]);
         listen.arg(&data.listen_file);
         let listen = Proc::spawn(&self.lab, Host::Lan(Side::A), listen);
         let ready = listen.wait_for("\"event\":\"waiting\"", Duration::from_secs(15));
@@ -486,7 +499,9 @@ fn print_table(title: &str, rows: &[Row]) {
     }
 }
 
-/// Runs `repeats` attempts of one pair in one lab, asserting each.
+/// Runs `repeats` attempts of one pair in one lab, asserting each. Federated, the listener
+/// logs in to the first server and the caller to the second, and every second attempt the
+/// listener logs in over TCP.
 fn run_pair(spec: LabSpec, noise: &'static str, repeats: usize, federated: bool) -> Row {
     let (a, b) = (spec.nat_a, spec.nat_b);
     let expected = expect_connect(a, b);
@@ -507,7 +522,12 @@ fn run_pair(spec: LabSpec, noise: &'static str, repeats: usize, federated: bool)
             fixture.lab.reset_nat_state().expect("resetting NAT state");
         }
         let data = Data::new(3_000, 64_000);
-        let attempt = fixture.attempt(n, PORT, call_port, &data);
+        let login = if federated && n % 2 == 1 {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let attempt = fixture.attempt(n, (PORT, call_port), login, &data);
         row.attempts += 1;
         row.wall.push(attempt.wall);
         if expected {
@@ -637,7 +657,7 @@ fn a_file_of_a_few_megabytes_crosses_intact_both_ways() {
     };
     let fixture = Fixture::up(spec, false);
     let data = Data::new(1_000_000, 3_000_000);
-    let attempt = fixture.attempt(0, PORT, PORT, &data);
+    let attempt = fixture.attempt(0, (PORT, PORT), "udp", &data);
     attempt.assert_connected(&data, "3 MB with 5% loss");
     let sent = &attempt.call.report["data"];
     eprintln!(

@@ -673,3 +673,30 @@ fn log_out(link: &mut Link, session: &mut Session) {
         &mut |_, event| Ok(matches!(event, ClientEvent::LoggedOut)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::punch::plan::UNREPLIED_UDP_TIMEOUT;
+
+    #[test]
+    fn a_listeners_fingerprint_is_refreshed_before_its_mapping_expires() {
+        // The mapping socket last sends during the fingerprint's first second or so (the mapping
+        // tests); a call that comes just before the refresh must still find its binding, with
+        // room for a slow fingerprint on a far server.
+        assert!(FINGERPRINT_REFRESH + Duration::from_secs(5) <= UNREPLIED_UDP_TIMEOUT);
+        // A discovery probe gives up well before a call's answer is due at the server.
+        assert!(DISCOVERY_TIMEOUT < crate::core::server::DELIVER_TIMEOUT);
+    }
+
+    #[test]
+    fn the_nat_line_names_the_pattern_and_step() {
+        let observations = Vec::new();
+        let report = fingerprint::analyse(&observations, &PredictOptions::default());
+        assert_eq!(
+            describe_nat(&report),
+            "your NAT (udp): public unknown; mapping not measured, filtering not measured; \
+             ports not measured"
+        );
+    }
+}

@@ -655,6 +655,19 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_fit_together() {
+        assert!(MIN_RTO < INITIAL_RTO && INITIAL_RTO < MAX_RTO);
+        // A retransmitted FIN or chunk arrives while the end that completed first still lingers.
+        assert!(CLOSE_LINGER > MAX_RTO);
+        // Several lost retransmissions in a row at the largest timeout do not end the exchange.
+        assert!(IDLE_TIMEOUT >= MAX_RTO * 5);
+        // The receiver keeps whatever the sender may have in flight.
+        assert!(RECEIVE_AHEAD >= WINDOW as u32);
+        // One acknowledgement's map covers the window.
+        assert_eq!(WINDOW, 64);
+    }
+
+    #[test]
     fn empty_streams_end_with_two_fins() {
         let mut pair = Pair::new(Vec::new(), Vec::new(), 0.0, 1);
         pair.run(Duration::from_secs(5));
