@@ -628,18 +628,30 @@ fn listen_and_call_meet_across_two_federated_servers() {
         return;
     }
     let started = Instant::now();
-    let spec = LabSpec {
-        nat_a: NatMode::Sequential { delta: 1 },
-        nat_b: NatMode::Cone,
-        ..LabSpec::default()
-    };
-    let row = run_pair(spec, "-", 2, true);
+    let pairs = [
+        (NatMode::Sequential { delta: 1 }, NatMode::Cone),
+        (
+            NatMode::Sequential { delta: 2 },
+            NatMode::Sequential { delta: 1 },
+        ),
+    ];
+    let rows: Vec<Row> = pairs
+        .into_iter()
+        .map(|(nat_a, nat_b)| {
+            let spec = LabSpec {
+                nat_a,
+                nat_b,
+                ..LabSpec::default()
+            };
+            run_pair(spec, "-", 2, true)
+        })
+        .collect();
     print_table(
         &format!(
-            "federated: listen on s1, call on s2 ({:.0?})",
+            "federated: listen on s1 (UDP, then TCP login), call on s2 ({:.0?})",
             started.elapsed()
         ),
-        &[row],
+        &rows,
     );
 }
 
