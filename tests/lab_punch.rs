@@ -386,6 +386,27 @@ impl Attempt {
         }
     }
 
+    /// Both ends ran a birthday spray and neither connected.
+    fn is_birthday_miss(&self) -> bool {
+        let birthday = |end: &End| end.report["strategy"] == "birthday";
+        birthday(&self.call)
+            && birthday(&self.listen)
+            && !self.call.connected()
+            && !self.listen.connected()
+    }
+
+    /// Both ends failed as a punch should: exit 1, a reason, within the punch's timeout.
+    fn assert_clean_failure(&self, name: &str) {
+        for end in [&self.listen, &self.call] {
+            let context = || format!("{name}:\n{}", self.context());
+            assert_eq!(end.status.code(), Some(1), "{}", context());
+            assert_eq!(end.report["result"], "failed", "{}", context());
+            assert!(end.report["reason"].is_string(), "{}", context());
+            let elapsed = end.report["elapsed_ms"].as_u64().unwrap_or(u64::MAX);
+            assert!(elapsed <= 10_500, "{}", context());
+        }
+    }
+
     fn entries(&self, side: Side) -> &[CtEntry] {
         match side {
             Side::A => &self.ct_a,
@@ -492,7 +513,7 @@ fn print_table(title: &str, rows: &[Row]) {
     eprintln!("\n{title}");
     eprintln!(
         "{:<22} {:<6} {:<8} {:>5} {:>8} {:>8}",
-        "listen(a) x call(b)", "noise", "planner", "ok", "1st ms", "wall ms"
+        "listen(a) x call(b)", "noise", "planner", "conn", "1st ms", "wall ms"
     );
     for row in rows {
         eprintln!("{}", row.line());
@@ -517,6 +538,7 @@ fn run_pair(spec: LabSpec, noise: &'static str, repeats: usize, federated: bool)
         wall: Vec::new(),
     };
     let call_port = if federated { FED_PORT } else { PORT };
+    let mut misses = 0;
     for n in 0..repeats as u32 {
         if n > 0 {
             fixture.lab.reset_nat_state().expect("resetting NAT state");
@@ -530,7 +552,17 @@ fn run_pair(spec: LabSpec, noise: &'static str, repeats: usize, federated: bool)
         let attempt = fixture.attempt(n, (PORT, call_port), login, &data);
         row.attempts += 1;
         row.wall.push(attempt.wall);
-        if expected {
+        if expected && attempt.is_birthday_miss() {
+            // The birthday strategy is sized for 99%, not certainty: one clean miss per pair
+            // is allowed (two in three attempts happen about 3 times in 10,000).
+            attempt.assert_clean_failure(&name);
+            misses += 1;
+            assert!(
+                misses <= 1,
+                "{name}: two birthday misses\n{}",
+                attempt.context()
+            );
+        } else if expected {
             attempt.assert_connected(&data, &name);
             row.connected += 1;
             if let Some(ms) = attempt.call.report["directions"][0]["first_through_ms"].as_u64() {
