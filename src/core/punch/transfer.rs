@@ -8,7 +8,9 @@
 //! numbers further on (as RACK does, so a single loss costs one round trip) or when its own timer
 //! runs out (RFC 6298 estimator, doubling back-off when a retransmission is lost too); the
 //! receiver acknowledges cumulatively with a map of the whole window after the gap, once per
-//! batch of datagrams, and puts out-of-order chunks back in order. The stream ends with FIN, which
+//! batch of datagrams, and puts out-of-order chunks back in order. An end with nothing else to
+//! send acknowledges every [`KEEPALIVE`], so a paused stream (someone typing) is not taken for a
+//! vanished peer. The stream ends with FIN, which
 //! takes the next sequence number, so "FIN acknowledged" means "everything arrived". No
 //! congestion control beyond the window: the shell's rate cap (`--rate`) paces every packet.
 //!
@@ -57,6 +59,11 @@ pub const MAX_RTO: Duration = Duration::from_secs(2);
 /// How long the peer may stay silent while the exchange is unfinished: five maximal
 /// retransmission timeouts, so a loss burst alone does not end it.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often an end that has sent nothing else sends an acknowledgement while the exchange runs:
+/// a stream may pause (someone typing into stdin), and the peer must still hear from us well
+/// within [`IDLE_TIMEOUT`]; it also keeps both NATs' bindings for the path fresh.
+pub const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// How long an end that completed first keeps answering while it waits for the peer's CLOSE:
 /// longer than the largest retransmission timeout, so that the peer's FIN or chunks, sent again
@@ -127,6 +134,7 @@ pub struct Transfer {
     delivered: VecDeque<Vec<u8>>,
     heard: bool,
     last_heard: Instant,
+    last_sent: Instant,
     state: State,
     stats: TransferStats,
 }
@@ -155,6 +163,7 @@ impl Transfer {
             delivered: VecDeque::new(),
             heard: false,
             last_heard: now,
+            last_sent: now,
             state: State::Running,
             stats: TransferStats::default(),
         }
@@ -213,6 +222,9 @@ impl Transfer {
                     self.give_up();
                     return;
                 }
+                if now >= self.last_sent + KEEPALIVE {
+                    self.ack_due = true;
+                }
                 self.expire(now);
             }
             _ => {}
@@ -222,6 +234,12 @@ impl Transfer {
     /// The next frame to send: an acknowledgement first, then retransmissions, then new chunks
     /// while the window allows, then FIN.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let bytes = self.next_transmit(now)?;
+        self.last_sent = now;
+        Some(bytes)
+    }
+
+    fn next_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.close_due {
             self.close_due = false;
             return Some(self.emit(&Frame::Close));
@@ -297,7 +315,7 @@ impl Transfer {
                     .filter(|s| !s.queued)
                     .map(|s| s.sent_at + self.rto)
                     .min();
-                let idle = self.last_heard + IDLE_TIMEOUT;
+                let idle = (self.last_heard + IDLE_TIMEOUT).min(self.last_sent + KEEPALIVE);
                 Some(timer.map_or(idle, |t| t.min(idle)))
             }
             State::Closing { until } => Some(until),
@@ -665,6 +683,8 @@ mod tests {
         assert!(RECEIVE_AHEAD >= WINDOW as u32);
         // One acknowledgement's map covers the window.
         assert_eq!(WINDOW, 64);
+        // Two keepalives may be lost before the peer's idle timer fires.
+        assert!(KEEPALIVE * 3 < IDLE_TIMEOUT);
     }
 
     #[test]
@@ -709,6 +729,49 @@ mod tests {
             end.state()
         );
         assert_eq!(t - now, IDLE_TIMEOUT);
+    }
+
+    #[test]
+    fn a_paused_stream_keeps_the_exchange_alive() {
+        // b's stream stays open and silent for 30 s, then ends: a's idle timer never fires,
+        // because b acknowledges every KEEPALIVE even with nothing to send.
+        let now = Instant::now();
+        let (mut a, mut b) = (Transfer::new(A, B, now), Transfer::new(B, A, now));
+        a.push(b"ping");
+        a.finish();
+        let mut t = now;
+        while t < now + Duration::from_secs(30) {
+            while let Some(bytes) = a.poll_transmit(t) {
+                b.handle_input(t, &bytes);
+            }
+            while let Some(bytes) = b.poll_transmit(t) {
+                a.handle_input(t, &bytes);
+            }
+            t = [a.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            a.handle_timeout(t);
+            b.handle_timeout(t);
+        }
+        assert_eq!(*a.state(), State::Running);
+        assert_eq!(b.poll_delivered().as_deref(), Some(&b"ping"[..]));
+        b.finish();
+        for _ in 0..3 {
+            while let Some(bytes) = b.poll_transmit(t) {
+                a.handle_input(t, &bytes);
+            }
+            while let Some(bytes) = a.poll_transmit(t) {
+                b.handle_input(t, &bytes);
+            }
+        }
+        assert!(
+            a.is_complete() && b.is_complete(),
+            "{:?} {:?}",
+            a.state(),
+            b.state()
+        );
     }
 
     #[test]
