@@ -25,6 +25,9 @@ _natlens() {
             natlens,lab)
                 cmd="natlens__subcmd__lab"
                 ;;
+            natlens,listen)
+                cmd="natlens__subcmd__listen"
+                ;;
             natlens,login)
                 cmd="natlens__subcmd__login"
                 ;;
@@ -42,6 +45,9 @@ _natlens() {
                 ;;
             natlens__subcmd__help,lab)
                 cmd="natlens__subcmd__help__subcmd__lab"
+                ;;
+            natlens__subcmd__help,listen)
+                cmd="natlens__subcmd__help__subcmd__listen"
                 ;;
             natlens__subcmd__help,login)
                 cmd="natlens__subcmd__help__subcmd__login"
@@ -110,7 +116,7 @@ _natlens() {
 
     case "${cmd}" in
         natlens)
-            opts="-h -V --help --version server login call lab nat help"
+            opts="-h -V --help --version server login listen call lab nat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,7 +130,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --server --id --transport --keepalive --json --timeout --help --version"
+            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --force --dry-run --send --no-data --no-punch --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,19 +148,43 @@ _natlens() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --transport)
-                    COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
-                    return 0
-                    ;;
-                -t)
-                    COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
-                    return 0
-                    ;;
                 --keepalive)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --login-transport)
+                    COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
+                    return 0
+                    ;;
+                --transport)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                --fanout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preset-delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -166,7 +196,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__help)
-            opts="server login call lab nat help"
+            opts="server login listen call lab nat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +310,20 @@ _natlens() {
         natlens__subcmd__help__subcmd__lab__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        natlens__subcmd__help__subcmd__listen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -575,8 +619,8 @@ _natlens() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        natlens__subcmd__login)
-            opts="-s -t -h -V --server --id --transport --keepalive --json --duration --calls --help --version"
+        natlens__subcmd__listen)
+            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --force --dry-run --send --no-data --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -594,16 +638,82 @@ _natlens() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login-transport)
+                    COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
+                    return 0
+                    ;;
+                --transport)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "udp tcp both" -- "${cur}"))
+                    return 0
+                    ;;
+                --fanout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preset-delta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        natlens__subcmd__login)
+            opts="-s -t -h -V --server --id --keepalive --json --transport --duration --calls --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --transport)
                     COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
                     return 0
                     ;;
                 -t)
                     COMPREPLY=($(compgen -W "udp tcp" -- "${cur}"))
-                    return 0
-                    ;;
-                --keepalive)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --duration)

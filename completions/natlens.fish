@@ -28,7 +28,8 @@ complete -c natlens -n "__fish_natlens_needs_command" -s h -l help -d 'Print hel
 complete -c natlens -n "__fish_natlens_needs_command" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
-complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "listen" -d 'Log in, fingerprint this end\'s NAT, wait for a call and punch a direct path to the caller; then what one end sends arrives on the other\'s stdout, netcat-style'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, fingerprint this end\'s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -49,21 +50,53 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l calls -d 'Exit after answering this many calls' -r
-complete -c natlens -n "__fish_natlens_using_subcommand login" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s s -l server -d 'Location server to log in to' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l id -d 'The ID to log in as' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over. Only udp is built in this version: tcp and both fail at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+tcp\t'TCP simultaneous open (not built yet in this version)'
+both\t'UDP and TCP at once (not built yet in this version)'"
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l timeout -d 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call\'s answer' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l rate -d 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l send -d 'Once connected, send this file to the peer (default: stdin, until it ends)' -r -F
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l force -d 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l dry-run -d 'Exchange the facts, print the punch plan (strategy, expected success, each side\'s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l no-data -d 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID to log in as' -r
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
-tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Give up on the call after this long' -r
-complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON on stdout (NDJSON events for long-running commands)'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
+tcp\t'One long-lived connection'"
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over. Only udp is built in this version: tcp and both fail at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+tcp\t'TCP simultaneous open (not built yet in this version)'
+both\t'UDP and TCP at once (not built yet in this version)'"
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call\'s answer' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l rate -d 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l send -d 'Once connected, send this file to the peer (default: stdin, until it ends)' -r -F
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l force -d 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l dry-run -d 'Exchange the facts, print the punch plan (strategy, expected success, each side\'s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l no-data -d 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l no-punch -d 'Only exchange facts through the server and print them (both ends\' public addresses, transports, port delta, predicted ports): no fingerprint, no punch'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -120,12 +153,13 @@ complete -c natlens -n "__fish_natlens_using_subcommand nat" -l timeout -d 'How 
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l json -d 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "call" -d 'Log in, call another logged-in ID through the server and print the facts exchanged'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login call lab nat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "listen" -d 'Log in, fingerprint this end\'s NAT, wait for a call and punch a direct path to the caller; then what one end sends arrives on the other\'s stdout, netcat-style'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "call" -d 'Log in, fingerprint this end\'s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'

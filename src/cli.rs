@@ -26,7 +26,13 @@ pub enum Command {
     Server(ServerArgs),
     /// Log in to a location server and hold the session, answering calls with this end's facts.
     Login(LoginArgs),
-    /// Log in, call another logged-in ID through the server and print the facts exchanged.
+    /// Log in, fingerprint this end's NAT, wait for a call and punch a direct path to the
+    /// caller; then what one end sends arrives on the other's stdout, netcat-style.
+    #[command(long_about = LISTEN_LONG_ABOUT, after_long_help = PUNCH_OUTPUT)]
+    Listen(ListenArgs),
+    /// Log in, fingerprint this end's NAT, call another ID through the server and punch a direct
+    /// path to it (with --no-punch, only print the facts exchanged).
+    #[command(long_about = CALL_LONG_ABOUT, after_long_help = PUNCH_OUTPUT)]
     Call(CallArgs),
     /// Build a NAT lab of network namespaces on this machine (needs root) and work in it.
     Lab(LabArgs),
@@ -42,7 +48,8 @@ pub enum Command {
 /// Output format shared by the client commands.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct OutputArgs {
-    /// Print machine-readable JSON on stdout (NDJSON events for long-running commands).
+    /// Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout;
+    /// call --no-punch: one object on stdout; listen and call: see OUTPUT).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -121,10 +128,6 @@ pub struct SessionArgs {
     #[arg(long, value_name = "NAME")]
     pub id: String,
 
-    /// Transport for the session with the server.
-    #[arg(long, short, value_enum, default_value_t = Transport::Udp)]
-    pub transport: Transport,
-
     /// How often to refresh the session (UDP keeps the NAT mapping open with it).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub keepalive: Duration,
@@ -137,6 +140,10 @@ pub struct SessionArgs {
 pub struct LoginArgs {
     #[command(flatten)]
     pub session: SessionArgs,
+
+    /// Transport for the session with the server.
+    #[arg(long, short, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
 
     /// Log out and exit after this long (default: hold the session until interrupted).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -156,10 +163,159 @@ pub struct CallArgs {
     #[command(flatten)]
     pub session: SessionArgs,
 
-    /// Give up on the call after this long.
+    #[command(flatten)]
+    pub punch: PunchArgs,
+
+    /// Only exchange facts through the server and print them (both ends' public addresses,
+    /// transports, port delta, predicted ports): no fingerprint, no punch.
+    #[arg(long, conflicts_with_all = ["dry_run", "send", "no_data", "force"])]
+    pub no_punch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub punch: PunchArgs,
+}
+
+/// How `natlens listen` and `natlens call` punch, and what they send once connected.
+#[derive(Debug, Args)]
+pub struct PunchArgs {
+    /// Transport for the session with the location server (the punch itself goes over
+    /// --transport).
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
+    pub login_transport: Transport,
+
+    /// Transport to punch over. Only udp is built in this version: tcp and both fail at once.
+    #[arg(long, short, value_enum, default_value_t = PunchTransport::Udp)]
+    pub transport: PunchTransport,
+
+    /// Far ports this end aims at: fan-out flows over a sequential NAT's predicted ports (at
+    /// most 256), or random ports a birthday spray tries. Default: sized from both ends' facts.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub fanout: Option<u32>,
+
+    /// The peer's NAT gives each new flow the port D after the previous one, whatever its
+    /// facts say (counted from its most likely port).
+    #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_delta)]
+    pub delta: Option<i32>,
+
+    /// The peer's NAT steps by D from the port its server saw (the preset-delta rule); wins
+    /// over --delta.
+    #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_delta)]
+    pub preset_delta: Option<i32>,
+
+    /// Give up punching after this long (at most 25s, inside the 30s a NAT keeps an
+    /// unanswered UDP flow); `natlens call` also waits this long for the call's answer.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// Packets per second this end sends at most, probes and data alike (bursts of 20 ms).
+    #[arg(
+        long,
+        value_name = "PPS",
+        default_value_t = crate::core::punch::plan::DEFAULT_RATE,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub rate: u32,
+
+    /// Punch a pair the planner refuses (random ports against random or per-destination
+    /// ports): a blind spray within the budget, with little chance.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Exchange the facts, print the punch plan (strategy, expected success, each side's
+    /// sockets, ports and packets) on stdout and exit without punching. The peer, not told,
+    /// punches alone and fails.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Once connected, send this file to the peer (default: stdin, until it ends).
+    #[arg(long, value_name = "FILE")]
+    pub send: Option<PathBuf>,
+
+    /// Once connected, send nothing and write nothing to stdout: the report goes to stdout.
+    #[arg(long, conflicts_with = "send")]
+    pub no_data: bool,
 }
+
+/// Transports `natlens listen` and `natlens call` punch over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PunchTransport {
+    /// UDP: fan-out from the planned sockets, nonce handshake, then the data exchange.
+    Udp,
+    /// TCP simultaneous open (not built yet in this version).
+    Tcp,
+    /// UDP and TCP at once (not built yet in this version).
+    Both,
+}
+
+/// The DESCRIPTION of `natlens listen`.
+const LISTEN_LONG_ABOUT: &str = "\
+Wait for a call and punch a direct path to the caller.
+
+natlens logs in to the location server (--login-transport), fingerprints this end's NAT toward \
+it over the punch transport (the same probes as natlens nat), and waits. Every 20 seconds \
+without a call it fingerprints again, so the facts it answers with stay fresh. A call is \
+answered with this end's NAT facts and brings the caller's; both ends then compute the same \
+plan, and this end starts punching at once (the caller starts when the answer reaches it, one \
+relay later). The punch sends only to the peer's public IP as the server saw it.
+
+Once a nonce handshake has confirmed a path both ways, the two ends exchange data over it: what \
+this end reads (--send FILE, or stdin until it ends) arrives on the caller's stdout, and what \
+the caller sends arrives on this end's stdout. Then natlens logs out and exits; one call per \
+run.";
+
+/// The DESCRIPTION of `natlens call`.
+const CALL_LONG_ABOUT: &str = "\
+Call another ID and punch a direct path to it.
+
+natlens logs in to the location server (--login-transport), fingerprints this end's NAT toward \
+it over the punch transport, and calls NAME with its NAT facts; the callee (natlens listen) \
+answers with its own. Both ends compute the same plan from both facts, and each punches from \
+the sockets the plan names toward the ports it predicts for the other. The punch sends only to \
+the peer's public IP as the server saw it.
+
+Once a nonce handshake has confirmed a path both ways, what this end reads (--send FILE, or \
+stdin until it ends) arrives on the callee's stdout and the callee's data on this end's stdout. \
+With --no-punch, natlens only exchanges facts and prints both ends' (the JSON object keeps \
+schema_version 1 of that output).";
+
+/// The output sections of `natlens listen` and `natlens call`.
+const PUNCH_OUTPUT: &str = "\
+OUTPUT
+stdout carries the peer's data, byte for byte. Progress goes to stderr: lines for people, or \
+with --json one JSON object per line with an \"event\" key (logged_in, fingerprint, waiting, \
+incoming_call or call_answered, plan, peer_heard, connected, punch_failed, data_done). The \
+report comes last: a table, or with --json one JSON object on one line (the keys below, no \
+\"event\"), on stderr, or on stdout with --no-data. With --dry-run, stdout carries the plan \
+instead (its describe lines, or with --json one object with dry_run true).
+
+JSON OUTPUT
+schema_version changes when a field changes meaning or disappears; adding a field does not. \
+What was not measured is null.
+
+  schema_version  1.
+  result  connected or failed.
+  reason  Why the punch failed or was refused; null when connected.
+  transport  udp.
+  strategy  direct, fanout, birthday or refused.
+  role  caller or callee: this end.
+  elapsed_ms  From this end's start to the confirmed path (or the failure).
+  expected_success  The plan's odds, 0 to 1.
+  directions  Caller to callee, then callee to caller; each {from, to, predicted_ports, \
+port_through, offset, packets_sent, first_through_ms}: the far ports the sender aimed at, the \
+one a packet got through to and its index, the probes sent by then, and when it got through \
+(for this end's own direction, when its first echo came back).
+  peer_id  The other end's ID.
+  call_id  The call's ID, 16 hex digits.
+  path  {local, peer}: this end's socket and the peer's public address on the confirmed path; \
+null when not connected.
+  data  null when not connected; else {result (complete or failed), reason, bytes_sent, \
+bytes_received, retransmissions, elapsed_ms}.";
 
 /// `natlens lab`: a lab is two NAT routers (A and B), each with a LAN host (`a`, `b`) and a
 /// noise host (`a2`, `b2`), a server with two public addresses (203.0.113.10 and .11) and an

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// Success.
 pub const OK: u8 = 0;
-/// A runtime failure: network error, refused login, call not answered.
+/// A runtime failure: network error, refused login, call not answered, no direct path found.
 pub const FAILURE: u8 = 1;
 /// Bad command-line usage (clap's own code).
 pub const USAGE: u8 = 2;

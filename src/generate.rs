@@ -52,7 +52,8 @@ const EXIT_CODES: [(u8, &str); 3] = [
     (exit::OK, "Success."),
     (
         exit::FAILURE,
-        "A runtime failure: network error, no STUN answer, refused login, call not answered.",
+        "A runtime failure: network error, no STUN answer, refused login, call not answered, \
+         no direct path found or data lost.",
     ),
     (
         exit::USAGE,
@@ -376,6 +377,7 @@ mod tests {
                 "natlens",
                 "natlens-server",
                 "natlens-login",
+                "natlens-listen",
                 "natlens-call",
                 "natlens-lab",
                 "natlens-lab-up",

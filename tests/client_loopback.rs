@@ -359,7 +359,14 @@ fn login_and_call_commands_exchange_facts() {
     assert_eq!(logged_in["udp_expiry_secs"], 45);
 
     let bob = natlens(&[
-        "call", "alice", "--server", &server, "--id", "bob", "--json",
+        "call",
+        "alice",
+        "--server",
+        &server,
+        "--id",
+        "bob",
+        "--json",
+        "--no-punch",
     ])
     .output()
     .unwrap();
@@ -409,9 +416,19 @@ fn taken_id_is_refused_with_a_clear_message() {
 #[test]
 fn call_to_unknown_id_exits_1_over_tcp() {
     let server = tcp_fake().to_string();
-    let out = natlens(&["call", "nobody", "-s", &server, "--id", "bob", "-t", "tcp"])
-        .output()
-        .unwrap();
+    let out = natlens(&[
+        "call",
+        "nobody",
+        "-s",
+        &server,
+        "--id",
+        "bob",
+        "--login-transport",
+        "tcp",
+        "--no-punch",
+    ])
+    .output()
+    .unwrap();
     assert_failure(
         &out,
         "natlens: \"nobody\" is not logged in on this server or its peers (404)",
@@ -476,9 +493,17 @@ fn human_output_goes_to_the_right_streams() {
     alice_err.read_line(&mut first).unwrap();
     assert!(first.starts_with("logged in to "), "{first}");
 
-    let bob = natlens(&["call", "alice", "--server", &server, "--id", "bob"])
-        .output()
-        .unwrap();
+    let bob = natlens(&[
+        "call",
+        "alice",
+        "--server",
+        &server,
+        "--id",
+        "bob",
+        "--no-punch",
+    ])
+    .output()
+    .unwrap();
     assert!(bob.status.success());
     let table = String::from_utf8(bob.stdout).unwrap();
     for needle in ["bob (you)", "alice", "public address", "127.0.0.1:"] {

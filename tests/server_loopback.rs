@@ -103,9 +103,10 @@ fn call(server: SocketAddr, me: &str, callee: &str, transport: &str) -> Output {
         &server.to_string(),
         "--id",
         me,
-        "--transport",
+        "--login-transport",
         transport,
         "--json",
+        "--no-punch",
     ]);
     run(command, Duration::from_secs(20))
 }

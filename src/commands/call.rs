@@ -1,4 +1,5 @@
-//! `natlens call NAME`: log in, call NAME through the server, print the facts exchanged, log out.
+//! `natlens call NAME`: log in, fingerprint, call NAME through the server and punch a direct path
+//! to it (`commands::punch`); with `--no-punch`, only print the facts exchanged and log out.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -23,12 +24,27 @@ const PORTS_SHOWN: usize = 8;
 
 /// Runs `natlens call`.
 pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
-    natlens::validate_name(&args.callee)
-        .map_err(|_| anyhow!("{:?} is not a valid ID to call", args.callee))?;
+    validate_callee(&args.callee)?;
+    if args.no_punch {
+        exchange_only(args)
+    } else {
+        crate::commands::punch::call(args)
+    }
+}
+
+pub(crate) fn validate_callee(callee: &str) -> anyhow::Result<()> {
+    natlens::validate_name(callee).map_err(|_| anyhow!("{callee:?} is not a valid ID to call"))?;
+    Ok(())
+}
+
+/// `--no-punch`: call, print both ends' facts, log out.
+fn exchange_only(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let transport = args.punch.login_transport;
+    let timeout = args.punch.timeout;
     let Opened {
         mut link,
         mut session,
-    } = session::open(&args.session, Some(args.timeout))?;
+    } = session::open(&args.session, transport, Some(timeout))?;
     let stop = Stop {
         at: None,
         flag: Some(crate::io::signal::stop_flag()?),
@@ -37,7 +53,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     client::run(&mut link, &mut session, stop, |session, event| {
         match &event {
             ClientEvent::LoggedIn { observed, .. } => {
-                let facts = session::own_facts(args.session.transport, Some(*observed));
+                let facts = session::own_facts(transport, Some(*observed));
                 session.call(Instant::now(), &args.callee, &facts);
             }
             ClientEvent::CallAnswered { .. } | ClientEvent::CallFailed { .. } => {
@@ -57,16 +73,21 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(ClientEvent::CallFailed { code, reason, .. }) => {
-            Err(call_failure(&args.callee, code, &reason, args.timeout))
+            Err(call_failure(&args.callee, code, &reason, timeout))
         }
-        Some(event) => Err(session::failure(&args.session, &link, &event)
+        Some(event) => Err(session::failure(&args.session, transport, &link, &event)
             .unwrap_or_else(|| anyhow!("the session ended unexpectedly"))),
         None => Err(anyhow!("interrupted before the call was answered")),
     }
 }
 
 /// Words a failed call.
-fn call_failure(callee: &str, code: Option<u16>, reason: &str, timeout: Duration) -> anyhow::Error {
+pub(crate) fn call_failure(
+    callee: &str,
+    code: Option<u16>,
+    reason: &str,
+    timeout: Duration,
+) -> anyhow::Error {
     match code {
         Some(natlens::error::UNKNOWN_PEER) => {
             anyhow!("{callee:?} is not logged in on this server or its peers (404)")
@@ -86,7 +107,7 @@ fn print_answer(
     if args.session.output.json {
         return session::print_json(&answer_json(args, call_id, facts, own_observed));
     }
-    let own = session::own_facts(args.session.transport, own_observed);
+    let own = session::own_facts(args.punch.login_transport, own_observed);
     let table = facts_table(&args.session.id, &own, &args.callee, facts);
     writeln!(std::io::stdout().lock(), "{table}")
 }
@@ -143,20 +164,25 @@ fn join(ports: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{OutputArgs, SessionArgs, Transport};
+    use crate::cli::{Cli, Command, Transport};
     use crate::wire::natlens::Transports;
+    use clap::Parser;
 
     fn args() -> CallArgs {
-        CallArgs {
-            callee: "bob".into(),
-            session: SessionArgs {
-                server: "192.0.2.1:3478".parse().unwrap(),
-                id: "alice".into(),
-                transport: Transport::Udp,
-                keepalive: Duration::from_secs(15),
-                output: OutputArgs { json: true },
-            },
-            timeout: Duration::from_secs(10),
+        let argv = [
+            "natlens",
+            "call",
+            "bob",
+            "--server",
+            "192.0.2.1:3478",
+            "--id",
+            "alice",
+            "--json",
+            "--no-punch",
+        ];
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Call(args) => args,
+            other => panic!("{other:?}"),
         }
     }
 

@@ -14,7 +14,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let Opened {
         mut link,
         mut session,
-    } = session::open(&args.session, None)?;
+    } = session::open(&args.session, args.transport, None)?;
     let stop = Stop {
         at: args.duration.map(|duration| Instant::now() + duration),
         flag: Some(crate::io::signal::stop_flag()?),
@@ -36,20 +36,25 @@ pub fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
             }
             _ => {}
         }
-        report(&args.session, &event)
+        report(&args.session, args.transport, &event)
     })?;
-    match ending.and_then(|event| session::failure(&args.session, &link, &event)) {
+    let failure = |event| session::failure(&args.session, args.transport, &link, &event);
+    match ending.and_then(failure) {
         Some(err) => Err(err),
         None => Ok(ExitCode::SUCCESS),
     }
 }
 
 /// NDJSON on stdout with `--json`, else a human line on stderr.
-fn report(args: &crate::cli::SessionArgs, event: &ClientEvent) -> std::io::Result<()> {
+fn report(
+    args: &crate::cli::SessionArgs,
+    transport: crate::core::Transport,
+    event: &ClientEvent,
+) -> std::io::Result<()> {
     if args.output.json {
-        session::print_json(&session::event_json(args, event))
+        session::print_json(&session::event_json(args, transport, event))
     } else {
-        if let Some(line) = session::event_line(args, event) {
+        if let Some(line) = session::event_line(args, transport, event) {
             eprintln!("{line}");
         }
         Ok(())

@@ -5,6 +5,7 @@ mod lab;
 mod lab_demo;
 mod login;
 mod nat;
+mod punch;
 mod server;
 mod session;
 
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Server(args) => server::run(args),
         Command::Login(args) => login::run(args),
+        Command::Listen(args) => punch::listen(args),
         Command::Call(args) => call::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Nat(args) => nat::run(args),

@@ -22,9 +22,11 @@ pub(crate) struct Opened {
     pub session: ClientSession<StdRng>,
 }
 
-/// Checks the ID, connects and starts the session (`call_timeout` for `natlens call`).
+/// Checks the ID, connects over `transport` and starts the session (`call_timeout` for
+/// `natlens call`).
 pub(crate) fn open(
     args: &SessionArgs,
+    transport: Transport,
     call_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<Opened> {
     natlens::validate_name(&args.id).map_err(|_| {
@@ -33,20 +35,14 @@ pub(crate) fn open(
             args.id
         )
     })?;
-    let transport = args.transport;
-    let link = Link::connect(args.server, transport).with_context(|| {
-        format!(
-            "cannot reach {} over {}",
-            args.server,
-            args.transport.as_str()
-        )
-    })?;
+    let link = Link::connect(args.server, transport)
+        .with_context(|| format!("cannot reach {} over {}", args.server, transport.as_str()))?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
     if let Some(timeout) = call_timeout {
         config.call_timeout = timeout;
     }
     let mut session = ClientSession::new(config, Instant::now(), StdRng::from_entropy());
-    session.set_facts(own_facts(args.transport, None));
+    session.set_facts(own_facts(transport, None));
     Ok(Opened { link, session })
 }
 
@@ -66,11 +62,12 @@ pub(crate) fn own_facts(transport: Transport, observed: Option<SocketAddr>) -> N
 /// The error for a session that ended badly, or `None` for an event that is not an ending.
 pub(crate) fn failure(
     args: &SessionArgs,
+    transport: Transport,
     link: &Link,
     event: &ClientEvent,
 ) -> Option<anyhow::Error> {
     let server = args.server;
-    let via = args.transport.as_str();
+    let via = transport.as_str();
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
         ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => anyhow!(
@@ -111,13 +108,13 @@ pub(crate) fn call_id_text(call_id: u64) -> String {
 }
 
 /// One NDJSON line per event.
-pub(crate) fn event_json(args: &SessionArgs, event: &ClientEvent) -> Value {
+pub(crate) fn event_json(args: &SessionArgs, transport: Transport, event: &ClientEvent) -> Value {
     match event {
         ClientEvent::LoggedIn {
             observed,
             udp_expiry,
         } => json!({"event": "logged_in", "id": args.id, "server": args.server,
-            "transport": args.transport, "observed": observed,
+            "transport": transport, "observed": observed,
             "udp_expiry_secs": udp_expiry.map(|e| e.as_secs())}),
         ClientEvent::LoginRefused { code, reason } => {
             json!({"event": "login_refused", "code": code, "reason": reason})
@@ -157,7 +154,11 @@ pub(crate) fn event_json(args: &SessionArgs, event: &ClientEvent) -> Value {
 }
 
 /// One human line per event, or `None` for those the command words itself.
-pub(crate) fn event_line(args: &SessionArgs, event: &ClientEvent) -> Option<String> {
+pub(crate) fn event_line(
+    args: &SessionArgs,
+    transport: Transport,
+    event: &ClientEvent,
+) -> Option<String> {
     let expiry = |e: &Option<std::time::Duration>| match e {
         Some(e) => format!(" (a silent session expires after {}s)", e.as_secs()),
         None => String::new(),
@@ -170,7 +171,7 @@ pub(crate) fn event_line(args: &SessionArgs, event: &ClientEvent) -> Option<Stri
             "logged in to {} as {:?} over {}; the server sees you at {observed}{}",
             args.server,
             args.id,
-            args.transport.as_str(),
+            transport.as_str(),
             expiry(udp_expiry)
         ),
         ClientEvent::Relogin { observed, .. } => format!(
@@ -221,7 +222,6 @@ mod tests {
         SessionArgs {
             server: "192.0.2.1:3478".parse().unwrap(),
             id: "alice".into(),
-            transport: Transport::Udp,
             keepalive: Duration::from_secs(15),
             output: crate::cli::OutputArgs { json: true },
         }
@@ -236,7 +236,7 @@ mod tests {
             udp_expiry: Some(Duration::from_secs(45)),
         };
         assert_eq!(
-            event_json(&args, &logged_in),
+            event_json(&args, Transport::Udp, &logged_in),
             json!({"event": "logged_in", "id": "alice", "server": "192.0.2.1:3478",
                 "transport": "udp", "observed": "198.51.100.7:40001", "udp_expiry_secs": 45})
         );
@@ -246,7 +246,7 @@ mod tests {
             facts: own_facts(Transport::Udp, Some(observed)),
         };
         assert_eq!(
-            event_json(&args, &call),
+            event_json(&args, Transport::Udp, &call),
             json!({"event": "incoming_call", "caller": "bob", "call_id": "00000000000000ab",
                 "caller_facts": {"observed": "198.51.100.7:40001", "delta": null,
                     "predicted_ports": [], "transports": {"udp": true, "tcp": false}}})
@@ -255,7 +255,7 @@ mod tests {
             lost: Lost::Keepalive,
         };
         assert_eq!(
-            event_json(&args, &lost),
+            event_json(&args, Transport::Udp, &lost),
             json!({"event": "server_unreachable", "during": "keepalive"})
         );
     }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,23 @@ impl Link {
         match self {
             Link::Udp { socket, .. } => socket.local_addr(),
             Link::Tcp { stream, .. } => stream.local_addr(),
+        }
+    }
+
+    /// The socket's descriptor, for a poll loop that watches it alongside others.
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Link::Udp { socket, .. } => socket.as_raw_fd(),
+            Link::Tcp { stream, .. } => stream.as_raw_fd(),
+        }
+    }
+
+    /// Switches the socket between blocking reads with timeouts (the default, for [`run`] and
+    /// [`drive`]) and non-blocking reads (for [`Pump`] inside another poll loop).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Link::Udp { socket, .. } => socket.set_nonblocking(nonblocking),
+            Link::Tcp { stream, .. } => stream.set_nonblocking(nonblocking),
         }
     }
 
@@ -231,12 +249,124 @@ pub fn run<R: RngCore>(
     }
 }
 
+/// Why [`drive`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driven {
+    /// The event handler said it had what it waited for.
+    Done,
+    /// `until` passed.
+    Deadline,
+    /// The stop flag was raised (the session is still open).
+    Stopped,
+    /// The session closed (refused, unreachable, logged out).
+    Closed,
+}
+
+/// Drives `session` over `link` until the event handler returns `true`, `until` passes, `stop`
+/// is raised or the session closes. `before_input` runs right before every message is handed
+/// to the session, at the time it is handed over: a callee sets the facts it answers a call
+/// with there, so that they are as fresh as the call.
+pub fn drive<R: RngCore>(
+    link: &mut Link,
+    session: &mut ClientSession<R>,
+    until: Option<Instant>,
+    stop: Option<&AtomicBool>,
+    before_input: &mut dyn FnMut(&mut ClientSession<R>, Instant),
+    on_event: &mut dyn FnMut(&mut ClientSession<R>, ClientEvent) -> io::Result<bool>,
+) -> io::Result<Driven> {
+    loop {
+        let mut done = false;
+        drain(link, session, &mut |session, event| {
+            done |= on_event(session, event)?;
+            Ok(())
+        })?;
+        if done {
+            return Ok(Driven::Done);
+        }
+        if session.is_closed() {
+            return Ok(Driven::Closed);
+        }
+        let now = Instant::now();
+        if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return Ok(Driven::Stopped);
+        }
+        if until.is_some_and(|at| now >= at) {
+            return Ok(Driven::Deadline);
+        }
+        let deadline = [session.poll_timeout(), until].into_iter().flatten().min();
+        if deadline.is_some_and(|at| at <= now) {
+            session.handle_timeout(now);
+            continue;
+        }
+        let wait = deadline.map_or(MAX_WAIT, |at| (at - now).min(MAX_WAIT));
+        let received = link.receive(wait, &mut |bytes| {
+            let now = Instant::now();
+            before_input(session, now);
+            session.handle_input(now, bytes)
+        })?;
+        if let Received::Closed = received {
+            session.handle_disconnect(Instant::now());
+        }
+    }
+}
+
+/// A session carried along inside another poll loop (the punch's): the link must be
+/// non-blocking ([`Link::set_nonblocking`]). Events are kept for the command to report.
+pub struct Pump<'a, R> {
+    pub link: &'a mut Link,
+    pub session: &'a mut ClientSession<R>,
+    pub events: Vec<ClientEvent>,
+}
+
+impl<R: RngCore> Pump<'_, R> {
+    fn flush(&mut self) -> io::Result<()> {
+        let events = &mut self.events;
+        drain(self.link, self.session, &mut |_, event| {
+            events.push(event);
+            Ok(())
+        })
+    }
+}
+
+impl<R: RngCore> crate::io::punch_udp::Background for Pump<'_, R> {
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.link.raw_fd())
+    }
+
+    fn readable(&mut self, now: Instant) -> io::Result<()> {
+        let session = &mut *self.session;
+        loop {
+            let received = self.link.receive(Duration::ZERO, &mut |bytes| {
+                session.handle_input(now, bytes)
+            })?;
+            match received {
+                Received::Data => continue,
+                Received::Nothing => break,
+                Received::Closed => {
+                    session.handle_disconnect(now);
+                    break;
+                }
+            }
+        }
+        self.flush()
+    }
+
+    fn timeout(&mut self, now: Instant) -> io::Result<()> {
+        self.session.handle_timeout(now);
+        self.flush()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+}
+
 /// Sends what the session queued and hands out its events until both are empty (an event
 /// handler may queue more).
 fn drain<R: RngCore>(
     link: &mut Link,
     session: &mut ClientSession<R>,
-    on_event: &mut impl FnMut(&mut ClientSession<R>, ClientEvent) -> io::Result<()>,
+    on_event: &mut dyn FnMut(&mut ClientSession<R>, ClientEvent) -> io::Result<()>,
 ) -> io::Result<()> {
     loop {
         while let Some(bytes) = session.poll_transmit() {

@@ -3,3 +3,4 @@
 pub mod log;
 pub mod nat;
 pub mod progress;
+pub mod punch;

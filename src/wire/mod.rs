@@ -6,10 +6,12 @@
 //! (after `parse` succeeds, no getter can panic), and [`builder::MessageBuilder`] emits into a
 //! reusable buffer. Attribute value codecs live in [`attr`], integrity and fingerprint in
 //! [`integrity`], natlens's own vocabulary in [`natlens`], TCP stream framing in [`framing`],
-//! crafted TCP SYNs for hole punching in [`tcp_syn`].
+//! crafted TCP SYNs for hole punching in [`tcp_syn`]. The one format that is not STUN, the DATA
+//! frames sent after a punch, lives in [`data`].
 
 pub mod attr;
 pub mod builder;
+pub mod data;
 pub mod framing;
 pub mod integrity;
 pub mod natlens;

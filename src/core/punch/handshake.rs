@@ -184,6 +184,15 @@ impl Handshake {
         self.nonce
     }
 
+    /// The peer's nonce once connected: the one whose probe or echo confirmed the path. The
+    /// data exchange addresses its frames with it.
+    pub fn confirmed_peer_nonce(&self) -> Option<u64> {
+        self.outcome
+            .as_ref()
+            .filter(|o| o.connected)
+            .and(self.peer_nonce)
+    }
+
     /// Packets ignored: not PUNCH, another call, another address, a stray echo.
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -8,7 +8,9 @@
 //!    sequential NAT every new flow costs a port), then drive a [`handshake::Handshake`] from the
 //!    start signal (the callee answering the call, the caller receiving that answer): send what
 //!    `poll_transmit` gives, feed every datagram to `handle_input`, sleep until `poll_timeout`;
-//! 3. turn its [`handshake::Outcome`] into a [`report::PunchReport`].
+//! 3. once connected, exchange data over the confirmed path with a [`transfer::Transfer`]
+//!    (its first frame from the peer also tells that the peer is connected);
+//! 4. turn the handshake's [`handshake::Outcome`] into a [`report::PunchReport`].
 //!
 //! What an end tells its peer comes from its own fingerprint through [`profile::NatSummary`].
 
@@ -21,6 +23,7 @@ pub mod profile;
 pub mod report;
 mod schedule;
 mod strategy;
+pub mod transfer;
 
 #[cfg(test)]
 mod handshake_tests;

@@ -139,8 +139,9 @@ pub struct PlanInput<'a> {
 /// A local socket a side opens before its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LocalSocket {
-    /// The socket logged in to the server: on a fixed NAT its public port is the one the server
-    /// saw and the peer aims at.
+    /// The socket whose public port this side's facts announced, the one the peer aims at on a
+    /// fixed NAT. natlens punches from the fingerprint's mapping socket, whose public port the
+    /// fingerprint measured over the punch transport (the login may have been over TCP).
     Session,
     /// A new socket, bound before the start (binding costs no port; sending does).
     Fresh,

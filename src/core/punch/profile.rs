@@ -82,9 +82,10 @@ impl NatSummary {
         }
     }
 
-    /// The facts this end sends in a call. `observed` is the session socket's public address as
-    /// the server reported it at login: a fixed side punches from that socket, so that port is
-    /// the one the peer must aim at.
+    /// The facts this end sends in a call. `observed` is the public address of the socket a
+    /// fixed side will punch from (the fingerprint's mapping socket, in natlens): its port is
+    /// the one the peer must aim at, so it goes out as the one predicted port (the server fills
+    /// in the facts' own `observed` from the login).
     pub fn facts(&self, observed: Option<SocketAddr>, transports: Transports) -> NatFacts {
         let mut facts = NatFacts {
             observed,

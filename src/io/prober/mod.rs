@@ -132,6 +132,37 @@ pub fn fingerprint(
         Transport::Udp => Box::new(udp::UdpShell::new(local_ip)?),
         Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip)?),
     };
+    run_steps(shell.as_mut(), transport, options, gate, progress)
+}
+
+/// Fingerprints UDP and hands back the mapping socket, still open, for a UDP punch.
+///
+/// A punch from an endpoint-independent NAT sends from one socket whose public port the peer
+/// must know in advance: the mapping socket's is the one the fingerprint measured (and, on a
+/// full-mode server, checked toward four destinations). Keeping that socket, rather than opening
+/// a new one and asking the server again, also keeps the rule that nothing new is opened between
+/// the last sample and the punch. The other sockets close when this returns; their NAT bindings
+/// stay until they expire.
+pub fn fingerprint_udp_for_punch(
+    options: &Options,
+    gate: &Gate,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> io::Result<(Fingerprint, Option<mio::net::UdpSocket>)> {
+    let local_ip = local_ip_toward(options.server)?;
+    let mut shell = udp::UdpShell::new(local_ip)?;
+    let fingerprint = run_steps(&mut shell, Transport::Udp, options, gate, progress)?;
+    let mapping = shell.take(crate::core::fingerprint::Socket::Mapping)?;
+    Ok((fingerprint, mapping))
+}
+
+/// Discovery, then the plan its answer sizes, on one shell.
+fn run_steps(
+    shell: &mut dyn Shell,
+    transport: Transport,
+    options: &Options,
+    gate: &Gate,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> io::Result<Fingerprint> {
     let report = |done, planned| {
         progress(Progress {
             transport,

@@ -64,6 +64,17 @@ impl UdpShell {
         Ok(token)
     }
 
+    /// Removes `role`'s socket from the shell, still open, once the fingerprint is over (tokens
+    /// are indices: nothing may run on the shell afterwards).
+    pub fn take(&mut self, role: Socket) -> io::Result<Option<UdpSocket>> {
+        let Some(index) = self.sockets.iter().position(|(r, _, _)| *r == role) else {
+            return Ok(None);
+        };
+        let (_, mut socket, _) = self.sockets.remove(index);
+        self.poll.registry().deregister(&mut socket)?;
+        Ok(Some(socket))
+    }
+
     fn socket(&self, role: Socket) -> &(Socket, UdpSocket, SocketAddr) {
         self.sockets
             .iter()

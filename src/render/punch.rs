@@ -1,0 +1,236 @@
+//! The report of `natlens listen` and `natlens call`: one JSON object (the punch report plus
+//! the call, the path and the data exchange) and the same as two tables for people.
+
+use std::net::SocketAddr;
+
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::core::punch::report::{PunchReport, PunchResult};
+
+/// Most predicted ports shown per direction; `--json` carries them all.
+const PORTS_SHOWN: usize = 6;
+
+/// The confirmed path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Path {
+    /// This end's socket.
+    pub local: Option<SocketAddr>,
+    /// The peer's public address on the path.
+    pub peer: SocketAddr,
+}
+
+/// The data exchange after the punch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Data {
+    /// `complete` or `failed`.
+    pub result: &'static str,
+    pub reason: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub retransmissions: u64,
+    pub elapsed_ms: u64,
+}
+
+/// Everything one end reports (the `--json` object, documented in the man pages' JSON OUTPUT).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Output {
+    #[serde(flatten)]
+    pub report: PunchReport,
+    pub peer_id: String,
+    /// 16 hex digits, as `natlens call --no-punch` prints it.
+    pub call_id: String,
+    pub path: Option<Path>,
+    pub data: Option<Data>,
+}
+
+/// The summary table, then the directions table.
+pub fn tables(output: &Output) -> (Table, Table) {
+    let report = &output.report;
+    let mut summary = Table::new();
+    summary.set_content_arrangement(ContentArrangement::Dynamic);
+    let result = match report.result {
+        PunchResult::Connected => format!("connected in {} ms", report.elapsed_ms),
+        PunchResult::Failed => format!(
+            "failed after {} ms: {}",
+            report.elapsed_ms,
+            report.reason.as_deref().unwrap_or("no reason given")
+        ),
+    };
+    let rows = [
+        (
+            "peer",
+            format!("{} (call {})", output.peer_id, output.call_id),
+        ),
+        ("punch", result),
+        (
+            "strategy",
+            format!(
+                "{} over {}",
+                report.strategy.as_str(),
+                report.transport.as_str()
+            ),
+        ),
+        (
+            "expected success",
+            format!("{:.1}%", report.expected_success * 100.0),
+        ),
+        ("role", report.role.as_str().to_owned()),
+        ("path", output.path.map_or("-".into(), path_text)),
+        ("data", output.data.as_ref().map_or("-".into(), data_text)),
+    ];
+    for (label, value) in rows {
+        summary.add_row(vec![label.to_owned(), value]);
+    }
+    let mut directions = Table::new();
+    directions.set_content_arrangement(ContentArrangement::Dynamic);
+    directions.set_header(vec![
+        "direction",
+        "predicted ports",
+        "port through",
+        "offset",
+        "packets sent",
+        "first through",
+    ]);
+    for d in &report.directions {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        directions.add_row(vec![
+            format!("{} -> {}", d.from.as_str(), d.to.as_str()),
+            ports_text(&d.predicted_ports),
+            or_dash(d.port_through.map(|p| p.to_string())),
+            or_dash(d.offset.map(|o| o.to_string())),
+            or_dash(d.packets_sent.map(|n| n.to_string())),
+            or_dash(d.first_through_ms.map(|ms| format!("{ms} ms"))),
+        ]);
+    }
+    (summary, directions)
+}
+
+fn path_text(path: Path) -> String {
+    match path.local {
+        Some(local) => format!("{local} -> {}", path.peer),
+        None => format!("-> {}", path.peer),
+    }
+}
+
+fn data_text(data: &Data) -> String {
+    let counts = format!(
+        "sent {} bytes, received {} bytes in {} ms ({} retransmitted)",
+        data.bytes_sent, data.bytes_received, data.elapsed_ms, data.retransmissions
+    );
+    match &data.reason {
+        Some(reason) => format!("failed: {reason}; {counts}"),
+        None => counts,
+    }
+}
+
+fn ports_text(ports: &[u16]) -> String {
+    let shown: Vec<String> = ports.iter().take(PORTS_SHOWN).map(u16::to_string).collect();
+    match ports.len() {
+        0 => "-".into(),
+        n if n <= PORTS_SHOWN => shown.join(" "),
+        n => format!("{} … ({n})", shown.join(" ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::punch::report::{Direction, SCHEMA_VERSION};
+    use crate::core::punch::{Role, Strategy};
+    use crate::core::Transport;
+
+    fn output() -> Output {
+        let direction = |from: Role, ports: Vec<u16>, through| Direction {
+            from,
+            to: from.peer(),
+            predicted_ports: ports,
+            port_through: through,
+            offset: through.map(|_| 2),
+            packets_sent: Some(3),
+            first_through_ms: Some(21),
+        };
+        Output {
+            report: PunchReport {
+                schema_version: SCHEMA_VERSION,
+                result: PunchResult::Connected,
+                reason: None,
+                transport: Transport::Udp,
+                strategy: Strategy::Fanout,
+                role: Role::Caller,
+                elapsed_ms: 25,
+                expected_success: 1.0,
+                directions: vec![
+                    direction(Role::Caller, (40000..40010).collect(), Some(40002)),
+                    direction(Role::Callee, vec![5555], Some(5555)),
+                ],
+            },
+            peer_id: "bob".into(),
+            call_id: "00000000000000ab".into(),
+            path: Some(Path {
+                local: "192.0.2.10:5555".parse().ok(),
+                peer: "203.0.113.2:40002".parse().unwrap(),
+            }),
+            data: Some(Data {
+                result: "complete",
+                reason: None,
+                bytes_sent: 1024,
+                bytes_received: 0,
+                retransmissions: 0,
+                elapsed_ms: 3,
+            }),
+        }
+    }
+
+    #[test]
+    fn json_is_the_punch_report_then_the_call_path_and_data() {
+        let text = serde_json::to_string(&output()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Top-level keys in the order printed (serde_json::Value would sort them).
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_by_key(|key| text.find(&format!("\"{key}\":")).unwrap());
+        assert_eq!(
+            keys,
+            [
+                "schema_version",
+                "result",
+                "reason",
+                "transport",
+                "strategy",
+                "role",
+                "elapsed_ms",
+                "expected_success",
+                "directions",
+                "peer_id",
+                "call_id",
+                "path",
+                "data"
+            ]
+        );
+        assert_eq!(json["path"]["peer"], "203.0.113.2:40002");
+        assert_eq!(json["data"]["bytes_sent"], 1024);
+        assert_eq!(json["directions"][0]["port_through"], 40002);
+    }
+
+    #[test]
+    fn tables_show_the_result_and_each_direction() {
+        let (summary, directions) = tables(&output());
+        let text = format!("{summary}\n{directions}");
+        for needle in [
+            "connected in 25 ms",
+            "fanout over udp",
+            "192.0.2.10:5555 -> 203.0.113.2:40002",
+            "sent 1024 bytes",
+            "caller -> callee",
+            "40000 40001 40002 40003 40004 40005 … (10)",
+            "21 ms",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
+    }
+}

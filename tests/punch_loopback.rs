@@ -1,0 +1,298 @@
+//! `natlens listen` and `natlens call` on loopback, no NAT and no root: the whole command path
+//! (login, fingerprint, call, plan, punch, data exchange, report, logout) against a real
+//! `natlens server`, plus the refusals and the output modes. The NAT pairs are covered by
+//! `tests/lab_punch.rs`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use serde_json::Value;
+
+fn natlens(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args(args);
+    command
+}
+
+/// A `natlens listen` whose stdout and stderr are read as they come (a full pipe would stall
+/// it).
+struct Listener {
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Listener {
+    fn start(server: SocketAddr, id: &str, extra: &[&str]) -> Listener {
+        let mut child = natlens(&["listen", "--server", &server.to_string(), "--id", id])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut listener = Listener {
+            child,
+            stdout: Some(stdout),
+            lines,
+            seen: Vec::new(),
+        };
+        assert!(listener.wait_for("waiting"), "{:?}", listener.seen);
+        listener
+    }
+
+    fn wait_for(&mut self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Waits for the exit; returns the status, stdout and every stderr line.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.try_iter());
+        std::thread::sleep(Duration::from_millis(50));
+        self.seen.extend(self.lines.try_iter());
+        (status, stdout, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call(server: SocketAddr, callee: &str, id: &str, extra: &[&str]) -> Output {
+    natlens(&["call", callee, "--server", &server.to_string(), "--id", id])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The report: the last JSON line with `schema_version`.
+fn report(lines: &[String]) -> Value {
+    lines
+        .iter()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some())
+        .unwrap_or_else(|| panic!("no report in {lines:#?}"))
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_file_sent_by_the_caller_arrives_on_the_listeners_stdout_and_back() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("natlens-punch-loopback-{}", std::process::id()));
+    let back = dir.join(format!(
+        "natlens-punch-loopback-back-{}",
+        std::process::id()
+    ));
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    std::fs::write(&back, b"hello from the listener\n").unwrap();
+    let back_arg = back.to_str().unwrap().to_owned();
+    let listener = Listener::start(
+        server.addr(),
+        "alice",
+        &["--json", "--send", &back_arg, "--login-transport", "tcp"],
+    );
+    let caller = call(
+        server.addr(),
+        "alice",
+        "bob",
+        &["--json", "--send", file.to_str().unwrap()],
+    );
+    let (status, stdout, listen_lines) = listener.finish();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(&back).unwrap();
+    let call_lines = lines(&caller.stderr);
+    assert!(caller.status.success(), "{call_lines:#?}");
+    assert!(status.success(), "{listen_lines:#?}");
+    assert!(stdout == data, "{} of 200000 bytes arrived", stdout.len());
+    assert_eq!(caller.stdout, b"hello from the listener\n");
+    let (theirs, ours) = (report(&listen_lines), report(&call_lines));
+    for (r, role) in [(&theirs, "callee"), (&ours, "caller")] {
+        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["result"], "connected", "{r}");
+        assert_eq!(r["reason"], Value::Null);
+        assert_eq!(r["transport"], "udp");
+        assert_eq!(r["strategy"], "direct");
+        assert_eq!(r["role"], role);
+        assert_eq!(r["data"]["result"], "complete");
+        assert_eq!(r["directions"].as_array().unwrap().len(), 2);
+        assert_eq!(r["directions"][0]["from"], "caller");
+    }
+    assert_eq!(theirs["call_id"], ours["call_id"]);
+    assert_eq!(ours["data"]["bytes_sent"], 200_000);
+    assert_eq!(theirs["data"]["bytes_received"], 200_000);
+    // The caller aims at the port the listener's path really uses, and the other way round.
+    let path = |r: &Value, key: &str| r["path"][key].as_str().unwrap().parse::<SocketAddr>();
+    assert_eq!(
+        path(&ours, "peer").unwrap(),
+        path(&theirs, "local").unwrap()
+    );
+    assert_eq!(
+        path(&theirs, "peer").unwrap(),
+        path(&ours, "local").unwrap()
+    );
+    assert_eq!(
+        ours["directions"][0]["port_through"],
+        path(&theirs, "local").unwrap().port()
+    );
+    // Progress events came before the report, each with an "event" key.
+    let events: Vec<Value> = call_lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("event").is_some())
+        .collect();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for name in [
+        "logged_in",
+        "fingerprint",
+        "calling",
+        "call_answered",
+        "plan",
+        "connected",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}
+
+#[test]
+fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let listener = Listener::start(server.addr(), "carol", &["--no-data", "--json"]);
+    let caller = call(server.addr(), "carol", "dave", &["--no-data"]);
+    let (status, stdout, _) = listener.finish();
+    assert!(status.success());
+    let on_stdout: Value = serde_json::from_slice(&stdout).expect("one JSON report on stdout");
+    assert_eq!(on_stdout["result"], "connected");
+    assert_eq!(on_stdout["data"]["bytes_received"], 0);
+    let table = String::from_utf8(caller.stdout).unwrap();
+    assert!(caller.status.success(), "{table}");
+    for needle in [
+        "connected in",
+        "direct over udp",
+        "caller -> callee",
+        "port through",
+    ] {
+        assert!(table.contains(needle), "{needle:?} missing from\n{table}");
+    }
+
+    // --dry-run on the caller: the plan, exit 0, no punch; the listener punches alone and fails.
+    let listener = Listener::start(server.addr(), "erin", &["--json", "--timeout", "1s"]);
+    let caller = call(server.addr(), "erin", "frank", &["--dry-run"]);
+    let plan = String::from_utf8(caller.stdout).unwrap();
+    assert!(caller.status.success(), "{plan}");
+    assert!(plan.starts_with("strategy: direct"), "{plan}");
+    assert!(plan.contains("expected success: 100.0%"), "{plan}");
+    assert!(
+        plan.contains("caller (this end): 1 session + 0 fresh sockets"),
+        "{plan}"
+    );
+    let (status, _, listen_lines) = listener.finish();
+    assert_eq!(status.code(), Some(1));
+    let failed = report(&listen_lines);
+    assert_eq!(failed["result"], "failed");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no probe got through"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn tcp_punching_is_refused_before_anything_is_sent() {
+    for transport in ["tcp", "both"] {
+        // No server at all: the refusal must come first.
+        let out = natlens(&[
+            "call",
+            "alice",
+            "--server",
+            "127.0.0.1:9",
+            "--id",
+            "bob",
+            "--transport",
+            transport,
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim(),
+            "natlens: TCP punching: not built yet in this version; use --transport udp"
+        );
+    }
+    let out = natlens(&["listen", "-s", "127.0.0.1:9", "--id", "a", "-t", "tcp"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+}
+
+#[test]
+fn a_missing_file_to_send_fails_before_logging_in() {
+    let out = natlens(&[
+        "call",
+        "alice",
+        "--server",
+        "127.0.0.1:9",
+        "--id",
+        "bob",
+        "--send",
+        "/nonexistent/natlens-file",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read /nonexistent/natlens-file"),
+        "{stderr}"
+    );
+}
