@@ -5,9 +5,14 @@
 //! `natlens nat`, UDP and TCP at once) and prints the same table and narrative. Then the host
 //! opens one new UDP flow and one new TCP connection to the server, and the router's conntrack
 //! table says which public ports the NAT really gave them: the ground truth for the predictions.
+//!
+//! Then `natlens listen` on host a and `natlens call` on host b meet through the server and punch
+//! over UDP, each sending a short message; the demo prints both ends' punch reports, the
+//! messages as they arrived, and whether the `port_through` each end reports is the public port
+//! the far router's conntrack table really shows for the confirmed path.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,8 +23,8 @@ use crate::cli::LabDemoArgs;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
 use crate::io::prober::Options;
-use crate::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
-use crate::lab::{Host, Lab, Side};
+use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
+use crate::lab::{CtEntry, Host, Lab, Side};
 use crate::render::nat as render;
 
 /// The server's STUN port on its primary address.
@@ -32,6 +37,14 @@ const SERVER_START: Duration = Duration::from_secs(5);
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long the ground-truth TCP connection may take (a lossy lab may lose a SYN or two).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long `natlens listen` may take to log in and fingerprint.
+const LISTEN_READY: Duration = Duration::from_secs(15);
+/// Longest the punch may take, both ends: logins, fingerprints, a punch of at most its 10 s
+/// timeout, the messages, the logouts.
+const PUNCH_LIMIT: Duration = Duration::from_secs(40);
+/// What each end sends once connected.
+const LISTEN_MESSAGE: &str = "hello from a (natlens listen)";
+const CALL_MESSAGE: &str = "hello from b (natlens call)";
 
 pub fn run(args: LabDemoArgs) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(super::lab::spec(&args.spec))?;
@@ -39,7 +52,8 @@ pub fn run(args: LabDemoArgs) -> anyhow::Result<ExitCode> {
     let mut server = start_server(&lab)?;
     let result = Side::BOTH
         .iter()
-        .try_for_each(|&side| fingerprint(&lab, side));
+        .try_for_each(|&side| fingerprint(&lab, side))
+        .and_then(|()| punch(&lab));
     let _ = server.kill();
     let _ = server.wait();
     result?;
@@ -203,4 +217,269 @@ fn verdict(
         (None, _) => "natlens made no prediction (ports not predictable)".into(),
     };
     format!("{proto} from port {}: {gave}; {check}", local.port())
+}
+
+/// One end of the punch: `natlens listen` or `natlens call` in a LAN host's namespace, its
+/// message on stdin, stdout collected, stderr lines through a channel.
+struct End {
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    lines: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+}
+
+impl End {
+    fn spawn(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Result<End> {
+        let exe = std::env::current_exe().context("finding the natlens executable")?;
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = lab.spawn(Host::Lan(side), command)?;
+        // The message is the whole of stdin: written, then closed.
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(message.as_bytes())?;
+        drop(stdin);
+        let mut out = child.stdout.take().expect("piped");
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        });
+        let err = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(End {
+            child,
+            stdout: Some(stdout),
+            lines,
+            stderr: Vec::new(),
+        })
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.stderr.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Waits for the exit (killing the process at `limit`): success, stdout, stderr lines.
+    fn finish(mut self, limit: Instant) -> anyhow::Result<(bool, Vec<u8>, Vec<String>)> {
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > limit {
+                let _ = self.child.kill();
+                break self.child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        // The stderr reader ends with the pipe.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.stderr.push(line);
+        }
+        Ok((status.success(), stdout, std::mem::take(&mut self.stderr)))
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `natlens listen` on host a and `natlens call` on host b, through the lab's server over UDP,
+/// a short message each way; both reports, and each end's `port_through` against the far
+/// router's conntrack table.
+fn punch(lab: &Lab) -> anyhow::Result<()> {
+    let server = primary().to_string();
+    println!(
+        "\n== punch: natlens listen --id alice on a, natlens call alice --id bob on b, \
+         over udp via {server} ==\n"
+    );
+    let common = ["--server", server.as_str(), "--transport", "udp"];
+    let started = Instant::now();
+    let mut args = vec!["listen", "--id", "alice"];
+    args.extend(common);
+    let mut listen = End::spawn(lab, Side::A, &args, LISTEN_MESSAGE)?;
+    if !listen.wait_for("waiting for a call", LISTEN_READY) {
+        bail!(
+            "natlens listen did not get ready:\n{}",
+            listen.stderr.join("\n")
+        );
+    }
+    let mut args = vec!["call", "alice", "--id", "bob"];
+    args.extend(common);
+    let call = End::spawn(lab, Side::B, &args, CALL_MESSAGE)?;
+    let limit = started + PUNCH_LIMIT;
+    let (call_ok, call_out, call_err) = call.finish(limit)?;
+    let (listen_ok, listen_out, listen_err) = listen.finish(limit)?;
+    // Router tables right after, before anything expires.
+    let ct_a = lab.conntrack_entries(Side::A)?;
+    let ct_b = lab.conntrack_entries(Side::B)?;
+    let ends = [
+        (
+            "a",
+            "natlens listen",
+            Side::A,
+            listen_ok,
+            &listen_out,
+            &listen_err,
+            &ct_a,
+            &ct_b,
+        ),
+        (
+            "b",
+            "natlens call",
+            Side::B,
+            call_ok,
+            &call_out,
+            &call_err,
+            &ct_b,
+            &ct_a,
+        ),
+    ];
+    let mut through = Vec::new();
+    for (host, what, side, ok, out, err, own, far) in ends {
+        println!(
+            "-- {what} on {host} (behind router-{side}, {}) --",
+            lab.spec().nat(side)
+        );
+        for line in err.iter() {
+            println!("{line}");
+        }
+        println!(
+            "received on stdout: {:?}{}",
+            String::from_utf8_lossy(out),
+            if ok { "" } else { " (exit status: failure)" }
+        );
+        let far_side = if side == Side::A { Side::B } else { Side::A };
+        let own_direction = if side == Side::A {
+            "callee -> caller"
+        } else {
+            "caller -> callee"
+        };
+        through.push(check_port_through(err, own_direction, own, far, far_side));
+        println!();
+    }
+    println!("port_through against the far router's conntrack table:");
+    for ((host, _, side, ..), verdict) in ends.iter().zip(&through) {
+        let far = if *side == Side::A { Side::B } else { Side::A };
+        match verdict {
+            Ok(port) => println!(
+                "  {host}: its packets got through to router-{far}'s port {port}: router-{far} \
+                 shows that port on the answered flow: match"
+            ),
+            Err(why) => println!("  {host}: no match: {why}"),
+        }
+    }
+    println!(
+        "(punch took {} ms, logins and fingerprints included)",
+        started.elapsed().as_millis()
+    );
+    let delivered = listen_out == CALL_MESSAGE.as_bytes() && call_out == LISTEN_MESSAGE.as_bytes();
+    if !(listen_ok && call_ok && delivered) {
+        bail!("the punch between a and b did not connect and exchange both messages");
+    }
+    Ok(())
+}
+
+/// The end's report says its own direction got through to far WAN:P on the confirmed path
+/// (its socket, far WAN:P); its router maps that socket toward far WAN:P to a public address Q;
+/// the far router's answered entry for the flow between Q and far WAN must have P as its port.
+fn check_port_through(
+    report: &[String],
+    own_direction: &str,
+    own: &[CtEntry],
+    far: &[CtEntry],
+    far_side: Side,
+) -> Result<u16, String> {
+    let through = report
+        .iter()
+        .find(|l| l.contains(own_direction))
+        .and_then(|l| table_cell(l, 2))
+        .and_then(|cell| cell.parse::<u16>().ok())
+        .ok_or("no port through in the report")?;
+    let path = report
+        .iter()
+        .find(|l| table_cell(l, 0).as_deref() == Some("path"))
+        .and_then(|l| table_cell(l, 1))
+        .ok_or("no path in the report")?;
+    let (local, peer) = path.split_once(" -> ").ok_or("no path in the report")?;
+    let local: SocketAddr = local.parse().map_err(|_| format!("path {path}"))?;
+    let peer: SocketAddr = peer.parse().map_err(|_| format!("path {path}"))?;
+    let far_wan = IpAddr::from(router_wan(far_side));
+    if peer.port() != through || peer.ip() != far_wan {
+        return Err(format!("path peer {peer} is not {far_wan}:{through}"));
+    }
+    let ours = own
+        .iter()
+        .filter(|e| e.proto == "udp")
+        .find_map(|e| {
+            if e.orig_src == local && e.orig_dst == peer {
+                Some(e.reply_dst)
+            } else if e.orig_src == peer && e.reply_src == local {
+                Some(e.orig_dst)
+            } else {
+                None
+            }
+        })
+        .ok_or_else(|| format!("no conntrack entry for {local} <-> {peer} on its own router"))?;
+    let far_ports: Vec<u16> = far
+        .iter()
+        .filter(|e| e.proto == "udp" && e.replied)
+        .filter_map(|e| {
+            if e.orig_dst == ours && e.reply_dst.ip() == far_wan {
+                Some(e.reply_dst.port())
+            } else if e.orig_src == ours && e.orig_dst.ip() == far_wan {
+                Some(e.orig_dst.port())
+            } else {
+                None
+            }
+        })
+        .collect();
+    if far_ports.contains(&through) {
+        Ok(through)
+    } else {
+        Err(format!(
+            "router-{far_side} gave the flow toward {ours} ports {far_ports:?}, not {through}"
+        ))
+    }
+}
+
+/// The trimmed text of column `index` of a table row ("│ a │ b │" or "| a | b |").
+fn table_cell(line: &str, index: usize) -> Option<String> {
+    let cells: Vec<&str> = line.split(['│', '|', '┆']).map(str::trim).collect();
+    if cells.len() < 3 {
+        return None;
+    }
+    // The text before the first separator is empty on a table row.
+    cells.get(index + 1).map(|c| (*c).to_owned())
 }
