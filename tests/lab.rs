@@ -602,7 +602,7 @@ fn cli_up_status_exec_down() {
 }
 
 #[test]
-fn demo_fingerprints_behind_each_nat_and_checks_the_predictions() {
+fn demo_fingerprints_behind_each_nat_checks_the_predictions_and_punches() {
     if !lab_available() {
         return;
     }
@@ -640,6 +640,25 @@ fn demo_fingerprints_behind_each_nat_and_checks_the_predictions() {
     for truth in truths {
         assert!(truth.ends_with(": hit"), "{truth}\n{text}");
     }
+    // Then listen on a and call on b punch over UDP, a message each way, and each end's
+    // port_through is the port the far router's conntrack shows.
+    assert!(flat.contains("== punch: natlens listen"), "{text}");
+    assert_eq!(text.matches("connected: a path to").count(), 2, "{text}");
+    assert!(
+        text.contains("received on stdout: \"hello from b (natlens call)\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("received on stdout: \"hello from a (natlens listen)\""),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("shows that port on the answered flow: match"))
+            .count(),
+        2,
+        "{text}"
+    );
     // "lab PREFIX: router-a cone, …" comes first; the demo tears that lab down.
     let prefix = text.split_whitespace().nth(1).unwrap_or_default();
     let prefix = prefix.trim_end_matches(':');
