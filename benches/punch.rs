@@ -184,6 +184,8 @@ struct Proc {
     child: Child,
     stdout: Option<JoinHandle<Vec<u8>>>,
     lines: Receiver<String>,
+    /// The last non-empty stderr line `wait_for` read.
+    last: String,
 }
 
 impl Proc {
@@ -214,14 +216,16 @@ impl Proc {
             child,
             stdout: Some(stdout),
             lines,
+            last: String::new(),
         })
     }
 
-    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return true,
+                Ok(line) if !line.trim().is_empty() => self.last = line,
                 Ok(_) => {}
                 Err(_) => return false,
             }
@@ -251,8 +255,17 @@ impl Proc {
             .lines()
             .rev()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|value| value.get("schema_version").is_some())
-            .unwrap_or(Value::Null);
+            .find(|value| value.get("schema_version").is_some());
+        // No report (natlens stopped before punching): its last stderr line is the reason.
+        let report = report.unwrap_or_else(|| {
+            let last = self
+                .lines
+                .try_iter()
+                .filter(|l| !l.trim().is_empty())
+                .last()
+                .unwrap_or_else(|| self.last.clone());
+            serde_json::json!({"result": "failed", "reason": last})
+        });
         Ok((status.code(), report))
     }
 }
@@ -369,9 +382,23 @@ fn attempt(
     let started = Instant::now();
     let mut args = vec!["listen", "--id", &alice, "--no-data"];
     args.extend(common);
-    let listen = Proc::spawn(lab, Host::Lan(Side::A), &args)?;
+    let mut listen = Proc::spawn(lab, Host::Lan(Side::A), &args)?;
     if !listen.wait_for("\"event\":\"waiting\"", Duration::from_secs(15)) {
-        bail!("{} x {}: natlens listen never got ready", pair.0, pair.1);
+        // Recorded as a failed attempt (e.g. a transport this build does not punch over).
+        eprintln!(
+            "  {} x {} #{n}: natlens listen never got ready",
+            pair.0, pair.1
+        );
+        let (callee_exit, callee) = listen.finish(started + ATTEMPT_LIMIT)?;
+        return Ok(Attempt {
+            pair,
+            n,
+            wall: started.elapsed(),
+            callee,
+            caller: Value::Null,
+            callee_exit,
+            caller_exit: None,
+        });
     }
     let mut args = vec!["call", &alice, "--id", &bob, "--no-data"];
     args.extend(common);
