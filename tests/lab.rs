@@ -643,6 +643,10 @@ fn demo_fingerprints_behind_each_nat_checks_the_predictions_and_punches() {
     // Then listen on a and call on b punch over UDP, a message each way, and each end's
     // port_through is the port the far router's conntrack shows.
     assert!(flat.contains("== punch: natlens listen"), "{text}");
+    assert!(
+        text.contains("punch: connected, both messages delivered"),
+        "{text}"
+    );
     assert_eq!(text.matches("connected: a path to").count(), 2, "{text}");
     assert!(
         text.contains("received on stdout: \"hello from b (natlens call)\""),

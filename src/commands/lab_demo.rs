@@ -386,7 +386,12 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
         } else {
             "caller -> callee"
         };
-        through.push(check_port_through(err, own_direction, own, far, far_side));
+        through.push(if ok {
+            check_port_through(err, own_direction, own, far, far_side)
+                .map_err(|why| format!("no match: {why}"))
+        } else {
+            Err("not connected, nothing to check".into())
+        });
         println!();
     }
     println!("port_through against the far router's conntrack table:");
@@ -397,7 +402,7 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
                 "  {host}: its packets got through to router-{far}'s port {port}: router-{far} \
                  shows that port on the answered flow: match"
             ),
-            Err(why) => println!("  {host}: no match: {why}"),
+            Err(why) => println!("  {host}: {why}"),
         }
     }
     println!(
@@ -405,8 +410,12 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
     let delivered = listen_out == CALL_MESSAGE.as_bytes() && call_out == LISTEN_MESSAGE.as_bytes();
-    if !(listen_ok && call_ok && delivered) {
-        bail!("the punch between a and b did not connect and exchange both messages");
+    // A pair the planner refuses (random against random or sequential) is a result to show,
+    // not an error of the demo: the reports above say why.
+    if listen_ok && call_ok && delivered {
+        println!("punch: connected, both messages delivered");
+    } else {
+        println!("punch: no direct path between a and b with both messages delivered");
     }
     Ok(())
 }
