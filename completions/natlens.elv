@@ -121,7 +121,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;up'= {
@@ -179,7 +179,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;help;up'= {
@@ -230,7 +230,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
         }
         &'natlens;help;lab;up'= {
         }

@@ -346,7 +346,9 @@ pub enum LabCommand {
     /// Run a command inside one host of a lab; natlens exits with the command's own status.
     Exec(LabExecArgs),
     /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
-    /// reports and the ports the NATs really gave the next flows, and tear the lab down.
+    /// reports and the ports the NATs really gave the next flows, punch from a to b over UDP
+    /// (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through
+    /// against the far router's conntrack), and tear the lab down.
     Demo(LabDemoArgs),
     /// Run one background job of a lab (frame relay, noise); `lab up` starts these.
     #[command(hide = true)]
