@@ -321,7 +321,7 @@ pub fn make_plan(input: &PlanInput<'_>) -> PunchPlan {
         caller: SidePlan::idle(Role::Caller),
         callee: SidePlan::idle(Role::Callee),
     };
-    if let Some(reason) = unplannable(input, &caller, &callee) {
+    if let Some(reason) = unplannable(&caller, &callee) {
         plan.reason = reason;
         return plan;
     }
@@ -373,7 +373,7 @@ fn clamp(options: &PunchOptions) -> PunchOptions {
 }
 
 /// Why nothing can be planned at all, if so.
-fn unplannable(input: &PlanInput<'_>, caller: &SideModel, callee: &SideModel) -> Option<String> {
+fn unplannable(caller: &SideModel, callee: &SideModel) -> Option<String> {
     if caller.address.is_none() || callee.address.is_none() {
         return Some("the server did not report both ends' public addresses".into());
     }
