@@ -23,7 +23,7 @@ use crate::io::caps;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{PunchError, Punched, SimOpen};
+use crate::io::simopen::{self, PunchError, Punched, SimOpen};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -136,6 +136,18 @@ pub fn punch(
     };
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
+        // The kernel's SYN to the first far port goes out first: on a symmetric NAT of our
+        // own, the plan expects our flows to take their public ports in its order.
+        let first_syn = simopen::reusable_socket(local)?;
+        first_syn.set_nonblocking(true)?;
+        match first_syn.connect(&peer.into()) {
+            Ok(()) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(err) => return Err(PunchError::Io(err)),
+        }
+        // Closing it in SYN_SENT sends nothing and keeps the mapping; the loop below
+        // connects again on the same 4-tuple.
+        drop(first_syn);
         let report = raw.send_fanout(
             &Fanout {
                 local: SocketAddr::new(local_ip, port),
