@@ -151,6 +151,7 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             syn_ttl,
             rate: plan.rate,
             deadline: started + PUNCH_DEADLINE,
+            peer_fans_out: plan.remote().predicted_ports.len() > 1,
         },
         None,
         &mut |line| hints.push(format!("natlens: {line}")),
@@ -225,6 +226,15 @@ fn punch_pair(nat_a: NatMode, nat_b: NatMode) {
     let plan_a = plan(Role::Callee, &facts_a, &facts_b);
     let plan_b = plan(Role::Caller, &facts_b, &facts_a);
     assert_ne!(plan_a.strategy, Strategy::Refused, "{}", plan_a.reason);
+    for plan in [&plan_a, &plan_b] {
+        let ports = &plan.local().predicted_ports;
+        eprintln!(
+            "{:?} aims at {} far ports: {:?}…",
+            plan.role,
+            ports.len(),
+            &ports[..ports.len().min(8)]
+        );
+    }
     let started = Instant::now();
     let (a, b) = std::thread::scope(|scope| {
         let b = scope.spawn(|| {
@@ -453,6 +463,7 @@ fn helper_entry() {
         syn_ttl: DEFAULT_SYN_TTL,
         rate: 1000,
         deadline,
+        peer_fans_out: true,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));
     let other = std::thread::spawn(move || {

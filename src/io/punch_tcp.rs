@@ -1,8 +1,8 @@
 //! The TCP punch of `natlens listen`/`call` (issue 4): the plan's far ports turned into a
 //! connected [`TcpStream`], then the same data exchange as over UDP, length-framed.
 //!
-//! Per the plan's local half: the first predicted far port is where the kernel's simultaneous
-//! open `connect()`s; the others (a sequential far NAT's fan-out) get crafted SYNs with a low
+//! Per the plan's local half: the last predicted far port is where the kernel's simultaneous
+//! open `connect()`s (the only one for a direct pair); the others (a sequential far NAT's fan-out) get crafted SYNs with a low
 //! TTL (`--syn-ttl`), which open our own NAT toward each of them without reaching the far one
 //! (a SYN reaching it would draw an RST or an ICMP error, and on a sequential far NAT it would
 //! not open anything useful anyway). The peer's SYN then comes in on one of those 4-tuples
@@ -23,7 +23,7 @@ use crate::io::caps;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{self, PunchError, Punched, SimOpen};
+use crate::io::simopen::{PunchError, Punched, SimOpen};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -43,13 +43,18 @@ pub struct TcpPunch {
     /// The peer's public IP.
     pub peer_ip: IpAddr,
     /// The far NAT's ports, in the plan's order (its `predicted_ports` for this end). The
-    /// first one is connected to; the others get crafted SYNs.
+    /// last one is connected to; the others get crafted SYNs, in order, first.
     pub far_ports: Vec<u16>,
     /// TTL / hop limit of the crafted SYNs.
     pub syn_ttl: u8,
     /// Crafted SYNs per second at most.
     pub rate: u32,
     pub deadline: Instant,
+    /// True when the peer's plan has it fan out crafted SYNs toward us: our kernel then keeps
+    /// one connecting socket (same ISN on every retransmission) instead of a fresh one per
+    /// second, because a crafted SYN that reached our NAT's entry before our SYN's
+    /// answer pins the sequence numbers conntrack accepts there.
+    pub peer_fans_out: bool,
 }
 
 /// A punched connection and what the punch took.
@@ -81,7 +86,11 @@ pub fn punch(
     stop: Option<&AtomicBool>,
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
-    let Some((&first, fan)) = spec.far_ports.split_first() else {
+    // The kernel connects to the last far port, after the crafted SYNs went to the others
+    // in the plan's order: on a symmetric NAT of our own, the plan expects our flows to take
+    // their public ports in that order (a kernel SYN sent first and closed again would leave
+    // a 4-tuple whose SYN-ACK no socket can take).
+    let Some((&first, fan)) = spec.far_ports.split_last() else {
         return Err(PunchError::Io(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the plan gives no far port to aim at",
@@ -105,8 +114,14 @@ pub fn punch(
             rsts_kept,
         }
     };
+    // Without a fan-out, the kernel aims at the most likely port.
+    let likeliest = SocketAddr::new(spec.peer_ip, spec.far_ports[0]);
     if fan.is_empty() {
-        let punched = SimOpen::bind(local, peer)?.run(spec.deadline, stop)?;
+        let mut open = SimOpen::bind(local, likeliest)?;
+        if spec.peer_fans_out {
+            open = open.attempt_every(spec.deadline.saturating_duration_since(Instant::now()));
+        }
+        let punched = open.run(spec.deadline, stop)?;
         return Ok(through(punched, 0, false, 0));
     }
     let raw = match RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)
@@ -114,7 +129,7 @@ pub fn punch(
         Ok(raw) => raw,
         Err(err @ (RawTcpError::NoCapability | RawTcpError::Io(_))) => {
             fan_out_unavailable(hint, &err.to_string());
-            let punched = SimOpen::bind(local, peer)?.run(spec.deadline, stop)?;
+            let punched = SimOpen::bind(local, likeliest)?.run(spec.deadline, stop)?;
             return Ok(through(punched, 0, false, 0));
         }
     };
@@ -130,24 +145,12 @@ pub fn punch(
                 hint,
                 &format!("{err:#}; falling back to plain simultaneous open"),
             );
-            let punched = SimOpen::bind(local, peer)?.run(spec.deadline, stop)?;
+            let punched = SimOpen::bind(local, likeliest)?.run(spec.deadline, stop)?;
             return Ok(through(punched, 0, false, 0));
         }
     };
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        // The kernel's SYN to the first far port goes out first: on a symmetric NAT of our
-        // own, the plan expects our flows to take their public ports in its order.
-        let first_syn = simopen::reusable_socket(local)?;
-        first_syn.set_nonblocking(true)?;
-        match first_syn.connect(&peer.into()) {
-            Ok(()) => {}
-            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(err) => return Err(PunchError::Io(err)),
-        }
-        // Closing it in SYN_SENT sends nothing and keeps the mapping; the loop below
-        // connects again on the same 4-tuple.
-        drop(first_syn);
         let report = raw.send_fanout(
             &Fanout {
                 local: SocketAddr::new(local_ip, port),
