@@ -152,6 +152,9 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             rate: plan.rate,
             deadline: started + PUNCH_DEADLINE,
             peer_fans_out: plan.remote().predicted_ports.len() > 1,
+            kernel_first: plan.role == Role::Caller
+                && plan.local().predicted_ports.len() > 1
+                && plan.remote().predicted_ports.len() > 1,
         },
         None,
         &mut |line| hints.push(format!("natlens: {line}")),
@@ -464,6 +467,7 @@ fn helper_entry() {
         rate: 1000,
         deadline,
         peer_fans_out: true,
+        kernel_first: false,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));
     let other = std::thread::spawn(move || {

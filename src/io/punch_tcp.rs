@@ -55,6 +55,48 @@ pub struct TcpPunch {
     /// second, because a crafted SYN that reached our NAT's entry before our SYN's
     /// answer pins the sequence numbers conntrack accepts there.
     pub peer_fans_out: bool,
+    /// When both ends fan out (two symmetric NATs), one of them (the caller) must send a
+    /// deliverable SYN on its first flow: its kernel connects to the first far port first, the
+    /// crafted SYNs to the others follow, and the peer adopts it on its crafted 4-tuple. The
+    /// other end crafts first and connects to its last far port.
+    pub kernel_first: bool,
+}
+
+/// How long after its kernel SYN a kernel-first end sends its crafted fan-out: enough for
+/// the SYN to leave first (our flows take their public ports in the plan's order).
+const KERNEL_FIRST_GAP: Duration = Duration::from_millis(20);
+
+/// The kernel-first punch: connect to the first far port with one socket (same ISN on every
+/// retransmission), crafted SYNs to the others a moment later.
+fn kernel_first(
+    spec: &TcpPunch,
+    raw: &RawTcp,
+    local: SocketAddr,
+    local_ip: IpAddr,
+    stop: Option<&AtomicBool>,
+) -> Result<(Punched, u32), PunchError> {
+    let likeliest = SocketAddr::new(spec.peer_ip, spec.far_ports[0]);
+    let fan: Vec<u16> = spec.far_ports[1..].to_vec();
+    std::thread::scope(|scope| {
+        let fan_out = scope.spawn(|| {
+            std::thread::sleep(KERNEL_FIRST_GAP);
+            raw.send_fanout(
+                &Fanout {
+                    local: SocketAddr::new(local_ip, local.port()),
+                    peer_ip: spec.peer_ip,
+                    ports: fan,
+                    hop_limit: spec.syn_ttl.max(1),
+                    rate_pps: spec.rate.max(1),
+                },
+                stop,
+            )
+        });
+        let punched = SimOpen::connect_only(local, likeliest)
+            .attempt_every(spec.deadline.saturating_duration_since(Instant::now()))
+            .run(spec.deadline, stop);
+        let sent = fan_out.join().map_or(0, |report| report.sent);
+        Ok((punched?, u32::try_from(sent).unwrap_or(u32::MAX)))
+    })
 }
 
 /// A punched connection and what the punch took.
@@ -151,6 +193,9 @@ pub fn punch(
     };
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
+        if spec.kernel_first {
+            return kernel_first(spec, &raw, local, local_ip, stop);
+        }
         let report = raw.send_fanout(
             &Fanout {
                 local: SocketAddr::new(local_ip, port),
