@@ -262,7 +262,7 @@ pub enum PunchTransport {
     /// TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data
     /// exchange over the stream.
     Tcp,
-    /// UDP and TCP at once (not built yet in this version).
+    /// UDP and TCP at once (not built yet in this version: refused at once).
     Both,
 }
 
