@@ -726,6 +726,11 @@ fn tcp_listen_and_call_connect_and_carry_the_data() {
     for (a, b) in [
         (NatMode::Cone, NatMode::Cone),
         (NatMode::Sequential { delta: 1 }, NatMode::Cone),
+        (NatMode::FullCone, NatMode::Sequential { delta: 1 }),
+        (
+            NatMode::Sequential { delta: 1 },
+            NatMode::Sequential { delta: 2 },
+        ),
     ] {
         let mut fixture = Fixture::up(
             LabSpec {

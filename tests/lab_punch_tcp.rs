@@ -152,6 +152,10 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             rate: plan.rate,
             deadline: started + PUNCH_DEADLINE,
             peer_fans_out: plan.remote().predicted_ports.len() > 1,
+            peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
+                .unwrap_or(u32::MAX),
+            peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
+                .unwrap_or(u32::MAX),
             kernel_first: plan.role == Role::Caller
                 && plan.local().predicted_ports.len() > 1
                 && plan.remote().predicted_ports.len() > 1,
@@ -467,6 +471,7 @@ fn helper_entry() {
         rate: 1000,
         deadline,
         peer_fans_out: true,
+        peer_fan_out: 2,
         kernel_first: false,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));

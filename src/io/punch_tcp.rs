@@ -55,11 +55,22 @@ pub struct TcpPunch {
     /// second, because a crafted SYN that reached our NAT's entry before our SYN's
     /// answer pins the sequence numbers conntrack accepts there.
     pub peer_fans_out: bool,
+    /// How many crafted SYNs the peer's plan sends (its far ports but one).
+    pub peer_fan_out: u32,
     /// When both ends fan out (two symmetric NATs), one of them (the caller) must send a
     /// deliverable SYN on its first flow: its kernel connects to the first far port first, the
     /// crafted SYNs to the others follow, and the peer adopts it on its crafted 4-tuple. The
     /// other end crafts first and connects to its last far port.
     pub kernel_first: bool,
+}
+
+/// Margin after the peer's fan-out should have left, for the way across.
+const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long the peer's crafted fan-out takes at its rate, plus a margin.
+fn peer_fan_out_time(spec: &TcpPunch) -> Duration {
+    let secs = f64::from(spec.peer_fan_out) / f64::from(spec.rate.max(1));
+    Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
 }
 
 /// How long after its kernel SYN a kernel-first end sends its crafted fan-out: enough for
@@ -145,7 +156,10 @@ pub fn punch(
     };
     let local = SocketAddr::new(any, spec.local_port);
     let fan: Vec<u16> = fan.iter().copied().filter(|&p| p != first).collect();
-    let through = |punched: Punched, sent: u32, crafted: bool, rsts_kept: u64| {
+    let t0 = Instant::now();
+    // `elapsed` from this call on: waits and the fan-out included.
+    let through = |mut punched: Punched, sent: u32, crafted: bool, rsts_kept: u64| {
+        punched.elapsed = t0.elapsed();
         let port_through = punched.stream.peer_addr().map_or(first, |addr| addr.port());
         TcpPunched {
             offset: spec.far_ports.iter().position(|&p| p == port_through),
@@ -161,6 +175,14 @@ pub fn punch(
     if fan.is_empty() {
         let mut open = SimOpen::bind(local, likeliest)?;
         if spec.peer_fans_out {
+            // Let the peer's crafted SYNs open its NAT first: a SYN of ours that arrives
+            // before them meets no mapping, and the far router may answer it with an RST.
+            let wait = peer_fan_out_time(spec);
+            if stop.is_none_or(|flag| !flag.load(std::sync::atomic::Ordering::Relaxed)) {
+                std::thread::sleep(
+                    wait.min(spec.deadline.saturating_duration_since(Instant::now())),
+                );
+            }
             open = open.attempt_every(spec.deadline.saturating_duration_since(Instant::now()));
         }
         let punched = open.run(spec.deadline, stop)?;
