@@ -130,7 +130,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --force --dry-run --send --no-data --no-punch --help --version"
+            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --no-punch --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +181,10 @@ _natlens() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --syn-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -620,7 +624,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --force --dry-run --send --no-data --help --version"
+            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -671,6 +675,10 @@ _natlens() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --syn-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

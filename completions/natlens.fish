@@ -63,14 +63,15 @@ complete -c natlens -n "__fish_natlens_using_subcommand listen" -l id -d 'The ID
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over. Only udp is built in this version: tcp and both fail at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
-tcp\t'TCP simultaneous open (not built yet in this version)'
-both\t'UDP and TCP at once (not built yet in this version)'"
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
+both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l timeout -d 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call\'s answer' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l rate -d 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l syn-ttl -d 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end\'s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l send -d 'Once connected, send this file to the peer (default: stdin, until it ends)' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l force -d 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
@@ -83,14 +84,15 @@ complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID t
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over. Only udp is built in this version: tcp and both fail at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
-tcp\t'TCP simultaneous open (not built yet in this version)'
-both\t'UDP and TCP at once (not built yet in this version)'"
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
+both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l timeout -d 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call\'s answer' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l rate -d 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l syn-ttl -d 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end\'s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l send -d 'Once connected, send this file to the peer (default: stdin, until it ends)' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l force -d 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'

@@ -189,7 +189,8 @@ pub struct PunchArgs {
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
     pub login_transport: Transport,
 
-    /// Transport to punch over. Only udp is built in this version: tcp and both fail at once.
+    /// Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or
+    /// CAP_NET_RAW). both is not built in this version and fails at once.
     #[arg(long, short, value_enum, default_value_t = PunchTransport::Udp)]
     pub transport: PunchTransport,
 
@@ -222,6 +223,17 @@ pub struct PunchArgs {
     )]
     pub rate: u32,
 
+    /// TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end's own NAT
+    /// and open its mappings, too few to reach the far NAT (2 behind one home router; raise it
+    /// behind a carrier-grade NAT).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::io::punch_tcp::DEFAULT_SYN_TTL,
+        value_parser = clap::value_parser!(u8).range(1..=255)
+    )]
+    pub syn_ttl: u8,
+
     /// Punch a pair the planner refuses (random ports against random or per-destination
     /// ports): a blind spray within the budget, with little chance.
     #[arg(long)]
@@ -247,9 +259,10 @@ pub struct PunchArgs {
 pub enum PunchTransport {
     /// UDP: fan-out from the planned sockets, nonce handshake, then the data exchange.
     Udp,
-    /// TCP simultaneous open (not built yet in this version).
+    /// TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data
+    /// exchange over the stream.
     Tcp,
-    /// UDP and TCP at once (not built yet in this version).
+    /// UDP and TCP at once (not built yet in this version: refused at once).
     Both,
 }
 

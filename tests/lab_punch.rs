@@ -191,6 +191,8 @@ impl End {
 /// A lab with one natlens server (or two federated ones) in its server namespace.
 struct Fixture {
     lab: Lab,
+    /// Given to both ends (`--transport tcp`).
+    extra: Vec<&'static str>,
     /// Killed on drop.
     _servers: Vec<Proc>,
 }
@@ -211,6 +213,7 @@ impl Fixture {
         }
         Fixture {
             lab,
+            extra: Vec::new(),
             _servers: servers,
         }
     }
@@ -236,13 +239,13 @@ impl Fixture {
             "--json",
             "--send",
         ]);
-        listen.arg(&data.listen_file);
+        listen.arg(&data.listen_file).args(&self.extra);
         let listen = Proc::spawn(&self.lab, Host::Lan(Side::A), listen);
         let ready = listen.wait_for("\"event\":\"waiting\"", Duration::from_secs(15));
         assert!(ready, "listen never got ready");
         let mut call = natlens(&["call", &alice, "--server", &server(call_port)]);
         call.args(["--id", &bob, "--json", "--send"]);
-        call.arg(&data.call_file);
+        call.arg(&data.call_file).args(&self.extra);
         let call = Proc::spawn(&self.lab, Host::Lan(Side::B), call);
         let limit = started + ATTEMPT_LIMIT;
         let call = call.finish(limit);
@@ -708,4 +711,71 @@ fn a_file_of_a_few_megabytes_crosses_intact_both_ways() {
         "3 MB + 1 MB with 5% loss: {} ms, {} retransmissions by the caller",
         sent["elapsed_ms"], sent["retransmissions"]
     );
+}
+
+/// `natlens listen`/`call --transport tcp` end to end: TCP fingerprints, the TCP plan, the
+/// punch (plain simultaneous open for cone x cone; a crafted fan-out and takeover when one side
+/// is sequential), the data over the stream, and each end's `port_through` against the far
+/// router's TCP entry of the connection.
+#[test]
+fn tcp_listen_and_call_connect_and_carry_the_data() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !lab_available() {
+        return;
+    }
+    for (a, b) in [
+        (NatMode::Cone, NatMode::Cone),
+        (NatMode::Sequential { delta: 1 }, NatMode::Cone),
+        (NatMode::FullCone, NatMode::Sequential { delta: 1 }),
+        (
+            NatMode::Sequential { delta: 1 },
+            NatMode::Sequential { delta: 2 },
+        ),
+    ] {
+        let mut fixture = Fixture::up(
+            LabSpec {
+                nat_a: a,
+                nat_b: b,
+                ..LabSpec::default()
+            },
+            false,
+        );
+        fixture.extra = vec!["--transport", "tcp"];
+        let data = Data::new(3_000, 64_000);
+        let attempt = fixture.attempt(0, (PORT, PORT), "udp", &data);
+        let name = format!("{a} x {b} over tcp");
+        let context = || format!("{name}:\n{}", attempt.context());
+        assert!(attempt.listen.connected(), "{}", context());
+        assert!(attempt.call.connected(), "{}", context());
+        assert!(attempt.listen.stdout == data.call, "{}", context());
+        assert!(attempt.call.stdout == data.listen, "{}", context());
+        for (end, far, near) in [
+            (&attempt.listen, Side::B, Side::A),
+            (&attempt.call, Side::A, Side::B),
+        ] {
+            let report = &end.report;
+            assert_eq!(report["transport"], "tcp", "{}", context());
+            assert_eq!(report["data"]["result"], "complete", "{}", context());
+            let own = if report["role"] == "caller" { 0 } else { 1 };
+            let through = report["directions"][own]["port_through"].as_u64().unwrap() as u16;
+            let path_local: SocketAddr = report["path"]["local"].as_str().unwrap().parse().unwrap();
+            let far_entries = attempt.entries(far);
+            let flow = far_entries
+                .iter()
+                .find(|e| {
+                    // The connection with the near router, not a fingerprint's with the server.
+                    e.proto == "tcp"
+                        && e.assured
+                        && e.orig_dst.ip() == IpAddr::from(router_wan(near))
+                        && e.reply_dst.port() == through
+                })
+                .map(|e| e.reply_dst.port());
+            assert_eq!(flow, Some(through), "{}\n{far_entries:#?}", context());
+            eprintln!(
+                "{name}: {} port_through {through} (local {path_local}), first_through_ms {}, \
+                 wall {:?}",
+                report["role"], report["directions"][own]["first_through_ms"], attempt.wall
+            );
+        }
+    }
 }

@@ -247,32 +247,31 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
 }
 
 #[test]
-fn tcp_punching_is_refused_before_anything_is_sent() {
-    for transport in ["tcp", "both"] {
-        // No server at all: the refusal must come first.
-        let out = natlens(&[
-            "call",
-            "alice",
-            "--server",
-            "127.0.0.1:9",
-            "--id",
-            "bob",
-            "--transport",
-            transport,
-        ])
+fn punching_both_transports_at_once_is_refused_before_anything_is_sent() {
+    // No server at all: the refusal must come first.
+    let out = natlens(&[
+        "call",
+        "alice",
+        "--server",
+        "127.0.0.1:9",
+        "--id",
+        "bob",
+        "--transport",
+        "both",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "natlens: --transport both: punching UDP and TCP at once is not built in this version; \
+         use --transport udp or --transport tcp"
+    );
+    let out = natlens(&["listen", "-s", "127.0.0.1:9", "--id", "a", "-t", "both"])
         .output()
         .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim(),
-            "natlens: TCP punching: not built yet in this version; use --transport udp"
-        );
-    }
-    let out = natlens(&["listen", "-s", "127.0.0.1:9", "--id", "a", "-t", "tcp"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built in this version"));
 }
 
 #[test]

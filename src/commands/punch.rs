@@ -31,6 +31,7 @@ use crate::core::punch::{NatSummary, Role};
 use crate::core::Transport;
 use crate::io::client::{self as link_io, Driven, Link, Pump};
 use crate::io::prober::{self, Fingerprint, Gate};
+use crate::io::punch_tcp::{self, TcpPunch};
 use crate::io::punch_udp::{self, DataIo, Progress, TransferEnd};
 use crate::render::progress::ProbeBars;
 use crate::render::punch::{self as render, Output};
@@ -71,10 +72,18 @@ impl Run<'_> {
         );
     }
 
+    /// The transport the punch goes over (`both` is refused in [`prepare`]).
+    fn transport(&self) -> Transport {
+        match self.punch.transport {
+            PunchTransport::Tcp => Transport::Tcp,
+            PunchTransport::Udp | PunchTransport::Both => Transport::Udp,
+        }
+    }
+
     fn transports(&self) -> Transports {
         Transports {
-            udp: true,
-            tcp: false,
+            udp: self.transport() == Transport::Udp,
+            tcp: self.transport() == Transport::Tcp,
         }
     }
 }
@@ -119,8 +128,11 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 /// Refuses what this version cannot do, and opens `--send`'s file before anything goes out.
 fn prepare(run: &Run<'_>) -> anyhow::Result<Option<Box<dyn Read + Send>>> {
-    if run.punch.transport != PunchTransport::Udp {
-        bail!("TCP punching: not built yet in this version; use --transport udp");
+    if run.punch.transport == PunchTransport::Both {
+        bail!(
+            "--transport both: punching UDP and TCP at once is not built in this version; use \
+             --transport udp or --transport tcp"
+        );
     }
     if run.punch.no_data || run.punch.dry_run {
         return Ok(None);
@@ -176,8 +188,10 @@ fn log_in_and_fingerprint(
 /// This end's NAT as one fingerprint saw it, and the socket it measured.
 struct OwnNat {
     fingerprint: Fingerprint,
-    /// The mapping socket: the `Session` socket of a punch.
+    /// The mapping socket: the `Session` socket of a UDP punch.
     mapping: Option<mio::net::UdpSocket>,
+    /// Over TCP, the discovery connection's local address: the port the punch binds again.
+    tcp_local: Option<SocketAddr>,
     /// The local IP the fingerprint's sockets bound to; fresh punch sockets bind to it too.
     local_ip: IpAddr,
     taken_at: Instant,
@@ -205,21 +219,37 @@ fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     };
     let local_ip =
         prober::local_ip_toward(server).with_context(|| format!("no route toward {server}"))?;
-    let bars = ProbeBars::new(&[Transport::Udp]);
-    let result = prober::fingerprint_udp_for_punch(&options, &Gate::default(), &|p| bars.update(p));
-    bars.finish();
-    let (fingerprint, mapping) =
-        result.with_context(|| format!("fingerprinting toward {server} over udp"))?;
+    let transport = run.transport();
+    let name = transport.as_str();
+    let bars = ProbeBars::new(&[transport]);
+    let (fingerprint, mapping, tcp_local) = match transport {
+        Transport::Udp => {
+            let result =
+                prober::fingerprint_udp_for_punch(&options, &Gate::default(), &|p| bars.update(p));
+            bars.finish();
+            let (fingerprint, mapping) =
+                result.with_context(|| format!("fingerprinting toward {server} over udp"))?;
+            (fingerprint, mapping, None)
+        }
+        Transport::Tcp => {
+            let result =
+                prober::fingerprint_tcp_for_punch(&options, &Gate::default(), &|p| bars.update(p));
+            bars.finish();
+            let (fingerprint, local) =
+                result.with_context(|| format!("fingerprinting toward {server} over tcp"))?;
+            (fingerprint, None, local)
+        }
+    };
     if !fingerprint.answered() {
         bail!(
-            "no STUN answer from {server} over udp within {}s: is a natlens server there?",
+            "no STUN answer from {server} over {name} within {}s: is a natlens server there?",
             DISCOVERY_TIMEOUT.as_secs()
         );
     }
     let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
     run.tell(
-        Some(describe_nat(&report)),
-        json!({"event": "fingerprint", "transport": "udp",
+        Some(describe_nat(transport, &report)),
+        json!({"event": "fingerprint", "transport": transport,
             "public_address": report.public_address, "mapping": report.mapping,
             "filtering": report.filtering, "pattern": report.allocation.pattern,
             "delta": report.allocation.delta,
@@ -228,13 +258,14 @@ fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     Ok(OwnNat {
         fingerprint,
         mapping,
+        tcp_local,
         local_ip,
         taken_at: Instant::now(),
     })
 }
 
 /// "your NAT (udp): public 203.0.113.1:40000; mapping …, filtering …; ports sequential +1".
-fn describe_nat(report: &TransportReport) -> String {
+fn describe_nat(transport: Transport, report: &TransportReport) -> String {
     let name = |b: Option<fingerprint::Behaviour>| b.map_or("not measured", |b| b.as_str());
     let ports = match (report.allocation.pattern, report.allocation.delta) {
         (Some(fingerprint::Pattern::Sequential), Some(delta)) => format!("sequential {delta:+}"),
@@ -242,7 +273,8 @@ fn describe_nat(report: &TransportReport) -> String {
         (None, _) => "not measured".into(),
     };
     format!(
-        "your NAT (udp): public {}; mapping {}, filtering {}; ports {ports}",
+        "your NAT ({}): public {}; mapping {}, filtering {}; ports {ports}",
+        transport.as_str(),
         report
             .public_address
             .map_or("unknown".into(), |a| a.to_string()),
@@ -440,7 +472,7 @@ fn punch_and_report(
     let options = options(run.punch);
     let plan = make_plan(&PlanInput {
         role: meeting.role,
-        transport: Transport::Udp,
+        transport: run.transport(),
         call_id: meeting.call_id,
         own: &meeting.own,
         peer: &meeting.peer,
@@ -508,6 +540,9 @@ fn punch(
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<Punched> {
+    if plan.transport == Transport::Tcp {
+        return punch_tcp(run, plan, meeting, &own, input);
+    }
     let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
         .context("opening the punch's sockets")?;
     let locals: Vec<Option<SocketAddr>> = sockets.iter().map(|s| s.local_addr().ok()).collect();
@@ -550,6 +585,110 @@ fn punch(
         outcome_report: Some(PunchReport::from_outcome(plan, &finished.outcome)),
         path,
         transfer: finished.transfer,
+    })
+}
+
+/// The TCP punch: the plan's far ports through [`punch_tcp::punch`], then the data over the
+/// stream. The location-server session waits meanwhile (the punch is over within its
+/// timeout, well inside the server's keepalive).
+fn punch_tcp(
+    run: &Run<'_>,
+    plan: &PunchPlan,
+    meeting: &Meeting,
+    own: &OwnNat,
+    input: Option<Box<dyn Read + Send>>,
+) -> anyhow::Result<Punched> {
+    let peer = plan
+        .peer
+        .context("the server did not report the peer's address")?;
+    let delay = meeting.start.saturating_duration_since(Instant::now());
+    std::thread::sleep(delay);
+    let started = meeting.start;
+    let mut hinted = false;
+    let spec = TcpPunch {
+        local_port: own.tcp_local.map_or(0, |a| a.port()),
+        peer_ip: peer.ip(),
+        far_ports: plan.local().predicted_ports.clone(),
+        syn_ttl: run.punch.syn_ttl,
+        rate: plan.rate,
+        deadline: started + plan.timeout,
+        peer_fans_out: plan.remote().predicted_ports.len() > 1,
+        peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
+            .unwrap_or(u32::MAX),
+        kernel_first: plan.role == Role::Caller
+            && plan.local().predicted_ports.len() > 1
+            && plan.remote().predicted_ports.len() > 1,
+    };
+    // The punch drops capabilities on its thread: run it on its own.
+    let punched = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                punch_tcp::punch(&spec, Some(run.stop), &mut |line| {
+                    if !std::mem::replace(&mut hinted, true) {
+                        run.tell(
+                            Some(format!("natlens: {line}")),
+                            json!({"event": "hint", "message": line}),
+                        );
+                    }
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(crate::io::simopen::PunchError::Io(io::Error::other(
+                    "the TCP punch panicked",
+                )))
+            })
+    });
+    if matches!(punched, Err(crate::io::simopen::PunchError::Stopped)) {
+        bail!("interrupted while punching");
+    }
+    let at = started.elapsed();
+    let event = match &punched {
+        Ok(done) => crate::core::punch::PunchEvent::Connected {
+            peer: done.punched.stream.peer_addr().unwrap_or(peer),
+            socket: 0,
+        },
+        Err(err) => crate::core::punch::PunchEvent::Failed {
+            reason: err.to_string(),
+        },
+    };
+    let (line, event) = progress_text(&Progress::Punch(event), at);
+    run.tell(Some(line), event);
+    let mut transfer = None;
+    let mut peer_record = None;
+    let mut path = None;
+    if let Ok(done) = &punched {
+        path = Some(render::Path {
+            local: done.punched.stream.local_addr().ok(),
+            peer: done.punched.stream.peer_addr().unwrap_or(peer),
+        });
+        let mut sink: Box<dyn Write> = if run.punch.no_data {
+            Box::new(io::sink())
+        } else {
+            Box::new(io::stdout().lock())
+        };
+        let (record, end) = punch_tcp::exchange(
+            &done.punched.stream,
+            &punch_tcp::own_record(done),
+            input,
+            &mut *sink,
+            Some(plan.timeout.max(Duration::from_secs(10))),
+        );
+        let (line, event) = progress_text(
+            &Progress::DataDone {
+                failure: end.failure.clone(),
+            },
+            started.elapsed(),
+        );
+        run.tell(Some(line), event);
+        peer_record = record;
+        transfer = Some(end);
+    }
+    let outcome = punch_tcp::outcome(&punched, started, peer_record);
+    Ok(Punched {
+        outcome_report: Some(PunchReport::from_outcome(plan, &outcome)),
+        path,
+        transfer,
     })
 }
 
@@ -694,7 +833,7 @@ mod tests {
         let observations = Vec::new();
         let report = fingerprint::analyse(&observations, &PredictOptions::default());
         assert_eq!(
-            describe_nat(&report),
+            describe_nat(Transport::Udp, &report),
             "your NAT (udp): public unknown; mapping not measured, filtering not measured; \
              ports not measured"
         );

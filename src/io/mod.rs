@@ -5,6 +5,7 @@ pub mod caps;
 pub mod client;
 pub mod coalesce;
 pub mod prober;
+pub mod punch_tcp;
 pub mod punch_udp;
 pub mod raw_tcp;
 pub mod rst_guard;

@@ -130,6 +130,8 @@ pub struct SimOpen {
     listener: Option<TcpListener>,
     local: SocketAddr,
     peer: SocketAddr,
+    /// How long one connecting socket lives ([`ATTEMPT`] unless changed).
+    attempt: Duration,
 }
 
 impl SimOpen {
@@ -145,6 +147,7 @@ impl SimOpen {
             listener: Some(listener),
             local,
             peer,
+            attempt: ATTEMPT,
         })
     }
 
@@ -154,7 +157,17 @@ impl SimOpen {
             listener: None,
             local,
             peer,
+            attempt: ATTEMPT,
         }
+    }
+
+    /// Keeps each connecting socket this long instead of [`ATTEMPT`]. A socket kept to the
+    /// deadline retransmits its SYN with the same sequence number: what a peer's crafted
+    /// fan-out needs when its SYN reached our NAT's entry first (conntrack then expects our
+    /// next SYN to continue the first; a fresh socket's would be INVALID there).
+    pub fn attempt_every(mut self, attempt: Duration) -> SimOpen {
+        self.attempt = attempt.max(Duration::from_millis(1));
+        self
     }
 
     /// The punched local address (the port actually bound).
@@ -301,7 +314,7 @@ impl<'a> Loop<'a> {
         }
         self.attempt = Some(Attempt {
             socket,
-            until: now + ATTEMPT,
+            until: now + self.open.attempt,
         });
         Ok(())
     }
@@ -432,7 +445,7 @@ impl<'a> Loop<'a> {
             return;
         }
         if tcp_state(&attempt.socket) == Some(TCP_SYN_RECV) {
-            attempt.until = now + ATTEMPT;
+            attempt.until = now + self.open.attempt;
             return;
         }
         self.attempt = None;

@@ -13,6 +13,10 @@
 //! address-restricted cone) makes the pair `direct`: the other side just aims at that port.
 //! Refused pairs run as a (hopeless, but bounded) blind spray with `--force`.
 //!
+//! Over TCP the same table holds for `direct` and `fanout` (the facts then describe the NAT's
+//! TCP allocation, and the far ports are where the crafted SYN fan-out aims, the first of them
+//! where the kernel's simultaneous open `connect()`s); a `birthday` pair is refused.
+//!
 //! The plan holds both sides' halves, so that each end knows what the other will send: sockets
 //! to open, the far NAT's ports aimed at in order, the own ports its flows should take, and every
 //! send with its time from the side's own start signal, paced by `--rate` and cut by the budget.
@@ -317,12 +321,22 @@ pub fn make_plan(input: &PlanInput<'_>) -> PunchPlan {
         caller: SidePlan::idle(Role::Caller),
         callee: SidePlan::idle(Role::Callee),
     };
-    if let Some(reason) = unplannable(input, &caller, &callee) {
+    if let Some(reason) = unplannable(&caller, &callee) {
         plan.reason = reason;
         return plan;
     }
     let mut decision = decide(&caller, &callee, &options);
     apply_fanout_override(&mut decision, input.role, &options);
+    if input.transport == Transport::Tcp && decision.strategy == Strategy::Birthday {
+        // A birthday needs hundreds of held flows on the random side: hundreds of sockets
+        // in SYN_SENT with their own simultaneous opens. Not planned over TCP.
+        decision.strategy = Strategy::Refused;
+        decision.reason = format!(
+            "{}; over TCP only direct and fan-out pairs are planned (a birthday needs \
+             hundreds of simultaneous opens): use UDP",
+            decision.reason
+        );
+    }
     plan.expected_success = expected_success(&decision, &caller, &callee);
     plan.strategy = decision.strategy;
     plan.reason = decision.reason;
@@ -359,10 +373,7 @@ fn clamp(options: &PunchOptions) -> PunchOptions {
 }
 
 /// Why nothing can be planned at all, if so.
-fn unplannable(input: &PlanInput<'_>, caller: &SideModel, callee: &SideModel) -> Option<String> {
-    if input.transport == Transport::Tcp {
-        return Some("TCP punching (simultaneous open) is not planned yet; use UDP".into());
-    }
+fn unplannable(caller: &SideModel, callee: &SideModel) -> Option<String> {
     if caller.address.is_none() || callee.address.is_none() {
         return Some("the server did not report both ends' public addresses".into());
     }

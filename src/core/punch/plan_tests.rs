@@ -288,7 +288,7 @@ fn refusals_say_why_and_what_force_would_give() {
             options: &PunchOptions::default(),
         })
     };
-    assert_eq!(input(&tcp, Transport::Tcp).strategy, Strategy::Refused);
+    assert_eq!(input(&tcp, Transport::Tcp).strategy, Strategy::Direct);
     tcp.observed = None;
     let plan = input(&tcp, Transport::Udp);
     assert!(plan.reason.contains("public addresses"), "{}", plan.reason);
@@ -357,4 +357,56 @@ fn timeouts_fit_together() {
     const { assert!(BIRTHDAY_SOCKETS <= DEFAULT_MAX_SOCKETS) };
     // A full fan-out goes out well inside the drift window it was sized for.
     assert!(Duration::from_secs(1) / DEFAULT_RATE * MAX_FANOUT <= DRIFT_WINDOW);
+}
+
+#[test]
+fn tcp_plans_direct_and_fanout_pairs_and_refuses_birthdays() {
+    let plan_tcp = |caller: &str, callee: &str, role: Role| {
+        let (a, b) = (
+            facts(caller, [198, 51, 100, 1]),
+            facts(callee, [198, 51, 100, 2]),
+        );
+        let (own, peer) = match role {
+            Role::Caller => (&a, &b),
+            Role::Callee => (&b, &a),
+        };
+        let options = PunchOptions::default();
+        let tcp = make_plan(&PlanInput {
+            role,
+            transport: Transport::Tcp,
+            call_id: 99,
+            own,
+            peer,
+            options: &options,
+        });
+        let udp = make_plan(&PlanInput {
+            transport: Transport::Udp,
+            role,
+            call_id: 99,
+            own,
+            peer,
+            options: &options,
+        });
+        (tcp, udp)
+    };
+    for (caller, callee) in [
+        ("cone", "cone"),
+        ("full", "seq"),
+        ("seq", "cone"),
+        ("seq", "seq"),
+    ] {
+        for role in [Role::Caller, Role::Callee] {
+            let (tcp, udp) = plan_tcp(caller, callee, role);
+            assert_ne!(tcp.strategy, Strategy::Refused, "{caller} x {callee}");
+            assert_eq!(tcp.strategy, udp.strategy, "{caller} x {callee}");
+            assert_eq!(tcp.transport, Transport::Tcp);
+            // The same fan-out indices: the TCP facts pick the far ports.
+            assert_eq!(tcp.caller.predicted_ports, udp.caller.predicted_ports);
+            assert_eq!(tcp.callee.predicted_ports, udp.callee.predicted_ports);
+        }
+    }
+    let (tcp, udp) = plan_tcp("cone", "random", Role::Caller);
+    assert_ne!(udp.strategy, Strategy::Refused);
+    assert_eq!(tcp.strategy, Strategy::Refused);
+    assert!(tcp.reason.contains("TCP"), "{}", tcp.reason);
 }

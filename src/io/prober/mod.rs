@@ -155,6 +155,19 @@ pub fn fingerprint_udp_for_punch(
     Ok((fingerprint, mapping))
 }
 
+/// Fingerprints TCP and hands back the discovery connection's local address: a TCP punch
+/// binds that port again (with address reuse), whose public port the fingerprint measured.
+pub fn fingerprint_tcp_for_punch(
+    options: &Options,
+    gate: &Gate,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> io::Result<(Fingerprint, Option<SocketAddr>)> {
+    let local_ip = local_ip_toward(options.server)?;
+    let mut shell = tcp::TcpShell::new(local_ip)?;
+    let fingerprint = run_steps(&mut shell, Transport::Tcp, options, gate, progress)?;
+    Ok((fingerprint, shell.mapping_local()))
+}
+
 /// Discovery, then the plan its answer sizes, on one shell.
 fn run_steps(
     shell: &mut dyn Shell,

@@ -51,6 +51,13 @@ pub(super) struct TcpShell {
     held_listeners: Vec<TcpListener>,
 }
 
+impl TcpShell {
+    /// The discovery connection's local address: the port a TCP punch reuses.
+    pub(super) fn mapping_local(&self) -> Option<SocketAddr> {
+        self.mapping_local
+    }
+}
+
 /// One probe's connection.
 enum Conn {
     /// Bound, not connected yet: it exists before the first packet of the step.
