@@ -226,7 +226,8 @@ fn usage_errors_exit_2() {
     for args in [
         &["--server", "127.0.0.1:3478", "--samples", "1"][..],
         &["--server", "127.0.0.1:3478", "--preset-delta", "0"],
-        &["--server", "stun.example.org"],
+        // A host name, not an address: refused before any lookup (.invalid never resolves).
+        &["--server", "stun.invalid"],
         &["--transport", "udp"],
     ] {
         let run = nat(args);
