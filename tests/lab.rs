@@ -4,6 +4,9 @@
 //! Needs root and network namespaces. Without them the tests print a visible SKIPPED and pass,
 //! except under CI (env `CI` set), where a lab that cannot be built is a failure.
 
+mod common;
+
+use common::lab_available;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -16,23 +19,6 @@ use natlens::lab::{teardown, DelayMethod, Host, Lab, LabSpec, NatMode, Side};
 
 /// Long enough for a datagram that will arrive to arrive (no delay configured).
 const SILENCE: Duration = Duration::from_millis(300);
-
-/// True when this machine can run labs; otherwise says SKIPPED, or fails under CI.
-fn lab_available() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = ["ip", "nft", "conntrack"]
-        .iter()
-        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
-    if root && tools && std::path::Path::new("/proc/self/ns/net").exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but the lab cannot run here (root: {root}, ip/nft/conntrack: {tools})");
-    }
-    eprintln!("SKIPPED (needs root and network namespaces)");
-    false
-}
 
 fn up(spec: LabSpec) -> Option<Lab> {
     lab_available().then(|| Lab::up(spec).expect("building the lab"))

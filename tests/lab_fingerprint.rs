@@ -7,6 +7,9 @@
 //! Needs root and network namespaces: without them the tests print SKIPPED, except under CI
 //! (env `CI` set), where that is a failure.
 
+mod common;
+
+use common::lab_available;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,23 +20,6 @@ use serde_json::Value;
 
 const PORT: u16 = 3478;
 const ALT_PORT: u16 = 3479;
-
-fn lab_available() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = ["ip", "nft", "conntrack"]
-        .iter()
-        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
-    if root && tools {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the lab cannot run (root: {root}, tools: {tools})"
-    );
-    eprintln!("SKIPPED (needs root and network namespaces)");
-    false
-}
 
 /// A lab with a full-mode natlens server in its server namespace.
 struct Fixture {

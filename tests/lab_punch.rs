@@ -13,6 +13,9 @@
 //! (env `CI` set), where that is a failure. Labs run one at a time (the machine has two cores,
 //! and timing is part of what is measured).
 
+mod common;
+
+use common::lab_available;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -42,23 +45,6 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(40);
 
 /// Labs one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn lab_available() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = ["ip", "nft", "conntrack"]
-        .iter()
-        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
-    if root && tools {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the lab cannot run (root: {root}, tools: {tools})"
-    );
-    eprintln!("SKIPPED (needs root and network namespaces)");
-    false
-}
 
 const MODES: [NatMode; 5] = [
     NatMode::Cone,

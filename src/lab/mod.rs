@@ -27,3 +27,37 @@ pub use instance::Lab;
 pub use plumbing::DelayMethod;
 pub use spec::{Host, LabSpec, NatMode, Side};
 pub use state::LabState;
+
+/// Whether this machine can build a lab: root, network namespaces, and the `ip`, `nft` and
+/// `conntrack` tools. `Err` says what is missing, in words fit for a SKIPPED line or an error.
+pub fn check_available() -> Result<(), String> {
+    // SAFETY: geteuid(2) has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let namespaces = std::path::Path::new("/proc/self/ns/net").exists();
+    let missing: Vec<&str> = ["ip", "nft", "conntrack"]
+        .into_iter()
+        .filter(|tool| {
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_err()
+        })
+        .collect();
+    if root && namespaces && missing.is_empty() {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    if !root {
+        why.push("needs root".to_owned());
+    }
+    if !namespaces {
+        why.push("needs network namespaces".to_owned());
+    }
+    if !missing.is_empty() {
+        why.push(format!(
+            "needs {} (apt-get install iproute2 nftables conntrack)",
+            missing.join(", ")
+        ));
+    }
+    Err(why.join("; "))
+}

@@ -174,3 +174,23 @@ pub fn id_request(method: Method, id: &str, tid: [u8; 12]) -> Vec<u8> {
     builder.attribute(AttrType::SOFTWARE, b"natlens tests");
     buf
 }
+
+/// True when a lab can be built here; otherwise prints a visible SKIPPED line and returns false,
+/// except under CI (env `CI` set), where a missing lab is a failure.
+pub fn lab_available() -> bool {
+    match natlens::lab::check_available() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but the lab cannot run here: {why}"
+            );
+            // Straight to the process's stderr: libtest hides eprintln! output of passing tests.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED ({why})\n").as_bytes(),
+            );
+            false
+        }
+    }
+}
