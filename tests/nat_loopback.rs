@@ -8,6 +8,7 @@
 //! coturn comes from Debian's `coturn` package. When `turnserver` is missing the coturn test
 //! fails if `CI` is set and is otherwise skipped with a visible `SKIPPED:` line.
 
+use natlens::core::binding::FullMode;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -506,17 +507,16 @@ impl Server {
 
     /// Every address the server serves: the primary, or all four IP × port mixes.
     fn served_addresses(&self) -> Vec<SocketAddr> {
-        let Some(alternate) = self.alternate else {
-            return vec![self.primary];
-        };
-        let (ip1, ip2) = (self.primary.ip(), alternate.ip());
-        let (p1, p2) = (self.primary.port(), alternate.port());
-        vec![
-            SocketAddr::new(ip1, p1),
-            SocketAddr::new(ip1, p2),
-            SocketAddr::new(ip2, p1),
-            SocketAddr::new(ip2, p2),
-        ]
+        match self.alternate {
+            // The same four IP x port mixes the server itself binds.
+            Some(alternate) => FullMode {
+                primary: self.primary,
+                alternate,
+            }
+            .addresses()
+            .to_vec(),
+            None => vec![self.primary],
+        }
     }
 
     /// Waits until every served address answers a Binding over UDP and accepts TCP.

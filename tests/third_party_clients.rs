@@ -16,6 +16,7 @@
 //! the reference these expectations were taken from: `cargo test --test third_party_clients --
 //! --ignored`.
 
+use natlens::core::binding::FullMode;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -737,17 +738,16 @@ impl Server {
 
     /// Every address the server should serve over UDP, and the one it answers from for each.
     fn served_addresses(&self) -> Vec<SocketAddr> {
-        let Some(alternate) = self.alternate else {
-            return vec![self.primary];
-        };
-        let (p1, p2) = (self.primary.port(), alternate.port());
-        let (ip1, ip2) = (self.primary.ip(), alternate.ip());
-        vec![
-            SocketAddr::new(ip1, p1),
-            SocketAddr::new(ip1, p2),
-            SocketAddr::new(ip2, p1),
-            SocketAddr::new(ip2, p2),
-        ]
+        match self.alternate {
+            // The same four IP x port mixes the server itself binds.
+            Some(alternate) => FullMode {
+                primary: self.primary,
+                alternate,
+            }
+            .addresses()
+            .to_vec(),
+            None => vec![self.primary],
+        }
     }
 
     /// Waits until every served address answers a Binding request.
