@@ -8,7 +8,6 @@
 //! coturn comes from Debian's `coturn` package. When `turnserver` is missing the coturn test
 //! fails if `CI` is set and is otherwise skipped with a visible `SKIPPED:` line.
 
-use natlens::core::binding::FullMode;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -19,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use natlens::core::binding::{self, Outcome, Received};
+use natlens::core::binding::{self, FullMode, Outcome, Received};
 use natlens::core::Transport;
 use natlens::wire::stun::Message;
 use serde_json::{json, Value};

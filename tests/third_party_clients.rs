@@ -16,7 +16,6 @@
 //! the reference these expectations were taken from: `cargo test --test third_party_clients --
 //! --ignored`.
 
-use natlens::core::binding::FullMode;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -26,6 +25,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use natlens::core::binding::FullMode;
 
 const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const ALTERNATE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
