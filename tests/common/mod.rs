@@ -126,6 +126,11 @@ impl ServerProcess {
         lines
     }
 
+    /// The server's process ID (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
