@@ -420,7 +420,10 @@ fn assert_lab_is_faulty(lab: &Lab) {
 }
 
 /// Fingerprints each side `rounds` times; returns (side, mode, correct, runs, failures).
-fn fingerprint_rounds(fixture: &Fixture, rounds: usize) -> Vec<(NatMode, usize, usize, Vec<String>)> {
+fn fingerprint_rounds(
+    fixture: &Fixture,
+    rounds: usize,
+) -> Vec<(NatMode, usize, usize, Vec<String>)> {
     let spec = fixture.lab.spec().clone();
     let mut rows = Vec::new();
     for (side, mode) in [(Side::A, spec.nat_a), (Side::B, spec.nat_b)] {
@@ -540,7 +543,11 @@ fn verdicts_and_punches(nat_a: NatMode, nat_b: NatMode, transports: &[&str]) {
         );
     }
     for (_, _, _, failures) in &verdicts {
-        assert!(failures.is_empty(), "wrong verdicts:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "wrong verdicts:\n{}",
+            failures.join("\n")
+        );
     }
     for row in &punches {
         assert!(

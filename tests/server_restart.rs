@@ -217,5 +217,9 @@ fn logged_in_clients_log_in_again_after_a_server_restart_and_are_callable() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Every client is held by the new server: four logins, plus the callers' own sessions.
-    assert!(server.log_lines("login").len() >= 4, "{:?}", server.log_lines(""));
+    assert!(
+        server.log_lines("login").len() >= 4,
+        "{:?}",
+        server.log_lines("")
+    );
 }

@@ -278,7 +278,8 @@ pub(crate) fn udp_garbage(a: &UdpGarbageArgs) -> Result<bool> {
             let (bytes, kind): (&[u8], _) = if is_garbage {
                 let kind = (garbage_sent % KINDS.len() as u64) as usize;
                 let variants = &templates[kind];
-                let template = &variants[(garbage_sent / KINDS.len() as u64) as usize % variants.len()];
+                let template =
+                    &variants[(garbage_sent / KINDS.len() as u64) as usize % variants.len()];
                 if has_tid(kind) {
                     scratch.clear();
                     scratch.extend_from_slice(template);

@@ -217,8 +217,12 @@ impl From<attr::ValueError> for Malformed {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    LoggingIn { relogin: bool },
-    LoggedIn { next_keepalive: Instant },
+    LoggingIn {
+        relogin: bool,
+    },
+    LoggedIn {
+        next_keepalive: Instant,
+    },
     /// TCP only: the connection closed; the shell is asked to dial again at `next_attempt`.
     Reconnecting {
         next_attempt: Instant,

@@ -557,7 +557,10 @@ fn a_closed_tcp_connection_is_dialled_again_with_backoff_and_logged_in_again() {
     let dials = dials_until(&mut session, now + Duration::from_secs(2));
     let offsets: Vec<u128> = dials.iter().map(|at| (*at - now).as_millis()).collect();
     assert_eq!(offsets, [0, 100, 300, 700, 1500]);
-    assert!(sent(&mut session).is_empty(), "nothing is sent while dialling");
+    assert!(
+        sent(&mut session).is_empty(),
+        "nothing is sent while dialling"
+    );
     // The server is back: the next dial succeeds and the session logs in again.
     let later = now + Duration::from_millis(3100);
     assert_eq!(dials_until(&mut session, later).len(), 1);
@@ -586,8 +589,14 @@ fn tcp_redials_are_capped_at_the_keepalive_interval_and_give_up_after_the_budget
     session.handle_input(now, &mapped(&login, ALICE_PUBLIC, None));
     events(&mut session);
     session.handle_disconnect(now);
-    let dials = dials_until(&mut session, now + RECONNECT_BUDGET + Duration::from_secs(1));
-    let gaps: Vec<u128> = dials.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    let dials = dials_until(
+        &mut session,
+        now + RECONNECT_BUDGET + Duration::from_secs(1),
+    );
+    let gaps: Vec<u128> = dials
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
     assert_eq!(gaps[..4], [100, 200, 400, 500]);
     assert!(gaps.iter().all(|gap| *gap <= 500), "{gaps:?}");
     assert!(*dials.last().unwrap() < now + RECONNECT_BUDGET);
