@@ -178,7 +178,7 @@ impl Link {
     /// Waits up to `wait` for input and hands every whole message to `deliver`.
     fn receive(&mut self, wait: Duration, deliver: &mut dyn FnMut(&[u8])) -> io::Result<Received> {
         // A zero read timeout means "block forever" to the OS, so wait at least 1 ms.
-        let wait = Some(wait.max(Duration::from_millis(1)));
+        let wait = wait.max(Duration::from_millis(1));
         if let Link::Tcp { broken, .. } = self {
             match *broken {
                 Broken::No => {}
@@ -189,7 +189,7 @@ impl Link {
                 Broken::Reported => {
                     // A dead stream reads EOF at once: sleep instead of spinning until the
                     // session's next redial.
-                    std::thread::sleep(wait.unwrap_or_default());
+                    std::thread::sleep(wait);
                     return Ok(Received::Nothing);
                 }
             }
@@ -197,11 +197,11 @@ impl Link {
         let mut chunk = [0u8; MAX_FRAME];
         let result = match self {
             Link::Udp { socket, .. } => {
-                socket.set_read_timeout(wait)?;
+                socket.set_read_timeout(Some(wait))?;
                 socket.recv(&mut chunk)
             }
             Link::Tcp { stream, .. } => {
-                stream.set_read_timeout(wait)?;
+                stream.set_read_timeout(Some(wait))?;
                 stream.read(&mut chunk)
             }
         };
