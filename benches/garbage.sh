@@ -180,10 +180,10 @@ rss_end=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
     echo "before/after the round); \"match\" = equal, reason by reason, to the garbage the generator"
     echo "sent. RSS in KiB (VmRSS of the server): first sample of the round, after 1 s of load,"
     echo "end, max. Load = /proc/loadavg at the start of the round (other sessions build here), and"
+    echo "whether the CPUs were quiet (< $QUIET_MAX_BUSY busy) after waiting up to ${QUIET_TIMEOUT} s."
     echo "Kernel drops = datagrams the kernel dropped at the server's socket during the round (its"
     echo "receive buffer was full because the server did not get the CPU in time; /proc/net/udp)."
     echo "Round \"control\": the same datagram rate with no garbage (all valid), for comparison."
-    echo "whether the CPUs were quiet (< $QUIET_MAX_BUSY busy) after waiting up to ${QUIET_TIMEOUT} s."
     echo
     echo "| round | offered/s | valid sent | answered | lost | kernel drops | server bindings | garbage sent | server drops | match | answers to garbage | RSS first | RSS warm | RSS end | RSS max | load 1/5/15, quiet |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
