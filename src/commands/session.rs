@@ -223,6 +223,7 @@ mod tests {
             server: "192.0.2.1:3478".parse().unwrap(),
             id: "alice".into(),
             keepalive: Duration::from_secs(15),
+            key_file: None,
             output: crate::cli::OutputArgs { json: true },
         }
     }
