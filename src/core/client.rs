@@ -595,6 +595,11 @@ impl<R: RngCore> ClientSession<R> {
             (Pending::Keepalive, Answer::Error { code, .. }) if code == error::NO_SESSION => {
                 self.relogin(now)
             }
+            // A newer login with this ID's key took the session over: give way, do not log in
+            // again (that would take it back and the two ends would flap).
+            (Pending::Keepalive, Answer::Error { code, reason }) if code == error::ID_TAKEN => {
+                self.close(ClientEvent::LoginRefused { code, reason })
+            }
             (Pending::Logout, _) => self.close(ClientEvent::LoggedOut),
             (Pending::Call { callee, call_id }, Answer::Call(facts)) => {
                 self.events.push_back(ClientEvent::CallAnswered {

@@ -160,6 +160,10 @@ pub struct ServerCore {
     scratch: Vec<u8>,
     /// Present when the server has credentials.
     auth: Option<Authenticator>,
+    /// Routes whose session a newer authenticated login took over, and when: their
+    /// KEEPALIVE gets 409 rather than 437, so the old client stops instead of logging in
+    /// again and taking the ID back (two live clients would otherwise flap forever).
+    taken_over: HashMap<Route, Instant>,
     limiter: Option<SourceLimiter>,
     next_sweep: Instant,
     /// The latest time any input carried: timestamps for work that has no input of its own.
@@ -179,6 +183,7 @@ impl ServerCore {
         ServerCore {
             auth,
             limiter,
+            taken_over: HashMap::new(),
             config,
             registry: Registry::default(),
             calls: HashMap::new(),
@@ -462,7 +467,9 @@ impl ServerCore {
             // The key proves this is the ID's owner (restarted, or on a new port or
             // network): the new login replaces the old session instead of waiting for it
             // to expire. Open servers keep first-come ownership (409).
+            self.taken_over.remove(&route);
             if let Some(old) = self.registry.take_over(id, route) {
+                self.taken_over.insert(old.route, now);
                 self.events.push_back(Event::Logout {
                     id: old.id,
                     transport: old.route.transport(),
@@ -575,6 +582,15 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> bool {
         if self.registry.refresh(now, id, route).is_none() {
+            if self.taken_over.contains_key(&route) {
+                return self.error(
+                    message,
+                    error::ID_TAKEN,
+                    "ID logged in elsewhere with its key",
+                    &[],
+                    reply,
+                );
+            }
             return self.error(
                 message,
                 error::NO_SESSION,
@@ -1086,6 +1102,9 @@ impl ServerCore {
         if let Some(limiter) = &mut self.limiter {
             limiter.sweep(now);
         }
+        let expiry = self.config.udp_expiry;
+        self.taken_over
+            .retain(|_, at| now.saturating_duration_since(*at) <= expiry);
         self.seen.retain(|_, seen| match seen {
             Seen::Pending => true,
             Seen::Answered { at, .. } => now.saturating_duration_since(*at) < ANSWER_CACHE,

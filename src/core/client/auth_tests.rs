@@ -183,4 +183,17 @@ fn a_restarted_client_on_a_new_port_takes_its_id_back() {
     let again = net.client("198.51.100.7:40002", "alice", Some("alice-key"));
     assert!(net.clients[again].1.is_logged_in());
     assert_eq!(net.server.session_counts(), (1, 0));
+    // The old end, still alive, learns on its next keepalive and gives way: no flapping.
+    net.run_until(net.now + Duration::from_secs(60));
+    let old = net.events(0);
+    assert!(
+        matches!(&old[..], [.., ClientEvent::LoginRefused { code: 409, .. }]),
+        "{old:?}"
+    );
+    assert!(net.clients[0].1.is_closed());
+    assert!(net.clients[again].1.is_logged_in());
+    assert!(!net
+        .events(again)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::LoginRefused { .. })));
 }
