@@ -539,7 +539,12 @@ impl ServerCore {
             Refusal::Replay => Drop::Replay,
         };
         let nonce = refusal.with_nonce().then(|| auth.nonce(now, remote.ip()));
-        self.dropped(reason, route.transport(), Some(remote));
+        if refusal == Refusal::Challenge {
+            // The normal first step of every login: counted, but not logged line by line.
+            self.counters.drop(reason);
+        } else {
+            self.dropped(reason, route.transport(), Some(remote));
+        }
         let Some((code, text)) = refusal.error() else {
             return Err(false);
         };
