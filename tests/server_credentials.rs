@@ -406,3 +406,33 @@ fn the_per_ip_cap_and_the_token_bucket_bite_and_are_counted() {
     assert!(stats.contains("per-ip-limit=1"), "{stats}");
     assert!(stats.contains(&format!("rate-limited={}", 500 - answered)), "{stats}");
 }
+
+/// The effective capabilities of a process's main thread, from /proc.
+fn effective_caps(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .expect("CapEff line");
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn the_server_serves_without_capabilities_once_bound() {
+    // Started by root, the server still binds a privileged port, then drops every capability.
+    let root = effective_caps(std::process::id()) != 0;
+    // A privileged port unlikely to be taken (other test runs pick by their own PID).
+    let port = if root { 600 + std::process::id() % 400 } else { 0 };
+    let listen = format!("127.0.0.1:{port}");
+    let server = ServerProcess::start(&["--listen", &listen]);
+    let pid = server.pid();
+    assert_eq!(effective_caps(pid), 0, "CapEff of the serving thread");
+    let answer = exchange(&socket(), server.addr(), &binding_request([5; 12])).expect("served");
+    assert_eq!(error_code(&answer), None);
+    if !root {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"note: not root, so the capability drop was not exercised on a privileged port\n",
+        );
+    }
+}

@@ -46,6 +46,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let (stop, stats_now) = (signal::stop_flag()?, signal::stats_flag()?);
     let mut server = Server::bind(options, &mut log).context("starting the server")?;
+    // Every socket is bound (a port below 1024 may have needed root or
+    // CAP_NET_BIND_SERVICE); nothing after this needs a privilege, so a server started as root
+    // faces hostile traffic without any. The loop is single-threaded: this covers it all.
+    if let Err(error) = crate::io::caps::drop_all() {
+        log.warn(&format!("could not drop capabilities: {error}"));
+    }
     server.run(stop, stats_now, &mut log)?;
     Ok(ExitCode::SUCCESS)
 }
