@@ -231,4 +231,23 @@ fn protocol_page_lists_the_wire_constants() {
         let code = format!("{:#06X}", attribute.0).replace("0X", "0x");
         assert!(page.contains(&code), "protocol page lacks attribute {code}");
     }
+    use nl::error;
+    let codes = [
+        error::BAD_REQUEST,
+        error::UNAUTHORIZED,
+        error::NOT_LOGGED_IN,
+        error::UNKNOWN_PEER,
+        error::PEER_TIMEOUT,
+        error::ID_TAKEN,
+        error::NO_SESSION,
+        error::STALE_NONCE,
+        error::QUOTA_REACHED,
+        error::SERVER_FULL,
+    ];
+    for code in codes {
+        assert!(
+            page.contains(&format!("\n{code}|")),
+            "protocol page lacks error code {code}"
+        );
+    }
 }

@@ -179,7 +179,7 @@ impl ServerCore {
         });
         let limiter = config
             .answer_rate
-            .map(|rate| SourceLimiter::new(rate, MAX_SOURCES, now));
+            .map(|rate| SourceLimiter::new(rate, MAX_SOURCES, now, seed ^ 0x5EED_1D5A_17ED_0B0C));
         ServerCore {
             auth,
             limiter,

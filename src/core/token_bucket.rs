@@ -8,6 +8,7 @@
 //! overflow bucket until the once-a-second sweep frees idle (full) buckets.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -51,24 +52,56 @@ impl Bucket {
     }
 }
 
+/// A keyed multiply-xor hash for IP addresses: this lookup runs once per datagram, and SipHash
+/// cost a third of the limiter's time (benches/answer_limit.rs). The key is drawn per process, so
+/// a flood from chosen source addresses cannot aim at one bucket chain.
+#[derive(Debug, Clone, Copy)]
+struct IpHashKey(u64);
+
+impl BuildHasher for IpHashKey {
+    type Hasher = IpHasher;
+    fn build_hasher(&self) -> IpHasher {
+        IpHasher(self.0)
+    }
+}
+
+#[derive(Debug)]
+struct IpHasher(u64);
+
+impl Hasher for IpHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 ^= self.0 >> 29;
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (self.0 >> 31)
+    }
+}
+
 /// Token buckets per source IP.
 #[derive(Debug)]
 pub struct SourceLimiter {
     rate: f64,
     burst: f64,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: HashMap<IpAddr, Bucket, IpHashKey>,
     overflow: Bucket,
     max_sources: usize,
 }
 
 impl SourceLimiter {
-    /// `rate` answers per second per IP, with a burst of twice that.
-    pub fn new(rate: u32, max_sources: usize, now: Instant) -> Self {
+    /// `rate` answers per second per IP, with a burst of twice that; `hash_key` should be
+    /// random per process.
+    pub fn new(rate: u32, max_sources: usize, now: Instant, hash_key: u64) -> Self {
         let rate = f64::from(rate.max(1));
         SourceLimiter {
             rate,
             burst: rate * 2.0,
-            buckets: HashMap::new(),
+            buckets: HashMap::with_hasher(IpHashKey(hash_key | 1)),
             overflow: Bucket::full(rate * 2.0, now),
             max_sources,
         }
@@ -121,7 +154,7 @@ mod tests {
     #[test]
     fn a_source_gets_its_burst_then_the_rate() {
         let start = Instant::now();
-        let mut limiter = SourceLimiter::new(100, 10, start);
+        let mut limiter = SourceLimiter::new(100, 10, start, 7);
         let allowed = (0..1000).filter(|_| limiter.allow(start, ip(1))).count();
         assert_eq!(allowed, 200, "burst = 2 x rate");
         // One virtual second later: exactly the rate's worth more.
@@ -135,7 +168,7 @@ mod tests {
     #[test]
     fn steady_traffic_under_the_rate_is_never_refused() {
         let start = Instant::now();
-        let mut limiter = SourceLimiter::new(100, 10, start);
+        let mut limiter = SourceLimiter::new(100, 10, start, 7);
         for tick in 0..10_000u64 {
             let now = start + Duration::from_millis(tick * 11);
             assert!(limiter.allow(now, ip(1)), "tick {tick}");
@@ -145,7 +178,7 @@ mod tests {
     #[test]
     fn memory_is_capped_by_an_overflow_bucket_and_the_sweep() {
         let start = Instant::now();
-        let mut limiter = SourceLimiter::new(10, 4, start);
+        let mut limiter = SourceLimiter::new(10, 4, start, 7);
         for last in 0..4 {
             assert!(limiter.allow(start, ip(last)));
         }
