@@ -55,7 +55,10 @@ fn time(answer_rate: Option<u32>, sources: u32) -> Duration {
                 answered += 1;
             }
         }
-        assert_eq!(answered, ITERATIONS, "the bucket must not bite in this benchmark");
+        assert_eq!(
+            answered, ITERATIONS,
+            "the bucket must not bite in this benchmark"
+        );
         best = best.min(began.elapsed() / ITERATIONS);
         while core.poll_event().is_some() {}
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use natlens::core::punch::plan::MAX_TIMEOUT;
 use natlens::core::punch::probe::{ProbeInfo, PunchMessage};
-use natlens::core::punch::{make_plan, Handshake, PlanInput, PunchOptions, Role};
 use natlens::core::punch::Strategy as PunchStrategy;
+use natlens::core::punch::{make_plan, Handshake, PlanInput, PunchOptions, Role};
 use natlens::core::Transport;
 use natlens::wire::natlens::{Dependence, NatFacts, NatProfile, PortPattern, Transports};
 use natlens::wire::TransactionId;

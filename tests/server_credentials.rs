@@ -227,8 +227,12 @@ fn a_captured_login_replayed_from_other_sockets_is_refused() {
     let scratch = Scratch::new("replay");
     let server = server_with_credentials(&scratch, &[]);
     let alice = socket();
-    let challenge = exchange(&alice, server.addr(), &id_request(nl::LOGIN, "alice", [1; 12]))
-        .expect("a 401");
+    let challenge = exchange(
+        &alice,
+        server.addr(),
+        &id_request(nl::LOGIN, "alice", [1; 12]),
+    )
+    .expect("a 401");
     assert_eq!(error_code(&challenge), Some(401));
     let nonce = Message::parse(&challenge)
         .unwrap()
@@ -250,13 +254,25 @@ fn a_captured_login_replayed_from_other_sockets_is_refused() {
     let refused = exchange(&elsewhere, server.addr(), &captured).expect("a 438");
     assert_eq!(error_code(&refused), Some(438));
     // Alice's own retransmission still gets its answer, and the session is still hers.
-    assert_eq!(error_code(&exchange(&alice, server.addr(), &captured).unwrap()), None);
+    assert_eq!(
+        error_code(&exchange(&alice, server.addr(), &captured).unwrap()),
+        None
+    );
     let keepalive = id_request(nl::KEEPALIVE, "alice", [3; 12]);
-    assert_eq!(error_code(&exchange(&alice, server.addr(), &keepalive).unwrap()), None);
+    assert_eq!(
+        error_code(&exchange(&alice, server.addr(), &keepalive).unwrap()),
+        None
+    );
     let keepalive = id_request(nl::KEEPALIVE, "alice", [4; 12]);
-    assert_eq!(error_code(&exchange(&thief, server.addr(), &keepalive).unwrap()), Some(437));
+    assert_eq!(
+        error_code(&exchange(&thief, server.addr(), &keepalive).unwrap()),
+        Some(437)
+    );
     let stats = server.stats();
-    assert!(stats.contains("replay=1") && stats.contains("stale-nonce=1"), "{stats}");
+    assert!(
+        stats.contains("replay=1") && stats.contains("stale-nonce=1"),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -278,7 +294,12 @@ fn an_authenticated_relogin_from_a_new_port_takes_over() {
         .wait_for_log("taken-over", Duration::from_secs(3))
         .is_some());
     // A live old client gives way on its next keepalive instead of taking the ID back.
-    let mut old = Login::start(server.addr(), "bob", &scratch.key("bob"), &["--keepalive", "1s"]);
+    let mut old = Login::start(
+        server.addr(),
+        "bob",
+        &scratch.key("bob"),
+        &["--keepalive", "1s"],
+    );
     let _new = Login::start(server.addr(), "bob", &scratch.key("bob"), &[]);
     let refused = old.next_event(Duration::from_secs(5)).expect("an event");
     assert_eq!(refused["event"], "login_refused", "{refused}");
@@ -296,10 +317,17 @@ fn a_call_between_keyed_users_reaches_only_the_callee() {
     let mut bob = Login::start(server.addr(), "bob", &scratch.key("bob"), &[]);
     let mut carol = Login::start(server.addr(), "carol", &scratch.key("carol"), &[]);
     let mut call = natlens();
-    call.args(["call", "bob", "--server", &server.addr().to_string(), "--id", "alice"])
-        .arg("--key-file")
-        .arg(scratch.key("alice"))
-        .args(["--json", "--no-punch"]);
+    call.args([
+        "call",
+        "bob",
+        "--server",
+        &server.addr().to_string(),
+        "--id",
+        "alice",
+    ])
+    .arg("--key-file")
+    .arg(scratch.key("alice"))
+    .args(["--json", "--no-punch"]);
     let output = run(call, Duration::from_secs(20));
     assert!(
         output.status.success(),
@@ -307,7 +335,9 @@ fn a_call_between_keyed_users_reaches_only_the_callee() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let incoming = bob.next_event(Duration::from_secs(5)).expect("bob is called");
+    let incoming = bob
+        .next_event(Duration::from_secs(5))
+        .expect("bob is called");
     assert_eq!(incoming["event"], "incoming_call");
     assert_eq!(incoming["caller"], "alice");
     assert_eq!(incoming["call_id"], report["call_id"]);
@@ -320,7 +350,14 @@ fn a_call_between_keyed_users_reaches_only_the_callee() {
     // A caller without a key never gets through.
     let mut keyless = natlens();
     keyless
-        .args(["call", "bob", "--server", &server.addr().to_string(), "--id", "mallory"])
+        .args([
+            "call",
+            "bob",
+            "--server",
+            &server.addr().to_string(),
+            "--id",
+            "mallory",
+        ])
         .arg("--no-punch");
     assert_eq!(run(keyless, Duration::from_secs(20)).status.code(), Some(3));
     assert!(bob.next_event(Duration::from_secs(1)).is_none());
@@ -329,7 +366,9 @@ fn a_call_between_keyed_users_reaches_only_the_callee() {
 #[test]
 fn an_open_server_says_so_and_bad_credentials_files_are_explained() {
     let open = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
-    assert!(open.wait_for_log("running open", Duration::from_secs(3)).is_some());
+    assert!(open
+        .wait_for_log("running open", Duration::from_secs(3))
+        .is_some());
     let json = ServerProcess::start(&["--listen", "127.0.0.1:0", "--json"]);
     let line = json
         .wait_for_log("running open", Duration::from_secs(3))
@@ -383,7 +422,9 @@ fn the_per_ip_cap_and_the_token_bucket_bite_and_are_counted() {
 
     // A burst of 500 Bindings from one (other) address: the bucket holds 100 answers.
     let flood = UdpSocket::bind("127.0.0.3:0").unwrap();
-    flood.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let started = Instant::now();
     for i in 0..500u32 {
         let mut tid = [9u8; 12];
@@ -404,7 +445,10 @@ fn the_per_ip_cap_and_the_token_bucket_bite_and_are_counted() {
     );
     let stats = server.stats();
     assert!(stats.contains("per-ip-limit=1"), "{stats}");
-    assert!(stats.contains(&format!("rate-limited={}", 500 - answered)), "{stats}");
+    assert!(
+        stats.contains(&format!("rate-limited={}", 500 - answered)),
+        "{stats}"
+    );
 }
 
 /// The effective capabilities of a process's main thread, from /proc.
@@ -422,7 +466,11 @@ fn the_server_serves_without_capabilities_once_bound() {
     // Started by root, the server still binds a privileged port, then drops every capability.
     let root = effective_caps(std::process::id()) != 0;
     // A privileged port unlikely to be taken (other test runs pick by their own PID).
-    let port = if root { 600 + std::process::id() % 400 } else { 0 };
+    let port = if root {
+        600 + std::process::id() % 400
+    } else {
+        0
+    };
     let listen = format!("127.0.0.1:{port}");
     let server = ServerProcess::start(&["--listen", &listen]);
     let pid = server.pid();

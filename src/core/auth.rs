@@ -110,7 +110,10 @@ impl Authenticator {
         if username.value != id.as_bytes() || realm.value != REALM.as_bytes() {
             return Err(Refusal::BadCredentials);
         }
-        let key = self.credentials.hmac_key(id).ok_or(Refusal::BadCredentials)?;
+        let key = self
+            .credentials
+            .hmac_key(id)
+            .ok_or(Refusal::BadCredentials)?;
         if !integrity::verify_message_integrity_sha256(message, &key) {
             return Err(Refusal::BadCredentials);
         }

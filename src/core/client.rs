@@ -552,7 +552,10 @@ impl<R: RngCore> ClientSession<R> {
             new_tid,
         );
         let old = Message::parse(&original).expect("our own request");
-        for attribute in old.attributes().filter(|a| !AUTH_ATTRIBUTES.contains(&a.kind)) {
+        for attribute in old
+            .attributes()
+            .filter(|a| !AUTH_ATTRIBUTES.contains(&a.kind))
+        {
             builder.attribute(attribute.kind, attribute.value);
         }
         self.sign(&pending, &mut builder);

@@ -64,7 +64,9 @@ impl Credentials {
             };
             let mut fields = line.split_whitespace();
             let (Some(id), Some(key), None) = (fields.next(), fields.next(), fields.next()) else {
-                return Err(fail("expected `ID KEY` (two fields separated by spaces)".into()));
+                return Err(fail(
+                    "expected `ID KEY` (two fields separated by spaces)".into(),
+                ));
             };
             validate_name(id).map_err(|_| {
                 fail(format!(
@@ -138,7 +140,8 @@ mod tests {
 
     #[test]
     fn a_file_with_comments_and_blank_lines_parses() {
-        let creds = Credentials::parse("# operators\n\nalice  s3cret\n  bob\tother-key \n").unwrap();
+        let creds =
+            Credentials::parse("# operators\n\nalice  s3cret\n  bob\tother-key \n").unwrap();
         assert_eq!(creds.len(), 2);
         assert_eq!(creds.hmac_key("alice"), Some(hmac_key("alice", "s3cret")));
         assert_eq!(creds.hmac_key("bob"), Some(hmac_key("bob", "other-key")));

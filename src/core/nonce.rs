@@ -161,7 +161,12 @@ mod tests {
             other.check(start, client, nonce.as_bytes()),
             NonceCheck::Invalid
         );
-        for garbage in [&b""[..], b"zz", &[b'g'; NONCE_LEN], "é".repeat(12).as_bytes()] {
+        for garbage in [
+            &b""[..],
+            b"zz",
+            &[b'g'; NONCE_LEN],
+            "é".repeat(12).as_bytes(),
+        ] {
             assert_eq!(other.check(start, client, garbage), NonceCheck::Invalid);
         }
         // A nonce from the future (clock stamp forged upwards) cannot carry a valid MAC.

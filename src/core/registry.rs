@@ -376,7 +376,9 @@ mod tests {
     fn take_over_frees_an_id_held_elsewhere_only() {
         let now = Instant::now();
         let mut registry = Registry::default();
-        registry.login(now, "alice", udp(1), addr(), cap(10)).unwrap();
+        registry
+            .login(now, "alice", udp(1), addr(), cap(10))
+            .unwrap();
         assert!(registry.take_over("alice", udp(1)).is_none());
         let old = registry.take_over("alice", udp(2)).unwrap();
         assert_eq!(old.route, udp(1));

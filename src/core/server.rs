@@ -744,8 +744,7 @@ impl ServerCore {
                     reply,
                 );
             };
-            if let Err(answered) = self.authenticate(now, route, remote, &caller, message, reply)
-            {
+            if let Err(answered) = self.authenticate(now, route, remote, &caller, message, reply) {
                 return answered;
             }
         }

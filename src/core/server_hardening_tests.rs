@@ -384,7 +384,11 @@ fn every_unauthenticated_answer_is_smaller_than_a_binding_answer() {
                 b.attribute(unknown_attr, &[]);
             }),
         ),
-        ("login without id", false, request(natlens::LOGIN, 6, |_| {})),
+        (
+            "login without id",
+            false,
+            request(natlens::LOGIN, 6, |_| {}),
+        ),
         ("login", false, login("a", 7)),
         ("login (credentials: 401)", true, login("a", 8)),
         (
@@ -415,8 +419,16 @@ fn every_unauthenticated_answer_is_smaller_than_a_binding_answer() {
             }),
         ),
         ("call (403)", false, request(natlens::CALL, 13, |_| {})),
-        ("call (credentials: 403)", true, request(natlens::CALL, 14, |_| {})),
-        ("peer-hello over udp", false, request(natlens::PEER_HELLO, 15, |_| {})),
+        (
+            "call (credentials: 403)",
+            true,
+            request(natlens::CALL, 14, |_| {}),
+        ),
+        (
+            "peer-hello over udp",
+            false,
+            request(natlens::PEER_HELLO, 15, |_| {}),
+        ),
         ("unknown method", false, request(Method(0x0FF), 16, |_| {})),
     ];
     for (name, credentials, bytes) in kinds {
@@ -429,7 +441,11 @@ fn every_unauthenticated_answer_is_smaller_than_a_binding_answer() {
             continue;
         };
         let ratio = answer.len() as f64 / bytes.len() as f64;
-        eprintln!("{name}: {} / {} bytes = {ratio:.2}", answer.len(), bytes.len());
+        eprintln!(
+            "{name}: {} / {} bytes = {ratio:.2}",
+            answer.len(),
+            bytes.len()
+        );
         assert!(
             ratio <= baseline,
             "{name}: {} bytes for {} ({ratio:.2} > Binding's {baseline:.2})",
@@ -471,7 +487,10 @@ fn per_ip_and_pending_call_budgets_refuse_and_count() {
         ..ServerConfig::new("budget")
     });
     for port in 1..=2 {
-        let answer = rig.udp(&format!("198.51.100.7:{port}"), &login(&format!("u{port}"), port as u8));
+        let answer = rig.udp(
+            &format!("198.51.100.7:{port}"),
+            &login(&format!("u{port}"), port as u8),
+        );
         assert_eq!(code(&answer.unwrap()), None);
     }
     let third = rig.udp("198.51.100.7:3", &login("u3", 3)).unwrap();
@@ -504,7 +523,9 @@ fn deliveries_to_one_address_spend_its_tokens() {
     tcp(&mut rig, &login("attacker", 2));
     let mut delivered = 0;
     for tid in 3..60u8 {
-        let call = request(natlens::CALL, tid, |b| call_attrs(b, "victim", u64::from(tid)));
+        let call = request(natlens::CALL, tid, |b| {
+            call_attrs(b, "victim", u64::from(tid))
+        });
         tcp(&mut rig, &call);
         delivered += rig.sent().iter().filter(|(r, _)| *r == udp(BOB)).count();
     }

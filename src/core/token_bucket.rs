@@ -183,7 +183,9 @@ mod tests {
             assert!(limiter.allow(start, ip(last)));
         }
         // Spoofed floods from ever new IPs share one bucket of 20.
-        let allowed = (4..=250).filter(|&last| limiter.allow(start, ip(last))).count();
+        let allowed = (4..=250)
+            .filter(|&last| limiter.allow(start, ip(last)))
+            .count();
         assert_eq!(allowed, 20);
         assert_eq!(limiter.tracked(), 4);
         limiter.sweep(start + limiter.refill_time());

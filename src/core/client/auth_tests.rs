@@ -43,7 +43,8 @@ impl Net {
         config.hmac_key = key.map(|key| hmac_key(id, key));
         let seed = self.clients.len() as u64 + 1;
         let session = ClientSession::new(config, self.now, StdRng::seed_from_u64(seed));
-        self.clients.push((from.parse().unwrap(), session, Vec::new()));
+        self.clients
+            .push((from.parse().unwrap(), session, Vec::new()));
         self.pump();
         self.clients.len() - 1
     }
@@ -121,7 +122,10 @@ fn the_right_key_logs_in_after_one_challenge() {
     let mut net = Net::new(Some(credentials()));
     let alice = net.client("198.51.100.7:40001", "alice", Some("alice-key"));
     assert!(net.clients[alice].1.is_logged_in());
-    assert!(matches!(net.events(alice)[..], [ClientEvent::LoggedIn { .. }]));
+    assert!(matches!(
+        net.events(alice)[..],
+        [ClientEvent::LoggedIn { .. }]
+    ));
     assert_eq!(net.server.counters().drops.get("auth-required"), Some(&1));
 }
 
