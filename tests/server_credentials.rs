@@ -484,3 +484,56 @@ fn the_server_serves_without_capabilities_once_bound() {
         );
     }
 }
+
+#[test]
+fn a_keyed_call_crosses_two_federated_servers_with_credentials() {
+    // Each server holds its own users' keys; the link between them is an operator link.
+    let scratch = Scratch::new("federation");
+    let creds = scratch.credentials();
+    let creds = creds.to_str().unwrap();
+    let home = ServerProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "home",
+        "--credentials",
+        creds,
+    ]);
+    let peer = home.addr().to_string();
+    let away = ServerProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "away",
+        "--peer",
+        &peer,
+        "--credentials",
+        creds,
+    ]);
+    assert!(away
+        .wait_for_log("peer_up", Duration::from_secs(5))
+        .is_some());
+    let mut bob = Login::start(home.addr(), "bob", &scratch.key("bob"), &[]);
+    let mut call = natlens();
+    call.args([
+        "call",
+        "bob",
+        "--server",
+        &away.addr().to_string(),
+        "--id",
+        "alice",
+    ])
+    .arg("--key-file")
+    .arg(scratch.key("alice"))
+    .args(["--json", "--no-punch"]);
+    let output = run(call, Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let incoming = bob
+        .next_event(Duration::from_secs(5))
+        .expect("bob is called");
+    assert_eq!(incoming["caller"], "alice");
+}

@@ -384,6 +384,12 @@ fn every_unauthenticated_answer_is_smaller_than_a_binding_answer() {
                 b.attribute(unknown_attr, &[]);
             }),
         ),
+        ("rfc 3489 binding", false, {
+            // No magic cookie: an RFC 3489 request, answered the RFC 3489 way.
+            let mut bytes = request(Method::BINDING, 17, |_| {});
+            bytes[4..8].copy_from_slice(&[1, 2, 3, 4]);
+            bytes
+        }),
         (
             "login without id",
             false,
