@@ -64,7 +64,7 @@ pub struct ServerConfig {
     pub full_modes: Vec<FullMode>,
     /// ID → key; `None` runs the server open (anyone may log in as any free ID).
     pub credentials: Option<Credentials>,
-    /// Keys the stateless nonces; must be random per process.
+    /// Keys the stateless nonces (and the answer buckets' hash); must be random per process.
     pub nonce_secret: [u8; 32],
     /// Answers per second per source IP over UDP; `None` for no limit.
     pub answer_rate: Option<u32>,
@@ -177,9 +177,12 @@ impl ServerCore {
         let auth = config.credentials.clone().map(|credentials| {
             Authenticator::new(credentials, config.nonce_secret, now, REPLAY_MEMORY)
         });
+        // The bucket map's hash key comes from the (random per process) nonce secret, which
+        // the shell draws even for an open server.
+        let hash_key = u64::from_le_bytes(config.nonce_secret[24..].try_into().expect("8 bytes"));
         let limiter = config
             .answer_rate
-            .map(|rate| SourceLimiter::new(rate, MAX_SOURCES, now, seed ^ 0x5EED_1D5A_17ED_0B0C));
+            .map(|rate| SourceLimiter::new(rate, MAX_SOURCES, now, hash_key ^ seed));
         ServerCore {
             auth,
             limiter,
