@@ -201,3 +201,28 @@ fn a_restarted_client_on_a_new_port_takes_its_id_back() {
         .iter()
         .any(|e| matches!(e, ClientEvent::LoginRefused { .. })));
 }
+
+#[test]
+fn after_a_server_restart_the_client_logs_in_again_through_a_438() {
+    let mut net = Net::new(Some(credentials()));
+    let alice = net.client("198.51.100.7:40001", "alice", Some("alice-key"));
+    net.events(alice);
+    // A new server process: no sessions, a new nonce secret.
+    let config = ServerConfig {
+        credentials: Some(credentials()),
+        nonce_secret: [10; 32],
+        ..ServerConfig::new("test")
+    };
+    net.server = ServerCore::new(config, net.now, 4);
+    net.run_until(net.now + Duration::from_secs(20));
+    let events = net.events(alice);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Relogin { .. })),
+        "{events:?}"
+    );
+    assert!(net.clients[alice].1.is_logged_in());
+    assert_eq!(net.server.counters().drops.get("stale-nonce"), Some(&1));
+    assert_eq!(net.server.session_counts(), (1, 0));
+}
