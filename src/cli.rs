@@ -86,6 +86,30 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_sessions: usize,
 
+    /// Maximum number of sessions logged in from one source IP (refused with 486 beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_SESSIONS_PER_IP)]
+    pub max_sessions_per_ip: usize,
+
+    /// Maximum number of calls waiting for their callee or a peer server (refused with 503
+    /// beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_PENDING_CALLS)]
+    pub max_pending_calls: usize,
+
+    /// Answers per second to one source IP over UDP (burst: twice as many); requests beyond it
+    /// are dropped and counted as `rate-limited`. Keeps a forged source address from turning
+    /// the server into a flood aimed at someone else. 0 disables the limit (benchmarks).
+    #[arg(long, value_name = "N", default_value_t = crate::core::token_bucket::DEFAULT_RATE)]
+    pub answer_rate: u32,
+
+    /// Require credentials: LOGIN and CALL must carry USERNAME and MESSAGE-INTEGRITY-SHA256
+    /// (RFC 8489 long-term credentials with a server nonce, see natlens-protocol(7)), and an
+    /// ID may only be logged in with its key. FILE holds one `ID KEY` pair per line, separated
+    /// by spaces; blank lines and lines starting with `#` are ignored; keys have no spaces.
+    /// Keep it readable by the server's user only (a warning is printed otherwise). Without
+    /// this option the server runs open and says so at start.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
     /// Maximum number of open TCP connections (clients and peers).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_connections: usize,
@@ -131,6 +155,12 @@ pub struct SessionArgs {
     /// How often to refresh the session (UDP keeps the NAT mapping open with it).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub keepalive: Duration,
+
+    /// File holding this ID's key (the first line that is not blank or a `#` comment), for a
+    /// server run with --credentials. The environment variable NATLENS_KEY may hold the key
+    /// instead. A refused key ends the command with exit status 3.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
