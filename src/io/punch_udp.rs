@@ -149,12 +149,15 @@ pub fn open_sockets(
         .collect()
 }
 
-/// Runs this end's half of `plan` from `start` on `sockets` (in the plan's order), then the data
+/// Runs this end's half of `plan` from `start` on `sockets` (in the plan's order), with the
+/// callee's sync round `sync_round` after the start ([`PunchPlan::sync_round`]), then the data
 /// exchange, until both are over or `stop` is raised.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     plan: &PunchPlan,
     sockets: Vec<UdpSocket>,
     start: Instant,
+    sync_round: Option<Duration>,
     data: DataIo<'_>,
     background: &mut dyn Background,
     stop: Option<&AtomicBool>,
@@ -175,7 +178,7 @@ pub fn run(
         .input
         .map(|reader| spawn_reader(reader, Arc::clone(&waker)));
     let mut shell = Shell {
-        handshake: Handshake::new(plan, start, &mut rand::thread_rng()),
+        handshake: Handshake::new(plan, start, &mut rand::thread_rng()).with_sync_round(sync_round),
         handshake_active: true,
         peer_ip: plan.peer.map(|a| a.ip()),
         sockets,

@@ -179,6 +179,29 @@ impl Handshake {
         handshake
     }
 
+    /// Adds the callee's sync round (see [`PunchPlan::sync_round`]): the first round's sends
+    /// again, `after` the start. The first round is every send before the first flow repeats
+    /// (every send, when none does); its copies take no new ports, they reuse the flows.
+    pub fn with_sync_round(mut self, after: Option<Duration>) -> Self {
+        let Some(after) = after else {
+            return self;
+        };
+        let mut seen = std::collections::HashSet::new();
+        let first_round: Vec<Send> = self
+            .sends
+            .iter()
+            .take_while(|s| seen.insert((s.socket, s.to)))
+            .map(|s| Send {
+                at: s.at + after,
+                ..*s
+            })
+            .collect();
+        self.sends.extend(first_round);
+        // Stable: ties keep the schedule's order before the copies.
+        self.sends.sort_by_key(|s| s.at);
+        self
+    }
+
     /// Our nonce (for tests and logs).
     pub fn nonce(&self) -> u64 {
         self.nonce
