@@ -63,9 +63,9 @@ complete -c natlens -n "__fish_natlens_using_subcommand listen" -l id -d 'The ID
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
 tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
-both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
+both\t'UDP, then TCP, each with its own fingerprint and call on the same session: both reported, the data over UDP when it connected (else over TCP), exit 0 when either did'"
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
@@ -84,9 +84,9 @@ complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID t
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
 tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
-both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
+both\t'UDP, then TCP, each with its own fingerprint and call on the same session: both reported, the data over UDP when it connected (else over TCP), exit 0 when either did'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r

@@ -4,7 +4,9 @@
 //! Both ends run the same steps; only the meeting differs. The callee (`listen`) answers a call
 //! with facts predicted for the moment the CALL arrives and starts punching as it answers; the
 //! caller (`call`) sends facts predicted as it calls and starts when the answer reaches it, one
-//! relay later, as the planner assumes. Between the fingerprint's last sample and the punch
+//! relay later, as the planner assumes; the callee sends its first round again one relay after
+//! answering (the sync round, its relay estimate its fingerprint's round trip to the server).
+//! `--transport both` runs a UDP leg, then a TCP leg ([`both`]). Between the fingerprint's last sample and the punch
 //! nothing new is opened toward anyone (LAB-NOTES: on a sequential NAT every new flow costs a
 //! port): the session link and the fingerprint's mapping socket already exist, and the punch's
 //! fresh sockets send nothing until the schedule says so.
@@ -123,8 +125,8 @@ pub fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
     }
     let input = prepare(&run)?;
     let (mut link, mut session, own) = log_in_and_fingerprint(&run, None)?;
-    let (meeting, own) = answer_call(&run, &mut link, &mut session, own, None)?
-        .context("no call came")?;
+    let (meeting, own) =
+        answer_call(&run, &mut link, &mut session, own, None)?.context("no call came")?;
     punch_and_report(&run, meeting, own, input, &mut link, &mut session)
 }
 
@@ -579,7 +581,13 @@ fn run_leg(
         peer_id: meeting.peer_id.clone(),
         call_id: session::call_id_text(meeting.call_id),
         path: punched.path,
-        data: punched.transfer.as_ref().map(data_json),
+        // A leg that did not carry the data (`both`'s TCP leg after UDP connected) exchanged
+        // only its report records: no data to show.
+        data: punched
+            .transfer
+            .as_ref()
+            .filter(|_| run.carry_data)
+            .map(data_json),
         report,
     }))
 }
@@ -830,6 +838,9 @@ fn print_plan(run: &Run<'_>, plan: &PunchPlan) -> io::Result<()> {
         serde_json::to_writer(&mut out, &value)?;
         writeln!(out)
     } else {
+        if run.punch.transport == PunchTransport::Both {
+            writeln!(out, "{} plan:", plan.transport.as_str())?;
+        }
         for line in plan.describe() {
             writeln!(out, "{line}")?;
         }

@@ -7,7 +7,8 @@
 //! packet: the caller opens them after the call is answered, right before its start.
 //!
 //! Timing: the handshake's schedule counts from the start signal the command passes in (the
-//! callee answering the call, the caller receiving that answer); the loop sleeps until the
+//! callee answering the call, the caller receiving that answer), with the callee's sync round
+//! added to it; the loop sleeps until the
 //! earliest of the handshake's, the transfer's and the background's timers, or a socket.
 //!
 //! Rate cap: every PUNCH and DATA packet goes through one token bucket of `--rate` packets per

@@ -51,7 +51,7 @@ pub struct Output {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Attempt {
-    Ran(Output),
+    Ran(Box<Output>),
     NotRun {
         schema_version: u32,
         result: PunchResult,
@@ -155,7 +155,7 @@ impl BothOutput {
     pub fn carrier(&self) -> Option<&Output> {
         let transport = self.data_transport?;
         self.attempts.iter().find_map(|a| match a {
-            Attempt::Ran(o) if o.report.transport == transport => Some(o),
+            Attempt::Ran(o) if o.report.transport == transport => Some(&**o),
             _ => None,
         })
     }
@@ -386,5 +386,59 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+    }
+
+    /// `--transport both`: the result over both legs, the data's leg, each leg's own report
+    /// inside `attempts`, and a leg that never punched as a failed stub with its reason.
+    #[test]
+    fn both_reports_each_attempt_and_the_leg_that_carried_the_data() {
+        let udp = output();
+        let mut tcp = output();
+        tcp.report.transport = Transport::Tcp;
+        tcp.data = None;
+        let both = BothOutput::new(
+            Role::Caller,
+            vec![Attempt::Ran(Box::new(udp)), Attempt::Ran(Box::new(tcp))],
+            true,
+        );
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(json["schema_version"], SCHEMA_VERSION);
+        assert_eq!(json["transport"], "both");
+        assert_eq!(json["result"], "connected");
+        assert_eq!(json["data_transport"], "udp");
+        assert_eq!(json["attempts"][0]["transport"], "udp");
+        assert_eq!(json["attempts"][1]["transport"], "tcp");
+        assert_eq!(json["attempts"][1]["directions"][0]["port_through"], 40002);
+        assert_eq!(both.carrier().unwrap().report.transport, Transport::Udp);
+        let text = both_text(&both);
+        assert!(
+            text.contains("udp attempt:") && text.contains("tcp attempt:"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("both: connected over udp and tcp; data over udp"),
+            "{text}"
+        );
+
+        let mut failed = output();
+        failed.report.result = PunchResult::Failed;
+        failed.report.reason = Some("no probe got through".into());
+        let both = BothOutput::new(
+            Role::Callee,
+            vec![
+                Attempt::Ran(Box::new(failed)),
+                Attempt::not_run(Transport::Tcp, "no STUN answer over tcp".into()),
+            ],
+            true,
+        );
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(json["result"], "failed");
+        assert_eq!(json["data_transport"], serde_json::Value::Null);
+        assert_eq!(
+            json["reason"],
+            "udp: no probe got through; tcp: no STUN answer over tcp"
+        );
+        assert_eq!(json["attempts"][1]["result"], "failed");
+        assert!(both.carrier().is_none());
     }
 }

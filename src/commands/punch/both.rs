@@ -40,7 +40,8 @@ const SECOND_CALL_WAIT: Duration = Duration::from_secs(15);
 pub(super) fn run(run: &Run<'_>, callee: Option<&str>) -> anyhow::Result<ExitCode> {
     let whole = read_input(run)?;
     let udp = run.over(Transport::Udp, true);
-    let (mut link, mut session, own) = log_in_and_fingerprint(&udp, callee.map(|_| run.punch.timeout))?;
+    let (mut link, mut session, own) =
+        log_in_and_fingerprint(&udp, callee.map(|_| run.punch.timeout))?;
     let attempts = legs(run, callee, whole.as_deref(), &mut link, &mut session, own);
     log_out(&mut link, &mut session);
     let attempts = attempts?;
@@ -96,9 +97,9 @@ fn legs(
     let tcp_input = if udp_connected { None } else { reader(whole) };
     let tcp = tcp_leg(&tcp_run, callee, tcp_input, link, session);
     let mut attempts = Vec::new();
-    attempts.extend(udp.map(Attempt::Ran));
+    attempts.extend(udp.map(|o| Attempt::Ran(Box::new(o))));
     match tcp {
-        Ok(Some(output)) => attempts.push(Attempt::Ran(output)),
+        Ok(Some(output)) => attempts.push(Attempt::Ran(Box::new(output))),
         Ok(None) => {}
         Err(err) => {
             let reason = format!("{err:#}");
@@ -122,12 +123,14 @@ fn tcp_leg(
 ) -> anyhow::Result<Option<Output>> {
     let own = fingerprint_nat(run)?;
     let (meeting, own) = match callee {
-        None => answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(|| {
-            format!(
+        None => {
+            answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(|| {
+                format!(
                 "no second call (the TCP leg) within {} s: does the caller run --transport both?",
                 SECOND_CALL_WAIT.as_secs()
             )
-        })?,
+            })?
+        }
         Some(name) => (second_call(run, link, session, &own, name)?, own),
     };
     run_leg(run, meeting, own, input, link, session)
