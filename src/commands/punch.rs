@@ -4,8 +4,9 @@
 //! Both ends run the same steps; only the meeting differs. The callee (`listen`) answers a call
 //! with facts predicted for the moment the CALL arrives and starts punching as it answers; the
 //! caller (`call`) sends facts predicted as it calls and starts when the answer reaches it, one
-//! relay later, as the planner assumes; the callee sends its first round again one relay after
-//! answering (the sync round, its relay estimate its fingerprint's round trip to the server).
+//! relay later, as the planner assumes; the callee sends its first round again half a relay and
+//! one relay after answering (the sync rounds; its relay estimate is its fingerprint's round
+//! trip to the server).
 //! `--transport both` runs a UDP leg, then a TCP leg ([`both`]). Between the fingerprint's last sample and the punch
 //! nothing new is opened toward anyone (LAB-NOTES: on a sequential NAT every new flow costs a
 //! port): the session link and the fingerprint's mapping socket already exist, and the punch's
@@ -241,7 +242,7 @@ struct OwnNat {
 
 impl OwnNat {
     /// The round trip to the server the fingerprint measured: the callee's estimate of its
-    /// answer's trip through the server to the caller (the sync round's delay).
+    /// answer's trip through the server to the caller (what its sync rounds are timed by).
     fn server_rtt(&self) -> Option<Duration> {
         fingerprint::classify::rtt(&self.fingerprint.observations)
     }
@@ -611,7 +612,7 @@ fn punch(
     if plan.transport == Transport::Tcp {
         return punch_tcp(run, plan, meeting, &own, input);
     }
-    let sync_round = plan.sync_round(own.server_rtt());
+    let sync_rounds = plan.sync_rounds(own.server_rtt());
     let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
         .context("opening the punch's sockets")?;
     let locals: Vec<Option<SocketAddr>> = sockets.iter().map(|s| s.local_addr().ok()).collect();
@@ -630,7 +631,7 @@ fn punch(
         plan,
         sockets,
         meeting.start,
-        sync_round,
+        &sync_rounds,
         DataIo {
             input,
             output: &mut *sink,
