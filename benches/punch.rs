@@ -18,7 +18,7 @@
 //!
 //! Run as root: `benches/punch.sh [--transport udp|tcp] [--attempts N] [--random-attempts N]
 //! [--refused-attempts N] [--pairs cone:random,...]`. It prints one line per attempt and writes
-//! `benches/results/punch-<date>.md` (`punch-<transport>-<date>.md` for other than UDP) (table per pair, targets, anchors, machine, raw
+//! `benches/results/punch-<transport>-<date>.md` (table per pair, targets, anchors, machine, raw
 //! numbers) and a `.csv` of the raw numbers. The labs are torn down on every exit path: a `Lab`
 //! is torn down when dropped (a panic included), and a terminating signal tears down every lab
 //! of the process.
