@@ -6,11 +6,12 @@
 //! caller (`call`) sends facts predicted as it calls and starts when the answer reaches it, one
 //! relay later, as the planner assumes; the callee sends its first round again half a relay and
 //! one relay after answering (the sync rounds; its relay estimate is its fingerprint's round
-//! trip to the server).
-//! `--transport both` runs a UDP leg, then a TCP leg ([`both`]). Between the fingerprint's last sample and the punch
-//! nothing new is opened toward anyone (LAB-NOTES: on a sequential NAT every new flow costs a
-//! port): the session link and the fingerprint's mapping socket already exist, and the punch's
-//! fresh sockets send nothing until the schedule says so.
+//! trip to the server). `--transport both` runs a UDP leg, then a TCP leg ([`both`]).
+//!
+//! Between the fingerprint's last sample and the punch nothing new is opened toward anyone
+//! (LAB-NOTES: on a sequential NAT every new flow costs a port): the session link and the
+//! fingerprint's mapping socket already exist, and the punch's fresh sockets send nothing until
+//! the schedule says so.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -36,11 +37,11 @@ use crate::io::client::{self as link_io, Driven, Link, Pump};
 use crate::io::prober::{self, Fingerprint, Gate};
 use crate::io::punch_tcp::{self, TcpPunch};
 use crate::io::punch_udp::{self, DataIo, Progress, TransferEnd};
-
-mod both;
 use crate::render::progress::ProbeBars;
 use crate::render::punch::{self as render, Output};
 use crate::wire::natlens::{NatFacts, Transports};
+
+mod both;
 
 /// How long a listener keeps one fingerprint while no call comes: well inside the 30 s a NAT
 /// keeps an idle UDP mapping (the mapping socket's must still hold when a call comes), and
@@ -175,7 +176,7 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     punch_and_report(&run, meeting, own, input, &mut link, &mut session)
 }
 
-/// Refuses what this version cannot do, and opens `--send`'s file before anything goes out.
+/// Opens `--send`'s file (or stdin) before anything goes out.
 fn prepare(run: &Run<'_>) -> anyhow::Result<Option<Box<dyn Read + Send>>> {
     if run.punch.no_data || run.punch.dry_run {
         return Ok(None);

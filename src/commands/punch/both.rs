@@ -33,7 +33,9 @@ use crate::render::punch::{Attempt, BothOutput};
 const SECOND_CALL_TRIES: u32 = 20;
 const SECOND_CALL_PAUSE: Duration = Duration::from_millis(500);
 
-/// How long the callee waits for the TCP leg's call before it reports that leg failed.
+/// How long the callee waits for the TCP leg's call before it reports that leg failed (it
+/// gives up at the first fingerprint refresh past this, [`FINGERPRINT_REFRESH`] after its TCP
+/// fingerprint).
 const SECOND_CALL_WAIT: Duration = Duration::from_secs(15);
 
 /// Runs both legs as the callee (`callee` is `None`) or calling `callee`, then reports.
@@ -127,7 +129,7 @@ fn tcp_leg(
             answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(|| {
                 format!(
                 "no second call (the TCP leg) within {} s: does the caller run --transport both?",
-                SECOND_CALL_WAIT.as_secs()
+                FINGERPRINT_REFRESH.as_secs()
             )
             })?
         }
