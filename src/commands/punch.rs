@@ -618,6 +618,7 @@ fn punch_tcp(
         kernel_first: plan.role == Role::Caller
             && plan.local().predicted_ports.len() > 1
             && plan.remote().predicted_ports.len() > 1,
+        part: punch_tcp::part_of(plan),
     };
     // The punch drops capabilities on its thread: run it on its own.
     let punched = std::thread::scope(|scope| {

@@ -18,8 +18,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
+use crate::core::punch::plan::{PunchPlan, Strategy};
 use crate::core::punch::transfer::TransferStats;
 use crate::io::caps;
+use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
@@ -62,6 +64,35 @@ pub struct TcpPunch {
     /// crafted SYNs to the others follow, and the peer adopts it on its crafted 4-tuple. The
     /// other end crafts first and connects to its last far port.
     pub kernel_first: bool,
+    /// What this end does: the fan-out punch, or one half of a birthday.
+    pub part: TcpPart,
+}
+
+/// This end's part in a TCP punch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpPart {
+    /// Simultaneous open on the far ports, with a crafted low-TTL fan-out when there are
+    /// several (direct and fan-out plans).
+    Aim,
+    /// A birthday's random side: this many kernel sockets connecting to the far ports
+    /// ([`crate::io::punch_tcp_birthday::hold`]).
+    Hold { sockets: u32 },
+    /// A birthday's fixed side: crafted full-TTL SYNs to every far port
+    /// ([`crate::io::punch_tcp_birthday::spray`]).
+    Spray,
+}
+
+/// This end's part in `plan`: a birthday's holder opens one socket per planned socket, its
+/// sprayer has one; every other plan aims.
+pub fn part_of(plan: &PunchPlan) -> TcpPart {
+    let local = plan.local();
+    match plan.strategy {
+        Strategy::Birthday if local.sockets.len() > 1 => TcpPart::Hold {
+            sockets: u32::try_from(local.sockets.len()).unwrap_or(u32::MAX),
+        },
+        Strategy::Birthday => TcpPart::Spray,
+        _ => TcpPart::Aim,
+    }
 }
 
 /// Margin after the peer's fan-out should have left, for the way across.
@@ -139,6 +170,11 @@ pub fn punch(
     stop: Option<&AtomicBool>,
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
+    match spec.part {
+        TcpPart::Aim => {}
+        TcpPart::Hold { sockets } => return punch_tcp_birthday::hold(spec, sockets, stop),
+        TcpPart::Spray => return punch_tcp_birthday::spray(spec, stop, hint),
+    }
     // The kernel connects to the last far port, after the crafted SYNs went to the others
     // in the plan's order: on a symmetric NAT of our own, the plan expects our flows to take
     // their public ports in that order (a kernel SYN sent first and closed again would leave
