@@ -163,7 +163,7 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             peer_fans_out: plan.remote().predicted_ports.len() > 1,
             peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
                 .unwrap_or(u32::MAX),
-            kernel_first: plan.role == Role::Caller
+            delivers: plan.role == Role::Caller
                 && plan.local().predicted_ports.len() > 1
                 && plan.remote().predicted_ports.len() > 1,
             part: punch_tcp::part_of(plan),
@@ -472,7 +472,7 @@ fn helper_entry() {
         deadline,
         peer_fans_out: true,
         peer_fan_out: 2,
-        kernel_first: false,
+        delivers: false,
         part: TcpPart::Aim,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));

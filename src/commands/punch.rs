@@ -615,7 +615,7 @@ fn punch_tcp(
         peer_fans_out: plan.remote().predicted_ports.len() > 1,
         peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
             .unwrap_or(u32::MAX),
-        kernel_first: plan.role == Role::Caller
+        delivers: plan.role == Role::Caller
             && plan.local().predicted_ports.len() > 1
             && plan.remote().predicted_ports.len() > 1,
         part: punch_tcp::part_of(plan),

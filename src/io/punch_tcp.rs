@@ -25,7 +25,7 @@ use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{PunchError, Punched, SimOpen};
+use crate::io::simopen::{PunchError, Punched, SimOpen, Via};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -59,11 +59,13 @@ pub struct TcpPunch {
     pub peer_fans_out: bool,
     /// How many crafted SYNs the peer's plan sends (its far ports but one).
     pub peer_fan_out: u32,
-    /// When both ends fan out (two symmetric NATs), one of them (the caller) must send a
-    /// deliverable SYN on its first flow: its kernel connects to the first far port first, the
-    /// crafted SYNs to the others follow, and the peer adopts it on its crafted 4-tuple. The
-    /// other end crafts first and connects to its last far port.
-    pub kernel_first: bool,
+    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: after
+    /// the peer's low-TTL fan-out has opened the peer's NAT, it sends its own crafted SYNs at
+    /// full TTL to every far port in the plan's order, and the one that lands on a pair the
+    /// peer opened is adopted there (SYN) and here (the peer's SYN-ACK). Every flow of ours
+    /// can deliver, so the pair meets wherever noise put both sides' offsets (the strides
+    /// argument of the fan-out), not only on one predicted pair.
+    pub delivers: bool,
     /// What this end does: the fan-out punch, or one half of a birthday.
     pub part: TcpPart,
 }
@@ -104,41 +106,15 @@ fn peer_fan_out_time(spec: &TcpPunch) -> Duration {
     Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
 }
 
-/// How long after its kernel SYN a kernel-first end sends its crafted fan-out: enough for
-/// the SYN to leave first (our flows take their public ports in the plan's order).
-const KERNEL_FIRST_GAP: Duration = Duration::from_millis(20);
-
-/// The kernel-first punch: connect to the first far port with one socket (same ISN on every
-/// retransmission), crafted SYNs to the others a moment later.
-fn kernel_first(
-    spec: &TcpPunch,
-    raw: &RawTcp,
-    local: SocketAddr,
-    local_ip: IpAddr,
-    stop: Option<&AtomicBool>,
-) -> Result<(Punched, u32), PunchError> {
-    let likeliest = SocketAddr::new(spec.peer_ip, spec.far_ports[0]);
-    let fan: Vec<u16> = spec.far_ports[1..].to_vec();
-    std::thread::scope(|scope| {
-        let fan_out = scope.spawn(|| {
-            std::thread::sleep(KERNEL_FIRST_GAP);
-            raw.send_fanout(
-                &Fanout {
-                    local: SocketAddr::new(local_ip, local.port()),
-                    peer_ip: spec.peer_ip,
-                    ports: fan,
-                    hop_limit: spec.syn_ttl.max(1),
-                    rate_pps: spec.rate.max(1),
-                },
-                stop,
-            )
-        });
-        let punched = SimOpen::connect_only(local, likeliest)
-            .attempt_every(spec.deadline.saturating_duration_since(Instant::now()))
-            .run(spec.deadline, stop);
-        let sent = fan_out.join().map_or(0, |report| report.sent);
-        Ok((punched?, u32::try_from(sent).unwrap_or(u32::MAX)))
-    })
+/// Sleeps `wait`, in slices, unless the stop flag goes up.
+fn sleep_unless_stopped(wait: Duration, stop: Option<&AtomicBool>) {
+    let until = Instant::now() + wait;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if stop.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed)) {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 /// A punched connection and what the punch took.
@@ -251,8 +227,24 @@ pub fn punch(
     };
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        if spec.kernel_first {
-            return kernel_first(spec, &raw, local, local_ip, stop);
+        if spec.delivers {
+            let wait = peer_fan_out_time(spec)
+                .min(spec.deadline.saturating_duration_since(Instant::now()));
+            sleep_unless_stopped(wait, stop);
+            let (stream, sent) = punch_tcp_birthday::spray_and_adopt(
+                spec,
+                &raw,
+                SocketAddr::new(local_ip, port),
+                punch_tcp_birthday::SPRAY_TTL,
+                stop,
+            )?;
+            let punched = Punched {
+                stream,
+                via: Via::Adopt,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+            };
+            return Ok((punched, sent));
         }
         let report = raw.send_fanout(
             &Fanout {

@@ -47,7 +47,7 @@ use crate::wire::tcp_syn::SegmentKind;
 const POLL_SLICE: Duration = Duration::from_millis(50);
 
 /// TTL of the spray's SYNs: they must cross the far NAT.
-const SPRAY_TTL: u8 = 64;
+pub(crate) const SPRAY_TTL: u8 = 64;
 
 fn unspecified(ip: IpAddr) -> IpAddr {
     match ip {
@@ -212,7 +212,7 @@ pub fn spray(
         .map_err(|err| PunchError::Io(io::Error::other(format!("{err:#}"))))?;
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        spray_and_adopt(spec, &raw, SocketAddr::new(local_ip, port), stop)
+        spray_and_adopt(spec, &raw, SocketAddr::new(local_ip, port), SPRAY_TTL, stop)
     })();
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();
@@ -234,12 +234,14 @@ pub fn spray(
     })
 }
 
-/// The spray on a thread, the sniffer and adoption here; returns the adopted stream and the
-/// SYNs sent.
-fn spray_and_adopt(
+/// Crafted SYNs with `ttl` from `local` to every far port in order, at the plan's rate, on a
+/// thread; the sniffer and adoption here. Returns the adopted stream and the SYNs sent. Also
+/// the delivering half of a fan-out between two symmetric NATs ([`crate::io::punch_tcp`]).
+pub(crate) fn spray_and_adopt(
     spec: &TcpPunch,
     raw: &RawTcp,
     local: SocketAddr,
+    ttl: u8,
     stop: Option<&AtomicBool>,
 ) -> Result<(TcpStream, u32), PunchError> {
     let done = AtomicBool::new(false);
@@ -260,7 +262,7 @@ fn spray_and_adopt(
                     std::thread::sleep(due - now);
                 }
                 let (syn, crafted) =
-                    raw_tcp::craft_syn(local, SocketAddr::new(spec.peer_ip, port), SPRAY_TTL);
+                    raw_tcp::craft_syn(local, SocketAddr::new(spec.peer_ip, port), ttl);
                 // Filed before it leaves: the answer can only follow.
                 if tx.send(crafted).is_err() {
                     break;
