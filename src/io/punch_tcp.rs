@@ -9,6 +9,11 @@
 //! and is adopted ([`crate::io::adopt`], TCP_REPAIR), while an nftables rule
 //! ([`crate::io::rst_guard`]) keeps our kernel's RSTs for them home.
 //!
+//! Two exceptions: when both ends fan out (two symmetric NATs), the caller instead sends its
+//! crafted SYNs at full TTL to every far port once the callee's low-TTL fan-out has opened the
+//! callee's NAT ([`TcpPunch::delivers`]); and a birthday (random × cone) is its own punch
+//! ([`crate::io::punch_tcp_birthday`]).
+//!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.
 
