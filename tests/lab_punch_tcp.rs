@@ -163,6 +163,7 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             peer_fans_out: plan.remote().predicted_ports.len() > 1,
             peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
                 .unwrap_or(u32::MAX),
+            peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
             delivers: plan.role == Role::Caller
                 && plan.local().predicted_ports.len() > 1
                 && plan.remote().predicted_ports.len() > 1,
@@ -472,6 +473,7 @@ fn helper_entry() {
         deadline,
         peer_fans_out: true,
         peer_fan_out: 2,
+        peer_first_round: 2,
         delivers: false,
         part: TcpPart::Aim,
     };

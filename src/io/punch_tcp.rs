@@ -64,6 +64,9 @@ pub struct TcpPunch {
     pub peer_fans_out: bool,
     /// How many crafted SYNs the peer's plan sends (its far ports but one).
     pub peer_fan_out: u32,
+    /// How many of those are the peer's first round (aimed at our likeliest ports; they
+    /// leave first).
+    pub peer_first_round: u32,
     /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: after
     /// the peer's low-TTL fan-out has opened the peer's NAT, it sends its own crafted SYNs at
     /// full TTL to every far port in the plan's order, and the one that lands on a pair the
@@ -105,9 +108,9 @@ pub fn part_of(plan: &PunchPlan) -> TcpPart {
 /// Margin after the peer's fan-out should have left, for the way across.
 const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(50);
 
-/// How long the peer's crafted fan-out takes at its rate, plus a margin.
-fn peer_fan_out_time(spec: &TcpPunch) -> Duration {
-    let secs = f64::from(spec.peer_fan_out) / f64::from(spec.rate.max(1));
+/// How long `syns` of the peer's crafted fan-out take at its rate, plus a margin.
+fn peer_fan_out_time(spec: &TcpPunch, syns: u32) -> Duration {
+    let secs = f64::from(syns) / f64::from(spec.rate.max(1));
     Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
 }
 
@@ -194,7 +197,10 @@ pub fn punch(
         if spec.peer_fans_out {
             // Let the peer's crafted SYNs open its NAT first: a SYN of ours that arrives
             // before them meets no mapping, and the far router may answer it with an RST.
-            let wait = peer_fan_out_time(spec);
+            // Its first round (our likeliest ports) is enough: should its later SYNs be the
+            // ones that count (noise moved our port further), our kernel's SYN
+            // retransmissions (1 s, 3 s) come after all of them.
+            let wait = peer_fan_out_time(spec, spec.peer_first_round.min(spec.peer_fan_out));
             if stop.is_none_or(|flag| !flag.load(std::sync::atomic::Ordering::Relaxed)) {
                 std::thread::sleep(
                     wait.min(spec.deadline.saturating_duration_since(Instant::now())),
@@ -233,7 +239,9 @@ pub fn punch(
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
         if spec.delivers {
-            let wait = peer_fan_out_time(spec)
+            // All of it: every one of our SYNs may be the one that meets, and each is sent
+            // once.
+            let wait = peer_fan_out_time(spec, spec.peer_fan_out)
                 .min(spec.deadline.saturating_duration_since(Instant::now()));
             sleep_unless_stopped(wait, stop);
             let (stream, sent) = punch_tcp_birthday::spray_and_adopt(
