@@ -687,9 +687,11 @@ fn punch_tcp(
         peer_fans_out: plan.remote().predicted_ports.len() > 1,
         peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
             .unwrap_or(u32::MAX),
-        kernel_first: plan.role == Role::Caller
+        peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
+        delivers: plan.role == Role::Caller
             && plan.local().predicted_ports.len() > 1
             && plan.remote().predicted_ports.len() > 1,
+        part: punch_tcp::part_of(plan),
     };
     // The punch drops capabilities on its thread: run it on its own.
     let punched = std::thread::scope(|scope| {

@@ -15,7 +15,9 @@
 //!
 //! Over TCP the same table holds for `direct` and `fanout` (the facts then describe the NAT's
 //! TCP allocation, and the far ports are where the crafted SYN fan-out aims, the first of them
-//! where the kernel's simultaneous open `connect()`s); a `birthday` pair is refused.
+//! where the kernel's simultaneous open `connect()`s); a `birthday` runs with kernel sockets
+//! on the random side and crafted SYNs from the fixed side (`io::punch_tcp_birthday`), sized
+//! for a higher target (`strategy::for_tcp`).
 //!
 //! The plan holds both sides' halves, so that each end knows what the other will send: sockets
 //! to open, the far NAT's ports aimed at in order, the own ports its flows should take, and every
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use crate::core::punch::profile::SideModel;
 use crate::core::punch::schedule::side_plan;
-use crate::core::punch::strategy::{apply_fanout_override, decide, expected_success};
+use crate::core::punch::strategy::{apply_fanout_override, decide, expected_success, for_tcp};
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
@@ -360,15 +362,8 @@ pub fn make_plan(input: &PlanInput<'_>) -> PunchPlan {
     }
     let mut decision = decide(&caller, &callee, &options);
     apply_fanout_override(&mut decision, input.role, &options);
-    if input.transport == Transport::Tcp && decision.strategy == Strategy::Birthday {
-        // A birthday needs hundreds of held flows on the random side: hundreds of sockets
-        // in SYN_SENT with their own simultaneous opens. Not planned over TCP.
-        decision.strategy = Strategy::Refused;
-        decision.reason = format!(
-            "{}; over TCP only direct and fan-out pairs are planned (a birthday needs \
-             hundreds of simultaneous opens): use UDP",
-            decision.reason
-        );
+    if input.transport == Transport::Tcp {
+        for_tcp(&mut decision, &options);
     }
     plan.expected_success = expected_success(&decision, &caller, &callee);
     plan.strategy = decision.strategy;
