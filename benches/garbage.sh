@@ -89,8 +89,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# All load comes from 127.0.0.1: the per-source answer bucket is off (as in benches/server.sh).
 taskset -c "$SERVER_CPU" "$NATLENS_BIN" server --listen "127.0.0.1:$PORT" --json \
-    2>"$SERVER_LOG" &
+    --answer-rate 0 2>"$SERVER_LOG" &
 SERVER_PID=$!
 "$LOADGEN_BIN" wait-ready --target "127.0.0.1:$PORT" --udp-only >/dev/null ||
     die "server did not start: $(tail -n 3 "$SERVER_LOG")"

@@ -1,6 +1,7 @@
 //! Hole-punching success rate and time to the first packet through, per NAT pair (issue 4), in
-//! the network-namespace lab with 25 ms of one-way delay on each NAT's WAN link (a round trip
-//! between the two LAN hosts, or from one to the server, is about 50 ms).
+//! the network-namespace lab with 25 ms of one-way delay on each NAT's WAN link: a LAN host's
+//! round trip to the server crosses one WAN link each way (50 ms), the path between the two LAN
+//! hosts crosses both (100 ms). Round trips below are path round trips, measured.
 //!
 //! For every pair of {cone, full-cone, seq:1, seq:2, random} (router-a x router-b): one lab,
 //! `natlens server` in its server namespace, then N attempts, each from fresh NAT state
@@ -10,12 +11,14 @@
 //! path confirmed both ways) and per direction `first_through_ms` (from that end's start signal
 //! to the first packet of that direction through; for the end's own direction, when its first
 //! echo came back). The callee gets the start signal first (it answers the call and starts
-//! punching; the caller starts when the answer reaches it, one relay later), so the callee's
-//! numbers are the conservative ones and the ones the table shows.
+//! punching; the caller starts when the answer reaches it, one relay later); both ends' times
+//! are shown, each from its own start signal. The path RTT is measured from the same reports:
+//! the median of the caller's own `first_through_ms` on `direct` pairs (its first probe, sent
+//! at its start, and that probe's echo).
 //!
 //! Run as root: `benches/punch.sh [--transport udp|tcp] [--attempts N] [--random-attempts N]
 //! [--refused-attempts N] [--pairs cone:random,...]`. It prints one line per attempt and writes
-//! `benches/results/punch-<date>.md` (`punch-<transport>-<date>.md` for other than UDP) (table per pair, targets, anchors, machine, raw
+//! `benches/results/punch-<transport>-<date>.md` (table per pair, targets, anchors, machine, raw
 //! numbers) and a `.csv` of the raw numbers. The labs are torn down on every exit path: a `Lab`
 //! is torn down when dropped (a panic included), and a terminating signal tears down every lab
 //! of the process.
@@ -39,8 +42,9 @@ const PORT: u16 = 3478;
 const ALT_PORT: u16 = 3479;
 /// One-way delay per WAN link, as issue 4 asks.
 const DELAY: Duration = Duration::from_millis(25);
-/// A round trip between the LAN hosts (two WAN links each way) in this lab.
-const RTT_MS: f64 = 50.0;
+/// A round trip between the LAN hosts as configured (two WAN links each way), used only when
+/// no `direct` pair ran to measure it.
+const CONFIGURED_PATH_RTT_MS: f64 = 4.0 * DELAY.as_millis() as f64;
 /// How long the server gets to start listening.
 const SERVER_START: Duration = Duration::from_millis(500);
 /// Longest one attempt may take, both ends: logins, fingerprints, a punch of at most its 10 s
@@ -448,8 +452,28 @@ fn median(values: &mut [u64]) -> Option<f64> {
     }
 }
 
-fn ms_rtt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.0} ({:.1})", v / RTT_MS))
+fn ms_rtt(v: Option<f64>, rtt: f64) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0} ({:.2})", v / rtt))
+}
+
+/// The path round trip, measured: the median of the caller's own `first_through_ms` (its first
+/// probe out, that probe's echo back) over connected `direct` attempts; the configured value
+/// when none ran.
+fn path_rtt(attempts: &[Attempt]) -> (f64, bool) {
+    let mut samples: Vec<u64> = attempts
+        .iter()
+        .filter(|a| a.connected() && a.strategy() == "direct")
+        .filter_map(|a| {
+            let own = &a.caller["directions"][0];
+            (own["packets_sent"].as_u64() == Some(1))
+                .then(|| own["first_through_ms"].as_u64())
+                .flatten()
+        })
+        .collect();
+    match median(&mut samples) {
+        Some(rtt) => (rtt, true),
+        None => (CONFIGURED_PATH_RTT_MS, false),
+    }
 }
 
 struct Summary {
@@ -519,12 +543,9 @@ fn write_report(
     let date = &humantime::format_rfc3339_seconds(started).to_string()[..10];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
     std::fs::create_dir_all(&dir)?;
-    // UDP keeps the plain name issue 4 asks for; other transports are named.
-    let stem = match config.transport.as_str() {
-        "udp" => format!("punch-{date}"),
-        other => format!("punch-{other}-{date}"),
-    };
+    let stem = format!("punch-{}-{date}", config.transport);
     let md = dir.join(format!("{stem}.md"));
+    let (rtt, measured) = path_rtt(attempts);
     let csv = dir.join(format!("{stem}.csv"));
     let summaries = summaries(attempts);
 
@@ -537,15 +558,22 @@ fn write_report(
     let _ = writeln!(
         t,
         "Recorded {} by `benches/punch.sh` (benches/punch.rs) in {:.0} s. Lab: 25 ms one-way \
-         delay on each NAT's WAN link (a round trip between the LAN hosts, or from a LAN host to \
-         the server, is about {RTT_MS:.0} ms: 1 RTT = {RTT_MS:.0} ms below), `natlens server` in \
-         the server namespace. Per NAT pair (router-a x router-b): one lab, then attempts each \
+         delay on each NAT's WAN link, made by the lab's user-space frame relay (this kernel has \
+         no netem): a LAN host's round trip to the server crosses one WAN link each way (50 ms), \
+         the path between the two LAN hosts crosses both (100 ms configured). **1 RTT below is \
+         the path RTT, measured: {rtt:.0} ms** ({}). `natlens server` in the server namespace. Per NAT pair (router-a x router-b): one lab, then attempts each \
          from fresh NAT state (`reset_nat_state`: rulesets reloaded, conntrack flushed): \
          `natlens listen --id alice --no-data --json` on host a, then `natlens call alice --no-data \
          --json` on host b, over `--transport {}`. Attempts: {} per predictable pair, {} per \
          random x cone pair, {} per refused pair (the planner refuses those at once).\n",
         humantime::format_rfc3339_seconds(started),
         took.as_secs_f64(),
+        if measured {
+            "median of the caller's own first_through_ms on connected direct attempts whose \
+             first probe got through: one probe out, its echo back"
+        } else {
+            "no direct pair ran: the configured value"
+        },
         config.transport,
         config.attempts,
         config.random_attempts,
@@ -553,44 +581,46 @@ fn write_report(
     );
     let _ = writeln!(
         t,
-        "What is measured, from the JSON reports: **first packet** is the callee's (listen's) \
-         smallest `directions[].first_through_ms`: from its start signal (it answers the call \
-         and starts punching) to the first packet through in either direction. **connected** is \
-         the callee's `elapsed_ms`: from the same start signal to the path confirmed both ways \
-         (nonce handshake done). The callee gets its start signal one relay before the caller, \
-         so its clock is the longer one; **connected, caller** is the caller's `elapsed_ms` from \
-         its own start signal (when the answer reaches it, about 1 RTT later). The 3-RTT target \
-         is checked against the later of the two ends, each from its own start signal. Medians \
-         over connected attempts, in ms and (round trips); every attempt is in the raw numbers. \
-         A `caller_first_ms` of 0 means the callee's first probe had already arrived when the \
-         caller started.\n"
+        "What is measured, from the JSON reports. The **start signal** is, for the callee \
+         (listen), the moment it answers the call (it starts punching at once); for the caller, \
+         the moment the answer reaches it (one relay later: callee -> server -> caller, 50 ms \
+         here). **first packet** is the callee's smallest `directions[].first_through_ms`: from \
+         its start signal to the first packet through in either direction. **connected, \
+         callee** / **connected, caller** are each end's `elapsed_ms`: from its own start signal \
+         to the path confirmed both ways (nonce handshake done). **worst end** is, per attempt, \
+         the later of the two, and the 3-RTT target is checked on it: both ends, each on its own \
+         clock. Medians over connected attempts (worst end: the maximum), in ms and (path round \
+         trips); every attempt is in the raw numbers. A `caller_first_ms` of 0 means the \
+         callee's first probe had already arrived when the caller started.\n"
     );
     let _ = writeln!(t, "## Per pair\n");
     let _ = writeln!(
         t,
         "| listen (a) x call (b) | class | strategy | plan odds | success | first packet ms (RTT) \
-         | connected, callee ms (RTT) | connected, caller ms (RTT) | both ends within 3 RTT |"
+         | connected, callee ms (RTT) | connected, caller ms (RTT) | worst end, max ms (RTT) \
+         | both ends within 3 RTT |"
     );
-    let _ = writeln!(t, "|---|---|---|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(t, "|---|---|---|---:|---:|---:|---:|---:|---:|---|");
     for s in &summaries {
         let within = if s.class == "refused" {
             "-".to_owned()
         } else {
-            let n = s.both.iter().filter(|&&v| v as f64 <= 3.0 * RTT_MS).count();
-            format!("{n}/{}", s.attempts)
+            let n = s.both.iter().filter(|&&v| v as f64 <= 3.0 * rtt).count();
+            format!("{n}/{}", s.connected)
         };
         let _ = writeln!(
             t,
-            "| {} x {} | {} | {} | {} | {} | {} | {} | {} | {within} |",
+            "| {} x {} | {} | {} | {} | {} | {} | {} | {} | {} | {within} |",
             s.pair.0,
             s.pair.1,
             s.class,
             s.strategy,
             s.odds.map_or("-".into(), |o| format!("{o:.2}")),
             rate(s.connected, s.attempts),
-            ms_rtt(median(&mut s.first.clone())),
-            ms_rtt(median(&mut s.callee_elapsed.clone())),
-            ms_rtt(median(&mut s.caller_elapsed.clone())),
+            ms_rtt(median(&mut s.first.clone()), rtt),
+            ms_rtt(median(&mut s.callee_elapsed.clone()), rtt),
+            ms_rtt(median(&mut s.caller_elapsed.clone()), rtt),
+            ms_rtt(s.both.iter().max().map(|&v| v as f64), rtt),
         );
     }
 
@@ -612,7 +642,7 @@ fn write_report(
         .collect();
     let within = predictable_elapsed
         .iter()
-        .filter(|&&v| v as f64 <= 3.0 * RTT_MS)
+        .filter(|&&v| v as f64 <= 3.0 * rtt)
         .count();
     let worst = predictable_elapsed.iter().max().copied();
     let pair_count = |class: &str| summaries.iter().filter(|s| s.class == class).count();
@@ -642,7 +672,7 @@ fn write_report(
         t,
         "| connected within 3 RTT ({:.0} ms) of the start signal, predictable pairs (both ends, \
          each from its own start signal) | {within}/{} connected attempts; worst {} ms | {} |",
-        3.0 * RTT_MS,
+        3.0 * rtt,
         predictable_elapsed.len(),
         opt(worst),
         if !predictable_elapsed.is_empty() && within == predictable_elapsed.len() {

@@ -145,8 +145,11 @@ start_server() {
     SERVER_LOG="$WORK/$name-$SERVER_PORT.log"
     case "$name" in
     natlens)
+        # All load comes from 127.0.0.1: the per-source answer bucket and the per-IP session
+        # cap (Internet defaults) are off, to measure capacity as on coturn's side. Their
+        # cost is measured apart: benches/results/answer-limit.md.
         taskset -c "$SERVER_CPU" "$NATLENS_BIN" server --listen "127.0.0.1:$SERVER_PORT" \
-            --quiet >"$SERVER_LOG" 2>&1 &
+            --answer-rate 0 --max-sessions-per-ip 1000000 --quiet >"$SERVER_LOG" 2>&1 &
         ;;
     coturn)
         # One relay thread (-m 1) since it is pinned to one CPU; no TLS/DTLS listeners, no CLI,

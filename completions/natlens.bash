@@ -130,7 +130,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --no-punch --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --no-punch --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,6 +149,10 @@ _natlens() {
                     return 0
                     ;;
                 --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -624,7 +628,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -h -V --server --id --keepalive --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -643,6 +647,10 @@ _natlens() {
                     return 0
                     ;;
                 --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -694,7 +702,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__login)
-            opts="-s -t -h -V --server --id --keepalive --json --transport --duration --calls --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --json --transport --duration --calls --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -713,6 +721,10 @@ _natlens() {
                     return 0
                     ;;
                 --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -782,7 +794,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__server)
-            opts="-q -h -V --listen --alternate --peer --name --udp-expiry --max-sessions --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --help --version"
+            opts="-q -h -V --listen --alternate --peer --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -809,6 +821,22 @@ _natlens() {
                     return 0
                     ;;
                 --max-sessions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-sessions-per-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pending-calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --answer-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

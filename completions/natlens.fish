@@ -39,6 +39,10 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -l peer -d 'Anot
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l name -d 'Name of this server in federation (defaults to a random one); must differ between peers' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l udp-expiry -d 'Forget a UDP session that has sent nothing for this long' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-sessions -d 'Maximum number of logged-in sessions' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-sessions-per-ip -d 'Maximum number of sessions logged in from one source IP (refused with 486 beyond it)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-pending-calls -d 'Maximum number of calls waiting for their callee or a peer server (refused with 503 beyond it)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l answer-rate -d 'Answers per second to one source IP over UDP (burst: twice as many); requests beyond it are dropped and counted as `rate-limited`. Keeps a forged source address from turning the server into a flood aimed at someone else. 0 disables the limit (benchmarks)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l credentials -d 'Require credentials: LOGIN and CALL must carry USERNAME and MESSAGE-INTEGRITY-SHA256 (RFC 8489 long-term credentials with a server nonce, see natlens-protocol(7)), and an ID may only be logged in with its key. FILE holds one `ID KEY` pair per line, separated by spaces; blank lines and lines starting with `#` are ignored; keys have no spaces. Keep it readable by the server\'s user only (a warning is printed otherwise). Without this option the server runs open and says so at start' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-connections -d 'Maximum number of open TCP connections (clients and peers)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-message -d 'Largest STUN message accepted, in bytes (TCP frames and UDP datagrams)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-tcp-backlog -d 'Largest amount of unsent data buffered for one TCP connection before it is closed' -r
@@ -51,6 +55,7 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version 
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
@@ -61,11 +66,12 @@ complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l id -d 'The ID to log in as' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
 tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
-both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
+both\t'UDP, then TCP, each with its own fingerprint and call on the same session: both reported, the data over UDP when it connected (else over TCP), exit 0 when either did'"
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r
@@ -82,11 +88,12 @@ complete -c natlens -n "__fish_natlens_using_subcommand listen" -s V -l version 
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID to log in as' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
-complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW). both is not built in this version and fails at once' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
 tcp\t'TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data exchange over the stream'
-both\t'UDP and TCP at once (not built yet in this version: refused at once)'"
+both\t'UDP, then TCP, each with its own fingerprint and call on the same session: both reported, the data over UDP when it connected (else over TCP), exit 0 when either did'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l fanout -d 'Far ports this end aims at: fan-out flows over a sequential NAT\'s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends\' facts' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l delta -d 'The peer\'s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l preset-delta -d 'The peer\'s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta' -r

@@ -86,6 +86,30 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_sessions: usize,
 
+    /// Maximum number of sessions logged in from one source IP (refused with 486 beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_SESSIONS_PER_IP)]
+    pub max_sessions_per_ip: usize,
+
+    /// Maximum number of calls waiting for their callee or a peer server (refused with 503
+    /// beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_PENDING_CALLS)]
+    pub max_pending_calls: usize,
+
+    /// Answers per second to one source IP over UDP (burst: twice as many); requests beyond it
+    /// are dropped and counted as `rate-limited`. Keeps a forged source address from turning
+    /// the server into a flood aimed at someone else. 0 disables the limit (benchmarks).
+    #[arg(long, value_name = "N", default_value_t = crate::core::token_bucket::DEFAULT_RATE)]
+    pub answer_rate: u32,
+
+    /// Require credentials: LOGIN and CALL must carry USERNAME and MESSAGE-INTEGRITY-SHA256
+    /// (RFC 8489 long-term credentials with a server nonce, see natlens-protocol(7)), and an
+    /// ID may only be logged in with its key. FILE holds one `ID KEY` pair per line, separated
+    /// by spaces; blank lines and lines starting with `#` are ignored; keys have no spaces.
+    /// Keep it readable by the server's user only (a warning is printed otherwise). Without
+    /// this option the server runs open and says so at start.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
     /// Maximum number of open TCP connections (clients and peers).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_connections: usize,
@@ -133,6 +157,12 @@ pub struct SessionArgs {
     /// 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub keepalive: Duration,
+
+    /// File holding this ID's key (the first line that is not blank or a `#` comment), for a
+    /// server run with --credentials. The environment variable NATLENS_KEY may hold the key
+    /// instead. A refused key ends the command with exit status 3.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -191,8 +221,8 @@ pub struct PunchArgs {
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
     pub login_transport: Transport,
 
-    /// Transport to punch over: udp, or tcp (simultaneous open, with crafted SYNs when root or
-    /// CAP_NET_RAW). both is not built in this version and fails at once.
+    /// Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or
+    /// CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both).
     #[arg(long, short, value_enum, default_value_t = PunchTransport::Udp)]
     pub transport: PunchTransport,
 
@@ -264,7 +294,8 @@ pub enum PunchTransport {
     /// TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data
     /// exchange over the stream.
     Tcp,
-    /// UDP and TCP at once (not built yet in this version: refused at once).
+    /// UDP, then TCP, each with its own fingerprint and call on the same session: both
+    /// reported, the data over UDP when it connected (else over TCP), exit 0 when either did.
     Both,
 }
 
@@ -276,13 +307,24 @@ natlens logs in to the location server (--login-transport), fingerprints this en
 it over the punch transport (the same probes as natlens nat), and waits. Every 20 seconds \
 without a call it fingerprints again, so the facts it answers with stay fresh. A call is \
 answered with this end's NAT facts and brings the caller's; both ends then compute the same \
-plan, and this end starts punching at once (the caller starts when the answer reaches it, one \
-relay later). The punch sends only to the peer's public IP as the server saw it.
+plan, and this end starts punching at once: its start signal is the moment it answers. The \
+caller's start signal is the answer reaching it, one relay later (this end -> server -> caller), \
+so this end's first probes reach the caller's NAT about when the caller's first probe opens it, \
+and may be dropped; this end therefore sends its first round again half a relay and one relay \
+after answering (the sync rounds; the relay taken as its own round trip to the server, as the \
+fingerprint measured it), which the caller answers at once. The punch sends only to the peer's public IP as \
+the server saw it.
 
 Once a nonce handshake has confirmed a path both ways, the two ends exchange data over it: what \
 this end reads (--send FILE, or stdin until it ends) arrives on the caller's stdout, and what \
 the caller sends arrives on this end's stdout. Then natlens logs out and exits; one call per \
-run.";
+run.
+
+With --transport both, the UDP punch comes first (fingerprint over UDP, answer the call, punch), \
+then the TCP punch (fingerprint over TCP, answer the caller's second call, punch), one after the \
+other so that neither transport's flows eat the ports predicted for the other. Both ends must \
+use --transport both. The data (read whole first) goes over UDP when the UDP punch connected, \
+else over TCP; the report covers both (JSON OUTPUT).";
 
 /// The DESCRIPTION of `natlens call`.
 const CALL_LONG_ABOUT: &str = "\
@@ -297,7 +339,12 @@ the peer's public IP as the server saw it.
 Once a nonce handshake has confirmed a path both ways, what this end reads (--send FILE, or \
 stdin until it ends) arrives on the callee's stdout and the callee's data on this end's stdout. \
 With --no-punch, natlens only exchanges facts and prints both ends' (the JSON object keeps \
-schema_version 1 of that output).";
+schema_version 1 of that output).
+
+This end's start signal is the callee's answer reaching it; it starts punching then. With \
+--transport both, it punches over UDP first, then fingerprints over TCP and calls again for the \
+TCP punch (calling again while the callee still answers with its UDP facts); the data (read \
+whole first) goes over UDP when the UDP punch connected, else over TCP.";
 
 /// The output sections of `natlens listen` and `natlens call`.
 const PUNCH_OUTPUT: &str = "\
@@ -307,7 +354,8 @@ with --json one JSON object per line with an \"event\" key (logged_in, fingerpri
 incoming_call or call_answered, plan, peer_heard, connected, punch_failed, data_done). The \
 report comes last: a table, or with --json one JSON object on one line (the keys below, no \
 \"event\"), on stderr, or on stdout with --no-data. With --dry-run, stdout carries the plan \
-instead (its describe lines, or with --json one object with dry_run true).
+instead (its describe lines, or with --json one object with dry_run true); with --transport \
+both, the UDP plan, then the TCP plan (two objects, one per line).
 
 JSON OUTPUT
 schema_version changes when a field changes meaning or disappears; adding a field does not. \
@@ -319,18 +367,34 @@ What was not measured is null.
   transport  udp.
   strategy  direct, fanout, birthday or refused.
   role  caller or callee: this end.
-  elapsed_ms  From this end's start to the confirmed path (or the failure).
+  elapsed_ms  From this end's start signal to the confirmed path (or the failure). The start \
+signal: for the callee (listen), the moment it answers the call; for the caller, the moment \
+that answer reaches it.
   expected_success  The plan's odds, 0 to 1.
   directions  Caller to callee, then callee to caller; each {from, to, predicted_ports, \
 port_through, offset, packets_sent, first_through_ms}: the far ports the sender aimed at, the \
-one a packet got through to and its index, the probes sent by then, and when it got through \
-(for this end's own direction, when its first echo came back).
+one a packet got through to and its index, the probes sent by then, and when it got through, \
+in ms from this end's start signal (for this end's own direction, when its first echo came \
+back; for the peer's, when its first packet arrived).
   peer_id  The other end's ID.
   call_id  The call's ID, 16 hex digits.
   path  {local, peer}: this end's socket and the peer's public address on the confirmed path; \
 null when not connected.
   data  null when not connected; else {result (complete or failed), reason, bytes_sent, \
-bytes_received, retransmissions, elapsed_ms}.";
+bytes_received, retransmissions, elapsed_ms}.
+
+With --transport both the object is (same schema_version, the keys above inside attempts):
+  schema_version  1.
+  result  connected when either transport connected, else failed.
+  reason  Each attempt's reason (\"udp: ...; tcp: ...\") when neither connected; else null.
+  transport  both.
+  role, peer_id  As above.
+  data_transport  udp or tcp: the attempt whose path carried the data (UDP when it connected); \
+null when neither connected or with --no-data.
+  attempts  The UDP attempt, then the TCP one: each the object above (with transport udp or \
+tcp, its own data, null on the attempt that did not carry it), or, for an attempt that never \
+got to punch (its fingerprint or its call failed), {schema_version, result (failed), reason, \
+transport}.";
 
 /// `natlens lab`: a lab is two NAT routers (A and B), each with a LAN host (`a`, `b`) and a
 /// noise host (`a2`, `b2`), a server with two public addresses (203.0.113.10 and .11) and an

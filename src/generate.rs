@@ -48,7 +48,7 @@ const SHELLS: [Shell; 5] = [
 ///
 /// The text restates those constants' doc comments: scripts branch on these codes, so the page
 /// must say what each one means.
-const EXIT_CODES: [(u8, &str); 3] = [
+const EXIT_CODES: [(u8, &str); 4] = [
     (exit::OK, "Success."),
     (
         exit::FAILURE,
@@ -58,6 +58,11 @@ const EXIT_CODES: [(u8, &str); 3] = [
     (
         exit::USAGE,
         "Bad command-line usage: an unknown option, a missing or malformed value.",
+    ),
+    (
+        exit::CREDENTIALS,
+        "Credentials refused: the server (run with --credentials) did not accept this ID's \
+         key, or needs one and none was given (--key-file or NATLENS_KEY).",
     ),
 ];
 

@@ -86,7 +86,7 @@ fn every_generated_page_has_exit_status() {
             .unwrap_or_else(|| panic!("{} has no EXIT STATUS section", path.display()))
             .1;
         let section = section.split("\n.SH ").next().unwrap_or_default();
-        for code in [exit::OK, exit::FAILURE, exit::USAGE] {
+        for code in [exit::OK, exit::FAILURE, exit::USAGE, exit::CREDENTIALS] {
             assert!(
                 section.contains(&format!("\\fB{code}\\fR")),
                 "{} does not document exit status {code}",
@@ -230,5 +230,24 @@ fn protocol_page_lists_the_wire_constants() {
     for attribute in attributes {
         let code = format!("{:#06X}", attribute.0).replace("0X", "0x");
         assert!(page.contains(&code), "protocol page lacks attribute {code}");
+    }
+    use nl::error;
+    let codes = [
+        error::BAD_REQUEST,
+        error::UNAUTHORIZED,
+        error::NOT_LOGGED_IN,
+        error::UNKNOWN_PEER,
+        error::PEER_TIMEOUT,
+        error::ID_TAKEN,
+        error::NO_SESSION,
+        error::STALE_NONCE,
+        error::QUOTA_REACHED,
+        error::SERVER_FULL,
+    ];
+    for code in codes {
+        assert!(
+            page.contains(&format!("\n{code}|")),
+            "protocol page lacks error code {code}"
+        );
     }
 }

@@ -364,7 +364,7 @@ impl Attempt {
             (&self.listen, Side::A, Side::B),
             (&self.call, Side::B, Side::A),
         ] {
-            let through = self.check_port_through(end, side, far);
+            let through = self.check_port_through(&end.report, side, far);
             assert!(
                 through.is_ok(),
                 "{name}: {}\n{}",
@@ -407,8 +407,7 @@ impl Attempt {
     /// confirmed path is (its socket, far WAN:P); its own router maps that socket toward far
     /// WAN:P to some public port Q; the far router's entry for the flow between far WAN:P and
     /// our WAN:Q must be answered and have P as its far public port.
-    fn check_port_through(&self, end: &End, side: Side, far: Side) -> Result<u16, String> {
-        let report = &end.report;
+    fn check_port_through(&self, report: &Value, side: Side, far: Side) -> Result<u16, String> {
         let own = if report["role"] == "caller" { 0 } else { 1 };
         let through = report["directions"][own]["port_through"]
             .as_u64()
@@ -429,6 +428,36 @@ impl Attempt {
                 "router {far} gave the flow toward {ours} ports {far_ports:?}, not {through}"
             ))
         }
+    }
+}
+
+/// A TCP punch's `port_through` (in `report`, one end's report over TCP) against the far
+/// router: its conntrack must hold an assured TCP connection with the near router's WAN address
+/// whose far public port is that port.
+fn check_tcp_port_through(
+    attempt: &Attempt,
+    report: &Value,
+    far: Side,
+    near: Side,
+) -> Result<u16, String> {
+    let own = if report["role"] == "caller" { 0 } else { 1 };
+    let through = report["directions"][own]["port_through"]
+        .as_u64()
+        .ok_or("no port_through")? as u16;
+    let found = attempt.entries(far).iter().any(|e| {
+        // The connection with the near router, not a fingerprint's with the server.
+        e.proto == "tcp"
+            && e.assured
+            && e.orig_dst.ip() == IpAddr::from(router_wan(near))
+            && e.reply_dst.port() == through
+    });
+    if found {
+        Ok(through)
+    } else {
+        Err(format!(
+            "router {far} has no assured TCP connection with router {near} on port {through}: {:#?}",
+            attempt.entries(far)
+        ))
     }
 }
 
@@ -762,6 +791,114 @@ fn tcp_listen_and_call_connect_and_carry_the_data() {
                  wall {:?}",
                 report["role"], report["directions"][own]["first_through_ms"], attempt.wall
             );
+        }
+    }
+}
+
+/// `--transport both` end to end: a UDP punch, then a TCP punch, both reported in one JSON
+/// object (`transport` both, `result`, `data_transport`, `attempts`), the data over UDP.
+/// cone x seq:1: both attempts connect, and each attempt's `port_through` is the port the far
+/// router really gave (UDP and TCP conntrack entries). cone x random: both transports run a
+/// birthday (UDP sized for 99%, TCP for 99.99%), so that pair gets a second attempt after a
+/// clean miss of either leg; then both connect, are checked against conntrack, and the data
+/// goes over UDP.
+#[test]
+fn transport_both_punches_udp_then_tcp_and_reports_both() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !lab_available() {
+        return;
+    }
+    for (a, b) in [
+        (NatMode::Cone, NatMode::Sequential { delta: 1 }),
+        (NatMode::Cone, NatMode::Random),
+    ] {
+        let birthday = b == NatMode::Random;
+        let mut fixture = Fixture::up(
+            LabSpec {
+                nat_a: a,
+                nat_b: b,
+                ..LabSpec::default()
+            },
+            false,
+        );
+        fixture.extra = vec!["--transport", "both"];
+        let name = format!("{a} x {b} over both");
+        for n in 0..2u32 {
+            if n > 0 {
+                fixture.lab.reset_nat_state().expect("resetting NAT state");
+            }
+            let data = Data::new(3_000, 64_000);
+            let attempt = fixture.attempt(n, (PORT, PORT), "udp", &data);
+            let context = || format!("{name}:\n{}", attempt.context());
+            let missed = |leg: usize| {
+                [&attempt.listen, &attempt.call]
+                    .iter()
+                    .all(|end| end.report["attempts"][leg]["result"] == "failed")
+            };
+            if birthday && n == 0 && (missed(0) || missed(1)) {
+                let leg = if missed(0) { 0 } else { 1 };
+                assert_eq!(
+                    attempt.listen.report["attempts"][leg]["strategy"],
+                    "birthday",
+                    "{}",
+                    context()
+                );
+                eprintln!("{name}: a birthday missed once, trying again");
+                continue;
+            }
+            for end in [&attempt.listen, &attempt.call] {
+                let report = &end.report;
+                assert_eq!(end.status.code(), Some(0), "{}", context());
+                assert_eq!(report["schema_version"], 1, "{}", context());
+                assert_eq!(report["transport"], "both", "{}", context());
+                assert_eq!(report["result"], "connected", "{}", context());
+                assert_eq!(report["data_transport"], "udp", "{}", context());
+                let attempts = report["attempts"].as_array().expect("attempts");
+                assert_eq!(attempts.len(), 2, "{}", context());
+                assert_eq!(attempts[0]["transport"], "udp", "{}", context());
+                assert_eq!(attempts[1]["transport"], "tcp", "{}", context());
+                assert_eq!(attempts[0]["result"], "connected", "{}", context());
+                assert_eq!(attempts[0]["data"]["result"], "complete", "{}", context());
+                assert_eq!(attempts[1]["result"], "connected", "{}", context());
+            }
+            assert!(attempt.listen.stdout == data.call, "{}", context());
+            assert!(attempt.call.stdout == data.listen, "{}", context());
+            let legs = &attempt.listen.report["attempts"];
+            eprintln!(
+                "{name}: udp {} ({}), tcp {} ({}); wall {:?}",
+                legs[0]["result"],
+                legs[0]["strategy"],
+                legs[1]["result"],
+                legs[1]["strategy"],
+                attempt.wall
+            );
+            for (end, side, far) in [
+                (&attempt.listen, Side::A, Side::B),
+                (&attempt.call, Side::B, Side::A),
+            ] {
+                let udp = attempt.check_port_through(&end.report["attempts"][0], side, far);
+                assert!(
+                    udp.is_ok(),
+                    "{name}: udp: {}\n{}",
+                    udp.unwrap_err(),
+                    context()
+                );
+                let tcp = check_tcp_port_through(&attempt, &end.report["attempts"][1], far, side);
+                assert!(
+                    tcp.is_ok(),
+                    "{name}: tcp: {}\n{}",
+                    tcp.unwrap_err(),
+                    context()
+                );
+                eprintln!(
+                    "{name}: {} port_through udp {} tcp {}, wall {:?}",
+                    end.report["role"],
+                    udp.unwrap(),
+                    tcp.unwrap(),
+                    attempt.wall
+                );
+            }
+            break;
         }
     }
 }

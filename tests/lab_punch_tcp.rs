@@ -22,7 +22,7 @@ use natlens::core::punch::plan::{make_plan, PlanInput, PunchOptions, PunchPlan, 
 use natlens::core::punch::report::{PunchReport, PunchResult};
 use natlens::core::punch::Role;
 use natlens::core::Transport;
-use natlens::io::punch_tcp::{self, TcpPunch, TcpPunched, DEFAULT_SYN_TTL};
+use natlens::io::punch_tcp::{self, TcpPart, TcpPunch, TcpPunched, DEFAULT_SYN_TTL};
 use natlens::io::raw_tcp::NO_CAP_NET_RAW;
 use natlens::io::rst_guard;
 use natlens::io::simopen::PunchError;
@@ -107,7 +107,17 @@ fn facts(mode: NatMode, side: Side) -> NatFacts {
             Some(i32::from(delta)),
             profile(Apd, Apd, PortPattern::Sequential),
         ),
-        NatMode::Random => unreachable!("not planned over TCP"),
+        // Only the address matters: the next flow's port is anyone's guess.
+        NatMode::Random => (
+            LOCAL_PORT[index(side)],
+            None,
+            profile(Apd, Apd, PortPattern::Random),
+        ),
+    };
+    let predicted_ports = if mode == NatMode::Random {
+        Vec::new()
+    } else {
+        vec![port]
     };
     NatFacts {
         observed: Some(SocketAddr::from((router_wan(side), port))),
@@ -116,7 +126,7 @@ fn facts(mode: NatMode, side: Side) -> NatFacts {
             tcp: true,
         },
         delta,
-        predicted_ports: vec![port],
+        predicted_ports,
         profile,
     }
 }
@@ -153,9 +163,11 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             peer_fans_out: plan.remote().predicted_ports.len() > 1,
             peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
                 .unwrap_or(u32::MAX),
-            kernel_first: plan.role == Role::Caller
+            peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
+            delivers: plan.role == Role::Caller
                 && plan.local().predicted_ports.len() > 1
                 && plan.remote().predicted_ports.len() > 1,
+            part: punch_tcp::part_of(plan),
         },
         None,
         &mut |line| hints.push(format!("natlens: {line}")),
@@ -296,13 +308,15 @@ fn punch_pair(nat_a: NatMode, nat_b: NatMode) {
         "{name}: a's data reached b intact"
     );
     // port_through: the far router's public port of the established flow.
-    for (side, done, far) in [(Side::A, pa, Side::B), (Side::B, pb, Side::A)] {
+    for (side, done, far, far_done) in [(Side::A, pa, Side::B, pb), (Side::B, pb, Side::A, pa)] {
         let entries = tcp_entries(&lab, far);
+        // The far end's own port on the connection (a birthday holder's is ephemeral).
+        let far_local = far_done.punched.stream.local_addr().unwrap().port();
         let flow = entries
             .iter()
             .find(|e| {
                 e.orig_src.ip() == IpAddr::V4(lan_ip(far))
-                    && e.orig_src.port() == LOCAL_PORT[index(far)]
+                    && e.orig_src.port() == far_local
                     && e.orig_dst.ip() == IpAddr::V4(router_wan(side))
                     // The connection's entry (closed by now: TIME_WAIT or so), not a
                     // crafted SYN's, which stays in SYN_SENT.
@@ -361,26 +375,16 @@ fn tcp_seq1_by_seq2() {
     );
 }
 
+/// A birthday over TCP: host a's random NAT holds 256 kernel sockets on the cone's port, host
+/// b's cone sprays crafted SYNs and adopts the SYN-ACK of the holder it hits.
 #[test]
-fn the_plan_refuses_a_birthday_over_tcp() {
-    let mut random = facts(NatMode::Cone, Side::B);
-    random.predicted_ports.clear();
-    random.profile = Some(NatProfile {
-        mapping: Some(Dependence::AddressAndPortDependent),
-        filtering: Some(Dependence::AddressAndPortDependent),
-        allocation: Some(PortPattern::Random),
-        foreign_flows_per_second: 0,
-    });
-    let plan = make_plan(&PlanInput {
-        role: Role::Caller,
-        transport: Transport::Tcp,
-        call_id: 1,
-        own: &random,
-        peer: &facts(NatMode::Cone, Side::A),
-        options: &PunchOptions::default(),
-    });
-    assert_eq!(plan.strategy, Strategy::Refused);
-    assert!(plan.reason.contains("TCP"), "{}", plan.reason);
+fn tcp_random_by_cone() {
+    punch_pair(NatMode::Random, NatMode::Cone);
+}
+
+#[test]
+fn tcp_cone_by_random() {
+    punch_pair(NatMode::Cone, NatMode::Random);
 }
 
 /// A copy of this test binary that any user may run, removed on drop.
@@ -469,7 +473,9 @@ fn helper_entry() {
         deadline,
         peer_fans_out: true,
         peer_fan_out: 2,
-        kernel_first: false,
+        peer_first_round: 2,
+        delivers: false,
+        part: TcpPart::Aim,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));
     let other = std::thread::spawn(move || {

@@ -246,32 +246,55 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
     );
 }
 
+/// `--transport both` on loopback: a UDP punch, then a TCP punch on the same two sessions
+/// (crafted SYNs when root, plain simultaneous open otherwise), one report with both attempts,
+/// the data over UDP, exit 0 on both ends.
 #[test]
-fn punching_both_transports_at_once_is_refused_before_anything_is_sent() {
-    // No server at all: the refusal must come first.
-    let out = natlens(&[
-        "call",
+fn transport_both_punches_udp_then_tcp_and_carries_the_data_over_udp() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let dir = std::env::temp_dir();
+    let there = dir.join(format!("natlens-both-there-{}", std::process::id()));
+    let back = dir.join(format!("natlens-both-back-{}", std::process::id()));
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&there, &data).unwrap();
+    std::fs::write(&back, b"hello over udp\n").unwrap();
+    let (there_arg, back_arg) = (there.to_str().unwrap(), back.to_str().unwrap());
+    let listener = Listener::start(
+        server.addr(),
         "alice",
-        "--server",
-        "127.0.0.1:9",
-        "--id",
-        "bob",
-        "--transport",
-        "both",
-    ])
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.trim(),
-        "natlens: --transport both: punching UDP and TCP at once is not built in this version; \
-         use --transport udp or --transport tcp"
+        &["--json", "--send", back_arg, "--transport", "both"],
     );
-    let out = natlens(&["listen", "-s", "127.0.0.1:9", "--id", "a", "-t", "both"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built in this version"));
+    let out = call(
+        server.addr(),
+        "alice",
+        "bob",
+        &["--json", "--send", there_arg, "--transport", "both"],
+    );
+    let (status, stdout, seen) = listener.finish();
+    let _ = std::fs::remove_file(&there);
+    let _ = std::fs::remove_file(&back);
+    let call_lines = lines(&out.stderr);
+    assert!(out.status.success(), "{call_lines:#?}");
+    assert!(status.success(), "{seen:#?}");
+    assert_eq!(out.stdout, b"hello over udp\n");
+    assert!(stdout == data, "the caller's data did not arrive whole");
+    for (role, report) in [("caller", report(&call_lines)), ("callee", report(&seen))] {
+        assert_eq!(report["schema_version"], 1, "{report}");
+        assert_eq!(report["transport"], "both", "{report}");
+        assert_eq!(report["role"], role, "{report}");
+        assert_eq!(report["result"], "connected", "{report}");
+        assert_eq!(report["data_transport"], "udp", "{report}");
+        let udp = &report["attempts"][0];
+        let tcp = &report["attempts"][1];
+        assert_eq!(udp["transport"], "udp", "{report}");
+        assert_eq!(udp["result"], "connected", "{report}");
+        assert_eq!(udp["data"]["result"], "complete", "{report}");
+        assert_eq!(tcp["transport"], "tcp", "{report}");
+        assert_eq!(tcp["result"], "connected", "{report}");
+        assert!(tcp["data"].is_null(), "{report}");
+        // Each attempt's path is its own transport's socket pair.
+        assert_ne!(udp["call_id"], tcp["call_id"], "{report}");
+    }
 }
 
 #[test]

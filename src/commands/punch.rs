@@ -4,10 +4,14 @@
 //! Both ends run the same steps; only the meeting differs. The callee (`listen`) answers a call
 //! with facts predicted for the moment the CALL arrives and starts punching as it answers; the
 //! caller (`call`) sends facts predicted as it calls and starts when the answer reaches it, one
-//! relay later, as the planner assumes. Between the fingerprint's last sample and the punch
-//! nothing new is opened toward anyone (LAB-NOTES: on a sequential NAT every new flow costs a
-//! port): the session link and the fingerprint's mapping socket already exist, and the punch's
-//! fresh sockets send nothing until the schedule says so.
+//! relay later, as the planner assumes; the callee sends its first round again half a relay and
+//! one relay after answering (the sync rounds; its relay estimate is its fingerprint's round
+//! trip to the server). `--transport both` runs a UDP leg, then a TCP leg ([`both`]).
+//!
+//! Between the fingerprint's last sample and the punch nothing new is opened toward anyone
+//! (LAB-NOTES: on a sequential NAT every new flow costs a port): the session link and the
+//! fingerprint's mapping socket already exist, and the punch's fresh sockets send nothing until
+//! the schedule says so.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -37,6 +41,8 @@ use crate::render::progress::ProbeBars;
 use crate::render::punch::{self as render, Output};
 use crate::wire::natlens::{NatFacts, Transports};
 
+mod both;
+
 /// How long a listener keeps one fingerprint while no call comes: well inside the 30 s a NAT
 /// keeps an idle UDP mapping (the mapping socket's must still hold when a call comes), and
 /// short enough that other hosts' flows have not yet carried a sequential NAT far from the
@@ -47,10 +53,15 @@ pub const FINGERPRINT_REFRESH: Duration = Duration::from_secs(20);
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a run is doing and how it talks.
+#[derive(Clone, Copy)]
 struct Run<'a> {
     session: &'a SessionArgs,
     punch: &'a PunchArgs,
     stop: &'static AtomicBool,
+    /// The transport this run (or, with `--transport both`, this leg) punches over.
+    leg: Transport,
+    /// Whether this leg carries the data (`both`'s TCP leg does not when UDP connected).
+    carry_data: bool,
 }
 
 impl Run<'_> {
@@ -72,11 +83,17 @@ impl Run<'_> {
         );
     }
 
-    /// The transport the punch goes over (`both` is refused in [`prepare`]).
+    /// The transport this leg punches over.
     fn transport(&self) -> Transport {
-        match self.punch.transport {
-            PunchTransport::Tcp => Transport::Tcp,
-            PunchTransport::Udp | PunchTransport::Both => Transport::Udp,
+        self.leg
+    }
+
+    /// The same run over another transport: `--transport both`'s second leg.
+    fn over(&self, leg: Transport, carry_data: bool) -> Self {
+        Run {
+            leg,
+            carry_data,
+            ..*self
         }
     }
 
@@ -88,29 +105,57 @@ impl Run<'_> {
     }
 }
 
+/// The first (with `both`, the only UDP) leg's transport.
+fn first_leg(transport: PunchTransport) -> Transport {
+    match transport {
+        PunchTransport::Tcp => Transport::Tcp,
+        PunchTransport::Udp | PunchTransport::Both => Transport::Udp,
+    }
+}
+
 /// Runs `natlens listen`.
 pub fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
     let run = Run {
         session: &args.session,
         punch: &args.punch,
         stop: crate::io::signal::stop_flag()?,
+        leg: first_leg(args.punch.transport),
+        carry_data: true,
     };
+    if args.punch.transport == PunchTransport::Both {
+        return both::run(&run, None);
+    }
     let input = prepare(&run)?;
-    let (mut link, mut session, mut own) = log_in_and_fingerprint(&run, None)?;
+    let (mut link, mut session, own) = log_in_and_fingerprint(&run, None)?;
+    let (meeting, own) =
+        answer_call(&run, &mut link, &mut session, own, None)?.context("no call came")?;
+    punch_and_report(&run, meeting, own, input, &mut link, &mut session)
+}
+
+/// Waits for a call, fingerprinting again every [`FINGERPRINT_REFRESH`] while none comes; with
+/// `give_up`, returns `None` once that long has passed without a call.
+fn answer_call(
+    run: &Run<'_>,
+    link: &mut Link,
+    session: &mut Session,
+    mut own: OwnNat,
+    give_up: Option<Duration>,
+) -> anyhow::Result<Option<(Meeting, OwnNat)>> {
+    let since = Instant::now();
     run.tell(
         Some("waiting for a call (interrupt to stop)".into()),
-        json!({"event": "waiting"}),
+        json!({"event": "waiting", "transport": run.transport()}),
     );
-    let meeting = loop {
-        match wait_for_call(&run, &mut link, &mut session, &own)? {
-            Some(meeting) => break meeting,
-            None => {
-                drop(own);
-                own = fingerprint_nat(&run)?;
-            }
+    loop {
+        if let Some(meeting) = wait_for_call(run, link, session, &own)? {
+            return Ok(Some((meeting, own)));
         }
-    };
-    punch_and_report(&run, meeting, own, input, &mut link, &mut session)
+        if give_up.is_some_and(|limit| since.elapsed() >= limit) {
+            return Ok(None);
+        }
+        drop(own);
+        own = fingerprint_nat(run)?;
+    }
 }
 
 /// Runs `natlens call` (unless `--no-punch`).
@@ -119,21 +164,20 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         session: &args.session,
         punch: &args.punch,
         stop: crate::io::signal::stop_flag()?,
+        leg: first_leg(args.punch.transport),
+        carry_data: true,
     };
+    if args.punch.transport == PunchTransport::Both {
+        return both::run(&run, Some(&args.callee));
+    }
     let input = prepare(&run)?;
     let (mut link, mut session, own) = log_in_and_fingerprint(&run, Some(run.punch.timeout))?;
     let meeting = place_call(&run, &mut link, &mut session, &own, &args.callee)?;
     punch_and_report(&run, meeting, own, input, &mut link, &mut session)
 }
 
-/// Refuses what this version cannot do, and opens `--send`'s file before anything goes out.
+/// Opens `--send`'s file (or stdin) before anything goes out.
 fn prepare(run: &Run<'_>) -> anyhow::Result<Option<Box<dyn Read + Send>>> {
-    if run.punch.transport == PunchTransport::Both {
-        bail!(
-            "--transport both: punching UDP and TCP at once is not built in this version; use \
-             --transport udp or --transport tcp"
-        );
-    }
     if run.punch.no_data || run.punch.dry_run {
         return Ok(None);
     }
@@ -198,6 +242,12 @@ struct OwnNat {
 }
 
 impl OwnNat {
+    /// The round trip to the server the fingerprint measured: the callee's estimate of its
+    /// answer's trip through the server to the caller (what its sync rounds are timed by).
+    fn server_rtt(&self) -> Option<Duration> {
+        fingerprint::classify::rtt(&self.fingerprint.observations)
+    }
+
     /// The facts to send in a call or an answer at `now`: the prediction accounts for other
     /// hosts' flows since the last sample.
     fn facts_at(&self, now: Instant, transports: Transports) -> NatFacts {
@@ -469,6 +519,27 @@ fn punch_and_report(
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<ExitCode> {
+    let output = run_leg(run, meeting, own, input, link, session);
+    log_out(link, session);
+    match output? {
+        None => Ok(ExitCode::SUCCESS),
+        Some(output) => {
+            print_report(run, &output)?;
+            verdict(&output)
+        }
+    }
+}
+
+/// One punch: plans, punches, exchanges data (unless `run.carry_data` is off) and returns the
+/// report, or `None` after printing the plan with `--dry-run`. The session stays logged in.
+fn run_leg(
+    run: &Run<'_>,
+    meeting: Meeting,
+    own: OwnNat,
+    input: Option<Box<dyn Read + Send>>,
+    link: &mut Link,
+    session: &mut Session,
+) -> anyhow::Result<Option<Output>> {
     let options = options(run.punch);
     let plan = make_plan(&PlanInput {
         role: meeting.role,
@@ -480,18 +551,18 @@ fn punch_and_report(
     });
     if run.punch.dry_run {
         print_plan(run, &plan)?;
-        log_out(link, session);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
     run.tell(
         Some(format!(
-            "punching: {} ({}); expected success {:.1}%",
+            "punching over {}: {} ({}); expected success {:.1}%",
+            plan.transport.as_str(),
             plan.strategy.as_str(),
             plan.reason,
             plan.expected_success * 100.0
         )),
-        json!({"event": "plan", "strategy": plan.strategy, "reason": plan.reason,
-            "expected_success": plan.expected_success}),
+        json!({"event": "plan", "transport": plan.transport, "strategy": plan.strategy,
+            "reason": plan.reason, "expected_success": plan.expected_success}),
     );
     let punched = if plan.strategy == Strategy::Refused {
         let refused = Handshake::new(&plan, meeting.start, &mut rand::thread_rng());
@@ -503,25 +574,24 @@ fn punch_and_report(
             transfer: None,
         }
     } else {
-        let punched = punch(run, &plan, &meeting, own, input, link, session);
-        if punched.is_err() {
-            log_out(link, session);
-        }
-        punched?
+        punch(run, &plan, &meeting, own, input, link, session)?
     };
-    log_out(link, session);
     let report = punched
         .outcome_report
         .expect("a punch ends with an outcome");
-    let output = Output {
+    Ok(Some(Output {
         peer_id: meeting.peer_id.clone(),
         call_id: session::call_id_text(meeting.call_id),
         path: punched.path,
-        data: punched.transfer.as_ref().map(data_json),
+        // A leg that did not carry the data (`both`'s TCP leg after UDP connected) exchanged
+        // only its report records: no data to show.
+        data: punched
+            .transfer
+            .as_ref()
+            .filter(|_| run.carry_data)
+            .map(data_json),
         report,
-    };
-    print_report(run, &output)?;
-    verdict(&output)
+    }))
 }
 
 /// What a punch produced.
@@ -543,10 +613,11 @@ fn punch(
     if plan.transport == Transport::Tcp {
         return punch_tcp(run, plan, meeting, &own, input);
     }
+    let sync_rounds = plan.sync_rounds(own.server_rtt());
     let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
         .context("opening the punch's sockets")?;
     let locals: Vec<Option<SocketAddr>> = sockets.iter().map(|s| s.local_addr().ok()).collect();
-    let mut sink: Box<dyn Write> = if run.punch.no_data {
+    let mut sink: Box<dyn Write> = if run.punch.no_data || !run.carry_data {
         Box::new(io::sink())
     } else {
         Box::new(io::stdout().lock())
@@ -561,6 +632,7 @@ fn punch(
         plan,
         sockets,
         meeting.start,
+        &sync_rounds,
         DataIo {
             input,
             output: &mut *sink,
@@ -615,9 +687,11 @@ fn punch_tcp(
         peer_fans_out: plan.remote().predicted_ports.len() > 1,
         peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
             .unwrap_or(u32::MAX),
-        kernel_first: plan.role == Role::Caller
+        peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
+        delivers: plan.role == Role::Caller
             && plan.local().predicted_ports.len() > 1
             && plan.remote().predicted_ports.len() > 1,
+        part: punch_tcp::part_of(plan),
     };
     // The punch drops capabilities on its thread: run it on its own.
     let punched = std::thread::scope(|scope| {
@@ -662,7 +736,7 @@ fn punch_tcp(
             local: done.punched.stream.local_addr().ok(),
             peer: done.punched.stream.peer_addr().unwrap_or(peer),
         });
-        let mut sink: Box<dyn Write> = if run.punch.no_data {
+        let mut sink: Box<dyn Write> = if run.punch.no_data || !run.carry_data {
             Box::new(io::sink())
         } else {
             Box::new(io::stdout().lock())
@@ -768,6 +842,9 @@ fn print_plan(run: &Run<'_>, plan: &PunchPlan) -> io::Result<()> {
         serde_json::to_writer(&mut out, &value)?;
         writeln!(out)
     } else {
+        if run.punch.transport == PunchTransport::Both {
+            writeln!(out, "{} plan:", plan.transport.as_str())?;
+        }
         for line in plan.describe() {
             writeln!(out, "{line}")?;
         }

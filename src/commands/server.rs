@@ -1,11 +1,13 @@
 //! `natlens server`: binds, then serves until SIGINT/SIGTERM.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::ServerArgs;
-use crate::io::server::{ServeOptions, Server};
+use crate::core::credentials::Credentials;
+use crate::io::server::{Reporter, ServeOptions, Server};
 use crate::io::signal;
 use crate::render::log::ServerLog;
 use crate::wire::natlens::validate_name;
@@ -17,6 +19,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => random_name(),
     };
+    let mut warnings = Vec::new();
     let options = ServeOptions {
         listen: args.listen,
         alternate: args.alternate,
@@ -24,6 +27,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         name,
         udp_expiry: args.udp_expiry,
         max_sessions: args.max_sessions,
+        max_sessions_per_ip: args.max_sessions_per_ip,
+        max_pending_calls: args.max_pending_calls,
+        credentials: match &args.credentials {
+            Some(path) => Some(load_credentials(path, &mut warnings)?),
+            None => None,
+        },
+        answer_rate: (args.answer_rate > 0).then_some(args.answer_rate),
         max_connections: args.max_connections,
         max_message: args.max_message.clamp(548, 65_535),
         max_tcp_backlog: args.max_tcp_backlog,
@@ -31,10 +41,46 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
     };
     let mut log = ServerLog::new(args.json, args.quiet);
+    for warning in &warnings {
+        log.warn(warning);
+    }
     let (stop, stats_now) = (signal::stop_flag()?, signal::stats_flag()?);
     let mut server = Server::bind(options, &mut log).context("starting the server")?;
+    // Every socket is bound (a port below 1024 may have needed root or
+    // CAP_NET_BIND_SERVICE); nothing after this needs a privilege, so a server started as root
+    // faces hostile traffic without any. The loop is single-threaded: this covers it all.
+    if let Err(error) = crate::io::caps::drop_all() {
+        log.warn(&format!("could not drop capabilities: {error}"));
+    }
     server.run(stop, stats_now, &mut log)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the credentials file; a file others can read earns a warning (keys are secrets, but
+/// refusing would break setups that protect the file some other way, e.g. a private mount).
+fn load_credentials(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Credentials> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the credentials file {}", path.display()))?;
+    let credentials = Credentials::parse(&text)
+        .with_context(|| format!("malformed credentials file {}", path.display()))?;
+    if credentials.is_empty() {
+        anyhow::bail!(
+            "the credentials file {} lists no IDs: no one could log in",
+            path.display()
+        );
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            warnings.push(format!(
+                "the credentials file {} is readable by other users (mode {:o}); \
+                 run chmod 600 on it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ));
+        }
+    }
+    Ok(credentials)
 }
 
 /// A federation name unlikely to collide: `natlens-` and 8 hex digits from the clock and PID.

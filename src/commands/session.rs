@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::cli::SessionArgs;
 use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost};
+use crate::core::credentials;
 use crate::core::Transport;
 use crate::io::client::Link;
 use crate::wire::natlens::{self, NatFacts, Transports};
@@ -38,12 +39,28 @@ pub(crate) fn open(
     let link = Link::connect(args.server, transport)
         .with_context(|| format!("cannot reach {} over {}", args.server, transport.as_str()))?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
+    config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
     if let Some(timeout) = call_timeout {
         config.call_timeout = timeout;
     }
     let mut session = ClientSession::new(config, Instant::now(), StdRng::from_entropy());
     session.set_facts(own_facts(transport, None));
     Ok(Opened { link, session })
+}
+
+/// This ID's key: from --key-file, else from NATLENS_KEY, else none.
+fn load_key(args: &SessionArgs) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &args.key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the key file {}", path.display()))?;
+        let key = credentials::parse_key_file(&text)
+            .with_context(|| format!("malformed key file {}", path.display()))?;
+        return Ok(Some(key));
+    }
+    match std::env::var("NATLENS_KEY") {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+        _ => Ok(None),
+    }
 }
 
 /// The facts this end states: its observed address once known, the transport it uses. Delta
@@ -98,6 +115,15 @@ pub(crate) fn refusal(id: &str, code: u16, reason: &str) -> anyhow::Error {
         }
         natlens::error::BAD_REQUEST => anyhow!("the server refused ID {id:?}: {reason} ({code})"),
         natlens::error::SERVER_FULL => anyhow!("the server is full: {reason} ({code})"),
+        natlens::error::QUOTA_REACHED => {
+            anyhow!("too many sessions from this address on the server: {reason} ({code})")
+        }
+        natlens::error::UNAUTHORIZED | natlens::error::STALE_NONCE => {
+            anyhow::Error::new(crate::exit::CredentialsRefused(format!(
+                "the server refused the credentials for {id:?}: wrong key, unknown ID, or the \
+                 server needs a key (--key-file FILE or NATLENS_KEY) ({code})"
+            )))
+        }
         _ => anyhow!("the server refused the login as {id:?}: {reason} ({code})"),
     }
 }
@@ -227,6 +253,7 @@ mod tests {
             server: "192.0.2.1:3478".parse().unwrap(),
             id: "alice".into(),
             keepalive: Duration::from_secs(15),
+            key_file: None,
             output: crate::cli::OutputArgs { json: true },
         }
     }
@@ -274,5 +301,10 @@ mod tests {
             refusal("alice", 503, "server full").to_string(),
             "the server is full: server full (503)"
         );
+        let wrong_key = refusal("alice", 401, "Unauthorized");
+        assert!(wrong_key
+            .downcast_ref::<crate::exit::CredentialsRefused>()
+            .is_some());
+        assert!(wrong_key.to_string().contains("--key-file"));
     }
 }

@@ -78,6 +78,10 @@ pub struct ClientConfig {
     pub login_timeout: Duration,
     /// Budget of each CALL.
     pub call_timeout: Duration,
+    /// HMAC key from this ID's key ([`crate::core::credentials::hmac_key`]), for a server with
+    /// credentials: LOGIN and CALL are then signed once the server has sent a nonce, and
+    /// answers to delivered calls are signed always.
+    pub hmac_key: Option<[u8; 16]>,
 }
 
 impl ClientConfig {
@@ -96,6 +100,7 @@ impl ClientConfig {
             retry,
             login_timeout: LOGIN_TIMEOUT,
             call_timeout: CALL_TIMEOUT,
+            hmac_key: None,
         }
     }
 }
@@ -252,6 +257,11 @@ pub struct ClientSession<R> {
     transactions: Transactions<()>,
     pending: HashMap<TransactionId, Pending>,
     answers: HashMap<TransactionId, CachedAnswer>,
+    /// The server's latest NONCE (credential exchange, RFC 8489 §9.2).
+    nonce: Option<String>,
+    /// LOGIN and CALL requests sent under credentials: their bytes (to send again with a new
+    /// nonce) and how many signed attempts came before.
+    auth_tries: HashMap<TransactionId, (Vec<u8>, u8)>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
     stats: ClientStats,
@@ -274,6 +284,8 @@ impl<R: RngCore> ClientSession<R> {
             transactions: Transactions::default(),
             pending: HashMap::new(),
             answers: HashMap::new(),
+            nonce: None,
+            auth_tries: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: ClientStats::default(),
@@ -335,6 +347,8 @@ impl<R: RngCore> ClientSession<R> {
             }
         }
         self.answers.retain(|_, answer| answer.expires > now);
+        let pending = &self.pending;
+        self.auth_tries.retain(|tid, _| pending.contains_key(tid));
     }
 
     /// The shell lost the connection (TCP closed or reset). A TCP session that had logged in
@@ -500,9 +514,7 @@ impl<R: RngCore> ClientSession<R> {
         budget: Duration,
         attributes: impl FnOnce(&mut MessageBuilder<'_>),
     ) {
-        let mut tid = [0u8; 12];
-        self.rng.fill_bytes(&mut tid);
-        let tid = TransactionId(tid);
+        let tid = self.fresh_tid();
         let mut bytes = Vec::new();
         let mut builder = MessageBuilder::new(
             &mut bytes,
@@ -513,10 +525,104 @@ impl<R: RngCore> ClientSession<R> {
             builder.attribute(natlens::ID, self.config.id.as_bytes());
         }
         attributes(&mut builder);
+        let signed = self.sign(&pending, &mut builder);
+        self.start(now, tid, pending, budget, bytes, signed.map(u8::from));
+    }
+
+    fn fresh_tid(&mut self) -> TransactionId {
+        let mut tid = [0u8; 12];
+        self.rng.fill_bytes(&mut tid);
+        TransactionId(tid)
+    }
+
+    /// Adds USERNAME, REALM, NONCE and MESSAGE-INTEGRITY-SHA256 to a LOGIN or CALL when this
+    /// end has a key and a nonce. `None` when credentials do not apply; `Some(signed)` else.
+    fn sign(&self, pending: &Pending, builder: &mut MessageBuilder<'_>) -> Option<bool> {
+        let key = self.config.hmac_key?;
+        if !matches!(pending, Pending::Login | Pending::Call { .. }) {
+            return None;
+        }
+        let Some(nonce) = &self.nonce else {
+            // The first LOGIN goes unsigned: only the server's 401 brings a nonce.
+            return Some(false);
+        };
+        builder.attribute(AttrType::USERNAME, self.config.id.as_bytes());
+        builder.attribute(AttrType::REALM, crate::core::credentials::REALM.as_bytes());
+        builder.attribute(AttrType::NONCE, nonce.as_bytes());
+        builder.message_integrity_sha256(&key);
+        Some(true)
+    }
+
+    /// Queues a built request and starts its transaction. `signed_attempts` counts the signed
+    /// sends of this request so far, for requests under credentials.
+    fn start(
+        &mut self,
+        now: Instant,
+        tid: TransactionId,
+        pending: Pending,
+        budget: Duration,
+        bytes: Vec<u8>,
+        signed_attempts: Option<u8>,
+    ) {
+        if let Some(attempts) = signed_attempts {
+            self.auth_tries.insert(tid, (bytes.clone(), attempts));
+        }
         let retry = retry_within(self.config.retry, budget);
         self.transmit.push_back(bytes.clone());
         self.transactions.start(now, tid, bytes, retry, ());
         self.pending.insert(tid, pending);
+    }
+
+    /// A 401 or 438 to a LOGIN or CALL sent under credentials: take the server's nonce and send
+    /// the request again, signed, as a new transaction. A 401 is retried only when the request
+    /// was not signed yet (else the key is wrong); a 438 once more after that (the nonce went
+    /// stale, or the server restarted). Returns true when the request was sent again.
+    fn retry_with_nonce(
+        &mut self,
+        now: Instant,
+        tid: TransactionId,
+        code: u16,
+        message: &Message<'_>,
+    ) -> bool {
+        let Some((_, attempts)) = self.auth_tries.get(&tid) else {
+            return false;
+        };
+        let retry = match code {
+            error::UNAUTHORIZED => *attempts == 0,
+            error::STALE_NONCE => *attempts < 2,
+            _ => false,
+        };
+        let nonce = message
+            .get(AttrType::NONCE)
+            .and_then(|a| std::str::from_utf8(a.value).ok());
+        let (Some(nonce), true) = (nonce, retry) else {
+            return false;
+        };
+        self.nonce = Some(nonce.to_owned());
+        let (original, attempts) = self.auth_tries.remove(&tid).expect("checked above");
+        let pending = self.pending.remove(&tid).expect("a request in flight");
+        self.transactions.finish(&tid);
+        let budget = match pending {
+            Pending::Call { .. } => self.config.call_timeout,
+            _ => self.config.login_timeout,
+        };
+        let new_tid = self.fresh_tid();
+        let mut bytes = Vec::new();
+        let mut builder = MessageBuilder::new(
+            &mut bytes,
+            MessageType::new(pending.method(), Class::Request),
+            new_tid,
+        );
+        let old = Message::parse(&original).expect("our own request");
+        for attribute in old
+            .attributes()
+            .filter(|a| !AUTH_ATTRIBUTES.contains(&a.kind))
+        {
+            builder.attribute(attribute.kind, attribute.value);
+        }
+        self.sign(&pending, &mut builder);
+        self.start(now, new_tid, pending, budget, bytes, Some(attempts + 1));
+        true
     }
 
     fn handle_response(&mut self, now: Instant, message: &Message<'_>) {
@@ -531,6 +637,12 @@ impl<R: RngCore> ClientSession<R> {
             // Dropped as if lost: a UDP retransmission may still bring a usable answer.
             return self.stats.malformed += 1;
         };
+        if let Answer::Error { code, .. } = &answer {
+            if self.retry_with_nonce(now, tid, *code, message) {
+                return;
+            }
+        }
+        self.auth_tries.remove(&tid);
         let pending = self.pending.remove(&tid).expect("checked above");
         self.transactions.finish(&tid);
         self.apply(now, pending, answer);
@@ -547,6 +659,11 @@ impl<R: RngCore> ClientSession<R> {
             (Pending::Keepalive, Answer::Keepalive(Some(observed))) => self.note_observed(observed),
             (Pending::Keepalive, Answer::Error { code, .. }) if code == error::NO_SESSION => {
                 self.relogin(now)
+            }
+            // A newer login with this ID's key took the session over: give way, do not log in
+            // again (that would take it back and the two ends would flap).
+            (Pending::Keepalive, Answer::Error { code, reason }) if code == error::ID_TAKEN => {
+                self.close(ClientEvent::LoginRefused { code, reason })
             }
             (Pending::Logout, _) => self.close(ClientEvent::LoggedOut),
             (Pending::Call { callee, call_id }, Answer::Call(facts)) => {
@@ -772,6 +889,11 @@ impl<R: RngCore> ClientSession<R> {
                 let mut builder = MessageBuilder::new(&mut bytes, success, tid);
                 builder.attribute(natlens::CALL_ID, &call_id.to_be_bytes());
                 self.facts.encode_claims(&mut builder);
+                if let Some(key) = self.config.hmac_key {
+                    // A server with credentials relays only answers signed by the callee.
+                    builder.attribute(AttrType::USERNAME, self.config.id.as_bytes());
+                    builder.message_integrity_sha256(&key);
+                }
                 self.events.push_back(ClientEvent::IncomingCall {
                     caller,
                     call_id,
@@ -782,6 +904,15 @@ impl<R: RngCore> ClientSession<R> {
         bytes
     }
 }
+
+/// The attributes the credential exchange adds; left out when a request is rebuilt with a new
+/// nonce.
+const AUTH_ATTRIBUTES: &[AttrType] = &[
+    AttrType::USERNAME,
+    AttrType::REALM,
+    AttrType::NONCE,
+    AttrType::MESSAGE_INTEGRITY_SHA256,
+];
 
 /// Starts an error response to a request.
 fn error_answer<'b>(
@@ -890,3 +1021,6 @@ pub fn retry_within(retry: Retry, budget: Duration) -> Retry {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod auth_tests;

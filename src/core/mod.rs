@@ -1,15 +1,20 @@
 //! The sans-IO core: state machines over bytes, events and timestamps. Nothing here touches a
 //! socket, a clock or a global RNG; time and randomness come in as arguments.
 
+pub mod auth;
 pub mod binding;
 pub mod client;
+pub mod credentials;
 pub mod events;
 pub mod fingerprint;
 pub mod nat_model;
+pub mod nonce;
 pub mod punch;
 pub mod registry;
+pub mod replay;
 pub mod server;
 pub mod stats;
+pub mod token_bucket;
 pub mod transaction;
 
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! last seen), and route → ID for messages that arrive without naming their sender's ID.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::core::Transport;
@@ -49,6 +49,18 @@ pub enum LoginError {
     Taken,
     /// `--max-sessions` reached.
     Full,
+    /// `--max-sessions-per-ip` reached for the login's source IP.
+    PerIpLimit,
+}
+
+/// Caps a login must fit under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// All sessions (`--max-sessions`).
+    pub sessions: usize,
+    /// Sessions logged in from one source IP (`--max-sessions-per-ip`), so one host cannot
+    /// take the whole server's budget.
+    pub per_ip: usize,
 }
 
 /// What a successful login did.
@@ -67,6 +79,8 @@ pub enum LoginOutcome {
 pub struct Registry {
     by_id: HashMap<String, Session>,
     by_route: HashMap<Route, String>,
+    /// Sessions per source IP (the IP of the login's observed address).
+    per_ip: HashMap<IpAddr, usize>,
     udp_sessions: usize,
 }
 
@@ -79,7 +93,7 @@ impl Registry {
         id: &str,
         route: Route,
         observed: SocketAddr,
-        max: usize,
+        limits: Limits,
     ) -> Result<LoginOutcome, LoginError> {
         if let Some(existing) = self.by_id.get_mut(id) {
             if existing.route != route {
@@ -91,9 +105,17 @@ impl Registry {
         }
         let replaced = match self.by_route.get(&route).cloned() {
             Some(old_id) => self.remove(&old_id),
-            None if self.by_id.len() >= max => return Err(LoginError::Full),
+            None if self.by_id.len() >= limits.sessions => return Err(LoginError::Full),
             None => None,
         };
+        let from_ip = self.per_ip.get(&observed.ip()).copied().unwrap_or(0);
+        if from_ip >= limits.per_ip {
+            // Put back what was removed to make room: a refused login changes nothing.
+            if let Some(old) = replaced {
+                self.insert(old);
+            }
+            return Err(LoginError::PerIpLimit);
+        }
         let session = Session {
             id: id.to_owned(),
             route,
@@ -101,12 +123,26 @@ impl Registry {
             logged_in_at: now,
             last_seen: now,
         };
-        if matches!(route, Route::Udp { .. }) {
+        self.insert(session);
+        Ok(replaced.map_or(LoginOutcome::New, LoginOutcome::Replaced))
+    }
+
+    fn insert(&mut self, session: Session) {
+        if matches!(session.route, Route::Udp { .. }) {
             self.udp_sessions += 1;
         }
-        self.by_route.insert(route, id.to_owned());
-        self.by_id.insert(id.to_owned(), session);
-        Ok(replaced.map_or(LoginOutcome::New, LoginOutcome::Replaced))
+        *self.per_ip.entry(session.observed.ip()).or_default() += 1;
+        self.by_route.insert(session.route, session.id.clone());
+        self.by_id.insert(session.id.clone(), session);
+    }
+
+    /// Frees `id` if it is held on another route than `route`, so that an authenticated login
+    /// can take it over (the key proves it is the same user, e.g. restarted on a new port).
+    pub fn take_over(&mut self, id: &str, route: Route) -> Option<Session> {
+        if self.by_id.get(id)?.route == route {
+            return None;
+        }
+        self.remove(id)
     }
 
     /// Marks `id` alive if it is logged in on `route`.
@@ -146,6 +182,13 @@ impl Registry {
         self.by_route.remove(&session.route);
         if matches!(session.route, Route::Udp { .. }) {
             self.udp_sessions -= 1;
+        }
+        let ip = session.observed.ip();
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
         }
         Some(session)
     }
@@ -201,6 +244,13 @@ mod tests {
         }
     }
 
+    fn cap(sessions: usize) -> Limits {
+        Limits {
+            sessions,
+            per_ip: usize::MAX,
+        }
+    }
+
     fn addr() -> SocketAddr {
         "198.51.100.9:40000".parse().unwrap()
     }
@@ -210,15 +260,15 @@ mod tests {
         let now = Instant::now();
         let mut registry = Registry::default();
         assert_eq!(
-            registry.login(now, "alice", udp(1), addr(), 10),
+            registry.login(now, "alice", udp(1), addr(), cap(10)),
             Ok(LoginOutcome::New)
         );
         assert_eq!(
-            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10),
+            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), cap(10)),
             Err(LoginError::Taken)
         );
         assert_eq!(
-            registry.login(now, "alice", udp(1), addr(), 10),
+            registry.login(now, "alice", udp(1), addr(), cap(10)),
             Ok(LoginOutcome::Refreshed)
         );
         assert!(
@@ -227,7 +277,7 @@ mod tests {
         );
         assert!(registry.logout("alice", udp(1)).is_some());
         assert_eq!(
-            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), 10),
+            registry.login(now, "alice", Route::Tcp { conn: 7 }, addr(), cap(10)),
             Ok(LoginOutcome::New)
         );
         assert_eq!(registry.counts(), (0, 1));
@@ -238,13 +288,13 @@ mod tests {
         let start = Instant::now();
         let mut registry = Registry::default();
         registry
-            .login(start, "udp-quiet", udp(1), addr(), 10)
+            .login(start, "udp-quiet", udp(1), addr(), cap(10))
             .unwrap();
         registry
-            .login(start, "udp-chatty", udp(2), addr(), 10)
+            .login(start, "udp-chatty", udp(2), addr(), cap(10))
             .unwrap();
         registry
-            .login(start, "tcp", Route::Tcp { conn: 1 }, addr(), 10)
+            .login(start, "tcp", Route::Tcp { conn: 1 }, addr(), cap(10))
             .unwrap();
         let expiry = Duration::from_secs(45);
         registry
@@ -270,12 +320,12 @@ mod tests {
     fn one_session_per_route_and_a_cap() {
         let now = Instant::now();
         let mut registry = Registry::default();
-        registry.login(now, "a", udp(1), addr(), 2).unwrap();
-        let outcome = registry.login(now, "b", udp(1), addr(), 2).unwrap();
+        registry.login(now, "a", udp(1), addr(), cap(2)).unwrap();
+        let outcome = registry.login(now, "b", udp(1), addr(), cap(2)).unwrap();
         assert!(matches!(outcome, LoginOutcome::Replaced(old) if old.id == "a"));
-        registry.login(now, "c", udp(2), addr(), 2).unwrap();
+        registry.login(now, "c", udp(2), addr(), cap(2)).unwrap();
         assert_eq!(
-            registry.login(now, "d", udp(3), addr(), 2),
+            registry.login(now, "d", udp(3), addr(), cap(2)),
             Err(LoginError::Full)
         );
         assert_eq!(
@@ -283,5 +333,59 @@ mod tests {
             Some("c".to_owned())
         );
         assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn per_ip_cap_counts_sessions_from_one_address() {
+        let now = Instant::now();
+        let mut registry = Registry::default();
+        let limits = Limits {
+            sessions: 100,
+            per_ip: 2,
+        };
+        let from = |port| SocketAddr::new("198.51.100.9".parse().unwrap(), port);
+        registry.login(now, "a", udp(1), from(1), limits).unwrap();
+        registry.login(now, "b", udp(2), from(2), limits).unwrap();
+        assert_eq!(
+            registry.login(now, "c", udp(3), from(3), limits),
+            Err(LoginError::PerIpLimit)
+        );
+        // Another IP is not affected; freeing one session makes room again.
+        let elsewhere: SocketAddr = "203.0.113.5:1".parse().unwrap();
+        let route = Route::Udp {
+            local: "192.0.2.1:3478".parse().unwrap(),
+            remote: elsewhere,
+        };
+        registry.login(now, "d", route, elsewhere, limits).unwrap();
+        registry.logout("a", udp(1)).unwrap();
+        registry.login(now, "c", udp(3), from(3), limits).unwrap();
+        // Re-login of the same ID on the same route is a refresh, not a new session.
+        assert_eq!(
+            registry.login(now, "c", udp(3), from(3), limits),
+            Ok(LoginOutcome::Refreshed)
+        );
+        // A refused login changes nothing.
+        assert_eq!(
+            registry.login(now, "e", udp(9), from(9), limits),
+            Err(LoginError::PerIpLimit)
+        );
+        assert_eq!(registry.on_route(&udp(2)).map(|s| s.id.as_str()), Some("b"));
+    }
+
+    #[test]
+    fn take_over_frees_an_id_held_elsewhere_only() {
+        let now = Instant::now();
+        let mut registry = Registry::default();
+        registry
+            .login(now, "alice", udp(1), addr(), cap(10))
+            .unwrap();
+        assert!(registry.take_over("alice", udp(1)).is_none());
+        let old = registry.take_over("alice", udp(2)).unwrap();
+        assert_eq!(old.route, udp(1));
+        assert_eq!(
+            registry.login(now, "alice", udp(2), addr(), cap(10)),
+            Ok(LoginOutcome::New)
+        );
+        assert!(registry.take_over("nobody", udp(2)).is_none());
     }
 }

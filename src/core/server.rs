@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
+use crate::core::auth::{Authenticator, Refusal};
 use crate::core::binding::{self, FullMode, Outcome, Received, SOFTWARE};
+use crate::core::credentials::{Credentials, REALM};
 use crate::core::events::{call_id_text, Command, Event};
-use crate::core::registry::{ConnId, LoginError, LoginOutcome, Registry, Route};
+use crate::core::registry::{ConnId, Limits, LoginError, LoginOutcome, Registry, Route};
+use crate::core::replay::REPLAY_MEMORY;
 use crate::core::stats::{Counters, Drop};
+use crate::core::token_bucket::{SourceLimiter, MAX_SOURCES};
 use crate::core::transaction::{Due, Retry, Transactions};
 use crate::core::Transport;
 use crate::wire::attr::AttrType;
@@ -40,6 +44,13 @@ pub const ANSWER_CACHE: Duration = Duration::from_millis(39_500);
 /// enough and keeps the work per sweep bounded.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Default `--max-sessions-per-ip`: a home or office NAT holds a handful of natlens users, a
+/// carrier-grade NAT a few hundred; one address cannot take more than this of the server.
+pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 256;
+/// Default `--max-pending-calls`: calls waiting for a callee or a peer. Each lives at most
+/// [`FORWARD_TIMEOUT`], so this allows over 1,000 calls a second before it bites.
+pub const DEFAULT_MAX_PENDING_CALLS: usize = 10_000;
+
 /// Fixed configuration of one server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -47,8 +58,33 @@ pub struct ServerConfig {
     pub name: String,
     pub udp_expiry: Duration,
     pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub max_pending_calls: usize,
     /// RFC 5780 address sets; a socket whose address is in one answers in full mode.
     pub full_modes: Vec<FullMode>,
+    /// ID → key; `None` runs the server open (anyone may log in as any free ID).
+    pub credentials: Option<Credentials>,
+    /// Keys the stateless nonces (and the answer buckets' hash); must be random per process.
+    pub nonce_secret: [u8; 32],
+    /// Answers per second per source IP over UDP; `None` for no limit.
+    pub answer_rate: Option<u32>,
+}
+
+impl ServerConfig {
+    /// An open server named `name` with the default budgets.
+    pub fn new(name: impl Into<String>) -> Self {
+        ServerConfig {
+            name: name.into(),
+            udp_expiry: Duration::from_secs(45),
+            max_sessions: 100_000,
+            max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
+            max_pending_calls: DEFAULT_MAX_PENDING_CALLS,
+            full_modes: Vec::new(),
+            credentials: None,
+            nonce_secret: [0; 32],
+            answer_rate: Some(crate::core::token_bucket::DEFAULT_RATE),
+        }
+    }
 }
 
 /// Where a call came from, and so where its answer goes.
@@ -122,6 +158,13 @@ pub struct ServerCore {
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
+    /// Present when the server has credentials.
+    auth: Option<Authenticator>,
+    /// Routes whose session a newer authenticated login took over, and when: their
+    /// KEEPALIVE gets 409 rather than 437, so the old client stops instead of logging in
+    /// again and taking the ID back (two live clients would otherwise flap forever).
+    taken_over: HashMap<Route, Instant>,
+    limiter: Option<SourceLimiter>,
     next_sweep: Instant,
     /// The latest time any input carried: timestamps for work that has no input of its own.
     now: Instant,
@@ -131,7 +174,19 @@ pub struct ServerCore {
 impl ServerCore {
     /// `seed` feeds the transaction IDs of the server's own requests.
     pub fn new(config: ServerConfig, now: Instant, seed: u64) -> Self {
+        let auth = config.credentials.clone().map(|credentials| {
+            Authenticator::new(credentials, config.nonce_secret, now, REPLAY_MEMORY)
+        });
+        // The bucket map's hash key comes from the (random per process) nonce secret, which
+        // the shell draws even for an open server.
+        let hash_key = u64::from_le_bytes(config.nonce_secret[24..].try_into().expect("8 bytes"));
+        let limiter = config
+            .answer_rate
+            .map(|rate| SourceLimiter::new(rate, MAX_SOURCES, now, hash_key ^ seed));
         ServerCore {
+            auth,
+            limiter,
+            taken_over: HashMap::new(),
             config,
             registry: Registry::default(),
             calls: HashMap::new(),
@@ -210,6 +265,16 @@ impl ServerCore {
                     .then_some((local, remote))
             }
         };
+        // Only requests are answered, so only they spend tokens. Checked before any work: a
+        // flood from one (possibly forged) address costs a hash lookup per datagram.
+        if message.class() == Class::Request {
+            if let Some(limiter) = &mut self.limiter {
+                if !limiter.allow(now, remote.ip()) {
+                    self.counters.drop(Drop::RateLimited);
+                    return None;
+                }
+            }
+        }
         if message.method() == Method::BINDING {
             let rx = Received {
                 transport: Transport::Udp,
@@ -357,7 +422,7 @@ impl ServerCore {
                 self.keepalive(now, route, remote, id, message, reply)
             }
             (natlens::LOGOUT, Some(id)) => self.logout(route, id, message, reply),
-            (natlens::CALL, _) => self.call(now, route, message, reply),
+            (natlens::CALL, _) => self.call(now, route, remote, message, reply),
             (natlens::PEER_HELLO, _) => self.peer_hello(route, remote, message, reply),
             _ => self.error(message, error::BAD_REQUEST, "Unknown method", &[], reply),
         }
@@ -372,7 +437,7 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> bool {
         self.counters.errors += 1;
-        binding::write_error(message, code, reason, unknown, reply);
+        write_lean_error(message, code, reason, unknown, None, reply);
         true
     }
 
@@ -397,24 +462,50 @@ impl ServerCore {
                 );
             }
         }
-        let (code, reason) =
-            match self
-                .registry
-                .login(now, id, route, remote, self.config.max_sessions)
-            {
-                Ok(outcome) => {
-                    self.logged_in(id, transport, remote, outcome);
-                    self.success(message, reply, |builder| {
-                        builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
-                        if transport == Transport::Udp {
-                            builder.u32(natlens::EXPIRY, self.config.udp_expiry.as_secs() as u32);
-                        }
-                    });
-                    return true;
-                }
-                Err(LoginError::Taken) => (error::ID_TAKEN, "ID already logged in"),
-                Err(LoginError::Full) => (error::SERVER_FULL, "Server full"),
-            };
+        let key = match self.authenticate(now, route, remote, id, message, reply) {
+            Ok(key) => key,
+            Err(answered) => return answered,
+        };
+        if key.is_some() {
+            // The key proves this is the ID's owner (restarted, or on a new port or
+            // network): the new login replaces the old session instead of waiting for it
+            // to expire. Open servers keep first-come ownership (409).
+            self.taken_over.remove(&route);
+            if let Some(old) = self.registry.take_over(id, route) {
+                self.taken_over.insert(old.route, now);
+                self.events.push_back(Event::Logout {
+                    id: old.id,
+                    transport: old.route.transport(),
+                    reason: "taken-over",
+                });
+            }
+        }
+        let limits = Limits {
+            sessions: self.config.max_sessions,
+            per_ip: self.config.max_sessions_per_ip,
+        };
+        let (code, reason) = match self.registry.login(now, id, route, remote, limits) {
+            Ok(outcome) => {
+                self.logged_in(id, transport, remote, outcome);
+                let expiry = self.config.udp_expiry.as_secs() as u32;
+                self.signed_success(message, key, reply, |builder| {
+                    builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
+                    if transport == Transport::Udp {
+                        builder.u32(natlens::EXPIRY, expiry);
+                    }
+                });
+                return true;
+            }
+            Err(LoginError::Taken) => (error::ID_TAKEN, "ID already logged in"),
+            Err(LoginError::Full) => {
+                self.counters.drop(Drop::ServerFull);
+                (error::SERVER_FULL, "Server full")
+            }
+            Err(LoginError::PerIpLimit) => {
+                self.counters.drop(Drop::PerIpLimit);
+                (error::QUOTA_REACHED, "Too many sessions from this address")
+            }
+        };
         self.events.push_back(Event::LoginRefused {
             id: id.to_owned(),
             transport,
@@ -423,6 +514,46 @@ impl ServerCore {
             reason,
         });
         self.error(message, code, reason, &[], reply)
+    }
+
+    /// With credentials, checks that `message` is authenticated as `id`: `Ok(Some(key))` to go
+    /// ahead (sign the answer with `key`), `Ok(None)` on an open server, `Err(answered)` when it
+    /// was refused (`answered`: whether `reply` holds the refusal).
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        route: Route,
+        remote: SocketAddr,
+        id: &str,
+        message: &Message<'_>,
+        reply: &mut Vec<u8>,
+    ) -> Result<Option<[u8; 16]>, bool> {
+        let Some(auth) = &mut self.auth else {
+            return Ok(None);
+        };
+        let refusal = match auth.check(now, message, route, remote.ip(), id) {
+            Ok(key) => return Ok(Some(key)),
+            Err(refusal) => refusal,
+        };
+        let reason = match refusal {
+            Refusal::Challenge => Drop::AuthRequired,
+            Refusal::Incomplete | Refusal::BadCredentials => Drop::AuthFailed,
+            Refusal::StaleNonce => Drop::StaleNonce,
+            Refusal::Replay => Drop::Replay,
+        };
+        let nonce = refusal.with_nonce().then(|| auth.nonce(now, remote.ip()));
+        if refusal == Refusal::Challenge {
+            // The normal first step of every login: counted, but not logged line by line.
+            self.counters.drop(reason);
+        } else {
+            self.dropped(reason, route.transport(), Some(remote));
+        }
+        let Some((code, text)) = refusal.error() else {
+            return Err(false);
+        };
+        self.counters.errors += 1;
+        write_lean_error(message, code, text, &[], nonce.as_deref(), reply);
+        Err(true)
     }
 
     fn logged_in(
@@ -459,6 +590,15 @@ impl ServerCore {
         reply: &mut Vec<u8>,
     ) -> bool {
         if self.registry.refresh(now, id, route).is_none() {
+            if self.taken_over.contains_key(&route) {
+                return self.error(
+                    message,
+                    error::ID_TAKEN,
+                    "ID logged in elsewhere with its key",
+                    &[],
+                    reply,
+                );
+            }
             return self.error(
                 message,
                 error::NO_SESSION,
@@ -554,10 +694,25 @@ impl ServerCore {
         reply: &mut Vec<u8>,
         add: impl FnOnce(&mut MessageBuilder<'_>),
     ) {
+        self.signed_success(message, None, reply, add)
+    }
+
+    /// [`Self::success`], with MESSAGE-INTEGRITY-SHA256 keyed with `key` after SOFTWARE
+    /// (RFC 8489 §9.2.4: the answer to an authenticated request is signed).
+    fn signed_success(
+        &self,
+        message: &Message<'_>,
+        key: Option<[u8; 16]>,
+        reply: &mut Vec<u8>,
+        add: impl FnOnce(&mut MessageBuilder<'_>),
+    ) {
         let ty = message.message_type().response(Class::Success);
         let mut builder = MessageBuilder::new(reply, ty, message.transaction_id());
         add(&mut builder);
         builder.attribute(AttrType::SOFTWARE, SOFTWARE.as_bytes());
+        if let Some(key) = key {
+            builder.message_integrity_sha256(&key);
+        }
         if message.get(AttrType::FINGERPRINT).is_some() {
             builder.fingerprint();
         }
@@ -568,6 +723,7 @@ impl ServerCore {
         &mut self,
         now: Instant,
         route: Route,
+        remote: SocketAddr,
         message: &Message<'_>,
         reply: &mut Vec<u8>,
     ) -> bool {
@@ -579,6 +735,22 @@ impl ServerCore {
             Some((conn, _)) => Origin::Peer(*conn),
             None => Origin::Client(route),
         };
+        // A call is authenticated at the caller's own server, as the session's ID; calls
+        // forwarded over a federation link are vouched for by the peer (an operator link).
+        if peer.is_none() && self.auth.is_some() {
+            let Some(caller) = self.registry.on_route(&route).map(|s| s.id.clone()) else {
+                return self.error(
+                    message,
+                    error::NOT_LOGGED_IN,
+                    "Log in before calling",
+                    &[],
+                    reply,
+                );
+            };
+            if let Err(answered) = self.authenticate(now, route, remote, &caller, message, reply) {
+                return answered;
+            }
+        }
         match self.seen.get(&(origin, message.transaction_id())) {
             Some(Seen::Pending) => return self.dropped(Drop::Duplicate, route.transport(), None),
             Some(Seen::Answered { bytes, .. }) => {
@@ -587,6 +759,16 @@ impl ServerCore {
                 return true;
             }
             None => {}
+        }
+        if self.calls.len() >= self.config.max_pending_calls {
+            self.dropped(Drop::PendingCallsLimit, route.transport(), Some(remote));
+            return self.error(
+                message,
+                error::SERVER_FULL,
+                "Too many calls in progress",
+                &[],
+                reply,
+            );
         }
         let parsed = match &peer {
             Some(_) => parse_forwarded_call(message),
@@ -742,10 +924,7 @@ impl ServerCore {
 
     fn send_leg(&mut self, now: Instant, bytes: Vec<u8>, retry: Retry, leg: Leg) {
         let tid = TransactionId(bytes[8..20].try_into().expect("header"));
-        self.commands.push_back(Command::Send {
-            route: leg.route(),
-            bytes: bytes.clone(),
-        });
+        self.send(leg.route(), bytes.clone());
         self.legs.start(now, tid, bytes, retry, leg);
     }
 
@@ -753,9 +932,18 @@ impl ServerCore {
     fn response(&mut self, route: Route, message: &Message<'_>) -> bool {
         let tid = message.transaction_id();
         // Right transaction ID from the wrong sender: ignore the impostor, keep waiting.
-        match self.legs.payload(&tid) {
-            Some(leg) if leg.route() == route => {}
+        let leg = match self.legs.payload(&tid) {
+            Some(leg) if leg.route() == route => *leg,
             _ => return false,
+        };
+        // With credentials, a local callee signs its answer: only the ID the call named can
+        // supply the facts that go back to the caller. Anything else is ignored like an impostor.
+        if let (Leg::Deliver { call, .. }, Some(auth)) = (leg, &self.auth) {
+            let callee = self.calls.get(&call).map(|p| p.callee.as_str());
+            if !callee.is_some_and(|callee| auth.check_answer(message, callee)) {
+                self.dropped(Drop::AuthFailed, route.transport(), None);
+                return true;
+            }
         }
         let leg = self.legs.finish(&tid).expect("just seen");
         match leg {
@@ -849,10 +1037,7 @@ impl ServerCore {
     }
 
     fn answer_origin(&mut self, pending: &PendingCall, bytes: Vec<u8>) {
-        self.commands.push_back(Command::Send {
-            route: pending.origin.route(),
-            bytes: bytes.clone(),
-        });
+        self.send(pending.origin.route(), bytes.clone());
         if let Some(seen) = self.seen.get_mut(&(pending.origin, pending.origin_tid)) {
             *seen = Seen::Answered {
                 bytes,
@@ -861,18 +1046,34 @@ impl ServerCore {
         }
     }
 
+    /// Queues a message of the server's own. Over UDP it spends a token of the destination's
+    /// bucket like any answer: on an open server a session can be logged in from a forged
+    /// address, and delivered calls (retransmitted until answered) must not become a flood
+    /// aimed at that address.
+    fn send(&mut self, route: Route, bytes: Vec<u8>) {
+        if let (Route::Udp { remote, .. }, Some(limiter)) = (route, &mut self.limiter) {
+            if !limiter.allow(self.now, remote.ip()) {
+                self.counters.drop(Drop::RateLimited);
+                return;
+            }
+        }
+        self.commands.push_back(Command::Send { route, bytes });
+    }
+
     /// Time has passed: retransmit, give up on silent legs, expire sessions, forget old answers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        let mut failed = Vec::new();
+        let (mut failed, mut resend) = (Vec::new(), Vec::new());
         for due in self.legs.poll_due(now) {
             match due {
-                Due::Retransmit { bytes, payload, .. } => self.commands.push_back(Command::Send {
-                    route: payload.route(),
-                    bytes: bytes.to_vec(),
-                }),
+                Due::Retransmit { bytes, payload, .. } => {
+                    resend.push((payload.route(), bytes.to_vec()))
+                }
                 Due::TimedOut { payload, .. } => failed.push(payload),
             }
+        }
+        for (route, bytes) in resend {
+            self.send(route, bytes);
         }
         for leg in failed {
             self.leg_lost(leg);
@@ -902,6 +1103,15 @@ impl ServerCore {
                 silent_ms,
             });
         }
+        if let Some(auth) = &mut self.auth {
+            auth.sweep(now);
+        }
+        if let Some(limiter) = &mut self.limiter {
+            limiter.sweep(now);
+        }
+        let expiry = self.config.udp_expiry;
+        self.taken_over
+            .retain(|_, at| now.saturating_duration_since(*at) <= expiry);
         self.seen.retain(|_, seen| match seen {
             Seen::Pending => true,
             Seen::Answered { at, .. } => now.saturating_duration_since(*at) < ANSWER_CACHE,
@@ -1020,6 +1230,33 @@ fn parse_forwarded_call(message: &Message<'_>) -> Result<CallRequest, (u16, &'st
     Ok(call)
 }
 
+/// An error answer to a natlens request. Deliberately lean (no SOFTWARE): any unauthenticated
+/// source can provoke one, so per request byte it must stay below what a Binding answer costs
+/// (see `every_unauthenticated_answer_is_smaller_than_a_binding_answer`). A credential refusal
+/// carries REALM and a fresh NONCE.
+fn write_lean_error(
+    message: &Message<'_>,
+    code: u16,
+    reason: &str,
+    unknown: &[AttrType],
+    nonce: Option<&str>,
+    out: &mut Vec<u8>,
+) {
+    let ty = message.message_type().response(Class::Error);
+    let mut builder = MessageBuilder::new(out, ty, message.transaction_id());
+    builder.error_code(code, reason);
+    if !unknown.is_empty() {
+        builder.unknown_attributes(unknown);
+    }
+    if let Some(nonce) = nonce {
+        builder.attribute(AttrType::REALM, REALM.as_bytes());
+        builder.attribute(AttrType::NONCE, nonce.as_bytes());
+    }
+    if message.get(AttrType::FINGERPRINT).is_some() {
+        builder.fingerprint();
+    }
+}
+
 fn write_call_error(tid: TransactionId, code: u16, reason: &str, out: &mut Vec<u8>) {
     let ty = MessageType::new(natlens::CALL, Class::Error);
     let mut builder = MessageBuilder::new(out, ty, tid);
@@ -1031,3 +1268,7 @@ fn write_call_error(tid: TransactionId, code: u16, reason: &str, out: &mut Vec<u
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_hardening_tests.rs"]
+mod hardening_tests;

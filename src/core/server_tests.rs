@@ -24,10 +24,8 @@ fn udp(remote: &str) -> Route {
 
 fn config(name: &str) -> ServerConfig {
     ServerConfig {
-        name: name.into(),
-        udp_expiry: Duration::from_secs(45),
         max_sessions: 100,
-        full_modes: Vec::new(),
+        ..ServerConfig::new(name)
     }
 }
 

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::wire::DecodeError;
 
-/// Why a received message got no answer (or a connection was closed). Each has a counter.
+/// Why a received message got no answer, was refused, or a connection was closed. Each has a
+/// counter, so that every budget that bites shows in the stats line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Drop {
     /// Not STUN, or a broken STUN header or attribute list.
@@ -31,6 +32,23 @@ pub enum Drop {
     ConnectionLimit,
     /// A retransmitted request already being handled.
     Duplicate,
+    /// The source IP's answer token bucket was empty (`--answer-rate`): not answered.
+    RateLimited,
+    /// A login refused at `--max-sessions` (503).
+    ServerFull,
+    /// A login refused at `--max-sessions-per-ip` (486).
+    PerIpLimit,
+    /// A call refused at `--max-pending-calls` (503).
+    PendingCallsLimit,
+    /// LOGIN or CALL without credentials on a server that requires them (401 challenge).
+    AuthRequired,
+    /// Wrong key, unknown ID or USERNAME not the requester's ID (401); also a callee answer
+    /// whose MESSAGE-INTEGRITY-SHA256 does not check out (ignored).
+    AuthFailed,
+    /// An expired, foreign or unparsable NONCE (438 with a new one).
+    StaleNonce,
+    /// An authenticated transaction replayed from another address or port: not answered.
+    Replay,
 }
 
 impl Drop {
@@ -49,6 +67,14 @@ impl Drop {
             Drop::SlowReader => "slow-reader",
             Drop::ConnectionLimit => "connection-limit",
             Drop::Duplicate => "duplicate",
+            Drop::RateLimited => "rate-limited",
+            Drop::ServerFull => "server-full",
+            Drop::PerIpLimit => "per-ip-limit",
+            Drop::PendingCallsLimit => "pending-calls-limit",
+            Drop::AuthRequired => "auth-required",
+            Drop::AuthFailed => "auth-failed",
+            Drop::StaleNonce => "stale-nonce",
+            Drop::Replay => "replay",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod coalesce;
 pub mod prober;
 pub mod punch_tcp;
+pub mod punch_tcp_birthday;
 pub mod punch_udp;
 pub mod raw_tcp;
 pub mod rst_guard;

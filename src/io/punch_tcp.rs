@@ -9,6 +9,11 @@
 //! and is adopted ([`crate::io::adopt`], TCP_REPAIR), while an nftables rule
 //! ([`crate::io::rst_guard`]) keeps our kernel's RSTs for them home.
 //!
+//! Two exceptions: when both ends fan out (two symmetric NATs), the caller instead sends its
+//! crafted SYNs at full TTL to every far port once the callee's low-TTL fan-out has opened the
+//! callee's NAT ([`TcpPunch::delivers`]); and a birthday (random × cone) is its own punch
+//! ([`crate::io::punch_tcp_birthday`]).
+//!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.
 
@@ -18,12 +23,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
+use crate::core::punch::plan::{PunchPlan, Strategy};
 use crate::core::punch::transfer::TransferStats;
 use crate::io::caps;
+use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{PunchError, Punched, SimOpen};
+use crate::io::simopen::{PunchError, Punched, SimOpen, Via};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -57,57 +64,65 @@ pub struct TcpPunch {
     pub peer_fans_out: bool,
     /// How many crafted SYNs the peer's plan sends (its far ports but one).
     pub peer_fan_out: u32,
-    /// When both ends fan out (two symmetric NATs), one of them (the caller) must send a
-    /// deliverable SYN on its first flow: its kernel connects to the first far port first, the
-    /// crafted SYNs to the others follow, and the peer adopts it on its crafted 4-tuple. The
-    /// other end crafts first and connects to its last far port.
-    pub kernel_first: bool,
+    /// How many of those are the peer's first round (aimed at our likeliest ports; they
+    /// leave first).
+    pub peer_first_round: u32,
+    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: after
+    /// the peer's low-TTL fan-out has opened the peer's NAT, it sends its own crafted SYNs at
+    /// full TTL to every far port in the plan's order, and the one that lands on a pair the
+    /// peer opened is adopted there (SYN) and here (the peer's SYN-ACK). Every flow of ours
+    /// can deliver, so the pair meets wherever noise put both sides' offsets (the strides
+    /// argument of the fan-out), not only on one predicted pair.
+    pub delivers: bool,
+    /// What this end does: the fan-out punch, or one half of a birthday.
+    pub part: TcpPart,
+}
+
+/// This end's part in a TCP punch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpPart {
+    /// Simultaneous open on the far ports, with a crafted low-TTL fan-out when there are
+    /// several (direct and fan-out plans).
+    Aim,
+    /// A birthday's random side: this many kernel sockets connecting to the far ports
+    /// ([`crate::io::punch_tcp_birthday::hold`]).
+    Hold { sockets: u32 },
+    /// A birthday's fixed side: crafted full-TTL SYNs to every far port
+    /// ([`crate::io::punch_tcp_birthday::spray`]).
+    Spray,
+}
+
+/// This end's part in `plan`: a birthday's holder opens one socket per planned socket, its
+/// sprayer has one; every other plan aims.
+pub fn part_of(plan: &PunchPlan) -> TcpPart {
+    let local = plan.local();
+    match plan.strategy {
+        Strategy::Birthday if local.sockets.len() > 1 => TcpPart::Hold {
+            sockets: u32::try_from(local.sockets.len()).unwrap_or(u32::MAX),
+        },
+        Strategy::Birthday => TcpPart::Spray,
+        _ => TcpPart::Aim,
+    }
 }
 
 /// Margin after the peer's fan-out should have left, for the way across.
 const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(50);
 
-/// How long the peer's crafted fan-out takes at its rate, plus a margin.
-fn peer_fan_out_time(spec: &TcpPunch) -> Duration {
-    let secs = f64::from(spec.peer_fan_out) / f64::from(spec.rate.max(1));
+/// How long `syns` of the peer's crafted fan-out take at its rate, plus a margin.
+fn peer_fan_out_time(spec: &TcpPunch, syns: u32) -> Duration {
+    let secs = f64::from(syns) / f64::from(spec.rate.max(1));
     Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
 }
 
-/// How long after its kernel SYN a kernel-first end sends its crafted fan-out: enough for
-/// the SYN to leave first (our flows take their public ports in the plan's order).
-const KERNEL_FIRST_GAP: Duration = Duration::from_millis(20);
-
-/// The kernel-first punch: connect to the first far port with one socket (same ISN on every
-/// retransmission), crafted SYNs to the others a moment later.
-fn kernel_first(
-    spec: &TcpPunch,
-    raw: &RawTcp,
-    local: SocketAddr,
-    local_ip: IpAddr,
-    stop: Option<&AtomicBool>,
-) -> Result<(Punched, u32), PunchError> {
-    let likeliest = SocketAddr::new(spec.peer_ip, spec.far_ports[0]);
-    let fan: Vec<u16> = spec.far_ports[1..].to_vec();
-    std::thread::scope(|scope| {
-        let fan_out = scope.spawn(|| {
-            std::thread::sleep(KERNEL_FIRST_GAP);
-            raw.send_fanout(
-                &Fanout {
-                    local: SocketAddr::new(local_ip, local.port()),
-                    peer_ip: spec.peer_ip,
-                    ports: fan,
-                    hop_limit: spec.syn_ttl.max(1),
-                    rate_pps: spec.rate.max(1),
-                },
-                stop,
-            )
-        });
-        let punched = SimOpen::connect_only(local, likeliest)
-            .attempt_every(spec.deadline.saturating_duration_since(Instant::now()))
-            .run(spec.deadline, stop);
-        let sent = fan_out.join().map_or(0, |report| report.sent);
-        Ok((punched?, u32::try_from(sent).unwrap_or(u32::MAX)))
-    })
+/// Sleeps `wait`, in slices, unless the stop flag goes up.
+fn sleep_unless_stopped(wait: Duration, stop: Option<&AtomicBool>) {
+    let until = Instant::now() + wait;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if stop.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed)) {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 /// A punched connection and what the punch took.
@@ -139,6 +154,11 @@ pub fn punch(
     stop: Option<&AtomicBool>,
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
+    match spec.part {
+        TcpPart::Aim => {}
+        TcpPart::Hold { sockets } => return punch_tcp_birthday::hold(spec, sockets, stop),
+        TcpPart::Spray => return punch_tcp_birthday::spray(spec, stop, hint),
+    }
     // The kernel connects to the last far port, after the crafted SYNs went to the others
     // in the plan's order: on a symmetric NAT of our own, the plan expects our flows to take
     // their public ports in that order (a kernel SYN sent first and closed again would leave
@@ -177,7 +197,10 @@ pub fn punch(
         if spec.peer_fans_out {
             // Let the peer's crafted SYNs open its NAT first: a SYN of ours that arrives
             // before them meets no mapping, and the far router may answer it with an RST.
-            let wait = peer_fan_out_time(spec);
+            // Its first round (our likeliest ports) is enough: should its later SYNs be the
+            // ones that count (noise moved our port further), our kernel's SYN
+            // retransmissions (1 s, 3 s) come after all of them.
+            let wait = peer_fan_out_time(spec, spec.peer_first_round.min(spec.peer_fan_out));
             if stop.is_none_or(|flag| !flag.load(std::sync::atomic::Ordering::Relaxed)) {
                 std::thread::sleep(
                     wait.min(spec.deadline.saturating_duration_since(Instant::now())),
@@ -215,8 +238,26 @@ pub fn punch(
     };
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        if spec.kernel_first {
-            return kernel_first(spec, &raw, local, local_ip, stop);
+        if spec.delivers {
+            // All of it: every one of our SYNs may be the one that meets, and each is sent
+            // once.
+            let wait = peer_fan_out_time(spec, spec.peer_fan_out)
+                .min(spec.deadline.saturating_duration_since(Instant::now()));
+            sleep_unless_stopped(wait, stop);
+            let (stream, sent) = punch_tcp_birthday::spray_and_adopt(
+                spec,
+                &raw,
+                SocketAddr::new(local_ip, port),
+                punch_tcp_birthday::SPRAY_TTL,
+                stop,
+            )?;
+            let punched = Punched {
+                stream,
+                via: Via::Adopt,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+            };
+            return Ok((punched, sent));
         }
         let report = raw.send_fanout(
             &Fanout {

@@ -7,7 +7,8 @@
 //! packet: the caller opens them after the call is answered, right before its start.
 //!
 //! Timing: the handshake's schedule counts from the start signal the command passes in (the
-//! callee answering the call, the caller receiving that answer); the loop sleeps until the
+//! callee answering the call, the caller receiving that answer), with the callee's sync rounds
+//! added to it; the loop sleeps until the
 //! earliest of the handshake's, the transfer's and the background's timers, or a socket.
 //!
 //! Rate cap: every PUNCH and DATA packet goes through one token bucket of `--rate` packets per
@@ -149,12 +150,15 @@ pub fn open_sockets(
         .collect()
 }
 
-/// Runs this end's half of `plan` from `start` on `sockets` (in the plan's order), then the data
+/// Runs this end's half of `plan` from `start` on `sockets` (in the plan's order), with the
+/// callee's sync rounds at `sync_rounds` after the start ([`PunchPlan::sync_rounds`]), then the data
 /// exchange, until both are over or `stop` is raised.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     plan: &PunchPlan,
     sockets: Vec<UdpSocket>,
     start: Instant,
+    sync_rounds: &[Duration],
     data: DataIo<'_>,
     background: &mut dyn Background,
     stop: Option<&AtomicBool>,
@@ -175,7 +179,8 @@ pub fn run(
         .input
         .map(|reader| spawn_reader(reader, Arc::clone(&waker)));
     let mut shell = Shell {
-        handshake: Handshake::new(plan, start, &mut rand::thread_rng()),
+        handshake: Handshake::new(plan, start, &mut rand::thread_rng())
+            .with_sync_rounds(sync_rounds),
         handshake_active: true,
         peer_ip: plan.peer.map(|a| a.ip()),
         sockets,

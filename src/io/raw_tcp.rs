@@ -265,23 +265,15 @@ impl RawTcp {
                 break;
             }
             pace(start + interval.saturating_mul(i as u32));
-            let syn = SegmentRepr::syn(
+            let (syn, crafted) = craft_syn(
                 fanout.local,
                 SocketAddr::new(fanout.peer_ip, port),
                 fanout.hop_limit,
-                rand::random(),
-                // Even: an adopted socket continues from this TSval, and Linux 6.7+ reads the
-                // low bit of a TCP_TIMESTAMP value as "microsecond timestamps" (see adopt).
-                rand::random::<u32>() & !1,
             );
             match self.send(&syn) {
                 Ok(()) => {
                     report.sent += 1;
-                    report.syns.push(CraftedSyn {
-                        port,
-                        isn: syn.seq,
-                        tsval: tsval_of(&syn),
-                    });
+                    report.syns.push(crafted);
                 }
                 Err(err) => report.failed.push((port, err.to_string())),
             }
@@ -289,6 +281,27 @@ impl RawTcp {
         report.elapsed = start.elapsed();
         report
     }
+}
+
+/// A SYN from `local` to `peer` with a random ISN and timestamp, and the record an adoption on
+/// its 4-tuple needs. Made before it is sent, so a record can be filed first: the answer may
+/// come back before a send call returns.
+pub fn craft_syn(local: SocketAddr, peer: SocketAddr, hop_limit: u8) -> (SegmentRepr, CraftedSyn) {
+    let syn = SegmentRepr::syn(
+        local,
+        peer,
+        hop_limit,
+        rand::random(),
+        // Even: an adopted socket continues from this TSval, and Linux 6.7+ reads the low bit
+        // of a TCP_TIMESTAMP value as "microsecond timestamps" (see adopt).
+        rand::random::<u32>() & !1,
+    );
+    let crafted = CraftedSyn {
+        port: peer.port(),
+        isn: syn.seq,
+        tsval: tsval_of(&syn),
+    };
+    (syn, crafted)
 }
 
 fn tsval_of(syn: &SegmentRepr) -> u32 {

@@ -38,6 +38,12 @@ pub struct ServeOptions {
     pub name: String,
     pub udp_expiry: Duration,
     pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub max_pending_calls: usize,
+    /// ID → key; `None` runs open (and says so at start).
+    pub credentials: Option<crate::core::credentials::Credentials>,
+    /// Answers per second per source IP over UDP; `None` for no limit.
+    pub answer_rate: Option<u32>,
     pub max_connections: usize,
     pub max_message: usize,
     pub max_tcp_backlog: usize,
@@ -158,12 +164,25 @@ impl Server {
             None => None,
         };
         let now = Instant::now();
+        let mut nonce_secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce_secret);
         let config = ServerConfig {
             name: options.name.clone(),
             udp_expiry: options.udp_expiry,
             max_sessions: options.max_sessions,
+            max_sessions_per_ip: options.max_sessions_per_ip,
+            max_pending_calls: options.max_pending_calls,
             full_modes: full_mode.into_iter().collect(),
+            credentials: options.credentials.clone(),
+            nonce_secret,
+            answer_rate: options.answer_rate,
         };
+        if config.credentials.is_none() {
+            reporter.warn(
+                "running open (no --credentials): anyone can log in as any free ID; \
+                 use only in a lab or a demo",
+            );
+        }
         let mut udp = Vec::new();
         let mut listeners = Vec::new();
         for (i, (mut socket, mut listener, local)) in bound.into_iter().enumerate() {

@@ -7,6 +7,8 @@ use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::core::punch::report::{PunchReport, PunchResult};
+use crate::core::punch::Role;
+use crate::core::Transport;
 
 /// Most predicted ports shown per direction; `--json` carries them all.
 const PORTS_SHOWN: usize = 6;
@@ -42,6 +44,158 @@ pub struct Output {
     pub call_id: String,
     pub path: Option<Path>,
     pub data: Option<Data>,
+}
+
+/// One leg of `--transport both`: its full report, or why it never got to punch (its
+/// fingerprint or its call failed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Attempt {
+    Ran(Box<Output>),
+    NotRun {
+        schema_version: u32,
+        result: PunchResult,
+        reason: String,
+        transport: Transport,
+    },
+}
+
+impl Attempt {
+    pub fn not_run(transport: Transport, reason: String) -> Self {
+        Attempt::NotRun {
+            schema_version: crate::core::punch::report::SCHEMA_VERSION,
+            result: PunchResult::Failed,
+            reason,
+            transport,
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        match self {
+            Attempt::Ran(output) => output.report.transport,
+            Attempt::NotRun { transport, .. } => *transport,
+        }
+    }
+
+    fn connected(&self) -> bool {
+        matches!(self, Attempt::Ran(o) if o.report.result == PunchResult::Connected)
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Attempt::Ran(output) => output.report.reason.as_deref(),
+            Attempt::NotRun { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// The report of `--transport both` (JSON OUTPUT in the man pages): the same schema_version,
+/// `transport` "both", a `result` over both legs, and each leg's own report in `attempts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BothOutput {
+    pub schema_version: u32,
+    /// `connected` when either leg connected.
+    pub result: PunchResult,
+    /// Every leg's reason, when none connected.
+    pub reason: Option<String>,
+    /// Always `both`.
+    pub transport: &'static str,
+    pub role: Role,
+    pub peer_id: String,
+    /// The leg whose path carried the data: UDP when it connected, else TCP; null when neither
+    /// connected or with --no-data.
+    pub data_transport: Option<Transport>,
+    /// The UDP leg's report, then the TCP leg's.
+    pub attempts: Vec<Attempt>,
+}
+
+impl BothOutput {
+    pub fn new(role: Role, attempts: Vec<Attempt>, with_data: bool) -> Self {
+        let connected = attempts.iter().find(|a| a.connected());
+        let result = if connected.is_some() {
+            PunchResult::Connected
+        } else {
+            PunchResult::Failed
+        };
+        let reason = connected.is_none().then(|| {
+            attempts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}: {}",
+                        a.transport().as_str(),
+                        a.reason().unwrap_or("no reason given")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let peer_id = attempts
+            .iter()
+            .find_map(|a| match a {
+                Attempt::Ran(o) => Some(o.peer_id.clone()),
+                Attempt::NotRun { .. } => None,
+            })
+            .unwrap_or_default();
+        BothOutput {
+            schema_version: crate::core::punch::report::SCHEMA_VERSION,
+            result,
+            reason,
+            transport: "both",
+            role,
+            peer_id,
+            data_transport: connected
+                .filter(|_| with_data)
+                .map(|attempt| attempt.transport()),
+            attempts,
+        }
+    }
+
+    /// The leg that carried the data.
+    pub fn carrier(&self) -> Option<&Output> {
+        let transport = self.data_transport?;
+        self.attempts.iter().find_map(|a| match a {
+            Attempt::Ran(o) if o.report.transport == transport => Some(&**o),
+            _ => None,
+        })
+    }
+}
+
+/// `--transport both` for people: each leg's two tables under its name, then the verdict.
+pub fn both_text(output: &BothOutput) -> String {
+    let mut text = String::new();
+    for attempt in &output.attempts {
+        let name = attempt.transport().as_str();
+        match attempt {
+            Attempt::Ran(leg) => {
+                let (summary, directions) = tables(leg);
+                text.push_str(&format!("{name} attempt:\n{summary}\n{directions}\n"));
+            }
+            Attempt::NotRun { reason, .. } => {
+                text.push_str(&format!("{name} attempt: not run: {reason}\n"));
+            }
+        }
+    }
+    let connected: Vec<&str> = output
+        .attempts
+        .iter()
+        .filter(|a| a.connected())
+        .map(|a| a.transport().as_str())
+        .collect();
+    let verdict = match (connected.is_empty(), output.data_transport) {
+        (true, _) => format!(
+            "both: failed: {}",
+            output.reason.as_deref().unwrap_or("no reason given")
+        ),
+        (false, Some(data)) => format!(
+            "both: connected over {}; data over {}",
+            connected.join(" and "),
+            data.as_str()
+        ),
+        (false, None) => format!("both: connected over {}", connected.join(" and ")),
+    };
+    text.push_str(&verdict);
+    text
 }
 
 /// The summary table, then the directions table.
@@ -232,5 +386,59 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+    }
+
+    /// `--transport both`: the result over both legs, the data's leg, each leg's own report
+    /// inside `attempts`, and a leg that never punched as a failed stub with its reason.
+    #[test]
+    fn both_reports_each_attempt_and_the_leg_that_carried_the_data() {
+        let udp = output();
+        let mut tcp = output();
+        tcp.report.transport = Transport::Tcp;
+        tcp.data = None;
+        let both = BothOutput::new(
+            Role::Caller,
+            vec![Attempt::Ran(Box::new(udp)), Attempt::Ran(Box::new(tcp))],
+            true,
+        );
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(json["schema_version"], SCHEMA_VERSION);
+        assert_eq!(json["transport"], "both");
+        assert_eq!(json["result"], "connected");
+        assert_eq!(json["data_transport"], "udp");
+        assert_eq!(json["attempts"][0]["transport"], "udp");
+        assert_eq!(json["attempts"][1]["transport"], "tcp");
+        assert_eq!(json["attempts"][1]["directions"][0]["port_through"], 40002);
+        assert_eq!(both.carrier().unwrap().report.transport, Transport::Udp);
+        let text = both_text(&both);
+        assert!(
+            text.contains("udp attempt:") && text.contains("tcp attempt:"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("both: connected over udp and tcp; data over udp"),
+            "{text}"
+        );
+
+        let mut failed = output();
+        failed.report.result = PunchResult::Failed;
+        failed.report.reason = Some("no probe got through".into());
+        let both = BothOutput::new(
+            Role::Callee,
+            vec![
+                Attempt::Ran(Box::new(failed)),
+                Attempt::not_run(Transport::Tcp, "no STUN answer over tcp".into()),
+            ],
+            true,
+        );
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(json["result"], "failed");
+        assert_eq!(json["data_transport"], serde_json::Value::Null);
+        assert_eq!(
+            json["reason"],
+            "udp: no probe got through; tcp: no STUN answer over tcp"
+        );
+        assert_eq!(json["attempts"][1]["result"], "failed");
+        assert!(both.carrier().is_none());
     }
 }

@@ -86,6 +86,13 @@ pub mod error {
     pub const ID_TAKEN: u16 = 409;
     pub const UNKNOWN_ATTRIBUTE: u16 = 420;
     pub const NO_SESSION: u16 = 437;
+    /// RFC 8489 §9.2: credentials missing or wrong; the answer carries REALM and NONCE.
+    pub const UNAUTHORIZED: u16 = 401;
+    /// RFC 8489 §9.2: the NONCE expired or is not valid for this client; a new one comes along.
+    pub const STALE_NONCE: u16 = 438;
+    /// `--max-sessions-per-ip` reached (borrowed from TURN's 486 Allocation Quota Reached,
+    /// RFC 8656: the same meaning, a per-client quota).
+    pub const QUOTA_REACHED: u16 = 486;
     pub const SERVER_FULL: u16 = 503;
 }
 

@@ -36,6 +36,11 @@ pub fn success(holders: u32, probes: u32, range: u32) -> f64 {
     -(f64::from(probes) * miss).exp_m1()
 }
 
+/// What a birthday over TCP is sized for: 99.99%, about 2320 spray SYNs with 256 holders
+/// (2.3 s at the default rate; the spray stops at the first connection). See
+/// `strategy::for_tcp` for why more than [`TARGET_SUCCESS`].
+pub const TCP_TARGET_SUCCESS: f64 = 0.9999;
+
 /// Fewest probes for `target` success against `holders` open ports out of `range`.
 pub fn probes_for(target: f64, holders: u32, range: u32) -> u32 {
     if holders == 0 || target <= 0.0 {

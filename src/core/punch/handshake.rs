@@ -179,6 +179,32 @@ impl Handshake {
         handshake
     }
 
+    /// Adds the callee's sync rounds (see [`PunchPlan::sync_rounds`]): the first round's sends
+    /// again, at each of `after` from the start. The first round is every send before the first
+    /// flow repeats (every send, when none does); its copies take no new ports, they reuse the
+    /// flows.
+    pub fn with_sync_rounds(mut self, after: &[Duration]) -> Self {
+        if after.is_empty() || self.next_send > 0 {
+            return self;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let first_round: Vec<Send> = self
+            .sends
+            .iter()
+            .take_while(|s| seen.insert((s.socket, s.to)))
+            .copied()
+            .collect();
+        for &delay in after {
+            self.sends.extend(first_round.iter().map(|s| Send {
+                at: s.at + delay,
+                ..*s
+            }));
+        }
+        // Stable: ties keep the schedule's order before the copies.
+        self.sends.sort_by_key(|s| s.at);
+        self
+    }
+
     /// Our nonce (for tests and logs).
     pub fn nonce(&self) -> u64 {
         self.nonce

@@ -15,7 +15,9 @@
 //!
 //! Over TCP the same table holds for `direct` and `fanout` (the facts then describe the NAT's
 //! TCP allocation, and the far ports are where the crafted SYN fan-out aims, the first of them
-//! where the kernel's simultaneous open `connect()`s); a `birthday` pair is refused.
+//! where the kernel's simultaneous open `connect()`s); a `birthday` runs with kernel sockets
+//! on the random side and crafted SYNs from the fixed side (`io::punch_tcp_birthday`), sized
+//! for a higher target (`strategy::for_tcp`).
 //!
 //! The plan holds both sides' halves, so that each end knows what the other will send: sockets
 //! to open, the far NAT's ports aimed at in order, the own ports its flows should take, and every
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use crate::core::punch::profile::SideModel;
 use crate::core::punch::schedule::side_plan;
-use crate::core::punch::strategy::{apply_fanout_override, decide, expected_success};
+use crate::core::punch::strategy::{apply_fanout_override, decide, expected_success, for_tcp};
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
@@ -42,6 +44,10 @@ pub const DEFAULT_RATE: u32 = 1000;
 /// per RTT. Re-sending a flow reuses its binding: rounds cost no ports. A round longer than this
 /// at the rate cap (256 holder sockets at 1000/s) stretches it.
 pub const ROUND_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Longest relay estimate the callee's sync rounds wait for: beyond this the regular second
+/// round ([`ROUND_INTERVAL`] after the start) comes about as soon.
+pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(150);
 
 /// Default `--timeout`: the same 10 s a call may wait for its answer (`CALL_TIMEOUT`); a direct
 /// punch connects within a few round trips, a birthday within about 1.5 s at the default rate.
@@ -231,6 +237,35 @@ impl PunchPlan {
         self.side(self.role.peer())
     }
 
+    /// When the callee sends its first round again (its "sync rounds"), from its start signal:
+    /// half a relay and one relay after it answered. The callee's first probes leave as it
+    /// answers, one relay before the caller can start, so they reach the caller's NAT just as
+    /// (or before) the caller's own first probe opens it: an address-and-port-dependent filter
+    /// drops them about half the time (the lab measured it; the sim's longer relay always),
+    /// and the callee was then confirmed only by the caller's confirmation, a round trip later.
+    /// A round sent `x` after the answer reaches the caller's NAT after the caller's first probe
+    /// left it whenever `x` plus the direct path's one way exceeds the relay: always for
+    /// `x = relay`, and for `x = relay / 2` whenever the direct path is at least half as long
+    /// as the way through the server (the usual case; in the lab both are equal). The caller
+    /// echoes it at once, which confirms the callee one path round trip after it went out. A
+    /// round that came too early is dropped by the far filter and costs nothing but its
+    /// packets (it reuses the first round's flows: no new ports). `relay` is the answer's trip
+    /// through the server to the caller, estimated by the callee as its own round trip to the
+    /// server (half there, and the caller's half on from the server, taken as alike). Only for
+    /// plans whose rounds repeat (direct, fan-out): a birthday spray does not repeat. None for
+    /// the caller, for an unknown relay, or one so long the second round comes about as soon.
+    pub fn sync_rounds(&self, relay: Option<Duration>) -> Vec<Duration> {
+        let Some(relay) = relay else {
+            return Vec::new();
+        };
+        let repeats = matches!(self.strategy, Strategy::Direct | Strategy::Fanout);
+        if self.role == Role::Callee && repeats && relay <= MAX_SYNC_DELAY {
+            vec![relay / 2, relay]
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn side(&self, role: Role) -> &SidePlan {
         match role {
             Role::Caller => &self.caller,
@@ -327,15 +362,8 @@ pub fn make_plan(input: &PlanInput<'_>) -> PunchPlan {
     }
     let mut decision = decide(&caller, &callee, &options);
     apply_fanout_override(&mut decision, input.role, &options);
-    if input.transport == Transport::Tcp && decision.strategy == Strategy::Birthday {
-        // A birthday needs hundreds of held flows on the random side: hundreds of sockets
-        // in SYN_SENT with their own simultaneous opens. Not planned over TCP.
-        decision.strategy = Strategy::Refused;
-        decision.reason = format!(
-            "{}; over TCP only direct and fan-out pairs are planned (a birthday needs \
-             hundreds of simultaneous opens): use UDP",
-            decision.reason
-        );
+    if input.transport == Transport::Tcp {
+        for_tcp(&mut decision, &options);
     }
     plan.expected_success = expected_success(&decision, &caller, &callee);
     plan.strategy = decision.strategy;

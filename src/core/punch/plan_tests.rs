@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::core::nat_model::DEFAULT_BINDING_TIMEOUT;
-use crate::core::punch::birthday::{probes_for, BIRTHDAY_SOCKETS, TARGET_SUCCESS};
+use crate::core::punch::birthday::{
+    probes_for, BIRTHDAY_SOCKETS, TARGET_SUCCESS, TCP_TARGET_SUCCESS,
+};
 use crate::core::punch::fanout::MAX_FANOUT;
 use crate::core::punch::handshake::LINGER;
 use crate::core::punch::plan::*;
@@ -360,7 +362,7 @@ fn timeouts_fit_together() {
 }
 
 #[test]
-fn tcp_plans_direct_and_fanout_pairs_and_refuses_birthdays() {
+fn tcp_plans_every_pair_udp_plans_with_a_longer_birthday_spray() {
     let plan_tcp = |caller: &str, callee: &str, role: Role| {
         let (a, b) = (
             facts(caller, [198, 51, 100, 1]),
@@ -405,8 +407,38 @@ fn tcp_plans_direct_and_fanout_pairs_and_refuses_birthdays() {
             assert_eq!(tcp.callee.predicted_ports, udp.callee.predicted_ports);
         }
     }
-    let (tcp, udp) = plan_tcp("cone", "random", Role::Caller);
-    assert_ne!(udp.strategy, Strategy::Refused);
-    assert_eq!(tcp.strategy, Strategy::Refused);
-    assert!(tcp.reason.contains("TCP"), "{}", tcp.reason);
+    // Random against a full cone: direct, as over UDP (the random side aims at the open port).
+    for (caller, callee) in [("random", "full"), ("full", "random")] {
+        let (tcp, udp) = plan_tcp(caller, callee, Role::Caller);
+        assert_eq!(tcp.strategy, Strategy::Direct, "{caller} x {callee}");
+        assert_eq!(udp.strategy, Strategy::Direct, "{caller} x {callee}");
+    }
+    // Random against a port-restricted cone: a birthday either way, the random side holding
+    // 256 sockets on the cone's one port, the cone spraying more than over UDP.
+    for (caller, callee, holder) in [
+        ("cone", "random", Role::Callee),
+        ("random", "cone", Role::Caller),
+    ] {
+        let (tcp, udp) = plan_tcp(caller, callee, Role::Caller);
+        assert_eq!(tcp.strategy, Strategy::Birthday, "{caller} x {callee}");
+        assert_eq!(udp.strategy, Strategy::Birthday);
+        let (hold, spray) = (tcp.side(holder), tcp.side(holder.peer()));
+        assert_eq!(hold.sockets.len(), BIRTHDAY_SOCKETS as usize);
+        assert_eq!(hold.predicted_ports, vec![40000]);
+        let probes = probes_for(TCP_TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE);
+        assert_eq!(spray.predicted_ports.len(), probes as usize);
+        assert!(probes > udp.side(holder.peer()).predicted_ports.len() as u32);
+        assert!(
+            tcp.expected_success >= TCP_TARGET_SUCCESS,
+            "{}",
+            tcp.expected_success
+        );
+        assert!(tcp.reason.contains("TCP"), "{}", tcp.reason);
+    }
+    // Random against random or sequential: refused over TCP as over UDP.
+    for (caller, callee) in [("random", "random"), ("seq", "random"), ("random", "seq")] {
+        let (tcp, _) = plan_tcp(caller, callee, Role::Callee);
+        assert_eq!(tcp.strategy, Strategy::Refused, "{caller} x {callee}");
+        assert!(tcp.reason.contains("--force"), "{}", tcp.reason);
+    }
 }

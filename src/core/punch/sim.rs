@@ -44,6 +44,9 @@ pub struct Scenario {
     /// A third party that knows the call ID (the server could) sends forged probes and echoes
     /// from the peer's address to each side's session port when the punch starts.
     pub forgeries: bool,
+    /// The callee's estimate of `relay` for its sync rounds, as a multiple of the real one
+    /// (`None`: no sync rounds, as before they existed).
+    pub sync_estimate: Option<f64>,
 }
 
 /// One side after the run.
@@ -265,7 +268,9 @@ pub fn run(scenario: &Scenario) -> PairRun {
     let mut net = Net {
         handshakes: [
             Handshake::new(&caller_plan, caller_start, &mut rng),
-            Handshake::new(&callee_plan, callee_start, &mut rng),
+            Handshake::new(&callee_plan, callee_start, &mut rng).with_sync_rounds(
+                &callee_plan.sync_rounds(scenario.sync_estimate.map(|f| scenario.relay.mul_f64(f))),
+            ),
         ],
         nats: [caller.lab.nat, callee.lab.nat],
         sockets: [caller_sockets, callee_sockets],

@@ -1,7 +1,7 @@
 //! The strategy rules: what each side does, given what both sides' NATs do with a punch's
 //! flows, and the odds of it working. The table is in [`plan`](super::plan)'s module doc.
 
-use crate::core::punch::birthday::{self, BIRTHDAY_SOCKETS, TARGET_SUCCESS};
+use crate::core::punch::birthday::{self, BIRTHDAY_SOCKETS, TARGET_SUCCESS, TCP_TARGET_SUCCESS};
 use crate::core::punch::fanout::{self, Aim, MAX_FANOUT};
 use crate::core::punch::plan::{PunchOptions, Strategy, SPRAY_TAIL};
 use crate::core::punch::profile::{PortModel, SideModel, PORT_RANGE};
@@ -68,8 +68,8 @@ pub(super) fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> De
             growing(Aim::Port),
             Part::Nudge,
         ),
-        (Random, Fixed { .. }) => birthday(Role::Caller, options),
-        (Fixed { .. }, Random) => birthday(Role::Callee, options),
+        (Random, Fixed { .. }) => birthday(Role::Caller, options, TARGET_SUCCESS),
+        (Fixed { .. }, Random) => birthday(Role::Callee, options, TARGET_SUCCESS),
         (Random, Random) => blind(a, b, options),
         (Random, Sequential { .. }) | (Sequential { .. }, Random) => blind(a, b, options),
         _ => {
@@ -85,11 +85,11 @@ pub(super) fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> De
     }
 }
 
-/// The random side (`holder`) holds sockets; the fixed side sprays.
-fn birthday(holder: Role, options: &PunchOptions) -> Decision {
+/// The random side (`holder`) holds sockets; the fixed side sprays enough for `target`
+/// success, within the budget.
+fn birthday(holder: Role, options: &PunchOptions, target: f64) -> Decision {
     let sockets = BIRTHDAY_SOCKETS.min(options.max_sockets).max(1);
-    let probes =
-        birthday::probes_for(TARGET_SUCCESS, sockets, PORT_RANGE).min(spray_budget(options));
+    let probes = birthday::probes_for(target, sockets, PORT_RANGE).min(spray_budget(options));
     let (hold, spray) = (
         Part::Hold {
             sockets,
@@ -234,4 +234,25 @@ fn grown(aim: Aim, grow_to: u32) -> Aim {
         },
         Aim::Port => Aim::Port,
     }
+}
+
+/// Over TCP, a birthday's spray is sized for [`TCP_TARGET_SUCCESS`] instead of
+/// [`TARGET_SUCCESS`] (within the same budget): the holder opens its kernel sockets one relay
+/// after the sprayer starts and at the rate cap, so the first few hundred spray SYNs meet fewer
+/// than all of its ports; and the spray stops at the first adoption, so the extra SYNs are only
+/// sent when a miss was likely. `--fanout` keeps the length it chose; other decisions stand.
+pub(super) fn for_tcp(decision: &mut Decision, options: &PunchOptions) {
+    if decision.strategy != Strategy::Birthday || options.fanout.is_some() {
+        return;
+    }
+    let holder = match (decision.caller, decision.callee) {
+        (Part::Hold { indices: 1, .. }, Part::Spray { .. }) => Role::Caller,
+        (Part::Spray { .. }, Part::Hold { indices: 1, .. }) => Role::Callee,
+        _ => return,
+    };
+    *decision = birthday(holder, options, TCP_TARGET_SUCCESS);
+    decision.reason.push_str(
+        " (over TCP: kernel sockets connect from the random side, the fixed side sends \
+         crafted SYNs from its one port, and the connection is adopted where they meet)",
+    );
 }

@@ -79,6 +79,7 @@ fn scenario(caller: Kind, callee: Kind, noise: (bool, bool), loss: f64, seed: u6
         seed,
         options: PunchOptions::default(),
         forgeries: false,
+        sync_estimate: Some(1.0),
     }
 }
 
@@ -361,6 +362,68 @@ fn sequential_pairs_meet_under_heavier_noise_and_slower_relays() {
                 offset(&run.caller),
                 offset(&run.callee)
             );
+        }
+    }
+}
+
+/// The callee's sync rounds (issue 4, "connected within 3 round trips of the start signal" on
+/// both ends): on the virtual clock, with the relay as long as the direct path (the lab's
+/// case: the callee's first probe meets the caller's NAT just as it opens) and twice as long
+/// (the sim's default: the first probe always arrives too early), every predictable pair
+/// confirms the caller one path round trip after its start, and the callee one round trip
+/// after its half-relay sync round when the direct path is at least half the relay (both
+/// cases here), whichever end's filter dropped the early probe. Round trips here are protocol
+/// round trips on a virtual clock (probe out, echo back), plus the first round's pacing at the
+/// rate cap; nothing is timed on the wall clock. Without the sync rounds the callee waited for
+/// the caller's confirmation (relay + one way + one round trip).
+#[test]
+fn the_sync_rounds_confirm_both_ends_one_round_trip_after_their_start() {
+    let predictable = [Kind::Cone, Kind::FullCone, Kind::Seq1, Kind::Seq2];
+    let pacing = Duration::from_millis(10);
+    for caller in predictable {
+        for callee in predictable {
+            for relay_per_one_way in [1, 2] {
+                let mut s = scenario(caller, callee, (false, false), 0.0, 77);
+                s.relay = s.one_way * relay_per_one_way;
+                let name = format!("{caller:?}×{callee:?}, relay {:?}", s.relay);
+                let run = run(&s);
+                assert!(connected(&run), "{name}");
+                let elapsed = |side: &super::sim::SideRun| side.outcome.as_ref().unwrap().elapsed;
+                assert!(
+                    elapsed(&run.caller) <= rtt(&s) + pacing,
+                    "{name}: caller at {:?}",
+                    elapsed(&run.caller)
+                );
+                assert!(
+                    elapsed(&run.callee) <= s.relay / 2 + rtt(&s) + pacing,
+                    "{name}: callee at {:?}",
+                    elapsed(&run.callee)
+                );
+            }
+        }
+    }
+}
+
+/// A wrong relay estimate (half, twice, none at all) costs at most the round trip the sync
+/// round saves: every predictable pair still has both ends connected within 3 path round trips
+/// of their own start signals.
+#[test]
+fn a_wrong_relay_estimate_still_connects_within_three_round_trips() {
+    let predictable = [Kind::Cone, Kind::FullCone, Kind::Seq1, Kind::Seq2];
+    for estimate in [Some(0.5), Some(2.0), None] {
+        for caller in predictable {
+            for callee in predictable {
+                let mut s = scenario(caller, callee, (false, false), 0.0, 78);
+                s.relay = s.one_way;
+                s.sync_estimate = estimate;
+                let name = format!("{caller:?}×{callee:?}, estimate {estimate:?}");
+                let run = run(&s);
+                assert!(connected(&run), "{name}");
+                for side in [&run.caller, &run.callee] {
+                    let elapsed = side.outcome.as_ref().unwrap().elapsed;
+                    assert!(elapsed <= rtt(&s) * 3, "{name}: {elapsed:?}");
+                }
+            }
         }
     }
 }
