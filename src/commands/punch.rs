@@ -611,7 +611,7 @@ fn punch(
     session: &mut Session,
 ) -> anyhow::Result<Punched> {
     if plan.transport == Transport::Tcp {
-        return punch_tcp(run, plan, meeting, &own, input);
+        return punch_tcp(run, plan, meeting, &own, input, link, session);
     }
     let sync_rounds = plan.sync_rounds(own.server_rtt());
     let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
@@ -660,21 +660,33 @@ fn punch(
     })
 }
 
-/// The TCP punch: the plan's far ports through [`punch_tcp::punch`], then the data over the
-/// stream. The location-server session waits meanwhile (the punch is over within its
-/// timeout, well inside the server's keepalive).
+/// How often the session service loop looks up from the link to see whether the TCP punch
+/// is over: the punch's end is noticed this late at worst.
+const SERVICE_TICK: Duration = Duration::from_millis(5);
+
+/// The TCP punch: the plan's far ports through [`punch_tcp::punch`] on its own thread, then the
+/// data over the stream. The location-server session is serviced on this thread meanwhile, as
+/// the UDP punch does: if the callee's answer to the CALL was lost, the server's retransmitted
+/// delivery must still be answered, or the caller waits out its whole call timeout.
 fn punch_tcp(
     run: &Run<'_>,
     plan: &PunchPlan,
     meeting: &Meeting,
     own: &OwnNat,
     input: Option<Box<dyn Read + Send>>,
+    link: &mut Link,
+    session: &mut Session,
 ) -> anyhow::Result<Punched> {
     let peer = plan
         .peer
         .context("the server did not report the peer's address")?;
-    let delay = meeting.start.saturating_duration_since(Instant::now());
-    std::thread::sleep(delay);
+    link.set_nonblocking(true)?;
+    let mut pump = Pump {
+        link,
+        session,
+        events: Vec::new(),
+    };
+    let waited = pump.serve_while(SERVICE_TICK, &|| Instant::now() < meeting.start);
     let started = meeting.start;
     let mut hinted = false;
     let spec = TcpPunch {
@@ -693,26 +705,32 @@ fn punch_tcp(
             && plan.remote().predicted_ports.len() > 1,
         part: punch_tcp::part_of(plan),
     };
-    // The punch drops capabilities on its thread: run it on its own.
+    // The punch drops capabilities on its thread: run it on its own, and service the session
+    // here until it ends.
     let punched = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                punch_tcp::punch(&spec, Some(run.stop), &mut |line| {
-                    if !std::mem::replace(&mut hinted, true) {
-                        run.tell(
-                            Some(format!("natlens: {line}")),
-                            json!({"event": "hint", "message": line}),
-                        );
-                    }
-                })
+        let worker = scope.spawn(|| {
+            punch_tcp::punch(&spec, Some(run.stop), &mut |line| {
+                if !std::mem::replace(&mut hinted, true) {
+                    run.tell(
+                        Some(format!("natlens: {line}")),
+                        json!({"event": "hint", "message": line}),
+                    );
+                }
             })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(crate::io::simopen::PunchError::Io(io::Error::other(
-                    "the TCP punch panicked",
-                )))
-            })
+        });
+        let served = pump.serve_while(SERVICE_TICK, &|| !worker.is_finished());
+        let punched = worker.join().unwrap_or_else(|_| {
+            Err(crate::io::simopen::PunchError::Io(io::Error::other(
+                "the TCP punch panicked",
+            )))
+        });
+        (punched, served)
     });
+    let (punched, served) = punched;
+    pump.link.set_nonblocking(false)?;
+    waited
+        .and(served)
+        .context("servicing the server session during the TCP punch")?;
     if matches!(punched, Err(crate::io::simopen::PunchError::Stopped)) {
         bail!("interrupted while punching");
     }

@@ -403,6 +403,45 @@ pub struct Pump<'a, R> {
 }
 
 impl<R: RngCore> Pump<'_, R> {
+    /// Services the session (answers the server's retransmitted deliveries, keepalives,
+    /// re-logins) while `busy()` holds, waking at least every `tick` to ask. Used while work that
+    /// does not watch the link, such as the TCP punch on its own thread, runs: a session left
+    /// unserviced meanwhile leaves the server retransmitting a delivered call into the void.
+    /// The link must be non-blocking.
+    pub fn serve_while(&mut self, tick: Duration, busy: &dyn Fn() -> bool) -> io::Result<()> {
+        use crate::io::punch_udp::Background;
+        while busy() {
+            let now = Instant::now();
+            let wait = self
+                .poll_timeout()
+                .map_or(tick, |at| at.saturating_duration_since(now))
+                .min(tick);
+            let mut fd = libc::pollfd {
+                fd: self.link.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: poll(2) on one pollfd we own.
+            let rc = unsafe { libc::poll(&mut fd, 1, millis) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            let now = Instant::now();
+            if fd.revents != 0 {
+                self.readable(now)?;
+            }
+            if self.poll_timeout().is_some_and(|at| at <= now) {
+                self.timeout(now)?;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         let events = &mut self.events;
         drain(self.link, self.session, &mut |_, event| {
