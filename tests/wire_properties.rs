@@ -25,8 +25,12 @@ use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::attr::{self, AttrType, ChangeRequest};
 use natlens::wire::data::{self, Frame as DataFrame};
 use natlens::wire::framing::{next_frame, Frame};
-use natlens::wire::natlens::{self as nl, Dependence, NatFacts, NatProfile, PortPattern, Transports};
-use natlens::wire::{integrity, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
+use natlens::wire::natlens::{
+    self as nl, Dependence, NatFacts, NatProfile, PortPattern, Transports,
+};
+use natlens::wire::{
+    integrity, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
+};
 use proptest::prelude::*;
 
 const KEY: &[u8] = b"alice's key";
@@ -57,7 +61,8 @@ fn any_class() -> impl Strategy<Value = Class> {
 fn any_addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         any::<([u8; 4], u16)>().prop_map(SocketAddr::from),
-        any::<([u8; 16], u16)>().prop_map(|(ip, port)| SocketAddr::from((Ipv6Addr::from(ip), port))),
+        any::<([u8; 16], u16)>()
+            .prop_map(|(ip, port)| SocketAddr::from((Ipv6Addr::from(ip), port))),
     ]
 }
 
@@ -108,14 +113,16 @@ fn any_profile() -> impl Strategy<Value = Option<NatProfile>> {
         Just(Some(PortPattern::Sequential)),
         Just(Some(PortPattern::Random)),
     ];
-    proptest::option::of((any_dependence(), any_dependence(), pattern, any::<u8>()).prop_map(
-        |(mapping, filtering, allocation, foreign_flows_per_second)| NatProfile {
-            mapping,
-            filtering,
-            allocation,
-            foreign_flows_per_second,
-        },
-    ))
+    proptest::option::of(
+        (any_dependence(), any_dependence(), pattern, any::<u8>()).prop_map(
+            |(mapping, filtering, allocation, foreign_flows_per_second)| NatProfile {
+                mapping,
+                filtering,
+                allocation,
+                foreign_flows_per_second,
+            },
+        ),
+    )
 }
 
 fn any_facts() -> impl Strategy<Value = NatFacts> {
@@ -126,13 +133,15 @@ fn any_facts() -> impl Strategy<Value = NatFacts> {
         proptest::collection::vec(any::<u16>(), 0..nl::MAX_PREDICTED_PORTS),
         any_profile(),
     )
-        .prop_map(|(observed, (udp, tcp), delta, predicted_ports, profile)| NatFacts {
-            observed,
-            transports: Transports { udp, tcp },
-            delta,
-            predicted_ports,
-            profile,
-        })
+        .prop_map(
+            |(observed, (udp, tcp), delta, predicted_ports, profile)| NatFacts {
+                observed,
+                transports: Transports { udp, tcp },
+                delta,
+                predicted_ports,
+                profile,
+            },
+        )
 }
 
 /// Everything one built message carries.
@@ -162,7 +171,13 @@ fn any_spec() -> impl Strategy<Value = Spec> {
         any::<(bool, bool)>(),
     )
         .prop_map(
-            |((method, class, tid), generic, (id, peer, call_id), facts, (integrity, fingerprint))| {
+            |(
+                (method, class, tid),
+                generic,
+                (id, peer, call_id),
+                facts,
+                (integrity, fingerprint),
+            )| {
                 Spec {
                     ty: MessageType::new(Method(method), class),
                     tid: TransactionId(tid),
@@ -207,9 +222,7 @@ fn build(spec: &Spec) -> Vec<u8> {
 
 /// Reads a parsed message back into a spec: the inverse of `build`.
 fn read(message: &Message<'_>) -> Spec {
-    let special = |kind: AttrType| {
-        reserved(kind.0) || kind == AttrType::MESSAGE_INTEGRITY_SHA256
-    };
+    let special = |kind: AttrType| reserved(kind.0) || kind == AttrType::MESSAGE_INTEGRITY_SHA256;
     let generic = message
         .attributes()
         .filter(|a| !special(a.kind))

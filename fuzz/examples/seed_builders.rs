@@ -43,8 +43,14 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 
 fn handshake(role: Role, rng: &mut SmallRng, t: Instant) -> Handshake {
     let (a, b) = (
-        NatFacts { observed: Some(addr(A)), ..NatFacts::default() },
-        NatFacts { observed: Some(addr(B)), ..NatFacts::default() },
+        NatFacts {
+            observed: Some(addr(A)),
+            ..NatFacts::default()
+        },
+        NatFacts {
+            observed: Some(addr(B)),
+            ..NatFacts::default()
+        },
     );
     let (own, peer) = match role {
         Role::Caller => (&a, &b),
@@ -62,7 +68,9 @@ fn handshake(role: Role, rng: &mut SmallRng, t: Instant) -> Handshake {
 }
 
 fn main() {
-    let root = std::env::args().nth(1).expect("usage: seed_builders CORPUS_DIR");
+    let root = std::env::args()
+        .nth(1)
+        .expect("usage: seed_builders CORPUS_DIR");
     let root = Path::new(&root);
 
     let syn_dir = root.join("tcp_syn");
@@ -70,14 +78,26 @@ fn main() {
     let v6 = (addr("[2001:db8::a]:40000"), addr("[2001:db8:1::2]:50000"));
     for (family, (src, dst)) in [("v4", v4), ("v6", v6)] {
         let syn = SegmentRepr::syn(src, dst, 2, 0x1234_5678, 99);
-        write(&syn_dir, &format!("builder-syn-{family}"), &syn.to_bytes().unwrap());
+        write(
+            &syn_dir,
+            &format!("builder-syn-{family}"),
+            &syn.to_bytes().unwrap(),
+        );
         let mut synack = SegmentRepr::syn(dst, src, 64, 0x0abc_def0, 7);
         synack.flags |= 0x10;
         synack.ack = 0x1234_5679;
-        write(&syn_dir, &format!("builder-synack-{family}"), &synack.to_bytes().unwrap());
+        write(
+            &syn_dir,
+            &format!("builder-synack-{family}"),
+            &synack.to_bytes().unwrap(),
+        );
         let mut rst = syn;
         rst.flags = 0x04;
-        write(&syn_dir, &format!("builder-rst-{family}"), &rst.to_bytes().unwrap());
+        write(
+            &syn_dir,
+            &format!("builder-rst-{family}"),
+            &rst.to_bytes().unwrap(),
+        );
     }
 
     // The target's caller handshake (same plan, same rng seed) and a callee that answers it.
@@ -96,11 +116,23 @@ fn main() {
     write(&punch_dir, "builder-handshake", &seed);
 
     let frames = [
-        Frame::Data { seq: 0, payload: b"hello from bob\n".to_vec() },
-        Frame::Data { seq: 2, payload: vec![0x55; 300] },
-        Frame::Data { seq: 1, payload: b"out of order".to_vec() },
+        Frame::Data {
+            seq: 0,
+            payload: b"hello from bob\n".to_vec(),
+        },
+        Frame::Data {
+            seq: 2,
+            payload: vec![0x55; 300],
+        },
+        Frame::Data {
+            seq: 1,
+            payload: b"out of order".to_vec(),
+        },
         Frame::Fin { seq: 3 },
-        Frame::Ack { next: 0, received: 0b1 },
+        Frame::Ack {
+            next: 0,
+            received: 0b1,
+        },
         Frame::Close,
     ];
     let mut seed = op(3, 0, b"hello from alice\n");

@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
                         tcp: op.selector & 2 != 0,
                     },
                     delta: (op.selector & 4 != 0).then_some(i32::from(op.selector)),
-                    predicted_ports: vec![40_000 + u16::from(op.selector); usize::from(op.selector % 8)],
+                    predicted_ports: vec![
+                        40_000 + u16::from(op.selector);
+                        usize::from(op.selector % 8)
+                    ],
                     ..NatFacts::default()
                 };
                 session.call(now, &callee, &facts);

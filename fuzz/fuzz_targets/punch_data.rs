@@ -110,6 +110,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(sent < 100_000, "transfer transmits forever");
         }
         while transfer.poll_delivered().is_some() {}
-        let _ = (handshake.dropped(), transfer.stats(), transfer.is_finished());
+        let _ = (
+            handshake.dropped(),
+            transfer.stats(),
+            transfer.is_finished(),
+        );
     }
 });

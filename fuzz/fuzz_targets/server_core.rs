@@ -70,7 +70,10 @@ fuzz_target!(|data: &[u8]| {
                 let remote = remotes[usize::from(op.selector) % remotes.len()];
                 let local = locals[usize::from(op.selector / 4) % locals.len()];
                 reply.clear();
-                if core.handle_udp(now, local, remote, op.bytes, &mut reply).is_some() {
+                if core
+                    .handle_udp(now, local, remote, op.bytes, &mut reply)
+                    .is_some()
+                {
                     check_sent(&reply);
                 }
             }

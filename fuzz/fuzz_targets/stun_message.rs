@@ -71,7 +71,10 @@ fuzz_target!(|data: &[u8]| {
     let again: Vec<_> = reparsed.attributes().map(|a| (a.kind, a.value)).collect();
     assert_eq!(again, attributes, "attributes survive emit∘parse");
     assert_eq!(reparsed.message_type(), ty);
-    assert_eq!(reparsed.legacy_transaction_id(), message.legacy_transaction_id());
+    assert_eq!(
+        reparsed.legacy_transaction_id(),
+        message.legacy_transaction_id()
+    );
 
     if let Ok(facts) = NatFacts::decode(&message) {
         let mut buf = Vec::new();

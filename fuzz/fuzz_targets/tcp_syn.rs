@@ -11,11 +11,29 @@ fuzz_target!(|data: &[u8]| {
     let Ok(segment) = Segment::new_checked(data) else {
         return;
     };
-    let _ = (segment.src(), segment.dst(), segment.hop_limit(), segment.kind());
-    let _ = (segment.seq(), segment.ack(), segment.flags(), segment.window());
-    let _ = (segment.checksum(), segment.options_bytes(), segment.options());
+    let _ = (
+        segment.src(),
+        segment.dst(),
+        segment.hop_limit(),
+        segment.kind(),
+    );
+    let _ = (
+        segment.seq(),
+        segment.ack(),
+        segment.flags(),
+        segment.window(),
+    );
+    let _ = (
+        segment.checksum(),
+        segment.options_bytes(),
+        segment.options(),
+    );
     let _ = (segment.payload_len(), segment.expected_checksum());
-    let _ = (segment.checksum_ok(), segment.ip_checksum_ok(), segment.tcp_bytes());
+    let _ = (
+        segment.checksum_ok(),
+        segment.ip_checksum_ok(),
+        segment.tcp_bytes(),
+    );
     let repr = SegmentRepr::parse(&segment);
     let _ = repr.kind();
     if let Ok(bytes) = repr.to_bytes() {
