@@ -3,7 +3,8 @@
 //!
 //! - arbitrary bytes never panic `Message::parse` and everything that reads a parsed message
 //!   (attribute value codecs, natlens attributes and NAT facts, integrity and fingerprint checks,
-//!   the PUNCH decoder), nor the server core on UDP and TCP;
+//!   the PUNCH decoder, the fingerprint prober's reading of an answer), nor the server core on
+//!   UDP and TCP;
 //! - parse∘emit = identity: a message built with `MessageBuilder` (arbitrary method, class,
 //!   transaction ID and attributes, natlens IDs, call IDs and NAT facts, with and without
 //!   MESSAGE-INTEGRITY-SHA256 and FINGERPRINT) parses back to the same values and re-emits the
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use natlens::core::binding::{unknown_required, FullMode};
 use natlens::core::events::Command;
+use natlens::core::fingerprint::observation::Answer;
 use natlens::core::punch::probe::{ProbeInfo, PunchMessage};
 use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::attr::{self, AttrType, ChangeRequest};
@@ -274,6 +276,8 @@ fn read_everything(message: &Message<'_>) {
     let _ = integrity::check_fingerprint(message);
     let _ = integrity::verify_message_integrity(message, KEY);
     let _ = integrity::verify_message_integrity_sha256(message, KEY);
+    // The fingerprint prober's reading of a Binding answer.
+    let _ = Answer::from_message(message, addr("192.0.2.1:3478"), Instant::now()).public();
 }
 
 fn addr(text: &str) -> SocketAddr {
