@@ -6,6 +6,7 @@
 #   fuzz/run.sh                      # all targets
 #   fuzz/run.sh server_core tcp_syn  # some targets (the others keep their last figures)
 #   FUZZ_SECONDS=60 fuzz/run.sh      # a shorter run
+#   fuzz/run.sh --report             # only rewrite the results from the last figures
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Each target starts
 # from the committed seeds in corpus/<target> (read-only) plus what earlier runs found in
@@ -15,6 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+if [ "${1:-}" = "--report" ]; then
+    REPORT_ONLY=1
+    shift
+fi
 ALL="stun_message tcp_framing server_core client_session punch_data tcp_syn"
 TARGETS=${*:-$ALL}
 SECONDS_EACH=${FUZZ_SECONDS:-600}
@@ -22,8 +27,9 @@ RESULTS=../benches/results/fuzz-$(date -u +%F).md
 LIBFUZZER_ARGS="-max_total_time=$SECONDS_EACH -print_final_stats=1 -timeout=10 -rss_limit_mb=2048"
 mkdir -p logs work
 
-nice -n 10 cargo +nightly fuzz build >logs/build.log 2>&1
+[ -n "${REPORT_ONLY:-}" ] || nice -n 10 cargo +nightly fuzz build >logs/build.log 2>&1
 
+[ -n "${REPORT_ONLY:-}" ] && TARGETS=""
 for target in $TARGETS; do
     mkdir -p "work/$target" "corpus/$target" "artifacts/$target"
     crashes_before=$(find "artifacts/$target" -type f | wc -l)
@@ -69,7 +75,8 @@ done
     echo "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
     for target in $ALL; do
         if [ -f "logs/$target.stats" ]; then
-            sed 's/^/| /; s/|/ | /g; s/$/ |/' "logs/$target.stats" | sed 's/^|  /| /'
+            awk -F'|' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print "" }' \
+                "logs/$target.stats"
         fi
     done
     if [ -f crashes.md ]; then
