@@ -1,0 +1,125 @@
+//! The location server fed hostile traffic: arbitrary datagrams on every socket of a full-mode
+//! (RFC 5780) address set and of a plain one, arbitrary byte streams on TCP connections cut into
+//! frames the way the shell cuts them, clock steps, closed connections and federation links —
+//! on a fixed virtual clock, so every crash reproduces.
+//!
+//! The property is "never crashes the server", plus: every UDP answer and every message the core
+//! asks the shell to send is a well-formed STUN message no larger than the shell's buffer.
+//!
+//! Input: operations as described in `natlens_fuzz` (op, selector, length, bytes).
+//! - op 0: datagram from remote `selector % 4` to local socket `selector / 4 % 5`;
+//! - op 1: stream bytes on connection `selector % 3` (framed with `next_frame`, cut at
+//!   `--max-message`'s default; a foreign or oversized frame closes the connection);
+//! - op 2: the clock advances `selector * 250 ms`, then timers run;
+//! - op 3: connection `selector % 3` closes;
+//! - op 4: connection `selector % 3` becomes an outbound federation link.
+#![no_main]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use natlens::core::binding::FullMode;
+use natlens::core::events::Command;
+use natlens::core::server::{ServerConfig, ServerCore};
+use natlens::wire::framing::{next_frame, Frame};
+use natlens::wire::Message;
+use natlens_fuzz::Ops;
+
+/// The shell's default `--max-message`.
+const MAX_MESSAGE: usize = 2048;
+const CONNS: usize = 3;
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn check_sent(bytes: &[u8]) {
+    assert!(bytes.len() <= 65_535 + 20);
+    Message::parse(bytes).expect("the server only sends well-formed STUN");
+}
+
+fuzz_target!(|data: &[u8]| {
+    let full = FullMode {
+        primary: addr("192.0.2.1:3478"),
+        alternate: addr("192.0.2.2:3479"),
+    };
+    let mut locals = full.addresses().to_vec();
+    locals.push(addr("[2001:db8::1]:3478"));
+    let remotes = [
+        addr("198.51.100.7:40001"),
+        addr("203.0.113.9:51000"),
+        addr("[2001:db8::7]:40001"),
+        addr("198.51.100.7:40002"),
+    ];
+    let config = ServerConfig {
+        name: "fuzz".into(),
+        udp_expiry: Duration::from_secs(45),
+        max_sessions: 8,
+        full_modes: vec![full],
+    };
+    let start = Instant::now();
+    let mut now = start;
+    let mut core = ServerCore::new(config, now, 1);
+    let mut buffers: [Vec<u8>; CONNS] = Default::default();
+    let mut reply = Vec::new();
+    for op in Ops::new(data) {
+        let conn = usize::from(op.selector) % CONNS;
+        match op.code % 5 {
+            0 => {
+                let remote = remotes[usize::from(op.selector) % remotes.len()];
+                let local = locals[usize::from(op.selector / 4) % locals.len()];
+                reply.clear();
+                if core
+                    .handle_udp(now, local, remote, op.bytes, &mut reply)
+                    .is_some()
+                {
+                    check_sent(&reply);
+                }
+            }
+            1 => {
+                let buffer = &mut buffers[conn];
+                buffer.extend_from_slice(op.bytes);
+                loop {
+                    match next_frame(buffer, MAX_MESSAGE) {
+                        Frame::Complete(len) => {
+                            let frame: Vec<u8> = buffer.drain(..len).collect();
+                            reply.clear();
+                            let local = locals[0];
+                            let remote = remotes[conn];
+                            if core.handle_tcp(now, conn as u64, local, remote, &frame, &mut reply)
+                            {
+                                check_sent(&reply);
+                            }
+                        }
+                        Frame::Partial => break,
+                        Frame::TooLarge(_) | Frame::NotStun => {
+                            buffer.clear();
+                            core.tcp_closed(conn as u64);
+                            break;
+                        }
+                    }
+                }
+            }
+            2 => {
+                now += Duration::from_millis(250) * u32::from(op.selector);
+                if now >= core.poll_timeout() {
+                    core.handle_timeout(now);
+                }
+            }
+            3 => {
+                buffers[conn].clear();
+                core.tcp_closed(conn as u64);
+            }
+            _ => core.peer_connected(now, conn as u64),
+        }
+        while let Some(command) = core.poll_command() {
+            if let Command::Send { bytes, .. } = command {
+                check_sent(&bytes);
+            }
+        }
+        while core.poll_event().is_some() {}
+        let _ = (core.counters(), core.session_counts(), core.peer_names());
+    }
+    assert!(now.duration_since(start) <= Duration::from_secs(64 * 1024));
+});
