@@ -289,12 +289,9 @@ fn server() -> ServerCore {
         primary: addr("192.0.2.1:3478"),
         alternate: addr("192.0.2.2:3479"),
     };
-    let config = ServerConfig {
-        name: "props".into(),
-        udp_expiry: Duration::from_secs(45),
-        max_sessions: 8,
-        full_modes: vec![full],
-    };
+    let mut config = ServerConfig::new("props");
+    config.max_sessions = 8;
+    config.full_modes = vec![full];
     ServerCore::new(config, Instant::now(), 1)
 }
 

@@ -6,7 +6,8 @@
 //! The property is "never crashes the server", plus: every UDP answer and every message the core
 //! asks the shell to send is a well-formed STUN message no larger than the shell's buffer.
 //!
-//! Input: operations as described in `natlens_fuzz` (op, selector, length, bytes).
+//! Input: one byte choosing an open (even) or keyed (odd) server, then operations as described
+//! in `natlens_fuzz` (op, selector, length, bytes).
 //! - op 0: datagram from remote `selector % 4` to local socket `selector / 4 % 5`;
 //! - op 1: stream bytes on connection `selector % 3` (framed with `next_frame`, cut at
 //!   `--max-message`'s default; a foreign or oversized frame closes the connection);
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use natlens::core::binding::FullMode;
+use natlens::core::credentials::Credentials;
 use natlens::core::events::Command;
 use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::framing::{next_frame, Frame};
@@ -52,12 +54,25 @@ fuzz_target!(|data: &[u8]| {
         addr("[2001:db8::7]:40001"),
         addr("198.51.100.7:40002"),
     ];
-    let config = ServerConfig {
-        name: "fuzz".into(),
-        udp_expiry: Duration::from_secs(45),
-        max_sessions: 8,
-        full_modes: vec![full],
+    // The first byte picks an open or a keyed server (credentials, nonces, replay guard), so
+    // both login paths meet hostile bytes; the budgets are small so the caps and the answer
+    // bucket bite within a short input.
+    let Some((&mode, data)) = data.split_first() else {
+        return;
     };
+    let mut config = ServerConfig::new("fuzz");
+    config.max_sessions = 8;
+    config.max_sessions_per_ip = 3;
+    config.max_pending_calls = 4;
+    config.full_modes = vec![full];
+    config.nonce_secret = [7; 32];
+    config.answer_rate = Some(20);
+    if mode & 1 == 1 {
+        config.credentials = Some(Credentials::from_pairs([
+            ("alice", "alice-key"),
+            ("bob", "bob-key"),
+        ]));
+    }
     let start = Instant::now();
     let mut now = start;
     let mut core = ServerCore::new(config, now, 1);
