@@ -12,16 +12,16 @@
 //! Needs root and network namespaces: without them the tests print SKIPPED, except under CI
 //! (env `CI` set), where that is a failure. Labs run one at a time (the machine has two cores,
 //! and timing is part of what is measured).
+//!
+//! The harness (lab fixture, child processes, conntrack checks, the per-pair runs and table) is
+//! tests/common/lab_cli.rs, shared by the UDP and TCP lab punch tests.
 
 mod common;
 
-use common::lab_available;
 use common::lab_cli::{
-    expect_connect, print_table, run_pair, Attempt, Data, Fixture, Row, Transport, MODES, PORT,
-    SERIAL,
+    federated, lab_lock, matrix, port_through, with_noise, Attempt, Data, Fixture, Transport, PORT,
 };
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
 use natlens::lab::plan::router_wan;
 use natlens::lab::{LabSpec, NatMode, Side};
@@ -39,10 +39,7 @@ fn check_tcp_port_through(
     far: Side,
     near: Side,
 ) -> Result<u16, String> {
-    let own = if report["role"] == "caller" { 0 } else { 1 };
-    let through = report["directions"][own]["port_through"]
-        .as_u64()
-        .ok_or("no port_through")? as u16;
+    let through = port_through(report)?;
     let found = attempt.entries(far).iter().any(|e| {
         // The connection with the near router, not a fingerprint's with the server.
         e.proto == "tcp"
@@ -62,35 +59,13 @@ fn check_tcp_port_through(
 
 #[test]
 fn udp_punch_matrix_over_every_pair_of_nat_modes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    for a in MODES {
-        for b in MODES {
-            let spec = LabSpec {
-                nat_a: a,
-                nat_b: b,
-                ..LabSpec::default()
-            };
-            let repeats = if expect_connect(a, b) { REPEATS } else { 1 };
-            rows.push(run_pair(spec, "-", repeats, false, Transport::Udp));
-        }
-    }
-    print_table(
-        &format!("UDP punch matrix ({:.0?})", started.elapsed()),
-        &rows,
-    );
+    let Some(_serial) = lab_lock() else { return };
+    matrix(Transport::Udp, REPEATS);
 }
 
 #[test]
 fn sequential_nats_connect_with_noise_on_one_side_or_both() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     let seq1 = NatMode::Sequential { delta: 1 };
     let seq2 = NatMode::Sequential { delta: 2 };
     let cases = [
@@ -100,31 +75,12 @@ fn sequential_nats_connect_with_noise_on_one_side_or_both() {
         (seq1, seq1, 20.0, 20.0, "both"),
         (NatMode::Cone, seq2, 20.0, 20.0, "both"),
     ];
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    for (a, b, noise_a, noise_b, noise) in cases {
-        let spec = LabSpec {
-            nat_a: a,
-            nat_b: b,
-            noise_a,
-            noise_b,
-            ..LabSpec::default()
-        };
-        rows.push(run_pair(spec, noise, REPEATS, false, Transport::Udp));
-    }
-    print_table(
-        &format!("with 20 flows/s of noise ({:.0?})", started.elapsed()),
-        &rows,
-    );
+    with_noise(Transport::Udp, &cases, REPEATS);
 }
 
 #[test]
 fn listen_and_call_meet_across_two_federated_servers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
-    let started = Instant::now();
+    let Some(_serial) = lab_lock() else { return };
     let pairs = [
         (NatMode::Sequential { delta: 1 }, NatMode::Cone),
         (
@@ -132,32 +88,12 @@ fn listen_and_call_meet_across_two_federated_servers() {
             NatMode::Sequential { delta: 1 },
         ),
     ];
-    let rows: Vec<Row> = pairs
-        .into_iter()
-        .map(|(nat_a, nat_b)| {
-            let spec = LabSpec {
-                nat_a,
-                nat_b,
-                ..LabSpec::default()
-            };
-            run_pair(spec, "-", 2, true, Transport::Udp)
-        })
-        .collect();
-    print_table(
-        &format!(
-            "federated: listen on s1 (UDP, then TCP login), call on s2 ({:.0?})",
-            started.elapsed()
-        ),
-        &rows,
-    );
+    federated(Transport::Udp, &pairs);
 }
 
 #[test]
 fn a_file_of_a_few_megabytes_crosses_intact_both_ways() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     let spec = LabSpec {
         nat_a: NatMode::Sequential { delta: 2 },
         nat_b: NatMode::FullCone,
@@ -181,10 +117,7 @@ fn a_file_of_a_few_megabytes_crosses_intact_both_ways() {
 /// router's TCP entry of the connection.
 #[test]
 fn tcp_listen_and_call_connect_and_carry_the_data() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     for (a, b) in [
         (NatMode::Cone, NatMode::Cone),
         (NatMode::Sequential { delta: 1 }, NatMode::Cone),
@@ -251,10 +184,7 @@ fn tcp_listen_and_call_connect_and_carry_the_data() {
 /// goes over UDP.
 #[test]
 fn transport_both_punches_udp_then_tcp_and_reports_both() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     for (a, b) in [
         (NatMode::Cone, NatMode::Sequential { delta: 1 }),
         (NatMode::Cone, NatMode::Random),

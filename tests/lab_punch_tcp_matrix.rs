@@ -15,14 +15,13 @@
 //!
 //! Needs root and network namespaces: without them the tests print SKIPPED, except under CI
 //! (env `CI` set), where that is a failure. Labs run one at a time.
+//!
+//! The harness (lab fixture, child processes, conntrack checks, the per-pair runs and table) is
+//! tests/common/lab_cli.rs, shared by the UDP and TCP lab punch tests.
 
 mod common;
 
-use common::lab_available;
-use common::lab_cli::{
-    expect_connect, print_table, run_pair, Data, Fixture, Row, Transport, MODES, PORT, SERIAL,
-};
-use std::time::Instant;
+use common::lab_cli::{federated, lab_lock, matrix, with_noise, Data, Fixture, Transport, PORT};
 
 use natlens::lab::{LabSpec, NatMode};
 
@@ -31,35 +30,13 @@ const REPEATS: usize = 2;
 
 #[test]
 fn tcp_punch_matrix_over_every_pair_of_nat_modes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    for a in MODES {
-        for b in MODES {
-            let spec = LabSpec {
-                nat_a: a,
-                nat_b: b,
-                ..LabSpec::default()
-            };
-            let repeats = if expect_connect(a, b) { REPEATS } else { 1 };
-            rows.push(run_pair(spec, "-", repeats, false, Transport::Tcp));
-        }
-    }
-    print_table(
-        &format!("TCP punch matrix ({:.0?})", started.elapsed()),
-        &rows,
-    );
+    let Some(_serial) = lab_lock() else { return };
+    matrix(Transport::Tcp, REPEATS);
 }
 
 #[test]
 fn tcp_sequential_nats_connect_with_noise_on_one_side_or_both() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     let seq1 = NatMode::Sequential { delta: 1 };
     let seq2 = NatMode::Sequential { delta: 2 };
     let cases = [
@@ -70,31 +47,12 @@ fn tcp_sequential_nats_connect_with_noise_on_one_side_or_both() {
         (NatMode::Cone, seq2, 20.0, 20.0, "both"),
         (seq1, NatMode::FullCone, 20.0, 0.0, "a"),
     ];
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    for (a, b, noise_a, noise_b, noise) in cases {
-        let spec = LabSpec {
-            nat_a: a,
-            nat_b: b,
-            noise_a,
-            noise_b,
-            ..LabSpec::default()
-        };
-        rows.push(run_pair(spec, noise, REPEATS, false, Transport::Tcp));
-    }
-    print_table(
-        &format!("TCP with 20 flows/s of noise ({:.0?})", started.elapsed()),
-        &rows,
-    );
+    with_noise(Transport::Tcp, &cases, REPEATS);
 }
 
 #[test]
 fn tcp_listen_and_call_meet_across_two_federated_servers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
-    let started = Instant::now();
+    let Some(_serial) = lab_lock() else { return };
     let pairs = [
         (NatMode::Sequential { delta: 1 }, NatMode::Cone),
         (
@@ -103,34 +61,14 @@ fn tcp_listen_and_call_meet_across_two_federated_servers() {
         ),
         (NatMode::Random, NatMode::Cone),
     ];
-    let rows: Vec<Row> = pairs
-        .into_iter()
-        .map(|(nat_a, nat_b)| {
-            let spec = LabSpec {
-                nat_a,
-                nat_b,
-                ..LabSpec::default()
-            };
-            run_pair(spec, "-", 2, true, Transport::Tcp)
-        })
-        .collect();
-    print_table(
-        &format!(
-            "TCP federated: listen on s1 (UDP, then TCP login), call on s2 ({:.0?})",
-            started.elapsed()
-        ),
-        &rows,
-    );
+    federated(Transport::Tcp, &pairs);
 }
 
 /// Forced, a pair the planner refuses runs as a blind birthday and fails with a reason
 /// within its `--timeout`.
 #[test]
 fn tcp_forced_random_pairs_fail_with_a_reason_in_bounded_time() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !lab_available() {
-        return;
-    }
+    let Some(_serial) = lab_lock() else { return };
     for (a, b) in [
         (NatMode::Random, NatMode::Random),
         (NatMode::Sequential { delta: 1 }, NatMode::Random),

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ pub const ATTEMPT_LIMIT: Duration = Duration::from_secs(40);
 pub const PUNCH_TIMEOUT_MS: u64 = 10_000;
 
 /// Labs one at a time (the machine has two cores, and timing is part of what is measured).
-pub static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::new(());
 
 pub const MODES: [NatMode; 5] = [
     NatMode::Cone,
@@ -492,10 +492,7 @@ impl Attempt {
         side: Side,
         far: Side,
     ) -> Result<u16, String> {
-        let own = if report["role"] == "caller" { 0 } else { 1 };
-        let through = report["directions"][own]["port_through"]
-            .as_u64()
-            .ok_or("no port_through")? as u16;
+        let through = port_through(report)?;
         let path = &report["path"];
         let local: SocketAddr = path["local"].as_str().ok_or("no path")?.parse().unwrap();
         let peer: SocketAddr = path["peer"].as_str().ok_or("no path")?.parse().unwrap();
@@ -515,6 +512,16 @@ impl Attempt {
             ))
         }
     }
+}
+
+/// The far NAT's public port that `report` (one end's report, or one attempt of it) says its
+/// own direction got through to.
+pub fn port_through(report: &Value) -> Result<u16, String> {
+    let own = if report["role"] == "caller" { 0 } else { 1 };
+    let through = report["directions"][own]["port_through"]
+        .as_u64()
+        .ok_or("no port_through")?;
+    u16::try_from(through).map_err(|_| format!("port_through {through} is not a port"))
 }
 
 /// The public address a router gives `private` toward `remote` on a `transport` flow,
@@ -692,4 +699,78 @@ pub fn run_pair(
     }
     drop(fixture);
     row
+}
+
+/// Holds the lab lock for a test, or None when there is no lab (the test then returns; under
+/// CI `lab_available` has already failed it).
+pub fn lab_lock() -> Option<MutexGuard<'static, ()>> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    super::lab_available().then_some(serial)
+}
+
+/// Every pair of `MODES` over `transport`: `repeats` attempts of the pairs the planner expects
+/// to connect, one of those it refuses; prints the table.
+pub fn matrix(transport: Transport, repeats: usize) {
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for a in MODES {
+        for b in MODES {
+            let spec = LabSpec {
+                nat_a: a,
+                nat_b: b,
+                ..LabSpec::default()
+            };
+            let repeats = if expect_connect(a, b) { repeats } else { 1 };
+            rows.push(run_pair(spec, "-", repeats, false, transport));
+        }
+    }
+    let title = format!("{} punch matrix", transport.name().to_uppercase());
+    print_table(&format!("{title} ({:.0?})", started.elapsed()), &rows);
+}
+
+/// A pair with a noisy neighbour: NAT a, NAT b, new flows/s behind router A and behind router
+/// B, and the table's label for where the noise is.
+pub type NoisyPair = (NatMode, NatMode, f64, f64, &'static str);
+
+/// `repeats` attempts of each noisy pair over `transport`; prints the table.
+pub fn with_noise(transport: Transport, cases: &[NoisyPair], repeats: usize) {
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for &(nat_a, nat_b, noise_a, noise_b, noise) in cases {
+        let spec = LabSpec {
+            nat_a,
+            nat_b,
+            noise_a,
+            noise_b,
+            ..LabSpec::default()
+        };
+        rows.push(run_pair(spec, noise, repeats, false, transport));
+    }
+    let title = format!(
+        "{} with 20 flows/s of noise",
+        transport.name().to_uppercase()
+    );
+    print_table(&format!("{title} ({:.0?})", started.elapsed()), &rows);
+}
+
+/// Two attempts of each pair over `transport` across two federated servers: the listener on
+/// the first (UDP login, then TCP), the caller on the second; prints the table.
+pub fn federated(transport: Transport, pairs: &[(NatMode, NatMode)]) {
+    let started = Instant::now();
+    let rows: Vec<Row> = pairs
+        .iter()
+        .map(|&(nat_a, nat_b)| {
+            let spec = LabSpec {
+                nat_a,
+                nat_b,
+                ..LabSpec::default()
+            };
+            run_pair(spec, "-", 2, true, transport)
+        })
+        .collect();
+    let title = format!(
+        "{} federated: listen on s1 (UDP, then TCP login), call on s2",
+        transport.name().to_uppercase()
+    );
+    print_table(&format!("{title} ({:.0?})", started.elapsed()), &rows);
 }
