@@ -2,6 +2,8 @@
 //! requests by hand.
 #![allow(dead_code)]
 
+pub mod lab_cli;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
