@@ -15,6 +15,9 @@
 //!   `gen_cpu_util`).
 //! - `tcp-hold`: N TCP connections, each logged in (natlens LOGIN) or given one Binding
 //!   (`--stun-binding`), held open, then checked with a second request.
+//! - `udp-garbage`: Binding requests mixed with malformed datagrams (`--garbage-ratio`) at a
+//!   fixed rate; every valid request counted answered or lost, the server's RSS sampled
+//!   (`benches/garbage.sh`).
 //! - `wait-ready`: waits until a server answers a Binding over UDP and accepts TCP.
 //! - `summarize`: turns the JSON lines of a run into a markdown table of medians and ratios.
 //!
@@ -38,6 +41,9 @@ use natlens::wire::natlens as nl;
 use natlens::wire::{Class, MessageType, Method};
 use serde_json::{json, Map, Value};
 use socket2::{Domain, Protocol, Socket, Type};
+
+#[path = "loadgen/garbage.rs"]
+mod garbage;
 
 const MAGIC: u32 = 0x2112_A442;
 const BINDING_REQUEST: u16 = 0x0001;
@@ -79,6 +85,9 @@ enum Mode {
     UdpSaturate(UdpSaturateArgs),
     /// Open N TCP connections, log each in (or send one Binding), hold them, report.
     TcpHold(TcpHoldArgs),
+    /// Binding requests mixed with malformed datagrams at a fixed rate; report answered, lost,
+    /// answers to garbage, the server's RSS and the drops it should have counted.
+    UdpGarbage(garbage::UdpGarbageArgs),
     /// Wait until the server answers a UDP Binding and accepts a TCP connection.
     WaitReady(WaitReadyArgs),
     /// Wait (bounded) until the machine's CPUs are mostly idle, to measure without other work.
@@ -251,6 +260,7 @@ fn main() -> ExitCode {
         Mode::UdpRate(a) => udp_rate(&a),
         Mode::UdpSaturate(a) => udp_saturate(&a),
         Mode::TcpHold(a) => tcp_hold(&a),
+        Mode::UdpGarbage(a) => garbage::udp_garbage(&a),
         Mode::WaitReady(a) => wait_ready(&a),
         Mode::WaitQuiet(a) => wait_quiet(&a),
         Mode::Summarize(a) => summarize(&a),

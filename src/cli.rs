@@ -152,7 +152,9 @@ pub struct SessionArgs {
     #[arg(long, value_name = "NAME")]
     pub id: String,
 
-    /// How often to refresh the session (UDP keeps the NAT mapping open with it).
+    /// How often to refresh the session (UDP keeps the NAT mapping open with it). After a
+    /// server restart the session logs in again by itself: over UDP when a keepalive is answered
+    /// 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub keepalive: Duration,
 

@@ -148,6 +148,7 @@ pub(crate) fn event_json(args: &SessionArgs, transport: Transport, event: &Clien
         ClientEvent::ServerUnreachable { lost } => {
             json!({"event": "server_unreachable", "during": format!("{lost:?}").to_lowercase()})
         }
+        ClientEvent::ConnectionLost => json!({"event": "connection_lost"}),
         ClientEvent::Relogin {
             observed,
             udp_expiry,
@@ -200,6 +201,9 @@ pub(crate) fn event_line(
             transport.as_str(),
             expiry(udp_expiry)
         ),
+        ClientEvent::ConnectionLost => {
+            "the server closed the connection (restart?); dialling again".into()
+        }
         ClientEvent::Relogin { observed, .. } => format!(
             "the server had forgotten the session (restart?); logged in again, seen at {observed}"
         ),

@@ -51,6 +51,15 @@ pub const ANSWER_CACHE_MAX: usize = 64;
 /// 0 s, must not turn the session into a busy loop.
 pub const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
 
+/// First wait before dialling the server again after a TCP session's connection closed; it
+/// doubles after each failed attempt, up to the keepalive interval (so a restarted server is
+/// found again within one interval of coming back).
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+
+/// How long a TCP session keeps dialling a server that went away before it counts as
+/// unreachable: the same budget a UDP session's keepalive has.
+pub const RECONNECT_BUDGET: Duration = LOGIN_TIMEOUT;
+
 /// The transport a session runs over; decides whether requests are retransmitted.
 pub use crate::core::Transport;
 
@@ -120,6 +129,9 @@ pub enum ClientEvent {
     LoginRefused { code: u16, reason: String },
     /// No answer from the server in time, or the connection closed. The session is closed.
     ServerUnreachable { lost: Lost },
+    /// The TCP connection to the server closed while logged in (a server restart, say); the
+    /// session dials again with backoff ([`ClientSession::poll_connect`]) and logs in again.
+    ConnectionLost,
     /// The server had forgotten the session (437, e.g. after a restart); it was logged in again.
     Relogin {
         observed: SocketAddr,
@@ -210,8 +222,17 @@ impl From<attr::ValueError> for Malformed {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    LoggingIn { relogin: bool },
-    LoggedIn { next_keepalive: Instant },
+    LoggingIn {
+        relogin: bool,
+    },
+    LoggedIn {
+        next_keepalive: Instant,
+    },
+    /// TCP only: the connection closed; the shell is asked to dial again at `next_attempt`.
+    Reconnecting {
+        next_attempt: Instant,
+        backoff: Duration,
+    },
     LoggingOut,
     Closed,
 }
@@ -244,6 +265,10 @@ pub struct ClientSession<R> {
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
     stats: ClientStats,
+    /// When the TCP connection was lost, until logged in again (the reconnect budget's start).
+    lost_at: Option<Instant>,
+    /// The shell should dial the server again ([`ClientSession::poll_connect`]).
+    connect_wanted: bool,
 }
 
 impl<R: RngCore> ClientSession<R> {
@@ -264,6 +289,8 @@ impl<R: RngCore> ClientSession<R> {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: ClientStats::default(),
+            lost_at: None,
+            connect_wanted: false,
         };
         session.send_login(now);
         session
@@ -310,19 +337,49 @@ impl<R: RngCore> ClientSession<R> {
                 self.send_keepalive(now);
             }
         }
+        if let State::Reconnecting {
+            next_attempt,
+            backoff,
+        } = self.state
+        {
+            if now >= next_attempt {
+                self.attempt_reconnect(now, backoff);
+            }
+        }
         self.answers.retain(|_, answer| answer.expires > now);
         let pending = &self.pending;
         self.auth_tries.retain(|tid, _| pending.contains_key(tid));
     }
 
-    /// The shell lost the connection (TCP closed or reset). Closes the session.
-    pub fn handle_disconnect(&mut self, _now: Instant) {
+    /// The shell lost the connection (TCP closed or reset). A TCP session that had logged in
+    /// starts dialling again ([`ClientEvent::ConnectionLost`]); otherwise the session closes.
+    pub fn handle_disconnect(&mut self, now: Instant) {
         match self.state {
-            State::Closed => {}
+            State::Closed | State::Reconnecting { .. } => {}
             State::LoggingOut => self.close(ClientEvent::LoggedOut),
+            State::LoggedIn { .. } | State::LoggingIn { relogin: true }
+                if self.config.transport == Transport::Tcp =>
+            {
+                self.start_reconnect(now)
+            }
             _ => self.close(ClientEvent::ServerUnreachable {
                 lost: Lost::Connection,
             }),
+        }
+    }
+
+    /// True once each time the shell should dial the server again (TCP, after
+    /// [`ClientEvent::ConnectionLost`]); it answers with [`ClientSession::handle_connected`] on
+    /// success and nothing on failure (the next attempt is already scheduled).
+    pub fn poll_connect(&mut self) -> bool {
+        std::mem::take(&mut self.connect_wanted)
+    }
+
+    /// The shell has a new connection to the server: log in again over it.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if let State::Reconnecting { .. } = self.state {
+            self.state = State::LoggingIn { relogin: true };
+            self.send_login(now);
         }
     }
 
@@ -359,6 +416,10 @@ impl<R: RngCore> ClientSession<R> {
         if matches!(self.state, State::LoggingOut | State::Closed) {
             return;
         }
+        if let State::Reconnecting { .. } = self.state {
+            // No connection to say goodbye on; the server freed the session when it closed.
+            return self.close(ClientEvent::LoggedOut);
+        }
         self.forget_pending(|pending| matches!(pending, Pending::Login | Pending::Keepalive));
         self.state = State::LoggingOut;
         let budget = self.config.login_timeout.min(LOGOUT_TIMEOUT);
@@ -379,6 +440,7 @@ impl<R: RngCore> ClientSession<R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = match self.state {
             State::LoggedIn { next_keepalive } => Some(next_keepalive),
+            State::Reconnecting { next_attempt, .. } => Some(next_attempt),
             _ => None,
         };
         [self.transactions.next_deadline(), keepalive]
@@ -634,6 +696,7 @@ impl<R: RngCore> ClientSession<R> {
             return;
         };
         self.udp_expiry = udp_expiry;
+        self.lost_at = None;
         self.note_observed(observed);
         self.state = State::LoggedIn {
             next_keepalive: now + self.keepalive_interval(),
@@ -649,6 +712,48 @@ impl<R: RngCore> ClientSession<R> {
                 udp_expiry,
             }
         });
+    }
+
+    /// Forgets what was in flight on the dead connection (calls fail now rather than after
+    /// the stream timeout) and asks for the first dial at once.
+    fn start_reconnect(&mut self, now: Instant) {
+        self.forget_pending(|pending| matches!(pending, Pending::Login | Pending::Keepalive));
+        let calls: Vec<(TransactionId, Pending)> = self.pending.drain().collect();
+        for (tid, pending) in calls {
+            self.transactions.finish(&tid);
+            if let Pending::Call { callee, call_id } = pending {
+                self.events.push_back(ClientEvent::CallFailed {
+                    callee,
+                    call_id,
+                    code: None,
+                    reason: "the connection to the server closed".into(),
+                });
+            }
+        }
+        if self.lost_at.is_none() {
+            self.lost_at = Some(now);
+            self.events.push_back(ClientEvent::ConnectionLost);
+        }
+        self.state = State::Reconnecting {
+            next_attempt: now,
+            backoff: RECONNECT_FIRST,
+        };
+    }
+
+    /// A dial is due: ask the shell for it and schedule the next one with doubled backoff, up
+    /// to the keepalive interval; past [`RECONNECT_BUDGET`] the server counts as unreachable.
+    fn attempt_reconnect(&mut self, now: Instant, backoff: Duration) {
+        let lost_at = self.lost_at.unwrap_or(now);
+        if now.duration_since(lost_at) >= RECONNECT_BUDGET {
+            return self.close(ClientEvent::ServerUnreachable {
+                lost: Lost::Connection,
+            });
+        }
+        self.connect_wanted = true;
+        self.state = State::Reconnecting {
+            next_attempt: now + backoff,
+            backoff: (backoff * 2).min(self.keepalive_interval()),
+        };
     }
 
     fn relogin(&mut self, now: Instant) {

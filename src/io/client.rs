@@ -19,6 +19,10 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// How long a TCP connect may take before the server counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one redial of a server that went away may block the session's loop; the session's
+/// backoff spaces the attempts.
+const REDIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a write to a stalled TCP connection may block; the session's own timeouts are longer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,7 +40,25 @@ pub enum Link {
         refused: bool,
     },
     /// A TCP stream and the bytes of a frame not yet complete.
-    Tcp { stream: TcpStream, buffer: Vec<u8> },
+    Tcp {
+        stream: TcpStream,
+        buffer: Vec<u8>,
+        /// Where it was dialled, to dial again after the server went away.
+        server: SocketAddr,
+        /// The stream broke (a write hit a reset, or the close was reported): reads and writes
+        /// on it are skipped until it is replaced.
+        broken: Broken,
+    },
+}
+
+/// How far a TCP stream's breakage has been handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    No,
+    /// A write failed; the next read reports the close.
+    Unreported,
+    /// The session has been told; waits only sleep.
+    Reported,
 }
 
 /// What one wait for input brought.
@@ -63,16 +85,40 @@ impl Link {
                     refused: false,
                 })
             }
-            Transport::Tcp => {
-                let stream = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT)?;
-                // Small request/response messages: do not wait to coalesce them.
-                stream.set_nodelay(true)?;
-                stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                Ok(Link::Tcp {
-                    stream,
-                    buffer: Vec::new(),
-                })
+            Transport::Tcp => Self::dial(server, CONNECT_TIMEOUT),
+        }
+    }
+
+    fn dial(server: SocketAddr, timeout: Duration) -> io::Result<Link> {
+        let stream = TcpStream::connect_timeout(&server, timeout)?;
+        // Small request/response messages: do not wait to coalesce them.
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        Ok(Link::Tcp {
+            stream,
+            buffer: Vec::new(),
+            server,
+            broken: Broken::No,
+        })
+    }
+
+    /// Dials the server again when the session asks for it (a TCP session whose connection
+    /// closed); true when a new connection replaced the old one and the session was told. A
+    /// failed dial is not an error: the session has the next attempt scheduled.
+    fn redial_if_asked<R: RngCore>(&mut self, session: &mut ClientSession<R>) -> bool {
+        let Link::Tcp { server, .. } = self else {
+            return false;
+        };
+        if !session.poll_connect() {
+            return false;
+        }
+        match Self::dial(*server, REDIAL_TIMEOUT) {
+            Ok(link) => {
+                *self = link;
+                session.handle_connected(Instant::now());
+                true
             }
+            Err(_) => false,
         }
     }
 
@@ -117,22 +163,45 @@ impl Link {
                 }
                 other => other.map(drop),
             },
-            Link::Tcp { stream, .. } => stream.write_all(bytes),
+            Link::Tcp { broken, .. } if *broken != Broken::No => Ok(()),
+            Link::Tcp { stream, broken, .. } => match stream.write_all(bytes) {
+                // The server went away: the next read tells the session, which dials again.
+                Err(err) if is_reset(&err) => {
+                    *broken = Broken::Unreported;
+                    Ok(())
+                }
+                other => other,
+            },
         }
     }
 
     /// Waits up to `wait` for input and hands every whole message to `deliver`.
     fn receive(&mut self, wait: Duration, deliver: &mut dyn FnMut(&[u8])) -> io::Result<Received> {
         // A zero read timeout means "block forever" to the OS, so wait at least 1 ms.
-        let wait = Some(wait.max(Duration::from_millis(1)));
+        let wait = wait.max(Duration::from_millis(1));
+        if let Link::Tcp { broken, .. } = self {
+            match *broken {
+                Broken::No => {}
+                Broken::Unreported => {
+                    *broken = Broken::Reported;
+                    return Ok(Received::Closed);
+                }
+                Broken::Reported => {
+                    // A dead stream reads EOF at once: sleep instead of spinning until the
+                    // session's next redial.
+                    std::thread::sleep(wait);
+                    return Ok(Received::Nothing);
+                }
+            }
+        }
         let mut chunk = [0u8; MAX_FRAME];
         let result = match self {
             Link::Udp { socket, .. } => {
-                socket.set_read_timeout(wait)?;
+                socket.set_read_timeout(Some(wait))?;
                 socket.recv(&mut chunk)
             }
             Link::Tcp { stream, .. } => {
-                stream.set_read_timeout(wait)?;
+                stream.set_read_timeout(Some(wait))?;
                 stream.read(&mut chunk)
             }
         };
@@ -141,7 +210,10 @@ impl Link {
                 deliver(&chunk[..len]);
                 Ok(Received::Data)
             }
-            (Ok(0), Link::Tcp { .. }) => Ok(Received::Closed),
+            (Ok(0), Link::Tcp { broken, .. }) => {
+                *broken = Broken::Reported;
+                Ok(Received::Closed)
+            }
             (Ok(len), Link::Tcp { buffer, .. }) => {
                 buffer.extend_from_slice(&chunk[..len]);
                 split_frames(buffer, deliver)?;
@@ -153,18 +225,24 @@ impl Link {
                 *refused = true;
                 Ok(Received::Nothing)
             }
-            (Err(err), Link::Tcp { .. })
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
+            (Err(err), Link::Tcp { broken, .. }) if is_reset(&err) => {
+                *broken = Broken::Reported;
                 Ok(Received::Closed)
             }
             (Err(err), _) if is_wake_up(&err) => Ok(Received::Nothing),
             (Err(err), _) => Err(err),
         }
     }
+}
+
+/// The peer reset or closed the stream under us.
+fn is_reset(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Timeouts and signals end a wait without being errors.
@@ -224,6 +302,9 @@ pub fn run<R: RngCore>(
         drain(link, session, &mut on_event)?;
         if session.is_closed() {
             return Ok(());
+        }
+        if link.redial_if_asked(session) {
+            continue;
         }
         let now = Instant::now();
         if !stopping && stop.reached(now) {
@@ -285,6 +366,9 @@ pub fn drive<R: RngCore>(
         }
         if session.is_closed() {
             return Ok(Driven::Closed);
+        }
+        if link.redial_if_asked(session) {
+            continue;
         }
         let now = Instant::now();
         if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {

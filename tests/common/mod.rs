@@ -126,6 +126,7 @@ impl ServerProcess {
         lines
     }
 
+    /// The server's process ID (to read its /proc entries).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

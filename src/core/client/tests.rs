@@ -500,7 +500,8 @@ fn logout_waits_for_the_answer_or_its_timeout() {
 
 #[test]
 fn closing_fails_calls_in_flight() {
-    let (mut session, now) = logged_in(Transport::Tcp);
+    // Over UDP a disconnect (the shell found the socket unusable) ends the session.
+    let (mut session, now) = logged_in(Transport::Udp);
     let call_id = session.call(now, "bob", &NatFacts::default());
     session.handle_disconnect(now);
     assert_eq!(
@@ -518,6 +519,121 @@ fn closing_fails_calls_in_flight() {
         ]
     );
     assert_eq!(session.poll_timeout(), None);
+}
+
+/// Runs timers up to `until` and collects the dials the session asks for.
+fn dials_until(session: &mut ClientSession<StdRng>, until: Instant) -> Vec<Instant> {
+    let mut dials = Vec::new();
+    while let Some(at) = session.poll_timeout().filter(|at| *at <= until) {
+        session.handle_timeout(at);
+        if session.poll_connect() {
+            dials.push(at);
+        }
+    }
+    dials
+}
+
+#[test]
+fn a_closed_tcp_connection_is_dialled_again_with_backoff_and_logged_in_again() {
+    let (mut session, now) = logged_in(Transport::Tcp);
+    let call_id = session.call(now, "bob", &NatFacts::default());
+    sent(&mut session);
+    session.handle_disconnect(now);
+    assert_eq!(
+        events(&mut session),
+        [
+            ClientEvent::CallFailed {
+                callee: "bob".into(),
+                call_id,
+                code: None,
+                reason: "the connection to the server closed".into(),
+            },
+            ClientEvent::ConnectionLost,
+        ]
+    );
+    assert!(!session.is_closed());
+    // Refused dials (the server is still down): 0, 0.1, 0.3, 0.7, 1.5 s, ... the waits double
+    // up to the keepalive interval (15 s here, so not reached within 2 s).
+    let dials = dials_until(&mut session, now + Duration::from_secs(2));
+    let offsets: Vec<u128> = dials.iter().map(|at| (*at - now).as_millis()).collect();
+    assert_eq!(offsets, [0, 100, 300, 700, 1500]);
+    assert!(
+        sent(&mut session).is_empty(),
+        "nothing is sent while dialling"
+    );
+    // The server is back: the next dial succeeds and the session logs in again.
+    let later = now + Duration::from_millis(3100);
+    assert_eq!(dials_until(&mut session, later).len(), 1);
+    session.handle_connected(later);
+    let login = one_request(&mut session, natlens::LOGIN);
+    session.handle_input(later, &mapped(&login, ALICE_PUBLIC, None));
+    assert_eq!(
+        events(&mut session),
+        [ClientEvent::Relogin {
+            observed: addr(ALICE_PUBLIC),
+            udp_expiry: None
+        }]
+    );
+    assert!(session.is_logged_in());
+    // A second loss starts a fresh budget.
+    session.handle_disconnect(later);
+    assert_eq!(events(&mut session), [ClientEvent::ConnectionLost]);
+}
+
+#[test]
+fn tcp_redials_are_capped_at_the_keepalive_interval_and_give_up_after_the_budget() {
+    let now = Instant::now();
+    let config = ClientConfig::new("alice", Transport::Tcp, Duration::from_millis(500));
+    let mut session = ClientSession::new(config, now, StdRng::seed_from_u64(7));
+    let login = one_request(&mut session, natlens::LOGIN);
+    session.handle_input(now, &mapped(&login, ALICE_PUBLIC, None));
+    events(&mut session);
+    session.handle_disconnect(now);
+    let dials = dials_until(
+        &mut session,
+        now + RECONNECT_BUDGET + Duration::from_secs(1),
+    );
+    let gaps: Vec<u128> = dials
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(gaps[..4], [100, 200, 400, 500]);
+    assert!(gaps.iter().all(|gap| *gap <= 500), "{gaps:?}");
+    assert!(*dials.last().unwrap() < now + RECONNECT_BUDGET);
+    assert_eq!(
+        events(&mut session),
+        [
+            ClientEvent::ConnectionLost,
+            ClientEvent::ServerUnreachable {
+                lost: Lost::Connection
+            }
+        ]
+    );
+    assert!(session.is_closed());
+}
+
+#[test]
+fn a_tcp_connection_closed_at_the_first_login_is_not_dialled_again() {
+    let (mut session, now) = start(Transport::Tcp);
+    session.handle_disconnect(now);
+    assert_eq!(
+        events(&mut session),
+        [ClientEvent::ServerUnreachable {
+            lost: Lost::Connection
+        }]
+    );
+    assert!(!session.poll_connect());
+}
+
+#[test]
+fn logging_out_while_dialling_ends_at_once() {
+    let (mut session, now) = logged_in(Transport::Tcp);
+    session.handle_disconnect(now);
+    events(&mut session);
+    session.logout(now);
+    assert!(sent(&mut session).is_empty());
+    assert_eq!(events(&mut session), [ClientEvent::LoggedOut]);
+    assert!(session.is_closed());
 }
 
 #[test]

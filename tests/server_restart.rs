@@ -1,0 +1,225 @@
+//! A server restart under logged-in clients, on loopback with real processes: `natlens login`
+//! over UDP and TCP and `natlens listen` with a UDP and a TCP session are logged in with
+//! `--keepalive 1s`; the server is SIGKILLed and started again on the same port. Each client
+//! must log in again by itself (UDP: its next keepalive earns 437; TCP: the connection closes and
+//! it dials again with backoff) within two keepalive intervals of the kill (the restart's own
+//! time included), and must then be callable.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use serde_json::Value;
+
+const KEEPALIVE: Duration = Duration::from_secs(1);
+
+fn natlens(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+/// A client process whose NDJSON events (stdout for `login`, stderr for `listen`) are read as
+/// they come, each with the moment it was read.
+struct Client {
+    name: String,
+    child: Child,
+    events: Receiver<(Instant, Value)>,
+    seen: Vec<Value>,
+}
+
+impl Client {
+    fn start(name: &str, mut command: Command) -> Client {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning natlens");
+        let (tx, events) = mpsc::channel();
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for pipe in pipes {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                        let _ = tx.send((Instant::now(), value));
+                    }
+                }
+            });
+        }
+        Client {
+            name: name.to_owned(),
+            child,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for an event named `event`; when it was read.
+    fn wait_for(&mut self, event: &str, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let (at, value) = self.events.recv_timeout(left).ok()?;
+            let found = value["event"] == event;
+            self.seen.push(value);
+            if found {
+                return Some(at);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn login(server: SocketAddr, id: &str, transport: &str) -> Client {
+    let keepalive = format!("{}ms", KEEPALIVE.as_millis());
+    let command = natlens(&[
+        "login",
+        "--server",
+        &server.to_string(),
+        "--id",
+        id,
+        "--transport",
+        transport,
+        "--keepalive",
+        &keepalive,
+        "--json",
+    ]);
+    Client::start(&format!("login {id} over {transport}"), command)
+}
+
+fn listen(server: SocketAddr, id: &str, transport: &str) -> Client {
+    let keepalive = format!("{}ms", KEEPALIVE.as_millis());
+    let command = natlens(&[
+        "listen",
+        "--server",
+        &server.to_string(),
+        "--id",
+        id,
+        "--login-transport",
+        transport,
+        "--keepalive",
+        &keepalive,
+        "--no-data",
+        "--json",
+    ]);
+    Client::start(&format!("listen {id} over {transport}"), command)
+}
+
+/// `natlens call ID --no-punch`: Ok when the callee answered with its facts.
+fn call(server: SocketAddr, me: &str, callee: &str) -> Result<(), String> {
+    let output = natlens(&[
+        "call",
+        callee,
+        "--server",
+        &server.to_string(),
+        "--id",
+        me,
+        "--no-punch",
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .output()
+    .expect("running natlens call");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    if output.status.success() && report["callee"] == callee {
+        Ok(())
+    } else {
+        Err(format!(
+            "call {callee}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+#[test]
+fn logged_in_clients_log_in_again_after_a_server_restart_and_are_callable() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let addr = server.addr();
+    let mut clients = vec![
+        (login(addr, "lu", "udp"), "lu"),
+        (login(addr, "lt", "tcp"), "lt"),
+        (listen(addr, "su", "udp"), "su"),
+        (listen(addr, "st", "tcp"), "st"),
+    ];
+    for (client, _) in &mut clients {
+        let ready = if client.name.starts_with("listen") {
+            "waiting"
+        } else {
+            "logged_in"
+        };
+        assert!(
+            client.wait_for(ready, Duration::from_secs(15)).is_some(),
+            "{} never got ready: {:?}",
+            client.name,
+            client.seen
+        );
+    }
+    // Let a keepalive or two pass, so the restart lands at an arbitrary point of the interval.
+    std::thread::sleep(KEEPALIVE * 3 / 2);
+
+    // SIGKILL (Child::kill) and start again on the same port, UDP and TCP.
+    let killed = Instant::now();
+    drop(server);
+    let server = ServerProcess::start(&["--listen", &addr.to_string()]);
+    let up = Instant::now();
+    assert_eq!(server.addr(), addr);
+
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for (client, id) in &mut clients {
+        let relogin = client.wait_for("relogin", KEEPALIVE * 4);
+        match relogin {
+            Some(at) => {
+                let after_kill = at.duration_since(killed);
+                // `up` is late by the harness's wait for more listening lines: informative only.
+                let after_up = at.saturating_duration_since(up);
+                lines.push(format!(
+                    "  {:<18} logged in again {:>4} ms after the kill, {:>4} ms after the new \
+                     server was up",
+                    client.name,
+                    after_kill.as_millis(),
+                    after_up.as_millis()
+                ));
+                if after_kill > KEEPALIVE * 2 {
+                    failures.push(format!("{}: took {after_kill:?}", client.name));
+                }
+            }
+            None => failures.push(format!("{}: no relogin: {:?}", client.name, client.seen)),
+        }
+        if let Err(why) = call(addr, &format!("caller-{id}"), id) {
+            failures.push(format!("{}: not callable: {why}", client.name));
+        }
+    }
+    eprintln!(
+        "server SIGKILLed and restarted on {addr} ({:?} from kill to listening), keepalive \
+         {KEEPALIVE:?}:",
+        up - killed
+    );
+    for line in &lines {
+        eprintln!("{line}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every client is held by the new server: four logins, plus the callers' own sessions.
+    assert!(
+        server.log_lines("login").len() >= 4,
+        "{:?}",
+        server.log_lines("")
+    );
+}
