@@ -281,6 +281,40 @@ pub fn discovery_probe(transport: Transport, primary: SocketAddr) -> Probe {
     }
 }
 
+/// When a TCP discovery opens another connection while no earlier one has answered (and none
+/// finished its handshake in under [`TCP_SYN_RTO`]), from the discovery's start. A lost SYN or
+/// SYN-ACK (19% of handshakes at 10% loss each way) costs the kernel's 1 s SYN retransmission,
+/// and after a retransmitted handshake Linux starts the data with a 3 s RTO (RFC 6298 section
+/// 5.7), so one more lost request or answer used to land past the discovery wait. A hedge half
+/// a second in starts a fresh handshake with the short data RTO; the second covers a hedge
+/// that was unlucky too. Each hedge sent costs one port on a sequential NAT, but before the
+/// allocation samples, which are a burst of their own and measure the step from each other.
+pub const TCP_DISCOVERY_HEDGES: [Duration; 2] =
+    [Duration::from_millis(500), Duration::from_millis(1500)];
+
+/// The connections of a TCP discovery: `probe` first, then one per [`TCP_DISCOVERY_HEDGES`]
+/// that starts at least one [`TCP_SYN_RTO`] before the probe is given up (a later one could not
+/// get through a lost SYN in time either). Every one gives up when `probe` does; the shell
+/// skips a hedge once an earlier connection answered or shook hands quickly.
+pub fn tcp_discovery_connections(probe: &Probe) -> Vec<Probe> {
+    let gives_up = probe.gives_up_at();
+    let mut connections = vec![*probe];
+    for hedge in TCP_DISCOVERY_HEDGES {
+        let at = probe.at + hedge;
+        if at + TCP_SYN_RTO > gives_up {
+            break;
+        }
+        connections.push(Probe {
+            at,
+            attempts: 1,
+            interval: gives_up - at,
+            wait: gives_up - at,
+            ..*probe
+        });
+    }
+    connections
+}
+
 /// Everything after discovery (see the module doc for the order and why).
 pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discovery) -> Plan {
     let rtt = discovery.rtt;
@@ -646,5 +680,30 @@ mod tests {
                 [[Duration::ZERO; 4], [burst_pause(Some(MS(80))); 4]].concat()
             );
         }
+    }
+
+    #[test]
+    fn tcp_discovery_hedges_start_early_enough_and_give_up_with_the_discovery() {
+        let server: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let probe = Probe {
+            attempts: 1,
+            interval: Duration::from_secs(3),
+            wait: Duration::from_secs(3),
+            ..discovery_probe(Transport::Tcp, server)
+        };
+        let connections = tcp_discovery_connections(&probe);
+        assert_eq!(connections.len(), 1 + TCP_DISCOVERY_HEDGES.len());
+        for (c, hedge) in connections[1..].iter().zip(TCP_DISCOVERY_HEDGES) {
+            assert_eq!(c.at, hedge);
+            assert_eq!(c.gives_up_at(), probe.gives_up_at());
+            assert!(c.fresh && c.socket == Socket::Mapping && c.to == server);
+        }
+        // A short wait leaves no room for a hedge to outlive a lost SYN.
+        let short = Probe {
+            interval: Duration::from_millis(1200),
+            wait: Duration::from_millis(1200),
+            ..probe
+        };
+        assert_eq!(tcp_discovery_connections(&short).len(), 1);
     }
 }

@@ -184,7 +184,7 @@ fn run_steps(
         })
     };
     let discovery = discovery_probe(transport, options.server, options.discovery_timeout);
-    let first = shell.run(&[discovery], gate, &mut |done| report(done, 1))?;
+    let first = shell.discover(discovery, gate, &mut |done| report(done, 1))?;
     let mut fingerprint = Fingerprint {
         transport,
         observations: first.observations,
@@ -228,6 +228,16 @@ trait Shell {
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran>;
+
+    /// The discovery step: one probe, one observation. TCP hedges it with more connections.
+    fn discover(
+        &mut self,
+        probe: Probe,
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        self.run(&[probe], gate, done)
+    }
 }
 
 /// True for a unicast address with a port, of the server's family: the only kind of
