@@ -62,6 +62,13 @@ pub const TCP_SYN_RTO: Duration = Duration::from_secs(1);
 /// retransmission of its request or answer, which a lost SYN makes late.
 pub const TCP_DATA_RTO: Duration = Duration::from_millis(200);
 
+/// Linux's data RTO after a handshake that needed a SYN retransmission (RFC 6298 section 5.7:
+/// no valid RTT sample, so the RTO falls back to 3 s). A TCP mapping test whose SYN and then
+/// request or answer were lost is answered only this long after its late handshake; the
+/// mapping verdict needs every one of them (at 10% loss per link one went unanswered in one
+/// `natlens nat` run of five, tests/lab_faults.rs), so mapping tests wait it out.
+pub const TCP_DATA_RTO_AFTER_SYN_LOSS: Duration = Duration::from_secs(3);
+
 /// Time between the attempts of a probe whose silence is the verdict (filtering, hairpinning).
 /// Not an RTT apart: the run waits out the last attempt anyway, so attempts spread over RTTs
 /// would only stretch it; a few milliseconds apart, one short burst of loss does not take all
@@ -186,6 +193,7 @@ impl Probe {
             local,
             to: self.to,
             sent_at,
+            handshake: None,
             answer: None,
         }
     }
@@ -351,10 +359,19 @@ fn mapping_probes(
     [Target::AltPort, Target::AltIp, Target::AltBoth]
         .into_iter()
         .filter_map(|target| {
+            let probe = lossy(transport, rtt, Duration::ZERO);
+            // Over TCP: one connect, and the kernel's slow retransmission after a lost SYN
+            // (see TCP_DATA_RTO_AFTER_SYN_LOSS). Only a lossy run waits this long.
+            let wait = match transport {
+                Transport::Udp => probe.wait,
+                Transport::Tcp => probe.wait - TCP_DATA_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS,
+            };
             Some(Probe {
                 target,
                 to: target.resolve(primary, other)?,
-                ..lossy(transport, rtt, Duration::ZERO)
+                interval: wait,
+                wait,
+                ..probe
             })
         })
         .collect()
@@ -524,16 +541,18 @@ mod tests {
             Case {
                 // TCP: no CHANGE-REQUEST; one connect per probe. A lossy probe waits out the
                 // handshake, its answer, one SYN RTO and one data RTO (2 × 50 + 50 + 1000 +
-                // 200 ms); the hairpin probe, which never crosses the WAN, only the first two
-                // (150 ms). The second burst goes at 70 ms, as over UDP.
+                // 200 ms); a mapping test, which the verdict needs, the 3 s data RTO after a
+                // lost SYN instead of 200 ms (4150 ms); the hairpin probe, which never crosses
+                // the WAN, only the first two (150 ms). The second burst goes at 70 ms, as over
+                // UDP.
                 name: "tcp full mode",
                 transport: Transport::Tcp,
                 discovery: discovery(true, true, Some(50)),
                 samples: 5,
                 want: vec![
-                    (Mapping, false, AltPort, NO, 0, 1, 1350, 1350),
-                    (Mapping, false, AltIp, NO, 0, 1, 1350, 1350),
-                    (Mapping, false, AltBoth, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltPort, NO, 0, 1, 4150, 4150),
+                    (Mapping, false, AltIp, NO, 0, 1, 4150, 4150),
+                    (Mapping, false, AltBoth, NO, 0, 1, 4150, 4150),
                     (Hairpin, true, OwnPublic, NO, 0, 1, 150, 150),
                     (Sample(0), true, Primary, NO, 0, 1, 1350, 1350),
                     (Sample(1), true, Primary, NO, 0, 1, 1350, 1350),
@@ -541,7 +560,7 @@ mod tests {
                     (Sample(3), true, Primary, NO, 70, 1, 1350, 1420),
                     (Sample(4), true, Primary, NO, 70, 1, 1350, 1420),
                 ],
-                deadline_ms: 1420,
+                deadline_ms: 4150,
             },
             Case {
                 // Discovery unanswered: no public address, no RTT; samples clamp to 2.
@@ -705,5 +724,18 @@ mod tests {
             ..probe
         };
         assert_eq!(tcp_discovery_connections(&short).len(), 1);
+    }
+
+    #[test]
+    fn tcp_mapping_tests_outlive_the_slow_data_rto_after_a_lost_syn() {
+        let primary: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let other: SocketAddr = "192.0.2.2:3479".parse().unwrap();
+        let rtt = Some(Duration::from_millis(50));
+        for probe in mapping_probes(Transport::Tcp, rtt, primary, other) {
+            assert!(probe.wait > TCP_SYN_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS + 2 * rtt.unwrap());
+        }
+        for probe in mapping_probes(Transport::Udp, rtt, primary, other) {
+            assert_eq!(probe.wait, loss_wait(Transport::Udp, rtt));
+        }
     }
 }

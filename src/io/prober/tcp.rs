@@ -287,8 +287,9 @@ impl Step<'_> {
             }
         }
         let now = Instant::now();
-        self.quick_handshake[i] = self.connect_started[i]
-            .is_some_and(|started| now.saturating_duration_since(started) < TCP_SYN_RTO);
+        let took = self.connect_started[i].map(|started| now.saturating_duration_since(started));
+        self.observations[i].handshake = took;
+        self.quick_handshake[i] = took.is_some_and(|took| took < TCP_SYN_RTO);
         if !self.schedule.is_open(i, now) {
             return Conn::Done(Some(stream));
         }
