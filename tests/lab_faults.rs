@@ -6,9 +6,9 @@
 //!   LAN host): a lossless or undelayed "faulty" lab would make every later assertion vacuous.
 //! - `natlens nat` must still report every NAT mode as configured (UDP and TCP), several times.
 //! - `natlens listen` / `natlens call` must still connect with the data intact over UDP, for
-//!   cone x full-cone and seq:1 x seq:2. Over TCP the same is measured by an ignored test (a
-//!   known gap: see `tcp_punches_under_loss_and_delay`). A TCP fingerprint whose discovery got
-//!   no answer at all is counted apart (no verdict); a wrong TCP verdict fails.
+//!   cone x full-cone and seq:1 x seq:2, over UDP and (`tcp_punches_under_loss_and_delay`)
+//!   over TCP. A TCP fingerprint whose discovery got no answer at all is counted apart (no
+//!   verdict); a wrong TCP verdict fails.
 //! - When one end is SIGKILLed as the punch starts (both ends have the other's facts and printed
 //!   their `plan` line; 25 ms delay, no loss), the survivor must report `result: failed` with
 //!   a reason within its punch timeout plus a margin; caller dies and callee dies, UDP and TCP.

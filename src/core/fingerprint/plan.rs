@@ -730,9 +730,10 @@ mod tests {
     fn tcp_mapping_tests_outlive_the_slow_data_rto_after_a_lost_syn() {
         let primary: SocketAddr = "192.0.2.1:3478".parse().unwrap();
         let other: SocketAddr = "192.0.2.2:3479".parse().unwrap();
-        let rtt = Some(Duration::from_millis(50));
+        let round_trip = Duration::from_millis(50);
+        let rtt = Some(round_trip);
         for probe in mapping_probes(Transport::Tcp, rtt, primary, other) {
-            assert!(probe.wait > TCP_SYN_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS + 2 * rtt.unwrap());
+            assert!(probe.wait > TCP_SYN_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS + 2 * round_trip);
         }
         for probe in mapping_probes(Transport::Udp, rtt, primary, other) {
             assert_eq!(probe.wait, loss_wait(Transport::Udp, rtt));

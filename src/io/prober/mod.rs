@@ -93,8 +93,9 @@ impl Fingerprint {
 
 /// The discovery probe, retransmitted at the plan's interval until `timeout` has passed: the
 /// core's two attempts suit a plan whose server is known to answer, while deciding that no
-/// server is there deserves the user's whole patience. TCP makes one connection that may wait
-/// the whole time, since the kernel retransmits its SYN.
+/// server is there deserves the user's whole patience. Over TCP this is one connection that
+/// may wait the whole time (the kernel retransmits its SYN); the TCP shell hedges it with fresh
+/// connections while it stays silent (`plan::tcp_discovery_connections`).
 pub fn discovery_probe(transport: Transport, server: SocketAddr, timeout: Duration) -> Probe {
     let probe = plan::discovery_probe(transport, server);
     match transport {
