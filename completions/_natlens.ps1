@@ -63,12 +63,8 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'The ID to log in as')
-<<<<<<< HEAD
-            [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it)')
-            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
-=======
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)')
->>>>>>> faults
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Transport for the session with the server')
             [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Transport for the session with the server')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Log out and exit after this long (default: hold the session until interrupted)')
@@ -84,12 +80,8 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'The ID to log in as')
-<<<<<<< HEAD
-            [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it)')
-            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
-=======
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)')
->>>>>>> faults
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
             [CompletionResult]::new('--login-transport', '--login-transport', [CompletionResultType]::ParameterName, 'Transport for the session with the location server (the punch itself goes over --transport)')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)')
             [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)')
@@ -114,12 +106,8 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Location server to log in to')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'The ID to log in as')
-<<<<<<< HEAD
-            [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it)')
-            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
-=======
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)')
->>>>>>> faults
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3')
             [CompletionResult]::new('--login-transport', '--login-transport', [CompletionResultType]::ParameterName, 'Transport for the session with the location server (the punch itself goes over --transport)')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)')
             [CompletionResult]::new('--transport', '--transport', [CompletionResultType]::ParameterName, 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)')

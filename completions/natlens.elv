@@ -58,12 +58,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand -s 'Location server to log in to'
             cand --server 'Location server to log in to'
             cand --id 'The ID to log in as'
-<<<<<<< HEAD
-            cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
-=======
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
->>>>>>> faults
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
             cand -t 'Transport for the session with the server'
             cand --transport 'Transport for the session with the server'
             cand --duration 'Log out and exit after this long (default: hold the session until interrupted)'
@@ -78,12 +74,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand -s 'Location server to log in to'
             cand --server 'Location server to log in to'
             cand --id 'The ID to log in as'
-<<<<<<< HEAD
-            cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
-=======
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
->>>>>>> faults
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
             cand --login-transport 'Transport for the session with the location server (the punch itself goes over --transport)'
             cand -t 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
             cand --transport 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
@@ -107,12 +99,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand -s 'Location server to log in to'
             cand --server 'Location server to log in to'
             cand --id 'The ID to log in as'
-<<<<<<< HEAD
-            cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
-=======
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
->>>>>>> faults
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
             cand --login-transport 'Transport for the session with the location server (the punch itself goes over --transport)'
             cand -t 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
             cand --transport 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'

@@ -54,12 +54,8 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as' -r
-<<<<<<< HEAD
-complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand login" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
-=======
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
->>>>>>> faults
+complete -c natlens -n "__fish_natlens_using_subcommand login" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s t -l transport -d 'Transport for the session with the server' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
@@ -69,12 +65,8 @@ complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d '
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l id -d 'The ID to log in as' -r
-<<<<<<< HEAD
-complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand listen" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
-=======
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
->>>>>>> faults
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
@@ -95,12 +87,8 @@ complete -c natlens -n "__fish_natlens_using_subcommand listen" -s h -l help -d 
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to' -r
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l id -d 'The ID to log in as' -r
-<<<<<<< HEAD
-complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand call" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
-=======
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l keepalive -d 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)' -r
->>>>>>> faults
+complete -c natlens -n "__fish_natlens_using_subcommand call" -l key-file -d 'File holding this ID\'s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3' -r -F
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l login-transport -d 'Transport for the session with the location server (the punch itself goes over --transport)' -r -f -a "udp\t'Datagrams; the session is kept alive (and the NAT mapping open) by keep-alives'
 tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s t -l transport -d 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)' -r -f -a "udp\t'UDP: fan-out from the planned sockets, nonce handshake, then the data exchange'
