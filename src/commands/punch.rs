@@ -611,7 +611,7 @@ fn punch(
     session: &mut Session,
 ) -> anyhow::Result<Punched> {
     if plan.transport == Transport::Tcp {
-        return punch_tcp(run, plan, meeting, &own, input);
+        return punch_tcp_pumping(run, plan, meeting, &own, input, link, session);
     }
     let sync_rounds = plan.sync_rounds(own.server_rtt());
     let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
@@ -663,6 +663,47 @@ fn punch(
 /// The TCP punch: the plan's far ports through [`punch_tcp::punch`], then the data over the
 /// stream. The location-server session waits meanwhile (the punch is over within its
 /// timeout, well inside the server's keepalive).
+/// The TCP punch on a thread while this one keeps driving the session link, as the UDP punch
+/// does: an ANSWER (or any request of the session) lost on its way to the server is then
+/// retransmitted instead of leaving the caller's CALL unanswered (seen under 10% loss,
+/// tests/lab_faults.rs).
+fn punch_tcp_pumping(
+    run: &Run<'_>,
+    plan: &PunchPlan,
+    meeting: &Meeting,
+    own: &OwnNat,
+    input: Option<Box<dyn Read + Send>>,
+    link: &mut Link,
+    session: &mut Session,
+) -> anyhow::Result<Punched> {
+    use crate::io::punch_udp::Background;
+    /// How often the session is looked at while the punch runs.
+    const PUMP_EVERY: Duration = Duration::from_millis(20);
+    link.set_nonblocking(true)?;
+    let mut pump = Pump {
+        link,
+        session,
+        events: Vec::new(),
+    };
+    let result = std::thread::scope(|scope| {
+        let punching = scope.spawn(|| punch_tcp(run, plan, meeting, own, input));
+        while !punching.is_finished() {
+            let now = Instant::now();
+            // A session hiccup must not end the punch; the session reports it afterwards.
+            let _ = pump.readable(now);
+            if pump.poll_timeout().is_some_and(|due| due <= now) {
+                let _ = pump.timeout(now);
+            }
+            std::thread::sleep(PUMP_EVERY);
+        }
+        punching
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the TCP punch panicked")))
+    });
+    pump.link.set_nonblocking(false)?;
+    result
+}
+
 fn punch_tcp(
     run: &Run<'_>,
     plan: &PunchPlan,
