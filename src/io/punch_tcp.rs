@@ -239,8 +239,8 @@ pub fn punch(
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
         if spec.delivers {
-            // All of it: every one of our SYNs may be the one that meets, and each is sent
-            // once.
+            // All of it: every one of our SYNs may be the one that meets; the same SYNs go
+            // again in rounds with backoff, in case the one that meets was lost.
             let wait = peer_fan_out_time(spec, spec.peer_fan_out)
                 .min(spec.deadline.saturating_duration_since(Instant::now()));
             sleep_unless_stopped(wait, stop);
@@ -249,6 +249,7 @@ pub fn punch(
                 &raw,
                 SocketAddr::new(local_ip, port),
                 punch_tcp_birthday::SPRAY_TTL,
+                true,
                 stop,
             )?;
             let punched = Punched {

@@ -212,7 +212,14 @@ pub fn spray(
         .map_err(|err| PunchError::Io(io::Error::other(format!("{err:#}"))))?;
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        spray_and_adopt(spec, &raw, SocketAddr::new(local_ip, port), SPRAY_TTL, stop)
+        spray_and_adopt(
+            spec,
+            &raw,
+            SocketAddr::new(local_ip, port),
+            SPRAY_TTL,
+            false,
+            stop,
+        )
     })();
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();
@@ -234,41 +241,74 @@ pub fn spray(
     })
 }
 
+/// Pause before the first resend round of a delivering spray; each later one doubles it. A
+/// lost SYN (or SYN-ACK) on the one 4-tuple where the two fan-outs meet otherwise ends the punch
+/// with "no TCP connection" (10% loss per WAN link loses 19% of them). A resent SYN is the
+/// same segment (ISN, TSval): a retransmission on a 4-tuple both NATs already hold, so it
+/// takes no new port on either.
+pub(crate) const RESEND_FIRST: Duration = Duration::from_millis(500);
+
+/// When resend round `round` (1 = the first resend) may start, counted from the end of the
+/// round before: [`RESEND_FIRST`], doubled each round (exponential backoff, capped at 8 s).
+pub(crate) fn resend_pause(round: u32) -> Duration {
+    RESEND_FIRST.saturating_mul(1 << round.saturating_sub(1).min(4))
+}
+
 /// Crafted SYNs with `ttl` from `local` to every far port in order, at the plan's rate, on a
 /// thread; the sniffer and adoption here. Returns the adopted stream and the SYNs sent. Also
-/// the delivering half of a fan-out between two symmetric NATs ([`crate::io::punch_tcp`]).
+/// the delivering half of a fan-out between two symmetric NATs ([`crate::io::punch_tcp`]),
+/// which (`resend`) sends the same SYNs again in rounds with backoff until one is adopted.
 pub(crate) fn spray_and_adopt(
     spec: &TcpPunch,
     raw: &RawTcp,
     local: SocketAddr,
     ttl: u8,
+    resend: bool,
     stop: Option<&AtomicBool>,
 ) -> Result<(TcpStream, u32), PunchError> {
     let done = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<CraftedSyn>();
     let interval = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
+    let over = || done.load(Ordering::Relaxed) || stopped(stop) || Instant::now() >= spec.deadline;
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
-            let start = Instant::now();
             let mut sent = 0u32;
-            for (i, &port) in spec.far_ports.iter().enumerate() {
-                if done.load(Ordering::Relaxed) || stopped(stop) || Instant::now() >= spec.deadline
-                {
-                    break;
+            let mut segments = Vec::with_capacity(spec.far_ports.len());
+            for round in 0u32.. {
+                if round > 0 {
+                    if !resend {
+                        break;
+                    }
+                    let until = Instant::now() + resend_pause(round);
+                    while Instant::now() < until && !over() {
+                        std::thread::sleep(POLL_SLICE.min(until - Instant::now()));
+                    }
                 }
-                let due = start + interval.saturating_mul(i as u32);
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                let (syn, crafted) =
-                    raw_tcp::craft_syn(local, SocketAddr::new(spec.peer_ip, port), ttl);
-                // Filed before it leaves: the answer can only follow.
-                if tx.send(crafted).is_err() {
-                    break;
-                }
-                if raw.send(&syn).is_ok() {
-                    sent += 1;
+                let start = Instant::now();
+                for (i, &port) in spec.far_ports.iter().enumerate() {
+                    if over() {
+                        return sent;
+                    }
+                    let due = start + interval.saturating_mul(i as u32);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let syn = if round == 0 {
+                        let (syn, crafted) =
+                            raw_tcp::craft_syn(local, SocketAddr::new(spec.peer_ip, port), ttl);
+                        // Filed before it leaves: the answer can only follow.
+                        if tx.send(crafted).is_err() {
+                            return sent;
+                        }
+                        segments.push(syn);
+                        syn
+                    } else {
+                        segments[i]
+                    };
+                    if raw.send(&syn).is_ok() {
+                        sent += 1;
+                    }
                 }
             }
             sent
@@ -344,5 +384,18 @@ fn adopt_first(
             }
             return Ok(adopt::adopt(raw, local, &segment, syn)?);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivering_resends_back_off_from_half_a_second() {
+        assert_eq!(resend_pause(1), RESEND_FIRST);
+        assert_eq!(resend_pause(2), 2 * RESEND_FIRST);
+        assert_eq!(resend_pause(3), 4 * RESEND_FIRST);
+        assert_eq!(resend_pause(40), 16 * RESEND_FIRST);
     }
 }

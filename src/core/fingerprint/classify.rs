@@ -279,6 +279,7 @@ mod tests {
             local: addr("192.168.1.10:5000"),
             to,
             sent_at: Instant::now(),
+            handshake: None,
             answer: None,
         }
     }

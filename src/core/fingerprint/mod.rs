@@ -31,7 +31,14 @@ pub use report::{Report, TransportReport, SCHEMA_VERSION};
 /// Turns one transport's observations into its report.
 pub fn analyse(observations: &[Observation], options: &PredictOptions) -> TransportReport {
     let samples = allocation::samples(observations);
-    let allocation = allocation::classify(&samples);
+    // Ports our other probes hold (discovery, mapping tests, a late TCP sample's own): a gap
+    // between samples that contains them is not another host's doing.
+    let own: Vec<u16> = observations
+        .iter()
+        .filter(|o| !o.socket.is_sample())
+        .filter_map(|o| o.public().map(|p| p.port()))
+        .collect();
+    let allocation = allocation::classify_among(&samples, &own);
     let prediction = predict::predict(&allocation, &samples, options);
     TransportReport {
         public_address: classify::public_address(observations),

@@ -146,6 +146,11 @@ pub struct Observation {
     /// First transmission; retransmissions reuse the transaction ID, so the RTT read from an
     /// answer to a retransmission is an overestimate, never an underestimate.
     pub sent_at: Instant,
+    /// TCP: how long the connection took to open (connect to connected); `None` over UDP or
+    /// when it never opened. A handshake far slower than its burst-mates' had a SYN or SYN-ACK
+    /// lost or delayed, and such a connection's mapping may come late (see
+    /// [`allocation::Sample::late`](super::allocation::Sample::late)).
+    pub handshake: Option<Duration>,
     pub answer: Option<Answer>,
 }
 
@@ -273,6 +278,7 @@ mod tests {
             local: addr("192.168.1.10:5000"),
             to: addr("192.0.2.1:3478"),
             sent_at: at,
+            handshake: None,
             answer: Some(answer),
         };
         assert_eq!(observation.public(), None);

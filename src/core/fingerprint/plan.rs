@@ -62,6 +62,13 @@ pub const TCP_SYN_RTO: Duration = Duration::from_secs(1);
 /// retransmission of its request or answer, which a lost SYN makes late.
 pub const TCP_DATA_RTO: Duration = Duration::from_millis(200);
 
+/// Linux's data RTO after a handshake that needed a SYN retransmission (RFC 6298 section 5.7:
+/// no valid RTT sample, so the RTO falls back to 3 s). A TCP mapping test whose SYN and then
+/// request or answer were lost is answered only this long after its late handshake; the
+/// mapping verdict needs every one of them (at 10% loss per link one went unanswered in one
+/// `natlens nat` run of five, tests/lab_faults.rs), so mapping tests wait it out.
+pub const TCP_DATA_RTO_AFTER_SYN_LOSS: Duration = Duration::from_secs(3);
+
 /// Time between the attempts of a probe whose silence is the verdict (filtering, hairpinning).
 /// Not an RTT apart: the run waits out the last attempt anyway, so attempts spread over RTTs
 /// would only stretch it; a few milliseconds apart, one short burst of loss does not take all
@@ -186,6 +193,7 @@ impl Probe {
             local,
             to: self.to,
             sent_at,
+            handshake: None,
             answer: None,
         }
     }
@@ -281,6 +289,40 @@ pub fn discovery_probe(transport: Transport, primary: SocketAddr) -> Probe {
     }
 }
 
+/// When a TCP discovery opens another connection while no earlier one has answered (and none
+/// finished its handshake in under [`TCP_SYN_RTO`]), from the discovery's start. A lost SYN or
+/// SYN-ACK (19% of handshakes at 10% loss each way) costs the kernel's 1 s SYN retransmission,
+/// and after a retransmitted handshake Linux starts the data with a 3 s RTO (RFC 6298 section
+/// 5.7), so one more lost request or answer used to land past the discovery wait. A hedge half
+/// a second in starts a fresh handshake with the short data RTO; the second covers a hedge
+/// that was unlucky too. Each hedge sent costs one port on a sequential NAT, but before the
+/// allocation samples, which are a burst of their own and measure the step from each other.
+pub const TCP_DISCOVERY_HEDGES: [Duration; 2] =
+    [Duration::from_millis(500), Duration::from_millis(1500)];
+
+/// The connections of a TCP discovery: `probe` first, then one per [`TCP_DISCOVERY_HEDGES`]
+/// that starts at least one [`TCP_SYN_RTO`] before the probe is given up (a later one could not
+/// get through a lost SYN in time either). Every one gives up when `probe` does; the shell
+/// skips a hedge once an earlier connection answered or shook hands quickly.
+pub fn tcp_discovery_connections(probe: &Probe) -> Vec<Probe> {
+    let gives_up = probe.gives_up_at();
+    let mut connections = vec![*probe];
+    for hedge in TCP_DISCOVERY_HEDGES {
+        let at = probe.at + hedge;
+        if at + TCP_SYN_RTO > gives_up {
+            break;
+        }
+        connections.push(Probe {
+            at,
+            attempts: 1,
+            interval: gives_up - at,
+            wait: gives_up - at,
+            ..*probe
+        });
+    }
+    connections
+}
+
 /// Everything after discovery (see the module doc for the order and why).
 pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discovery) -> Plan {
     let rtt = discovery.rtt;
@@ -317,10 +359,19 @@ fn mapping_probes(
     [Target::AltPort, Target::AltIp, Target::AltBoth]
         .into_iter()
         .filter_map(|target| {
+            let probe = lossy(transport, rtt, Duration::ZERO);
+            // Over TCP: one connect, and the kernel's slow retransmission after a lost SYN
+            // (see TCP_DATA_RTO_AFTER_SYN_LOSS). Only a lossy run waits this long.
+            let wait = match transport {
+                Transport::Udp => probe.wait,
+                Transport::Tcp => probe.wait - TCP_DATA_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS,
+            };
             Some(Probe {
                 target,
                 to: target.resolve(primary, other)?,
-                ..lossy(transport, rtt, Duration::ZERO)
+                interval: wait,
+                wait,
+                ..probe
             })
         })
         .collect()
@@ -490,16 +541,18 @@ mod tests {
             Case {
                 // TCP: no CHANGE-REQUEST; one connect per probe. A lossy probe waits out the
                 // handshake, its answer, one SYN RTO and one data RTO (2 × 50 + 50 + 1000 +
-                // 200 ms); the hairpin probe, which never crosses the WAN, only the first two
-                // (150 ms). The second burst goes at 70 ms, as over UDP.
+                // 200 ms); a mapping test, which the verdict needs, the 3 s data RTO after a
+                // lost SYN instead of 200 ms (4150 ms); the hairpin probe, which never crosses
+                // the WAN, only the first two (150 ms). The second burst goes at 70 ms, as over
+                // UDP.
                 name: "tcp full mode",
                 transport: Transport::Tcp,
                 discovery: discovery(true, true, Some(50)),
                 samples: 5,
                 want: vec![
-                    (Mapping, false, AltPort, NO, 0, 1, 1350, 1350),
-                    (Mapping, false, AltIp, NO, 0, 1, 1350, 1350),
-                    (Mapping, false, AltBoth, NO, 0, 1, 1350, 1350),
+                    (Mapping, false, AltPort, NO, 0, 1, 4150, 4150),
+                    (Mapping, false, AltIp, NO, 0, 1, 4150, 4150),
+                    (Mapping, false, AltBoth, NO, 0, 1, 4150, 4150),
                     (Hairpin, true, OwnPublic, NO, 0, 1, 150, 150),
                     (Sample(0), true, Primary, NO, 0, 1, 1350, 1350),
                     (Sample(1), true, Primary, NO, 0, 1, 1350, 1350),
@@ -507,7 +560,7 @@ mod tests {
                     (Sample(3), true, Primary, NO, 70, 1, 1350, 1420),
                     (Sample(4), true, Primary, NO, 70, 1, 1350, 1420),
                 ],
-                deadline_ms: 1420,
+                deadline_ms: 4150,
             },
             Case {
                 // Discovery unanswered: no public address, no RTT; samples clamp to 2.
@@ -645,6 +698,45 @@ mod tests {
                 times,
                 [[Duration::ZERO; 4], [burst_pause(Some(MS(80))); 4]].concat()
             );
+        }
+    }
+
+    #[test]
+    fn tcp_discovery_hedges_start_early_enough_and_give_up_with_the_discovery() {
+        let server: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let probe = Probe {
+            attempts: 1,
+            interval: Duration::from_secs(3),
+            wait: Duration::from_secs(3),
+            ..discovery_probe(Transport::Tcp, server)
+        };
+        let connections = tcp_discovery_connections(&probe);
+        assert_eq!(connections.len(), 1 + TCP_DISCOVERY_HEDGES.len());
+        for (c, hedge) in connections[1..].iter().zip(TCP_DISCOVERY_HEDGES) {
+            assert_eq!(c.at, hedge);
+            assert_eq!(c.gives_up_at(), probe.gives_up_at());
+            assert!(c.fresh && c.socket == Socket::Mapping && c.to == server);
+        }
+        // A short wait leaves no room for a hedge to outlive a lost SYN.
+        let short = Probe {
+            interval: Duration::from_millis(1200),
+            wait: Duration::from_millis(1200),
+            ..probe
+        };
+        assert_eq!(tcp_discovery_connections(&short).len(), 1);
+    }
+
+    #[test]
+    fn tcp_mapping_tests_outlive_the_slow_data_rto_after_a_lost_syn() {
+        let primary: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let other: SocketAddr = "192.0.2.2:3479".parse().unwrap();
+        let round_trip = Duration::from_millis(50);
+        let rtt = Some(round_trip);
+        for probe in mapping_probes(Transport::Tcp, rtt, primary, other) {
+            assert!(probe.wait > TCP_SYN_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS + 2 * round_trip);
+        }
+        for probe in mapping_probes(Transport::Udp, rtt, primary, other) {
+            assert_eq!(probe.wait, loss_wait(Transport::Udp, rtt));
         }
     }
 }

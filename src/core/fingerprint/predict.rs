@@ -232,6 +232,7 @@ mod tests {
                 local_port: 30000 + 13 * i as u16,
                 public_port,
                 sent_at: start + Duration::from_millis(if i < half { 0 } else { gap_ms }),
+                late: false,
             })
             .collect()
     }

@@ -93,8 +93,9 @@ impl Fingerprint {
 
 /// The discovery probe, retransmitted at the plan's interval until `timeout` has passed: the
 /// core's two attempts suit a plan whose server is known to answer, while deciding that no
-/// server is there deserves the user's whole patience. TCP makes one connection that may wait
-/// the whole time, since the kernel retransmits its SYN.
+/// server is there deserves the user's whole patience. Over TCP this is one connection that
+/// may wait the whole time (the kernel retransmits its SYN); the TCP shell hedges it with fresh
+/// connections while it stays silent (`plan::tcp_discovery_connections`).
 pub fn discovery_probe(transport: Transport, server: SocketAddr, timeout: Duration) -> Probe {
     let probe = plan::discovery_probe(transport, server);
     match transport {
@@ -184,7 +185,7 @@ fn run_steps(
         })
     };
     let discovery = discovery_probe(transport, options.server, options.discovery_timeout);
-    let first = shell.run(&[discovery], gate, &mut |done| report(done, 1))?;
+    let first = shell.discover(discovery, gate, &mut |done| report(done, 1))?;
     let mut fingerprint = Fingerprint {
         transport,
         observations: first.observations,
@@ -228,6 +229,16 @@ trait Shell {
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran>;
+
+    /// The discovery step: one probe, one observation. TCP hedges it with more connections.
+    fn discover(
+        &mut self,
+        probe: Probe,
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        self.run(&[probe], gate, done)
+    }
 }
 
 /// True for a unicast address with a port, of the server's family: the only kind of

@@ -12,7 +12,9 @@
 //!   run's bind fail with EADDRNOTAVAIL (LAB-NOTES). Connections stay open until the fingerprint
 //!   ends, so that the NAT's mappings hold while the samples are taken.
 //! - No retransmission of our own: the kernel retransmits a lost SYN and the plan's wait covers
-//!   one such retransmission. A probe's `sent_at` is when its request was written, after the
+//!   one such retransmission. Discovery alone is hedged (`plan::tcp_discovery_connections`):
+//!   while no connection has answered or shaken hands quickly, another fresh one starts, and the
+//!   first to answer becomes the mapping socket. A probe's `sent_at` is when its request was written, after the
 //!   handshake, so that its RTT is a request/answer round trip as over UDP.
 
 use std::collections::HashMap;
@@ -26,7 +28,7 @@ use socket2::{Domain, SockRef, Type};
 
 use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
-use crate::core::fingerprint::plan::Probe;
+use crate::core::fingerprint::plan::{tcp_discovery_connections, Probe, TCP_SYN_RTO};
 use crate::core::fingerprint::schedule::Schedule;
 use crate::core::Transport;
 use crate::wire::framing::{next_frame, Frame};
@@ -90,6 +92,11 @@ struct Step<'a> {
     accepted: Vec<(TcpStream, SocketAddr, Vec<u8>)>,
     /// The first probe's connection was refused.
     refused: bool,
+    /// When each probe's connect started.
+    connect_started: Vec<Option<Instant>>,
+    /// Each probe's handshake completed within [`TCP_SYN_RTO`]: no SYN was retransmitted, so
+    /// the kernel retransmits its data quickly too.
+    quick_handshake: Vec<bool>,
 }
 
 impl TcpShell {
@@ -160,6 +167,7 @@ impl TcpShell {
             };
             let sent_at = Instant::now();
             step.observations[i].sent_at = sent_at;
+            step.connect_started[i] = Some(sent_at);
             last = Some(sent_at);
             match connect(socket, step.probes[i].to) {
                 Ok(mut stream) => {
@@ -278,7 +286,11 @@ impl Step<'_> {
                 return Conn::Done(None);
             }
         }
-        if !self.schedule.is_open(i, Instant::now()) {
+        let now = Instant::now();
+        let took = self.connect_started[i].map(|started| now.saturating_duration_since(started));
+        self.observations[i].handshake = took;
+        self.quick_handshake[i] = took.is_some_and(|took| took < TCP_SYN_RTO);
+        if !self.schedule.is_open(i, now) {
             return Conn::Done(Some(stream));
         }
         let request = binding_request(self.tids[i], self.probes[i].change);
@@ -350,6 +362,26 @@ impl Step<'_> {
         }
     }
 
+    /// Discovery hedges not started yet are dropped (their sockets never sent anything) once a
+    /// connection has answered, was refused or shook hands quickly: nothing is left for them to win.
+    fn drop_needless_hedges(&mut self) {
+        // A refused connection means nothing listens there: no hedge would do better.
+        let answered = self.refused || self.observations.iter().any(|o| o.answer.is_some());
+        let quick = self.quick_handshake.iter().any(|&q| q);
+        if !(answered || quick) {
+            return;
+        }
+        for i in 0..self.conns.len() {
+            if matches!(self.conns[i], Conn::Ready(_)) {
+                self.conns[i] = Conn::Done(None);
+                self.schedule.settle(i);
+            }
+            if answered {
+                self.schedule.settle(i);
+            }
+        }
+    }
+
     /// Every stream and listener of the step, to hold until the fingerprint ends.
     fn into_held(self) -> (Vec<TcpStream>, Option<TcpListener>) {
         let mut streams: Vec<TcpStream> = self
@@ -404,14 +436,18 @@ impl TcpShell {
             listener,
             accepted: Vec::new(),
             refused: false,
+            connect_started: vec![None; probes.len()],
+            quick_handshake: vec![false; probes.len()],
         })
     }
 }
 
-impl Shell for TcpShell {
-    fn run(
+impl TcpShell {
+    /// Runs one step; `hedged` marks a discovery step whose probes are alternatives.
+    fn run_step(
         &mut self,
         probes: &[Probe],
+        hedged: bool,
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran> {
@@ -421,6 +457,9 @@ impl Shell for TcpShell {
         let mut last_sent_at = Instant::now();
         loop {
             let now = Instant::now();
+            if hedged {
+                step.drop_needless_hedges();
+            }
             if let Some(sent) = self.connect_due(&mut step, now) {
                 last_sent_at = sent;
             }
@@ -452,5 +491,37 @@ impl Shell for TcpShell {
             refused,
             last_sent_at,
         })
+    }
+}
+
+impl Shell for TcpShell {
+    fn run(
+        &mut self,
+        probes: &[Probe],
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        self.run_step(probes, false, gate, done)
+    }
+
+    /// Discovery over hedged connections: the first answered one is the observation, and its
+    /// local address the mapping socket's (the port the mapping tests and a punch bind again).
+    fn discover(
+        &mut self,
+        probe: Probe,
+        gate: &Gate,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Ran> {
+        let connections = tcp_discovery_connections(&probe);
+        let mut ran = self.run_step(&connections, true, gate, &mut |n| {
+            done(usize::from(n == connections.len()))
+        })?;
+        let winner = (ran.observations.iter())
+            .position(|o| o.answer.is_some())
+            .unwrap_or(0);
+        let observation = ran.observations.swap_remove(winner);
+        self.mapping_local = Some(observation.local);
+        ran.observations = vec![observation];
+        Ok(ran)
     }
 }
