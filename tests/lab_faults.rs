@@ -21,16 +21,11 @@
 
 mod common;
 
+use common::lab_cli::{natlens, Data, End, Proc};
 use common::{binding_request, lab_available};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
@@ -69,131 +64,6 @@ fn faulty(nat_a: NatMode, nat_b: NatMode) -> LabSpec {
         delay: DELAY,
         loss_percent: LOSS_PERCENT,
         ..LabSpec::default()
-    }
-}
-
-fn natlens(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
-    command.args(args);
-    command
-}
-
-/// A child process whose stdout and stderr are read on threads.
-struct Proc {
-    child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(lab: &Lab, host: Host, mut command: Command) -> Proc {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = lab.spawn(host, command).expect("spawning natlens");
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines) = mpsc::channel();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            stdout: Some(stdout),
-            lines,
-            stderr,
-        }
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// SIGKILL, as a crash or a pulled plug.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-    }
-
-    /// Waits for the exit (killing the process after `limit`) and collects what it wrote.
-    fn finish(mut self, limit: Instant) -> End {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > limit {
-                let _ = self.child.kill();
-                break self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let exited = Instant::now();
-        let stdout = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        // The stderr reader ends with the pipe; give it a moment.
-        std::thread::sleep(Duration::from_millis(20));
-        let stderr = self.stderr.lock().unwrap().clone();
-        let report = stderr
-            .iter()
-            .rev()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|value| value.get("schema_version").is_some())
-            .unwrap_or(Value::Null);
-        End {
-            status,
-            exited,
-            stdout,
-            stderr,
-            report,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What one end left behind.
-struct End {
-    status: ExitStatus,
-    exited: Instant,
-    stdout: Vec<u8>,
-    stderr: Vec<String>,
-    /// The JSON report (the last stderr line with `schema_version`), or null.
-    report: Value,
-}
-
-impl End {
-    fn connected(&self) -> bool {
-        self.status.success()
-            && self.report["result"] == "connected"
-            && self.report["data"]["result"] == "complete"
     }
 }
 
@@ -258,7 +128,7 @@ impl Fixture {
         } else {
             Err(format!(
                 "listen never got ready: {:?}",
-                listen.stderr.lock().unwrap()
+                listen.stderr_so_far()
             ))
         }
     }
@@ -276,57 +146,6 @@ impl Fixture {
         command.arg("--send").arg(&data.call_file).args(extra);
         Proc::spawn(&self.lab, Host::Lan(Side::B), command)
     }
-}
-
-/// The bytes each end sends, in files the children read.
-struct Data {
-    listen: Vec<u8>,
-    call: Vec<u8>,
-    listen_file: PathBuf,
-    call_file: PathBuf,
-}
-
-impl Data {
-    fn new(len: usize) -> Data {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let file = |who: &str, seed: u64| {
-            let bytes = pseudo_random(len, seed);
-            let path = std::env::temp_dir().join(format!(
-                "natlens-lab-faults-{}-{n}-{who}",
-                std::process::id()
-            ));
-            std::fs::write(&path, &bytes).unwrap();
-            (bytes, path)
-        };
-        let (listen, listen_file) = file("listen", u64::from(n) * 2);
-        let (call, call_file) = file("call", u64::from(n) * 2 + 1);
-        Data {
-            listen,
-            call,
-            listen_file,
-            call_file,
-        }
-    }
-}
-
-impl Drop for Data {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.listen_file);
-        let _ = std::fs::remove_file(&self.call_file);
-    }
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Where a fingerprint report differs from the configured mode, or `None` when it matches.
@@ -485,11 +304,16 @@ fn fingerprint_rounds(fixture: &Fixture, rounds: usize) -> Vec<VerdictRow> {
     rows
 }
 
+/// The end connected and its data exchange completed.
+fn connected_with_data(end: &End) -> bool {
+    end.connected() && end.report["data"]["result"] == "complete"
+}
+
 /// One listen/call attempt with `len` bytes each way; Ok(wall time) when both ends connected
 /// with the data intact, else why not.
 fn punch_once(fixture: &Fixture, n: usize, len: usize, extra: &[&str]) -> Result<Duration, String> {
     fixture.lab.reset_nat_state().expect("resetting NAT state");
-    let data = Data::new(len);
+    let data = Data::new(len, len);
     let (alice, bob) = (format!("alice{n}"), format!("bob{n}"));
     let started = Instant::now();
     let listen = fixture.try_listen(&alice, &data, extra)?;
@@ -505,7 +329,7 @@ fn punch_once(fixture: &Fixture, n: usize, len: usize, extra: &[&str]) -> Result
             call.stderr.join("\n")
         )
     };
-    if !listen.connected() || !call.connected() {
+    if !connected_with_data(&listen) || !connected_with_data(&call) {
         return Err(format!("not connected\n{}", context()));
     }
     if listen.stdout != data.call || call.stdout != data.listen {
@@ -661,7 +485,7 @@ enum Victim {
 /// survivor's end with the time from the kill to its exit.
 fn kill_mid_punch(fixture: &Fixture, n: usize, victim: Victim, transport: &str) -> (End, Duration) {
     fixture.lab.reset_nat_state().expect("resetting NAT state");
-    let data = Data::new(2_000);
+    let data = Data::new(2_000, 2_000);
     let timeout = format!("{}s", DEATH_PUNCH_TIMEOUT.as_secs());
     let extra = ["--transport", transport, "--timeout", &timeout];
     let (alice, bob) = (format!("dying-a{n}"), format!("dying-b{n}"));
@@ -672,7 +496,7 @@ fn kill_mid_punch(fixture: &Fixture, n: usize, victim: Victim, transport: &str) 
         assert!(
             end.wait_for("\"event\":\"plan\"", Duration::from_secs(20)),
             "no punch started: {:?}",
-            end.stderr.lock().unwrap()
+            end.stderr_so_far()
         );
     }
     let (mut dying, survivor) = match victim {

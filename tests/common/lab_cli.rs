@@ -155,6 +155,16 @@ impl Proc {
     }
 
     /// Waits for the exit (killing the process after `limit`) and collects what it wrote.
+    /// The stderr lines read so far (for failure messages while the process still runs).
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, as a crash or a pulled plug.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
     pub fn finish(mut self, limit: Instant) -> End {
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -166,6 +176,7 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        let exited = Instant::now();
         let stdout = self
             .stdout
             .take()
@@ -182,6 +193,7 @@ impl Proc {
             .unwrap_or(Value::Null);
         End {
             status,
+            exited,
             stdout,
             stderr,
             report,
@@ -199,6 +211,8 @@ impl Drop for Proc {
 /// What one end left behind.
 pub struct End {
     pub status: ExitStatus,
+    /// When the exit was seen (within the 10 ms poll).
+    pub exited: Instant,
     pub stdout: Vec<u8>,
     pub stderr: Vec<String>,
     /// The JSON report (the last stderr line with `schema_version`), or null.
