@@ -153,22 +153,14 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
     let started = Instant::now();
     let mut hints = Vec::new();
     let punched = punch_tcp::punch(
-        &TcpPunch {
-            local_port: LOCAL_PORT[index(side)],
-            peer_ip: peer,
-            far_ports: plan.local().predicted_ports.clone(),
+        &TcpPunch::for_plan(
+            plan,
+            peer,
+            LOCAL_PORT[index(side)],
             syn_ttl,
-            rate: plan.rate,
-            deadline: started + PUNCH_DEADLINE,
-            peer_fans_out: plan.remote().predicted_ports.len() > 1,
-            peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
-                .unwrap_or(u32::MAX),
-            peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
-            delivers: plan.role == Role::Caller
-                && plan.local().predicted_ports.len() > 1
-                && plan.remote().predicted_ports.len() > 1,
-            part: punch_tcp::part_of(plan),
-        },
+            started + PUNCH_DEADLINE,
+            None,
+        ),
         None,
         &mut |line| hints.push(format!("natlens: {line}")),
     );
@@ -474,6 +466,8 @@ fn helper_entry() {
         peer_fans_out: true,
         peer_fan_out: 2,
         peer_first_round: 2,
+        peer_lag: Duration::ZERO,
+        far_opened: Vec::new(),
         delivers: false,
         part: TcpPart::Aim,
     };

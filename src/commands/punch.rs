@@ -708,22 +708,14 @@ fn punch_tcp(
     std::thread::sleep(delay);
     let started = meeting.start;
     let mut hinted = false;
-    let spec = TcpPunch {
-        local_port: own.tcp_local.map_or(0, |a| a.port()),
-        peer_ip: peer.ip(),
-        far_ports: plan.local().predicted_ports.clone(),
-        syn_ttl: run.punch.syn_ttl,
-        rate: plan.rate,
-        deadline: started + plan.timeout,
-        peer_fans_out: plan.remote().predicted_ports.len() > 1,
-        peer_fan_out: u32::try_from(plan.remote().predicted_ports.len().saturating_sub(1))
-            .unwrap_or(u32::MAX),
-        peer_first_round: u32::try_from(plan.remote().first_round).unwrap_or(u32::MAX),
-        delivers: plan.role == Role::Caller
-            && plan.local().predicted_ports.len() > 1
-            && plan.remote().predicted_ports.len() > 1,
-        part: punch_tcp::part_of(plan),
-    };
+    let spec = TcpPunch::for_plan(
+        plan,
+        peer.ip(),
+        own.tcp_local.map_or(0, |a| a.port()),
+        run.punch.syn_ttl,
+        started + plan.timeout,
+        own.server_rtt(),
+    );
     // The punch drops capabilities on its thread: run it on its own.
     let punched = std::thread::scope(|scope| {
         scope

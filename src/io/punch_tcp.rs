@@ -19,18 +19,20 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
 use crate::core::punch::plan::{PunchPlan, Strategy};
+use crate::core::punch::Role;
 use crate::core::punch::transfer::TransferStats;
 use crate::io::caps;
 use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{PunchError, Punched, SimOpen, Via};
+use crate::io::simopen::{Fanning, PunchError, Punched, SimOpen, Via};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -67,6 +69,17 @@ pub struct TcpPunch {
     /// How many of those are the peer's first round (aimed at our likeliest ports; they
     /// leave first).
     pub peer_first_round: u32,
+    /// How long after our start signal the peer starts: the callee's estimate of the relay
+    /// that takes its answer to the caller; zero for the caller (the callee began a relay
+    /// before it).
+    pub peer_lag: Duration,
+    /// Per far port (same order as `far_ports`), how long after its own start the peer's
+    /// crafted fan-out opens that port's flow on its NAT (the port's place among the peer's
+    /// own predicted flows, at the rate). Empty when unknown. A delivering end paces each
+    /// SYN so that it cannot reach the far NAT before the flow it is meant to meet exists
+    /// there: arriving first, it would meet no entry, draw the far router's RST and, worse,
+    /// take the port the peer's flow was predicted to get.
+    pub far_opened: Vec<Duration>,
     /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: after
     /// the peer's low-TTL fan-out has opened the peer's NAT, it sends its own crafted SYNs at
     /// full TTL to every far port in the plan's order, and the one that lands on a pair the
@@ -76,6 +89,46 @@ pub struct TcpPunch {
     pub delivers: bool,
     /// What this end does: the fan-out punch, or one half of a birthday.
     pub part: TcpPart,
+}
+
+/// The relay a callee assumes when its fingerprint measured no round trip to the server.
+const UNKNOWN_RELAY: Duration = Duration::from_millis(50);
+
+impl TcpPunch {
+    /// This end's punch under `plan`, toward the peer at `peer_ip`, from `local_port` (0: any),
+    /// ending at `deadline`. `server_rtt` is this end's round trip to the server: a callee's
+    /// estimate of the relay that carries its answer to the caller.
+    pub fn for_plan(
+        plan: &PunchPlan,
+        peer_ip: IpAddr,
+        local_port: u16,
+        syn_ttl: u8,
+        deadline: Instant,
+        server_rtt: Option<Duration>,
+    ) -> TcpPunch {
+        let (local, remote) = (plan.local(), plan.remote());
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        TcpPunch {
+            local_port,
+            peer_ip,
+            far_ports: local.predicted_ports.clone(),
+            syn_ttl,
+            rate: plan.rate,
+            deadline,
+            peer_fans_out: remote.predicted_ports.len() > 1,
+            peer_fan_out: count(remote.predicted_ports.len().saturating_sub(1)),
+            peer_first_round: count(remote.first_round),
+            peer_lag: match plan.role {
+                Role::Callee => server_rtt.unwrap_or(UNKNOWN_RELAY),
+                Role::Caller => Duration::ZERO,
+            },
+            far_opened: plan.far_opened(),
+            delivers: plan.role == Role::Caller
+                && local.predicted_ports.len() > 1
+                && remote.predicted_ports.len() > 1,
+            part: part_of(plan),
+        }
+    }
 }
 
 /// This end's part in a TCP punch.
@@ -105,20 +158,22 @@ pub fn part_of(plan: &PunchPlan) -> TcpPart {
     }
 }
 
-/// Margin after the peer's fan-out should have left, for the way across.
-const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(50);
+/// Margin after the peer's fan-out should have left: its set-up (raw socket, RST guard)
+/// between its start signal and its first SYN.
+const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(25);
 
-/// How long `syns` of the peer's crafted fan-out take at its rate, plus a margin.
+/// How long after our start signal the first `syns` of the peer's crafted fan-out have left,
+/// at its rate (taken as ours), plus a margin.
 fn peer_fan_out_time(spec: &TcpPunch, syns: u32) -> Duration {
     let secs = f64::from(syns) / f64::from(spec.rate.max(1));
-    Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
+    spec.peer_lag + Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
 }
 
 /// Sleeps `wait`, in slices, unless the stop flag goes up.
 fn sleep_unless_stopped(wait: Duration, stop: Option<&AtomicBool>) {
     let until = Instant::now() + wait;
     while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed)) {
+        if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             return;
         }
         std::thread::sleep(left.min(Duration::from_millis(50)));
@@ -201,7 +256,7 @@ pub fn punch(
             // ones that count (noise moved our port further), our kernel's SYN
             // retransmissions (1 s, 3 s) come after all of them.
             let wait = peer_fan_out_time(spec, spec.peer_first_round.min(spec.peer_fan_out));
-            if stop.is_none_or(|flag| !flag.load(std::sync::atomic::Ordering::Relaxed)) {
+            if stop.is_none_or(|flag| !flag.load(Ordering::Relaxed)) {
                 std::thread::sleep(
                     wait.min(spec.deadline.saturating_duration_since(Instant::now())),
                 );
@@ -239,17 +294,28 @@ pub fn punch(
     let result = (|| {
         let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
         if spec.delivers {
-            // All of it: every one of our SYNs may be the one that meets; the same SYNs go
-            // again in rounds with backoff, in case the one that meets was lost.
-            let wait = peer_fan_out_time(spec, spec.peer_fan_out)
-                .min(spec.deadline.saturating_duration_since(Instant::now()));
-            sleep_unless_stopped(wait, stop);
+            // Every one of our SYNs may be the one that meets; each leaves once the peer's
+            // flow it is aimed at exists (trailing the peer's fan-out, not after all of it);
+            // the same SYNs go again in rounds with backoff, in case the one that meets was
+            // lost. Without the peer's timing, after its whole fan-out.
+            let not_before: Vec<Duration> = if spec.far_opened.len() == spec.far_ports.len() {
+                spec.far_opened
+                    .iter()
+                    .map(|&at| spec.peer_lag + at + PEER_FAN_OUT_MARGIN)
+                    .collect()
+            } else {
+                let wait = peer_fan_out_time(spec, spec.peer_fan_out)
+                    .min(spec.deadline.saturating_duration_since(Instant::now()));
+                sleep_unless_stopped(wait, stop);
+                Vec::new()
+            };
             let (stream, sent) = punch_tcp_birthday::spray_and_adopt(
                 spec,
                 &raw,
                 SocketAddr::new(local_ip, port),
                 punch_tcp_birthday::SPRAY_TTL,
                 true,
+                &not_before,
                 stop,
             )?;
             let punched = Punched {
@@ -260,25 +326,43 @@ pub fn punch(
             };
             return Ok((punched, sent));
         }
-        let report = raw.send_fanout(
-            &Fanout {
-                local: SocketAddr::new(local_ip, port),
-                peer_ip: spec.peer_ip,
-                ports: fan.clone(),
-                hop_limit: spec.syn_ttl.max(1),
-                rate_pps: spec.rate.max(1),
-            },
-            stop,
-        );
-        let sent = u32::try_from(report.sent).unwrap_or(u32::MAX);
-        let punched = SimOpen::connect_only(local, peer).run_adopting(
-            spec.deadline,
-            stop,
-            &raw,
-            &report,
-            local_ip,
-        )?;
-        Ok::<_, PunchError>((punched, sent))
+        // The fan-out goes out on a thread while the peer's SYN is watched for from the
+        // first crafted SYN on: the pair meets on one of the first flows, a round trip after
+        // they left, not after the whole fan-out.
+        let (filed, filed_out) = mpsc::channel();
+        let fanned = AtomicBool::new(false);
+        let finished = AtomicBool::new(false);
+        let fanout = Fanout {
+            local: SocketAddr::new(local_ip, port),
+            peer_ip: spec.peer_ip,
+            ports: fan.clone(),
+            hop_limit: spec.syn_ttl.max(1),
+            rate_pps: spec.rate.max(1),
+        };
+        let (punched, report) = std::thread::scope(|scope| {
+            let sender = scope.spawn(|| {
+                let report = raw.send_fanout_filing(&fanout, Some(&finished), &mut |syn| {
+                    let _ = filed.send(syn);
+                });
+                fanned.store(true, Ordering::Release);
+                report
+            });
+            let punched = SimOpen::connect_only(local, peer).run_adopting_while_fanning(
+                spec.deadline,
+                stop,
+                &raw,
+                Fanning {
+                    filed: filed_out,
+                    sent: &fanned,
+                },
+                local_ip,
+            );
+            finished.store(true, Ordering::Relaxed);
+            let report = sender.join();
+            (punched, report)
+        });
+        let sent = report.map_or(0, |r| u32::try_from(r.sent).unwrap_or(u32::MAX));
+        Ok::<_, PunchError>((punched?, sent))
     })();
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();

@@ -218,6 +218,7 @@ pub fn spray(
             SocketAddr::new(local_ip, port),
             SPRAY_TTL,
             false,
+            &[],
             stop,
         )
     })();
@@ -254,8 +255,9 @@ pub(crate) fn resend_pause(round: u32) -> Duration {
     RESEND_FIRST.saturating_mul(1 << round.saturating_sub(1).min(4))
 }
 
-/// Crafted SYNs with `ttl` from `local` to every far port in order, at the plan's rate, on a
-/// thread; the sniffer and adoption here. Returns the adopted stream and the SYNs sent. Also
+/// Crafted SYNs with `ttl` from `local` to every far port in order, at the plan's rate (SYN `i`
+/// of the first round not before `not_before[i]` from the start either), on a thread; the
+/// sniffer and adoption here. Returns the adopted stream and the SYNs sent. Also
 /// the delivering half of a fan-out between two symmetric NATs ([`crate::io::punch_tcp`]),
 /// which (`resend`) sends the same SYNs again in rounds with backoff until one is adopted.
 pub(crate) fn spray_and_adopt(
@@ -264,6 +266,7 @@ pub(crate) fn spray_and_adopt(
     local: SocketAddr,
     ttl: u8,
     resend: bool,
+    not_before: &[Duration],
     stop: Option<&AtomicBool>,
 ) -> Result<(TcpStream, u32), PunchError> {
     let done = AtomicBool::new(false);
@@ -289,7 +292,13 @@ pub(crate) fn spray_and_adopt(
                     if over() {
                         return sent;
                     }
-                    let due = start + interval.saturating_mul(i as u32);
+                    // Round 0 also waits for the flow it is meant to meet (`not_before`).
+                    let mut due = start + interval.saturating_mul(i as u32);
+                    if round == 0 {
+                        if let Some(&at) = not_before.get(i) {
+                            due = due.max(start + at);
+                        }
+                    }
                     let now = Instant::now();
                     if due > now {
                         std::thread::sleep(due - now);

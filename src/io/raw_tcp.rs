@@ -250,6 +250,18 @@ impl RawTcp {
     /// Sends one SYN per far port, paced to `rate_pps`, each with a random ISN and timestamp.
     /// A `stop` flag that goes up ends the fan-out early.
     pub fn send_fanout(&self, fanout: &Fanout, stop: Option<&AtomicBool>) -> FanoutReport {
+        self.send_fanout_filing(fanout, stop, &mut |_| {})
+    }
+
+    /// [`RawTcp::send_fanout`], handing each SYN's record to `file` just before the SYN
+    /// leaves: a sniffer on another thread can then adopt an answer while the fan-out is still
+    /// going (the answer can only follow its SYN, so its record is always there first).
+    pub fn send_fanout_filing(
+        &self,
+        fanout: &Fanout,
+        stop: Option<&AtomicBool>,
+        file: &mut dyn FnMut(CraftedSyn),
+    ) -> FanoutReport {
         let interval = Duration::from_secs_f64(1.0 / f64::from(fanout.rate_pps.max(1)));
         let start = Instant::now();
         let mut report = FanoutReport {
@@ -270,6 +282,7 @@ impl RawTcp {
                 SocketAddr::new(fanout.peer_ip, port),
                 fanout.hop_limit,
             );
+            file(crafted);
             match self.send(&syn) {
                 Ok(()) => {
                     report.sent += 1;

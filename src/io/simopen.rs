@@ -22,6 +22,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
@@ -200,10 +201,44 @@ impl SimOpen {
         let adopting = Adopting {
             raw,
             syns: fanout.syns.iter().map(|syn| (syn.port, *syn)).collect(),
+            filed: None,
             local: SocketAddr::new(local_ip, self.local.port()),
         };
         Loop::new(self, deadline, Some(adopting)).run(stop)
     }
+
+    /// Like [`SimOpen::run_adopting`] while the crafted fan-out is still being sent (on another
+    /// thread, [`RawTcp::send_fanout_filing`]): each SYN's record comes through `fanning.filed`
+    /// before the SYN leaves, so the peer's SYN is adopted the moment it arrives instead of
+    /// after the whole fan-out (255 SYNs at 1,000/s would add a quarter of a second). Our own
+    /// `connect()` waits for `fanning.sent`: on a symmetric NAT of ours, its flow must take its
+    /// public port after every crafted one, as the plan predicted.
+    pub fn run_adopting_while_fanning(
+        self,
+        deadline: Instant,
+        stop: Option<&AtomicBool>,
+        raw: &RawTcp,
+        fanning: Fanning<'_>,
+        local_ip: IpAddr,
+    ) -> Result<Punched, PunchError> {
+        let adopting = Adopting {
+            raw,
+            syns: HashMap::new(),
+            filed: Some(fanning.filed),
+            local: SocketAddr::new(local_ip, self.local.port()),
+        };
+        let mut state = Loop::new(self, deadline, Some(adopting));
+        state.connect_after = Some(fanning.sent);
+        state.run(stop)
+    }
+}
+
+/// A crafted fan-out being sent while [`SimOpen::run_adopting_while_fanning`] waits.
+pub struct Fanning<'a> {
+    /// Each crafted SYN's record, filed before it is sent.
+    pub filed: mpsc::Receiver<CraftedSyn>,
+    /// Goes up when the last crafted SYN has been sent (or the fan-out stopped).
+    pub sent: &'a AtomicBool,
 }
 
 /// What the loop needs to adopt connections on crafted 4-tuples.
@@ -211,6 +246,8 @@ struct Adopting<'a> {
     raw: &'a RawTcp,
     /// Far port → the crafted SYN sent to it.
     syns: HashMap<u16, CraftedSyn>,
+    /// Records of a fan-out still being sent, moved into `syns` before each read.
+    filed: Option<mpsc::Receiver<CraftedSyn>>,
     /// Our LAN address and punched port.
     local: SocketAddr,
 }
@@ -248,6 +285,8 @@ struct Loop<'a> {
     backoff: Duration,
     attempts: u32,
     last_error: Option<io::Error>,
+    /// No `connect()` before this flag is up (a fan-out still being sent).
+    connect_after: Option<&'a AtomicBool>,
 }
 
 impl<'a> Loop<'a> {
@@ -263,7 +302,14 @@ impl<'a> Loop<'a> {
             backoff: BACKOFF_FIRST,
             attempts: 0,
             last_error: None,
+            connect_after: None,
         }
+    }
+
+    /// True once nothing holds our `connect()` back.
+    fn may_connect(&self) -> bool {
+        self.connect_after
+            .is_none_or(|flag| flag.load(Ordering::Acquire))
     }
 
     fn timed_out(&mut self) -> PunchError {
@@ -276,7 +322,7 @@ impl<'a> Loop<'a> {
     /// Starts an attempt if one is due, waits for the sockets, handles what happened.
     fn step(&mut self) -> Result<Option<Punched>, PunchError> {
         let now = Instant::now();
-        if self.attempt.is_none() && now >= self.next_attempt {
+        if self.attempt.is_none() && now >= self.next_attempt && self.may_connect() {
             self.start_attempt(now)?;
         }
         let (listener_ready, connect_ready, sniffer_ready) = self.wait()?;
@@ -336,10 +382,12 @@ impl<'a> Loop<'a> {
             Some(attempt) => wake = wake.min(attempt.until),
             None => wake = wake.min(self.next_attempt),
         }
-        // Wake at least every 100 ms so a stop flag is seen promptly.
+        // Wake at least every 100 ms so a stop flag is seen promptly, and every few ms while
+        // a fan-out holds our connect() back, so that it follows the last crafted SYN closely.
+        let slice = if self.may_connect() { 100 } else { 5 };
         let timeout = wake
             .saturating_duration_since(now)
-            .min(Duration::from_millis(100));
+            .min(Duration::from_millis(slice));
         let mut fds = Vec::with_capacity(2);
         if let Some(listener) = &self.open.listener {
             fds.push(pollfd(listener.as_raw_fd(), libc::POLLIN));
@@ -392,13 +440,20 @@ impl<'a> Loop<'a> {
     /// peer sends its SYN, or answers a crafted SYN with a SYN-ACK (its socket was already
     /// connecting, so our SYN made it a simultaneous open).
     fn adopt_peer_syn(&mut self) -> io::Result<Option<TcpStream>> {
-        let Some(adopting) = &self.adopting else {
+        let Some(adopting) = &mut self.adopting else {
             return Ok(None);
         };
         let peer_ip = self.open.peer.ip();
         while let Some(segment) = adopting.raw.recv_from(peer_ip, adopting.local.ip())? {
             if segment.dst.port() != adopting.local.port() || segment.src == self.open.peer {
                 continue;
+            }
+            // A record is filed before its SYN leaves, so an answer's is in `syns` or, while
+            // a fan-out is being sent, already waiting in the channel.
+            if let Some(filed) = &adopting.filed {
+                adopting
+                    .syns
+                    .extend(filed.try_iter().map(|syn| (syn.port, syn)));
             }
             let Some(&crafted) = adopting.syns.get(&segment.src.port()) else {
                 continue;

@@ -237,6 +237,28 @@ impl PunchPlan {
         self.side(self.role.peer())
     }
 
+    /// For each far port this end aims at (its `predicted_ports`), how long after the peer's
+    /// start signal the peer's own fan-out opens the flow that should take that port on its
+    /// NAT: the port's place among the peer's `own_ports`, one flow per interval at the rate
+    /// (a port beyond them: after all of them). Empty when the peer's own ports are not
+    /// predicted. A TCP end that delivers full-TTL SYNs into the peer's fan-out paces each by
+    /// this, so that none reaches the far NAT before the flow it is meant to meet.
+    pub fn far_opened(&self) -> Vec<Duration> {
+        let own = &self.remote().own_ports;
+        if own.is_empty() {
+            return Vec::new();
+        }
+        let interval = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
+        self.local()
+            .predicted_ports
+            .iter()
+            .map(|port| {
+                let index = own.iter().position(|p| p == port).unwrap_or(own.len());
+                interval.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX))
+            })
+            .collect()
+    }
+
     /// When the callee sends its first round again (its "sync rounds"), from its start signal:
     /// half a relay and one relay after it answered. The callee's first probes leave as it
     /// answers, one relay before the caller can start, so they reach the caller's NAT just as
