@@ -9,10 +9,13 @@
 //! and is adopted ([`crate::io::adopt`], TCP_REPAIR), while an nftables rule
 //! ([`crate::io::rst_guard`]) keeps our kernel's RSTs for them home.
 //!
-//! Two exceptions: when both ends fan out (two symmetric NATs), the caller instead sends its
-//! crafted SYNs at full TTL to every far port once the callee's low-TTL fan-out has opened the
-//! callee's NAT ([`TcpPunch::delivers`]); and a birthday (random × cone) is its own punch
-//! ([`crate::io::punch_tcp_birthday`]).
+//! The fan-out is sent on a thread while the sniffer already watches for the peer's SYN, so the
+//! two ends meet one way across after the meeting flow's SYN left, not after the whole
+//! fan-out. Two exceptions: when both ends fan out (two symmetric NATs), the caller instead
+//! sends its crafted SYNs at full TTL to every far port, each once the callee's low-TTL fan-out
+//! has opened the flow it is meant to meet ([`TcpPunch::delivers`],
+//! [`crate::core::punch::PunchPlan::far_opened`]); and a birthday (random × cone) is its own
+//! punch ([`crate::io::punch_tcp_birthday`]).
 //!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.
@@ -25,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
 use crate::core::punch::plan::{PunchPlan, Strategy};
-use crate::core::punch::Role;
 use crate::core::punch::transfer::TransferStats;
+use crate::core::punch::Role;
 use crate::io::caps;
 use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;

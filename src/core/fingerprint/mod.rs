@@ -21,12 +21,40 @@ pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
 
+use std::net::SocketAddr;
+
 pub use allocation::{Allocation, Gap, Pattern, Sample};
 pub use classify::{Behaviour, ChangeRequestSupport};
 pub use observation::{Answer, Observation, Socket, Target};
 pub use plan::{Discovery, Plan, PlanConfig, Probe};
 pub use predict::{PredictOptions, Prediction, Rule};
 pub use report::{Report, TransportReport, SCHEMA_VERSION};
+
+/// When each of our non-sample flows (a local address and a destination) that never got an
+/// answer opened: its first send. Its NAT mapping was made all the same (loss is beyond the NAT
+/// far more often than before it), at a port no answer told us. Samples are left out: a lost
+/// sample is already counted where it falls in the sample sequence.
+fn unseen_own_flows(observations: &[Observation]) -> Vec<std::time::Instant> {
+    let mut flows: Vec<(SocketAddr, SocketAddr, std::time::Instant, bool)> = Vec::new();
+    for o in observations.iter().filter(|o| !o.socket.is_sample()) {
+        let seen = o.public().is_some();
+        match flows
+            .iter_mut()
+            .find(|(local, to, ..)| *local == o.local && *to == o.to)
+        {
+            Some(flow) => {
+                flow.2 = flow.2.min(o.sent_at);
+                flow.3 |= seen;
+            }
+            None => flows.push((o.local, o.to, o.sent_at, seen)),
+        }
+    }
+    flows
+        .into_iter()
+        .filter(|&(.., seen)| !seen)
+        .map(|(_, _, opened, _)| opened)
+        .collect()
+}
 
 /// Turns one transport's observations into its report.
 pub fn analyse(observations: &[Observation], options: &PredictOptions) -> TransportReport {
@@ -38,7 +66,7 @@ pub fn analyse(observations: &[Observation], options: &PredictOptions) -> Transp
         .filter(|o| !o.socket.is_sample())
         .filter_map(|o| o.public().map(|p| p.port()))
         .collect();
-    let allocation = allocation::classify_among(&samples, &own);
+    let allocation = allocation::classify_with(&samples, &own, &unseen_own_flows(observations));
     let prediction = predict::predict(&allocation, &samples, options);
     TransportReport {
         public_address: classify::public_address(observations),

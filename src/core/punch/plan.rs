@@ -239,21 +239,35 @@ impl PunchPlan {
 
     /// For each far port this end aims at (its `predicted_ports`), how long after the peer's
     /// start signal the peer's own fan-out opens the flow that should take that port on its
-    /// NAT: the port's place among the peer's `own_ports`, one flow per interval at the rate
-    /// (a port beyond them: after all of them). Empty when the peer's own ports are not
-    /// predicted. A TCP end that delivers full-TTL SYNs into the peer's fan-out paces each by
-    /// this, so that none reaches the far NAT before the flow it is meant to meet.
+    /// NAT: flow `k` of the peer leaves from `own_ports[k]` (its step apart from the next),
+    /// one flow per interval at the rate; a port before the first is taken as opened at once,
+    /// one past the last after all of them. Empty when the peer's own ports are not predicted.
+    /// A TCP end that delivers full-TTL SYNs into the peer's fan-out paces each by this, so
+    /// that none reaches the far NAT before the flow it is meant to meet.
     pub fn far_opened(&self) -> Vec<Duration> {
         let own = &self.remote().own_ports;
-        if own.is_empty() {
+        let Some(&first) = own.first() else {
             return Vec::new();
-        }
+        };
+        let step = match own.get(1) {
+            Some(&second) if second != first => i64::from(second) - i64::from(first),
+            _ => 0,
+        };
+        let last = i64::try_from(own.len() - 1).unwrap_or(i64::MAX);
         let interval = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
         self.local()
             .predicted_ports
             .iter()
-            .map(|port| {
-                let index = own.iter().position(|p| p == port).unwrap_or(own.len());
+            .map(|&port| {
+                let index = if step == 0 {
+                    0
+                } else {
+                    // Counted in steps, rounded up: a port between two flows' is opened by
+                    // the later.
+                    let offset = (i64::from(port) - i64::from(first)) * step.signum();
+                    let step = step.abs();
+                    (offset + step - 1).div_euclid(step).clamp(0, last + 1)
+                };
                 interval.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX))
             })
             .collect()

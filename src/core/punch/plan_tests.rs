@@ -221,6 +221,31 @@ fn a_symmetric_side_accounts_for_the_ports_its_own_fan_out_takes() {
 }
 
 #[test]
+fn a_delivering_end_knows_when_each_far_flow_is_opened() {
+    let plan = default_plan("seq", "seq");
+    let at = plan.far_opened();
+    assert_eq!(at.len(), plan.caller.predicted_ports.len());
+    // The callee's own flows leave from 40010, 40012, … one per millisecond (1,000/s):
+    // 40008 is before its first (open at once), 40012 its second, 40016 its fourth.
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(plan.callee.own_ports[..3], [40010, 40012, 40014]);
+    assert_eq!(
+        at[..3].iter().map(|&d| ms(d)).collect::<Vec<_>>(),
+        [0, 1, 3]
+    );
+    // Never earlier for a later far port, never past the peer's last flow.
+    assert!(at.windows(2).all(|w| w[0] <= w[1]));
+    let flows = plan.callee.own_ports.len() as u128;
+    assert!(at.iter().all(|&d| ms(d) <= flows));
+    // A fixed peer opens its one flow at once; an unpredicted one gives nothing.
+    assert!(default_plan("seq", "cone")
+        .far_opened()
+        .iter()
+        .all(|d| d.is_zero()));
+    assert!(default_plan("cone", "random").far_opened().is_empty());
+}
+
+#[test]
 fn sends_are_paced_repeated_and_cut_by_the_budget() {
     let plan = default_plan("cone", "seq");
     let sends = &plan.caller.sends;
