@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod lab_cli;
+pub mod loopback_stun;
+pub mod programs;
 pub mod tcp_lab;
 
 use std::io::{BufRead, BufReader};
