@@ -22,26 +22,12 @@
 #   AUTOGROUP_NICE=-10                     as in benches/server.sh: this run's scheduler
 #                                          autogroup gets this nice value (empty: unchanged)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+bench_own_session "$@"
 
-# Run in a session (so a scheduler autogroup) of our own, as benches/server.sh does.
-if [[ -z "${_NL_BENCH_INNER:-}" && -n "${AUTOGROUP_NICE=-10}" && -e /proc/self/autogroup ]] &&
-    command -v setsid >/dev/null; then
-    _NL_BENCH_INNER=1 setsid bash "$0" "$@" </dev/null &
-    inner=$!
-    trap 'kill -TERM "$inner" 2>/dev/null || true' INT TERM
-    rc=0
-    while true; do
-        wait "$inner" && rc=0 || rc=$?
-        kill -0 "$inner" 2>/dev/null || break
-    done
-    exit "$rc"
-fi
 cd "$(dirname "$0")/.."
 QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-0.15}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
-if [[ -n "${AUTOGROUP_NICE:-}" && -w /proc/self/autogroup ]]; then
-    echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null || true
-fi
 ROUNDS=${ROUNDS:-3}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-10}
 RATE=${RATE:-200000}
@@ -51,26 +37,9 @@ GEN_CPU=${GEN_CPU:-1}
 PORT=${PORT:-34300}
 OUT=${OUT:-benches/results/garbage-$(date -u +%F).md}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-for tool in taskset jq cargo; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-
-if [[ -z "${NATLENS_BIN:-}" ]]; then
-    log "building natlens (release)"
-    NATLENS_BIN=$(cargo build --release --bin natlens --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "natlens"
-                      and (.target.kind | index("bin")) and .executable != null) | .executable' |
-        tail -n1)
-fi
-if [[ -z "${LOADGEN_BIN:-}" ]]; then
-    log "building loadgen (bench profile)"
-    LOADGEN_BIN=$(cargo bench --bench loadgen --no-run --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "loadgen"
-                      and .executable != null) | .executable' | tail -n1)
-fi
-[[ -x "$NATLENS_BIN" && -x "$LOADGEN_BIN" ]] || die "binaries not found"
+bench_autogroup_nice
+bench_require taskset jq cargo
+bench_build
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/natlens-garbage.XXXXXX")
 SERVER_LOG="$WORK/server.ndjson"

@@ -18,22 +18,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context};
-use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
-use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
+use anyhow::Context;
+use natlens::lab::plan::SERVER_PRIMARY;
+use natlens::lab::{Host, Lab, NatMode, Side};
 use serde_json::Value;
 
-const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
-const PORT: u16 = 3478;
-const ALT_PORT: u16 = 3479;
-/// One-way delay per WAN link, as issue 3 asks.
-const DELAY: Duration = Duration::from_millis(25);
+mod common;
+use common::{with_lab, Record, DELAY, NATLENS, PORT};
+
 const DEFAULT_ROUNDS: usize = 7;
-/// How long the server gets to start listening.
-const SERVER_START: Duration = Duration::from_millis(500);
 
 /// The labs, as (router-a, router-b).
 const LABS: [(NatMode, NatMode); 2] = [
@@ -104,15 +100,15 @@ struct Run {
 
 fn main() -> anyhow::Result<()> {
     let rounds = rounds()?;
-    preflight()?;
+    common::preflight(&["turnutils_natdiscovery", "stun"], "coturn, stun-client")?;
     let started = SystemTime::now();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = common::load_average();
     let mut runs = Vec::new();
     for (nat_a, nat_b) in LABS {
         eprintln!("lab: router-a {nat_a}, router-b {nat_b}, delay {DELAY:?} per WAN link");
         runs.extend(measure_lab(nat_a, nat_b, rounds)?);
     }
-    let report = write_report(&runs, rounds, started, load.trim())?;
+    let report = write_report(&runs, rounds, started, &load)?;
     eprintln!("wrote {}", report.display());
     Ok(())
 }
@@ -129,40 +125,13 @@ fn rounds() -> anyhow::Result<usize> {
     }
 }
 
-fn preflight() -> anyhow::Result<()> {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("the lab needs root (network namespaces, nft, conntrack)");
-    }
-    for tool in ["ip", "nft", "conntrack", "turnutils_natdiscovery", "stun"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()?
-            .success();
-        if !found {
-            bail!(
-                "{tool} is missing (packages: iproute2, nftables, conntrack, coturn, stun-client)"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Every round in one lab: a warm-up run of each tool from each host (not recorded), then
 /// `rounds` rounds, each running every tool from each host in an order that rotates.
 fn measure_lab(nat_a: NatMode, nat_b: NatMode, rounds: usize) -> anyhow::Result<Vec<Run>> {
-    let lab = Lab::up(LabSpec {
-        nat_a,
-        nat_b,
-        delay: DELAY,
-        ..LabSpec::default()
-    })?;
-    let mut server = start_server(&lab)?;
-    let result = (|| {
+    with_lab(nat_a, nat_b, |lab| {
         for side in Side::BOTH {
             for tool in TOOLS {
-                run_once(&lab, side, tool)?;
+                run_once(lab, side, tool)?;
             }
         }
         let mut runs = Vec::new();
@@ -170,7 +139,7 @@ fn measure_lab(nat_a: NatMode, nat_b: NatMode, rounds: usize) -> anyhow::Result<
             for side in Side::BOTH {
                 for k in 0..TOOLS.len() {
                     let tool = TOOLS[(round + k) % TOOLS.len()];
-                    let (wall, output) = run_once(&lab, side, tool)?;
+                    let (wall, output) = run_once(lab, side, tool)?;
                     let run = Run {
                         mode: lab.spec().nat(side),
                         host: side,
@@ -190,13 +159,8 @@ fn measure_lab(nat_a: NatMode, nat_b: NatMode, rounds: usize) -> anyhow::Result<
                 }
             }
         }
-        anyhow::Ok(runs)
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
-    let runs = result?;
-    lab.down()?;
-    Ok(runs)
+        Ok(runs)
+    })
 }
 
 /// One run of `tool` from the LAN host behind `side`, from fresh NAT state.
@@ -206,23 +170,6 @@ fn run_once(lab: &Lab, side: Side, tool: Tool) -> anyhow::Result<(Duration, Outp
     let started = Instant::now();
     let output = lab.exec(Host::Lan(side), &argv)?;
     Ok((started.elapsed(), output))
-}
-
-fn start_server(lab: &Lab) -> anyhow::Result<Child> {
-    let mut command = Command::new(NATLENS);
-    command
-        .args(["server", "--quiet"])
-        .args(["--listen", &format!("{SERVER_PRIMARY}:{PORT}")])
-        .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut server = lab.spawn(Host::Server, command)?;
-    std::thread::sleep(SERVER_START);
-    if let Some(status) = server.try_wait()? {
-        bail!("natlens server exited at once: {status}");
-    }
-    Ok(server)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,11 +289,7 @@ fn write_report(
     started: SystemTime,
     load: &str,
 ) -> anyhow::Result<PathBuf> {
-    let date = &humantime::format_rfc3339_seconds(started).to_string()[..10];
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
-    std::fs::create_dir_all(&dir)?;
-    let md = dir.join(format!("nat-wall-time-{date}.md"));
-    let csv = dir.join(format!("nat-wall-time-{date}.csv"));
+    let record = Record::new("nat-wall-time", started)?;
     let groups = grouped(runs);
 
     let mut text = String::new();
@@ -432,19 +375,8 @@ fn write_report(
         }
         let _ = writeln!(text);
     }
-    let _ = writeln!(text, "## Machine\n");
-    let _ = writeln!(text, "```\n{}```\n", machine(load));
-    let _ = writeln!(text, "## Raw numbers\n");
-    let _ = writeln!(
-        text,
-        "Also in `{}`.\n",
-        csv.file_name().unwrap_or_default().to_string_lossy()
-    );
-    let raw = raw_csv(runs);
-    let _ = writeln!(text, "```\n{raw}```");
-    std::fs::write(&md, text)?;
-    std::fs::write(&csv, raw)?;
-    Ok(md)
+    record.write(text, &machine(load), "", &raw_csv(runs))?;
+    Ok(record.md)
 }
 
 fn raw_csv(runs: &[Run]) -> String {
@@ -469,54 +401,17 @@ fn raw_csv(runs: &[Run]) -> String {
     out
 }
 
-/// Kernel, CPU, cores, load, tool versions and the natlens commit.
+/// The shared machine facts, and the versions of the classic clients.
 fn machine(load: &str) -> String {
-    let run = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let mut text = String::new();
-    let _ = writeln!(text, "kernel:   {}", run("uname", &["-srm"]));
-    let _ = writeln!(text, "cpu:      {cpu} ({cores} cores)");
-    let _ = writeln!(text, "load:     {load} (at start; the machine is shared)");
-    let _ = writeln!(
-        text,
-        "natlens:  {} (commit {}{}), release build",
-        env!("CARGO_PKG_VERSION"),
-        run("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]),
-        if run("git", &["-C", manifest, "status", "--porcelain"]).is_empty() {
-            ""
-        } else {
-            ", with uncommitted changes"
-        }
+    let packages = common::stdout_of(
+        "dpkg-query",
+        &[
+            "-W",
+            "-f",
+            "${Package} ${Version}; ",
+            "coturn",
+            "stun-client",
+        ],
     );
-    let _ = writeln!(
-        text,
-        "packages: {}",
-        run(
-            "dpkg-query",
-            &[
-                "-W",
-                "-f",
-                "${Package} ${Version}; ",
-                "coturn",
-                "stun-client"
-            ]
-        )
-    );
-    text
+    format!("{}packages: {packages}\n", common::machine(load))
 }

@@ -32,21 +32,17 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context};
-use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
-use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
+use anyhow::Context;
+use natlens::lab::plan::SERVER_PRIMARY;
+use natlens::lab::{Host, Lab, NatMode, Side};
 use serde_json::Value;
 
-const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
-const PORT: u16 = 3478;
-const ALT_PORT: u16 = 3479;
-/// One-way delay per WAN link, as issue 4 asks.
-const DELAY: Duration = Duration::from_millis(25);
+mod common;
+use common::{with_lab, Record, DELAY, NATLENS, PORT};
+
 /// A round trip between the LAN hosts as configured (two WAN links each way), used only when
 /// no `direct` pair ran to measure it.
 const CONFIGURED_PATH_RTT_MS: f64 = 4.0 * DELAY.as_millis() as f64;
-/// How long the server gets to start listening.
-const SERVER_START: Duration = Duration::from_millis(500);
 /// Longest one attempt may take, both ends: logins, fingerprints, a punch of at most its 10 s
 /// timeout, the logouts.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(40);
@@ -283,9 +279,9 @@ impl Drop for Proc {
 
 fn main() -> anyhow::Result<()> {
     let config = config()?;
-    preflight()?;
+    common::preflight(&[], "")?;
     let started = SystemTime::now();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = common::load_average();
     let pairs: Vec<(NatMode, NatMode)> = config.pairs.clone().unwrap_or_else(|| {
         MODES
             .iter()
@@ -307,21 +303,8 @@ fn main() -> anyhow::Result<()> {
         attempts.extend(measure_pair(a, b, n, &config.transport)?);
     }
     let took = clock.elapsed();
-    let report = write_report(&attempts, &config, started, load.trim(), took)?;
+    let report = write_report(&attempts, &config, started, &load, took)?;
     eprintln!("wrote {} ({took:.0?})", report.display());
-    Ok(())
-}
-
-fn preflight() -> anyhow::Result<()> {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("the lab needs root (network namespaces, nft, conntrack)");
-    }
-    for tool in ["ip", "nft", "conntrack"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            bail!("{tool} is missing (packages: iproute2, nftables, conntrack)");
-        }
-    }
     Ok(())
 }
 
@@ -331,18 +314,11 @@ fn measure_pair(
     n: usize,
     transport: &str,
 ) -> anyhow::Result<Vec<Attempt>> {
-    let lab = Lab::up(LabSpec {
-        nat_a,
-        nat_b,
-        delay: DELAY,
-        ..LabSpec::default()
-    })?;
-    let mut server = start_server(&lab)?;
-    let result = (|| {
+    with_lab(nat_a, nat_b, |lab| {
         let mut out = Vec::new();
         for i in 0..n {
             lab.reset_nat_state()?;
-            let attempt = attempt(&lab, (nat_a, nat_b), i, transport)?;
+            let attempt = attempt(lab, (nat_a, nat_b), i, transport)?;
             eprintln!(
                 "  {nat_a} x {nat_b} #{i}: {} {} callee first {} ms, connected {} ms; caller first \
                  {} ms, connected {} ms; wall {} ms {}",
@@ -361,13 +337,8 @@ fn measure_pair(
             );
             out.push(attempt);
         }
-        anyhow::Ok(out)
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
-    let out = result?;
-    lab.down()?;
-    Ok(out)
+        Ok(out)
+    })
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -419,23 +390,6 @@ fn attempt(
         callee_exit,
         caller_exit,
     })
-}
-
-fn start_server(lab: &Lab) -> anyhow::Result<Child> {
-    let mut command = Command::new(NATLENS);
-    command
-        .args(["server", "--quiet"])
-        .args(["--listen", &format!("{SERVER_PRIMARY}:{PORT}")])
-        .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut server = lab.spawn(Host::Server, command)?;
-    std::thread::sleep(SERVER_START);
-    if let Some(status) = server.try_wait()? {
-        bail!("natlens server exited at once: {status}");
-    }
-    Ok(server)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,13 +494,8 @@ fn write_report(
     load: &str,
     took: Duration,
 ) -> anyhow::Result<PathBuf> {
-    let date = &humantime::format_rfc3339_seconds(started).to_string()[..10];
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
-    std::fs::create_dir_all(&dir)?;
-    let stem = format!("punch-{}-{date}", config.transport);
-    let md = dir.join(format!("{stem}.md"));
+    let record = Record::new(&format!("punch-{}", config.transport), started)?;
     let (rtt, measured) = path_rtt(attempts);
-    let csv = dir.join(format!("{stem}.csv"));
     let summaries = summaries(attempts);
 
     let mut t = String::new();
@@ -712,19 +661,13 @@ fn write_report(
          lab's rates are over five kernel NAT modes weighted equally, with no loss. They bound \
          what to expect, they are not the same experiment.\n"
     );
-    let _ = writeln!(t, "## Machine\n");
-    let _ = writeln!(t, "```\n{}```\n", machine(load));
-    let _ = writeln!(t, "## Raw numbers\n");
-    let _ = writeln!(
+    record.write(
         t,
-        "Also in `{}`. Times in ms, each from that end's start signal.\n",
-        csv.file_name().unwrap_or_default().to_string_lossy()
-    );
-    let raw = raw_csv(attempts);
-    let _ = writeln!(t, "```\n{raw}```");
-    std::fs::write(&md, t)?;
-    std::fs::write(&csv, raw)?;
-    Ok(md)
+        &common::machine(load),
+        "Times in ms, each from that end's start signal.",
+        &raw_csv(attempts),
+    )?;
+    Ok(record.md)
 }
 
 fn raw_csv(attempts: &[Attempt]) -> String {
@@ -753,42 +696,4 @@ fn raw_csv(attempts: &[Attempt]) -> String {
         );
     }
     out
-}
-
-/// Kernel, CPU, cores, load and the natlens commit.
-fn machine(load: &str) -> String {
-    let run = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let mut text = String::new();
-    let _ = writeln!(text, "kernel:   {}", run("uname", &["-srm"]));
-    let _ = writeln!(text, "cpu:      {cpu} ({cores} cores)");
-    let _ = writeln!(text, "load:     {load} (at start; the machine is shared)");
-    let _ = writeln!(
-        text,
-        "natlens:  {} (commit {}{}), release build",
-        env!("CARGO_PKG_VERSION"),
-        run("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]),
-        if run("git", &["-C", manifest, "status", "--porcelain"]).is_empty() {
-            ""
-        } else {
-            ", with uncommitted changes"
-        }
-    );
-    text
 }

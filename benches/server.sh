@@ -29,21 +29,8 @@
 #                                          sessions); empty to leave it alone
 #   OUT=benches/results/server-<date>.md   NATLENS_BIN=, LOADGEN_BIN= to skip the build
 set -euo pipefail
-
-# Run in a session (so a scheduler autogroup) of our own, whose priority we may raise without
-# touching the caller's; forward INT/TERM so Ctrl-C still stops everything.
-if [[ -z "${_NL_BENCH_INNER:-}" && -n "${AUTOGROUP_NICE=-10}" && -e /proc/self/autogroup ]] &&
-    command -v setsid >/dev/null; then
-    _NL_BENCH_INNER=1 setsid bash "$0" "$@" </dev/null &
-    inner=$!
-    trap 'kill -TERM "$inner" 2>/dev/null || true' INT TERM
-    rc=0
-    while true; do
-        wait "$inner" && rc=0 || rc=$?
-        kill -0 "$inner" 2>/dev/null || break
-    done
-    exit "$rc"
-fi
+source "$(dirname "$0")/lib.sh"
+bench_own_session "$@"
 
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -68,18 +55,9 @@ NOISE_MAX=${NOISE_MAX:-0.15}
 RETRIES=${RETRIES:-2}
 AUTOGROUP_NICE=${AUTOGROUP_NICE--10}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-for tool in taskset jq turnserver cargo; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+bench_require taskset jq turnserver cargo
 (($(nproc) > SERVER_CPU && $(nproc) > GEN_CPU)) || die "need CPUs $SERVER_CPU and $GEN_CPU"
-
-if [[ -n "$AUTOGROUP_NICE" && -w /proc/self/autogroup ]]; then
-    echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null ||
-        log "could not set autogroup nice to $AUTOGROUP_NICE"
-fi
+bench_autogroup_nice
 
 # Open-file budget: the generator holds TCP_COUNT sockets, the server as many plus its own
 # files; both processes share the same limit, which cannot be raised here.
@@ -89,22 +67,7 @@ if [[ "$fd_limit" != unlimited ]] && ((TCP_COUNT > fd_limit - 1000)); then
     TCP_COUNT=$((fd_limit - 1000))
 fi
 
-# --- build -------------------------------------------------------------------------------------
-if [[ -z "${NATLENS_BIN:-}" ]]; then
-    log "building natlens (release)"
-    NATLENS_BIN=$(cargo build --release --bin natlens --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "natlens"
-                      and (.target.kind | index("bin")) and .executable != null) | .executable' |
-        tail -n1)
-fi
-if [[ -z "${LOADGEN_BIN:-}" ]]; then
-    log "building loadgen (bench profile)"
-    LOADGEN_BIN=$(cargo bench --bench loadgen --no-run --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "loadgen"
-                      and .executable != null) | .executable' | tail -n1)
-fi
-[[ -x "$NATLENS_BIN" ]] || die "natlens binary not found"
-[[ -x "$LOADGEN_BIN" ]] || die "loadgen binary not found"
+bench_build
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/natlens-bench.XXXXXX")
 RAW="$WORK/raw.jsonl"

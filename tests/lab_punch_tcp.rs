@@ -13,7 +13,6 @@
 
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,13 +22,15 @@ use natlens::core::punch::report::{PunchReport, PunchResult};
 use natlens::core::punch::Role;
 use natlens::core::Transport;
 use natlens::io::punch_tcp::{self, TcpPart, TcpPunch, TcpPunched, DEFAULT_SYN_TTL};
-use natlens::io::raw_tcp::NO_CAP_NET_RAW;
-use natlens::io::rst_guard;
 use natlens::io::simopen::PunchError;
 use natlens::lab::plan::router_wan;
 use natlens::lab::spec::SEQ_FIRST_PORT;
-use natlens::lab::{CtEntry, Host, Lab, LabSpec, NatMode, Side};
+use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
 use natlens::wire::natlens::{Dependence, NatFacts, NatProfile, PortPattern, Transports};
+
+mod common;
+use common::lab_available;
+use common::tcp_lab::{self, guard_tables, in_both, lan_ip, tcp_entries};
 
 const HELPER_ENV: &str = "NATLENS_LAB_PUNCH_TCP_HELPER";
 const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
@@ -38,38 +39,6 @@ const LOCAL_PORT: [u16; 2] = [41_000, 42_000];
 
 /// Labs one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn skip(why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but this test cannot run here: {why}");
-    }
-    // Straight to the process's stderr: libtest hides eprintln! output of passing tests.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("SKIPPED ({why})\n").as_bytes(),
-    );
-    false
-}
-
-/// True when this machine can run labs; otherwise says SKIPPED, or fails under CI.
-fn lab_available() -> bool {
-    match natlens::lab::check_available() {
-        Ok(()) => true,
-        Err(why) => skip(&why),
-    }
-}
-
-fn lan_ip(side: Side) -> Ipv4Addr {
-    match side {
-        Side::A => Ipv4Addr::new(192, 0, 2, 10),
-        Side::B => Ipv4Addr::new(198, 51, 100, 10),
-    }
-}
 
 fn index(side: Side) -> usize {
     match side {
@@ -189,24 +158,6 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
     }
 }
 
-fn tcp_entries(lab: &Lab, side: Side) -> Vec<CtEntry> {
-    lab.conntrack_entries(side)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.proto == "tcp")
-        .collect()
-}
-
-fn guard_tables(lab: &Lab, host: Host) -> Vec<String> {
-    let output = lab.exec(host, &["nft", "list", "tables"]).unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_prefix("table inet "))
-        .filter(|name| name.starts_with(rst_guard::TABLE_PREFIX))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Runs one pair: a (callee, behind router A) and b (caller, behind router B).
 fn punch_pair(nat_a: NatMode, nat_b: NatMode) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -244,20 +195,11 @@ fn punch_pair(nat_a: NatMode, nat_b: NatMode) {
         );
     }
     let started = Instant::now();
-    let (a, b) = std::thread::scope(|scope| {
-        let b = scope.spawn(|| {
-            lab.in_netns(Host::Lan(Side::B), || {
-                run_end(&plan_b, Side::B, DEFAULT_SYN_TTL)
-            })
-            .unwrap()
-        });
-        let a = lab
-            .in_netns(Host::Lan(Side::A), || {
-                run_end(&plan_a, Side::A, DEFAULT_SYN_TTL)
-            })
-            .unwrap();
-        (a, b.join().unwrap())
-    });
+    let (a, b) = in_both(
+        &lab,
+        || run_end(&plan_a, Side::A, DEFAULT_SYN_TTL),
+        || run_end(&plan_b, Side::B, DEFAULT_SYN_TTL),
+    );
     let name = format!("{nat_a} x {nat_b}");
     let (pa, pb) = match (&a.punched, &b.punched) {
         (Ok(pa), Ok(pb)) => (pa, pb),
@@ -379,65 +321,11 @@ fn tcp_cone_by_random() {
     punch_pair(NatMode::Cone, NatMode::Random);
 }
 
-/// A copy of this test binary that any user may run, removed on drop.
-struct UnprivilegedCopy {
-    dir: std::path::PathBuf,
-    path: std::path::PathBuf,
-}
-
-impl UnprivilegedCopy {
-    fn new() -> UnprivilegedCopy {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("natlens-punchtcp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.join("lab_punch_tcp_helper");
-        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
-        UnprivilegedCopy { dir, path }
-    }
-}
-
-impl Drop for UnprivilegedCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Without CAP_NET_RAW: one line, then a plain simultaneous open (on loopback: an
 /// unprivileged process cannot enter the lab), with a fan-out the plan asked for skipped.
 #[test]
 fn without_cap_net_raw_one_line_then_plain_simultaneous_open() {
-    let copy;
-    let mut command = if is_root() {
-        if Command::new("setpriv").arg("--version").output().is_err() {
-            skip("setpriv (util-linux) is missing");
-            return;
-        }
-        copy = UnprivilegedCopy::new();
-        let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
-            .arg(&copy.path);
-        command
-    } else {
-        Command::new(std::env::current_exe().unwrap())
-    };
-    let output = command
-        .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(HELPER_ENV, "no-cap")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let hints: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("CAP_NET_RAW"))
-        .collect();
-    assert_eq!(hints, [format!("natlens: {NO_CAP_NET_RAW}")], "{stderr}");
-    assert!(stdout.contains("fallback connected"), "{stdout}\n{stderr}");
+    tcp_lab::assert_one_line_then_plain_simultaneous_open(HELPER_ENV, "punchtcp");
 }
 
 #[test]

@@ -6,32 +6,26 @@
 //! primary 127.0.0.1, alternate 127.0.0.2 (Linux routes all of 127.0.0.0/8 to `lo`).
 //!
 //! coturn comes from Debian's `coturn` package. When `turnserver` is missing the coturn test
-//! fails if `CI` is set and is otherwise skipped with a visible `SKIPPED:` line.
+//! fails if `CI` is set and is otherwise skipped with a visible SKIPPED line.
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use natlens::core::binding::{self, FullMode, Outcome, Received};
+use natlens::core::binding::{self, Outcome, Received};
 use natlens::core::Transport;
 use natlens::wire::stun::Message;
 use serde_json::{json, Value};
 
-const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-const ALTERNATE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+mod common;
+use common::loopback_stun::{free_port, Mode, Server, PRIMARY_IP};
+use common::programs::{self, require_tools};
 
 /// A `natlens nat` run on loopback takes about 0.15 s (two 70 ms burst pauses, UDP's then
 /// TCP's); this only stops a hung run from hanging the suite.
 const NAT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a server gets to answer on every address it should serve.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -39,7 +33,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn full_mode_natlens_server_shows_no_nat_over_udp_and_tcp() {
-    let server = Server::natlens(Mode::Full);
+    let server = Server::natlens(Mode::Full, &[]);
     let run = nat(&["--server", &server.primary.to_string(), "--json"]);
     assert!(run.status.success(), "{}", run.describe(&server));
     assert_eq!(
@@ -55,7 +49,7 @@ fn full_mode_natlens_server_shows_no_nat_over_udp_and_tcp() {
 
 #[test]
 fn basic_mode_leaves_mapping_and_filtering_unmeasured() {
-    let server = Server::natlens(Mode::Basic);
+    let server = Server::natlens(Mode::Basic, &[]);
     let run = nat(&[
         "-s",
         &server.primary.to_string(),
@@ -74,11 +68,15 @@ fn basic_mode_leaves_mapping_and_filtering_unmeasured() {
 
 #[test]
 fn coturn_in_rfc5780_mode_gives_the_same_verdicts_as_natlens() {
-    let Some(turnserver) = require_tool("turnserver") else {
+    let Some(tools) = require_tools(
+        "coturn_in_rfc5780_mode_gives_the_same_verdicts_as_natlens",
+        &["turnserver"],
+        "apt-get install coturn",
+    ) else {
         return;
     };
-    let coturn = Server::coturn(&turnserver);
-    let natlens = Server::natlens(Mode::Full);
+    let coturn = Server::coturn(&tools[0], Mode::Full);
+    let natlens = Server::natlens(Mode::Full, &[]);
     let runs = [&coturn, &natlens].map(|server| {
         let run = nat(&["--server", &server.primary.to_string(), "--json"]);
         assert!(run.status.success(), "{}", run.describe(server));
@@ -97,7 +95,7 @@ fn coturn_in_rfc5780_mode_gives_the_same_verdicts_as_natlens() {
 
 #[test]
 fn the_table_and_the_narrative_go_to_stdout() {
-    let server = Server::natlens(Mode::Full);
+    let server = Server::natlens(Mode::Full, &[]);
     let run = nat(&["--server", &server.primary.to_string(), "-t", "udp"]);
     assert!(run.status.success(), "{}", run.describe(&server));
     // The narrative is wrapped: compare with the line breaks taken out.
@@ -325,233 +323,21 @@ impl NatRun {
 fn nat(args: &[&str]) -> NatRun {
     let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
     command.arg("nat").args(args);
-    let described = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn natlens nat");
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let status = wait_or_kill(&mut child, NAT_TIMEOUT)
-        .unwrap_or_else(|| panic!("{described} still ran after {NAT_TIMEOUT:?}"));
+    let run = programs::run(&mut command, NAT_TIMEOUT);
+    let status = run
+        .status
+        .unwrap_or_else(|| panic!("{} still ran after {NAT_TIMEOUT:?}", run.command));
     NatRun {
-        command: described,
+        command: run.command,
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("wait for natlens") {
-            return Some(status);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 // ---------------------------------------------------------------------------------------------
-// Servers
+// A server of our own
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    /// One address.
-    Basic,
-    /// RFC 5780: primary 127.0.0.1:P1, alternate 127.0.0.2:P2, serving all four mixes.
-    Full,
-}
-
-/// A STUN server child process, killed when dropped (also when a test panics).
-struct Server {
-    child: Child,
-    command: String,
-    log: PathBuf,
-    scratch: Vec<PathBuf>,
-    primary: SocketAddr,
-    alternate: Option<SocketAddr>,
-}
-
-impl Server {
-    fn natlens(mode: Mode) -> Server {
-        Self::start_with_retries(mode, |primary, alternate| {
-            Self::natlens_command(primary, alternate)
-        })
-    }
-
-    /// A basic-mode natlens server on `listen` (port 0: the kernel picks, the log tells).
-    fn natlens_at(listen: SocketAddr) -> Server {
-        let (cmd, scratch) = Self::natlens_command(listen, None);
-        let mut server = Self::spawn(cmd, scratch, listen, None);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while server.primary.port() == 0 && Instant::now() < deadline {
-            server.primary = server
-                .log_text()
-                .lines()
-                .find_map(|line| {
-                    line.split(" listening udp ")
-                        .nth(1)?
-                        .split(' ')
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(server.primary);
-            thread::sleep(Duration::from_millis(20));
-        }
-        server
-            .wait_ready()
-            .unwrap_or_else(|e| panic!("{e}\n{}", server.log_text()));
-        server
-    }
-
-    fn natlens_command(
-        primary: SocketAddr,
-        alternate: Option<SocketAddr>,
-    ) -> (Command, Vec<PathBuf>) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natlens"));
-        cmd.args(["server", "--listen", &primary.to_string()]);
-        if let Some(alternate) = alternate {
-            cmd.args(["--alternate", &alternate.to_string()]);
-        }
-        (cmd, Vec::new())
-    }
-
-    /// coturn 4.6 in RFC 5780 mode: it turns that on when it has two listening IPs of one
-    /// family and an alternate port.
-    fn coturn(turnserver: &Path) -> Server {
-        Self::start_with_retries(Mode::Full, |primary, alternate| {
-            let alternate = alternate.expect("full mode");
-            let pidfile = scratch_path("turnserver.pid");
-            let mut cmd = Command::new(turnserver);
-            cmd.args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
-                .args(["--log-file=stdout", "--simple-log"])
-                .arg(format!("--pidfile={}", pidfile.display()))
-                .args(["--listening-ip", &primary.ip().to_string()])
-                .args(["--listening-ip", &alternate.ip().to_string()])
-                .args(["--listening-port", &primary.port().to_string()])
-                .args(["--alt-listening-port", &alternate.port().to_string()]);
-            (cmd, vec![pidfile])
-        })
-    }
-
-    fn start_with_retries(
-        mode: Mode,
-        command: impl Fn(SocketAddr, Option<SocketAddr>) -> (Command, Vec<PathBuf>),
-    ) -> Server {
-        let ips: &[Ipv4Addr] = match mode {
-            Mode::Basic => &[PRIMARY_IP],
-            Mode::Full => &[PRIMARY_IP, ALTERNATE_IP],
-        };
-        for _ in 0..5 {
-            let p1 = free_port(ips, None);
-            let primary = SocketAddr::new(IpAddr::V4(PRIMARY_IP), p1);
-            let alternate = (mode == Mode::Full)
-                .then(|| SocketAddr::new(IpAddr::V4(ALTERNATE_IP), free_port(ips, Some(p1))));
-            let (cmd, scratch) = command(primary, alternate);
-            let mut server = Self::spawn(cmd, scratch, primary, alternate);
-            match server.wait_ready() {
-                Ok(()) => return server,
-                // The ports were taken between choosing and binding them: try others.
-                Err(_) if server.log_text().contains("in use") => continue,
-                Err(e) => panic!(
-                    "{} did not start: {e}\n{}",
-                    server.command,
-                    server.log_text()
-                ),
-            }
-        }
-        panic!("no free ports in 5 tries");
-    }
-
-    fn spawn(
-        mut cmd: Command,
-        scratch: Vec<PathBuf>,
-        primary: SocketAddr,
-        alternate: Option<SocketAddr>,
-    ) -> Server {
-        let log = scratch_path("server.log");
-        let file = File::create(&log).expect("create server log");
-        let command = format!("{cmd:?}");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup log"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-        Server {
-            child,
-            command,
-            log,
-            scratch,
-            primary,
-            alternate,
-        }
-    }
-
-    /// Every address the server serves: the primary, or all four IP × port mixes.
-    fn served_addresses(&self) -> Vec<SocketAddr> {
-        match self.alternate {
-            // The same four IP x port mixes the server itself binds.
-            Some(alternate) => FullMode {
-                primary: self.primary,
-                alternate,
-            }
-            .addresses()
-            .to_vec(),
-            None => vec![self.primary],
-        }
-    }
-
-    /// Waits until every served address answers a Binding over UDP and accepts TCP.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        for addr in self.served_addresses() {
-            loop {
-                if let Some(status) = self.child.try_wait().expect("wait for server") {
-                    return Err(format!("exited: {status}"));
-                }
-                if Instant::now() >= deadline {
-                    return Err(format!("no answer on {addr} within {READY_TIMEOUT:?}"));
-                }
-                if binding_answered(addr) && TcpStream::connect(addr).is_ok() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Ok(())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for path in std::iter::once(&self.log).chain(&self.scratch) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 /// A minimal Binding server answering from threads with natlens's own responder: over UDP, and
 /// over TCP when asked, where it closes each connection right after its answer (as some servers
@@ -617,74 +403,4 @@ fn answer(
         Outcome::Reply { .. } => Some(out),
         Outcome::Drop(_) => None,
     }
-}
-
-/// Sends one Binding request to `addr` and waits briefly for its success response.
-fn binding_answered(addr: SocketAddr) -> bool {
-    let any = SocketAddr::new(addr.ip(), 0);
-    let Ok(socket) = UdpSocket::bind(any) else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
-    let tid = *b"natlens-test";
-    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
-    request.extend_from_slice(&tid);
-    if socket.send_to(&request, addr).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 1500];
-    while let Ok((n, _)) = socket.recv_from(&mut buf) {
-        if n >= 20 && buf[0..2] == [0x01, 0x01] && buf[8..20] == tid {
-            return true;
-        }
-    }
-    false
-}
-
-/// A port free for UDP and TCP on every one of `ips`, other than `not`. It is released before
-/// the server binds it; `start_with_retries` copes with the rare race.
-fn free_port(ips: &[Ipv4Addr], not: Option<u16>) -> u16 {
-    loop {
-        let probe = UdpSocket::bind((ips[0], 0)).expect("bind a loopback UDP port");
-        let port = probe.local_addr().expect("local addr").port();
-        if Some(port) == not {
-            continue;
-        }
-        let tcp_ok = ips.iter().all(|ip| TcpListener::bind((*ip, port)).is_ok());
-        let udp_ok = ips[1..]
-            .iter()
-            .all(|ip| UdpSocket::bind((*ip, port)).is_ok());
-        if tcp_ok && udp_ok {
-            return port;
-        }
-    }
-}
-
-fn scratch_path(suffix: &str) -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("natlens-nat-{}-{n}-{suffix}", std::process::id()))
-}
-
-/// Finds `name` on PATH. Missing, it fails the test under CI and skips it otherwise.
-fn require_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        });
-    if found.is_none() {
-        let message = format!("{name} not found on PATH (apt-get install coturn)");
-        if std::env::var_os("CI").is_some() {
-            panic!("{message}; CI must install it (.ci/run does)");
-        }
-        // Straight to stderr: libtest captures eprintln! of passing tests, and a skip must show.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: nat_loopback coturn test: {message}"
-        );
-    }
-    found
 }

@@ -16,13 +16,19 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use natlens::io::caps;
-use natlens::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError, NO_CAP_NET_RAW};
-use natlens::io::rst_guard::{self, RstGuard};
+use natlens::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
+use natlens::io::rst_guard::RstGuard;
 use natlens::io::simopen::{PunchError, Punched, SimOpen, Via};
 use natlens::lab::plan::{router_wan, PUBLIC_ADDR, SERVER_PRIMARY};
 use natlens::lab::spec::SEQ_FIRST_PORT;
-use natlens::lab::{CtEntry, Host, Lab, LabSpec, NatMode, Side};
+use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
 use natlens::wire::tcp_syn::{Segment, SegmentKind, SegmentRepr};
+
+mod common;
+use common::tcp_lab::{
+    self, as_helper, guard_tables, in_both, lan_ip, tcp_entries, UnprivilegedCopy,
+};
+use common::{is_root, lab_available, skip};
 
 /// Env var that turns the `helper_entry` test into a child-process entry point.
 const HELPER_ENV: &str = "NATLENS_RAW_TCP_HELPER";
@@ -30,31 +36,6 @@ const HELPER_ENV: &str = "NATLENS_RAW_TCP_HELPER";
 /// How long a punch in the lab may take: the kernel retransmits a SYN after 1 s, so a
 /// punch that needs one retransmission still fits twice over.
 const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// True when this machine can run labs; otherwise says SKIPPED, or fails under CI.
-fn lab_available() -> bool {
-    match natlens::lab::check_available() {
-        Ok(()) => true,
-        Err(why) => skip(&why),
-    }
-}
-
-fn skip(why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but this test cannot run here: {why}");
-    }
-    // Straight to the process's stderr: libtest hides eprintln! output of passing tests.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("SKIPPED ({why})\n").as_bytes(),
-    );
-    false
-}
 
 fn up(spec: LabSpec) -> Option<Lab> {
     lab_available().then(|| Lab::up(spec).expect("building the lab"))
@@ -66,13 +47,6 @@ fn v4(ip: Ipv4Addr, port: u16) -> SocketAddr {
 
 fn any(port: u16) -> SocketAddr {
     v4(Ipv4Addr::UNSPECIFIED, port)
-}
-
-fn lan_ip(side: Side) -> Ipv4Addr {
-    match side {
-        Side::A => Ipv4Addr::new(192, 0, 2, 10),
-        Side::B => Ipv4Addr::new(198, 51, 100, 10),
-    }
 }
 
 /// Greets each way over one connection: both write first, then both read, so neither waits
@@ -93,38 +67,6 @@ fn exchange(a: &mut Punched, b: &mut Punched) {
         punched.stream.read_exact(&mut buf).unwrap();
         assert_eq!(String::from_utf8(buf).unwrap(), expected);
     }
-}
-
-/// Runs two punches at once, `a` in host a and `b` in host b; returns both results.
-fn punch_both(
-    lab: &Lab,
-    a: impl FnOnce() -> Result<Punched, PunchError> + Send,
-    b: impl FnOnce() -> Result<Punched, PunchError> + Send,
-) -> (Result<Punched, PunchError>, Result<Punched, PunchError>) {
-    std::thread::scope(|scope| {
-        let side_b = scope.spawn(|| lab.in_netns(Host::Lan(Side::B), b).unwrap());
-        let side_a = lab.in_netns(Host::Lan(Side::A), a).unwrap();
-        (side_a, side_b.join().unwrap())
-    })
-}
-
-fn tcp_entries(lab: &Lab, side: Side) -> Vec<CtEntry> {
-    lab.conntrack_entries(side)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.proto == "tcp")
-        .collect()
-}
-
-/// Names of natlens RST guard tables in `host`'s namespace.
-fn guard_tables(lab: &Lab, host: Host) -> Vec<String> {
-    let output = lab.exec(host, &["nft", "list", "tables"]).unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_prefix("table inet "))
-        .filter(|name| name.starts_with(rst_guard::TABLE_PREFIX))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Packets seen on one interface of one lab host (AF_PACKET, both directions), from start to
@@ -293,7 +235,7 @@ fn cone_by_cone_simultaneous_open_makes_a_real_connection() {
     };
     let (port_a, port_b) = (41_000, 42_000);
     let deadline = Instant::now() + PUNCH_DEADLINE;
-    let (a, b) = punch_both(
+    let (a, b) = in_both(
         &lab,
         || SimOpen::bind(any(port_a), v4(router_wan(Side::B), port_b))?.run(deadline, None),
         || SimOpen::bind(any(port_b), v4(router_wan(Side::A), port_a))?.run(deadline, None),
@@ -358,7 +300,7 @@ fn seq_by_cone_needs_the_crafted_fanout_when_the_prediction_is_off() {
     // NAT. Nothing connects.
     use_up_ports(&lab, 2);
     let deadline = Instant::now() + Duration::from_secs(3);
-    let (a, b) = punch_both(
+    let (a, b) = in_both(
         &lab,
         || SimOpen::bind(any(port_a), v4(wan_b, port_b))?.run(deadline, None),
         || SimOpen::bind(any(port_b), v4(wan_a, predicted))?.run(deadline, None),
@@ -472,7 +414,7 @@ fn punch_with_fanout(
     let first = Barrier::new(2);
     let deadline = Instant::now() + PUNCH_DEADLINE;
     let mut rsts_kept = 0;
-    let (a, b) = punch_both(
+    let (a, b) = in_both(
         lab,
         || {
             let open = SimOpen::bind(any(port_a), v4(wan_b, port_b))?;
@@ -659,9 +601,7 @@ fn full_ttl_syn_acks_draw_rsts_that_the_guard_keeps_home() {
 /// Starts this test binary as a helper (`mode`) inside `host`, with stdout piped.
 fn spawn_helper(lab: &Lab, host: Host, mode: &str) -> std::process::Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(HELPER_ENV, mode)
+    as_helper(&mut command, HELPER_ENV, mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     lab.spawn(host, command).unwrap()
@@ -801,43 +741,6 @@ fn a_raw_socket_opened_first_keeps_sending_after_every_capability_is_dropped() {
     .unwrap();
 }
 
-/// A copy of this test binary that any user may run (the target directory need not be open
-/// to nobody), removed on drop.
-struct UnprivilegedCopy {
-    dir: std::path::PathBuf,
-    path: std::path::PathBuf,
-}
-
-impl UnprivilegedCopy {
-    fn new(name: &str) -> UnprivilegedCopy {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("natlens-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.join("raw_tcp_helper");
-        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
-        UnprivilegedCopy { dir, path }
-    }
-
-    /// `setpriv` to user and group nobody with no inherited capabilities, then the copy.
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg("--inh-caps=-all")
-            .args(extra)
-            .arg("--")
-            .arg(&self.path);
-        command
-    }
-}
-
-impl Drop for UnprivilegedCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn with_file_capabilities_instead_of_root_the_guard_works_and_goes() {
     let Some(lab) = up(LabSpec::default()) else {
@@ -858,10 +761,7 @@ fn with_file_capabilities_instead_of_root_the_guard_works_and_goes() {
     assert!(status.success(), "setcap on {}", copy.path.display());
     let host = Host::Lan(Side::A);
     let mut command = copy.command(&[]);
-    command
-        .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(HELPER_ENV, "guard-and-wait")
-        .stdout(Stdio::piped());
+    as_helper(&mut command, HELPER_ENV, "guard-and-wait").stdout(Stdio::piped());
     let mut child = lab.spawn(host, command).unwrap();
     let table = wait_ready(&mut child);
     assert_eq!(
@@ -881,34 +781,7 @@ fn with_file_capabilities_instead_of_root_the_guard_works_and_goes() {
 
 #[test]
 fn without_cap_net_raw_one_line_then_plain_simultaneous_open() {
-    let exe = std::env::current_exe().unwrap();
-    let copy = is_root().then(|| {
-        if Command::new("setpriv").arg("--version").output().is_err() {
-            skip("setpriv (util-linux) is missing");
-            return None;
-        }
-        Some(UnprivilegedCopy::new("nocap"))
-    });
-    let mut command = match &copy {
-        Some(None) => return,
-        Some(Some(copy)) => copy.command(&["--bounding-set=-all"]),
-        None => Command::new(exe),
-    };
-    let output = command
-        .args(["helper_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(HELPER_ENV, "no-cap")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let hints: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("CAP_NET_RAW"))
-        .collect();
-    assert_eq!(hints, [format!("natlens: {NO_CAP_NET_RAW}")], "{stderr}");
-    assert!(stdout.contains("fallback connected"), "{stdout}\n{stderr}");
+    tcp_lab::assert_one_line_then_plain_simultaneous_open(HELPER_ENV, "nocap");
 }
 
 /// Entry point for child processes started by the tests above; a no-op in a normal run.

@@ -10,30 +10,23 @@
 //! alternate is 127.0.0.2 (Linux routes all of 127.0.0.0/8 to `lo`).
 //!
 //! The clients come from Debian's `coturn` and `stun-client` packages. When one is missing the test
-//! fails if `CI` is set (CI must install them) and is otherwise skipped with a `SKIPPED:` line.
+//! fails if `CI` is set (CI must install them) and is otherwise skipped with a SKIPPED line.
 //!
 //! `coturn_reference` (ignored) runs the same checks against coturn's own `turnserver`, which is
 //! the reference these expectations were taken from: `cargo test --test third_party_clients --
 //! --ignored`.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use natlens::core::binding::FullMode;
+mod common;
+use common::loopback_stun::{Mode, Server, PRIMARY_IP};
+use common::programs::{self, require_tools, Run};
 
-const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-const ALTERNATE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const INSTALL_HINT: &str = "apt-get install coturn stun-client";
 
-/// How long a server gets to answer a Binding request on every address it should serve.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `turnutils_stunclient` blocks in `recv` without a timeout when an answer never comes (a
 /// RESPONSE-PORT that is not honoured, say); three round trips on loopback take milliseconds.
 const STUNCLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,39 +41,45 @@ const NATDISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn turnutils_stunclient_basic_mode() {
-    let Some(tools) = require_tools("turnutils_stunclient_basic_mode", &["turnutils_stunclient"])
-    else {
+    let Some(tools) = require_tools(
+        "turnutils_stunclient_basic_mode",
+        &["turnutils_stunclient"],
+        INSTALL_HINT,
+    ) else {
         return;
     };
-    let server = Server::natlens(Mode::Basic);
+    let server = Server::natlens(Mode::Basic, &["--quiet"]);
     check_stunclient_basic(&tools[0], &server);
 }
 
 #[test]
 fn turnutils_stunclient_full_mode() {
-    let Some(tools) = require_tools("turnutils_stunclient_full_mode", &["turnutils_stunclient"])
-    else {
+    let Some(tools) = require_tools(
+        "turnutils_stunclient_full_mode",
+        &["turnutils_stunclient"],
+        INSTALL_HINT,
+    ) else {
         return;
     };
-    let server = Server::natlens(Mode::Full);
+    let server = Server::natlens(Mode::Full, &["--quiet"]);
     check_stunclient_full(&tools[0], &server);
 }
 
 #[test]
 fn stun_client_basic_mode() {
-    let Some(tools) = require_tools("stun_client_basic_mode", &["stun"]) else {
+    let Some(tools) = require_tools("stun_client_basic_mode", &["stun"], INSTALL_HINT) else {
         return;
     };
-    let server = Server::natlens(Mode::Basic);
+    let server = Server::natlens(Mode::Basic, &["--quiet"]);
     check_stun(&tools[0], &server);
 }
 
 #[test]
 fn stun_client_full_mode() {
-    let Some(tools) = require_tools("stun_client_full_mode", &["stun"]) else {
+    let Some(tools) = require_tools("stun_client_full_mode", &["stun"], INSTALL_HINT) else {
         return;
     };
-    let server = Server::natlens(Mode::Full);
+    let server = Server::natlens(Mode::Full, &["--quiet"]);
     check_stun(&tools[0], &server);
 }
 
@@ -89,10 +88,11 @@ fn turnutils_natdiscovery_full_mode() {
     let Some(tools) = require_tools(
         "turnutils_natdiscovery_full_mode",
         &["turnutils_natdiscovery"],
+        INSTALL_HINT,
     ) else {
         return;
     };
-    let server = Server::natlens(Mode::Full);
+    let server = Server::natlens(Mode::Full, &["--quiet"]);
     check_natdiscovery(&tools[0], &server);
 }
 
@@ -106,7 +106,7 @@ fn coturn_reference() {
         "stun",
         "turnutils_natdiscovery",
     ];
-    let Some(tools) = require_tools("coturn_reference", &names) else {
+    let Some(tools) = require_tools("coturn_reference", &names, INSTALL_HINT) else {
         return;
     };
     let basic = Server::coturn(&tools[0], Mode::Basic);
@@ -129,7 +129,7 @@ fn coturn_reference() {
 /// or the client would start its RFC 5780 sequence and print `RFC 5780 response N`.
 fn check_stunclient_basic(tool: &Path, server: &Server) {
     let run = run_client(tool, &stunclient_args(server), STUNCLIENT_TIMEOUT);
-    let ctx = server.context(&run);
+    let ctx = context(server, &run);
     assert!(run.succeeded(), "turnutils_stunclient failed\n{ctx}");
     let lines = dedup_lines(&run.stdout);
     assert!(
@@ -160,7 +160,7 @@ fn check_stunclient_full(tool: &Path, server: &Server) {
         // Local port + 1 was taken by someone else: the client's choice, not the server's fault.
         run = run_client(tool, &stunclient_args(server), STUNCLIENT_TIMEOUT);
     }
-    let ctx = server.context(&run);
+    let ctx = context(server, &run);
     let answers = parse_rfc5780_responses(&run.stdout);
     assert_eq!(
         answers.len(),
@@ -243,9 +243,9 @@ fn check_stun(tool: &Path, server: &Server) {
         PRIMARY_IP.to_string(),
     ];
     let run = run_client(tool, &args, STUN_TIMEOUT);
-    let ctx = server.context(&run);
+    let ctx = context(server, &run);
     // stund exits with a NAT-type bit mask (1 for "Open"), never 0: only a timeout is a failure.
-    assert!(!run.timed_out, "stun did not finish\n{ctx}");
+    assert!(!run.timed_out(), "stun did not finish\n{ctx}");
     // RFC 3489 attributes are multiples of 4 bytes long (section 11.2.6); stund rejects the whole
     // message otherwise (`stun ... 1 -v` then prints `ok=0`), though its NAT test ignores that.
     let complaints: Vec<&str> = run
@@ -301,7 +301,7 @@ fn check_natdiscovery(tool: &Path, server: &Server) {
         ])
         .collect();
     let run = run_client(tool, &args, NATDISCOVERY_TIMEOUT);
-    let ctx = server.context(&run);
+    let ctx = context(server, &run);
     assert!(run.succeeded(), "turnutils_natdiscovery failed\n{ctx}");
     assert!(
         !run.stdout.contains("STUN receive timeout"),
@@ -520,350 +520,26 @@ fn dedup_lines(text: &str) -> Vec<String> {
 // Running the clients
 // ---------------------------------------------------------------------------------------------
 
-struct ClientRun {
-    command: String,
-    status: Option<ExitStatus>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl ClientRun {
-    fn succeeded(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-}
-
 /// Runs a client with no stdin and kills it after `timeout`.
-fn run_client(program: &Path, args: &[String], timeout: Duration) -> ClientRun {
-    let command = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
-    let stdout = drain(child.stdout.take().expect("piped"));
-    let stderr = drain(child.stderr.take().expect("piped"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for client") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
+fn run_client(program: &Path, args: &[String], timeout: Duration) -> Run {
+    programs::run(Command::new(program).args(args), timeout)
+}
+
+/// What an assertion message shows: the client run and the server.
+fn context(server: &Server, run: &Run) -> String {
+    let status = match run.status {
+        Some(s) => s.to_string(),
+        None => "killed after timeout".into(),
     };
-    ClientRun {
-        command,
-        timed_out: status.is_none(),
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Finds `names` on PATH. Missing ones fail the test under CI and skip it otherwise.
-fn require_tools(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
-    let found: Vec<Option<PathBuf>> = names.iter().map(|n| find_on_path(n)).collect();
-    let missing: Vec<&str> = names
-        .iter()
-        .zip(&found)
-        .filter(|(_, path)| path.is_none())
-        .map(|(name, _)| *name)
-        .collect();
-    if missing.is_empty() {
-        return Some(found.into_iter().flatten().collect());
-    }
-    let message = format!(
-        "{test}: {} not found on PATH ({INSTALL_HINT})",
-        missing.join(", ")
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}; CI must install them (.ci/run does)");
-    }
-    writeln_stderr(&format!("SKIPPED: {message}"));
-    None
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// Writes straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
-/// skip must be visible.
-fn writeln_stderr(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{message}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    /// One `--listen` address.
-    Basic,
-    /// RFC 5780: primary 127.0.0.1:P1, alternate 127.0.0.2:P2, serving all four IP x port mixes.
-    Full,
-}
-
-/// A running server, killed when dropped (also when the test panics).
-struct Server {
-    name: &'static str,
-    child: Child,
-    command: String,
-    log: PathBuf,
-    /// Other files of the server's to remove when it stops.
-    scratch: Vec<PathBuf>,
-    primary: SocketAddr,
-    alternate: Option<SocketAddr>,
-}
-
-enum Start {
-    Ready(Server),
-    /// The ports were taken between choosing and binding them: try others.
-    PortsTaken,
-}
-
-impl Server {
-    fn natlens(mode: Mode) -> Server {
-        Self::start_with_retries("natlens", mode, |primary, alternate| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_natlens"));
-            cmd.args(["server", "--quiet", "--listen", &primary.to_string()]);
-            if let Some(alternate) = alternate {
-                cmd.args(["--alternate", &alternate.to_string()]);
-            }
-            (cmd, Vec::new())
-        })
-    }
-
-    fn coturn(turnserver: &Path, mode: Mode) -> Server {
-        Self::start_with_retries("coturn", mode, |primary, alternate| {
-            let pidfile = scratch_path("turnserver.pid");
-            let mut cmd = Command::new(turnserver);
-            cmd.args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
-                .args(["--log-file=stdout", "--simple-log"])
-                .arg(format!("--pidfile={}", pidfile.display()))
-                .args(["-L", &primary.ip().to_string()])
-                .args(["--listening-port", &primary.port().to_string()]);
-            if let Some(alternate) = alternate {
-                // coturn turns RFC 5780 on when it has two listening IPs of one family.
-                cmd.args(["-L", &alternate.ip().to_string()])
-                    .args(["--alt-listening-port", &alternate.port().to_string()]);
-            }
-            (cmd, vec![pidfile])
-        })
-    }
-
-    fn start_with_retries(
-        name: &'static str,
-        mode: Mode,
-        command: impl Fn(SocketAddr, Option<SocketAddr>) -> (Command, Vec<PathBuf>),
-    ) -> Server {
-        for _ in 0..5 {
-            let ips: &[Ipv4Addr] = match mode {
-                Mode::Basic => &[PRIMARY_IP],
-                Mode::Full => &[PRIMARY_IP, ALTERNATE_IP],
-            };
-            let p1 = free_port(ips, None);
-            let primary = SocketAddr::new(IpAddr::V4(PRIMARY_IP), p1);
-            let alternate = (mode == Mode::Full)
-                .then(|| SocketAddr::new(IpAddr::V4(ALTERNATE_IP), free_port(ips, Some(p1))));
-            let (cmd, scratch) = command(primary, alternate);
-            match Self::start(name, cmd, scratch, primary, alternate) {
-                Start::Ready(server) => return server,
-                Start::PortsTaken => continue,
-            }
-        }
-        panic!("{name}: could not find free ports in 5 tries");
-    }
-
-    fn start(
-        name: &'static str,
-        mut cmd: Command,
-        scratch: Vec<PathBuf>,
-        primary: SocketAddr,
-        alternate: Option<SocketAddr>,
-    ) -> Start {
-        let log = scratch_path(&format!("{name}.log"));
-        let file = File::create(&log).expect("create server log");
-        let command = format!("{cmd:?}");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup log"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-        let mut server = Server {
-            name,
-            child,
-            command,
-            log,
-            scratch,
-            primary,
-            alternate,
-        };
-        match server.wait_ready() {
-            Ok(()) => Start::Ready(server),
-            Err(exit) => {
-                let log = server.log_text();
-                if log.contains("in use") {
-                    return Start::PortsTaken;
-                }
-                panic!(
-                    "{name} did not answer Binding requests ({exit})\n{}",
-                    server.describe()
-                );
-            }
-        }
-    }
-
-    /// Every address the server should serve over UDP, and the one it answers from for each.
-    fn served_addresses(&self) -> Vec<SocketAddr> {
-        match self.alternate {
-            // The same four IP x port mixes the server itself binds.
-            Some(alternate) => FullMode {
-                primary: self.primary,
-                alternate,
-            }
-            .addresses()
-            .to_vec(),
-            None => vec![self.primary],
-        }
-    }
-
-    /// Waits until every served address answers a Binding request.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        for addr in self.served_addresses() {
-            loop {
-                if let Some(status) = self.child.try_wait().expect("wait for server") {
-                    return Err(format!("exited: {status}"));
-                }
-                if Instant::now() >= deadline {
-                    return Err(format!("no answer on {addr} within {READY_TIMEOUT:?}"));
-                }
-                if binding_answered(addr) {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn describe(&self) -> String {
-        let log = self.log_text();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!(
-            "server: {}\nserver log (last 40 lines):\n{}",
-            self.command,
-            tail.join("\n")
-        )
-    }
-
-    /// What an assertion message shows: the client run and the server.
-    fn context(&self, run: &ClientRun) -> String {
-        let status = match run.status {
-            Some(s) => s.to_string(),
-            None => "killed after timeout".into(),
-        };
-        format!(
-            "client: {}\nclient status: {status}\n--- client stdout ---\n{}\n--- client stderr \
-             ---\n{}\n--- {} ---\n{}",
-            run.command,
-            run.stdout,
-            run.stderr,
-            self.name,
-            self.describe()
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for path in std::iter::once(&self.log).chain(&self.scratch) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Sends one RFC 8489 Binding request to `addr` and waits briefly for its success response.
-fn binding_answered(addr: SocketAddr) -> bool {
-    let Ok(socket) = UdpSocket::bind((PRIMARY_IP, 0)) else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
-    let txid = transaction_id();
-    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
-    request.extend_from_slice(&txid);
-    if socket.send_to(&request, addr).is_err() {
-        thread::sleep(Duration::from_millis(50));
-        return false;
-    }
-    let mut buf = [0u8; 1500];
-    while let Ok((n, _)) = socket.recv_from(&mut buf) {
-        if n >= 20 && buf[0..2] == [0x01, 0x01] && buf[8..20] == txid {
-            return true;
-        }
-    }
-    false
-}
-
-fn transaction_id() -> [u8; 12] {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut id = [0u8; 12];
-    id[..8].copy_from_slice(&(nanos as u64).to_be_bytes());
-    id[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-    id
-}
-
-/// A port free for both UDP and TCP on every one of `ips`, other than `not`. It is released
-/// before the server binds it; `start_with_retries` copes with the rare race.
-fn free_port(ips: &[Ipv4Addr], not: Option<u16>) -> u16 {
-    loop {
-        let probe = UdpSocket::bind((ips[0], 0)).expect("bind a loopback UDP port");
-        let port = probe.local_addr().expect("local addr").port();
-        if Some(port) == not {
-            continue;
-        }
-        let tcp_ok = ips.iter().all(|ip| TcpListener::bind((*ip, port)).is_ok());
-        let udp_ok = ips[1..]
-            .iter()
-            .all(|ip| UdpSocket::bind((*ip, port)).is_ok());
-        if tcp_ok && udp_ok {
-            return port;
-        }
-    }
+    format!(
+        "client: {}\nclient status: {status}\n--- client stdout ---\n{}\n--- client stderr \
+         ---\n{}\n--- {} ---\n{}",
+        run.command,
+        run.stdout,
+        run.stderr,
+        server.name,
+        server.describe()
+    )
 }
 
 /// A port S with S and S + 1 free for UDP on 127.0.0.1 (stund binds both).
@@ -875,16 +551,6 @@ fn free_udp_port_pair() -> u16 {
             return port;
         }
     }
-}
-
-/// A unique path in the temporary directory.
-fn scratch_path(suffix: &str) -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "natlens-third-party-{}-{n}-{suffix}",
-        std::process::id()
-    ))
 }
 
 // ---------------------------------------------------------------------------------------------

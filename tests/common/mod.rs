@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod lab_cli;
+pub mod loopback_stun;
+pub mod programs;
+pub mod tcp_lab;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -187,17 +190,26 @@ pub fn id_request(method: Method, id: &str, tid: [u8; 12]) -> Vec<u8> {
 pub fn lab_available() -> bool {
     match natlens::lab::check_available() {
         Ok(()) => true,
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but the lab cannot run here: {why}"
-            );
-            // Straight to the process's stderr: libtest hides eprintln! output of passing tests.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("SKIPPED ({why})\n").as_bytes(),
-            );
-            false
-        }
+        Err(why) => skip(&why),
     }
+}
+
+/// Says SKIPPED (why) where it shows and returns false, or fails under CI (env `CI` set), where
+/// everything a test needs must be there.
+pub fn skip(why: &str) -> bool {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but this test cannot run here: {why}"
+    );
+    // Straight to the process's stderr: libtest hides eprintln! output of passing tests.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED ({why})\n").as_bytes(),
+    );
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -1,0 +1,176 @@
+//! What the lab benches (benches/nat_wall_time.rs, benches/punch.rs) share: the check that this
+//! machine can build a lab, one lab per measured NAT pair with 25 ms of delay on each WAN link
+//! and `natlens server` in its server namespace, and the record each bench writes:
+//! `benches/results/<stem>-<date>.md` ending with the machine it ran on and the raw numbers,
+//! and the raw numbers again in a `.csv` next to it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
+use natlens::lab::{Host, Lab, LabSpec, NatMode};
+
+pub const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
+/// The lab server's STUN port on its primary address.
+pub const PORT: u16 = 3478;
+/// Its RFC 5780 alternate port, on the alternate address.
+pub const ALT_PORT: u16 = 3479;
+/// One-way delay per WAN link, as issues 3 (NAT report wall time) and 4 (punching) ask.
+pub const DELAY: Duration = Duration::from_millis(25);
+/// How long the server gets to start listening.
+const SERVER_START: Duration = Duration::from_millis(500);
+
+/// Fails unless a lab can be built here (root, network namespaces, ip, nft, conntrack) and
+/// every one of `tools` is on PATH; `packages` says where the tools come from.
+pub fn preflight(tools: &[&str], packages: &str) -> anyhow::Result<()> {
+    natlens::lab::check_available().map_err(|why| anyhow::anyhow!("the lab {why}"))?;
+    for tool in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()?
+            .success();
+        if !found {
+            bail!("{tool} is missing (packages: {packages})");
+        }
+    }
+    Ok(())
+}
+
+/// Builds a lab of `nat_a` x `nat_b` with [`DELAY`] on each WAN link, starts `natlens server`
+/// in it (RFC 5780 full mode), runs `measure`, then stops the server and tears the lab down
+/// (a failed measurement's lab is torn down when dropped).
+pub fn with_lab<T>(
+    nat_a: NatMode,
+    nat_b: NatMode,
+    measure: impl FnOnce(&Lab) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let lab = Lab::up(LabSpec {
+        nat_a,
+        nat_b,
+        delay: DELAY,
+        ..LabSpec::default()
+    })?;
+    let mut server = start_server(&lab)?;
+    let result = measure(&lab);
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = result?;
+    lab.down()?;
+    Ok(out)
+}
+
+/// `natlens server --quiet --listen 203.0.113.10:3478 --alternate 203.0.113.11:3479` in the
+/// lab's server namespace.
+fn start_server(lab: &Lab) -> anyhow::Result<Child> {
+    let mut command = Command::new(NATLENS);
+    command
+        .args(["server", "--quiet"])
+        .args(["--listen", &format!("{SERVER_PRIMARY}:{PORT}")])
+        .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut server = lab.spawn(Host::Server, command)?;
+    std::thread::sleep(SERVER_START);
+    if let Some(status) = server.try_wait()? {
+        bail!("natlens server exited at once: {status}");
+    }
+    Ok(server)
+}
+
+/// The load average when the bench starts (the machine is shared: it goes in the record).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Where one run's record goes: `benches/results/<stem>-<date>.md` and `.csv`.
+pub struct Record {
+    pub md: PathBuf,
+    pub csv: PathBuf,
+}
+
+impl Record {
+    /// The paths for a run started at `started` (its UTC date); creates benches/results.
+    pub fn new(stem: &str, started: SystemTime) -> anyhow::Result<Record> {
+        let date = &humantime::format_rfc3339_seconds(started).to_string()[..10];
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Record {
+            md: dir.join(format!("{stem}-{date}.md")),
+            csv: dir.join(format!("{stem}-{date}.csv")),
+        })
+    }
+
+    /// Writes `text` followed by the Machine and Raw numbers sections (`about_raw`, if not
+    /// empty, says what the raw numbers are) to the .md file, and `raw` to the .csv file.
+    pub fn write(
+        &self,
+        mut text: String,
+        machine: &str,
+        about_raw: &str,
+        raw: &str,
+    ) -> anyhow::Result<()> {
+        let _ = writeln!(text, "## Machine\n");
+        let _ = writeln!(text, "```\n{machine}```\n");
+        let _ = writeln!(text, "## Raw numbers\n");
+        let csv_name = self.csv.file_name().unwrap_or_default().to_string_lossy();
+        let about = if about_raw.is_empty() {
+            String::new()
+        } else {
+            format!(" {about_raw}")
+        };
+        let _ = writeln!(text, "Also in `{csv_name}`.{about}\n");
+        let _ = writeln!(text, "```\n{raw}```");
+        std::fs::write(&self.md, text).with_context(|| format!("writing {}", self.md.display()))?;
+        std::fs::write(&self.csv, raw)
+            .with_context(|| format!("writing {}", self.csv.display()))?;
+        Ok(())
+    }
+}
+
+/// Kernel, CPU, cores, `load` and the natlens commit, one fact a line.
+pub fn machine(load: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let mut text = String::new();
+    let _ = writeln!(text, "kernel:   {}", stdout_of("uname", &["-srm"]));
+    let _ = writeln!(text, "cpu:      {cpu} ({cores} cores)");
+    let _ = writeln!(text, "load:     {load} (at start; the machine is shared)");
+    let _ = writeln!(
+        text,
+        "natlens:  {} (commit {}{}), release build",
+        env!("CARGO_PKG_VERSION"),
+        stdout_of("git", &["-C", manifest, "rev-parse", "--short", "HEAD"]),
+        if stdout_of("git", &["-C", manifest, "status", "--porcelain"]).is_empty() {
+            ""
+        } else {
+            ", with uncommitted changes"
+        }
+    );
+    text
+}
+
+/// What `program ARGS` printed on stdout, trimmed; empty when it could not run.
+pub fn stdout_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
