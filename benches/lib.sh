@@ -32,10 +32,13 @@ bench_own_session() {
 
 # bench_autogroup_nice: gives this run's autogroup the nice value AUTOGROUP_NICE (Linux
 # autogroups make plain `nice` useless against other sessions); nothing when it is empty.
+# The default applies here too: the inner run (started by bench_own_session) does not inherit
+# the outer run's unexported default.
 bench_autogroup_nice() {
-    if [[ -n "${AUTOGROUP_NICE:-}" && -w /proc/self/autogroup ]]; then
-        echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null ||
-            log "could not set autogroup nice to $AUTOGROUP_NICE"
+    local nice=${AUTOGROUP_NICE--10}
+    if [[ -n "$nice" && -w /proc/self/autogroup ]]; then
+        echo "$nice" >/proc/self/autogroup 2>/dev/null ||
+            log "could not set autogroup nice to $nice"
     fi
 }
 

@@ -193,11 +193,23 @@ fn sequential(
     let elapsed = final_sample.sent_at.saturating_duration_since(last.sent_at) + options.since_last;
     let rate = allocation.foreign_flows_per_second.unwrap_or(0.0);
     let foreign = (rate * elapsed.as_secs_f64()).round() as i64;
-    let expected = 1 + trailing + foreign;
-    let candidates: Vec<u16> = steps_around(expected)
+    let fewest = 1 + trailing;
+    let expected = fewest + foreign;
+    let mut steps: Vec<i64> = steps_around(expected)
         .take(options.fan_out.saturating_mul(4).max(1))
-        .filter_map(|k| offset_port(port, k * delta))
+        .filter(|&k| offset_port(port, k * delta).is_some())
         .take(options.fan_out.max(1))
+        .collect();
+    // The port no other host's flow moved, last: the foreign count is a rate times a time,
+    // and a rate read wrong (one unseen flow of ours between two bursts under loss) or a quiet
+    // spell must not leave the real port below every candidate. A punch counts its flows from
+    // the earliest candidate, so this widens its fan-out down to the port it cannot miss.
+    if steps.iter().all(|&k| k > fewest) && offset_port(port, fewest * delta).is_some() {
+        steps.push(fewest);
+    }
+    let candidates: Vec<u16> = steps
+        .into_iter()
+        .filter_map(|k| offset_port(port, k * delta))
         .collect();
     (!candidates.is_empty()).then_some(candidates)
 }
@@ -319,6 +331,26 @@ mod tests {
         let prediction = run(&ports, 300, &options);
         assert_eq!(prediction.next_port, Some(40011 + 1 + 5));
         assert_eq!(&prediction.candidates[..3], [40017, 40018, 40016]);
+        // Within the 16 around the expected count: nothing added.
+        assert_eq!(prediction.candidates.len(), 16);
+        assert!(prediction.candidates.contains(&40012));
+    }
+
+    #[test]
+    fn the_port_no_other_flow_moved_stays_a_candidate() {
+        // 20 foreign flows/s read, and the call came 2 s later: about 40 flows expected, but
+        // the NAT may have been quiet since (or the rate was misread): 40012 is still listed,
+        // last, so a punch's fan-out reaches down to it.
+        let ports = some(&[40000, 40001, 40002, 40009, 40010, 40011]);
+        let options = PredictOptions {
+            since_last: Duration::from_secs(2),
+            ..PredictOptions::default()
+        };
+        let prediction = run(&ports, 300, &options);
+        assert_eq!(prediction.next_port, Some(40011 + 1 + 40));
+        assert_eq!(prediction.candidates.len(), 17);
+        assert_eq!(prediction.candidates.last(), Some(&40012));
+        assert_eq!(prediction.candidates.iter().min(), Some(&40012));
     }
 
     #[test]
