@@ -24,17 +24,14 @@
 //! of the process.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use natlens::lab::plan::SERVER_PRIMARY;
-use natlens::lab::{Host, Lab, NatMode, Side};
+use natlens::lab::{Host, Lab, LabProcess, NatMode, Side};
 use serde_json::Value;
 
 mod common;
@@ -179,102 +176,34 @@ impl Attempt {
     }
 }
 
-/// A child whose stdout is collected and whose stderr lines come through a channel.
-struct Proc {
-    child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    lines: Receiver<String>,
-    /// The last non-empty stderr line `wait_for` read.
-    last: String,
+/// `natlens` with `args` in `host`'s namespace, stdin null.
+fn spawn(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<LabProcess> {
+    let mut command = Command::new(NATLENS);
+    command.args(args);
+    LabProcess::spawn(lab, host, command, None)
 }
 
-impl Proc {
-    fn spawn(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<Proc> {
-        let mut command = Command::new(NATLENS);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = lab.spawn(host, command)?;
-        let mut out = child.stdout.take().expect("piped");
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let err = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Proc {
-            child,
-            stdout: Some(stdout),
-            lines,
-            last: String::new(),
-        })
-    }
-
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(line) if !line.trim().is_empty() => self.last = line,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// Waits for the exit (killing after `limit`); the exit code and the JSON report (stdout
-    /// with --no-data).
-    fn finish(mut self, limit: Instant) -> anyhow::Result<(Option<i32>, Value)> {
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > limit {
-                let _ = self.child.kill();
-                break self.child.wait()?;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let stdout = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        let report = String::from_utf8_lossy(&stdout)
-            .lines()
+/// Waits for the exit (killing after `limit`); the exit code and the JSON report (stdout with
+/// --no-data).
+fn finish(end: LabProcess, limit: Instant) -> anyhow::Result<(Option<i32>, Value)> {
+    let exited = end.finish(limit)?;
+    let report = String::from_utf8_lossy(&exited.stdout)
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some());
+    // No report (natlens stopped before punching): its last stderr line is the reason.
+    let report = report.unwrap_or_else(|| {
+        let last = exited
+            .stderr
+            .iter()
             .rev()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|value| value.get("schema_version").is_some());
-        // No report (natlens stopped before punching): its last stderr line is the reason.
-        let report = report.unwrap_or_else(|| {
-            let last = self
-                .lines
-                .try_iter()
-                .filter(|l| !l.trim().is_empty())
-                .last()
-                .unwrap_or_else(|| self.last.clone());
-            serde_json::json!({"result": "failed", "reason": last})
-        });
-        Ok((status.code(), report))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .find(|line| !line.trim().is_empty())
+            .cloned()
+            .unwrap_or_default();
+        serde_json::json!({"result": "failed", "reason": last})
+    });
+    Ok((exited.status.code(), report))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -357,14 +286,14 @@ fn attempt(
     let started = Instant::now();
     let mut args = vec!["listen", "--id", &alice, "--no-data"];
     args.extend(common);
-    let mut listen = Proc::spawn(lab, Host::Lan(Side::A), &args)?;
+    let listen = spawn(lab, Host::Lan(Side::A), &args)?;
     if !listen.wait_for("\"event\":\"waiting\"", Duration::from_secs(15)) {
         // Recorded as a failed attempt (e.g. a transport this build does not punch over).
         eprintln!(
             "  {} x {} #{n}: natlens listen never got ready",
             pair.0, pair.1
         );
-        let (callee_exit, callee) = listen.finish(started + ATTEMPT_LIMIT)?;
+        let (callee_exit, callee) = finish(listen, started + ATTEMPT_LIMIT)?;
         return Ok(Attempt {
             pair,
             n,
@@ -377,10 +306,10 @@ fn attempt(
     }
     let mut args = vec!["call", &alice, "--id", &bob, "--no-data"];
     args.extend(common);
-    let call = Proc::spawn(lab, Host::Lan(Side::B), &args)?;
+    let call = spawn(lab, Host::Lan(Side::B), &args)?;
     let limit = started + ATTEMPT_LIMIT;
-    let (caller_exit, caller) = call.finish(limit)?;
-    let (callee_exit, callee) = listen.finish(limit)?;
+    let (caller_exit, caller) = finish(call, limit)?;
+    let (callee_exit, callee) = finish(listen, limit)?;
     Ok(Attempt {
         pair,
         n,

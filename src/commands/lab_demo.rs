@@ -11,10 +11,8 @@
 //! messages as they arrived, and whether the `port_through` each end reports is the public port
 //! the far router's conntrack table really shows for the confirmed path.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -24,7 +22,7 @@ use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
 use crate::io::prober::Options;
 use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
-use crate::lab::{CtEntry, Host, Lab, Side};
+use crate::lab::{CtEntry, Host, Lab, LabProcess, Side};
 use crate::render::nat as render;
 
 /// The server's STUN port on its primary address.
@@ -49,13 +47,13 @@ const CALL_MESSAGE: &str = "hello from b (natlens call)";
 pub fn run(args: LabDemoArgs) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(super::lab::spec(&args.spec))?;
     print!("{}", super::lab::describe(lab.state()));
-    let mut server = start_server(&lab)?;
+    let server = start_server(&lab)?;
     let result = Side::BOTH
         .iter()
         .try_for_each(|&side| fingerprint(&lab, side))
         .and_then(|()| punch(&lab));
-    let _ = server.kill();
-    let _ = server.wait();
+    // Dropping the server kills it.
+    drop(server);
     result?;
     lab.down()?;
     Ok(ExitCode::SUCCESS)
@@ -69,45 +67,29 @@ fn alternate() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(SERVER_ALTERNATE, ALTERNATE_PORT))
 }
 
-/// `natlens server --listen 203.0.113.10:3478 --alternate 203.0.113.11:3479` in the server
-/// namespace, once it says it is listening.
-fn start_server(lab: &Lab) -> anyhow::Result<Child> {
+/// This natlens executable, to run in a lab host.
+fn natlens(args: &[&str]) -> anyhow::Result<Command> {
     let exe = std::env::current_exe().context("finding the natlens executable")?;
     let mut command = Command::new(exe);
-    command
-        .args(["server", "--listen", &primary().to_string()])
-        .args(["--alternate", &alternate().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = lab.spawn(Host::Server, command)?;
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + SERVER_START;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains("listening udp") => {
-                println!(
-                    "server: natlens server on {} and {}",
-                    primary(),
-                    alternate()
-                );
-                return Ok(child);
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    command.args(args);
+    Ok(command)
+}
+
+/// `natlens server --listen 203.0.113.10:3478 --alternate 203.0.113.11:3479` in the server
+/// namespace, once it says it is listening.
+fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
+    let mut command = natlens(&["server", "--listen", &primary().to_string()])?;
+    command.args(["--alternate", &alternate().to_string()]);
+    let server = LabProcess::spawn(lab, Host::Server, command, None)?;
+    if !server.wait_for("listening udp", SERVER_START) {
+        bail!("natlens server did not start in the lab's server namespace");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    bail!("natlens server did not start in the lab's server namespace")
+    println!(
+        "server: natlens server on {} and {}",
+        primary(),
+        alternate()
+    );
+    Ok(server)
 }
 
 /// `natlens nat --server 203.0.113.10:3478` from the LAN host behind `side`, its report, and
@@ -219,100 +201,11 @@ fn verdict(
     format!("{proto} from port {}: {gave}; {check}", local.port())
 }
 
-/// One end of the punch: `natlens listen` or `natlens call` in a LAN host's namespace, its
-/// message on stdin, stdout collected, stderr lines through a channel.
-struct End {
-    child: Child,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    lines: mpsc::Receiver<String>,
-    stderr: Vec<String>,
-}
-
-impl End {
-    fn spawn(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Result<End> {
-        let exe = std::env::current_exe().context("finding the natlens executable")?;
-        let mut command = Command::new(exe);
-        command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = lab.spawn(Host::Lan(side), command)?;
-        // The message is the whole of stdin: written, then closed.
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin.write_all(message.as_bytes())?;
-        drop(stdin);
-        let mut out = child.stdout.take().expect("piped");
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let err = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(End {
-            child,
-            stdout: Some(stdout),
-            lines,
-            stderr: Vec::new(),
-        })
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.stderr.push(line);
-                    if found {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// Waits for the exit (killing the process at `limit`): success, stdout, stderr lines.
-    fn finish(mut self, limit: Instant) -> anyhow::Result<(bool, Vec<u8>, Vec<String>)> {
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > limit {
-                let _ = self.child.kill();
-                break self.child.wait()?;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let stdout = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        // The stderr reader ends with the pipe.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.stderr.push(line);
-        }
-        Ok((status.success(), stdout, std::mem::take(&mut self.stderr)))
-    }
-}
-
-impl Drop for End {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One end of the punch: `natlens listen` or `natlens call` in a LAN host's namespace, with
+/// `message` as the whole of its stdin (what it sends once connected).
+fn punch_end(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Result<LabProcess> {
+    let command = natlens(args)?;
+    LabProcess::spawn(lab, Host::Lan(side), command, Some(message.as_bytes()))
 }
 
 /// `natlens listen` on host a and `natlens call` on host b, through the lab's server over UDP,
@@ -328,19 +221,20 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut args = vec!["listen", "--id", "alice"];
     args.extend(common);
-    let mut listen = End::spawn(lab, Side::A, &args, LISTEN_MESSAGE)?;
+    let listen = punch_end(lab, Side::A, &args, LISTEN_MESSAGE)?;
     if !listen.wait_for("waiting for a call", LISTEN_READY) {
         bail!(
             "natlens listen did not get ready:\n{}",
-            listen.stderr.join("\n")
+            listen.stderr_so_far().join("\n")
         );
     }
     let mut args = vec!["call", "alice", "--id", "bob"];
     args.extend(common);
-    let call = End::spawn(lab, Side::B, &args, CALL_MESSAGE)?;
+    let call = punch_end(lab, Side::B, &args, CALL_MESSAGE)?;
     let limit = started + PUNCH_LIMIT;
-    let (call_ok, call_out, call_err) = call.finish(limit)?;
-    let (listen_ok, listen_out, listen_err) = listen.finish(limit)?;
+    let call = call.finish(limit)?;
+    let listen = listen.finish(limit)?;
+    let (listen_ok, call_ok) = (listen.status.success(), call.status.success());
     // Router tables right after, before anything expires.
     let ct_a = lab.conntrack_entries(Side::A)?;
     let ct_b = lab.conntrack_entries(Side::B)?;
@@ -350,8 +244,8 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
             "natlens listen",
             Side::A,
             listen_ok,
-            &listen_out,
-            &listen_err,
+            &listen.stdout,
+            &listen.stderr,
             &ct_a,
             &ct_b,
         ),
@@ -360,8 +254,8 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
             "natlens call",
             Side::B,
             call_ok,
-            &call_out,
-            &call_err,
+            &call.stdout,
+            &call.stderr,
             &ct_b,
             &ct_a,
         ),
@@ -409,7 +303,8 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
         "(punch took {} ms, logins and fingerprints included)",
         started.elapsed().as_millis()
     );
-    let delivered = listen_out == CALL_MESSAGE.as_bytes() && call_out == LISTEN_MESSAGE.as_bytes();
+    let delivered =
+        listen.stdout == CALL_MESSAGE.as_bytes() && call.stdout == LISTEN_MESSAGE.as_bytes();
     // A pair the planner refuses (random against random or sequential) is a result to show,
     // not an error of the demo: the reports above say why.
     if listen_ok && call_ok && delivered {

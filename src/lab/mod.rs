@@ -15,6 +15,7 @@ pub mod netns;
 pub mod noise;
 pub mod plan;
 pub mod plumbing;
+pub mod process;
 pub mod relay;
 pub mod ruleset;
 pub mod spec;
@@ -25,6 +26,7 @@ pub mod worker;
 pub use conntrack::CtEntry;
 pub use instance::Lab;
 pub use plumbing::DelayMethod;
+pub use process::{Exited, LabProcess};
 pub use spec::{Host, LabSpec, NatMode, Side};
 pub use state::LabState;
 

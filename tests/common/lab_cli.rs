@@ -13,18 +13,15 @@
 //! Only for root with network namespaces: callers check `lab_available` first.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use natlens::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
-use natlens::lab::{CtEntry, Host, Lab, LabSpec, NatMode, Side};
+use natlens::lab::{CtEntry, Host, Lab, LabProcess, LabSpec, NatMode, Side};
 use serde_json::Value;
 
 pub const PORT: u16 = 3478;
@@ -102,116 +99,54 @@ impl fmt::Display for Transport {
     }
 }
 
-/// A child process in a lab host whose stdout and stderr are read on threads; killed on drop.
-pub struct Proc {
-    child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
+/// A natlens process in a lab host (stdin null), as the tests use it: a failure to start or to
+/// wait for it panics, and its end comes with its JSON report. Killed on drop.
+pub struct Proc(LabProcess);
 
 impl Proc {
-    pub fn spawn(lab: &Lab, host: Host, mut command: Command) -> Proc {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = lab.spawn(host, command).expect("spawning natlens");
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines) = mpsc::channel();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Proc {
-            child,
-            stdout: Some(stdout),
-            lines,
-            stderr,
-        }
+    pub fn spawn(lab: &Lab, host: Host, command: Command) -> Proc {
+        Proc(LabProcess::spawn(lab, host, command, None).expect("spawning natlens"))
     }
 
     /// Waits for a stderr line containing `needle`.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-        false
+        self.0.wait_for(needle, timeout)
     }
 
-    /// Waits for the exit (killing the process after `limit`) and collects what it wrote.
     /// The stderr lines read so far (for failure messages while the process still runs).
     pub fn stderr_so_far(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.0.stderr_so_far()
     }
 
     /// SIGKILL, as a crash or a pulled plug.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        self.0.kill();
     }
 
-    pub fn finish(mut self, limit: Instant) -> End {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > limit {
-                let _ = self.child.kill();
-                break self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let exited = Instant::now();
-        let stdout = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        // The stderr reader ends with the pipe; give it a moment.
-        std::thread::sleep(Duration::from_millis(20));
-        let stderr = self.stderr.lock().unwrap().clone();
-        let report = stderr
+    /// Waits for the exit (killing the process after `limit`) and collects what it wrote.
+    pub fn finish(self, limit: Instant) -> End {
+        let exited = self.0.finish(limit).expect("waiting for natlens");
+        let report = exited
+            .stderr
             .iter()
             .rev()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .find(|value| value.get("schema_version").is_some())
             .unwrap_or(Value::Null);
         End {
-            status,
-            exited,
-            stdout,
-            stderr,
+            status: exited.status,
+            exited: exited.exited,
+            stdout: exited.stdout,
+            stderr: exited.stderr,
             report,
         }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 /// What one end left behind.
 pub struct End {
     pub status: ExitStatus,
-    /// When the exit was seen (within the 10 ms poll).
+    /// When the exit was seen (within `finish`'s poll).
     pub exited: Instant,
     pub stdout: Vec<u8>,
     pub stderr: Vec<String>,
