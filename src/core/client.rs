@@ -17,6 +17,7 @@ use rand::RngCore;
 
 use crate::core::transaction::{Due, Retry, Transactions};
 use crate::wire::attr::{self, AttrType};
+use crate::wire::integrity;
 use crate::wire::natlens::{self, error, NatFacts};
 use crate::wire::{
     Class, DecodeError, Message, MessageBuilder, MessageType, Method, TransactionId,
@@ -172,6 +173,9 @@ pub struct ClientStats {
     pub malformed: u64,
     /// Responses matching no transaction in flight (late duplicates included).
     pub stray_responses: u64,
+    /// Success answers to a signed request without a valid MESSAGE-INTEGRITY-SHA256 under
+    /// our key: forged or damaged on the way, dropped as if lost.
+    pub unsigned_answers: u64,
     /// Indications, and requests arriving after the session closed.
     pub ignored: u64,
     /// Server retransmissions answered again from the cache.
@@ -637,6 +641,12 @@ impl<R: RngCore> ClientSession<R> {
             // Dropped as if lost: a UDP retransmission may still bring a usable answer.
             return self.stats.malformed += 1;
         };
+        if !matches!(answer, Answer::Error { .. }) && !self.answer_is_signed(&tid, message) {
+            // RFC 8489 §9.2.5: a success answer to an authenticated request must carry the
+            // server's MAC under our key. Without it the facts in a CALL answer could be anyone's,
+            // and the punch would aim at whatever address they named.
+            return self.stats.unsigned_answers += 1;
+        }
         if let Answer::Error { code, .. } = &answer {
             if self.retry_with_nonce(now, tid, *code, message) {
                 return;
@@ -646,6 +656,19 @@ impl<R: RngCore> ClientSession<R> {
         let pending = self.pending.remove(&tid).expect("checked above");
         self.transactions.finish(&tid);
         self.apply(now, pending, answer);
+    }
+
+    /// True unless `tid`'s request went out signed and the answer lacks a valid
+    /// MESSAGE-INTEGRITY-SHA256 under our key (errors are not signed: 401 and 438 cannot be).
+    fn answer_is_signed(&self, tid: &TransactionId, message: &Message<'_>) -> bool {
+        let signed = self
+            .auth_tries
+            .get(tid)
+            .is_some_and(|&(_, signed_sends)| signed_sends > 0);
+        match (signed, self.config.hmac_key) {
+            (true, Some(key)) => integrity::verify_message_integrity_sha256(message, &key),
+            _ => true,
+        }
     }
 
     fn apply(&mut self, now: Instant, pending: Pending, answer: Answer) {

@@ -118,6 +118,10 @@ struct PendingCall {
     failure: (u16, &'static str),
     /// The callee's public address, when delivered to a local session.
     callee_observed: Option<SocketAddr>,
+    /// The caller's HMAC key when its CALL was authenticated here: the answer carrying the
+    /// callee's facts is signed with it (RFC 8489 §9.2.4), so that no one on the path can
+    /// hand the caller other facts and aim its punch at a third party.
+    caller_key: Option<[u8; 16]>,
 }
 
 /// An outgoing request of the server's own.
@@ -737,6 +741,7 @@ impl ServerCore {
         };
         // A call is authenticated at the caller's own server, as the session's ID; calls
         // forwarded over a federation link are vouched for by the peer (an operator link).
+        let mut caller_key = None;
         if peer.is_none() && self.auth.is_some() {
             let Some(caller) = self.registry.on_route(&route).map(|s| s.id.clone()) else {
                 return self.error(
@@ -747,8 +752,9 @@ impl ServerCore {
                     reply,
                 );
             };
-            if let Err(answered) = self.authenticate(now, route, remote, &caller, message, reply) {
-                return answered;
+            match self.authenticate(now, route, remote, &caller, message, reply) {
+                Ok(key) => caller_key = key,
+                Err(answered) => return answered,
             }
         }
         match self.seen.get(&(origin, message.transaction_id())) {
@@ -795,7 +801,14 @@ impl ServerCore {
                 reply,
             );
         }
-        self.route_call(now, origin, message.transaction_id(), call, reply)
+        self.route_call(
+            now,
+            origin,
+            message.transaction_id(),
+            call,
+            caller_key,
+            reply,
+        )
     }
 
     fn parse_client_call(
@@ -821,6 +834,7 @@ impl ServerCore {
         origin: Origin,
         origin_tid: TransactionId,
         call: CallRequest,
+        caller_key: Option<[u8; 16]>,
         reply: &mut Vec<u8>,
     ) -> bool {
         let key = self.next_call;
@@ -834,6 +848,7 @@ impl ServerCore {
             waiting: 0,
             failure: (error::UNKNOWN_PEER, "Unknown peer"),
             callee_observed: None,
+            caller_key,
         };
         if let Some(callee) = self.registry.get(&call.callee) {
             let route = callee.route;
@@ -993,6 +1008,9 @@ impl ServerCore {
             builder.attribute(natlens::PEER_ID, pending.callee.as_bytes());
             builder.attribute(natlens::CALL_ID, &pending.call_id.to_be_bytes());
             facts.encode(&mut builder);
+            if let Some(key) = pending.caller_key {
+                builder.message_integrity_sha256(&key);
+            }
             builder.fingerprint();
             builder.finish().to_vec()
         };

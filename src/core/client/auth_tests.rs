@@ -226,3 +226,58 @@ fn after_a_server_restart_the_client_logs_in_again_through_a_438() {
     assert_eq!(net.server.counters().drops.get("stale-nonce"), Some(&1));
     assert_eq!(net.server.session_counts(), (1, 0));
 }
+
+#[test]
+fn a_forged_call_answer_is_dropped_and_the_signed_one_taken() {
+    let mut net = Net::new(Some(credentials()));
+    let alice = net.client("198.51.100.7:40001", "alice", Some("alice-key"));
+    net.client("203.0.113.9:50000", "bob", Some("bob-key"));
+    net.events(alice);
+    let now = net.now;
+    net.clients[alice].1.call(now, "bob", &NatFacts::default());
+    let request = net.clients[alice]
+        .1
+        .poll_transmit()
+        .expect("the signed CALL");
+    let call = Message::parse(&request).unwrap();
+    assert!(call.get(AttrType::MESSAGE_INTEGRITY_SHA256).is_some());
+    // Someone on the path answers first, naming a third party as bob: unsigned, then signed
+    // under a key that is not alice's.
+    let victim: SocketAddr = "192.0.2.99:53".parse().unwrap();
+    for key in [None, Some(hmac_key("alice", "guess"))] {
+        let mut forged = Vec::new();
+        let ty = MessageType::new(natlens::CALL, Class::Success);
+        let mut builder = MessageBuilder::new(&mut forged, ty, call.transaction_id());
+        builder.attribute(natlens::PEER_ID, b"bob");
+        NatFacts {
+            observed: Some(victim),
+            ..NatFacts::default()
+        }
+        .encode(&mut builder);
+        if let Some(key) = key {
+            builder.message_integrity_sha256(&key);
+        }
+        builder.fingerprint();
+        builder.finish();
+        net.clients[alice].1.handle_input(now, &forged);
+    }
+    assert_eq!(net.clients[alice].1.stats().unsigned_answers, 2);
+    assert!(net.events(alice).is_empty());
+    // The real request reaches the server; bob answers; alice takes the signed answer.
+    let local: SocketAddr = LOCAL.parse().unwrap();
+    let from = net.clients[alice].0;
+    let mut reply = Vec::new();
+    assert!(net
+        .server
+        .handle_udp(now, local, from, &request, &mut reply)
+        .is_none());
+    net.pump();
+    let answered = net.events(alice).into_iter().find_map(|e| match e {
+        ClientEvent::CallAnswered { facts, .. } => Some(facts),
+        _ => None,
+    });
+    assert_eq!(
+        answered.and_then(|facts| facts.observed),
+        "203.0.113.9:50000".parse().ok()
+    );
+}
