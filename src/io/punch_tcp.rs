@@ -83,10 +83,11 @@ pub struct TcpPunch {
     /// there: arriving first, it would meet no entry, draw the far router's RST and, worse,
     /// take the port the peer's flow was predicted to get.
     pub far_opened: Vec<Duration>,
-    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: after
-    /// the peer's low-TTL fan-out has opened the peer's NAT, it sends its own crafted SYNs at
-    /// full TTL to every far port in the plan's order, and the one that lands on a pair the
-    /// peer opened is adopted there (SYN) and here (the peer's SYN-ACK). Every flow of ours
+    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: it
+    /// sends its own crafted SYNs at full TTL to every far port in the plan's order, each once
+    /// the peer's low-TTL fan-out has opened the flow it is aimed at (`far_opened`), and the
+    /// one that lands on a pair the peer opened is adopted there (SYN) and here (the peer's
+    /// SYN-ACK). Every flow of ours
     /// can deliver, so the pair meets wherever noise put both sides' offsets (the strides
     /// argument of the fan-out), not only on one predicted pair.
     pub delivers: bool,
@@ -259,11 +260,10 @@ pub fn punch(
             // ones that count (noise moved our port further), our kernel's SYN
             // retransmissions (1 s, 3 s) come after all of them.
             let wait = peer_fan_out_time(spec, spec.peer_first_round.min(spec.peer_fan_out));
-            if stop.is_none_or(|flag| !flag.load(Ordering::Relaxed)) {
-                std::thread::sleep(
-                    wait.min(spec.deadline.saturating_duration_since(Instant::now())),
-                );
-            }
+            sleep_unless_stopped(
+                wait.min(spec.deadline.saturating_duration_since(Instant::now())),
+                stop,
+            );
             open = open.attempt_every(spec.deadline.saturating_duration_since(Instant::now()));
         }
         let punched = open.run(spec.deadline, stop)?;
