@@ -198,13 +198,19 @@ impl SimOpen {
         fanout: &FanoutReport,
         local_ip: IpAddr,
     ) -> Result<Punched, PunchError> {
-        let adopting = Adopting {
+        // A fan-out already sent: every record filed up front, nothing holding connect() back.
+        let (file, filed) = mpsc::channel();
+        for syn in &fanout.syns {
+            let _ = file.send(*syn);
+        }
+        let sent = AtomicBool::new(true);
+        self.run_adopting_while_fanning(
+            deadline,
+            stop,
             raw,
-            syns: fanout.syns.iter().map(|syn| (syn.port, *syn)).collect(),
-            filed: None,
-            local: SocketAddr::new(local_ip, self.local.port()),
-        };
-        Loop::new(self, deadline, Some(adopting)).run(stop)
+            Fanning { filed, sent: &sent },
+            local_ip,
+        )
     }
 
     /// Like [`SimOpen::run_adopting`] while the crafted fan-out is still being sent (on another
@@ -224,7 +230,7 @@ impl SimOpen {
         let adopting = Adopting {
             raw,
             syns: HashMap::new(),
-            filed: Some(fanning.filed),
+            filed: fanning.filed,
             local: SocketAddr::new(local_ip, self.local.port()),
         };
         let mut state = Loop::new(self, deadline, Some(adopting));
@@ -246,8 +252,8 @@ struct Adopting<'a> {
     raw: &'a RawTcp,
     /// Far port → the crafted SYN sent to it.
     syns: HashMap<u16, CraftedSyn>,
-    /// Records of a fan-out still being sent, moved into `syns` before each read.
-    filed: Option<mpsc::Receiver<CraftedSyn>>,
+    /// Records of the fan-out as it is sent, moved into `syns` before each lookup.
+    filed: mpsc::Receiver<CraftedSyn>,
     /// Our LAN address and punched port.
     local: SocketAddr,
 }
@@ -448,13 +454,11 @@ impl<'a> Loop<'a> {
             if segment.dst.port() != adopting.local.port() || segment.src == self.open.peer {
                 continue;
             }
-            // A record is filed before its SYN leaves, so an answer's is in `syns` or, while
-            // a fan-out is being sent, already waiting in the channel.
-            if let Some(filed) = &adopting.filed {
-                adopting
-                    .syns
-                    .extend(filed.try_iter().map(|syn| (syn.port, syn)));
-            }
+            // A record is filed before its SYN leaves, so an answer's is in `syns` or
+            // already waiting in the channel.
+            adopting
+                .syns
+                .extend(adopting.filed.try_iter().map(|syn| (syn.port, syn)));
             let Some(&crafted) = adopting.syns.get(&segment.src.port()) else {
                 continue;
             };
