@@ -16,7 +16,7 @@
 # other work on the machine slows the generator (the offered rate is what it managed).
 #
 # Environment (defaults): ROUNDS=3 SECONDS_PER_ROUND=10 RATE=200000 RATIO=0.5 SERVER_CPU=0
-#   GEN_CPU=1 PORT=34300 OUT=benches/results/garbage-<date>.md NATLENS_BIN= LOADGEN_BIN=
+#   GEN_CPU=1 PORT=34300 OUT=benches/results/garbage.md NATLENS_BIN= LOADGEN_BIN=
 #   QUIET_MAX_BUSY=0.15 QUIET_TIMEOUT=120  before each round, wait up to QUIET_TIMEOUT s for the
 #                                          CPUs to be less than QUIET_MAX_BUSY busy (recorded)
 #   AUTOGROUP_NICE=-10                     as in benches/server.sh: this run's scheduler
@@ -35,7 +35,7 @@ RATIO=${RATIO:-0.5}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 PORT=${PORT:-34300}
-OUT=${OUT:-benches/results/garbage-$(date -u +%F).md}
+OUT=${OUT:-benches/results/garbage.md}
 
 bench_autogroup_nice
 bench_require taskset jq cargo

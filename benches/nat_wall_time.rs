@@ -10,7 +10,7 @@
 //! NAT state (rulesets reloaded, conntrack flushed), as LAB-NOTES asks for measured runs.
 //!
 //! Run as root: `benches/nat_wall_time.sh [--rounds N]` (or `cargo bench --bench nat_wall_time
-//! -- --rounds N`). It prints a summary and writes `benches/results/nat-wall-time-<date>.md`
+//! -- --rounds N`). It prints a summary and writes `benches/results/nat-wall-time.md`
 //! (summary, what each tool reported, machine, raw numbers) and a `.csv` of the raw numbers next
 //! to it. The labs are torn down on every exit path: a `Lab` is torn down when dropped (a panic
 //! included), and a terminating signal tears down every lab of the process.
@@ -289,7 +289,7 @@ fn write_report(
     started: SystemTime,
     load: &str,
 ) -> anyhow::Result<PathBuf> {
-    let record = Record::new("nat-wall-time", started)?;
+    let record = Record::new("nat-wall-time")?;
     let groups = grouped(runs);
 
     let mut text = String::new();

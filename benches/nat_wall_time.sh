@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wall time of a full NAT report in the netns lab: natlens nat (UDP+TCP) against
 # turnutils_natdiscovery -m -f and stun, several rounds, in one run (benches/nat_wall_time.rs).
-# Needs root; writes benches/results/nat-wall-time-<date>.{md,csv}.
+# Needs root; writes benches/results/nat-wall-time.{md,csv}.
 #
 #   benches/nat_wall_time.sh [--rounds N]
 #

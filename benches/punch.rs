@@ -18,7 +18,7 @@
 //!
 //! Run as root: `benches/punch.sh [--transport udp|tcp] [--attempts N] [--random-attempts N]
 //! [--refused-attempts N] [--pairs cone:random,...]`. It prints one line per attempt and writes
-//! `benches/results/punch-<transport>-<date>.md` (table per pair, targets, anchors, machine, raw
+//! `benches/results/punch-<transport>.md` (table per pair, targets, anchors, machine, raw
 //! numbers) and a `.csv` of the raw numbers. The labs are torn down on every exit path: a `Lab`
 //! is torn down when dropped (a panic included), and a terminating signal tears down every lab
 //! of the process.
@@ -423,7 +423,7 @@ fn write_report(
     load: &str,
     took: Duration,
 ) -> anyhow::Result<PathBuf> {
-    let record = Record::new(&format!("punch-{}", config.transport), started)?;
+    let record = Record::new(&format!("punch-{}", config.transport))?;
     let (rtt, measured) = path_rtt(attempts);
     let summaries = summaries(attempts);
 

@@ -12,7 +12,7 @@
 #   tcp-hold      TCP_COUNT connections (natlens: LOGIN; coturn: one Binding each, with
 #                 --max-allocate-timeout raised so it keeps them), held HOLD s: held, RSS/conn
 # Results (medians, natlens/coturn ratios, raw JSON lines, machine info) go to
-# benches/results/server-<date>.md and are printed.
+# benches/results/server.md and are printed.
 #
 # Environment (defaults):
 #   ROUNDS=5 SERVERS="natlens coturn" RATE=100000 UDP_SECONDS=10 SAT_SECONDS=10
@@ -27,7 +27,7 @@
 #   AUTOGROUP_NICE=-10                     nice value of this run's scheduler autogroup (Linux
 #                                          autogroups make plain `nice` useless against other
 #                                          sessions); empty to leave it alone
-#   OUT=benches/results/server-<date>.md   NATLENS_BIN=, LOADGEN_BIN= to skip the build
+#   OUT=benches/results/server.md   NATLENS_BIN=, LOADGEN_BIN= to skip the build
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_own_session "$@"
@@ -240,8 +240,7 @@ finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # --- report ------------------------------------------------------------------------------------
 mkdir -p benches/results
-OUT=${OUT:-benches/results/server-$(date -u +%Y-%m-%d).md}
-if [[ -e "$OUT" ]]; then OUT="${OUT%.md}-$(date -u +%H%M).md"; fi
+OUT=${OUT:-benches/results/server.md}
 summary=$("$LOADGEN_BIN" summarize --input "$RAW" --a natlens --b coturn)
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)

@@ -14,7 +14,7 @@
 //!   a reason within its punch timeout plus a margin; caller dies and callee dies, UDP and TCP.
 //!
 //! Success counts are printed as tables (`--nocapture`); `NATLENS_FAULT_ROUNDS` raises the
-//! number of rounds for the recorded runs (benches/results/faults-*.md). Needs root and network
+//! number of rounds for the recorded runs (benches/results/faults.md). Needs root and network
 //! namespaces: without them the tests print SKIPPED, except under CI (env `CI` set), where that
 //! is a failure. Labs run one at a time.
 

@@ -1,13 +1,13 @@
 //! What the lab benches (benches/nat_wall_time.rs, benches/punch.rs) share: the check that this
 //! machine can build a lab, one lab per measured NAT pair with 25 ms of delay on each WAN link
 //! and `natlens server` in its server namespace, and the record each bench writes:
-//! `benches/results/<stem>-<date>.md` ending with the machine it ran on and the raw numbers,
+//! `benches/results/<stem>.md` ending with the machine it ran on and the raw numbers,
 //! and the raw numbers again in a `.csv` next to it.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
@@ -90,21 +90,22 @@ pub fn load_average() -> String {
         .to_owned()
 }
 
-/// Where one run's record goes: `benches/results/<stem>-<date>.md` and `.csv`.
+/// Where one run's record goes: `benches/results/<stem>.md` and `.csv`.
 pub struct Record {
     pub md: PathBuf,
     pub csv: PathBuf,
 }
 
 impl Record {
-    /// The paths for a run started at `started` (its UTC date); creates benches/results.
-    pub fn new(stem: &str, started: SystemTime) -> anyhow::Result<Record> {
-        let date = &humantime::format_rfc3339_seconds(started).to_string()[..10];
+    /// The paths for a bench's record; creates benches/results. One current record per
+    /// bench: a rerun replaces it (the history is in git), and the record itself says when it
+    /// was made.
+    pub fn new(stem: &str) -> anyhow::Result<Record> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Record {
-            md: dir.join(format!("{stem}-{date}.md")),
-            csv: dir.join(format!("{stem}-{date}.csv")),
+            md: dir.join(format!("{stem}.md")),
+            csv: dir.join(format!("{stem}.csv")),
         })
     }
 
