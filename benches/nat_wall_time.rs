@@ -1,4 +1,4 @@
-//! Wall time of a full NAT report in the network-namespace lab (issue 3): `natlens nat` (UDP and
+//! Wall time of a full NAT report in the network-namespace lab: `natlens nat` (UDP and
 //! TCP) against the classic clients, coturn's `turnutils_natdiscovery -m -f` and Debian's `stun`
 //! (package stun-client), in the same labs, in one run, rounds alternating the tools. `natlens
 //! nat -t udp` runs too, to compare like with like: the classic clients probe UDP only.
@@ -7,7 +7,7 @@
 //! 50 ms): router-a cone and router-b seq:1, then router-a random and router-b full-cone. The
 //! server is `natlens server --listen 203.0.113.10:3478 --alternate 203.0.113.11:3479` (RFC 5780
 //! full mode) in the lab's server namespace, and every tool asks it. Each run starts from fresh
-//! NAT state (rulesets reloaded, conntrack flushed), as LAB-NOTES asks for measured runs.
+//! NAT state (rulesets reloaded, conntrack flushed), as docs/lab.md asks for measured runs.
 //!
 //! Run as root: `benches/nat_wall_time.sh [--rounds N]` (or `cargo bench --bench nat_wall_time
 //! -- --rounds N`). It prints a summary and writes `benches/results/nat-wall-time.md`

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hole-punching success rate and time to the first packet through, per NAT pair, in the netns
-# lab with 25 ms of delay on each NAT's WAN link (issue 4): natlens listen on host a, natlens
+# lab with 25 ms of delay on each NAT's WAN link: natlens listen on host a, natlens
 # call on host b, every pair of {cone, full-cone, seq:1, seq:2, random}, fresh NAT state before
 # each attempt (benches/punch.rs). Needs root; writes benches/results/punch-udp.{md,csv}
 # (punch-tcp with --transport tcp).

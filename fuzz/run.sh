@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target one after another for FUZZ_SECONDS each (default 600: the
-# 10 minutes issue 5 asks for), at nice 10, and writes the figures to
+# Runs every cargo-fuzz target one after another for FUZZ_SECONDS each (default 600: ten
+# minutes per decoder), at nice 10, and writes the figures to
 # benches/results/fuzz.md.
 #
 #   fuzz/run.sh                      # all targets
