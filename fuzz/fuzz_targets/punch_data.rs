@@ -105,7 +105,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         while let Some(transmit) = handshake.poll_transmit() {
-            // Whatever arrives, PUNCH requests go only to the peer's public IP as the server saw it.
+            // Whatever arrives, PUNCH requests go only to the peer's public IP as the server
+            // saw it.
             assert_eq!(Some(transmit.to.ip()), plan.peer.map(|p| p.ip()));
         }
         while handshake.poll_event().is_some() {}
