@@ -41,7 +41,13 @@ fn check_frame(bytes: &[u8]) {
     let Ok(view) = Frame::new_checked(bytes) else {
         return;
     };
-    let _ = (view.kind(), view.nonce(), view.seq(), view.received(), view.payload());
+    let _ = (
+        view.kind(),
+        view.nonce(),
+        view.seq(),
+        view.received(),
+        view.payload(),
+    );
     if let Ok(repr) = FrameRepr::parse(&view) {
         let mut emitted = vec![0; repr.buffer_len()];
         repr.emit(&mut Frame::new_unchecked(&mut emitted[..]));

@@ -65,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(rebuilt.len(), repr.buffer_len());
     assert_eq!(rebuilt.len(), data.len());
     let reparsed = Message::parse(rebuilt).expect("re-emitted message parses");
-    assert_eq!(MessageRepr::parse(&reparsed), repr, "MessageRepr emit∘parse");
+    assert_eq!(
+        MessageRepr::parse(&reparsed),
+        repr,
+        "MessageRepr emit∘parse"
+    );
     let ty = message.message_type();
 
     if let Ok(facts) = NatFacts::decode(&message) {
