@@ -3,8 +3,8 @@
 //!
 //! - arbitrary bytes never panic `Message::parse` and everything that reads a parsed message
 //!   (attribute value codecs, natlens attributes and NAT facts, integrity and fingerprint checks,
-//!   the PUNCH and DATA views and Reprs, the fingerprint prober's reading of an answer), nor the server core on
-//!   UDP and TCP;
+//!   the PUNCH and DATA views and Reprs, the fingerprint prober's reading of an answer), nor the
+//!   server core on UDP and TCP;
 //! - parse∘emit = identity for every Repr (`MessageRepr`, `PunchRepr`, `FrameRepr`), and every
 //!   STUN message the view accepts re-emits through `MessageRepr` to the same length and Repr;
 //! - parse∘emit = identity: a message built with `MessageBuilder` (arbitrary method, class,

@@ -6,7 +6,8 @@
 //! proves the path it came back on works both ways: the peer could only know the nonce from one
 //! of our requests, and its packet came back through both NATs. An end confirmed by an echo sends
 //! one more request on that path carrying the peer's nonce, which confirms the peer: three
-//! messages in all. Packets from another address, with another call ID, or echoing another nonce never count.
+//! messages in all. Packets from another address, with another call ID, or echoing another
+//! nonce never count.
 //!
 //! The run loop is str0m's: after every `handle_input` or `handle_timeout`, drain
 //! `poll_transmit` and `poll_event`, then sleep until `poll_timeout`.
@@ -41,8 +42,8 @@ pub struct Transmit {
 /// What happened, for the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PunchEvent {
-    /// The first PUNCH request carrying the peer's call ID arrived from its address (not yet proven:
-    /// only an echo proves a path).
+    /// The first PUNCH request carrying the peer's call ID arrived from its address (not yet
+    /// proven: only an echo proves a path).
     PeerHeard { socket: usize, from: SocketAddr },
     /// Our nonce came back: this socket and peer address make a path both ways.
     Connected { socket: usize, peer: SocketAddr },
