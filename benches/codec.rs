@@ -1,6 +1,8 @@
 //! Why natlens has its own STUN codec: the Binding answer path (parse a request, build the
 //! answer with XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, SOFTWARE and FINGERPRINT) timed against the
-//! same work (less MAPPED-ADDRESS, which it lacks) done with `stun-types`, the fuzzed and benchmarked crate ../shared/STYLE.md points to.
+//! same work (less MAPPED-ADDRESS, which it lacks) done with `stun-types`, a fuzzed and
+//! benchmarked STUN crate. The natlens side is the server's own path: the checked view
+//! (`Message::parse`) and the streaming builder, with no allocation per request.
 //!
 //! Run: `cargo bench --bench codec` (prints one JSON line per codec and a ratio). Recorded
 //! results: `benches/results/codec.md`.

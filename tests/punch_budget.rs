@@ -7,11 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use natlens::core::punch::plan::MAX_TIMEOUT;
-use natlens::core::punch::probe::{ProbeInfo, PunchMessage};
 use natlens::core::punch::Strategy as PunchStrategy;
 use natlens::core::punch::{make_plan, Handshake, PlanInput, PunchOptions, Role};
 use natlens::core::Transport;
 use natlens::wire::natlens::{Dependence, NatFacts, NatProfile, PortPattern, Transports};
+use natlens::wire::punch::{Attempt, PunchRepr};
 use natlens::wire::TransactionId;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -174,7 +174,7 @@ proptest! {
             handshake.handle_timeout(now);
             // A third party's probe carrying the right call ID, from an address that is not
             // the peer's: it must neither be answered nor redirect anything.
-            let probe = PunchMessage {
+            let probe = PunchRepr {
                 echo_response: false,
                 tid: TransactionId([rounds as u8; 12]),
                 call_id,
@@ -182,7 +182,7 @@ proptest! {
                 echo: None,
                 target: None,
                 mapped: None,
-                info: Some(ProbeInfo { index: 0, sent: 1 }),
+                attempt: Some(Attempt { index: 0, sent: 1 }),
             };
             let mut buf = Vec::new();
             handshake.handle_input(now, 0, SocketAddr::new(forged, 40000), probe.emit(&mut buf));

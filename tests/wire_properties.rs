@@ -3,8 +3,10 @@
 //!
 //! - arbitrary bytes never panic `Message::parse` and everything that reads a parsed message
 //!   (attribute value codecs, natlens attributes and NAT facts, integrity and fingerprint checks,
-//!   the PUNCH decoder, the fingerprint prober's reading of an answer), nor the server core on
-//!   UDP and TCP;
+//!   the PUNCH and DATA views and Reprs, the fingerprint prober's reading of an answer), nor the
+//!   server core on UDP and TCP;
+//! - parse∘emit = identity for every Repr (`MessageRepr`, `PunchRepr`, `FrameRepr`), and every
+//!   STUN message the view accepts re-emits through `MessageRepr` to the same length and Repr;
 //! - parse∘emit = identity: a message built with `MessageBuilder` (arbitrary method, class,
 //!   transaction ID and attributes, natlens IDs, call IDs and NAT facts, with and without
 //!   MESSAGE-INTEGRITY-SHA256 and FINGERPRINT) parses back to the same values and re-emits the
@@ -22,14 +24,15 @@ use std::time::{Duration, Instant};
 use natlens::core::binding::{unknown_required, FullMode};
 use natlens::core::events::Command;
 use natlens::core::fingerprint::observation::Answer;
-use natlens::core::punch::probe::{ProbeInfo, PunchMessage};
 use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::attr::{self, AttrType, ChangeRequest};
-use natlens::wire::data::{self, Frame as DataFrame};
+use natlens::wire::data::{self, Body, Frame as DataFrame, FrameRepr};
 use natlens::wire::framing::{next_frame, Frame};
+use natlens::wire::message_repr::{AttributeRepr, MessageRepr};
 use natlens::wire::natlens::{
     self as nl, Dependence, NatFacts, NatProfile, PortPattern, Transports,
 };
+use natlens::wire::punch::{Attempt, Punch, PunchRepr};
 use natlens::wire::{
     integrity, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
 };
@@ -272,12 +275,45 @@ fn read_everything(message: &Message<'_>) {
     }
     let _ = nl::read_call_id(message);
     let _ = NatFacts::decode(message);
-    let _ = unknown_required(message, nl::KNOWN_REQUIRED);
+    let _ = unknown_required(message, nl::NATLENS_REQUIRED);
     let _ = integrity::check_fingerprint(message);
     let _ = integrity::verify_message_integrity(message, KEY);
     let _ = integrity::verify_message_integrity_sha256(message, KEY);
     // The fingerprint prober's reading of a Binding answer.
     let _ = Answer::from_message(message, addr("192.0.2.1:3478"), Instant::now()).public();
+}
+
+/// The PUNCH view's getters and Repr on whatever it accepts.
+fn read_punch(bytes: &[u8]) {
+    if let Ok(punch) = Punch::new_checked(bytes) {
+        let _ = (
+            punch.is_echo(),
+            punch.transaction_id(),
+            punch.call_id(),
+            punch.nonce(),
+        );
+        let _ = (
+            punch.echo(),
+            punch.target(),
+            punch.mapped(),
+            punch.attempt(),
+        );
+        let repr = PunchRepr::parse(&punch);
+        let mut buf = Vec::new();
+        assert_eq!(repr.emit(&mut buf).len(), repr.buffer_len());
+    }
+}
+
+/// The DATA view's getters and Repr on whatever it accepts.
+fn read_data(bytes: &[u8]) {
+    if let Ok(frame) = DataFrame::new_checked(bytes) {
+        let _ = (frame.marker(), frame.kind(), frame.nonce(), frame.seq());
+        let _ = (frame.received(), frame.payload());
+        if let Ok(repr) = FrameRepr::parse(&frame) {
+            let mut out = vec![0; repr.buffer_len()];
+            repr.emit(&mut DataFrame::new_unchecked(&mut out[..]));
+        }
+    }
 }
 
 fn addr(text: &str) -> SocketAddr {
@@ -328,9 +364,16 @@ proptest! {
     ) {
         if let Ok(message) = Message::parse(&bytes) {
             read_everything(&message);
+            // Every message the view accepts becomes a Repr that re-emits to the same message
+            // up to padding.
+            let repr = MessageRepr::parse(&message);
+            let mut buf = Vec::new();
+            let again = repr.emit(&mut buf);
+            prop_assert_eq!(again.len(), bytes.len());
+            prop_assert_eq!(MessageRepr::parse(&Message::parse(again).unwrap()), repr);
         }
-        let _ = PunchMessage::parse(&bytes);
-        let _ = DataFrame::parse(&bytes);
+        read_punch(&bytes);
+        read_data(&bytes);
         let _ = next_frame(&bytes, 2048);
     }
 
@@ -353,7 +396,7 @@ proptest! {
         if let Ok(message) = Message::parse(&bytes) {
             read_everything(&message);
         }
-        let _ = PunchMessage::parse(&bytes);
+        read_punch(&bytes);
     }
 
     #[test]
@@ -412,6 +455,35 @@ proptest! {
     }
 
     #[test]
+    fn message_reprs_round_trip(
+        (method, class, cookie, tid) in (0u16..0x1000, any_class(), any::<bool>(), any::<[u8; 12]>()),
+        attributes in proptest::collection::vec(
+            (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..8),
+    ) {
+        let mut repr = MessageRepr::new(class, Method(method), TransactionId(tid));
+        if !cookie {
+            repr.cookie = [tid[0], 0x5A, tid[1], 0xA5];
+        }
+        repr.attributes = attributes
+            .into_iter()
+            .map(|(kind, value)| AttributeRepr { kind: AttrType(kind), value })
+            .collect();
+        let mut buf = Vec::new();
+        let bytes = repr.emit(&mut buf).to_vec();
+        prop_assert_eq!(bytes.len(), repr.buffer_len());
+        // A random attribute may be a FINGERPRINT that is not last: the view refuses those.
+        let fingerprint_early = repr.attributes.iter().rev().skip(1)
+            .any(|a| a.kind == AttrType::FINGERPRINT);
+        match Message::parse(&bytes) {
+            Ok(message) => prop_assert_eq!(MessageRepr::parse(&message), repr),
+            Err(error) => {
+                prop_assert!(fingerprint_early);
+                prop_assert_eq!(error, natlens::wire::DecodeError::BadFingerprint);
+            }
+        }
+    }
+
+    #[test]
     fn any_flipped_byte_breaks_integrity_or_fingerprint(
         spec in any_spec(),
         at in any::<usize>(),
@@ -437,10 +509,10 @@ proptest! {
         tid in any::<[u8; 12]>(),
         (call_id, nonce, echo) in any::<(u64, u64, u64)>(),
         address in any_addr(),
-        info in proptest::option::of(any::<(u32, u32)>()),
+        attempt in proptest::option::of(any::<(u32, u32)>()),
         with_echo in any::<bool>(),
     ) {
-        let punch = PunchMessage {
+        let punch = PunchRepr {
             echo_response,
             tid: TransactionId(tid),
             call_id,
@@ -448,11 +520,13 @@ proptest! {
             echo: (echo_response || with_echo).then_some(echo),
             target: (!echo_response).then_some(address),
             mapped: echo_response.then_some(address),
-            info: info.map(|(index, sent)| ProbeInfo { index, sent }),
+            attempt: attempt.map(|(index, sent)| Attempt { index, sent }),
         };
         let mut buf = Vec::new();
         let bytes = punch.emit(&mut buf).to_vec();
-        prop_assert_eq!(PunchMessage::parse(&bytes), Ok(punch));
+        prop_assert_eq!(bytes.len(), punch.buffer_len());
+        let view = Punch::new_checked(&bytes[..]);
+        prop_assert_eq!(view.map(|view| PunchRepr::parse(&view)), Ok(punch));
         prop_assert_eq!(integrity::check_fingerprint(&Message::parse(&bytes).unwrap()), Some(true));
     }
 
@@ -464,15 +538,18 @@ proptest! {
         received in any::<u64>(),
         payload in proptest::collection::vec(any::<u8>(), 1..64),
     ) {
-        let frame = match kind {
-            0 => DataFrame::Data { seq, payload },
-            1 => DataFrame::Fin { seq },
-            2 => DataFrame::Ack { next: seq, received },
-            _ => DataFrame::Close,
+        let body = match kind {
+            0 => Body::Data { seq, payload },
+            1 => Body::Fin { seq },
+            2 => Body::Ack { next: seq, received },
+            _ => Body::Close,
         };
-        let bytes = frame.emit(nonce);
+        let repr = FrameRepr { nonce, body };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut DataFrame::new_unchecked(&mut bytes[..]));
         prop_assert!(data::is_data(&bytes));
-        prop_assert_eq!(DataFrame::parse(&bytes), Ok((nonce, frame)));
+        let view = DataFrame::new_checked(&bytes[..]).unwrap();
+        prop_assert_eq!(FrameRepr::parse(&view), Ok(repr));
     }
 
     #[test]

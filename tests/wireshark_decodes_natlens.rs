@@ -1,12 +1,13 @@
 //! natlens's own messages must look like STUN to Wireshark: the test writes a pcap of LOGIN,
-//! CALL (with NAT facts), PEER-HELLO and an error answer in UDP to port 3478, and checks what
-//! `tshark` decodes. No capture privileges needed: the pcap is written, not captured.
+//! CALL (with NAT facts), PEER-HELLO, an error answer and a PUNCH request and echo (as
+//! `wire::punch` writes them) in UDP to port 3478, and checks what `tshark` decodes. No capture privileges needed: the pcap is written, not captured.
 
 use std::io::Write;
 use std::process::Command;
 
 use natlens::wire::attr::AttrType;
 use natlens::wire::natlens::{self as nl, NatFacts, Transports};
+use natlens::wire::punch::{Attempt, PunchRepr};
 use natlens::wire::stun::{Class, MessageType, Method};
 use natlens::wire::{MessageBuilder, TransactionId};
 
@@ -20,6 +21,23 @@ fn message(method: Method, class: Class, add: impl FnOnce(&mut MessageBuilder<'_
     add(&mut builder);
     builder.fingerprint();
     buf
+}
+
+/// A PUNCH request, or the echo answering it.
+fn punch(echo: bool) -> Vec<u8> {
+    let address = "198.51.100.7:40003".parse().unwrap();
+    let repr = PunchRepr {
+        echo_response: echo,
+        tid: TransactionId([9; 12]),
+        call_id: 42,
+        nonce: 0x0102_0304_0506_0708,
+        echo: echo.then_some(0x1112_1314_1516_1718),
+        target: (!echo).then_some(address),
+        mapped: echo.then_some(address),
+        attempt: Some(Attempt { index: 1, sent: 2 }),
+    };
+    let mut buf = Vec::new();
+    repr.emit(&mut buf).to_vec()
 }
 
 /// IPv4 + UDP around a payload, for a LINKTYPE_RAW pcap (UDP checksum 0: "not computed").
@@ -114,6 +132,8 @@ fn tshark_decodes_natlens_methods_and_attributes_as_stun() {
         message(nl::LOGIN, Class::Error, |b| {
             b.error_code(409, "ID already logged in");
         }),
+        punch(false),
+        punch(true),
     ];
     let packets: Vec<Vec<u8>> = messages.iter().map(|m| ipv4_udp(m)).collect();
     let path = std::env::temp_dir().join(format!("natlens-wireshark-{}.pcap", std::process::id()));
@@ -149,9 +169,20 @@ fn tshark_decodes_natlens_methods_and_attributes_as_stun() {
     );
     let text = String::from_utf8_lossy(&output.stdout);
     let rows: Vec<Vec<&str>> = text.lines().map(|line| line.split(';').collect()).collect();
-    assert_eq!(rows.len(), 4, "one STUN message per packet: {text}");
+    assert_eq!(rows.len(), 6, "one STUN message per packet: {text}");
     let types: Vec<u16> = rows.iter().map(|row| parse_hex(row[0])).collect();
-    assert_eq!(types, [0x0281, 0x0284, 0x0285, 0x0391], "{text}");
+    assert_eq!(
+        types,
+        [0x0281, 0x0284, 0x0285, 0x0391, 0x0286, 0x0386],
+        "{text}"
+    );
+    // The PUNCH echo's XOR-MAPPED-ADDRESS and FINGERPRINT are standard attributes.
+    let echo_attributes: Vec<u16> = rows[5][1].split(',').map(parse_hex).collect();
+    assert!(
+        echo_attributes.contains(&AttrType::XOR_MAPPED_ADDRESS.0)
+            && echo_attributes.contains(&AttrType::FINGERPRINT.0),
+        "{text}"
+    );
     // Known attributes appear as stun.att.type; natlens's own as "Unknown attribute 0x4e02"
     // notes, each still shown with its type, length and value.
     let unknown = rows[1][3]

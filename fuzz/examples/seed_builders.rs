@@ -13,7 +13,7 @@ use natlens::core::punch::handshake::Handshake;
 use natlens::core::punch::plan::{make_plan, PlanInput, PunchOptions};
 use natlens::core::punch::Role;
 use natlens::core::Transport;
-use natlens::wire::data::Frame;
+use natlens::wire::data::{Body, Frame, FrameRepr};
 use natlens::wire::natlens::NatFacts;
 use natlens::wire::tcp_syn::SegmentRepr;
 use rand::rngs::SmallRng;
@@ -106,8 +106,8 @@ fn main() {
     let mut caller = handshake(Role::Caller, &mut rng, t);
     let mut callee = handshake(Role::Callee, &mut SmallRng::seed_from_u64(9), t);
     caller.handle_timeout(t);
-    let probe = caller.poll_transmit().expect("a first probe");
-    callee.handle_input(t, 0, addr(A), &probe.bytes);
+    let request = caller.poll_transmit().expect("a first request");
+    callee.handle_input(t, 0, addr(A), &request.bytes);
     let echo = callee.poll_transmit().expect("an echo");
     let mut seed = op(2, 0, &[]);
     seed.extend(op(1, 0, &echo.bytes));
@@ -116,28 +116,34 @@ fn main() {
     write(&punch_dir, "builder-handshake", &seed);
 
     let frames = [
-        Frame::Data {
+        Body::Data {
             seq: 0,
             payload: b"hello from bob\n".to_vec(),
         },
-        Frame::Data {
+        Body::Data {
             seq: 2,
             payload: vec![0x55; 300],
         },
-        Frame::Data {
+        Body::Data {
             seq: 1,
             payload: b"out of order".to_vec(),
         },
-        Frame::Fin { seq: 3 },
-        Frame::Ack {
+        Body::Fin { seq: 3 },
+        Body::Ack {
             next: 0,
             received: 0b1,
         },
-        Frame::Close,
+        Body::Close,
     ];
     let mut seed = op(3, 0, b"hello from alice\n");
-    for frame in &frames {
-        seed.extend(op(0, 0, &frame.emit(OWN_NONCE)));
+    for body in frames {
+        let repr = FrameRepr {
+            nonce: OWN_NONCE,
+            body,
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Frame::new_unchecked(&mut bytes[..]));
+        seed.extend(op(0, 0, &bytes));
         seed.extend(op(2, 3, &[]));
     }
     seed.extend(op(3, 1, &[]));

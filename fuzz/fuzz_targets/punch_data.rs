@@ -1,10 +1,10 @@
 //! The two decoders a punching end runs on datagrams from the open internet: the PUNCH
-//! handshake (`core::punch::handshake`, over `core::punch::probe`) and the DATA frames that
+//! handshake (`core::punch::handshake`, over `wire::punch`) and the DATA frames that
 //! follow it (`wire::data`, driven by `core::punch::transfer`). Both state machines get arbitrary
 //! datagrams, clock steps and local data on a fixed virtual clock.
 //!
 //! Beyond "never panics": a DATA frame that parses re-emits to the same frame (and, except for
-//! CLOSE whose sequence field is ignored, to the same bytes); handshake probes go only to the
+//! CLOSE whose sequence field is ignored, to the same bytes); handshake requests go only to the
 //! peer's public IP, whatever arrives.
 //!
 //! Input: operations as described in `natlens_fuzz` (op, selector, length, bytes).
@@ -22,7 +22,7 @@ use natlens::core::punch::handshake::Handshake;
 use natlens::core::punch::plan::{make_plan, PlanInput, PunchOptions};
 use natlens::core::punch::Role;
 use natlens::core::Transport;
-use natlens::wire::data::Frame;
+use natlens::wire::data::{Body, Frame, FrameRepr};
 use natlens::wire::natlens::NatFacts;
 use natlens_fuzz::Ops;
 use rand::rngs::SmallRng;
@@ -38,10 +38,22 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 fn check_frame(bytes: &[u8]) {
-    if let Ok((nonce, frame)) = Frame::parse(bytes) {
-        let emitted = frame.emit(nonce);
-        assert_eq!(Frame::parse(&emitted), Ok((nonce, frame.clone())));
-        if frame != Frame::Close {
+    let Ok(view) = Frame::new_checked(bytes) else {
+        return;
+    };
+    let _ = (
+        view.kind(),
+        view.nonce(),
+        view.seq(),
+        view.received(),
+        view.payload(),
+    );
+    if let Ok(repr) = FrameRepr::parse(&view) {
+        let mut emitted = vec![0; repr.buffer_len()];
+        repr.emit(&mut Frame::new_unchecked(&mut emitted[..]));
+        let again = FrameRepr::parse(&Frame::new_checked(&emitted[..]).expect("emitted"));
+        assert_eq!(again, Ok(repr.clone()));
+        if repr.body != Body::Close {
             assert_eq!(emitted, bytes, "DATA parse∘emit");
         }
     }
@@ -99,7 +111,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         while let Some(transmit) = handshake.poll_transmit() {
-            // Whatever arrives, probes go only to the peer's public IP as the server saw it.
+            // Whatever arrives, PUNCH requests go only to the peer's public IP as the server
+            // saw it.
             assert_eq!(Some(transmit.to.ip()), plan.peer.map(|p| p.ip()));
         }
         while handshake.poll_event().is_some() {}

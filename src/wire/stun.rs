@@ -190,8 +190,9 @@ pub fn frame_len(buffer: &[u8]) -> Option<usize> {
 }
 
 impl<'a> Message<'a> {
-    /// Checks the header and walks every attribute so that later getters cannot fail on
-    /// lengths. Cheapest checks first, since most garbage dies at the first test.
+    /// The checked constructor (smoltcp's `new_checked`): checks the header and walks every
+    /// attribute so that later getters cannot fail on lengths. Cheapest checks first, since
+    /// most garbage dies at the first test.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < HEADER_LEN {
             return Err(DecodeError::TooShort);
@@ -210,6 +211,12 @@ impl<'a> Message<'a> {
         let message = Message { bytes };
         message.check_attributes()?;
         Ok(message)
+    }
+
+    /// Wraps bytes that [`Message::parse`] has already accepted, for views built on this one
+    /// that keep only the bytes. Getters may panic on anything else.
+    pub(crate) fn new_unchecked(bytes: &'a [u8]) -> Self {
+        Message { bytes }
     }
 
     fn check_attributes(&self) -> Result<(), DecodeError> {
@@ -331,6 +338,7 @@ pub fn padded(len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::rfc5769::SAMPLE_REQUEST;
 
     #[test]
     fn type_interleaving_matches_rfc() {
@@ -364,6 +372,46 @@ mod tests {
                 assert_eq!(ty.to_u16() & 0xC000, 0);
             }
         }
+    }
+
+    #[test]
+    fn deconstruct() {
+        // The fixture carries a comment per field.
+        let message = Message::parse(&SAMPLE_REQUEST).unwrap();
+        assert_eq!(message.raw_type(), 0x0001);
+        assert_eq!(
+            message.message_type(),
+            MessageType::new(Method::BINDING, Class::Request)
+        );
+        assert_eq!(message.body_len(), 88);
+        assert!(message.has_magic_cookie());
+        assert_eq!(
+            message.transaction_id(),
+            TransactionId([0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae])
+        );
+        assert_eq!(
+            message.legacy_transaction_id()[..4],
+            MAGIC_COOKIE.to_be_bytes()
+        );
+        let attributes: Vec<_> = message.attributes().collect();
+        let summary: Vec<(u16, usize, usize)> = attributes
+            .iter()
+            .map(|a| (a.kind.0, a.value.len(), a.offset))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0x8022, 16, 20), // SOFTWARE
+                (0x0024, 4, 40),  // PRIORITY
+                (0x8029, 8, 48),  // ICE-CONTROLLED
+                (0x0006, 9, 60),  // USERNAME (3 bytes of padding follow)
+                (0x0008, 20, 76), // MESSAGE-INTEGRITY
+                (0x8028, 4, 100), // FINGERPRINT
+            ]
+        );
+        assert_eq!(attributes[3].value, b"evtj:h6vY");
+        assert_eq!(message.get(AttrType::USERNAME).map(|a| a.offset), Some(60));
+        assert_eq!(message.get(AttrType(0x7777)), None);
     }
 
     #[test]

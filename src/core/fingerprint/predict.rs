@@ -100,8 +100,9 @@ impl Default for PredictOptions {
     }
 }
 
-/// `port + by` when it stays a valid, non-zero port.
-fn offset_port(port: u16, by: i64) -> Option<u16> {
+/// `port + by` when it stays a valid, non-zero port. The punch planner steps through predicted
+/// ports with it too (core/punch depends on core/fingerprint, never the reverse).
+pub fn offset_port(port: u16, by: i64) -> Option<u16> {
     u16::try_from(i64::from(port) + by).ok().filter(|&p| p != 0)
 }
 

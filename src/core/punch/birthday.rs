@@ -6,10 +6,10 @@
 //! connects: if the spray comes first, the fixed side's NAT now admits that port and the holder's
 //! next round gets in; if the binding came first, the spray gets in. So
 //! `P = 1 − (1 − k/N)ⁿ` (sampling without replacement does a little better). LAB-NOTES measured
-//! this with k = 256: about 174 probes for 50%; tailscale quotes 1024 → 98%, 2048 → 99.9%.
+//! this with k = 256: about 174 requests for 50%; tailscale quotes 1024 → 98%, 2048 → 99.9%.
 //!
-//! Two random NATs (or a random one and a symmetric sequential one, whose every probe leaves from
-//! a new port) have no common port to aim at: a probe pair meets only when *both* guesses are
+//! Two random NATs (or a random one and a symmetric sequential one, whose every request leaves from
+//! a new port) have no common port to aim at: a request pair meets only when *both* guesses are
 //! right, so `P = 1 − (1 − 1/N²)^(nₐ·n_b)` (or `1 − (1 − 1/N)^k` for the sequential case), a few
 //! per cent at any sane budget. The planner refuses those unless forced.
 
@@ -23,17 +23,17 @@ use crate::core::punch::profile::LOWEST_PORT;
 pub const BIRTHDAY_SOCKETS: u32 = 256;
 
 /// The success probability a birthday spray is sized for when the budget allows: 99%, since a
-/// failed punch costs the user a relay or a retry, and 99% needs only about 1160 probes with 256
+/// failed punch costs the user a relay or a retry, and 99% needs only about 1160 requests with 256
 /// sockets (1.2 s at the default rate).
 pub const TARGET_SUCCESS: f64 = 0.99;
 
-/// `1 − (1 − k/N)ⁿ`: `n` random probes against `k` open ports out of `N`.
-pub fn success(holders: u32, probes: u32, range: u32) -> f64 {
+/// `1 − (1 − k/N)ⁿ`: `n` random requests against `k` open ports out of `N`.
+pub fn success(holders: u32, requests: u32, range: u32) -> f64 {
     if holders >= range {
-        return if probes > 0 { 1.0 } else { 0.0 };
+        return if requests > 0 { 1.0 } else { 0.0 };
     }
     let miss = (-f64::from(holders) / f64::from(range)).ln_1p();
-    -(f64::from(probes) * miss).exp_m1()
+    -(f64::from(requests) * miss).exp_m1()
 }
 
 /// What a birthday over TCP is sized for: 99.99%, about 2320 spray SYNs with 256 holders
@@ -41,14 +41,14 @@ pub fn success(holders: u32, probes: u32, range: u32) -> f64 {
 /// `strategy::for_tcp` for why more than [`TARGET_SUCCESS`].
 pub const TCP_TARGET_SUCCESS: f64 = 0.9999;
 
-/// Fewest probes for `target` success against `holders` open ports out of `range`.
-pub fn probes_for(target: f64, holders: u32, range: u32) -> u32 {
+/// Fewest requests for `target` success against `holders` open ports out of `range`.
+pub fn requests_for(target: f64, holders: u32, range: u32) -> u32 {
     if holders == 0 || target <= 0.0 {
         return 0;
     }
     let miss = (-f64::from(holders) / f64::from(range.max(holders + 1))).ln_1p();
-    let probes = (1.0 - target.min(1.0 - 1e-12)).ln() / miss;
-    probes.ceil().min(f64::from(u32::MAX)) as u32
+    let requests = (1.0 - target.min(1.0 - 1e-12)).ln() / miss;
+    requests.ceil().min(f64::from(u32::MAX)) as u32
 }
 
 /// `1 − (1 − 1/N²)^(nₐ·n_b)`: two sides each guessing the other's random port for every flow.
@@ -76,18 +76,18 @@ mod tests {
 
     #[test]
     fn matches_the_published_figures() {
-        // LAB-NOTES: 256 sockets, about 174 probes for 50%.
-        assert_eq!(probes_for(0.5, 256, 64512), 175);
+        // LAB-NOTES: 256 sockets, about 174 requests for 50%.
+        assert_eq!(requests_for(0.5, 256, 64512), 175);
         // tailscale: 256 → 64%, 1024 → 98%, 2048 → 99.9%.
         let rounded = |n| (success(256, n, 64512) * 1000.0).round() / 10.0;
         assert_eq!(rounded(256), 63.9);
         assert_eq!(rounded(1024), 98.3);
         assert!(success(256, 2048, 64512) > 0.999);
         assert_eq!(
-            probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE),
+            requests_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE),
             1159
         );
-        // tailscale: two hard NATs need about 170,000 probes per side for 99.9%.
+        // tailscale: two hard NATs need about 170,000 requests per side for 99.9%.
         assert!(blind_pair_success(170_000, 170_000, 64512) > 0.999);
         assert!(blind_pair_success(10_000, 10_000, 64512) < 0.03);
     }
@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(success(0, 1000, 100), 0.0);
         assert_eq!(success(100, 1, 100), 1.0);
         assert_eq!(success(5, 0, 100), 0.0);
-        assert_eq!(probes_for(0.99, 0, 100), 0);
+        assert_eq!(requests_for(0.99, 0, 100), 0);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The nonce handshake, sans-IO: runs one side's schedule and confirms a path both ways.
 //!
-//! Each end draws a nonce per call and sends it in every probe. An end that receives a probe
-//! answers it at once, from the socket it came in on to its source, echoing the nonce and adding
-//! its own. Receiving our own nonce back (in an echo, or in a probe that carries it) proves the
-//! path it came back on works both ways: the peer could only know the nonce from one of our
-//! probes, and its packet came back through both NATs. An end confirmed by an echo sends one
-//! more probe on that path carrying the peer's nonce, which confirms the peer: three messages in
-//! all. Packets from another address, with another call ID, or echoing another nonce never count.
+//! Each end draws a nonce per call and sends it in every PUNCH request. An end that receives a
+//! request answers it at once, from the socket it came in on to its source, echoing the nonce and
+//! adding its own. Receiving our own nonce back (in an echo, or in a request that carries it)
+//! proves the path it came back on works both ways: the peer could only know the nonce from one
+//! of our requests, and its packet came back through both NATs. An end confirmed by an echo sends
+//! one more request on that path carrying the peer's nonce, which confirms the peer: three
+//! messages in all. Packets from another address, with another call ID, or echoing another
+//! nonce never count.
 //!
 //! The run loop is str0m's: after every `handle_input` or `handle_timeout`, drain
 //! `poll_transmit` and `poll_event`, then sleep until `poll_timeout`.
@@ -18,11 +19,11 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::core::punch::plan::{PunchPlan, Send, Strategy, ROUND_INTERVAL};
-use crate::core::punch::probe::{ProbeInfo, PunchMessage};
+use crate::wire::punch::{Attempt, Punch, PunchRepr};
 use crate::wire::TransactionId;
 
 /// How long an end keeps answering after it is connected: ten of the peer's rounds, so a peer
-/// whose confirmation was lost is answered again by its next probes.
+/// whose confirmation was lost is answered again by its next requests.
 pub const LINGER: Duration = Duration::from_millis(10 * ROUND_INTERVAL.as_millis() as u64);
 
 /// Peer nonces remembered before confirmation. Only one is genuine; a few cover a forger racing
@@ -41,8 +42,8 @@ pub struct Transmit {
 /// What happened, for the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PunchEvent {
-    /// The first probe carrying the peer's call ID arrived from its address (not yet proven:
-    /// only an echo proves a path).
+    /// The first PUNCH request carrying the peer's call ID arrived from its address (not yet
+    /// proven: only an echo proves a path).
     PeerHeard { socket: usize, from: SocketAddr },
     /// Our nonce came back: this socket and peer address make a path both ways.
     Connected { socket: usize, peer: SocketAddr },
@@ -61,8 +62,8 @@ pub struct DirectionRecord {
     pub port_through: Option<u16>,
     /// Index of that port in the sender's predicted ports.
     pub offset: Option<usize>,
-    /// Probes the sender had sent when the first got through (ours: until our echo came back;
-    /// the peer's: as its probe said).
+    /// PUNCH requests the sender had sent when the first got through (ours: until our echo came
+    /// back; the peer's: as its request said).
     pub packets_sent: Option<u32>,
     /// For our direction, when our first echo came back (when we knew); for the peer's, when
     /// its first packet reached us. From this end's start.
@@ -129,10 +130,10 @@ pub struct Handshake {
     tid_counter: u32,
     /// Transaction IDs of our confirmations: an answer to one means the peer is confirmed.
     ack_tids: Vec<TransactionId>,
-    /// The nonce our probes echo: the latest seen until confirmation, then the genuine one.
+    /// The nonce our requests echo: the latest seen until confirmation, then the genuine one.
     peer_nonce: Option<u64>,
     arrivals: Vec<Arrival>,
-    probes_sent: u32,
+    requests_sent: u32,
     dropped: u64,
     state: State,
     outcome: Option<Outcome>,
@@ -166,7 +167,7 @@ impl Handshake {
             ack_tids: Vec::new(),
             peer_nonce: None,
             arrivals: Vec::new(),
-            probes_sent: 0,
+            requests_sent: 0,
             dropped: 0,
             state: State::Running,
             outcome: None,
@@ -210,7 +211,7 @@ impl Handshake {
         self.nonce
     }
 
-    /// The peer's nonce once connected: the one whose probe or echo confirmed the path. The
+    /// The peer's nonce once connected: the one whose request or echo confirmed the path. The
     /// data exchange addresses its frames with it.
     pub fn confirmed_peer_nonce(&self) -> Option<u64> {
         self.outcome
@@ -239,7 +240,7 @@ impl Handshake {
         if self.state == State::Done {
             return;
         }
-        let message = match PunchMessage::parse(bytes) {
+        let message = match Punch::new_checked(bytes).map(|punch| PunchRepr::parse(&punch)) {
             Ok(m) if self.is_from_peer(&m, from) => m,
             _ => {
                 self.dropped += 1;
@@ -305,10 +306,10 @@ impl Handshake {
         }
     }
 
-    /// This call, from the peer's public IP, and not our own probe come back. The IP is the one
+    /// This call, from the peer's public IP, and not our own request come back. The IP is the one
     /// the peer's server saw: a NAT that spreads one host over a pool of public addresses
     /// (RFC 4787 REQ-2 asks for "paired" pooling) is not supported.
-    fn is_from_peer(&self, message: &PunchMessage, from: SocketAddr) -> bool {
+    fn is_from_peer(&self, message: &PunchRepr, from: SocketAddr) -> bool {
         message.call_id == self.call_id
             && Some(from.ip()) == self.peer_ip
             && message.nonce != self.nonce
@@ -328,8 +329,8 @@ impl Handshake {
                 break;
             }
             self.next_send += 1;
-            self.probes_sent += 1;
-            let probe = PunchMessage {
+            self.requests_sent += 1;
+            let request = PunchRepr {
                 echo_response: false,
                 tid: self.next_tid(),
                 call_id: self.call_id,
@@ -337,44 +338,38 @@ impl Handshake {
                 echo: self.peer_nonce,
                 target: Some(send.to),
                 mapped: None,
-                info: Some(ProbeInfo {
+                attempt: Some(Attempt {
                     index: send.target as u32,
-                    sent: self.probes_sent,
+                    sent: self.requests_sent,
                 }),
             };
-            self.transmit(send.socket, send.to, &probe);
+            self.transmit(send.socket, send.to, &request);
         }
     }
 
-    fn transmit(&mut self, socket: usize, to: SocketAddr, message: &PunchMessage) {
+    fn transmit(&mut self, socket: usize, to: SocketAddr, message: &PunchRepr) {
         let mut bytes = Vec::new();
         message.emit(&mut bytes);
         self.transmits.push_back(Transmit { socket, to, bytes });
     }
 
-    /// Answers a probe on the path it came in on.
-    fn answer(&mut self, socket: usize, from: SocketAddr, probe: &PunchMessage) {
-        let echo = PunchMessage {
+    /// Answers a PUNCH request on the path it came in on.
+    fn answer(&mut self, socket: usize, from: SocketAddr, request: &PunchRepr) {
+        let echo = PunchRepr {
             echo_response: true,
-            tid: probe.tid,
+            tid: request.tid,
             call_id: self.call_id,
             nonce: self.nonce,
-            echo: Some(probe.nonce),
+            echo: Some(request.nonce),
             target: None,
             mapped: Some(from),
-            info: probe.info,
+            attempt: request.attempt,
         };
         self.transmit(socket, from, &echo);
     }
 
     /// Records the first packet of each peer nonce: the inbound direction, once one proves real.
-    fn remember_arrival(
-        &mut self,
-        now: Instant,
-        socket: usize,
-        from: SocketAddr,
-        m: &PunchMessage,
-    ) {
+    fn remember_arrival(&mut self, now: Instant, socket: usize, from: SocketAddr, m: &PunchRepr) {
         if self.outcome.is_none() {
             self.peer_nonce = Some(m.nonce);
         }
@@ -382,11 +377,11 @@ impl Handshake {
         if known || self.arrivals.len() >= MAX_PEER_NONCES {
             return;
         }
-        // A probe says where it was aimed; an echo says where our probe came from. Either way
+        // A request says where it was aimed; an echo says where our request came from. Either way
         // it is our own public port on this path, which we cannot see ourselves.
         let our_port = if m.echo_response { m.mapped } else { m.target }.map(|a| a.port());
-        let offset = match (m.echo_response, m.info) {
-            (false, Some(info)) => Some(info.index as usize),
+        let offset = match (m.echo_response, m.attempt) {
+            (false, Some(attempt)) => Some(attempt.index as usize),
             _ => our_port.and_then(|p| self.peer_targets.get(&p).copied()),
         };
         let record = DirectionRecord {
@@ -394,7 +389,7 @@ impl Handshake {
             peer: Some(from),
             port_through: our_port,
             offset,
-            packets_sent: m.info.filter(|_| !m.echo_response).map(|i| i.sent),
+            packets_sent: m.attempt.filter(|_| !m.echo_response).map(|a| a.sent),
             first_through: Some(now.saturating_duration_since(self.start)),
         };
         if self.arrivals.is_empty() {
@@ -408,13 +403,13 @@ impl Handshake {
     }
 
     /// Our nonce came back on (`socket`, `from`).
-    fn confirm(&mut self, now: Instant, socket: usize, from: SocketAddr, m: &PunchMessage) {
+    fn confirm(&mut self, now: Instant, socket: usize, from: SocketAddr, m: &PunchRepr) {
         if self.state != State::Running {
             return;
         }
         self.peer_nonce = Some(m.nonce);
-        let offset = match (m.echo_response, m.info) {
-            (true, Some(info)) => Some(info.index as usize),
+        let offset = match (m.echo_response, m.attempt) {
+            (true, Some(attempt)) => Some(attempt.index as usize),
             _ => self.own_targets.get(&from.port()).copied(),
         };
         let outbound = DirectionRecord {
@@ -422,7 +417,7 @@ impl Handshake {
             peer: Some(from),
             port_through: Some(from.port()),
             offset,
-            packets_sent: Some(self.probes_sent),
+            packets_sent: Some(self.requests_sent),
             first_through: Some(now.saturating_duration_since(self.start)),
         };
         let inbound = self
@@ -432,8 +427,8 @@ impl Handshake {
             .map(|a| a.record)
             .unwrap_or_default();
         // Confirmed by an echo, the peer may not have seen its own nonce come back yet (and may
-        // have stopped probing): a probe carrying it confirms the peer. Confirmed by a probe,
-        // the peer is still probing, and our answer to it is that confirmation.
+        // have stopped sending): a request carrying it confirms the peer. Confirmed by a
+        // request, the peer is still sending, and our answer to it is that confirmation.
         let ack = m.echo_response.then(|| {
             self.send_ack(socket, from);
             Ack {
@@ -458,11 +453,11 @@ impl Handshake {
         };
     }
 
-    /// A probe on the confirmed path carrying the peer's nonce.
+    /// A PUNCH request on the confirmed path carrying the peer's nonce.
     fn send_ack(&mut self, socket: usize, to: SocketAddr) {
         let tid = self.next_tid();
         self.ack_tids.push(tid);
-        let ack = PunchMessage {
+        let ack = PunchRepr {
             echo_response: false,
             tid,
             call_id: self.call_id,
@@ -470,9 +465,9 @@ impl Handshake {
             echo: self.peer_nonce,
             target: Some(to),
             mapped: None,
-            info: Some(ProbeInfo {
+            attempt: Some(Attempt {
                 index: self.own_targets.get(&to.port()).copied().unwrap_or(0) as u32,
-                sent: self.probes_sent,
+                sent: self.requests_sent,
             }),
         };
         self.transmit(socket, to, &ack);
@@ -487,8 +482,9 @@ impl Handshake {
 
     fn timeout_reason(&self) -> String {
         let seconds = (self.deadline - self.start).as_secs_f64();
-        let sent = self.probes_sent;
+        let sent = self.requests_sent;
         if self.arrivals.is_empty() {
+            // The wording reaches users (and recorded results): it keeps the old word.
             format!("no probe got through either way in {seconds} s ({sent} sent)")
         } else {
             format!(
@@ -505,7 +501,7 @@ impl Handshake {
             elapsed: now.saturating_duration_since(self.start),
             path: None,
             outbound: DirectionRecord {
-                packets_sent: Some(self.probes_sent),
+                packets_sent: Some(self.requests_sent),
                 ..DirectionRecord::default()
             },
             inbound,

@@ -11,10 +11,10 @@ use rand::SeedableRng;
 use crate::core::punch::handshake::*;
 use crate::core::punch::plan::{make_plan, PlanInput, PunchOptions, PunchPlan, Strategy};
 use crate::core::punch::plan::{DEFAULT_TIMEOUT, ROUND_INTERVAL};
-use crate::core::punch::probe::PunchMessage;
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
+use crate::wire::punch::{Attempt, Punch, PunchRepr};
 use crate::wire::TransactionId;
 
 const A: &str = "198.51.100.1:40000";
@@ -66,9 +66,9 @@ fn three_messages_confirm_both_ends() {
     let t = Instant::now();
     let (mut a, mut b) = pair(t);
     a.handle_timeout(t);
-    let [probe] = transmits(&mut a).try_into().unwrap();
-    assert_eq!((probe.socket, probe.to), (0, addr(B)));
-    b.handle_input(t + STEP, 0, addr(A), &probe.bytes);
+    let [request] = transmits(&mut a).try_into().unwrap();
+    assert_eq!((request.socket, request.to), (0, addr(B)));
+    b.handle_input(t + STEP, 0, addr(A), &request.bytes);
     let [echo] = transmits(&mut b).try_into().unwrap();
     assert_eq!(echo.to, addr(A));
     assert_eq!(
@@ -115,8 +115,8 @@ fn a_lost_confirmation_is_sent_again_until_answered() {
     let t = Instant::now();
     let (mut a, mut b) = pair(t);
     a.handle_timeout(t);
-    let [probe] = transmits(&mut a).try_into().unwrap();
-    b.handle_input(t + STEP, 0, addr(A), &probe.bytes);
+    let [request] = transmits(&mut a).try_into().unwrap();
+    b.handle_input(t + STEP, 0, addr(A), &request.bytes);
     let [echo] = transmits(&mut b).try_into().unwrap();
     a.handle_input(t + 2 * STEP, 0, addr(B), &echo.bytes);
     let _lost = transmits(&mut a);
@@ -137,11 +137,11 @@ fn strays_and_forgeries_never_count() {
     let t = Instant::now();
     let (mut a, mut b) = pair(t);
     a.handle_timeout(t);
-    let [probe] = transmits(&mut a).try_into().unwrap();
+    let [request] = transmits(&mut a).try_into().unwrap();
     // The right bytes from another address, and garbage from the peer.
-    b.handle_input(t, 0, addr("203.0.113.5:41000"), &probe.bytes);
+    b.handle_input(t, 0, addr("203.0.113.5:41000"), &request.bytes);
     b.handle_input(t, 0, addr(A), b"not stun at all, 20+ bytes long");
-    // Another call's probe from the peer's address.
+    // Another call's request from the peer's address.
     let mut other = Handshake::new(&plan(Role::Caller, 78), t, &mut SmallRng::seed_from_u64(9));
     other.handle_timeout(t);
     let [stray] = transmits(&mut other).try_into().unwrap();
@@ -149,7 +149,7 @@ fn strays_and_forgeries_never_count() {
     assert!(transmits(&mut b).is_empty());
     assert_eq!(b.dropped(), 3);
     // An echo of a nonce that is not ours, from the peer, with the right call ID.
-    let forged = PunchMessage {
+    let forged = PunchRepr {
         echo_response: true,
         tid: TransactionId([1; 12]),
         call_id: 77,
@@ -157,7 +157,7 @@ fn strays_and_forgeries_never_count() {
         echo: Some(a.nonce() ^ 1),
         target: None,
         mapped: None,
-        info: None,
+        attempt: None,
     };
     let mut bytes = Vec::new();
     forged.emit(&mut bytes);
@@ -166,8 +166,8 @@ fn strays_and_forgeries_never_count() {
     assert!(!events(&mut a)
         .iter()
         .any(|e| matches!(e, PunchEvent::Connected { .. })));
-    // Our own probe reflected back (a hairpin or a loop) is not the peer's.
-    a.handle_input(t + STEP, 0, addr(B), &probe.bytes);
+    // Our own request reflected back (a hairpin or a loop) is not the peer's.
+    a.handle_input(t + STEP, 0, addr(B), &request.bytes);
     assert!(transmits(&mut a).is_empty());
     assert_eq!(a.dropped(), 2);
 }
@@ -230,19 +230,19 @@ proptest! {
     }
 
     #[test]
-    fn mutated_probes_never_confirm(flips in proptest::collection::vec((0usize..100, any::<u8>()), 1..6)) {
+    fn mutated_requests_never_confirm(flips in proptest::collection::vec((0usize..100, any::<u8>()), 1..6)) {
         let t = Instant::now();
         let (mut a, mut b) = pair(t);
         a.handle_timeout(t);
-        let [probe] = transmits(&mut a).try_into().unwrap();
-        b.handle_input(t, 0, addr(A), &probe.bytes);
+        let [request] = transmits(&mut a).try_into().unwrap();
+        b.handle_input(t, 0, addr(A), &request.bytes);
         let [mut echo] = transmits(&mut b).try_into().unwrap();
         for (at, value) in flips {
             let len = echo.bytes.len();
             echo.bytes[at % len] = value;
         }
-        let intact = PunchMessage::parse(&echo.bytes)
-            .is_ok_and(|m| m.echo == Some(a.nonce()) && m.call_id == 77);
+        let intact = Punch::new_checked(&echo.bytes[..])
+            .is_ok_and(|m| m.echo() == Some(a.nonce()) && m.call_id() == 77);
         a.handle_input(t, 0, addr(B), &echo.bytes);
         // FINGERPRINT catches nearly every flip; one that leaves a valid echo of our nonce is
         // still a real echo.
@@ -260,7 +260,7 @@ proptest! {
         sent in any::<u32>(),
     ) {
         let address = SocketAddr::from(([198, 51, 100, 9], port));
-        let message = PunchMessage {
+        let message = PunchRepr {
             echo_response,
             tid: TransactionId([4; 12]),
             call_id,
@@ -268,10 +268,11 @@ proptest! {
             echo: Some(echo),
             target: (!echo_response).then_some(address),
             mapped: echo_response.then_some(address),
-            info: Some(crate::core::punch::probe::ProbeInfo { index, sent }),
+            attempt: Some(Attempt { index, sent }),
         };
         let mut buf = Vec::new();
         let bytes = message.emit(&mut buf).to_vec();
-        prop_assert_eq!(PunchMessage::parse(&bytes), Ok(message));
+        let punch = Punch::new_checked(&bytes[..]);
+        prop_assert_eq!(punch.map(|punch| PunchRepr::parse(&punch)), Ok(message));
     }
 }

@@ -21,7 +21,6 @@ pub mod birthday;
 pub mod fanout;
 pub mod handshake;
 pub mod plan;
-pub mod probe;
 pub mod profile;
 pub mod report;
 mod schedule;

@@ -35,12 +35,12 @@ use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
 
 /// Default cap on packets per second per side: 50 times the contention LAB-NOTES measured
-/// (20 new flows/s), so about one foreign flow slips into a 50-port fan-out; ~60-byte probes at
+/// (20 new flows/s), so about one foreign flow slips into a 50-port fan-out; ~60-byte requests at
 /// 1000/s are 60 KB/s, nothing for any uplink or conntrack table.
 pub const DEFAULT_RATE: u32 = 1000;
 
 /// Time between rounds of the same flows: a little over a typical Internet round trip, so a
-/// probe dropped by the far NAT (it had not opened yet) or lost on the way is retried about once
+/// request dropped by the far NAT (it had not opened yet) or lost on the way is retried about once
 /// per RTT. Re-sending a flow reuses its binding: rounds cost no ports. A round longer than this
 /// at the rate cap (256 holder sockets at 1000/s) stretches it.
 pub const ROUND_INTERVAL: Duration = Duration::from_millis(200);
@@ -54,7 +54,7 @@ pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(150);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long Linux keeps an unanswered UDP flow (`nf_conntrack_udp_timeout`, LAB-NOTES): the
-/// probes of the first round must still hold their bindings when the last round goes out.
+/// requests of the first round must still hold their bindings when the last round goes out.
 pub const UNREPLIED_UDP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest `--timeout` honoured: five seconds inside [`UNREPLIED_UDP_TIMEOUT`], so nothing a
@@ -101,7 +101,7 @@ impl Strategy {
 /// The user's knobs (`natlens punch` flags) and the budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PunchOptions {
-    /// `--fanout K`: far ports this end aims at (fan-out flows or birthday probes); `None`
+    /// `--fanout K`: far ports this end aims at (fan-out flows or birthday requests); `None`
     /// sizes it from the facts.
     pub fanout: Option<u32>,
     /// `--delta D`: the far NAT's step, replacing the one it announced.
@@ -274,12 +274,12 @@ impl PunchPlan {
     }
 
     /// When the callee sends its first round again (its "sync rounds"), from its start signal:
-    /// half a relay and one relay after it answered. The callee's first probes leave as it
+    /// half a relay and one relay after it answered. The callee's first requests leave as it
     /// answers, one relay before the caller can start, so they reach the caller's NAT just as
-    /// (or before) the caller's own first probe opens it: an address-and-port-dependent filter
+    /// (or before) the caller's own first request opens it: an address-and-port-dependent filter
     /// drops them about half the time (the lab measured it; the sim's longer relay always),
     /// and the callee was then confirmed only by the caller's confirmation, a round trip later.
-    /// A round sent `x` after the answer reaches the caller's NAT after the caller's first probe
+    /// A round sent `x` after the answer reaches the caller's NAT after the caller's first request
     /// left it whenever `x` plus the direct path's one way exceeds the relay: always for
     /// `x = relay`, and for `x = relay / 2` whenever the direct path is at least half as long
     /// as the way through the server (the usual case; in the lab both are equal). The caller

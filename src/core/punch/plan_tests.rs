@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::core::nat_model::DEFAULT_BINDING_TIMEOUT;
 use crate::core::punch::birthday::{
-    probes_for, BIRTHDAY_SOCKETS, TARGET_SUCCESS, TCP_TARGET_SUCCESS,
+    requests_for, BIRTHDAY_SOCKETS, TARGET_SUCCESS, TCP_TARGET_SUCCESS,
 };
 use crate::core::punch::fanout::MAX_FANOUT;
 use crate::core::punch::handshake::LINGER;
@@ -96,7 +96,7 @@ type Row = (
 #[test]
 fn plan_table() {
     let h = BIRTHDAY_SOCKETS as usize;
-    let n = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
+    let n = requests_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
     // seq: expected 1 (40010 is one step above 40008), U = 1 + 8 + 2 = 11.
     let rows: [Row; 12] = [
         (
@@ -283,7 +283,7 @@ fn sends_are_paced_repeated_and_cut_by_the_budget() {
     assert_eq!(plan.caller.sends.len(), 5 * 50);
     // A spray goes out once.
     let plan = default_plan("cone", "random");
-    let sprays = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
+    let sprays = requests_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE) as usize;
     assert_eq!(plan.caller.sends.len(), sprays);
     assert!(plan.expected_success >= TARGET_SUCCESS);
 }
@@ -371,7 +371,7 @@ fn timeouts_fit_together() {
     assert!(LINGER < DEFAULT_TIMEOUT);
     // A birthday spray sized for TARGET_SUCCESS fits before the spray tail at the default
     // rate, and the holder's round fits in the tail.
-    let sprays = probes_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE);
+    let sprays = requests_for(TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE);
     let spray_time = Duration::from_secs(1) / DEFAULT_RATE * sprays;
     assert!(spray_time + SPRAY_TAIL <= DEFAULT_TIMEOUT);
     let holder_round = Duration::from_secs(1) / DEFAULT_RATE * BIRTHDAY_SOCKETS;
@@ -450,9 +450,9 @@ fn tcp_plans_every_pair_udp_plans_with_a_longer_birthday_spray() {
         let (hold, spray) = (tcp.side(holder), tcp.side(holder.peer()));
         assert_eq!(hold.sockets.len(), BIRTHDAY_SOCKETS as usize);
         assert_eq!(hold.predicted_ports, vec![40000]);
-        let probes = probes_for(TCP_TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE);
-        assert_eq!(spray.predicted_ports.len(), probes as usize);
-        assert!(probes > udp.side(holder.peer()).predicted_ports.len() as u32);
+        let requests = requests_for(TCP_TARGET_SUCCESS, BIRTHDAY_SOCKETS, PORT_RANGE);
+        assert_eq!(spray.predicted_ports.len(), requests as usize);
+        assert!(requests > udp.side(holder.peer()).predicted_ports.len() as u32);
         assert!(
             tcp.expected_success >= TCP_TARGET_SUCCESS,
             "{}",

@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::core::fingerprint::predict::offset_port;
 use crate::core::fingerprint::{Behaviour, Pattern, TransportReport};
 use crate::wire::natlens::{Dependence, NatFacts, NatProfile, PortPattern, Transports};
 
@@ -32,7 +33,7 @@ pub const DRIFT_WINDOW: Duration = Duration::from_millis(400);
 
 /// Flows added to every sequential side's uncertainty on top of other hosts' flows in
 /// [`DRIFT_WINDOW`]: the predictor rounds its foreign-flow count, and other flows also slip in
-/// while a fan-out is being sent (about one per 50 probes at the default rate).
+/// while a fan-out is being sent (about one per 50 requests at the default rate).
 pub const DRIFT_SLACK: u32 = 2;
 
 /// Largest uncertainty a side is credited with, in flows: four times what one fan-out may cover
@@ -269,11 +270,6 @@ impl SideModel {
             _ => 0,
         }
     }
-}
-
-/// `port + by` when it stays a valid, non-zero port.
-pub fn offset_port(port: u16, by: i64) -> Option<u16> {
-    u16::try_from(i64::from(port) + by).ok().filter(|&p| p != 0)
 }
 
 /// A sequential model from predicted ports (any order) and a step: `base` is the earliest port

@@ -46,13 +46,13 @@ pub struct Direction {
     pub from: Role,
     pub to: Role,
     /// The far NAT's ports the sender aimed at, in order, as far as it got (for the peer's
-    /// direction, as this end's plan expects them, up to the count its probes gave).
+    /// direction, as this end's plan expects them, up to the count its requests gave).
     pub predicted_ports: Vec<u16>,
     /// The far NAT's port a packet got through to.
     pub port_through: Option<u16>,
     /// Index of `port_through` in `predicted_ports`.
     pub offset: Option<usize>,
-    /// Probes the sender had sent when the first got through (all of them on failure).
+    /// Requests the sender had sent when the first got through (all of them on failure).
     pub packets_sent: Option<u32>,
     /// From this end's start: for its own direction, when its first echo came back; for the
     /// peer's, when the peer's first packet arrived.
@@ -90,7 +90,7 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The sender's far ports up to the last it had aimed at after `packets_sent` scheduled probes
+/// The sender's far ports up to the last it had aimed at after `packets_sent` scheduled requests
 /// (all of them when that is unknown).
 fn aimed(side: &SidePlan, packets_sent: Option<u32>) -> &[u16] {
     let ports = &side.predicted_ports;

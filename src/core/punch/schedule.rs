@@ -65,8 +65,8 @@ pub(super) fn side_plan(
                 .collect();
             (vec![LocalSocket::Fresh; sockets as usize], flows, true)
         }
-        Part::Spray { probes } => {
-            let ports = birthday::spray_ports(spray_seed(call_id, role), probes, PORT_RANGE);
+        Part::Spray { requests } => {
+            let ports = birthday::spray_ports(spray_seed(call_id, role), requests, PORT_RANGE);
             (
                 vec![one_socket],
                 ports.into_iter().map(|p| (0, p)).collect(),

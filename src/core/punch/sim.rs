@@ -16,12 +16,12 @@ use crate::core::fingerprint::{analyse, PlanConfig, PredictOptions};
 use crate::core::nat_model::{NatConfig, NatModel};
 use crate::core::punch::handshake::{Handshake, Outcome, PunchEvent};
 use crate::core::punch::plan::{make_plan, LocalSocket, PlanInput, PunchOptions, PunchPlan};
-use crate::core::punch::probe::PunchMessage;
 use crate::core::punch::profile::NatSummary;
 use crate::core::punch::report::PunchReport;
 use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::{NatFacts, Transports};
+use crate::wire::punch::PunchRepr;
 use crate::wire::TransactionId;
 
 /// The location server both sides log in to (the fingerprint lab's primary address).
@@ -197,7 +197,7 @@ impl Net {
         for to_side in 0..2 {
             let from = SocketAddr::new(sessions[1 - to_side].ip(), 9);
             for echo_response in [false, true] {
-                let message = PunchMessage {
+                let message = PunchRepr {
                     echo_response,
                     tid: TransactionId([7; 12]),
                     call_id,
@@ -205,7 +205,7 @@ impl Net {
                     echo: Some(self.rng.gen()),
                     target: Some(sessions[to_side]),
                     mapped: Some(sessions[to_side]),
-                    info: None,
+                    attempt: None,
                 };
                 let mut bytes = Vec::new();
                 message.emit(&mut bytes);

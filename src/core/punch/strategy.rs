@@ -18,8 +18,8 @@ pub(super) enum Part {
     Nudge,
     /// `sockets` fresh sockets, socket `m` re-sending to far index `m mod indices`.
     Hold { sockets: u32, indices: u32 },
-    /// `probes` distinct random far ports, once each.
-    Spray { probes: u32 },
+    /// `requests` distinct random far ports, once each.
+    Spray { requests: u32 },
 }
 
 pub(super) struct Decision {
@@ -89,13 +89,13 @@ pub(super) fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> De
 /// success, within the budget.
 fn birthday(holder: Role, options: &PunchOptions, target: f64) -> Decision {
     let sockets = BIRTHDAY_SOCKETS.min(options.max_sockets).max(1);
-    let probes = birthday::probes_for(target, sockets, PORT_RANGE).min(spray_budget(options));
+    let requests = birthday::requests_for(target, sockets, PORT_RANGE).min(spray_budget(options));
     let (hold, spray) = (
         Part::Hold {
             sockets,
             indices: 1,
         },
-        Part::Spray { probes },
+        Part::Spray { requests },
     );
     let (caller, callee) = match holder {
         Role::Caller => (hold, spray),
@@ -105,7 +105,7 @@ fn birthday(holder: Role, options: &PunchOptions, target: f64) -> Decision {
         strategy: Strategy::Birthday,
         reason: format!(
             "the {}'s NAT picks random ports: it holds {sockets} sockets aimed at the {}'s one \
-             port while the {} sprays {probes} random ports",
+             port while the {} sprays {requests} random ports",
             holder.as_str(),
             holder.peer().as_str(),
             holder.peer().as_str(),
@@ -115,7 +115,7 @@ fn birthday(holder: Role, options: &PunchOptions, target: f64) -> Decision {
     }
 }
 
-/// Probes a spray may send: the packet budget, and the time before [`SPRAY_TAIL`].
+/// Requests a spray may send: the packet budget, and the time before [`SPRAY_TAIL`].
 fn spray_budget(options: &PunchOptions) -> u32 {
     let seconds = options.timeout.saturating_sub(SPRAY_TAIL).as_secs_f64();
     let by_time = (seconds * f64::from(options.rate)).floor() as u32;
@@ -125,12 +125,12 @@ fn spray_budget(options: &PunchOptions) -> u32 {
 /// Random against random, or against a symmetric sequential NAT: refused unless forced; forced,
 /// both sides send blind within the budget.
 fn blind(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
-    let probes = spray_budget(options);
+    let requests = spray_budget(options);
     let sockets = BIRTHDAY_SOCKETS.min(options.max_sockets).max(1);
     let (caller, callee, why) = match (a.ports, b.ports) {
         (PortModel::Random, PortModel::Random) => (
-            Part::Spray { probes },
-            Part::Spray { probes },
+            Part::Spray { requests },
+            Part::Spray { requests },
             "both NATs pick ports at random: a probe meets one only if both guesses are right",
         ),
         (PortModel::Random, _) => (
@@ -138,12 +138,12 @@ fn blind(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
                 sockets,
                 indices: b.uncertainty() + 1,
             },
-            Part::Spray { probes },
+            Part::Spray { requests },
             "the caller's NAT picks random ports and the callee's gives every destination a new \
              one: a birthday spray has no single port to find",
         ),
         _ => (
-            Part::Spray { probes },
+            Part::Spray { requests },
             Part::Hold {
                 sockets,
                 indices: a.uncertainty() + 1,
@@ -171,7 +171,7 @@ fn blind(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
 }
 
 /// `--fanout K` replaces this end's number of far ports: fan-out flows (at most
-/// [`MAX_FANOUT`]) or spray probes (within the spray budget).
+/// [`MAX_FANOUT`]) or spray requests (within the spray budget).
 pub(super) fn apply_fanout_override(decision: &mut Decision, role: Role, options: &PunchOptions) {
     let Some(k) = options.fanout else { return };
     let part = match role {
@@ -190,7 +190,7 @@ pub(super) fn apply_fanout_override(decision: &mut Decision, role: Role, options
             grow_to: k.min(MAX_FANOUT),
         },
         Part::Spray { .. } => Part::Spray {
-            probes: k.min(spray_budget(options)),
+            requests: k.min(spray_budget(options)),
         },
         other => other,
     };
@@ -209,13 +209,13 @@ pub(super) fn expected_success(decision: &Decision, a: &SideModel, b: &SideModel
             },
         ) => fanout::coverage(a, grown(aim_a, to_a), b, grown(aim_b, to_b)),
         (Part::Nudge, _) | (_, Part::Nudge) => 1.0,
-        (Part::Spray { probes: pa }, Part::Spray { probes: pb }) => {
+        (Part::Spray { requests: pa }, Part::Spray { requests: pb }) => {
             birthday::blind_pair_success(pa, pb, PORT_RANGE)
         }
-        (Part::Hold { sockets, indices }, Part::Spray { probes })
-        | (Part::Spray { probes }, Part::Hold { sockets, indices }) => {
+        (Part::Hold { sockets, indices }, Part::Spray { requests })
+        | (Part::Spray { requests }, Part::Hold { sockets, indices }) => {
             if indices == 1 {
-                birthday::success(sockets, probes, PORT_RANGE)
+                birthday::success(sockets, requests, PORT_RANGE)
             } else {
                 // Every holder socket aimed at the right index has one chance in N.
                 birthday::success(1, sockets, PORT_RANGE)

@@ -126,7 +126,7 @@ fn check_paths(run: &PairRun, role: Role, open: bool, name: &str) {
         allocated,
         "{name}: {role:?} port_through {through} not allocated"
     );
-    // An open side only nudged the peer; it answers the peer's probe on whatever port it came
+    // An open side only nudged the peer; it answers the peer's request on whatever port it came
     // from. Every other side got through on a port it aimed at.
     let predicted = &me.plan.local().predicted_ports;
     match out.offset {
@@ -305,7 +305,7 @@ fn forced_hopeless_pairs_fail_in_bounded_time() {
 }
 
 #[test]
-fn forged_probes_and_echoes_never_count() {
+fn forged_requests_and_echoes_never_count() {
     for (caller, callee) in [(Kind::FullCone, Kind::Cone), (Kind::FullCone, Kind::Seq1)] {
         let mut s = scenario(caller, callee, (false, true), 0.0, 21);
         s.forgeries = true;
@@ -314,7 +314,7 @@ fn forged_probes_and_echoes_never_count() {
         assert!(connected(&run), "{name}");
         check_paths(&run, Role::Caller, true, &name);
         check_paths(&run, Role::Callee, false, &name);
-        // The full cone let the forgeries in: its handshake answered the forged probe (to the
+        // The full cone let the forgeries in: its handshake answered the forged request (to the
         // forger's port, confirming nothing) and threw the forged echo away.
         assert_eq!(run.caller.dropped, 1, "{name}");
     }
@@ -368,12 +368,12 @@ fn sequential_pairs_meet_under_heavier_noise_and_slower_relays() {
 
 /// The callee's sync rounds (issue 4, "connected within 3 round trips of the start signal" on
 /// both ends): on the virtual clock, with the relay as long as the direct path (the lab's
-/// case: the callee's first probe meets the caller's NAT just as it opens) and twice as long
-/// (the sim's default: the first probe always arrives too early), every predictable pair
+/// case: the callee's first request meets the caller's NAT just as it opens) and twice as long
+/// (the sim's default: the first request always arrives too early), every predictable pair
 /// confirms the caller one path round trip after its start, and the callee one round trip
 /// after its half-relay sync round when the direct path is at least half the relay (both
-/// cases here), whichever end's filter dropped the early probe. Round trips here are protocol
-/// round trips on a virtual clock (probe out, echo back), plus the first round's pacing at the
+/// cases here), whichever end's filter dropped the early request. Round trips here are protocol
+/// round trips on a virtual clock (request out, echo back), plus the first round's pacing at the
 /// rate cap; nothing is timed on the wall clock. Without the sync rounds the callee waited for
 /// the caller's confirmation (relay + one way + one round trip).
 #[test]

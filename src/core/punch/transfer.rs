@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::wire::data::{Frame, MAX_PAYLOAD};
+use crate::wire::data::{Body, Frame, FrameRepr, MAX_PAYLOAD};
 
 /// Sequence numbers in flight at most (from the oldest unacknowledged chunk): 64 × 1200 bytes =
 /// 77 KB, about a 6 Mbit/s stream over a 100 ms path, a burst no home router's queue chokes on,
@@ -74,7 +74,7 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// A chunk sent and not yet acknowledged.
 #[derive(Debug, Clone)]
 struct Sent {
-    frame: Frame,
+    frame: Body,
     payload_len: usize,
     sent_at: Instant,
     retransmitted: bool,
@@ -190,8 +190,8 @@ impl Transfer {
 
     /// A datagram from the peer's address. Returns false when it was no frame for us.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> bool {
-        let frame = match Frame::parse(bytes) {
-            Ok((nonce, frame)) if nonce == self.own_nonce => frame,
+        let frame = match Frame::new_checked(bytes).and_then(|frame| FrameRepr::parse(&frame)) {
+            Ok(repr) if repr.nonce == self.own_nonce => repr.body,
             _ => {
                 self.stats.dropped += 1;
                 return false;
@@ -203,10 +203,10 @@ impl Transfer {
         self.heard = true;
         self.last_heard = now;
         match frame {
-            Frame::Data { seq, payload } => self.receive_data(seq, payload),
-            Frame::Fin { seq } => self.receive_fin(seq),
-            Frame::Ack { next, received } => self.receive_ack(now, next, received),
-            Frame::Close => self.receive_close(),
+            Body::Data { seq, payload } => self.receive_data(seq, payload),
+            Body::Fin { seq } => self.receive_fin(seq),
+            Body::Ack { next, received } => self.receive_ack(now, next, received),
+            Body::Close => self.receive_close(),
         }
         self.check_complete(now);
         true
@@ -242,14 +242,15 @@ impl Transfer {
     fn next_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.close_due {
             self.close_due = false;
-            return Some(self.emit(&Frame::Close));
+            return Some(self.emit(Body::Close));
         }
         if matches!(self.state, State::Done | State::Failed { .. }) {
             return None;
         }
         if self.ack_due {
             self.ack_due = false;
-            return Some(self.emit(&self.ack()));
+            let ack = self.ack();
+            return Some(self.emit(ack));
         }
         if self.state != State::Running {
             return None;
@@ -263,7 +264,7 @@ impl Transfer {
             sent.retransmitted = true;
             let frame = sent.frame.clone();
             self.stats.retransmissions += 1;
-            return Some(self.emit(&frame));
+            return Some(self.emit(frame));
         }
         // The window spans sequence numbers, not chunks: everything in flight stays inside the
         // receiver's acknowledgement map, so no chunk that arrived is ever sent again.
@@ -279,10 +280,10 @@ impl Transfer {
         let (frame, payload_len) = if let Some(payload) = self.pending.pop_front() {
             let len = payload.len();
             let seq = self.next_seq;
-            (Frame::Data { seq, payload }, len)
+            (Body::Data { seq, payload }, len)
         } else if self.input_done && self.fin_seq.is_none() {
             self.fin_seq = Some(self.next_seq);
-            (Frame::Fin { seq: self.next_seq }, 0)
+            (Body::Fin { seq: self.next_seq }, 0)
         } else {
             return None;
         };
@@ -297,7 +298,7 @@ impl Transfer {
             },
         );
         self.next_seq += 1;
-        Some(self.emit(&frame))
+        Some(self.emit(frame))
     }
 
     /// The next piece of the peer's stream, in order.
@@ -351,19 +352,26 @@ impl Transfer {
         self.stats
     }
 
-    fn emit(&mut self, frame: &Frame) -> Vec<u8> {
+    /// The bytes of a frame to the peer (addressed with the peer's nonce).
+    fn emit(&mut self, body: Body) -> Vec<u8> {
         self.stats.frames_sent += 1;
-        frame.emit(self.peer_nonce)
+        let repr = FrameRepr {
+            nonce: self.peer_nonce,
+            body,
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Frame::new_unchecked(&mut bytes[..]));
+        bytes
     }
 
-    fn ack(&self) -> Frame {
+    fn ack(&self) -> Body {
         let received = (0..64u32)
             .filter(|i| {
                 self.out_of_order
                     .contains_key(&self.expected.wrapping_add(1 + i))
             })
             .fold(0u64, |map, i| map | (1 << i));
-        Frame::Ack {
+        Body::Ack {
             next: self.expected,
             received,
         }
@@ -560,6 +568,17 @@ mod tests {
 
     const A: u64 = 0xA;
     const B: u64 = 0xB;
+
+    /// The bytes of a frame for the end whose nonce is `nonce`.
+    fn frame_bytes(nonce: u64, body: &Body) -> Vec<u8> {
+        let repr = FrameRepr {
+            nonce,
+            body: body.clone(),
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Frame::new_unchecked(&mut bytes[..]));
+        bytes
+    }
 
     /// Two ends on a virtual clock, with a one-way delay and loss each way.
     struct Pair {
@@ -778,16 +797,16 @@ mod tests {
     fn frames_for_another_nonce_or_broken_are_dropped() {
         let now = Instant::now();
         let mut end = Transfer::new(A, B, now);
-        let stray = Frame::Data {
+        let stray = Body::Data {
             seq: 0,
             payload: b"x".to_vec(),
         };
-        assert!(!end.handle_input(now, &stray.emit(B)));
+        assert!(!end.handle_input(now, &frame_bytes(B, &stray)));
         assert!(!end.handle_input(now, b"\x00\x01 not data"));
         assert!(end.poll_transmit(now).is_none());
         assert!(!end.heard_from_peer());
         assert_eq!(end.stats().dropped, 2);
-        assert!(end.handle_input(now, &stray.emit(A)));
+        assert!(end.handle_input(now, &frame_bytes(A, &stray)));
         assert_eq!(end.poll_delivered().as_deref(), Some(&b"x"[..]));
     }
 
@@ -796,11 +815,11 @@ mod tests {
         let now = Instant::now();
         let mut end = Transfer::new(A, B, now);
         for seq in [2, 4] {
-            let frame = Frame::Data {
+            let frame = Body::Data {
                 seq,
                 payload: vec![seq as u8],
             };
-            end.handle_input(now, &frame.emit(A));
+            end.handle_input(now, &frame_bytes(A, &frame));
         }
         let ack = end.poll_transmit(now).unwrap();
         assert!(
@@ -809,14 +828,14 @@ mod tests {
         );
         // Next expected 0; 2 and 4 are bits 1 and 3.
         assert_eq!(
-            Frame::parse(&ack).unwrap(),
-            (
-                B,
-                Frame::Ack {
+            FrameRepr::parse(&Frame::new_checked(&ack[..]).unwrap()),
+            Ok(FrameRepr {
+                nonce: B,
+                body: Body::Ack {
                     next: 0,
                     received: 0b1010
                 }
-            )
+            })
         );
         assert!(end.poll_delivered().is_none());
     }
