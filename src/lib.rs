@@ -12,6 +12,7 @@ pub mod generate;
 pub mod io;
 pub mod lab;
 pub mod render;
+pub mod report;
 pub mod wire;
 
 use std::process::ExitCode;
