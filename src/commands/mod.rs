@@ -12,13 +12,12 @@ mod server;
 use std::process::ExitCode;
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use crate::cli::{Cli, Command};
 
-/// Runs the chosen subcommand. The run's one random generator is made here and handed down.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut rng = StdRng::from_entropy();
+/// Runs the chosen subcommand with the run's one random generator, which is handed down to the
+/// drivers (they seed their own from it).
+pub fn dispatch(cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate(args) => {
             crate::generate::write_all(&args.out)?;
