@@ -224,3 +224,134 @@ fn punch_events() {
     };
     assert_eq!(hint.json(), r#"{"event":"hint","message":"run as root"}"#);
 }
+
+/// One event of every kind; the match below fails to compile when a variant is added without
+/// a sample here.
+fn one_of_each() -> Vec<Event> {
+    let peer = addr("203.0.113.9:51000");
+    let mut events: Vec<Event> = [
+        ClientEvent::LoggedIn {
+            observed: peer,
+            udp_expiry: None,
+        },
+        ClientEvent::LoginRefused {
+            code: 409,
+            reason: String::new(),
+        },
+        ClientEvent::ServerUnreachable { lost: Lost::Login },
+        ClientEvent::ConnectionLost,
+        ClientEvent::Relogin {
+            observed: peer,
+            udp_expiry: None,
+        },
+        ClientEvent::ObservedChanged {
+            old: peer,
+            new: peer,
+        },
+        ClientEvent::IncomingCall {
+            caller: String::new(),
+            call_id: 1,
+            facts: facts(),
+        },
+        ClientEvent::CallAnswered {
+            callee: String::new(),
+            call_id: 1,
+            facts: facts(),
+        },
+        ClientEvent::CallFailed {
+            callee: String::new(),
+            call_id: 1,
+            code: None,
+            reason: String::new(),
+        },
+        ClientEvent::LoggedOut,
+    ]
+    .iter()
+    .map(|event| Event::session(of(), event))
+    .collect();
+    let report = fingerprint::analyse(&[], &PredictOptions::default());
+    events.extend([
+        Event::Waiting {
+            transport: Transport::Udp,
+        },
+        Event::fingerprint(Transport::Udp, &report),
+        Event::Calling {
+            callee: String::new(),
+            call_id: String::new(),
+        },
+        Event::Plan {
+            transport: Transport::Udp,
+            strategy: Strategy::Direct,
+            reason: String::new(),
+            expected_success: 1.0,
+        },
+        Event::PeerHeard {
+            at_ms: 0,
+            from: peer,
+        },
+        Event::Connected { at_ms: 0, peer },
+        Event::PunchFailed {
+            at_ms: 0,
+            reason: String::new(),
+        },
+        Event::LegFailed {
+            transport: Transport::Tcp,
+            reason: String::new(),
+        },
+        Event::data_done(Duration::ZERO, None),
+        Event::Hint {
+            message: String::new(),
+        },
+        Event::StaleAnswer {
+            transport: Transport::Tcp,
+            callee: String::new(),
+        },
+    ]);
+    for event in &events {
+        match event {
+            Event::LoggedIn { .. }
+            | Event::LoginRefused { .. }
+            | Event::ServerUnreachable { .. }
+            | Event::ConnectionLost
+            | Event::Relogin { .. }
+            | Event::ObservedChanged { .. }
+            | Event::IncomingCall { .. }
+            | Event::CallAnswered { .. }
+            | Event::CallFailed { .. }
+            | Event::LoggedOut
+            | Event::Waiting { .. }
+            | Event::Fingerprint { .. }
+            | Event::Calling { .. }
+            | Event::Plan { .. }
+            | Event::PeerHeard { .. }
+            | Event::Connected { .. }
+            | Event::PunchFailed { .. }
+            | Event::LegFailed { .. }
+            | Event::DataDone { .. }
+            | Event::Hint { .. }
+            | Event::StaleAnswer { .. } => {}
+        }
+    }
+    events
+}
+
+/// The OUTPUT section of `natlens listen --help` (and its man page) names every event.
+#[test]
+fn every_event_is_documented_in_the_output_section() {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    for command in ["listen", "call"] {
+        let help = cli
+            .find_subcommand(command)
+            .and_then(|c| c.get_after_long_help())
+            .expect("an OUTPUT section")
+            .to_string();
+        let events = one_of_each();
+        assert_eq!(events.len(), 21);
+        for event in events {
+            let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
+            let name = value["event"].as_str().unwrap();
+            assert!(help.contains(name), "{command}: {name} undocumented");
+        }
+    }
+}
