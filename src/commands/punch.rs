@@ -43,22 +43,11 @@ fn rendezvous(
     match rendezvous::run(rendezvous, callee, rng)? {
         Rendezvoused::Planned => Ok(ExitCode::SUCCESS),
         Rendezvoused::One(output) => {
-            let text = if json {
-                serde_json::to_string(&output)?
-            } else {
-                let (summary, directions) = render::tables(&output);
-                format!("{summary}\n{directions}")
-            };
-            print_report(punch, &text)?;
+            print_report(punch, &render::report_text(&output, json)?)?;
             verdict(&output)
         }
         Rendezvoused::Both(output) => {
-            let text = if json {
-                serde_json::to_string(&output)?
-            } else {
-                render::both_text(&output)
-            };
-            print_report(punch, &text)?;
+            print_report(punch, &render::both_report_text(&output, json)?)?;
             verdict_both(&output)
         }
     }

@@ -9,6 +9,25 @@ pub use crate::report::punch::{Attempt, BothOutput, Data, Output, Path};
 /// Most predicted ports shown per direction; `--json` carries them all.
 const PORTS_SHOWN: usize = 6;
 
+/// One leg's report: one JSON object on one line with `--json`, else its two tables.
+pub fn report_text(output: &Output, json: bool) -> serde_json::Result<String> {
+    if json {
+        return serde_json::to_string(output);
+    }
+    let (summary, directions) = tables(output);
+    Ok(format!("{summary}\n{directions}"))
+}
+
+/// `--transport both`'s report: one JSON object on one line with `--json`, else
+/// [`both_text`].
+pub fn both_report_text(output: &BothOutput, json: bool) -> serde_json::Result<String> {
+    if json {
+        serde_json::to_string(output)
+    } else {
+        Ok(both_text(output))
+    }
+}
+
 /// `--transport both` for people: each leg's two tables under its name, then the verdict.
 pub fn both_text(output: &BothOutput) -> String {
     let mut text = String::new();

@@ -18,7 +18,8 @@
 //! One job per file: [`session`] opens, words and closes the server session, [`own_nat`] logs
 //! in and fingerprints, [`meet`] waits for or places a call, [`leg`] plans and runs one punch,
 //! [`udp_leg`] and [`tcp_leg`] punch over each transport (the TCP one with the session pumped
-//! meanwhile), [`both`] runs the two legs of `--transport both`.
+//! meanwhile), [`both`] runs the two legs of `--transport both`. [`hold`] drives the
+//! session-only commands (`natlens login`, `natlens call --no-punch`).
 
 mod both;
 mod hold;
@@ -49,7 +50,6 @@ use crate::report::Event;
 use crate::wire::natlens::Transports;
 
 pub use hold::{exchange_facts, login, Hold};
-pub use own_nat::FINGERPRINT_REFRESH;
 
 /// Where a rendezvous tells what it does. Called from the punch's threads too.
 pub trait Watch: Sync {

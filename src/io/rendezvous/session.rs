@@ -1,6 +1,6 @@
-//! The session with the location server as a rendezvous (and `natlens login`, `natlens call
-//! --no-punch`) holds it: opened from the command line, its failures worded the way a person
-//! can act on, closed politely.
+//! The location-server session of a rendezvous (and of `natlens login` and `natlens call
+//! --no-punch`): opened from the command line, its failures worded the way a person can act on,
+//! closed politely.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -162,6 +162,7 @@ pub fn log_out<R: RngCore>(link: &mut Link, session: &mut ClientSession<R>) {
         &mut |_, event| Ok(matches!(event, ClientEvent::LoggedOut)),
     );
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
