@@ -2,23 +2,23 @@
 //! transport, exchange facts through the server, punch, exchange data, log out; every step
 //! told to a [`Watch`] as a typed [`Event`], the report handed back.
 //!
-//! Both ends run the same steps; only the meeting differs ([`meet`]). The callee (`listen`)
+//! Both ends run the same steps; only the meeting differs (`meet`). The callee (`listen`)
 //! answers a call with facts predicted for the moment the CALL arrives and starts punching as it
 //! answers; the caller (`call`) sends facts predicted as it calls and starts when the answer
 //! reaches it, one relay later, as the planner assumes; the callee sends its first round again
 //! half a relay and one relay after answering (the sync rounds; its relay estimate is its
 //! fingerprint's round trip to the server). `--transport both` runs a UDP leg, then a TCP leg
-//! ([`both`]).
+//! (`both`).
 //!
 //! Between the fingerprint's last sample and the punch nothing new is opened toward anyone
 //! (LAB-NOTES: on a sequential NAT every new flow costs a port): the session link and the
 //! fingerprint's mapping socket already exist, and the punch's fresh sockets send nothing until
 //! the schedule says so.
 //!
-//! One job per file: [`session`] opens, words and closes the server session, [`own_nat`] logs
-//! in and fingerprints, [`meet`] waits for or places a call, [`leg`] plans and runs one punch,
-//! [`udp_leg`] and [`tcp_leg`] punch over each transport (the TCP one with the session pumped
-//! meanwhile), [`both`] runs the two legs of `--transport both`. [`hold`] drives the
+//! One job per file: [`session`] opens, words and closes the server session, `own_nat` logs
+//! in and fingerprints, `meet` waits for or places a call, `leg` plans and runs one punch,
+//! `udp_leg` and `tcp_leg` punch over each transport (the TCP one with the session pumped
+//! meanwhile), `both` runs the two legs of `--transport both`. `hold` drives the
 //! session-only commands (`natlens login`, `natlens call --no-punch`).
 
 mod both;
