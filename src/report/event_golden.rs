@@ -225,11 +225,18 @@ fn punch_events() {
     assert_eq!(hint.json(), r#"{"event":"hint","message":"run as root"}"#);
 }
 
-/// One event of every kind; the match below fails to compile when a variant is added without
-/// a sample here.
+/// One event of every kind; [`sampled`] fails to compile when a variant is added without a
+/// sample here.
 fn one_of_each() -> Vec<Event> {
+    let mut events = session_samples();
+    events.extend(rendezvous_samples());
+    events.iter().for_each(sampled);
+    events
+}
+
+fn session_samples() -> Vec<Event> {
     let peer = addr("203.0.113.9:51000");
-    let mut events: Vec<Event> = [
+    [
         ClientEvent::LoggedIn {
             observed: peer,
             udp_expiry: None,
@@ -268,9 +275,13 @@ fn one_of_each() -> Vec<Event> {
     ]
     .iter()
     .map(|event| Event::session(of(), event))
-    .collect();
+    .collect()
+}
+
+fn rendezvous_samples() -> Vec<Event> {
+    let peer = addr("203.0.113.9:51000");
     let report = fingerprint::analyse(&[], &PredictOptions::default());
-    events.extend([
+    vec![
         Event::Waiting {
             transport: Transport::Udp,
         },
@@ -306,33 +317,34 @@ fn one_of_each() -> Vec<Event> {
             transport: Transport::Tcp,
             callee: String::new(),
         },
-    ]);
-    for event in &events {
-        match event {
-            Event::LoggedIn { .. }
-            | Event::LoginRefused { .. }
-            | Event::ServerUnreachable { .. }
-            | Event::ConnectionLost
-            | Event::Relogin { .. }
-            | Event::ObservedChanged { .. }
-            | Event::IncomingCall { .. }
-            | Event::CallAnswered { .. }
-            | Event::CallFailed { .. }
-            | Event::LoggedOut
-            | Event::Waiting { .. }
-            | Event::Fingerprint { .. }
-            | Event::Calling { .. }
-            | Event::Plan { .. }
-            | Event::PeerHeard { .. }
-            | Event::Connected { .. }
-            | Event::PunchFailed { .. }
-            | Event::LegFailed { .. }
-            | Event::DataDone { .. }
-            | Event::Hint { .. }
-            | Event::StaleAnswer { .. } => {}
-        }
+    ]
+}
+
+/// Lists every variant, with no wildcard.
+fn sampled(event: &Event) {
+    match event {
+        Event::LoggedIn { .. }
+        | Event::LoginRefused { .. }
+        | Event::ServerUnreachable { .. }
+        | Event::ConnectionLost
+        | Event::Relogin { .. }
+        | Event::ObservedChanged { .. }
+        | Event::IncomingCall { .. }
+        | Event::CallAnswered { .. }
+        | Event::CallFailed { .. }
+        | Event::LoggedOut
+        | Event::Waiting { .. }
+        | Event::Fingerprint { .. }
+        | Event::Calling { .. }
+        | Event::Plan { .. }
+        | Event::PeerHeard { .. }
+        | Event::Connected { .. }
+        | Event::PunchFailed { .. }
+        | Event::LegFailed { .. }
+        | Event::DataDone { .. }
+        | Event::Hint { .. }
+        | Event::StaleAnswer { .. } => {}
     }
-    events
 }
 
 /// The OUTPUT section of `natlens listen --help` (and its man page) names every event.
