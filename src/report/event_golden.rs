@@ -225,8 +225,8 @@ fn punch_events() {
     assert_eq!(hint.json(), r#"{"event":"hint","message":"run as root"}"#);
 }
 
-/// One event of every kind; [`sampled`] fails to compile when a variant is added without a
-/// sample here.
+/// One event of every kind. A new variant stops [`sampled`] compiling until it is listed
+/// there, and the count in the test below then asks for its sample here.
 fn one_of_each() -> Vec<Event> {
     let mut events = session_samples();
     events.extend(rendezvous_samples());
