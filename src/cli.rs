@@ -350,8 +350,11 @@ whole first) goes over UDP when the UDP punch connected, else over TCP.";
 const PUNCH_OUTPUT: &str = "\
 OUTPUT
 stdout carries the peer's data, byte for byte. Progress goes to stderr: lines for people, or \
-with --json one JSON object per line with an \"event\" key (logged_in, fingerprint, waiting, \
-incoming_call or call_answered, plan, peer_heard, connected, punch_failed, data_done). The \
+with --json one JSON object per line with an \"event\" key: the session's (logged_in, \
+login_refused, server_unreachable, connection_lost, relogin, observed_changed, incoming_call, \
+calling, call_answered, call_failed, logged_out), then the punch's (fingerprint, waiting, plan, \
+hint, peer_heard, connected, punch_failed, data_done; with --transport both also stale_answer, \
+and punch_failed with a transport instead of at_ms for a leg that could not run). The \
 report comes last: a table, or with --json one JSON object on one line (the keys below, no \
 \"event\"), on stderr, or on stdout with --no-data. With --dry-run, stdout carries the plan \
 instead (its describe lines, or with --json one object with dry_run true); with --transport \

@@ -12,11 +12,12 @@ pub mod generate;
 pub mod io;
 pub mod lab;
 pub mod render;
+pub mod report;
 pub mod wire;
 
 use std::process::ExitCode;
 
-/// Runs one parsed command line.
+/// Runs one parsed command line, with a random generator seeded from the OS for its drivers.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
-    commands::dispatch(cli)
+    commands::dispatch(cli, rand::SeedableRng::from_entropy())
 }

@@ -233,8 +233,15 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
         plan.contains("caller (this end): 1 session + 0 fresh sockets"),
         "{plan}"
     );
-    let (status, _, listen_lines) = listener.finish();
+    let (status, listen_out, listen_lines) = listener.finish();
     assert_eq!(status.code(), Some(1));
+    // With --json, stdout carries only the peer's data (none here): the failure's plain line
+    // goes to stderr, after the NDJSON events and the report.
+    let listen_text = String::from_utf8_lossy(&listen_out);
+    assert!(listen_out.is_empty(), "{listen_text}");
+    let (last, stream) = listen_lines.split_last().unwrap();
+    assert!(last.starts_with("natlens: no direct path"), "{last}");
+    assert_all_json(stream);
     let failed = report(&listen_lines);
     assert_eq!(failed["result"], "failed");
     assert!(
@@ -276,6 +283,7 @@ fn transport_both_punches_udp_then_tcp_and_carries_the_data_over_udp() {
     let call_lines = lines(&out.stderr);
     assert!(out.status.success(), "{call_lines:#?}");
     assert!(status.success(), "{seen:#?}");
+    assert_all_json(&call_lines);
     assert_eq!(out.stdout, b"hello over udp\n");
     assert!(stdout == data, "the caller's data did not arrive whole");
     for (role, report) in [("caller", report(&call_lines)), ("callee", report(&seen))] {
@@ -294,6 +302,18 @@ fn transport_both_punches_udp_then_tcp_and_carries_the_data_over_udp() {
         assert!(tcp["data"].is_null(), "{report}");
         // Each attempt's path is its own transport's socket pair.
         assert_ne!(udp["call_id"], tcp["call_id"], "{report}");
+    }
+}
+
+/// Every line of a `--json` stream is a JSON object: an event (named by `event`) or a report.
+fn assert_all_json(lines: &[String]) {
+    for line in lines {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+        assert!(
+            value.get("event").is_some() || value.get("schema_version").is_some(),
+            "neither an event nor a report: {line}"
+        );
     }
 }
 

@@ -22,13 +22,13 @@ use crate::lab::worker::{Job, READY};
 use crate::lab::{Host, Lab, LabSpec, Side};
 
 /// Runs one `natlens lab` verb.
-pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: LabArgs, rng: &mut dyn rand::RngCore) -> anyhow::Result<ExitCode> {
     match args.command {
         LabCommand::Up(args) => up(args),
         LabCommand::Down(args) => down(args),
         LabCommand::Status(args) => status(args),
         LabCommand::Exec(args) => exec(args),
-        LabCommand::Demo(args) => super::lab_demo::run(args),
+        LabCommand::Demo(args) => super::lab_demo::run(args, rng),
         LabCommand::Worker(args) => worker(args),
     }
 }

@@ -16,14 +16,17 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 use crate::cli::LabDemoArgs;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
-use crate::io::prober::Options;
+use crate::io::prober::{self, Options};
 use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
-use crate::lab::{CtEntry, Host, Lab, LabProcess, Side};
+use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
 use crate::render::nat as render;
+use crate::render::progress::ProbeBars;
 
 /// The server's STUN port on its primary address.
 const PRIMARY_PORT: u16 = 3478;
@@ -44,13 +47,13 @@ const PUNCH_LIMIT: Duration = Duration::from_secs(40);
 const LISTEN_MESSAGE: &str = "hello from a (natlens listen)";
 const CALL_MESSAGE: &str = "hello from b (natlens call)";
 
-pub fn run(args: LabDemoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: LabDemoArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(super::lab::spec(&args.spec))?;
     print!("{}", super::lab::describe(lab.state()));
     let server = start_server(&lab)?;
     let result = Side::BOTH
         .iter()
-        .try_for_each(|&side| fingerprint(&lab, side))
+        .try_for_each(|&side| fingerprint(&lab, side, StdRng::from_rng(&mut *rng)?))
         .and_then(|()| punch(&lab));
     // Dropping the server kills it.
     drop(server);
@@ -94,7 +97,7 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
 
 /// `natlens nat --server 203.0.113.10:3478` from the LAN host behind `side`, its report, and
 /// the ports the NAT gave the next flows.
-fn fingerprint(lab: &Lab, side: Side) -> anyhow::Result<()> {
+fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
     let host = Host::Lan(side);
     let private = lab.addr(host).expect("a LAN host has an address");
     println!(
@@ -110,9 +113,10 @@ fn fingerprint(lab: &Lab, side: Side) -> anyhow::Result<()> {
     let transports = [Transport::Udp, Transport::Tcp];
     let started = Instant::now();
     let report = lab.in_netns(host, || -> anyhow::Result<Report> {
-        let fingerprints = super::nat::probe(&transports, &options)?;
+        let bars = ProbeBars::new(&transports);
+        let fingerprints = prober::fingerprint_all(&transports, &options, &bars, &mut rng)?;
         let preset = crate::core::fingerprint::predict::DEFAULT_PRESET_DELTA;
-        Ok(super::nat::report(
+        Ok(prober::report(
             primary(),
             preset,
             &fingerprints,
@@ -217,88 +221,32 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
         "\n== punch: natlens listen --id alice on a, natlens call alice --id bob on b, \
          over udp via {server} ==\n"
     );
-    let common = ["--server", server.as_str(), "--transport", "udp"];
     let started = Instant::now();
-    let mut args = vec!["listen", "--id", "alice"];
-    args.extend(common);
-    let listen = punch_end(lab, Side::A, &args, LISTEN_MESSAGE)?;
-    if !listen.wait_for("waiting for a call", LISTEN_READY) {
-        bail!(
-            "natlens listen did not get ready:\n{}",
-            listen.stderr_so_far().join("\n")
-        );
-    }
-    let mut args = vec!["call", "alice", "--id", "bob"];
-    args.extend(common);
-    let call = punch_end(lab, Side::B, &args, CALL_MESSAGE)?;
-    let limit = started + PUNCH_LIMIT;
-    let call = call.finish(limit)?;
-    let listen = listen.finish(limit)?;
+    let (listen, call) = run_ends(lab, &server, started + PUNCH_LIMIT)?;
     let (listen_ok, call_ok) = (listen.status.success(), call.status.success());
     // Router tables right after, before anything expires.
     let ct_a = lab.conntrack_entries(Side::A)?;
     let ct_b = lab.conntrack_entries(Side::B)?;
     let ends = [
-        (
-            "a",
-            "natlens listen",
-            Side::A,
-            listen_ok,
-            &listen.stdout,
-            &listen.stderr,
-            &ct_a,
-            &ct_b,
-        ),
-        (
-            "b",
-            "natlens call",
-            Side::B,
-            call_ok,
-            &call.stdout,
-            &call.stderr,
-            &ct_b,
-            &ct_a,
-        ),
+        End {
+            host: "a",
+            what: "natlens listen",
+            side: Side::A,
+            exited: &listen,
+            own: &ct_a,
+            far: &ct_b,
+        },
+        End {
+            host: "b",
+            what: "natlens call",
+            side: Side::B,
+            exited: &call,
+            own: &ct_b,
+            far: &ct_a,
+        },
     ];
-    let mut through = Vec::new();
-    for (host, what, side, ok, out, err, own, far) in ends {
-        println!(
-            "-- {what} on {host} (behind router-{side}, {}) --",
-            lab.spec().nat(side)
-        );
-        for line in err.iter() {
-            println!("{line}");
-        }
-        println!(
-            "received on stdout: {:?}{}",
-            String::from_utf8_lossy(out),
-            if ok { "" } else { " (exit status: failure)" }
-        );
-        let far_side = if side == Side::A { Side::B } else { Side::A };
-        let own_direction = if side == Side::A {
-            "callee -> caller"
-        } else {
-            "caller -> callee"
-        };
-        through.push(if ok {
-            check_port_through(err, own_direction, own, far, far_side)
-                .map_err(|why| format!("no match: {why}"))
-        } else {
-            Err("not connected, nothing to check".into())
-        });
-        println!();
-    }
-    println!("port_through against the far router's conntrack table:");
-    for ((host, _, side, ..), verdict) in ends.iter().zip(&through) {
-        let far = if *side == Side::A { Side::B } else { Side::A };
-        match verdict {
-            Ok(port) => println!(
-                "  {host}: its packets got through to router-{far}'s port {port}: router-{far} \
-                 shows that port on the answered flow: match"
-            ),
-            Err(why) => println!("  {host}: {why}"),
-        }
-    }
+    let through: Vec<Result<u16, String>> = ends.iter().map(|end| show_end(lab, end)).collect();
+    show_port_through(&ends, &through);
     println!(
         "(punch took {} ms, logins and fingerprints included)",
         started.elapsed().as_millis()
@@ -313,6 +261,94 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
         println!("punch: no direct path between a and b with both messages delivered");
     }
     Ok(())
+}
+
+/// Starts `natlens listen` on a, waits until it waits for a call, then `natlens call` on b;
+/// both finished by `limit`.
+fn run_ends(lab: &Lab, server: &str, limit: Instant) -> anyhow::Result<(Exited, Exited)> {
+    let common = ["--server", server, "--transport", "udp"];
+    let mut args = vec!["listen", "--id", "alice"];
+    args.extend(common);
+    let listen = punch_end(lab, Side::A, &args, LISTEN_MESSAGE)?;
+    if !listen.wait_for("waiting for a call", LISTEN_READY) {
+        bail!(
+            "natlens listen did not get ready:\n{}",
+            listen.stderr_so_far().join("\n")
+        );
+    }
+    let mut args = vec!["call", "alice", "--id", "bob"];
+    args.extend(common);
+    let call = punch_end(lab, Side::B, &args, CALL_MESSAGE)?;
+    let call = call.finish(limit)?;
+    let listen = listen.finish(limit)?;
+    Ok((listen, call))
+}
+
+/// One end of the demo's punch as it ended, with both routers' tables.
+struct End<'a> {
+    host: &'static str,
+    what: &'static str,
+    side: Side,
+    exited: &'a Exited,
+    own: &'a [CtEntry],
+    far: &'a [CtEntry],
+}
+
+/// Prints what an end said and received; its `port_through` checked against the far router.
+fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
+    let ok = end.exited.status.success();
+    println!(
+        "-- {} on {} (behind router-{}, {}) --",
+        end.what,
+        end.host,
+        end.side,
+        lab.spec().nat(end.side)
+    );
+    for line in &end.exited.stderr {
+        println!("{line}");
+    }
+    println!(
+        "received on stdout: {:?}{}",
+        String::from_utf8_lossy(&end.exited.stdout),
+        if ok { "" } else { " (exit status: failure)" }
+    );
+    let (far_side, own_direction) = match end.side {
+        Side::A => (Side::B, "callee -> caller"),
+        Side::B => (Side::A, "caller -> callee"),
+    };
+    let through = if ok {
+        check_port_through(
+            &end.exited.stderr,
+            own_direction,
+            end.own,
+            end.far,
+            far_side,
+        )
+        .map_err(|why| format!("no match: {why}"))
+    } else {
+        Err("not connected, nothing to check".into())
+    };
+    println!();
+    through
+}
+
+fn show_port_through(ends: &[End<'_>], through: &[Result<u16, String>]) {
+    println!("port_through against the far router's conntrack table:");
+    for (end, verdict) in ends.iter().zip(through) {
+        let far = if end.side == Side::A {
+            Side::B
+        } else {
+            Side::A
+        };
+        match verdict {
+            Ok(port) => println!(
+                "  {}: its packets got through to router-{far}'s port {port}: router-{far} \
+                 shows that port on the answered flow: match",
+                end.host
+            ),
+            Err(why) => println!("  {}: {why}", end.host),
+        }
+    }
 }
 
 /// The end's report says its own direction got through to far WAN:P on the confirmed path

@@ -1,4 +1,5 @@
-//! Glue from a parsed command line to the IO shell and the renderers.
+//! Glue from a parsed command line to the IO drivers and the renderers: a command parses its
+//! arguments, calls one driver and hands what it reports to `render`.
 
 mod call;
 mod lab;
@@ -7,24 +8,26 @@ mod login;
 mod nat;
 mod punch;
 mod server;
-mod session;
 
 use std::process::ExitCode;
 
+use rand::rngs::StdRng;
+
 use crate::cli::{Cli, Command};
 
-/// Runs the chosen subcommand.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs the chosen subcommand with the run's one random generator, which is handed down to the
+/// drivers (they seed their own from it).
+pub fn dispatch(cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate(args) => {
             crate::generate::write_all(&args.out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Server(args) => server::run(args),
-        Command::Login(args) => login::run(args),
-        Command::Listen(args) => punch::listen(args),
-        Command::Call(args) => call::run(args),
-        Command::Lab(args) => lab::run(args),
-        Command::Nat(args) => nat::run(args),
+        Command::Login(args) => login::run(args, rng),
+        Command::Listen(args) => punch::listen(args, rng),
+        Command::Call(args) => call::run(args, rng),
+        Command::Lab(args) => lab::run(args, &mut rng),
+        Command::Nat(args) => nat::run(args, &mut rng),
     }
 }

@@ -2,22 +2,20 @@
 //! the report (a table and a narrative, or JSON).
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::thread;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
+use rand::RngCore;
 
 use crate::cli::NatArgs;
-use crate::core::fingerprint::{self, PlanConfig, PredictOptions, Report};
-use crate::core::Transport;
-use crate::io::prober::{self, Fingerprint, Gate, Options};
+use crate::core::fingerprint::{PlanConfig, Report};
+use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 
 /// Runs `natlens nat`.
-pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     let transports = args.transport.list();
     let options = Options {
         server: args.server,
@@ -26,8 +24,9 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
         },
         discovery_timeout: args.timeout,
     };
-    let fingerprints = probe(&transports, &options)?;
-    let report = report(
+    let bars = ProbeBars::new(&transports);
+    let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
+    let report = prober::report(
         args.server,
         args.preset_delta,
         &fingerprints,
@@ -42,84 +41,6 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
     }
     print(&args, &report)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Fingerprints every transport at once, one thread each, with a progress bar each.
-pub(super) fn probe(
-    transports: &[Transport],
-    options: &Options,
-) -> anyhow::Result<Vec<Fingerprint>> {
-    let bars = ProbeBars::new(transports);
-    let gate = Gate::default();
-    let results: Vec<std::io::Result<Fingerprint>> = thread::scope(|scope| {
-        let handles: Vec<_> = transports
-            .iter()
-            .map(|&transport| {
-                let (bars, gate) = (&bars, &gate);
-                scope.spawn(move || {
-                    prober::fingerprint(transport, options, gate, &|p| bars.update(p))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("a prober thread panicked"))
-            .collect()
-    });
-    bars.finish();
-    transports
-        .iter()
-        .zip(results)
-        .map(|(transport, result)| {
-            result
-                .with_context(|| format!("probing {} over {}", options.server, transport.as_str()))
-        })
-        .collect()
-}
-
-/// The report, predicting for a flow opened `now`.
-pub(super) fn report(
-    server: SocketAddr,
-    preset_delta: i32,
-    fingerprints: &[Fingerprint],
-    now: Instant,
-) -> Report {
-    let mut report = Report::new(server);
-    for fingerprint in fingerprints {
-        let options = PredictOptions {
-            preset_delta,
-            since_last: now.saturating_duration_since(fingerprint.last_sent_at),
-            ..PredictOptions::default()
-        };
-        let analysed = Some(fingerprint::analyse(&fingerprint.observations, &options));
-        match fingerprint.transport {
-            Transport::Udp => report.udp = analysed,
-            Transport::Tcp => report.tcp = analysed,
-        }
-    }
-    if let Some(later) = sampled_last(fingerprints) {
-        report.share_counter(later);
-    }
-    report
-}
-
-/// The transport whose allocation samples went out last, when both were sampled (the gate
-/// keeps the two transports' samples apart, so one's all come after the other's).
-fn sampled_last(fingerprints: &[Fingerprint]) -> Option<Transport> {
-    let first_samples: Vec<(Instant, Transport)> = fingerprints
-        .iter()
-        .filter_map(|f| {
-            let samples = f.observations.iter().filter(|o| o.socket.is_sample());
-            Some((samples.map(|o| o.sent_at).min()?, f.transport))
-        })
-        .collect();
-    if first_samples.len() < 2 {
-        return None;
-    }
-    first_samples
-        .into_iter()
-        .max_by_key(|(at, _)| *at)
-        .map(|(_, t)| t)
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
@@ -160,7 +81,6 @@ fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use clap::CommandFactory;
     use std::collections::BTreeSet;
 
@@ -198,7 +118,10 @@ mod tests {
     fn json_output_section_matches_the_report() {
         let golden = include_str!("../core/fingerprint/testdata/report.json");
         let report: serde_json::Value = serde_json::from_str(golden).unwrap();
-        assert_eq!(report["schema_version"], fingerprint::SCHEMA_VERSION);
+        assert_eq!(
+            report["schema_version"],
+            crate::core::fingerprint::SCHEMA_VERSION
+        );
         assert_eq!(documented_keys(), key_paths(&report));
     }
 }

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use rand::RngCore;
 
 use crate::core::punch::handshake::{Handshake, Outcome, PunchEvent, Transmit};
 use crate::core::punch::plan::{LocalSocket, PunchPlan, SidePlan};
@@ -152,7 +153,7 @@ pub fn open_sockets(
 
 /// Runs this end's half of `plan` from `start` on `sockets` (in the plan's order), with the
 /// callee's sync rounds at `sync_rounds` after the start ([`PunchPlan::sync_rounds`]), then the data
-/// exchange, until both are over or `stop` is raised.
+/// exchange, until both are over or `stop` is raised. `rng` draws the handshake's nonce.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     plan: &PunchPlan,
@@ -163,6 +164,7 @@ pub fn run(
     background: &mut dyn Background,
     stop: Option<&AtomicBool>,
     on_progress: &mut dyn FnMut(Progress, Duration),
+    rng: &mut dyn RngCore,
 ) -> io::Result<Finished> {
     let mut poll = Poll::new()?;
     let mut sockets = sockets;
@@ -179,8 +181,7 @@ pub fn run(
         .input
         .map(|reader| spawn_reader(reader, Arc::clone(&waker)));
     let mut shell = Shell {
-        handshake: Handshake::new(plan, start, &mut rand::thread_rng())
-            .with_sync_rounds(sync_rounds),
+        handshake: Handshake::new(plan, start, &mut &mut *rng).with_sync_rounds(sync_rounds),
         handshake_active: true,
         peer_ip: plan.peer.map(|a| a.ip()),
         sockets,

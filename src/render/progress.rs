@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::core::Transport;
-use crate::io::prober::Progress;
+use crate::io::prober::{Probing, Progress};
 
 /// The bars of one `natlens nat` run.
 pub struct ProbeBars {
@@ -48,5 +48,15 @@ impl ProbeBars {
         for (_, bar) in &self.bars {
             bar.finish_and_clear();
         }
+    }
+}
+
+impl Probing for ProbeBars {
+    fn update(&self, progress: Progress) {
+        ProbeBars::update(self, progress);
+    }
+
+    fn finish(&self) {
+        ProbeBars::finish(self);
     }
 }

@@ -1,163 +1,30 @@
-//! The report of `natlens listen` and `natlens call`: one JSON object (the punch report plus
-//! the call, the path and the data exchange) and the same as two tables for people.
-
-use std::net::SocketAddr;
+//! The report of `natlens listen` and `natlens call` ([`crate::report::punch`]) for people:
+//! two tables per leg.
 
 use comfy_table::{ContentArrangement, Table};
-use serde::Serialize;
 
-use crate::core::punch::report::{PunchReport, PunchResult};
-use crate::core::punch::Role;
-use crate::core::Transport;
+use crate::core::punch::report::PunchResult;
+pub use crate::report::punch::{Attempt, BothOutput, Data, Output, Path};
 
 /// Most predicted ports shown per direction; `--json` carries them all.
 const PORTS_SHOWN: usize = 6;
 
-/// The confirmed path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Path {
-    /// This end's socket.
-    pub local: Option<SocketAddr>,
-    /// The peer's public address on the path.
-    pub peer: SocketAddr,
-}
-
-/// The data exchange after the punch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Data {
-    /// `complete` or `failed`.
-    pub result: &'static str,
-    pub reason: Option<String>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub retransmissions: u64,
-    pub elapsed_ms: u64,
-}
-
-/// Everything one end reports (the `--json` object, documented in the man pages' JSON OUTPUT).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Output {
-    #[serde(flatten)]
-    pub report: PunchReport,
-    pub peer_id: String,
-    /// 16 hex digits, as `natlens call --no-punch` prints it.
-    pub call_id: String,
-    pub path: Option<Path>,
-    pub data: Option<Data>,
-}
-
-/// One leg of `--transport both`: its full report, or why it never got to punch (its
-/// fingerprint or its call failed).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Attempt {
-    Ran(Box<Output>),
-    NotRun {
-        schema_version: u32,
-        result: PunchResult,
-        reason: String,
-        transport: Transport,
-    },
-}
-
-impl Attempt {
-    pub fn not_run(transport: Transport, reason: String) -> Self {
-        Attempt::NotRun {
-            schema_version: crate::core::punch::report::SCHEMA_VERSION,
-            result: PunchResult::Failed,
-            reason,
-            transport,
-        }
+/// One leg's report: one JSON object on one line with `--json`, else its two tables.
+pub fn report_text(output: &Output, json: bool) -> serde_json::Result<String> {
+    if json {
+        return serde_json::to_string(output);
     }
-
-    fn transport(&self) -> Transport {
-        match self {
-            Attempt::Ran(output) => output.report.transport,
-            Attempt::NotRun { transport, .. } => *transport,
-        }
-    }
-
-    fn connected(&self) -> bool {
-        matches!(self, Attempt::Ran(o) if o.report.result == PunchResult::Connected)
-    }
-
-    fn reason(&self) -> Option<&str> {
-        match self {
-            Attempt::Ran(output) => output.report.reason.as_deref(),
-            Attempt::NotRun { reason, .. } => Some(reason),
-        }
-    }
+    let (summary, directions) = tables(output);
+    Ok(format!("{summary}\n{directions}"))
 }
 
-/// The report of `--transport both` (JSON OUTPUT in the man pages): the same schema_version,
-/// `transport` "both", a `result` over both legs, and each leg's own report in `attempts`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BothOutput {
-    pub schema_version: u32,
-    /// `connected` when either leg connected.
-    pub result: PunchResult,
-    /// Every leg's reason, when none connected.
-    pub reason: Option<String>,
-    /// Always `both`.
-    pub transport: &'static str,
-    pub role: Role,
-    pub peer_id: String,
-    /// The leg whose path carried the data: UDP when it connected, else TCP; null when neither
-    /// connected or with --no-data.
-    pub data_transport: Option<Transport>,
-    /// The UDP leg's report, then the TCP leg's.
-    pub attempts: Vec<Attempt>,
-}
-
-impl BothOutput {
-    pub fn new(role: Role, attempts: Vec<Attempt>, with_data: bool) -> Self {
-        let connected = attempts.iter().find(|a| a.connected());
-        let result = if connected.is_some() {
-            PunchResult::Connected
-        } else {
-            PunchResult::Failed
-        };
-        let reason = connected.is_none().then(|| {
-            attempts
-                .iter()
-                .map(|a| {
-                    format!(
-                        "{}: {}",
-                        a.transport().as_str(),
-                        a.reason().unwrap_or("no reason given")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        let peer_id = attempts
-            .iter()
-            .find_map(|a| match a {
-                Attempt::Ran(o) => Some(o.peer_id.clone()),
-                Attempt::NotRun { .. } => None,
-            })
-            .unwrap_or_default();
-        BothOutput {
-            schema_version: crate::core::punch::report::SCHEMA_VERSION,
-            result,
-            reason,
-            transport: "both",
-            role,
-            peer_id,
-            data_transport: connected
-                .filter(|_| with_data)
-                .map(|attempt| attempt.transport()),
-            attempts,
-        }
-    }
-
-    /// The leg that carried the data.
-    pub fn carrier(&self) -> Option<&Output> {
-        let transport = self.data_transport?;
-        self.attempts.iter().find_map(|a| match a {
-            Attempt::Ran(o) if o.report.transport == transport => Some(&**o),
-            _ => None,
-        })
+/// `--transport both`'s report: one JSON object on one line with `--json`, else
+/// [`both_text`].
+pub fn both_report_text(output: &BothOutput, json: bool) -> serde_json::Result<String> {
+    if json {
+        serde_json::to_string(output)
+    } else {
+        Ok(both_text(output))
     }
 }
 
@@ -290,6 +157,7 @@ fn ports_text(ports: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::punch::report::PunchReport;
     use crate::core::punch::report::{Direction, SCHEMA_VERSION};
     use crate::core::punch::{Role, Strategy};
     use crate::core::Transport;

@@ -20,15 +20,19 @@
 //! Everything sent goes to the addresses in the plan: the server the user named, the alternate
 //! addresses it reported, and this host's own public address (the hairpin test).
 
+mod all;
 mod tcp;
 mod udp;
+
+pub use all::{fingerprint_all, report};
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rand::RngCore;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 use crate::core::fingerprint::plan::{self, Discovery, Plan, PlanConfig, Probe};
 use crate::core::fingerprint::Observation;
@@ -58,6 +62,13 @@ pub struct Progress {
     pub done: usize,
     /// Probes planned so far (the discovery probe alone until its answer sizes the plan).
     pub planned: usize,
+}
+
+/// Where a fingerprint's progress goes (a progress bar): not an event of the report.
+pub trait Probing: Sync {
+    fn update(&self, progress: Progress);
+    /// The fingerprint is over: clear what `update` drew before the report is printed.
+    fn finish(&self);
 }
 
 /// What the shell needs to know for one fingerprint.
@@ -127,11 +138,13 @@ pub fn fingerprint(
     options: &Options,
     gate: &Gate,
     progress: &(dyn Fn(Progress) + Sync),
+    rng: &mut dyn RngCore,
 ) -> io::Result<Fingerprint> {
     let local_ip = local_ip_toward(options.server)?;
+    let rng = shell_rng(rng)?;
     let mut shell: Box<dyn Shell> = match transport {
-        Transport::Udp => Box::new(udp::UdpShell::new(local_ip)?),
-        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip)?),
+        Transport::Udp => Box::new(udp::UdpShell::new(local_ip, rng)?),
+        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip, rng)?),
     };
     run_steps(shell.as_mut(), transport, options, gate, progress)
 }
@@ -148,9 +161,10 @@ pub fn fingerprint_udp_for_punch(
     options: &Options,
     gate: &Gate,
     progress: &(dyn Fn(Progress) + Sync),
+    rng: &mut dyn RngCore,
 ) -> io::Result<(Fingerprint, Option<mio::net::UdpSocket>)> {
     let local_ip = local_ip_toward(options.server)?;
-    let mut shell = udp::UdpShell::new(local_ip)?;
+    let mut shell = udp::UdpShell::new(local_ip, shell_rng(rng)?)?;
     let fingerprint = run_steps(&mut shell, Transport::Udp, options, gate, progress)?;
     let mapping = shell.take(crate::core::fingerprint::Socket::Mapping)?;
     Ok((fingerprint, mapping))
@@ -162,9 +176,10 @@ pub fn fingerprint_tcp_for_punch(
     options: &Options,
     gate: &Gate,
     progress: &(dyn Fn(Progress) + Sync),
+    rng: &mut dyn RngCore,
 ) -> io::Result<(Fingerprint, Option<SocketAddr>)> {
     let local_ip = local_ip_toward(options.server)?;
-    let mut shell = tcp::TcpShell::new(local_ip)?;
+    let mut shell = tcp::TcpShell::new(local_ip, shell_rng(rng)?)?;
     let fingerprint = run_steps(&mut shell, Transport::Tcp, options, gate, progress)?;
     Ok((fingerprint, shell.mapping_local()))
 }
@@ -264,9 +279,13 @@ pub fn local_ip_toward(server: SocketAddr) -> io::Result<IpAddr> {
     Ok(socket.local_addr()?.ip())
 }
 
+/// A shell's own generator, seeded from the caller's: a shell may run on another thread.
+fn shell_rng(rng: &mut dyn RngCore) -> io::Result<StdRng> {
+    StdRng::from_rng(rng).map_err(io::Error::other)
+}
+
 /// A random transaction ID for each probe; retransmissions reuse it (RFC 8489 §6.2.1).
-fn transaction_ids(count: usize) -> Vec<TransactionId> {
-    let mut rng = rand::thread_rng();
+fn transaction_ids(rng: &mut impl RngCore, count: usize) -> Vec<TransactionId> {
     (0..count)
         .map(|_| {
             let mut id = [0u8; 12];
@@ -372,7 +391,7 @@ mod tests {
 
     #[test]
     fn transaction_ids_differ() {
-        let ids = transaction_ids(40);
+        let ids = transaction_ids(&mut StdRng::seed_from_u64(7), 40);
         for (i, a) in ids.iter().enumerate() {
             assert!(ids[i + 1..].iter().all(|b| b != a));
         }

@@ -26,6 +26,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, SockRef, Type};
 
+use rand::rngs::StdRng;
+
 use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::{tcp_discovery_connections, Probe, TCP_SYN_RTO};
@@ -51,6 +53,8 @@ pub(super) struct TcpShell {
     /// Connections and listeners of finished steps, open until the fingerprint ends.
     held: Vec<TcpStream>,
     held_listeners: Vec<TcpListener>,
+    /// Draws the probes' transaction IDs.
+    rng: StdRng,
 }
 
 impl TcpShell {
@@ -100,7 +104,7 @@ struct Step<'a> {
 }
 
 impl TcpShell {
-    pub fn new(local_ip: IpAddr) -> io::Result<Self> {
+    pub fn new(local_ip: IpAddr, rng: StdRng) -> io::Result<Self> {
         Ok(TcpShell {
             local_ip,
             poll: Poll::new()?,
@@ -108,6 +112,7 @@ impl TcpShell {
             mapping_local: None,
             held: Vec::new(),
             held_listeners: Vec::new(),
+            rng,
         })
     }
 
@@ -427,7 +432,7 @@ impl TcpShell {
             .collect();
         Ok(Step {
             probes,
-            tids: transaction_ids(probes.len()),
+            tids: transaction_ids(&mut self.rng, probes.len()),
             observations,
             schedule: Schedule::new(start, probes, false),
             conns,

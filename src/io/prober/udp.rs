@@ -9,6 +9,8 @@ use std::time::Instant;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
+use rand::rngs::StdRng;
+
 use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::Probe;
@@ -28,6 +30,8 @@ pub(super) struct UdpShell {
     poll: Poll,
     /// Indexed by mio token.
     sockets: Vec<(Socket, UdpSocket, SocketAddr)>,
+    /// Draws the probes' transaction IDs.
+    rng: StdRng,
 }
 
 /// One step in flight.
@@ -39,11 +43,12 @@ struct Step<'a> {
 }
 
 impl UdpShell {
-    pub fn new(local_ip: IpAddr) -> io::Result<Self> {
+    pub fn new(local_ip: IpAddr, rng: StdRng) -> io::Result<Self> {
         Ok(UdpShell {
             local_ip,
             poll: Poll::new()?,
             sockets: Vec::new(),
+            rng,
         })
     }
 
@@ -164,7 +169,7 @@ impl Shell for UdpShell {
         let start = Instant::now();
         let mut step = Step {
             probes,
-            tids: transaction_ids(probes.len()),
+            tids: transaction_ids(&mut self.rng, probes.len()),
             observations: probes
                 .iter()
                 .map(|p| p.observe(Transport::Udp, self.socket(p.socket).2, start + p.at))

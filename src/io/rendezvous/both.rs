@@ -21,10 +21,20 @@
 //! The data (`--send` or stdin) is read whole before the first leg, since it may have to go
 //! over either: UDP's if the UDP leg connected, else TCP's.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
+use std::time::Duration;
 
-use super::*;
-use crate::render::punch::{Attempt, BothOutput};
+use anyhow::{bail, Context};
+
+use super::meet::{self, Meeting};
+use super::own_nat::{self, OwnNat, FINGERPRINT_REFRESH};
+use super::{leg, prepare, session, Run, Session};
+use crate::core::punch::report::PunchResult;
+use crate::core::punch::Role;
+use crate::core::Transport;
+use crate::io::client::Link;
+use crate::report::punch::{Attempt, BothOutput, Output};
+use crate::report::Event;
 
 /// How many times the caller places the TCP leg's call while the callee still answers with
 /// its UDP facts, and how long it waits between tries: the callee lingers up to
@@ -38,26 +48,25 @@ const SECOND_CALL_PAUSE: Duration = Duration::from_millis(500);
 /// fingerprint).
 const SECOND_CALL_WAIT: Duration = Duration::from_secs(15);
 
-/// Runs both legs as the callee (`callee` is `None`) or calling `callee`, then reports.
-pub(super) fn run(run: &Run<'_>, callee: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Runs both legs as the callee (`callee` is `None`) or calling `callee`; the combined report
+/// (`None` with `--dry-run`).
+pub(super) fn run(run: &Run<'_>, callee: Option<&str>) -> anyhow::Result<Option<BothOutput>> {
     let whole = read_input(run)?;
     let udp = run.over(Transport::Udp, true);
     let (mut link, mut session, own) =
-        log_in_and_fingerprint(&udp, callee.map(|_| run.punch.timeout))?;
+        own_nat::log_in_and_fingerprint(&udp, callee.map(|_| run.punch.timeout))?;
     let attempts = legs(run, callee, whole.as_deref(), &mut link, &mut session, own);
-    log_out(&mut link, &mut session);
+    session::log_out(&mut link, &mut session);
     let attempts = attempts?;
     if run.punch.dry_run {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
     let role = if callee.is_some() {
         Role::Caller
     } else {
         Role::Callee
     };
-    let output = BothOutput::new(role, attempts, !run.punch.no_data);
-    print(run, &output)?;
-    verdict_both(&output)
+    Ok(Some(BothOutput::new(role, attempts, !run.punch.no_data)))
 }
 
 /// The data, read whole (nothing with `--no-data` or `--dry-run`).
@@ -88,10 +97,10 @@ fn legs(
 ) -> anyhow::Result<Vec<Attempt>> {
     let udp_run = run.over(Transport::Udp, true);
     let (meeting, own) = match callee {
-        None => answer_call(&udp_run, link, session, own, None)?.context("no call came")?,
-        Some(name) => (place_call(&udp_run, link, session, &own, name)?, own),
+        None => meet::answer_call(&udp_run, link, session, own, None)?.context("no call came")?,
+        Some(name) => (meet::place_call(&udp_run, link, session, &own, name)?, own),
     };
-    let udp = run_leg(&udp_run, meeting, own, reader(whole), link, session)?;
+    let udp = leg::run_leg(&udp_run, meeting, own, reader(whole), link, session)?;
     let udp_connected = udp
         .as_ref()
         .is_some_and(|o| o.report.result == PunchResult::Connected);
@@ -105,10 +114,10 @@ fn legs(
         Ok(None) => {}
         Err(err) => {
             let reason = format!("{err:#}");
-            run.tell(
-                Some(format!("tcp leg failed: {reason}")),
-                json!({"event": "punch_failed", "transport": "tcp", "reason": reason}),
-            );
+            run.tell(Event::LegFailed {
+                transport: Transport::Tcp,
+                reason: reason.clone(),
+            });
             attempts.push(Attempt::not_run(Transport::Tcp, reason));
         }
     }
@@ -123,19 +132,19 @@ fn tcp_leg(
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<Option<Output>> {
-    let own = fingerprint_nat(run)?;
+    let own = own_nat::fingerprint_nat(run)?;
     let (meeting, own) = match callee {
-        None => {
-            answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(|| {
+        None => meet::answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(
+            || {
                 format!(
                 "no second call (the TCP leg) within {} s: does the caller run --transport both?",
                 FINGERPRINT_REFRESH.as_secs()
             )
-            })?
-        }
+            },
+        )?,
         Some(name) => (second_call(run, link, session, &own, name)?, own),
     };
-    run_leg(run, meeting, own, input, link, session)
+    leg::run_leg(run, meeting, own, input, link, session)
 }
 
 /// Calls `callee` for the TCP leg until it answers with TCP facts (see the module's text).
@@ -147,54 +156,18 @@ fn second_call(
     callee: &str,
 ) -> anyhow::Result<Meeting> {
     for _ in 0..SECOND_CALL_TRIES {
-        let meeting = place_call(run, link, session, own, callee)?;
+        let meeting = meet::place_call(run, link, session, own, callee)?;
         if meeting.peer.transports.tcp {
             return Ok(meeting);
         }
-        run.tell(
-            Some(format!(
-                "{callee:?} answered with its UDP facts (still on the UDP leg); calling again"
-            )),
-            json!({"event": "stale_answer", "transport": "tcp"}),
-        );
+        run.tell(Event::StaleAnswer {
+            transport: Transport::Tcp,
+            callee: callee.to_owned(),
+        });
         std::thread::sleep(SECOND_CALL_PAUSE);
     }
     bail!(
         "{callee:?} kept answering with UDP facts: does it run --transport both? (tried {} times)",
         SECOND_CALL_TRIES
     )
-}
-
-/// The combined report: stdout with `--no-data`, stderr otherwise (as one leg's report).
-fn print(run: &Run<'_>, output: &BothOutput) -> io::Result<()> {
-    let text = if run.session.output.json {
-        serde_json::to_string(output).map_err(io::Error::other)?
-    } else {
-        render::both_text(output)
-    };
-    if run.punch.no_data {
-        writeln!(io::stdout().lock(), "{text}")
-    } else {
-        writeln!(io::stderr().lock(), "{text}")
-    }
-}
-
-/// Success when either leg connected and the data, if any, arrived whole over the one that
-/// carried it.
-fn verdict_both(output: &BothOutput) -> anyhow::Result<ExitCode> {
-    if output.result == PunchResult::Failed {
-        bail!(
-            "no direct path to {:?} over udp or tcp: {}",
-            output.peer_id,
-            output.reason.as_deref().unwrap_or("no reason given")
-        );
-    }
-    match output.carrier().and_then(|o| o.data.as_ref()) {
-        Some(data) if data.reason.is_some() => bail!(
-            "connected to {:?}, but the data exchange failed: {}",
-            output.peer_id,
-            data.reason.as_deref().unwrap_or_default()
-        ),
-        _ => Ok(ExitCode::SUCCESS),
-    }
 }

@@ -1,0 +1,103 @@
+//! `natlens nat`'s driver: every transport fingerprinted at once, one thread each, sharing one
+//! [`Gate`]; and the report predicting from their fingerprints.
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use super::{fingerprint, Fingerprint, Gate, Options, Probing};
+use crate::core::fingerprint::{self as core_fingerprint, PredictOptions, Report};
+use crate::core::Transport;
+
+/// Fingerprints every transport at once, one thread each, their progress to `probing` (which
+/// is finished before this returns).
+pub fn fingerprint_all(
+    transports: &[Transport],
+    options: &Options,
+    probing: &dyn Probing,
+    rng: &mut dyn RngCore,
+) -> anyhow::Result<Vec<Fingerprint>> {
+    let gate = Gate::default();
+    // One generator per thread, each seeded from the caller's.
+    let mut rngs = transports
+        .iter()
+        .map(|_| StdRng::from_rng(&mut *rng))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results: Vec<std::io::Result<Fingerprint>> = thread::scope(|scope| {
+        let handles: Vec<_> = transports
+            .iter()
+            .zip(&mut rngs)
+            .map(|(&transport, rng)| {
+                let gate = &gate;
+                scope.spawn(move || {
+                    fingerprint(transport, options, gate, &|p| probing.update(p), rng)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a prober thread panicked"))
+            .collect()
+    });
+    probing.finish();
+    transports
+        .iter()
+        .zip(results)
+        .map(|(transport, result)| {
+            result
+                .with_context(|| format!("probing {} over {}", options.server, transport.as_str()))
+        })
+        .collect()
+}
+
+/// The report, predicting for a flow opened `now`.
+pub fn report(
+    server: SocketAddr,
+    preset_delta: i32,
+    fingerprints: &[Fingerprint],
+    now: Instant,
+) -> Report {
+    let mut report = Report::new(server);
+    for fingerprint in fingerprints {
+        let options = PredictOptions {
+            preset_delta,
+            since_last: now.saturating_duration_since(fingerprint.last_sent_at),
+            ..PredictOptions::default()
+        };
+        let analysed = Some(core_fingerprint::analyse(
+            &fingerprint.observations,
+            &options,
+        ));
+        match fingerprint.transport {
+            Transport::Udp => report.udp = analysed,
+            Transport::Tcp => report.tcp = analysed,
+        }
+    }
+    if let Some(later) = sampled_last(fingerprints) {
+        report.share_counter(later);
+    }
+    report
+}
+
+/// The transport whose allocation samples went out last, when both were sampled (the gate
+/// keeps the two transports' samples apart, so one's all come after the other's).
+fn sampled_last(fingerprints: &[Fingerprint]) -> Option<Transport> {
+    let first_samples: Vec<(Instant, Transport)> = fingerprints
+        .iter()
+        .filter_map(|f| {
+            let samples = f.observations.iter().filter(|o| o.socket.is_sample());
+            Some((samples.map(|o| o.sent_at).min()?, f.transport))
+        })
+        .collect();
+    if first_samples.len() < 2 {
+        return None;
+    }
+    first_samples
+        .into_iter()
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, t)| t)
+}

@@ -1,0 +1,169 @@
+//! Logging in, then fingerprinting this end's NAT over the punch transport: the session link
+//! exists before the first probe, so it costs no port between the samples and the punch.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+
+use super::session::{self, Opened};
+use super::{Run, Session};
+use crate::core::client::ClientEvent;
+use crate::core::fingerprint::{self, PlanConfig, PredictOptions};
+use crate::core::punch::NatSummary;
+use crate::core::Transport;
+use crate::io::client::{self as link_io, Driven, Link};
+use crate::io::prober::{self, Fingerprint, Gate};
+use crate::report::Event;
+use crate::wire::natlens::{NatFacts, Transports};
+
+/// How long a listener keeps one fingerprint while no call comes: well inside the 30 s a NAT
+/// keeps an idle UDP mapping (the mapping socket's must still hold when a call comes), and
+/// short enough that other hosts' flows have not yet carried a sequential NAT far from the
+/// prediction. Refreshing costs about ten flows and a second.
+pub const FINGERPRINT_REFRESH: Duration = Duration::from_secs(20);
+
+/// How long the server may take to answer the discovery probe of a fingerprint.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Logs in, then fingerprints.
+pub(super) fn log_in_and_fingerprint(
+    run: &Run<'_>,
+    call_timeout: Option<Duration>,
+) -> anyhow::Result<(Link, Session, OwnNat)> {
+    let transport = run.punch.login_transport;
+    let Opened {
+        mut link,
+        mut session,
+    } = session::open(run.session, transport, call_timeout, run.rng())?;
+    let mut ending = None;
+    let driven = link_io::drive(
+        &mut link,
+        &mut session,
+        None,
+        Some(run.stop),
+        &mut |_, _| {},
+        &mut |_, event| {
+            let done = !matches!(event, ClientEvent::ObservedChanged { .. });
+            run.tell_session(&event);
+            ending = Some(event);
+            Ok(done)
+        },
+    )?;
+    match (driven, ending) {
+        (Driven::Done, Some(ClientEvent::LoggedIn { .. })) => {}
+        (Driven::Stopped, _) => bail!("interrupted while logging in"),
+        (_, Some(event)) => {
+            return Err(session::failure(run.session, transport, &link, &event)
+                .unwrap_or_else(|| anyhow!("the session ended while logging in")))
+        }
+        (_, None) => bail!("the session ended while logging in"),
+    }
+    let own = fingerprint_nat(run)?;
+    Ok((link, session, own))
+}
+
+/// This end's NAT as one fingerprint saw it, and the socket it measured.
+pub(super) struct OwnNat {
+    pub fingerprint: Fingerprint,
+    /// The mapping socket: the `Session` socket of a UDP punch.
+    pub mapping: Option<mio::net::UdpSocket>,
+    /// Over TCP, the discovery connection's local address: the port the punch binds again.
+    pub tcp_local: Option<SocketAddr>,
+    /// The local IP the fingerprint's sockets bound to; fresh punch sockets bind to it too.
+    pub local_ip: IpAddr,
+    pub taken_at: Instant,
+}
+
+impl OwnNat {
+    /// The round trip to the server the fingerprint measured: the callee's estimate of its
+    /// answer's trip through the server to the caller (what its sync rounds are timed by).
+    pub fn server_rtt(&self) -> Option<Duration> {
+        fingerprint::classify::rtt(&self.fingerprint.observations)
+    }
+
+    /// The facts to send in a call or an answer at `now`: the prediction accounts for other
+    /// hosts' flows since the last sample.
+    pub fn facts_at(&self, now: Instant, transports: Transports) -> NatFacts {
+        let options = PredictOptions {
+            since_last: now.saturating_duration_since(self.fingerprint.last_sent_at),
+            ..PredictOptions::default()
+        };
+        let report = fingerprint::analyse(&self.fingerprint.observations, &options);
+        NatSummary::from_report(&report).facts(report.public_address, transports)
+    }
+}
+
+/// Fingerprints over the run's transport, keeping what the punch reuses.
+pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
+    let server = run.session.server;
+    let options = prober::Options {
+        server,
+        config: PlanConfig::default(),
+        discovery_timeout: DISCOVERY_TIMEOUT,
+    };
+    let local_ip =
+        prober::local_ip_toward(server).with_context(|| format!("no route toward {server}"))?;
+    let transport = run.leg;
+    let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
+    if !fingerprint.answered() {
+        bail!(
+            "no STUN answer from {server} over {} within {}s: is a natlens server there?",
+            transport.as_str(),
+            DISCOVERY_TIMEOUT.as_secs()
+        );
+    }
+    let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
+    run.tell(Event::fingerprint(transport, &report));
+    Ok(OwnNat {
+        fingerprint,
+        mapping,
+        tcp_local,
+        local_ip,
+        taken_at: Instant::now(),
+    })
+}
+
+/// What a fingerprint for a punch keeps: the mapping socket (UDP) or its local address (TCP).
+type Probed = (Fingerprint, Option<mio::net::UdpSocket>, Option<SocketAddr>);
+
+fn probe(run: &Run<'_>, transport: Transport, options: &prober::Options) -> anyhow::Result<Probed> {
+    let server = options.server;
+    let bars = run.watch.probing(transport);
+    let progress = |p| bars.update(p);
+    let mut rng = run.rng();
+    Ok(match transport {
+        Transport::Udp => {
+            let result =
+                prober::fingerprint_udp_for_punch(options, &Gate::default(), &progress, &mut rng);
+            bars.finish();
+            let (fingerprint, mapping) =
+                result.with_context(|| format!("fingerprinting toward {server} over udp"))?;
+            (fingerprint, mapping, None)
+        }
+        Transport::Tcp => {
+            let result =
+                prober::fingerprint_tcp_for_punch(options, &Gate::default(), &progress, &mut rng);
+            bars.finish();
+            let (fingerprint, local) =
+                result.with_context(|| format!("fingerprinting toward {server} over tcp"))?;
+            (fingerprint, None, local)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::punch::plan::UNREPLIED_UDP_TIMEOUT;
+
+    #[test]
+    fn a_listeners_fingerprint_is_refreshed_before_its_mapping_expires() {
+        // The mapping socket last sends during the fingerprint's first second or so (the mapping
+        // tests); a call that comes just before the refresh must still find its binding, with
+        // room for a slow fingerprint on a far server.
+        assert!(FINGERPRINT_REFRESH + Duration::from_secs(5) <= UNREPLIED_UDP_TIMEOUT);
+        // A discovery probe gives up well before a call's answer is due at the server.
+        assert!(DISCOVERY_TIMEOUT < crate::core::server::DELIVER_TIMEOUT);
+    }
+}

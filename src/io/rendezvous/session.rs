@@ -1,0 +1,200 @@
+//! The location-server session of a rendezvous (and of `natlens login` and `natlens call
+//! --no-punch`): opened from the command line, its failures worded the way a person can act on,
+//! closed politely.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use rand::rngs::StdRng;
+use rand::RngCore;
+
+use crate::cli::SessionArgs;
+use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost, LOGOUT_TIMEOUT};
+use crate::core::credentials;
+use crate::core::Transport;
+use crate::io::client::{self as link_io, Link};
+use crate::wire::natlens::{self, NatFacts, Transports};
+
+/// A connected link and a session that has queued its LOGIN.
+pub struct Opened {
+    pub link: Link,
+    pub session: ClientSession<StdRng>,
+}
+
+/// Checks the ID, connects over `transport` and starts the session (`call_timeout` for
+/// `natlens call`).
+pub fn open(
+    args: &SessionArgs,
+    transport: Transport,
+    call_timeout: Option<Duration>,
+    rng: StdRng,
+) -> anyhow::Result<Opened> {
+    natlens::validate_name(&args.id).map_err(|_| {
+        anyhow!(
+            "{:?} is not a valid ID: use 1 to 64 bytes of printable UTF-8 without spaces",
+            args.id
+        )
+    })?;
+    let link = Link::connect(args.server, transport)
+        .with_context(|| format!("cannot reach {} over {}", args.server, transport.as_str()))?;
+    let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
+    config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
+    if let Some(timeout) = call_timeout {
+        config.call_timeout = timeout;
+    }
+    let mut session = ClientSession::new(config, Instant::now(), rng);
+    session.set_facts(own_facts(transport, None));
+    Ok(Opened { link, session })
+}
+
+/// This ID's key: from --key-file, else from NATLENS_KEY, else none.
+fn load_key(args: &SessionArgs) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &args.key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the key file {}", path.display()))?;
+        let key = credentials::parse_key_file(&text)
+            .with_context(|| format!("malformed key file {}", path.display()))?;
+        return Ok(Some(key));
+    }
+    match std::env::var("NATLENS_KEY") {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+        _ => Ok(None),
+    }
+}
+
+/// The facts this end states: its observed address once known, the transport it uses. Delta
+/// and predicted ports stay unmeasured until fingerprinting fills them in.
+pub fn own_facts(transport: Transport, observed: Option<SocketAddr>) -> NatFacts {
+    NatFacts {
+        observed,
+        transports: Transports {
+            udp: transport == Transport::Udp,
+            tcp: transport == Transport::Tcp,
+        },
+        ..NatFacts::default()
+    }
+}
+
+/// The error for a session that ended badly, or `None` for an event that is not an ending.
+pub fn failure(
+    args: &SessionArgs,
+    transport: Transport,
+    link: &Link,
+    event: &ClientEvent,
+) -> Option<anyhow::Error> {
+    let server = args.server;
+    let via = transport.as_str();
+    Some(match event {
+        ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
+        ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => anyhow!(
+            "no natlens server at {server}: its host answered ICMP port unreachable ({via})"
+        ),
+        ClientEvent::ServerUnreachable { lost: Lost::Login } => anyhow!(
+            "no answer from {server} over {via} within {}s; is a natlens server running there?",
+            client::LOGIN_TIMEOUT.as_secs()
+        ),
+        ClientEvent::ServerUnreachable {
+            lost: Lost::Keepalive,
+        } => anyhow!(
+            "lost the server {server}: a keepalive went unanswered for {}s",
+            client::LOGIN_TIMEOUT.as_secs()
+        ),
+        ClientEvent::ServerUnreachable {
+            lost: Lost::Connection,
+        } => anyhow!("the server {server} closed the connection"),
+        _ => return None,
+    })
+}
+
+/// Words a refused login the way a person can act on.
+pub fn refusal(id: &str, code: u16, reason: &str) -> anyhow::Error {
+    match code {
+        natlens::error::ID_TAKEN => {
+            anyhow!("ID {id:?} is already logged in on this server ({code})")
+        }
+        natlens::error::BAD_REQUEST => anyhow!("the server refused ID {id:?}: {reason} ({code})"),
+        natlens::error::SERVER_FULL => anyhow!("the server is full: {reason} ({code})"),
+        natlens::error::QUOTA_REACHED => {
+            anyhow!("too many sessions from this address on the server: {reason} ({code})")
+        }
+        natlens::error::UNAUTHORIZED | natlens::error::STALE_NONCE => {
+            anyhow::Error::new(crate::exit::CredentialsRefused(format!(
+                "the server refused the credentials for {id:?}: wrong key, unknown ID, or the \
+                 server needs a key (--key-file FILE or NATLENS_KEY) ({code})"
+            )))
+        }
+        _ => anyhow!("the server refused the login as {id:?}: {reason} ({code})"),
+    }
+}
+
+/// Words a failed call.
+pub fn call_failure(
+    callee: &str,
+    code: Option<u16>,
+    reason: &str,
+    timeout: Duration,
+) -> anyhow::Error {
+    match code {
+        Some(natlens::error::UNKNOWN_PEER) => {
+            anyhow!("{callee:?} is not logged in on this server or its peers (404)")
+        }
+        Some(natlens::error::PEER_TIMEOUT) => anyhow!("{callee:?} did not answer the call (408)"),
+        Some(code) => anyhow!("the call to {callee:?} failed: {reason} ({code})"),
+        None => anyhow!("the call to {callee:?} failed: {reason} (--timeout {timeout:?})"),
+    }
+}
+
+/// Logs out and waits for the answer (at most [`LOGOUT_TIMEOUT`]); failures here change
+/// nothing, the server forgets the session anyway.
+pub fn log_out<R: RngCore>(link: &mut Link, session: &mut ClientSession<R>) {
+    if session.is_closed() {
+        return;
+    }
+    session.logout(Instant::now());
+    let until = Instant::now() + LOGOUT_TIMEOUT + Duration::from_millis(100);
+    let _ = link_io::drive(
+        link,
+        session,
+        Some(until),
+        None,
+        &mut |_, _| {},
+        &mut |_, event| Ok(matches!(event, ClientEvent::LoggedOut)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_what_happened() {
+        assert_eq!(
+            refusal("alice", 409, "ID already logged in").to_string(),
+            "ID \"alice\" is already logged in on this server (409)"
+        );
+        assert_eq!(
+            refusal("alice", 503, "server full").to_string(),
+            "the server is full: server full (503)"
+        );
+        let wrong_key = refusal("alice", 401, "Unauthorized");
+        assert!(wrong_key
+            .downcast_ref::<crate::exit::CredentialsRefused>()
+            .is_some());
+        assert!(wrong_key.to_string().contains("--key-file"));
+    }
+
+    #[test]
+    fn failures_name_the_callee() {
+        let text = |code| call_failure("bob", code, "why", Duration::from_secs(10)).to_string();
+        assert_eq!(
+            text(Some(404)),
+            "\"bob\" is not logged in on this server or its peers (404)"
+        );
+        assert_eq!(text(Some(408)), "\"bob\" did not answer the call (408)");
+        assert_eq!(
+            text(None),
+            "the call to \"bob\" failed: why (--timeout 10s)"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! The progress events of `natlens listen`, `natlens call` and `natlens login`: one NDJSON
+//! object per event with `--json` (on stderr for `listen`/`call`, whose stdout carries the
+//! peer's data; on stdout for `login`), a human line otherwise.
+//!
+//! Keys and value formats are the ones the first releases printed (the golden tests below pin
+//! them); some names are clumsy and are kept until a schema version renames them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::core::client::{ClientEvent, Lost};
+use crate::core::fingerprint::{Behaviour, Pattern, TransportReport};
+use crate::core::punch::plan::{PunchPlan, Strategy};
+use crate::core::Transport;
+use crate::wire::natlens::NatFacts;
+
+use super::{call_id_text, millis};
+
+/// One event of a client command's stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The server accepted the LOGIN: who we are, where, and the address it sees us at.
+    LoggedIn {
+        id: String,
+        server: SocketAddr,
+        /// The transport the session runs over.
+        transport: Transport,
+        observed: SocketAddr,
+        /// How long a silent UDP session lives on the server.
+        udp_expiry_secs: Option<u64>,
+    },
+    /// The server refused the LOGIN (the command then fails with the worded reason).
+    LoginRefused { code: u16, reason: String },
+    /// The server stopped answering; `during` is `login`, `keepalive` or `connection`.
+    ServerUnreachable { during: String },
+    /// The TCP connection to the server closed; the session dials again.
+    ConnectionLost,
+    /// The server had forgotten the session (a restart) and accepted a new LOGIN.
+    Relogin {
+        observed: SocketAddr,
+        udp_expiry_secs: Option<u64>,
+    },
+    /// The address the server sees this end at changed.
+    ObservedChanged { old: SocketAddr, new: SocketAddr },
+    /// A call came and was answered with this end's facts.
+    IncomingCall {
+        caller: String,
+        call_id: String,
+        caller_facts: NatFacts,
+    },
+    /// The callee answered our call with its facts.
+    CallAnswered {
+        callee: String,
+        call_id: String,
+        callee_facts: NatFacts,
+    },
+    /// Our call failed (`code` null for a local timeout).
+    CallFailed {
+        callee: String,
+        call_id: String,
+        code: Option<u16>,
+        reason: String,
+    },
+    /// The server confirmed the LOGOUT.
+    LoggedOut,
+    /// The callee is logged in and fingerprinted, waiting for a call over `transport`.
+    Waiting { transport: Transport },
+    /// This end's NAT as a fingerprint over `transport` saw it.
+    Fingerprint {
+        transport: Transport,
+        public_address: Option<SocketAddr>,
+        mapping: Option<Behaviour>,
+        filtering: Option<Behaviour>,
+        /// The port allocation pattern.
+        pattern: Option<Pattern>,
+        /// The sequential step, when there is one.
+        delta: Option<i32>,
+        foreign_flows_per_second: Option<f64>,
+    },
+    /// The caller places its call.
+    Calling { callee: String, call_id: String },
+    /// The punch's plan, as it starts.
+    Plan {
+        transport: Transport,
+        strategy: Strategy,
+        reason: String,
+        expected_success: f64,
+    },
+    /// The first probe from the peer arrived, `at_ms` after the start.
+    PeerHeard { at_ms: u64, from: SocketAddr },
+    /// A path to `peer` works both ways.
+    Connected { at_ms: u64, peer: SocketAddr },
+    /// The punch gave up.
+    PunchFailed { at_ms: u64, reason: String },
+    /// A `--transport both` leg never got to punch (its fingerprint or its call failed).
+    #[serde(rename = "punch_failed")]
+    LegFailed {
+        transport: Transport,
+        reason: String,
+    },
+    /// The data exchange ended: `reason` null when both streams arrived whole.
+    DataDone { at_ms: u64, reason: Option<String> },
+    /// Advice about the host (the TCP punch's first one: capabilities, a firewall).
+    Hint { message: String },
+    /// The callee answered the TCP leg's call with facts of its UDP leg; calling again.
+    StaleAnswer {
+        transport: Transport,
+        /// Named in the human line only.
+        #[serde(skip)]
+        callee: String,
+    },
+}
+
+/// Who a session's events are about (the `logged_in` event names them).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOf<'a> {
+    pub id: &'a str,
+    pub server: SocketAddr,
+    pub transport: Transport,
+}
+
+impl Event {
+    /// A location-server session's event.
+    pub fn session(of: SessionOf<'_>, event: &ClientEvent) -> Event {
+        let secs = |e: &Option<Duration>| e.map(|e| e.as_secs());
+        match event {
+            ClientEvent::LoggedIn {
+                observed,
+                udp_expiry,
+            } => Event::LoggedIn {
+                id: of.id.to_owned(),
+                server: of.server,
+                transport: of.transport,
+                observed: *observed,
+                udp_expiry_secs: secs(udp_expiry),
+            },
+            ClientEvent::LoginRefused { code, reason } => Event::LoginRefused {
+                code: *code,
+                reason: reason.clone(),
+            },
+            ClientEvent::ServerUnreachable { lost } => Event::ServerUnreachable {
+                during: lost_text(*lost).into(),
+            },
+            ClientEvent::ConnectionLost => Event::ConnectionLost,
+            ClientEvent::Relogin {
+                observed,
+                udp_expiry,
+            } => Event::Relogin {
+                observed: *observed,
+                udp_expiry_secs: secs(udp_expiry),
+            },
+            ClientEvent::ObservedChanged { old, new } => Event::ObservedChanged {
+                old: *old,
+                new: *new,
+            },
+            ClientEvent::LoggedOut => Event::LoggedOut,
+            _ => Event::call(event),
+        }
+    }
+
+    /// The call events of a session.
+    fn call(event: &ClientEvent) -> Event {
+        match event {
+            ClientEvent::IncomingCall {
+                caller,
+                call_id,
+                facts,
+            } => Event::IncomingCall {
+                caller: caller.clone(),
+                call_id: call_id_text(*call_id),
+                caller_facts: facts.clone(),
+            },
+            ClientEvent::CallAnswered {
+                callee,
+                call_id,
+                facts,
+            } => Event::CallAnswered {
+                callee: callee.clone(),
+                call_id: call_id_text(*call_id),
+                callee_facts: facts.clone(),
+            },
+            ClientEvent::CallFailed {
+                callee,
+                call_id,
+                code,
+                reason,
+            } => Event::CallFailed {
+                callee: callee.clone(),
+                call_id: call_id_text(*call_id),
+                code: *code,
+                reason: reason.clone(),
+            },
+            other => unreachable!("not a call event: {other:?}"),
+        }
+    }
+
+    /// The `fingerprint` event of one fingerprint's report.
+    pub fn fingerprint(transport: Transport, report: &TransportReport) -> Event {
+        Event::Fingerprint {
+            transport,
+            public_address: report.public_address,
+            mapping: report.mapping,
+            filtering: report.filtering,
+            pattern: report.allocation.pattern,
+            delta: report.allocation.delta,
+            foreign_flows_per_second: report.allocation.foreign_flows_per_second,
+        }
+    }
+
+    /// The `plan` event of a punch about to start.
+    pub fn plan(plan: &PunchPlan) -> Event {
+        Event::Plan {
+            transport: plan.transport,
+            strategy: plan.strategy,
+            reason: plan.reason.clone(),
+            expected_success: plan.expected_success,
+        }
+    }
+
+    /// The `data_done` event, `at` after the punch's start.
+    pub fn data_done(at: Duration, failure: Option<String>) -> Event {
+        Event::DataDone {
+            at_ms: millis(at),
+            reason: failure,
+        }
+    }
+
+    /// The event as one JSON line. Through a `serde_json::Value`, whose keys are sorted: the
+    /// order the first releases printed.
+    pub fn json(&self) -> String {
+        serde_json::to_value(self)
+            .expect("an event serialises")
+            .to_string()
+    }
+}
+
+/// `login`, `keepalive` or `connection`.
+fn lost_text(lost: Lost) -> &'static str {
+    match lost {
+        Lost::Login => "login",
+        Lost::Keepalive => "keepalive",
+        Lost::Connection => "connection",
+    }
+}
+
+#[cfg(test)]
+#[path = "event_golden.rs"]
+mod golden;
