@@ -43,7 +43,7 @@ pub enum Event {
         observed: SocketAddr,
         silent_ms: u64,
     },
-    /// A call arrived; `from` is `local` or the name of the peer server that forwarded it.
+    /// A call arrived; `from` is `local` or the name of the linked server that forwarded it.
     Call {
         call_id: String,
         caller: String,
@@ -64,14 +64,13 @@ pub enum Event {
         transport: Transport,
         from: Option<SocketAddr>,
     },
-    PeerUp {
-        name: String,
-        conn: ConnId,
-    },
-    PeerDown {
-        name: String,
-        conn: ConnId,
-    },
+    /// A federation link to the server `name` is up. Logged as `peer_up`: the JSON event
+    /// names are a contract with log readers.
+    #[serde(rename = "peer_up")]
+    LinkUp { name: String, conn: ConnId },
+    /// A federation link went down (logged as `peer_down`).
+    #[serde(rename = "peer_down")]
+    LinkDown { name: String, conn: ConnId },
 }
 
 /// Call IDs print as 16 hex digits: JSON numbers lose precision past 2^53.

@@ -193,13 +193,13 @@ impl Registry {
         Some(session)
     }
 
-    /// Removes and returns UDP sessions silent for longer than `expiry`. TCP sessions live as
-    /// long as their connection: the kernel tells us when it dies.
+    /// Removes and returns UDP sessions silent for longer than `expiry`, in ID order. TCP
+    /// sessions live as long as their connection: the kernel tells us when it dies.
     pub fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<Session> {
         if self.udp_sessions == 0 {
             return Vec::new();
         }
-        let stale: Vec<String> = self
+        let mut stale: Vec<String> = self
             .by_id
             .values()
             .filter(|s| {
@@ -208,6 +208,8 @@ impl Registry {
             })
             .map(|s| s.id.clone())
             .collect();
+        // In ID order, not hash order: the caller logs one line per expired session.
+        stale.sort_unstable();
         stale.iter().filter_map(|id| self.remove(id)).collect()
     }
 

@@ -4,8 +4,8 @@
 //! pinned to one core is what the benchmark compares against coturn.
 //!
 //! Memory per TCP connection is what [`Conn`] holds plus the kernel's socket: the read and
-//! write buffers are empty `Vec`s (no heap) except while a frame is half-received or the peer
-//! is slow to read, which keeps ~20,000 held logins in a few MiB of RSS.
+//! write buffers are empty `Vec`s (no heap) except while a frame is half-received or the other
+//! end is slow to read, which keeps ~20,000 held logins in a few MiB of RSS.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -34,7 +34,8 @@ use crate::wire::DecodeError;
 pub struct ServeOptions {
     pub listen: Vec<SocketAddr>,
     pub alternate: Option<SocketAddr>,
-    pub peers: Vec<SocketAddr>,
+    /// Servers to hold federation links to (`--link`).
+    pub links: Vec<SocketAddr>,
     pub name: String,
     pub udp_expiry: Duration,
     pub max_sessions: usize,
@@ -56,7 +57,9 @@ pub struct ServeOptions {
 pub struct StatsSnapshot {
     pub sessions_udp: usize,
     pub sessions_tcp: usize,
-    pub peers: Vec<String>,
+    /// Names of the linked servers; `peers` in the JSON stats line (a contract with readers).
+    #[serde(rename = "peers")]
+    pub links: Vec<String>,
     pub connections: usize,
     /// Messages received per second since the previous stats line.
     pub requests_per_sec: f64,
@@ -73,9 +76,9 @@ pub trait Reporter {
 
 const LISTENER_BASE: usize = 1 << 16;
 const CONN_BASE: usize = 1 << 17;
-/// How often idle connections, peer redials and stats are looked after.
+/// How often idle connections, link redials and stats are looked after.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-/// First wait before redialling a lost federation peer; doubles up to [`REDIAL_MAX`].
+/// First wait before redialling a lost federation link; doubles up to [`REDIAL_MAX`].
 const REDIAL_MIN: Duration = Duration::from_millis(500);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 /// Datagram batches handled per readiness event before other sockets get a turn.
@@ -88,6 +91,8 @@ const READ_CHUNK: usize = 16 << 10;
 
 /// A UDP socket and a TCP listener bound to the same address.
 type BoundPair = (UdpSocket, TcpListener, SocketAddr);
+/// The TCP listeners, each with its address.
+type Listeners = Vec<(TcpListener, SocketAddr)>;
 
 struct UdpEndpoint {
     socket: UdpSocket,
@@ -109,19 +114,19 @@ struct Conn {
     last_active: Instant,
     /// When the half-received frame in `inbuf` began.
     partial_since: Instant,
-    /// Index into the configured peers when this is our outbound federation link.
+    /// Index into the configured links when this is our outbound federation link.
     dial: Option<usize>,
     connecting: bool,
 }
 
-enum PeerState {
+enum LinkState {
     Idle { retry_at: Instant },
     Linked,
 }
 
-struct PeerDial {
+struct LinkDial {
     addr: SocketAddr,
-    state: PeerState,
+    state: LinkState,
     /// Wait before the next dial after a failed one.
     backoff: Duration,
 }
@@ -131,12 +136,12 @@ pub struct Server {
     poll: Poll,
     core: ServerCore,
     udp: Vec<UdpEndpoint>,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: Listeners,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
     free: Vec<usize>,
     open_conns: usize,
-    peers: Vec<PeerDial>,
+    links: Vec<LinkDial>,
     options: ServeOptions,
     recv: RecvBatch,
     coalescer: Coalescer,
@@ -154,65 +159,22 @@ impl Server {
     /// Binds every socket; fails with context when an address is taken or invalid.
     pub fn bind(options: ServeOptions, reporter: &mut dyn Reporter) -> anyhow::Result<Server> {
         let poll = Poll::new().context("creating the epoll instance")?;
-        let mut bound = Vec::new();
-        for addr in &options.listen {
-            bound.push(bind_pair(*addr)?);
-        }
-        let full_mode = match options.alternate {
-            Some(alternate) => {
-                let (full, extra) = full_mode(&options.listen, &bound, alternate)?;
-                bound.extend(extra);
-                Some(full)
-            }
-            None => None,
-        };
+        let (bound, full_mode) = bind_all(&options)?;
         let now = Instant::now();
-        let mut nonce_secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce_secret);
-        let config = ServerConfig {
-            name: options.name.clone(),
-            udp_expiry: options.udp_expiry,
-            max_sessions: options.max_sessions,
-            max_sessions_per_ip: options.max_sessions_per_ip,
-            max_pending_calls: options.max_pending_calls,
-            full_modes: full_mode.into_iter().collect(),
-            credentials: options.credentials.clone(),
-            nonce_secret,
-            answer_rate: options.answer_rate,
-        };
+        let config = core_config(&options, full_mode);
         if config.credentials.is_none() {
             reporter.warn(
                 "running open (no --credentials): anyone can log in as any free ID; \
                  use only in a lab or a demo",
             );
         }
-        let mut udp = Vec::new();
-        let mut listeners = Vec::new();
-        for (i, (mut socket, mut listener, local)) in bound.into_iter().enumerate() {
-            poll.registry()
-                .register(&mut socket, Token(i), Interest::READABLE)?;
-            poll.registry().register(
-                &mut listener,
-                Token(LISTENER_BASE + i),
-                Interest::READABLE,
-            )?;
-            let full = config.full_modes.iter().find(|f| f.serves(&local));
-            reporter.listening(Transport::Udp, local, full);
-            reporter.listening(Transport::Tcp, local, full);
-            udp.push(UdpEndpoint {
-                socket,
-                local,
-                send: SendBatch::default(),
-                backlog: false,
-            });
-            listeners.push((listener, local));
-        }
-        let peers = options
-            .peers
+        let (udp, listeners) = watch_bound(&poll, bound, &config.full_modes, reporter)?;
+        let links = options
+            .links
             .iter()
-            .map(|&addr| PeerDial {
+            .map(|&addr| LinkDial {
                 addr,
-                state: PeerState::Idle { retry_at: now },
+                state: LinkState::Idle { retry_at: now },
                 backoff: REDIAL_MIN,
             })
             .collect();
@@ -226,7 +188,7 @@ impl Server {
             generations: Vec::new(),
             free: Vec::new(),
             open_conns: 0,
-            peers,
+            links,
             recv: RecvBatch::new(options.max_message + 1),
             coalescer: Coalescer::new(now),
             udp_watched: true,
@@ -527,7 +489,7 @@ impl Server {
                     conn.connecting = false;
                     conn.local = conn.stream.local_addr().unwrap_or(conn.local);
                     let id = conn.id;
-                    self.core.peer_connected(now, id);
+                    self.core.link_connected(now, id);
                     self.drain_core(now, reporter);
                 }
                 Ok(None) => {}
@@ -692,41 +654,41 @@ impl Server {
                 .count_drop(reason, Transport::Tcp, Some(conn.remote));
         }
         if let Some(dial) = conn.dial {
-            self.peer_lost(now, dial, conn.connecting, reporter);
+            self.link_lost(now, dial, conn.connecting, reporter);
         }
         self.core.tcp_closed(conn.id);
         self.drain_core(now, reporter);
     }
 
     /// Schedules a redial: at once-ish after a link that worked, with a doubling backoff (and a
-    /// warning) after a dial that never connected, so a dead peer is not hammered.
-    fn peer_lost(
+    /// warning) after a dial that never connected, so a dead server is not hammered.
+    fn link_lost(
         &mut self,
         now: Instant,
         dial: usize,
         never_connected: bool,
         reporter: &mut dyn Reporter,
     ) {
-        let peer = &mut self.peers[dial];
+        let link = &mut self.links[dial];
         let backoff = if never_connected {
-            peer.backoff
+            link.backoff
         } else {
             REDIAL_MIN
         };
         if never_connected {
             reporter.warn(&format!(
                 "cannot connect to peer {}; retrying in {:.1}s",
-                peer.addr,
+                link.addr,
                 backoff.as_secs_f64()
             ));
         }
-        peer.backoff = (backoff * 2).min(REDIAL_MAX);
-        peer.state = PeerState::Idle {
+        link.backoff = (backoff * 2).min(REDIAL_MAX);
+        link.state = LinkState::Idle {
             retry_at: now + backoff,
         };
     }
 
-    /// Closes idle connections, redials peers, prints periodic stats.
+    /// Closes idle connections, redials links, prints periodic stats.
     fn housekeeping(&mut self, now: Instant, reporter: &mut dyn Reporter) {
         self.next_housekeeping = now + HOUSEKEEPING;
         let idle = self.options.tcp_idle;
@@ -753,21 +715,21 @@ impl Server {
     }
 
     fn redial(&mut self, now: Instant, reporter: &mut dyn Reporter) {
-        for index in 0..self.peers.len() {
-            let PeerState::Idle { retry_at } = self.peers[index].state else {
+        for index in 0..self.links.len() {
+            let LinkState::Idle { retry_at } = self.links[index].state else {
                 continue;
             };
             if now < retry_at {
                 continue;
             }
-            let addr = self.peers[index].addr;
+            let addr = self.links[index].addr;
             let linked = TcpStream::connect(addr).ok().and_then(|stream| {
                 let local = stream.local_addr().unwrap_or(addr);
                 self.add_conn(now, stream, local, addr, Some(index), true)
             });
             match linked {
-                Some(_) => self.peers[index].state = PeerState::Linked,
-                None => self.peer_lost(now, index, true, reporter),
+                Some(_) => self.links[index].state = LinkState::Linked,
+                None => self.link_lost(now, index, true, reporter),
             }
         }
     }
@@ -786,9 +748,9 @@ impl Server {
         StatsSnapshot {
             sessions_udp,
             sessions_tcp,
-            peers: self
+            links: self
                 .core
-                .peer_names()
+                .link_names()
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
@@ -936,6 +898,67 @@ fn full_mode(
         extra.push((UdpSocket::from_std(udp), TcpListener::from_std(tcp), addr));
     }
     Ok((full, extra))
+}
+
+/// Binds a UDP socket and a TCP listener on every `--listen` address, and with `--alternate`
+/// the other three addresses of the RFC 5780 set.
+fn bind_all(options: &ServeOptions) -> anyhow::Result<(Vec<BoundPair>, Option<FullMode>)> {
+    let mut bound = Vec::new();
+    for addr in &options.listen {
+        bound.push(bind_pair(*addr)?);
+    }
+    let Some(alternate) = options.alternate else {
+        return Ok((bound, None));
+    };
+    let (full, extra) = full_mode(&options.listen, &bound, alternate)?;
+    bound.extend(extra);
+    Ok((bound, Some(full)))
+}
+
+/// The core's configuration, with a fresh random nonce secret for this process.
+fn core_config(options: &ServeOptions, full_mode: Option<FullMode>) -> ServerConfig {
+    let mut nonce_secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce_secret);
+    ServerConfig {
+        name: options.name.clone(),
+        udp_expiry: options.udp_expiry,
+        max_sessions: options.max_sessions,
+        max_sessions_per_ip: options.max_sessions_per_ip,
+        max_pending_calls: options.max_pending_calls,
+        full_modes: full_mode.into_iter().collect(),
+        credentials: options.credentials.clone(),
+        nonce_secret,
+        answer_rate: options.answer_rate,
+    }
+}
+
+/// Registers the bound sockets with epoll (UDP socket `i` as token `i`, its listener as
+/// `LISTENER_BASE + i`) and reports each address listened on.
+fn watch_bound(
+    poll: &Poll,
+    bound: Vec<BoundPair>,
+    full_modes: &[FullMode],
+    reporter: &mut dyn Reporter,
+) -> anyhow::Result<(Vec<UdpEndpoint>, Listeners)> {
+    let mut udp = Vec::new();
+    let mut listeners = Vec::new();
+    for (i, (mut socket, mut listener, local)) in bound.into_iter().enumerate() {
+        poll.registry()
+            .register(&mut socket, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        let full = full_modes.iter().find(|f| f.serves(&local));
+        reporter.listening(Transport::Udp, local, full);
+        reporter.listening(Transport::Tcp, local, full);
+        udp.push(UdpEndpoint {
+            socket,
+            local,
+            send: SendBatch::default(),
+            backlog: false,
+        });
+        listeners.push((listener, local));
+    }
+    Ok((udp, listeners))
 }
 
 /// Transaction-ID seed for the core: not security-relevant until credentials exist, but

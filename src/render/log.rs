@@ -97,7 +97,7 @@ impl Reporter for ServerLog {
     }
 
     fn event(&mut self, event: &Event) {
-        let important = matches!(event, Event::PeerUp { .. } | Event::PeerDown { .. });
+        let important = matches!(event, Event::LinkUp { .. } | Event::LinkDown { .. });
         if self.quiet && !important {
             return;
         }
@@ -129,7 +129,7 @@ impl Reporter for ServerLog {
             stats.sessions_udp,
             stats.sessions_tcp,
             stats.connections,
-            stats.peers.join(","),
+            stats.links.join(","),
             stats.requests_per_sec,
             stats.counters.bindings,
             stats.counters.logins,

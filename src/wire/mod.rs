@@ -9,6 +9,7 @@
 //! crafted TCP SYNs for hole punching in [`tcp_syn`]. The one format that is not STUN, the DATA
 //! frames sent after a punch, lives in [`data`].
 
+pub mod answer;
 pub mod attr;
 pub mod builder;
 pub mod data;
