@@ -272,7 +272,7 @@ fn read_everything(message: &Message<'_>) {
     }
     let _ = nl::read_call_id(message);
     let _ = NatFacts::decode(message);
-    let _ = unknown_required(message, nl::KNOWN_REQUIRED);
+    let _ = unknown_required(message, nl::NATLENS_REQUIRED);
     let _ = integrity::check_fingerprint(message);
     let _ = integrity::verify_message_integrity(message, KEY);
     let _ = integrity::verify_message_integrity_sha256(message, KEY);

@@ -98,7 +98,7 @@ pub mod error {
 
 /// The attribute types natlens methods understand; anything else comprehension-required
 /// earns a 420.
-pub const KNOWN_REQUIRED: &[AttrType] = &[ID, PEER_ID, CALL_ID, SERVER_NAME, VIA];
+pub const NATLENS_REQUIRED: &[AttrType] = &[ID, PEER_ID, CALL_ID, SERVER_NAME, VIA];
 
 /// The comprehension-required attributes a PUNCH message may carry; a PUNCH with any other is
 /// dropped (not answered with 420: a punch peer runs the same protocol, and silence costs
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn natlens_types_sit_in_the_right_ranges() {
-        for kind in KNOWN_REQUIRED.iter().chain(PUNCH_REQUIRED) {
+        for kind in NATLENS_REQUIRED.iter().chain(PUNCH_REQUIRED) {
             assert!(kind.is_comprehension_required(), "{kind:?}");
         }
         let optional = [
