@@ -677,7 +677,7 @@ impl Server {
         };
         if never_connected {
             reporter.warn(&format!(
-                "cannot connect to peer {}; retrying in {:.1}s",
+                "cannot connect to linked server {}; retrying in {:.1}s",
                 link.addr,
                 backoff.as_secs_f64()
             ));

@@ -50,20 +50,6 @@ impl ServerCore {
         self.legs.start(now, tid, bytes, retry, leg);
     }
 
-    /// Writes the failure answer to a relayed call (it names the server: SOFTWARE).
-    pub(super) fn call_error(
-        &self,
-        tid: TransactionId,
-        code: u16,
-        reason: &str,
-        out: &mut Vec<u8>,
-    ) {
-        ErrorAnswer::new(natlens::CALL, tid, code, reason)
-            .software(SOFTWARE)
-            .fingerprint(true)
-            .write(out);
-    }
-
     /// A response to one of the server's own requests. False when it matches none.
     pub(super) fn response(&mut self, route: Route, message: &Message<'_>) -> bool {
         let tid = message.transaction_id();
@@ -134,7 +120,7 @@ impl ServerCore {
         let pending = self.calls.remove(&key).expect("present");
         let (code, reason) = pending.failure;
         let mut bytes = Vec::new();
-        self.call_error(pending.origin_tid, code, reason, &mut bytes);
+        write_call_error(pending.origin_tid, code, reason, &mut bytes);
         self.counters.errors += 1;
         let outcome = if code == error::UNKNOWN_PEER {
             "not-found"
@@ -223,4 +209,14 @@ fn leg_failure(message: &Message<'_>) -> (u16, &'static str) {
         Some(error::PEER_TIMEOUT) => (error::PEER_TIMEOUT, "Peer did not answer"),
         _ => (error::PEER_TIMEOUT, "Peer refused the call"),
     }
+}
+
+/// Writes the failure answer to a relayed call. Unlike the lean errors it names the server
+/// (SOFTWARE) and always ends with FINGERPRINT: only a logged-in caller or a linked server
+/// can provoke it.
+pub(super) fn write_call_error(tid: TransactionId, code: u16, reason: &str, out: &mut Vec<u8>) {
+    ErrorAnswer::new(natlens::CALL, tid, code, reason)
+        .software(SOFTWARE)
+        .fingerprint(true)
+        .write(out);
 }

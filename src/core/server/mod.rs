@@ -13,7 +13,8 @@
 //! - `relay` and `legs`: CALL requests, and the server's own requests that carry them on (to a
 //!   local callee or over federation links) with their answers, retransmissions and timeouts;
 //! - `call_request`: the fields of a CALL the relay routes on;
-//! - `federation`: links to other servers (LINK-HELLO on the wire is still `PEER-HELLO`);
+//! - `federation`: links to other servers (a link introduces itself with the wire method
+//!   PEER-HELLO);
 //! - `request`: the one request context every handler takes, and the answers it writes.
 //!
 //! Nothing here walks a hash map into its output: pending calls are kept by call number and

@@ -13,6 +13,7 @@ use crate::wire::natlens::{self, error};
 use crate::wire::TransactionId;
 
 use super::call_request::{parse_call_fields, parse_forwarded_call, CallRequest};
+use super::legs::write_call_error;
 use super::request::Request;
 use super::{ServerCore, DELIVER_TIMEOUT, FORWARD_TIMEOUT};
 
@@ -210,7 +211,7 @@ impl ServerCore {
             self.relayed(&pending, "not-found", Some(error::UNKNOWN_PEER));
             self.counters.errors += 1;
             let (code, reason) = pending.failure;
-            self.call_error(pending.origin_tid, code, reason, req.reply);
+            write_call_error(pending.origin_tid, code, reason, req.reply);
             return true;
         }
         self.seen
