@@ -323,23 +323,6 @@ impl<R: RngCore> ClientSession<R> {
         self.auth_tries.retain(|tid, _| transactions.contains(tid));
     }
 
-    /// The shell lost the connection (TCP closed or reset). A TCP session that had logged in
-    /// starts dialling again ([`ClientEvent::ConnectionLost`]); otherwise the session closes.
-    pub fn handle_disconnect(&mut self, now: Instant) {
-        match self.state {
-            State::Closed | State::Reconnecting { .. } => {}
-            State::LoggingOut => self.close(ClientEvent::LoggedOut),
-            State::LoggedIn { .. } | State::LoggingIn { relogin: true }
-                if self.config.transport == Transport::Tcp =>
-            {
-                self.start_reconnect(now)
-            }
-            _ => self.close(ClientEvent::ServerUnreachable {
-                lost: Lost::Connection,
-            }),
-        }
-    }
-
     /// True once each time the shell should dial the server again (TCP, after
     /// [`ClientEvent::ConnectionLost`]); it answers with [`ClientSession::handle_connected`] on
     /// success and nothing on failure (the next attempt is already scheduled).

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use super::requests::Pending;
-use super::{ClientEvent, ClientSession, Lost, State, RECONNECT_BUDGET, RECONNECT_FIRST};
+use super::{
+    ClientEvent, ClientSession, Lost, State, Transport, RECONNECT_BUDGET, RECONNECT_FIRST,
+};
 
 /// Why calls in flight fail when the session ends.
 pub(super) const SESSION_ENDED: &str = "the session ended first";
@@ -17,6 +19,23 @@ pub(super) const SESSION_ENDED: &str = "the session ended first";
 const CONNECTION_CLOSED: &str = "the connection to the server closed";
 
 impl<R: RngCore> ClientSession<R> {
+    /// The shell lost the connection (TCP closed or reset). A TCP session that had logged in
+    /// starts dialling again ([`ClientEvent::ConnectionLost`]); otherwise the session closes.
+    pub fn handle_disconnect(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Reconnecting { .. } => {}
+            State::LoggingOut => self.close(ClientEvent::LoggedOut),
+            State::LoggedIn { .. } | State::LoggingIn { relogin: true }
+                if self.config.transport == Transport::Tcp =>
+            {
+                self.start_reconnect(now)
+            }
+            _ => self.close(ClientEvent::ServerUnreachable {
+                lost: Lost::Connection,
+            }),
+        }
+    }
+
     /// Forgets what was in flight on the dead connection (calls fail now rather than after
     /// the stream timeout) and asks for the first dial at once.
     pub(super) fn start_reconnect(&mut self, now: Instant) {
