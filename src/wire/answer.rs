@@ -152,4 +152,65 @@ mod tests {
         let kinds: Vec<AttrType> = answer.attributes().map(|a| a.kind).collect();
         assert_eq!(kinds, [AttrType::ERROR_CODE]);
     }
+
+    /// The four error answers natlens sends, each against the builder calls that wrote it
+    /// before this writer existed: the bytes must not change.
+    #[test]
+    fn every_shape_matches_the_builder_calls_it_replaced() {
+        let bytes = request(true);
+        let message = Message::parse(&bytes).unwrap();
+        let tid = message.transaction_id();
+        let unknown = [AttrType(0x7FFE)];
+        let by_hand = |add: &dyn Fn(&mut MessageBuilder<'_>)| {
+            let mut out = Vec::new();
+            let ty = message.message_type().response(Class::Error);
+            let mut builder = MessageBuilder::new(&mut out, ty, tid);
+            add(&mut builder);
+            out
+        };
+        let written = |answer: ErrorAnswer<'_>| {
+            let mut out = vec![0xAA; 3];
+            answer.write(&mut out);
+            out
+        };
+        // The Binding responder's 420.
+        let binding = by_hand(&|b| {
+            b.error_code(420, "Unknown Attribute");
+            b.unknown_attributes(&unknown);
+            b.attribute(AttrType::SOFTWARE, b"natlens x");
+            b.fingerprint();
+        });
+        let answer = ErrorAnswer::to_request(&message, 420, "Unknown Attribute")
+            .unknown(&unknown)
+            .software("natlens x");
+        assert_eq!(written(answer), binding);
+        // The server's lean 401 with a nonce.
+        let lean = by_hand(&|b| {
+            b.error_code(401, "Unauthorized");
+            b.attribute(AttrType::REALM, b"natlens");
+            b.attribute(AttrType::NONCE, b"n0nce");
+            b.fingerprint();
+        });
+        let answer =
+            ErrorAnswer::to_request(&message, 401, "Unauthorized").challenge("natlens", "n0nce");
+        assert_eq!(written(answer), lean);
+        // A relayed call's failure.
+        let call = by_hand(&|b| {
+            b.error_code(408, "Peer did not answer");
+            b.attribute(AttrType::SOFTWARE, b"natlens x");
+            b.fingerprint();
+        });
+        let answer = ErrorAnswer::new(message.method(), tid, 408, "Peer did not answer")
+            .software("natlens x")
+            .fingerprint(true);
+        assert_eq!(written(answer), call);
+        // The client's refusal of a request it does not understand.
+        let client = by_hand(&|b| {
+            b.error_code(420, "Unknown Attribute");
+            b.unknown_attributes(&unknown);
+        });
+        let answer =
+            ErrorAnswer::new(message.method(), tid, 420, "Unknown Attribute").unknown(&unknown);
+        assert_eq!(written(answer), client);
+    }
 }
