@@ -285,6 +285,29 @@ mod tests {
         assert_eq!(registry.counts(), (0, 1));
     }
 
+    /// The server logs one line per expired session: they come in ID order, not hash order.
+    #[test]
+    fn expired_sessions_come_in_id_order() {
+        let start = Instant::now();
+        let mut registry = Registry::default();
+        let ids: Vec<String> = (0..32)
+            .map(|i| format!("user{:02}", (i * 7) % 32))
+            .collect();
+        for (port, id) in ids.iter().enumerate() {
+            registry
+                .login(start, id, udp(port as u16 + 1), addr(), cap(100))
+                .unwrap();
+        }
+        let expired: Vec<String> = registry
+            .expire(start + Duration::from_secs(60), Duration::from_secs(45))
+            .into_iter()
+            .map(|session| session.id)
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(expired, sorted);
+    }
+
     #[test]
     fn silent_udp_sessions_expire_and_tcp_ones_do_not() {
         let start = Instant::now();
