@@ -77,3 +77,27 @@ pub enum Event {
 pub fn call_id_text(call_id: u64) -> String {
     format!("{call_id:016x}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log readers match on the JSON event names: links are still `peer_up` / `peer_down`.
+    #[test]
+    fn link_events_keep_their_json_names() {
+        let up = Event::LinkUp {
+            name: "s2".into(),
+            conn: 7,
+        };
+        let down = Event::LinkDown {
+            name: "s2".into(),
+            conn: 7,
+        };
+        let json = |event: &Event| serde_json::to_value(event).unwrap();
+        assert_eq!(
+            json(&up),
+            serde_json::json!({"event": "peer_up", "name": "s2", "conn": 7})
+        );
+        assert_eq!(json(&down)["event"], "peer_down");
+    }
+}

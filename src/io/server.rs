@@ -969,3 +969,24 @@ fn seed_from_clock() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stats line's JSON keeps its `peers` key for the linked servers' names.
+    #[test]
+    fn stats_json_names_the_links_peers() {
+        let snapshot = StatsSnapshot {
+            sessions_udp: 0,
+            sessions_tcp: 0,
+            links: vec!["s2".into()],
+            connections: 1,
+            requests_per_sec: 0.0,
+            counters: Counters::default(),
+        };
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(json["peers"], serde_json::json!(["s2"]));
+        assert!(json.get("links").is_none());
+    }
+}

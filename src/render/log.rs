@@ -124,6 +124,7 @@ impl Reporter for ServerLog {
             .iter()
             .map(|(reason, n)| format!("{reason}={n}"))
             .collect();
+        // `peers=[...]` names the linked servers, as the JSON stats line's `peers` key does.
         let human = format!(
             "sessions udp={} tcp={} connections={} peers=[{}] requests/s={:.0} bindings={} logins={} calls={} relayed={} errors={} drops={} [{}]",
             stats.sessions_udp,

@@ -470,7 +470,7 @@ fn unknown_ids_in_a_federation_ring_end_in_not_found_without_looping() {
 }
 
 #[test]
-fn a_dead_peer_link_fails_the_call_instead_of_hanging() {
+fn a_dead_link_fails_the_call_instead_of_hanging() {
     let mut mesh = Mesh::new(&["s1", "s2"]);
     mesh.link(0, 100, 1, 200);
     let alice = udp("198.51.100.1:5000");
