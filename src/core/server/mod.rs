@@ -29,7 +29,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::core::auth::Authenticator;
-use crate::core::binding::{FullMode, Outcome, Received};
+use crate::core::binding::{unknown_required, FullMode, Outcome, Received};
 use crate::core::credentials::Credentials;
 use crate::core::events::{Command, Event};
 use crate::core::registry::{ConnId, Registry, Route};
@@ -325,8 +325,7 @@ impl ServerCore {
     /// A natlens request: refused when it carries what natlens does not understand, else
     /// handed to the job its method belongs to.
     fn request(&mut self, req: &mut Request<'_>) -> bool {
-        let unknown =
-            crate::core::binding::unknown_required(req.message, NATLENS_REQUEST_UNDERSTOOD);
+        let unknown = unknown_required(req.message, NATLENS_REQUEST_UNDERSTOOD);
         if !unknown.is_empty() {
             self.counters.errors += 1;
             req.lean_error(
