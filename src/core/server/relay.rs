@@ -10,7 +10,7 @@ use crate::core::registry::{ConnId, Route};
 use crate::core::stats::Drop;
 use crate::core::transaction::Retry;
 use crate::wire::natlens::{self, error};
-use crate::wire::TransactionId;
+use crate::wire::{Message, TransactionId};
 
 use super::call_request::{parse_call_fields, parse_forwarded_call, CallRequest};
 use super::legs::write_call_error;
@@ -75,10 +75,7 @@ impl Leg {
 #[derive(Debug)]
 pub(super) enum Seen {
     Pending,
-    Answered {
-        bytes: Vec<u8>,
-        at: std::time::Instant,
-    },
+    Answered { bytes: Vec<u8>, at: Instant },
 }
 
 impl ServerCore {
@@ -152,7 +149,7 @@ impl ServerCore {
         &mut self,
         now: Instant,
         route: Route,
-        message: &crate::wire::Message<'_>,
+        message: &Message<'_>,
     ) -> Result<CallRequest, (u16, &'static str)> {
         let Some(session) = self.registry.touch_route(now, route) else {
             return Err((error::NOT_LOGGED_IN, "Log in before calling"));
