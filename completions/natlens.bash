@@ -794,7 +794,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__server)
-            opts="-q -h -V --listen --alternate --peer --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --help --version"
+            opts="-q -h -V --listen --alternate --peer --link --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,6 +805,10 @@ _natlens() {
                     return 0
                     ;;
                 --alternate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --link)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -69,12 +69,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "IP:PORT")]
     pub alternate: Option<SocketAddr>,
 
-    /// Another natlens server to federate with over TCP (repeatable). Calls to IDs not logged in
-    /// here are forwarded to peers.
-    #[arg(long = "peer", value_name = "ADDR:PORT")]
-    pub peers: Vec<SocketAddr>,
+    /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
+    /// not logged in here are forwarded over the links. `--peer` is the older name.
+    #[arg(long = "link", visible_alias = "peer", value_name = "ADDR:PORT")]
+    pub links: Vec<SocketAddr>,
 
-    /// Name of this server in federation (defaults to a random one); must differ between peers.
+    /// Name of this server in federation (defaults to a random one); must differ between linked
+    /// servers.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
@@ -90,7 +91,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_SESSIONS_PER_IP)]
     pub max_sessions_per_ip: usize,
 
-    /// Maximum number of calls waiting for their callee or a peer server (refused with 503
+    /// Maximum number of calls waiting for their callee or a linked server (refused with 503
     /// beyond it).
     #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_PENDING_CALLS)]
     pub max_pending_calls: usize,
@@ -110,7 +111,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
-    /// Maximum number of open TCP connections (clients and peers).
+    /// Maximum number of open TCP connections (clients and federation links).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_connections: usize,
 

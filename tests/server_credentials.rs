@@ -499,14 +499,14 @@ fn a_keyed_call_crosses_two_federated_servers_with_credentials() {
         "--credentials",
         creds,
     ]);
-    let peer = home.addr().to_string();
+    let home_addr = home.addr().to_string();
     let away = ServerProcess::start(&[
         "--listen",
         "127.0.0.1:0",
         "--name",
         "away",
-        "--peer",
-        &peer,
+        "--link",
+        &home_addr,
         "--credentials",
         creds,
     ]);

@@ -179,7 +179,7 @@ fn calls_cross_two_federated_servers_both_ways() {
         "127.0.0.1:0",
         "--name",
         "s2",
-        "--peer",
+        "--link",
         &s1.addr().to_string(),
     ]);
     assert!(
@@ -216,13 +216,14 @@ fn unknown_ids_and_federation_loops_end_in_not_found_fast() {
         "--peer",
         &s1.addr().to_string(),
     ]);
-    // Both dial each other: two links between the same pair, the classic loop.
+    // Both dial each other: two links between the same pair, the classic loop. (`--peer`
+    // is the older name of `--link`, still accepted.)
     let s3 = ServerProcess::start(&[
         "--listen",
         "127.0.0.1:0",
         "--name",
         "s3",
-        "--peer",
+        "--link",
         &s1.addr().to_string(),
         "--peer",
         &s2.addr().to_string(),

@@ -126,7 +126,7 @@ fuzz_target!(|data: &[u8]| {
                 buffers[conn].clear();
                 core.tcp_closed(conn as u64);
             }
-            _ => core.peer_connected(now, conn as u64),
+            _ => core.link_connected(now, conn as u64),
         }
         while let Some(command) = core.poll_command() {
             if let Command::Send { bytes, .. } = command {
@@ -134,7 +134,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         while core.poll_event().is_some() {}
-        let _ = (core.counters(), core.session_counts(), core.peer_names());
+        let _ = (core.counters(), core.session_counts(), core.link_names());
     }
     assert!(now.duration_since(start) <= Duration::from_secs(64 * 1024));
 });

@@ -23,7 +23,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         listen: args.listen,
         alternate: args.alternate,
-        peers: args.peers,
+        links: args.links,
         name,
         udp_expiry: args.udp_expiry,
         max_sessions: args.max_sessions,

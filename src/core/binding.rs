@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::core::stats::Drop;
 use crate::core::Transport;
+use crate::wire::answer::ErrorAnswer;
 use crate::wire::attr::{self, AttrType, ChangeRequest};
 use crate::wire::integrity;
 use crate::wire::stun::{Class, Message, MessageType, Method};
@@ -19,7 +20,7 @@ pub const SOFTWARE: &str = concat!("natlens ", env!("CARGO_PKG_VERSION"));
 
 /// Attributes a Binding request may carry that natlens understands (or deliberately ignores);
 /// any other comprehension-required attribute gets a 420.
-const KNOWN_REQUIRED: &[AttrType] = &[
+const BINDING_UNDERSTOOD: &[AttrType] = &[
     AttrType::MAPPED_ADDRESS,
     AttrType::RESPONSE_ADDRESS,
     AttrType::CHANGE_REQUEST,
@@ -141,7 +142,7 @@ pub fn answer(
     if integrity::check_fingerprint(message) == Some(false) {
         return Outcome::Drop(Drop::BadFingerprint);
     }
-    let unknown = unknown_required(message, KNOWN_REQUIRED);
+    let unknown = unknown_required(message, BINDING_UNDERSTOOD);
     if !unknown.is_empty() {
         return error(message, rx, 420, "Unknown Attribute", &unknown, out);
     }
@@ -286,31 +287,14 @@ fn error(
     unknown: &[AttrType],
     out: &mut Vec<u8>,
 ) -> Outcome {
-    write_error(message, code, reason, unknown, out);
+    ErrorAnswer::to_request(message, code, reason)
+        .unknown(unknown)
+        .software(SOFTWARE)
+        .write(out);
     Outcome::Reply {
         from: rx.local,
         to: rx.remote,
         error: true,
-    }
-}
-
-/// Writes an error response to any request (shared with natlens's own methods).
-pub fn write_error(
-    message: &Message<'_>,
-    code: u16,
-    reason: &str,
-    unknown: &[AttrType],
-    out: &mut Vec<u8>,
-) {
-    let ty = message.message_type().response(Class::Error);
-    let mut builder = MessageBuilder::new(out, ty, message.transaction_id());
-    builder.error_code(code, reason);
-    if !unknown.is_empty() {
-        builder.unknown_attributes(unknown);
-    }
-    builder.attribute(AttrType::SOFTWARE, SOFTWARE.as_bytes());
-    if message.get(AttrType::FINGERPRINT).is_some() {
-        builder.fingerprint();
     }
 }
 

@@ -43,7 +43,7 @@ pub enum Event {
         observed: SocketAddr,
         silent_ms: u64,
     },
-    /// A call arrived; `from` is `local` or the name of the peer server that forwarded it.
+    /// A call arrived; `from` is `local` or the name of the linked server that forwarded it.
     Call {
         call_id: String,
         caller: String,
@@ -64,17 +64,40 @@ pub enum Event {
         transport: Transport,
         from: Option<SocketAddr>,
     },
-    PeerUp {
-        name: String,
-        conn: ConnId,
-    },
-    PeerDown {
-        name: String,
-        conn: ConnId,
-    },
+    /// A federation link to the server `name` is up. Logged as `peer_up`: the JSON event
+    /// names are a contract with log readers.
+    #[serde(rename = "peer_up")]
+    LinkUp { name: String, conn: ConnId },
+    /// A federation link went down (logged as `peer_down`).
+    #[serde(rename = "peer_down")]
+    LinkDown { name: String, conn: ConnId },
 }
 
 /// Call IDs print as 16 hex digits: JSON numbers lose precision past 2^53.
 pub fn call_id_text(call_id: u64) -> String {
     format!("{call_id:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log readers match on the JSON event names: links are still `peer_up` / `peer_down`.
+    #[test]
+    fn link_events_keep_their_json_names() {
+        let up = Event::LinkUp {
+            name: "s2".into(),
+            conn: 7,
+        };
+        let down = Event::LinkDown {
+            name: "s2".into(),
+            conn: 7,
+        };
+        let json = |event: &Event| serde_json::to_value(event).unwrap();
+        assert_eq!(
+            json(&up),
+            serde_json::json!({"event": "peer_up", "name": "s2", "conn": 7})
+        );
+        assert_eq!(json(&down)["event"], "peer_down");
+    }
 }

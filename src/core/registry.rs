@@ -193,13 +193,13 @@ impl Registry {
         Some(session)
     }
 
-    /// Removes and returns UDP sessions silent for longer than `expiry`. TCP sessions live as
-    /// long as their connection: the kernel tells us when it dies.
+    /// Removes and returns UDP sessions silent for longer than `expiry`, in ID order. TCP
+    /// sessions live as long as their connection: the kernel tells us when it dies.
     pub fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<Session> {
         if self.udp_sessions == 0 {
             return Vec::new();
         }
-        let stale: Vec<String> = self
+        let mut stale: Vec<String> = self
             .by_id
             .values()
             .filter(|s| {
@@ -208,6 +208,8 @@ impl Registry {
             })
             .map(|s| s.id.clone())
             .collect();
+        // In ID order, not hash order: the caller logs one line per expired session.
+        stale.sort_unstable();
         stale.iter().filter_map(|id| self.remove(id)).collect()
     }
 
@@ -281,6 +283,29 @@ mod tests {
             Ok(LoginOutcome::New)
         );
         assert_eq!(registry.counts(), (0, 1));
+    }
+
+    /// The server logs one line per expired session: they come in ID order, not hash order.
+    #[test]
+    fn expired_sessions_come_in_id_order() {
+        let start = Instant::now();
+        let mut registry = Registry::default();
+        let ids: Vec<String> = (0..32)
+            .map(|i| format!("user{:02}", (i * 7) % 32))
+            .collect();
+        for (port, id) in ids.iter().enumerate() {
+            registry
+                .login(start, id, udp(port as u16 + 1), addr(), cap(100))
+                .unwrap();
+        }
+        let expired: Vec<String> = registry
+            .expire(start + Duration::from_secs(60), Duration::from_secs(45))
+            .into_iter()
+            .map(|session| session.id)
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(expired, sorted);
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //!
 //! Sans-IO: callers pass `now`, drain [`Transactions::poll_due`] after every input, and sleep
 //! until [`Transactions::next_deadline`].
+//!
+//! Everything that walks the table (retransmissions, timeouts, cancellations, payloads) does so
+//! in the order the transactions started, never in hash order: what the callers make of it
+//! reaches the wire and the logs, and a replayed session must produce the same output.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::wire::TransactionId;
@@ -45,6 +49,7 @@ impl Retry {
 
 #[derive(Debug)]
 struct InFlight<P> {
+    tid: TransactionId,
     bytes: Vec<u8>,
     retry: Retry,
     sends: u32,
@@ -66,16 +71,21 @@ pub enum Due<'a, P> {
     TimedOut { tid: TransactionId, payload: P },
 }
 
-/// Requests in flight, keyed by transaction ID.
+/// Requests in flight, in start order, found by transaction ID.
 #[derive(Debug)]
 pub struct Transactions<P> {
-    in_flight: HashMap<TransactionId, InFlight<P>>,
+    /// Keyed by start sequence number, so iteration is start order.
+    in_flight: BTreeMap<u64, InFlight<P>>,
+    by_tid: HashMap<TransactionId, u64>,
+    next_seq: u64,
 }
 
 impl<P> Default for Transactions<P> {
     fn default() -> Self {
         Transactions {
-            in_flight: HashMap::new(),
+            in_flight: BTreeMap::new(),
+            by_tid: HashMap::new(),
+            next_seq: 0,
         }
     }
 }
@@ -103,6 +113,7 @@ impl<P> Transactions<P> {
             Retry::Stream { timeout } => (None, now + timeout),
         };
         let entry = InFlight {
+            tid,
             bytes,
             retry,
             sends: 1,
@@ -110,36 +121,53 @@ impl<P> Transactions<P> {
             give_up_at,
             payload,
         };
-        self.in_flight.insert(tid, entry);
+        // A reused transaction ID replaces the old transaction, as a map insert would.
+        self.remove(&tid);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_tid.insert(tid, seq);
+        self.in_flight.insert(seq, entry);
+    }
+
+    fn remove(&mut self, tid: &TransactionId) -> Option<InFlight<P>> {
+        let seq = self.by_tid.remove(tid)?;
+        self.in_flight.remove(&seq)
     }
 
     /// Takes the transaction an answer belongs to; `None` for strays and late duplicates.
     pub fn finish(&mut self, tid: &TransactionId) -> Option<P> {
-        self.in_flight.remove(tid).map(|entry| entry.payload)
+        self.remove(tid).map(|entry| entry.payload)
     }
 
-    /// Drops every transaction whose payload matches, e.g. those on a closed connection.
-    pub fn cancel_where(&mut self, mut matches: impl FnMut(&P) -> bool) -> Vec<P> {
+    /// Drops every transaction whose payload matches, e.g. those on a closed connection, and
+    /// returns them in start order.
+    pub fn cancel_where(&mut self, mut matches: impl FnMut(&P) -> bool) -> Vec<(TransactionId, P)> {
         let doomed: Vec<TransactionId> = self
             .in_flight
-            .iter()
-            .filter(|(_, entry)| matches(&entry.payload))
-            .map(|(tid, _)| *tid)
+            .values()
+            .filter(|entry| matches(&entry.payload))
+            .map(|entry| entry.tid)
             .collect();
         doomed
             .iter()
-            .filter_map(|tid| self.in_flight.remove(tid))
-            .map(|entry| entry.payload)
+            .filter_map(|tid| self.remove(tid))
+            .map(|entry| (entry.tid, entry.payload))
             .collect()
     }
 
     /// The payload of a transaction in flight, without finishing it.
     pub fn payload(&self, tid: &TransactionId) -> Option<&P> {
-        self.in_flight.get(tid).map(|entry| &entry.payload)
+        let seq = self.by_tid.get(tid)?;
+        self.in_flight.get(seq).map(|entry| &entry.payload)
+    }
+
+    /// Every payload in flight, in start order.
+    pub fn payloads(&self) -> impl Iterator<Item = &P> {
+        self.in_flight.values().map(|entry| &entry.payload)
     }
 
     pub fn contains(&self, tid: &TransactionId) -> bool {
-        self.in_flight.contains_key(tid)
+        self.by_tid.contains_key(tid)
     }
 
     pub fn len(&self) -> usize {
@@ -165,29 +193,30 @@ impl<P> Transactions<P> {
 
     /// Everything due at `now`: timeouts are removed and returned by value, retransmissions are
     /// rescheduled and returned by reference to their bytes.
+    /// Both kinds come in start order: retransmissions first, then timeouts.
     pub fn poll_due(&mut self, now: Instant) -> Vec<Due<'_, P>> {
         let expired: Vec<TransactionId> = self
             .in_flight
-            .iter()
-            .filter(|(_, entry)| entry.give_up_at <= now)
-            .map(|(tid, _)| *tid)
+            .values()
+            .filter(|entry| entry.give_up_at <= now)
+            .map(|entry| entry.tid)
             .collect();
         let mut due: Vec<Due<'_, P>> = Vec::new();
         let mut timed_out = Vec::new();
         for tid in expired {
-            if let Some(entry) = self.in_flight.remove(&tid) {
+            if let Some(entry) = self.remove(&tid) {
                 timed_out.push(Due::TimedOut {
                     tid,
                     payload: entry.payload,
                 });
             }
         }
-        for (tid, entry) in self.in_flight.iter_mut() {
+        for entry in self.in_flight.values_mut() {
             if entry.next_send.is_some_and(|at| at <= now) {
                 entry.sends += 1;
                 entry.next_send = next_send_after(entry.retry, entry.sends, now);
                 due.push(Due::Retransmit {
-                    tid: *tid,
+                    tid: entry.tid,
                     bytes: &entry.bytes,
                     payload: &entry.payload,
                 });
@@ -302,5 +331,46 @@ mod tests {
         assert!(table.poll_due(now + Duration::from_millis(1999)).is_empty());
         let due = table.poll_due(now + Duration::from_secs(2));
         assert!(matches!(due.as_slice(), [Due::TimedOut { .. }]));
+    }
+
+    /// Retransmissions, timeouts and cancellations come in start order, whatever the
+    /// transaction IDs hash to: with hash order this fails for most seeds.
+    #[test]
+    fn everything_comes_out_in_start_order() {
+        let start = Instant::now();
+        let mut table = Transactions::default();
+        let order: Vec<u8> = (0..32).map(|i| (i * 37 % 251) as u8).collect();
+        for &byte in &order {
+            let tid = TransactionId([byte; 12]);
+            table.start(start, tid, vec![byte], Retry::RFC_DATAGRAM, byte);
+        }
+        let resent: Vec<u8> = table
+            .poll_due(start + Duration::from_millis(500))
+            .into_iter()
+            .map(|due| match due {
+                Due::Retransmit { payload, .. } => *payload,
+                Due::TimedOut { payload, .. } => payload,
+            })
+            .collect();
+        assert_eq!(resent, order);
+        assert_eq!(table.payloads().copied().collect::<Vec<_>>(), order);
+        let odd: Vec<u8> = table
+            .cancel_where(|byte| byte % 2 == 1)
+            .into_iter()
+            .map(|(_, byte)| byte)
+            .collect();
+        let expected: Vec<u8> = order.iter().copied().filter(|b| b % 2 == 1).collect();
+        assert_eq!(odd, expected);
+        let timed_out: Vec<u8> = table
+            .poll_due(start + Duration::from_secs(40))
+            .into_iter()
+            .filter_map(|due| match due {
+                Due::TimedOut { payload, .. } => Some(payload),
+                Due::Retransmit { .. } => None,
+            })
+            .collect();
+        let even: Vec<u8> = order.iter().copied().filter(|b| b % 2 == 0).collect();
+        assert_eq!(timed_out, even);
+        assert!(table.is_empty());
     }
 }

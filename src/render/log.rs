@@ -97,7 +97,7 @@ impl Reporter for ServerLog {
     }
 
     fn event(&mut self, event: &Event) {
-        let important = matches!(event, Event::PeerUp { .. } | Event::PeerDown { .. });
+        let important = matches!(event, Event::LinkUp { .. } | Event::LinkDown { .. });
         if self.quiet && !important {
             return;
         }
@@ -124,12 +124,13 @@ impl Reporter for ServerLog {
             .iter()
             .map(|(reason, n)| format!("{reason}={n}"))
             .collect();
+        // `peers=[...]` names the linked servers, as the JSON stats line's `peers` key does.
         let human = format!(
             "sessions udp={} tcp={} connections={} peers=[{}] requests/s={:.0} bindings={} logins={} calls={} relayed={} errors={} drops={} [{}]",
             stats.sessions_udp,
             stats.sessions_tcp,
             stats.connections,
-            stats.peers.join(","),
+            stats.links.join(","),
             stats.requests_per_sec,
             stats.counters.bindings,
             stats.counters.logins,

@@ -34,6 +34,7 @@
 //! Alongside: attribute value codecs in [`attr`], integrity and fingerprint in [`integrity`],
 //! natlens's own vocabulary in [`natlens`], TCP stream framing in [`framing`].
 
+pub mod answer;
 pub mod attr;
 pub mod builder;
 pub mod data;

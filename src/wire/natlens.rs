@@ -100,10 +100,6 @@ pub mod error {
 /// earns a 420.
 pub const NATLENS_REQUIRED: &[AttrType] = &[ID, PEER_ID, CALL_ID, SERVER_NAME, VIA];
 
-/// The former name of [`NATLENS_REQUIRED`], kept only while one caller outside wire/ still
-/// uses it; delete it once that caller says `NATLENS_REQUIRED`.
-pub const KNOWN_REQUIRED: &[AttrType] = NATLENS_REQUIRED;
-
 /// The comprehension-required attributes a PUNCH message may carry; a PUNCH with any other is
 /// dropped (not answered with 420: a punch peer runs the same protocol, and silence costs
 /// nothing while a punch retries anyway).

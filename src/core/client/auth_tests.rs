@@ -12,6 +12,8 @@ use crate::core::events::Command;
 use crate::core::nonce::NONCE_LIFETIME;
 use crate::core::registry::Route;
 use crate::core::server::{ServerConfig, ServerCore};
+use crate::wire::attr::AttrType;
+use crate::wire::{MessageBuilder, MessageType};
 
 const LOCAL: &str = "192.0.2.1:3478";
 

@@ -2,7 +2,10 @@
 //! `MessageBuilder`, as a server would put them on the wire.
 
 use super::*;
+use crate::wire::attr::{self, AttrType};
+use crate::wire::natlens::error;
 use crate::wire::natlens::Transports;
+use crate::wire::{MessageBuilder, MessageType, Method};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -519,6 +522,34 @@ fn closing_fails_calls_in_flight() {
         ]
     );
     assert_eq!(session.poll_timeout(), None);
+}
+
+/// Calls in flight fail in the order they were placed, on both teardowns (session closed,
+/// TCP connection lost): with hash order (or transaction-ID order) they came out shuffled.
+#[test]
+fn both_teardowns_fail_calls_in_the_order_they_were_placed() {
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let (mut session, now) = logged_in(transport);
+        let callees: Vec<String> = (0..16).map(|i| format!("callee{i}")).collect();
+        let placed: Vec<(String, u64)> = callees
+            .iter()
+            .map(|callee| {
+                let call_id = session.call(now, callee, &NatFacts::default());
+                (callee.clone(), call_id)
+            })
+            .collect();
+        session.handle_disconnect(now);
+        let failed: Vec<(String, u64)> = events(&mut session)
+            .into_iter()
+            .filter_map(|event| match event {
+                ClientEvent::CallFailed {
+                    callee, call_id, ..
+                } => Some((callee, call_id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, placed, "{transport:?}");
+    }
 }
 
 /// Runs timers up to `until` and collects the dials the session asks for.

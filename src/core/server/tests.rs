@@ -6,8 +6,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::core::events::{Command, Event};
+use crate::core::registry::{ConnId, Route};
+use crate::wire::attr::AttrType;
 use crate::wire::attr::{decode_error_code, decode_xor_address};
 use crate::wire::natlens::Transports;
+use crate::wire::natlens::{self, NatFacts};
+use crate::wire::stun::{Class, Message, MessageType, Method};
+use crate::wire::{MessageBuilder, TransactionId};
 
 const LOCAL: &str = "192.0.2.1:3478";
 
@@ -118,7 +124,7 @@ impl Mesh {
     fn link(&mut self, a: usize, ca: ConnId, b: usize, cb: ConnId) {
         self.links.insert((a, ca), (b, cb));
         self.links.insert((b, cb), (a, ca));
-        self.servers[a].peer_connected(self.now, ca);
+        self.servers[a].link_connected(self.now, ca);
         self.pump();
     }
 
@@ -393,8 +399,8 @@ fn calls_to_unknown_ids_and_silent_callees_fail_clearly() {
 fn federated_servers_relay_a_call_both_ways() {
     let mut mesh = Mesh::new(&["s1", "s2"]);
     mesh.link(0, 100, 1, 200);
-    assert_eq!(mesh.servers[0].peer_names(), ["s2"]);
-    assert_eq!(mesh.servers[1].peer_names(), ["s1"]);
+    assert_eq!(mesh.servers[0].link_names(), ["s2"]);
+    assert_eq!(mesh.servers[1].link_names(), ["s1"]);
     let alice = udp("198.51.100.1:5000");
     let bob = Route::Tcp { conn: 7 };
     mesh.client(0, alice, &login("alice", 1)).unwrap();
@@ -464,7 +470,7 @@ fn unknown_ids_in_a_federation_ring_end_in_not_found_without_looping() {
 }
 
 #[test]
-fn a_dead_peer_link_fails_the_call_instead_of_hanging() {
+fn a_dead_link_fails_the_call_instead_of_hanging() {
     let mut mesh = Mesh::new(&["s1", "s2"]);
     mesh.link(0, 100, 1, 200);
     let alice = udp("198.51.100.1:5000");
@@ -478,6 +484,48 @@ fn a_dead_peer_link_fails_the_call_instead_of_hanging() {
     mesh.advance(FORWARD_TIMEOUT);
     let reply = mesh.take(alice);
     assert_eq!(error_code(&reply), Some(natlens::error::PEER_TIMEOUT));
+}
+
+/// Calls pending on a link that goes down fail in the order they arrived, in the events and in
+/// the answers sent: with hash-ordered legs this order came out shuffled.
+#[test]
+fn calls_pending_on_a_lost_link_fail_in_arrival_order() {
+    let mut mesh = Mesh::new(&["s1", "s2"]);
+    mesh.link(0, 100, 1, 200);
+    // Cut the link silently: s1's forwards wait for answers that never come.
+    mesh.links.clear();
+    let callers: Vec<Route> = (0..12u16)
+        .map(|i| udp(&format!("198.51.100.{}:{}", i + 1, 5000 + i)))
+        .collect();
+    for (i, &caller) in callers.iter().enumerate() {
+        let i = i as u8;
+        mesh.client(0, caller, &login(&format!("caller{i}"), i));
+        let call_id = 0x100 + u64::from(i);
+        let request = call("bob", call_id, 100 + i, &NatFacts::default());
+        assert!(mesh.client(0, caller, &request).is_none());
+    }
+    mesh.to_clients.clear();
+    mesh.events(0);
+    mesh.servers[0].tcp_closed(100);
+    let failed: Vec<String> = mesh
+        .events(0)
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Relay { call_id, .. } => Some(call_id),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (0..12u64)
+        .map(|i| crate::core::events::call_id_text(0x100 + i))
+        .collect();
+    assert_eq!(failed, expected);
+    let answered: Vec<Route> = std::iter::from_fn(|| mesh.servers[0].poll_command())
+        .filter_map(|command| match command {
+            Command::Send { route, .. } => Some(route),
+            Command::Close { .. } => None,
+        })
+        .collect();
+    assert_eq!(answered, callers);
 }
 
 #[test]

@@ -6,9 +6,16 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::core::credentials::hmac_key;
+use crate::core::credentials::{Credentials, REALM};
+use crate::core::events::{Command, Event};
 use crate::core::nonce::NONCE_LIFETIME;
+use crate::core::registry::Route;
 use crate::wire::attr::decode_error_code;
+use crate::wire::attr::AttrType;
 use crate::wire::natlens::Transports;
+use crate::wire::natlens::{self, NatFacts};
+use crate::wire::stun::{Class, Message, MessageType, Method};
+use crate::wire::{MessageBuilder, TransactionId};
 
 const LOCAL: &str = "192.0.2.1:3478";
 const ALICE: &str = "198.51.100.7:40001";

@@ -1,0 +1,171 @@
+//! Binding the server's sockets: a UDP socket and a TCP listener on every address, the RFC 5780
+//! full-mode set with `--alternate`, and their registration with epoll.
+
+use std::io;
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use mio::net::{TcpListener, UdpSocket};
+use mio::{Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::core::binding::FullMode;
+use crate::core::Transport;
+use crate::io::udp_batch::SendBatch;
+
+use super::{Listeners, Reporter, ServeOptions, UdpEndpoint, LISTENER_BASE};
+
+/// A UDP socket and a TCP listener bound to the same address.
+pub(super) type BoundPair = (UdpSocket, TcpListener, SocketAddr);
+
+/// Socket buffers for the UDP sockets: absorbs bursts at 100k+ requests/s (the kernel caps it
+/// at net.core.rmem_max unless run as root, which is fine).
+const UDP_BUFFER: usize = 8 << 20;
+
+/// Binds a UDP socket and a TCP listener on every `--listen` address, and with `--alternate`
+/// the other three addresses of the RFC 5780 set.
+pub(super) fn bind_all(
+    options: &ServeOptions,
+) -> anyhow::Result<(Vec<BoundPair>, Option<FullMode>)> {
+    let mut bound = Vec::new();
+    for addr in &options.listen {
+        bound.push(bind_pair(*addr)?);
+    }
+    let Some(alternate) = options.alternate else {
+        return Ok((bound, None));
+    };
+    let (full, extra) = full_mode(&options.listen, &bound, alternate)?;
+    bound.extend(extra);
+    Ok((bound, Some(full)))
+}
+
+/// Registers the bound sockets with epoll (UDP socket `i` as token `i`, its listener as
+/// `LISTENER_BASE + i`) and reports each address listened on.
+pub(super) fn watch_bound(
+    poll: &Poll,
+    bound: Vec<BoundPair>,
+    full_modes: &[FullMode],
+    reporter: &mut dyn Reporter,
+) -> anyhow::Result<(Vec<UdpEndpoint>, Listeners)> {
+    let mut udp = Vec::new();
+    let mut listeners = Vec::new();
+    for (i, (mut socket, mut listener, local)) in bound.into_iter().enumerate() {
+        poll.registry()
+            .register(&mut socket, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        let full = full_modes.iter().find(|f| f.serves(&local));
+        reporter.listening(Transport::Udp, local, full);
+        reporter.listening(Transport::Tcp, local, full);
+        udp.push(UdpEndpoint {
+            socket,
+            local,
+            send: SendBatch::default(),
+            backlog: false,
+        });
+        listeners.push((listener, local));
+    }
+    Ok((udp, listeners))
+}
+
+/// Binds UDP and TCP on the same address; with port 0, TCP takes the port UDP was given.
+fn bind_pair(addr: SocketAddr) -> anyhow::Result<BoundPair> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = bind_udp(addr)?;
+        let local = udp.local_addr()?;
+        match bind_tcp(local) {
+            Ok(listener) => {
+                return Ok((
+                    UdpSocket::from_std(udp),
+                    TcpListener::from_std(listener),
+                    local,
+                ))
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.expect("at least one attempt")).with_context(|| format!("binding TCP {addr}"))
+}
+
+fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        // So that [::]:3478 and 0.0.0.0:3478 can both be given.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Asks for a large receive buffer: SO_RCVBUFFORCE when privileged (it ignores
+/// net.core.rmem_max, often only 208 KiB), else SO_RCVBUF up to that cap.
+fn set_receive_buffer(socket: &Socket, bytes: usize) {
+    let value = bytes as libc::c_int;
+    // SAFETY: setsockopt(2) on a socket we own, with a c_int value of the declared size.
+    let forced = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = socket.set_recv_buffer_size(bytes);
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP).context("creating a UDP socket")?;
+    set_receive_buffer(&socket, UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into()).with_context(|| {
+        format!("binding UDP {addr} (is another server using it? choose another --listen)")
+    })?;
+    Ok(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    // Restarting the server must not wait for old connections in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Pairs `--alternate` with the first `--listen` of its family and binds the other three
+/// addresses of the RFC 5780 set.
+fn full_mode(
+    listen: &[SocketAddr],
+    bound: &[BoundPair],
+    alternate: SocketAddr,
+) -> anyhow::Result<(FullMode, Vec<BoundPair>)> {
+    let Some(index) = listen
+        .iter()
+        .position(|addr| addr.is_ipv4() == alternate.is_ipv4())
+    else {
+        bail!("--alternate {alternate} needs a --listen address of the same IP family");
+    };
+    let primary = bound[index].2;
+    if primary.ip().is_unspecified() || alternate.ip().is_unspecified() {
+        bail!("RFC 5780 full mode needs specific IPs: --listen {primary} and --alternate {alternate} must not be wildcards");
+    }
+    if primary.ip() == alternate.ip() || primary.port() == alternate.port() || alternate.port() == 0
+    {
+        bail!("--alternate {alternate} must differ from --listen {primary} in both IP and port (RFC 5780 §4.2)");
+    }
+    let full = FullMode { primary, alternate };
+    let mut extra = Vec::new();
+    for addr in full.addresses().into_iter().skip(1) {
+        let (udp, tcp) = (
+            bind_udp(addr)?,
+            bind_tcp(addr).with_context(|| format!("binding TCP {addr}"))?,
+        );
+        extra.push((UdpSocket::from_std(udp), TcpListener::from_std(tcp), addr));
+    }
+    Ok((full, extra))
+}
