@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
+
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
 use crate::core::punch::plan::{PunchPlan, Strategy};
 use crate::core::punch::transfer::TransferStats;
@@ -36,6 +38,7 @@ use crate::io::punch_udp::TransferEnd;
 use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
 use crate::io::simopen::{Fanning, PunchError, Punched, SimOpen, Via};
+use crate::wire::tcp_hello::{TcpHello, TcpHelloRepr, HELLO_LEN};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -344,9 +347,11 @@ pub fn punch(
         };
         let (punched, report) = std::thread::scope(|scope| {
             let sender = scope.spawn(|| {
-                let report = raw.send_fanout_filing(&fanout, Some(&finished), &mut |syn| {
-                    let _ = filed.send(syn);
-                });
+                let mut rng = rand::rngs::StdRng::from_entropy();
+                let report =
+                    raw.send_fanout_filing(&fanout, Some(&finished), &mut rng, &mut |syn| {
+                        let _ = filed.send(syn);
+                    });
                 fanned.store(true, Ordering::Release);
                 report
             });
@@ -376,31 +381,28 @@ pub fn punch(
 
 /// What each end tells the other first over the stream: its own direction's record, so both
 /// reports show both directions.
-fn hello(record: &DirectionRecord) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..2].copy_from_slice(&record.port_through.unwrap_or(0).to_be_bytes());
-    let offset = record
-        .offset
-        .map_or(u16::MAX, |o| u16::try_from(o).unwrap_or(u16::MAX - 1));
-    out[2..4].copy_from_slice(&offset.to_be_bytes());
-    out[4..8].copy_from_slice(&record.packets_sent.unwrap_or(u32::MAX).to_be_bytes());
-    let ms = record.first_through.map_or(u64::MAX, |d| {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1)
-    });
-    out[8..].copy_from_slice(&ms.to_be_bytes());
-    out
+fn hello(record: &DirectionRecord) -> [u8; HELLO_LEN] {
+    TcpHelloRepr {
+        port_through: record.port_through,
+        offset: record.offset,
+        packets_sent: record.packets_sent,
+        first_through: record.first_through,
+    }
+    .to_bytes()
 }
 
-fn parse_hello(bytes: &[u8; 16]) -> DirectionRecord {
-    let port = u16::from_be_bytes([bytes[0], bytes[1]]);
-    let offset = u16::from_be_bytes([bytes[2], bytes[3]]);
-    let packets = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    DirectionRecord {
-        port_through: (port != 0).then_some(port),
-        offset: (offset != u16::MAX).then_some(usize::from(offset)),
-        packets_sent: (packets != u32::MAX).then_some(packets),
+/// The peer's direction as its hello tells it.
+fn parse_hello(bytes: &[u8]) -> io::Result<DirectionRecord> {
+    let view = TcpHello::new_checked(bytes)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+    let hello = TcpHelloRepr::parse(&view);
+    Ok(DirectionRecord {
+        port_through: hello.port_through,
+        offset: hello.offset,
+        packets_sent: hello.packets_sent,
+        first_through: hello.first_through,
         ..DirectionRecord::default()
-    }
+    })
 }
 
 /// The handshake outcome of a TCP punch, for [`crate::core::punch::PunchReport::from_outcome`]:
@@ -469,52 +471,12 @@ pub fn exchange(
         let mut writer = stream.try_clone()?;
         writer.write_all(&hello(own))?;
         let mut reader = stream;
-        let mut peer = [0u8; 16];
+        let mut peer = [0u8; HELLO_LEN];
         reader.read_exact(&mut peer)?;
-        let peer = parse_hello(&peer);
+        let peer = parse_hello(&peer)?;
         std::thread::scope(|scope| {
-            let sender = scope.spawn(move || -> io::Result<u64> {
-                let mut sent = 0u64;
-                if let Some(mut input) = input {
-                    let mut buf = vec![0u8; FRAME];
-                    loop {
-                        let n = match input.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(err) => return Err(err),
-                        };
-                        let len = u32::try_from(n).expect("a frame fits");
-                        writer.write_all(&len.to_be_bytes())?;
-                        writer.write_all(&buf[..n])?;
-                        sent += n as u64;
-                    }
-                }
-                writer.write_all(&0u32.to_be_bytes())?;
-                writer.flush()?;
-                Ok(sent)
-            });
-            let mut buf = vec![0u8; FRAME];
-            let received = (|| -> io::Result<u64> {
-                let mut received = 0u64;
-                loop {
-                    let mut len = [0u8; 4];
-                    reader.read_exact(&mut len)?;
-                    let len = u32::from_be_bytes(len) as usize;
-                    if len == 0 {
-                        return Ok(received);
-                    }
-                    if len > FRAME {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("a frame of {len} bytes (at most {FRAME})"),
-                        ));
-                    }
-                    reader.read_exact(&mut buf[..len])?;
-                    output.write_all(&buf[..len])?;
-                    received += len as u64;
-                }
-            })();
+            let sender = scope.spawn(move || send_frames(input, &mut writer));
+            let received = receive_frames(&mut reader, output);
             output.flush()?;
             let sent = sender
                 .join()
@@ -539,6 +501,54 @@ pub fn exchange(
     )
 }
 
+/// Our side of the stream: `input` in frames, then the empty frame that ends it. Returns the
+/// bytes sent.
+fn send_frames(input: Option<Box<dyn Read + Send>>, writer: &mut TcpStream) -> io::Result<u64> {
+    let mut sent = 0u64;
+    if let Some(mut input) = input {
+        let mut buf = vec![0u8; FRAME];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            let len = u32::try_from(n).expect("a frame fits");
+            writer.write_all(&len.to_be_bytes())?;
+            writer.write_all(&buf[..n])?;
+            sent += n as u64;
+        }
+    }
+    writer.write_all(&0u32.to_be_bytes())?;
+    writer.flush()?;
+    Ok(sent)
+}
+
+/// The peer's stream, frame by frame, into `output` until its empty frame. Returns the bytes
+/// received.
+fn receive_frames(reader: &mut &TcpStream, output: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; FRAME];
+    let mut received = 0u64;
+    loop {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 {
+            return Ok(received);
+        }
+        if len > FRAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a frame of {len} bytes (at most {FRAME})"),
+            ));
+        }
+        reader.read_exact(&mut buf[..len])?;
+        output.write_all(&buf[..len])?;
+        received += len as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,12 +563,15 @@ mod tests {
             first_through: Some(Duration::from_millis(12)),
             ..DirectionRecord::default()
         };
-        let back = parse_hello(&hello(&record));
+        let back = parse_hello(&hello(&record)).unwrap();
         assert_eq!(back.port_through, Some(40_002));
         assert_eq!(back.offset, Some(2));
         assert_eq!(back.packets_sent, Some(7));
+        assert_eq!(back.first_through, Some(Duration::from_millis(12)));
         assert_eq!(
-            parse_hello(&hello(&DirectionRecord::default())).offset,
+            parse_hello(&hello(&DirectionRecord::default()))
+                .unwrap()
+                .offset,
             None
         );
     }

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::io::adopt;
@@ -275,6 +276,7 @@ pub(crate) fn spray_and_adopt(
     let over = || done.load(Ordering::Relaxed) || stopped(stop) || Instant::now() >= spec.deadline;
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
+            let mut rng = rand::rngs::StdRng::from_entropy();
             let mut sent = 0u32;
             let mut segments = Vec::with_capacity(spec.far_ports.len());
             for round in 0u32.. {
@@ -304,8 +306,12 @@ pub(crate) fn spray_and_adopt(
                         std::thread::sleep(due - now);
                     }
                     let syn = if round == 0 {
-                        let (syn, crafted) =
-                            raw_tcp::craft_syn(local, SocketAddr::new(spec.peer_ip, port), ttl);
+                        let (syn, crafted) = raw_tcp::craft_syn(
+                            local,
+                            SocketAddr::new(spec.peer_ip, port),
+                            ttl,
+                            &mut rng,
+                        );
                         // Filed before it leaves: the answer can only follow.
                         if tx.send(crafted).is_err() {
                             return sent;

@@ -16,6 +16,7 @@ pub mod framing;
 pub mod integrity;
 pub mod natlens;
 pub mod stun;
+pub mod tcp_hello;
 pub mod tcp_syn;
 
 pub use builder::MessageBuilder;
