@@ -26,6 +26,10 @@ pub mod profile;
 pub mod report;
 mod schedule;
 mod strategy;
+pub mod tcp;
+mod tcp_birthday;
+mod tcp_crafted;
+mod tcp_kernel;
 pub mod transfer;
 
 #[cfg(test)]
@@ -34,6 +38,8 @@ mod handshake_tests;
 mod plan_tests;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod tcp_tests;
 #[cfg(test)]
 mod tests;
 
