@@ -39,6 +39,8 @@ mod plan_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod sim_tcp;
+#[cfg(test)]
 mod tcp_tests;
 #[cfg(test)]
 mod tests;
