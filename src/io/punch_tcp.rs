@@ -1,21 +1,14 @@
 //! The TCP punch of `natlens listen`/`call` (issue 4): the plan's far ports turned into a
-//! connected [`TcpStream`], then the same data exchange as over UDP, length-framed.
+//! connected [`TcpStream`], then the same data exchange as over UDP, length-framed, after each
+//! end's hello ([`crate::wire::tcp_hello`]).
 //!
-//! Per the plan's local half: the last predicted far port is where the kernel's simultaneous
-//! open `connect()`s (the only one for a direct pair); the others (a sequential far NAT's fan-out) get crafted SYNs with a low
-//! TTL (`--syn-ttl`), which open our own NAT toward each of them without reaching the far one
-//! (a SYN reaching it would draw an RST or an ICMP error, and on a sequential far NAT it would
-//! not open anything useful anyway). The peer's SYN then comes in on one of those 4-tuples
-//! and is adopted ([`crate::io::adopt`], TCP_REPAIR), while an nftables rule
-//! ([`crate::io::rst_guard`]) keeps our kernel's RSTs for them home.
-//!
-//! The fan-out is sent on a thread while the sniffer already watches for the peer's SYN, so the
-//! two ends meet one way across after the meeting flow's SYN left, not after the whole
-//! fan-out. Two exceptions: when both ends fan out (two symmetric NATs), the caller instead
-//! sends its crafted SYNs at full TTL to every far port, each once the callee's low-TTL fan-out
-//! has opened the flow it is meant to meet ([`TcpPunch::delivers`],
-//! [`crate::core::punch::PunchPlan::far_opened`]); and a birthday (random × cone) is its own
-//! punch ([`crate::io::punch_tcp_birthday`]).
+//! What the punch does and when is decided by [`crate::core::punch::tcp::TcpPunchMachine`]:
+//! which crafted SYN goes when and with what TTL, when the kernel connects, which peer segment
+//! is adopted, when to give up. This file only sets the stage for it: the raw socket
+//! ([`crate::io::raw_tcp`], opened before the capabilities are dropped), a fixed punched port,
+//! the nftables rule that keeps our kernel's RSTs home ([`crate::io::rst_guard`]), and then the
+//! shell that carries the machine out ([`crate::io::simopen::Shell`]), adopting with
+//! TCP_REPAIR ([`crate::io::adopt`]).
 //!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.

@@ -14,11 +14,11 @@
 //!   punched port to distinct random ports of the random NAT, at the plan's rate, with an RST
 //!   guard on the punched port. A spray SYN that lands on one of the `k` ports matches that
 //!   entry's reply direction: the random NAT forwards it to the holding socket, which is in
-//!   SYN_SENT, so the kernel takes it as a simultaneous open and answers SYN-ACK (its own ISN,
-//!   acking ours). That SYN-ACK matches the spray SYN's entry in the cone's NAT and reaches the
-//!   cone host, where the sniffer sees it and a socket adopts the 4-tuple from the crafted ISN
-//!   ([`crate::io::adopt`]) and sends the final ACK. A holder SYN retransmitted after the spray
-//!   opened its tuple arrives as a SYN instead and is adopted the same way.
+//!   SYN_SENT, so the kernel takes it as a simultaneous open and answers SYN-ACK. That SYN-ACK
+//!   reaches the cone host, where it is adopted from the crafted ISN ([`crate::io::adopt`]).
+//!
+//! The schedule and the choice of what is adopted are the punch machine's
+//! ([`crate::core::punch::tcp`]); here are only the two halves' set-up.
 //!
 //! Odds: `1 − (1 − k/N)ⁿ` for `n` spray SYNs ([`crate::core::punch::birthday`]); spray SYNs
 //! that reach the random NAT before the holders' SYNs left (the holder starts one relay later

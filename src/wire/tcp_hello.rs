@@ -1,5 +1,4 @@
-//! The TCP hello (`natlens-protocol(7)`, TCP punch): the first 16 bytes each end writes on a
-//! punched TCP stream, its own direction's record, so that both ends' reports show both
+//! The TCP hello: the first 16 bytes each end writes on a punched TCP stream, its own direction's record, so that both ends' reports show both
 //! directions (over UDP the PUNCH probes carry the same facts).
 //!
 //! ```text
