@@ -255,7 +255,8 @@ pub struct Shell<'a> {
     /// The raw socket and our LAN address on the crafted 4-tuples.
     raw: Option<(&'a RawTcp, SocketAddr)>,
     listener: Option<TcpListener>,
-    sockets: Vec<(SocketId, Socket)>,
+    /// Connecting sockets, with where each is bound.
+    sockets: Vec<(SocketId, Socket, Bind)>,
     last_error: Option<io::Error>,
     /// The segment an adoption answers (the last one fed).
     adopting: Option<SegmentRepr>,
@@ -329,7 +330,7 @@ impl<'a> Shell<'a> {
                 }
                 Command::Listen => {}
                 Command::Connect { socket, bind, to } => self.connect(socket, bind, to)?,
-                Command::Close { socket } => self.sockets.retain(|(id, _)| *id != socket),
+                Command::Close { socket } => self.sockets.retain(|(id, _, _)| *id != socket),
                 Command::CheckHandshaking { socket } => {
                     let handshaking = self
                         .socket(socket)
@@ -343,7 +344,10 @@ impl<'a> Shell<'a> {
     }
 
     fn socket(&self, id: SocketId) -> Option<&Socket> {
-        self.sockets.iter().find(|(s, _)| *s == id).map(|(_, s)| s)
+        self.sockets
+            .iter()
+            .find(|(s, _, _)| *s == id)
+            .map(|(_, s, _)| s)
     }
 
     /// A non-blocking `connect()`; a failure at once goes back to the machine.
@@ -364,7 +368,7 @@ impl<'a> Shell<'a> {
             }
             Err(err) => return Err(err.into()),
         }
-        self.sockets.push((id, socket));
+        self.sockets.push((id, socket, bind));
         Ok(())
     }
 
@@ -384,7 +388,7 @@ impl<'a> Shell<'a> {
             .iter()
             .zip(fds)
             .filter(|(_, &r)| r)
-            .map(|((id, _), _)| *id)
+            .map(|((id, _, _), _)| *id)
             .collect();
         for id in writable {
             if self.machine.outcome().is_some() {
@@ -407,7 +411,7 @@ impl<'a> Shell<'a> {
         if let Some((raw, _)) = self.raw {
             fds.push(pollfd(raw.sniffer_fd(), libc::POLLIN));
         }
-        for (_, socket) in &self.sockets {
+        for (_, socket, _) in &self.sockets {
             fds.push(pollfd(socket.as_raw_fd(), libc::POLLOUT));
         }
         let spec = libc::timespec {
@@ -483,14 +487,15 @@ impl<'a> Shell<'a> {
 
     /// A connecting socket became writable: connected, or failed.
     fn finish_connect(&mut self, id: SocketId) -> Result<(), PunchError> {
-        let Some(socket) = self.socket(id) else {
+        let Some((_, socket, bind)) = self.sockets.iter().find(|(s, _, _)| *s == id) else {
             return Ok(());
         };
         let result = match socket.take_error()? {
             None if socket.peer_addr().is_ok() => ConnectResult::Connected,
             // Spurious wake-up: still connecting.
             None => return Ok(()),
-            Some(err) if is_retryable(&err) => {
+            // A holding socket's failure (reset, timed out) ends only that socket.
+            Some(err) if *bind == Bind::Any || is_retryable(&err) => {
                 self.last_error = Some(err);
                 ConnectResult::Failed
             }
@@ -516,8 +521,8 @@ impl<'a> Shell<'a> {
         };
         let (stream, via) = match won {
             Won::Connect(id) => {
-                let index = self.sockets.iter().position(|(s, _)| *s == id);
-                let (_, socket) = self.sockets.swap_remove(index.expect("a live socket"));
+                let index = self.sockets.iter().position(|(s, _, _)| *s == id);
+                let (_, socket, _) = self.sockets.swap_remove(index.expect("a live socket"));
                 (TcpStream::from(socket), Via::Connect)
             }
             Won::Accept(_) => (self.accepted.take().expect("accepted"), Via::Accept),

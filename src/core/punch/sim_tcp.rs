@@ -477,6 +477,7 @@ impl Net {
         let Some(inside) = self.nats[side].inbound(p.at, p.from, p.to) else {
             if p.flags == Flags::Syn && self.router == Router::Resets {
                 self.rsts += 1;
+                self.nats[side].answer_unsolicited(p.at, p.from, p.to);
                 let rst = (Flags::Rst, 0, p.seq.wrapping_add(1));
                 self.push(p.at, 1 - side, p.to, p.from, rst);
             }
