@@ -16,6 +16,11 @@
 //! 4. turn the handshake's [`handshake::Outcome`] into a [`report::PunchReport`].
 //!
 //! What an end tells its peer comes from its own fingerprint through [`profile::NatSummary`].
+//!
+//! Over TCP, step 2 is a [`tcp::TcpPunchMachine`] instead (from [`tcp::TcpSpec::for_plan`]):
+//! crafted SYNs from `poll_transmit`, kernel sockets to listen, connect or close from
+//! `poll_command`, every sniffed segment and kernel result fed back, the outcome once
+//! over (the winning socket, accepted connection or crafted 4-tuple to adopt).
 
 pub mod birthday;
 pub mod fanout;
