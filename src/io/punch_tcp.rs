@@ -261,16 +261,22 @@ pub(crate) fn crafted(
     start: Instant,
     stop: Option<&AtomicBool>,
 ) -> Result<TcpPunched, PunchError> {
+    // The schedule starts once the raw socket and the guard are up, as the peer's does: the
+    // peer's timing (`far_opened`, its lag) counts from its first SYN, not from its start
+    // signal, and the set-up (an nft process) can take tens of milliseconds under load.
+    let scheduled = Instant::now();
     let result = raw_tcp::source_ip_for(spec.peer_ip)
         .map_err(PunchError::from)
         .and_then(|lan_ip| {
             let lan = SocketAddr::new(lan_ip, port);
-            let machine = spec.machine(start, true);
+            let machine = spec.machine(scheduled, true);
             Shell::new(machine, spec.bind_on(port), Some((raw, lan))).run(stop)
         });
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();
-    let driven = result?;
+    let mut driven = result?;
+    // `elapsed` counts from the punch's start, the set-up included.
+    driven.punched.elapsed += scheduled.saturating_duration_since(start);
     removed.map_err(|err| PunchError::Io(io::Error::other(format!("{err:#}"))))?;
     Ok(TcpPunched::from_driven(driven, rsts_kept))
 }
