@@ -24,7 +24,7 @@
 //!   ([`crate::core::punch::PunchPlan::far_opened`]), resent in rounds with backoff; the
 //!   peer's SYN or SYN-ACK on any of them is adopted.
 //! * a birthday's **hold** (the random side): kernel sockets connecting to the far ports at
-//!   the rate, the first that connects wins ([`super::tcp_birthday`]).
+//!   the rate, the first that connects wins (`tcp_birthday.rs`).
 //! * a birthday's **spray** (the cone side): crafted full-TTL SYNs to every far port once,
 //!   adopting the holder's answer.
 //!
