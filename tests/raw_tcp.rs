@@ -451,6 +451,7 @@ fn punch_with_fanout(
                     rate_pps: 1000,
                 },
                 None,
+                &mut rand::thread_rng(),
             );
             assert_eq!(report.sent, far_ports.len(), "{report:?}");
             if !a_first {
@@ -542,6 +543,7 @@ fn full_ttl_syn_acks_draw_rsts_that_the_guard_keeps_home() {
                     rate_pps: 100,
                 },
                 None,
+                &mut rand::thread_rng(),
             );
             assert_eq!(report.sent, 2, "{report:?}");
         })

@@ -105,7 +105,14 @@ pub struct NatModel {
     /// When the next foreign flow opens (contention), once the clock has been seen.
     next_foreign: Option<Instant>,
     foreign_flows: u16,
+    /// Public ports the router's own connection tracking holds toward one remote endpoint
+    /// ([`NatModel::answer_unsolicited`]), until when.
+    held: Vec<(u16, SocketAddr, Instant)>,
 }
+
+/// How long a router's conntrack keeps the entry of an unsolicited TCP SYN it answered with an
+/// RST (Linux `nf_conntrack_tcp_timeout_close`).
+pub const ANSWERED_HOLD: Duration = Duration::from_secs(10);
 
 impl NatModel {
     pub fn new(config: NatConfig) -> Self {
@@ -121,6 +128,7 @@ impl NatModel {
             counter,
             next_foreign: None,
             foreign_flows: 0,
+            held: Vec::new(),
         }
     }
 
@@ -194,6 +202,19 @@ impl NatModel {
         (binding.expires > now).then_some(binding.public_port)
     }
 
+    /// The router answered an unsolicited TCP SYN from `from` to `to_public` itself (an RST:
+    /// no input policy dropped it). Its connection tracking now holds that 4-tuple for a while,
+    /// so no new binding toward `from` can take that public port: a sequential NAT gives the
+    /// inside flow meant for it the next port instead, a preserving one the next free port.
+    /// This is why a SYN must not reach a far NAT before the flow it is meant to meet exists
+    /// there.
+    pub fn answer_unsolicited(&mut self, now: Instant, from: SocketAddr, to_public: SocketAddr) {
+        if to_public.ip() == self.config.public_ip {
+            self.held
+                .push((to_public.port(), from, now + ANSWERED_HOLD));
+        }
+    }
+
     /// How many foreign flows (contention) have taken a port so far.
     pub fn foreign_flows(&self) -> u16 {
         self.foreign_flows
@@ -236,7 +257,7 @@ impl NatModel {
         internal: SocketAddr,
         destination: SocketAddr,
     ) -> Option<usize> {
-        let public_port = self.allocate(internal.port())?;
+        let public_port = self.allocate(internal.port(), destination)?;
         self.bindings.push(Binding {
             internal,
             first_destination: destination,
@@ -251,6 +272,7 @@ impl NatModel {
     /// that steps back a little (a simulation may deliver an answer before a later send).
     fn advance(&mut self, now: Instant) {
         self.bindings.retain(|b| b.expires > now);
+        self.held.retain(|&(_, _, until)| until > now);
         let Some(contention) = self.config.contention else {
             return;
         };
@@ -275,21 +297,21 @@ impl NatModel {
     }
 
     /// A free public port by the configured strategy, or `None` when the range is full.
-    fn allocate(&mut self, internal_port: u16) -> Option<u16> {
+    fn allocate(&mut self, internal_port: u16, destination: SocketAddr) -> Option<u16> {
         let span = self.span();
         match self.config.allocation {
             PortAllocation::Preserving => {
                 let start = self.clamp(i32::from(internal_port));
                 (0..span)
                     .map(|i| self.wrap(start + i))
-                    .find(|&p| self.is_free(p))
+                    .find(|&p| self.is_free(p, destination))
             }
             PortAllocation::Sequential { step, .. } => {
                 let step = if step == 0 { 1 } else { step };
                 for _ in 0..span {
                     let port = self.wrap(self.counter);
                     self.counter = i32::from(port) + step;
-                    if self.is_free(port) {
+                    if self.is_free(port, destination) {
                         return Some(port);
                     }
                 }
@@ -299,7 +321,7 @@ impl NatModel {
                 let range = self.config.ports.clone();
                 for _ in 0..span.max(64) {
                     let port = self.rng.gen_range(range.clone());
-                    if self.is_free(port) {
+                    if self.is_free(port, destination) {
                         return Some(port);
                     }
                 }
@@ -308,8 +330,13 @@ impl NatModel {
         }
     }
 
-    fn is_free(&self, port: u16) -> bool {
+    /// No binding has `port`, and the router's tracking does not hold it toward `destination`.
+    fn is_free(&self, port: u16, destination: SocketAddr) -> bool {
         self.bindings.iter().all(|b| b.public_port != port)
+            && !self
+                .held
+                .iter()
+                .any(|&(held, remote, _)| held == port && remote == destination)
     }
 
     fn span(&self) -> i32 {
@@ -334,6 +361,12 @@ mod tests {
     use super::*;
 
     const PUBLIC: [u8; 4] = [198, 51, 100, 1];
+
+    /// A remote peer, for the tests of ports the router holds.
+    const PEER_AT: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7)),
+        6000,
+    );
 
     fn nat(mapping: Behaviour, filtering: Behaviour, allocation: PortAllocation) -> NatModel {
         NatModel::new(NatConfig::new(
@@ -387,6 +420,33 @@ mod tests {
                 "{mapping:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_port_the_router_answered_for_is_not_handed_out_toward_that_remote() {
+        let t = Instant::now();
+        let sequential = || {
+            let allocation = PortAllocation::Sequential {
+                start: 40000,
+                step: 1,
+            };
+            let mut nat = nat(Apd, Apd, allocation);
+            // The peer's SYN reached port 40000 before the flow meant for it existed.
+            nat.answer_unsolicited(t, PEER_AT, SocketAddr::from((PUBLIC, 40000)));
+            nat
+        };
+        let inside = |port| SocketAddr::from(([192, 168, 1, 10], port));
+        let other = addr("203.0.113.8:6000");
+        let port =
+            |nat: &mut NatModel, at, from, to| nat.outbound(at, inside(from), to).unwrap().port();
+        // Toward the peer the flow takes the next port; toward anyone else the held one is free.
+        assert_eq!(port(&mut sequential(), t, 5000, PEER_AT), 40001);
+        assert_eq!(port(&mut sequential(), t, 5000, other), 40000);
+        // Once the router's entry is gone, the port is the peer's again.
+        assert_eq!(
+            port(&mut sequential(), t + ANSWERED_HOLD, 5000, PEER_AT),
+            40000
+        );
     }
 
     #[test]

@@ -1,41 +1,39 @@
 //! The TCP punch of `natlens listen`/`call` (issue 4): the plan's far ports turned into a
-//! connected [`TcpStream`], then the same data exchange as over UDP, length-framed.
+//! connected [`TcpStream`], then the same data exchange as over UDP, length-framed, after each
+//! end's hello ([`crate::wire::tcp_hello`]).
 //!
-//! Per the plan's local half: the last predicted far port is where the kernel's simultaneous
-//! open `connect()`s (the only one for a direct pair); the others (a sequential far NAT's fan-out) get crafted SYNs with a low
-//! TTL (`--syn-ttl`), which open our own NAT toward each of them without reaching the far one
-//! (a SYN reaching it would draw an RST or an ICMP error, and on a sequential far NAT it would
-//! not open anything useful anyway). The peer's SYN then comes in on one of those 4-tuples
-//! and is adopted ([`crate::io::adopt`], TCP_REPAIR), while an nftables rule
-//! ([`crate::io::rst_guard`]) keeps our kernel's RSTs for them home.
-//!
-//! The fan-out is sent on a thread while the sniffer already watches for the peer's SYN, so the
-//! two ends meet one way across after the meeting flow's SYN left, not after the whole
-//! fan-out. Two exceptions: when both ends fan out (two symmetric NATs), the caller instead
-//! sends its crafted SYNs at full TTL to every far port, each once the callee's low-TTL fan-out
-//! has opened the flow it is meant to meet ([`TcpPunch::delivers`],
-//! [`crate::core::punch::PunchPlan::far_opened`]); and a birthday (random × cone) is its own
-//! punch ([`crate::io::punch_tcp_birthday`]).
+//! What the punch does and when is decided by [`crate::core::punch::tcp::TcpPunchMachine`]:
+//! which crafted SYN goes when and with what TTL, when the kernel connects, which peer segment
+//! is adopted, when to give up. This file only sets the stage for it: the raw socket
+//! ([`crate::io::raw_tcp`], opened before the capabilities are dropped), a fixed punched port,
+//! the nftables rule that keeps our kernel's RSTs home ([`crate::io::rst_guard`]), and then the
+//! shell that carries the machine out ([`crate::io::simopen::Shell`]), adopting with
+//! TCP_REPAIR ([`crate::io::adopt`]).
 //!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
-use crate::core::punch::plan::{PunchPlan, Strategy};
+use crate::core::punch::plan::PunchPlan;
+use crate::core::punch::tcp::{TcpPunchMachine, TcpSpec};
 use crate::core::punch::transfer::TransferStats;
-use crate::core::punch::Role;
+
+pub use crate::core::punch::tcp::{part_of, TcpPart};
 use crate::io::caps;
 use crate::io::punch_tcp_birthday;
 use crate::io::punch_udp::TransferEnd;
-use crate::io::raw_tcp::{self, Family, Fanout, RawTcp, RawTcpError};
+use crate::io::raw_tcp::{self, Family, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
-use crate::io::simopen::{Fanning, PunchError, Punched, SimOpen, Via};
+use crate::io::simopen::{reusable_socket, unspecified, Driven, PunchError, Punched, Shell};
+use crate::wire::tcp_hello::{TcpHello, TcpHelloRepr, HELLO_LEN};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -95,9 +93,6 @@ pub struct TcpPunch {
     pub part: TcpPart,
 }
 
-/// The relay a callee assumes when its fingerprint measured no round trip to the server.
-const UNKNOWN_RELAY: Duration = Duration::from_millis(50);
-
 impl TcpPunch {
     /// This end's punch under `plan`, toward the peer at `peer_ip`, from `local_port` (0: any),
     /// ending at `deadline`. `server_rtt` is this end's round trip to the server: a callee's
@@ -110,77 +105,59 @@ impl TcpPunch {
         deadline: Instant,
         server_rtt: Option<Duration>,
     ) -> TcpPunch {
-        let (local, remote) = (plan.local(), plan.remote());
-        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let spec = TcpSpec::for_plan(plan, syn_ttl, server_rtt);
         TcpPunch {
             local_port,
             peer_ip,
-            far_ports: local.predicted_ports.clone(),
+            far_ports: spec.far_ports,
             syn_ttl,
-            rate: plan.rate,
+            rate: spec.rate,
             deadline,
-            peer_fans_out: remote.predicted_ports.len() > 1,
-            peer_fan_out: count(remote.predicted_ports.len().saturating_sub(1)),
-            peer_first_round: count(remote.first_round),
-            peer_lag: match plan.role {
-                Role::Callee => server_rtt.unwrap_or(UNKNOWN_RELAY),
-                Role::Caller => Duration::ZERO,
-            },
-            far_opened: plan.far_opened(),
-            delivers: plan.role == Role::Caller
-                && local.predicted_ports.len() > 1
-                && remote.predicted_ports.len() > 1,
-            part: part_of(plan),
+            peer_fans_out: spec.peer_fans_out,
+            peer_fan_out: spec.peer_fan_out,
+            peer_first_round: spec.peer_first_round,
+            peer_lag: spec.peer_lag,
+            far_opened: spec.far_opened,
+            delivers: spec.delivers,
+            part: spec.part,
         }
     }
 }
 
-/// This end's part in a TCP punch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpPart {
-    /// Simultaneous open on the far ports, with a crafted low-TTL fan-out when there are
-    /// several (direct and fan-out plans).
-    Aim,
-    /// A birthday's random side: this many kernel sockets connecting to the far ports
-    /// ([`crate::io::punch_tcp_birthday::hold`]).
-    Hold { sockets: u32 },
-    /// A birthday's fixed side: crafted full-TTL SYNs to every far port
-    /// ([`crate::io::punch_tcp_birthday::spray`]).
-    Spray,
-}
-
-/// This end's part in `plan`: a birthday's holder opens one socket per planned socket, its
-/// sprayer has one; every other plan aims.
-pub fn part_of(plan: &PunchPlan) -> TcpPart {
-    let local = plan.local();
-    match plan.strategy {
-        Strategy::Birthday if local.sockets.len() > 1 => TcpPart::Hold {
-            sockets: u32::try_from(local.sockets.len()).unwrap_or(u32::MAX),
-        },
-        Strategy::Birthday => TcpPart::Spray,
-        _ => TcpPart::Aim,
-    }
-}
-
-/// Margin after the peer's fan-out should have left: its set-up (raw socket, RST guard)
-/// between its start signal and its first SYN.
-const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(25);
-
-/// How long after our start signal the first `syns` of the peer's crafted fan-out have left,
-/// at its rate (taken as ours), plus a margin.
-fn peer_fan_out_time(spec: &TcpPunch, syns: u32) -> Duration {
-    let secs = f64::from(syns) / f64::from(spec.rate.max(1));
-    spec.peer_lag + Duration::from_secs_f64(secs.min(5.0)) + PEER_FAN_OUT_MARGIN
-}
-
-/// Sleeps `wait`, in slices, unless the stop flag goes up.
-fn sleep_unless_stopped(wait: Duration, stop: Option<&AtomicBool>) {
-    let until = Instant::now() + wait;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
-            return;
+impl TcpPunch {
+    /// What the punch machine decides from.
+    pub fn machine_spec(&self) -> TcpSpec {
+        TcpSpec {
+            far_ports: self.far_ports.clone(),
+            syn_ttl: self.syn_ttl,
+            rate: self.rate,
+            peer_fans_out: self.peer_fans_out,
+            peer_fan_out: self.peer_fan_out,
+            peer_first_round: self.peer_first_round,
+            peer_lag: self.peer_lag,
+            far_opened: self.far_opened.clone(),
+            delivers: self.delivers,
+            part: self.part,
         }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+
+    /// The machine of this punch from `start`; `crafting`: crafted SYNs can be sent.
+    pub(crate) fn machine(&self, start: Instant, crafting: bool) -> TcpPunchMachine {
+        let mut rng = StdRng::from_entropy();
+        let spec = self.machine_spec();
+        TcpPunchMachine::new(
+            &spec,
+            self.peer_ip,
+            start,
+            self.deadline,
+            crafting,
+            &mut rng,
+        )
+    }
+
+    /// The punched address kernel sockets bind: the unspecified IP and `port`.
+    pub(crate) fn bind_on(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(unspecified(self.peer_ip), port)
     }
 }
 
@@ -200,207 +177,134 @@ pub struct TcpPunched {
     pub rsts_kept: u64,
 }
 
-/// Why no crafted fan-out: said once, then the punch goes on by plain simultaneous open.
-fn fan_out_unavailable(hint: &mut dyn FnMut(&str), why: &str) {
-    hint(why);
+impl TcpPunched {
+    /// The punch's account of a connection the shell made.
+    pub(crate) fn from_driven(driven: Driven, rsts_kept: u64) -> TcpPunched {
+        TcpPunched {
+            punched: driven.punched,
+            port_through: driven.port_through,
+            offset: driven.offset,
+            packets_sent: driven.packets_sent,
+            crafted: driven.crafted,
+            rsts_kept,
+        }
+    }
 }
 
-/// Punches: crafted fan-out and adoption when there are ports to fan out to and the
-/// privileges allow it, plain simultaneous open otherwise. `hint` gets the one-line reason
-/// when the fan-out is skipped for lack of privileges.
+/// Punches: crafted SYNs and adoption when the plan has them and the privileges allow it,
+/// plain simultaneous open otherwise. `hint` gets the one-line reason when crafted SYNs are
+/// skipped for lack of privileges.
 pub fn punch(
     spec: &TcpPunch,
     stop: Option<&AtomicBool>,
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
+    let start = Instant::now();
     match spec.part {
         TcpPart::Aim => {}
         TcpPart::Hold { sockets } => return punch_tcp_birthday::hold(spec, sockets, stop),
         TcpPart::Spray => return punch_tcp_birthday::spray(spec, stop, hint),
     }
-    // The kernel connects to the last far port, after the crafted SYNs went to the others
-    // in the plan's order: on a symmetric NAT of our own, the plan expects our flows to take
-    // their public ports in that order (a kernel SYN sent first and closed again would leave
-    // a 4-tuple whose SYN-ACK no socket can take).
-    let Some((&first, fan)) = spec.far_ports.split_last() else {
+    if spec.far_ports.is_empty() {
         return Err(PunchError::Io(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the plan gives no far port to aim at",
         )));
-    };
-    let peer = SocketAddr::new(spec.peer_ip, first);
-    let any = match spec.peer_ip {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    let local = SocketAddr::new(any, spec.local_port);
-    let fan: Vec<u16> = fan.iter().copied().filter(|&p| p != first).collect();
-    let t0 = Instant::now();
-    // `elapsed` from this call on: waits and the fan-out included.
-    let through = |mut punched: Punched, sent: u32, crafted: bool, rsts_kept: u64| {
-        punched.elapsed = t0.elapsed();
-        let port_through = punched.stream.peer_addr().map_or(first, |addr| addr.port());
-        TcpPunched {
-            offset: spec.far_ports.iter().position(|&p| p == port_through),
-            port_through,
-            packets_sent: punched.attempts + sent,
-            punched,
-            crafted,
-            rsts_kept,
-        }
-    };
-    // Without a fan-out, the kernel aims at the most likely port.
-    let likeliest = SocketAddr::new(spec.peer_ip, spec.far_ports[0]);
-    if fan.is_empty() {
-        let mut open = SimOpen::bind(local, likeliest)?;
-        if spec.peer_fans_out {
-            // Let the peer's crafted SYNs open its NAT first: a SYN of ours that arrives
-            // before them meets no mapping, and the far router may answer it with an RST.
-            // Its first round (our likeliest ports) is enough: should its later SYNs be the
-            // ones that count (noise moved our port further), our kernel's SYN
-            // retransmissions (1 s, 3 s) come after all of them.
-            let wait = peer_fan_out_time(spec, spec.peer_first_round.min(spec.peer_fan_out));
-            sleep_unless_stopped(
-                wait.min(spec.deadline.saturating_duration_since(Instant::now())),
-                stop,
-            );
-            open = open.attempt_every(spec.deadline.saturating_duration_since(Instant::now()));
-        }
-        let punched = open.run(spec.deadline, stop)?;
-        return Ok(through(punched, 0, false, 0));
+    }
+    if !spec.machine_spec().crafts() {
+        return plain(spec, spec.local_port, start, stop);
     }
     let raw = match RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)
     {
         Ok(raw) => raw,
         Err(err @ (RawTcpError::NoCapability | RawTcpError::Io(_))) => {
-            fan_out_unavailable(hint, &err.to_string());
-            let punched = SimOpen::bind(local, likeliest)?.run(spec.deadline, stop)?;
-            return Ok(through(punched, 0, false, 0));
+            hint(&err.to_string());
+            return plain(spec, spec.local_port, start, stop);
         }
     };
-    // A fixed port: the guard and the crafted SYNs need it before the kernel socket exists.
-    let open = SimOpen::bind(local, peer)?;
-    let port = open.local_addr().port();
-    drop(open);
-    let local = SocketAddr::new(any, port);
-    let guard = match RstGuard::install(port, spec.peer_ip) {
-        Ok(guard) => guard,
+    // A fixed port: the guard and the crafted SYNs need it before any kernel socket exists.
+    let port = punched_port(spec)?;
+    match RstGuard::install(port, spec.peer_ip) {
+        Ok(guard) => crafted(spec, &raw, port, guard, start, stop),
         Err(err) => {
-            fan_out_unavailable(
-                hint,
-                &format!("{err:#}; falling back to plain simultaneous open"),
-            );
-            let punched = SimOpen::bind(local, likeliest)?.run(spec.deadline, stop)?;
-            return Ok(through(punched, 0, false, 0));
+            hint(&format!("{err:#}; falling back to plain simultaneous open"));
+            plain(spec, port, start, stop)
         }
-    };
-    let result = (|| {
-        let local_ip = raw_tcp::source_ip_for(spec.peer_ip)?;
-        if spec.delivers {
-            // Every one of our SYNs may be the one that meets; each leaves once the peer's
-            // flow it is aimed at exists (trailing the peer's fan-out, not after all of it);
-            // the same SYNs go again in rounds with backoff, in case the one that meets was
-            // lost. Without the peer's timing, after its whole fan-out.
-            let not_before: Vec<Duration> = if spec.far_opened.len() == spec.far_ports.len() {
-                spec.far_opened
-                    .iter()
-                    .map(|&at| spec.peer_lag + at + PEER_FAN_OUT_MARGIN)
-                    .collect()
-            } else {
-                let wait = peer_fan_out_time(spec, spec.peer_fan_out)
-                    .min(spec.deadline.saturating_duration_since(Instant::now()));
-                sleep_unless_stopped(wait, stop);
-                Vec::new()
-            };
-            let (stream, sent) = punch_tcp_birthday::spray_and_adopt(
-                spec,
-                &raw,
-                SocketAddr::new(local_ip, port),
-                punch_tcp_birthday::SPRAY_TTL,
-                true,
-                &not_before,
-                stop,
-            )?;
-            let punched = Punched {
-                stream,
-                via: Via::Adopt,
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            };
-            return Ok((punched, sent));
-        }
-        // The fan-out goes out on a thread while the peer's SYN is watched for from the
-        // first crafted SYN on: the pair meets on one of the first flows, a round trip after
-        // they left, not after the whole fan-out.
-        let (filed, filed_out) = mpsc::channel();
-        let fanned = AtomicBool::new(false);
-        let finished = AtomicBool::new(false);
-        let fanout = Fanout {
-            local: SocketAddr::new(local_ip, port),
-            peer_ip: spec.peer_ip,
-            ports: fan.clone(),
-            hop_limit: spec.syn_ttl.max(1),
-            rate_pps: spec.rate.max(1),
-        };
-        let (punched, report) = std::thread::scope(|scope| {
-            let sender = scope.spawn(|| {
-                let report = raw.send_fanout_filing(&fanout, Some(&finished), &mut |syn| {
-                    let _ = filed.send(syn);
-                });
-                fanned.store(true, Ordering::Release);
-                report
-            });
-            let punched = SimOpen::connect_only(local, peer).run_adopting_while_fanning(
-                spec.deadline,
-                stop,
-                &raw,
-                Fanning {
-                    filed: filed_out,
-                    sent: &fanned,
-                },
-                local_ip,
-            );
-            finished.store(true, Ordering::Relaxed);
-            let report = sender.join();
-            (punched, report)
+    }
+}
+
+/// The port this punch sends from: the session's, or a free one when it has none.
+pub(crate) fn punched_port(spec: &TcpPunch) -> io::Result<u16> {
+    let bound = reusable_socket(spec.bind_on(spec.local_port))?.local_addr()?;
+    Ok(bound.as_socket().map_or(spec.local_port, |a| a.port()))
+}
+
+/// Plain simultaneous open from `port` (kernel sockets only).
+fn plain(
+    spec: &TcpPunch,
+    port: u16,
+    start: Instant,
+    stop: Option<&AtomicBool>,
+) -> Result<TcpPunched, PunchError> {
+    let machine = spec.machine(start, false);
+    let driven = Shell::new(machine, spec.bind_on(port), None).run(stop)?;
+    Ok(TcpPunched::from_driven(driven, 0))
+}
+
+/// The punch with crafted SYNs from `port`, the RST guard keeping our kernel's RSTs home
+/// until it ends.
+pub(crate) fn crafted(
+    spec: &TcpPunch,
+    raw: &RawTcp,
+    port: u16,
+    guard: RstGuard,
+    start: Instant,
+    stop: Option<&AtomicBool>,
+) -> Result<TcpPunched, PunchError> {
+    // The schedule starts once the raw socket and the guard are up, as the peer's does: the
+    // peer's timing (`far_opened`, its lag) counts from its first SYN, not from its start
+    // signal, and the set-up (an nft process) can take tens of milliseconds under load.
+    let scheduled = Instant::now();
+    let result = raw_tcp::source_ip_for(spec.peer_ip)
+        .map_err(PunchError::from)
+        .and_then(|lan_ip| {
+            let lan = SocketAddr::new(lan_ip, port);
+            let machine = spec.machine(scheduled, true);
+            Shell::new(machine, spec.bind_on(port), Some((raw, lan))).run(stop)
         });
-        let sent = report.map_or(0, |r| u32::try_from(r.sent).unwrap_or(u32::MAX));
-        Ok::<_, PunchError>((punched?, sent))
-    })();
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();
-    let (punched, sent) = result?;
+    let mut driven = result?;
+    // `elapsed` counts from the punch's start, the set-up included.
+    driven.punched.elapsed += scheduled.saturating_duration_since(start);
     removed.map_err(|err| PunchError::Io(io::Error::other(format!("{err:#}"))))?;
-    Ok(through(punched, sent, true, rsts_kept))
+    Ok(TcpPunched::from_driven(driven, rsts_kept))
 }
 
 /// What each end tells the other first over the stream: its own direction's record, so both
 /// reports show both directions.
-fn hello(record: &DirectionRecord) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..2].copy_from_slice(&record.port_through.unwrap_or(0).to_be_bytes());
-    let offset = record
-        .offset
-        .map_or(u16::MAX, |o| u16::try_from(o).unwrap_or(u16::MAX - 1));
-    out[2..4].copy_from_slice(&offset.to_be_bytes());
-    out[4..8].copy_from_slice(&record.packets_sent.unwrap_or(u32::MAX).to_be_bytes());
-    let ms = record.first_through.map_or(u64::MAX, |d| {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1)
-    });
-    out[8..].copy_from_slice(&ms.to_be_bytes());
-    out
+fn hello(record: &DirectionRecord) -> [u8; HELLO_LEN] {
+    TcpHelloRepr {
+        port_through: record.port_through,
+        offset: record.offset,
+        packets_sent: record.packets_sent,
+        first_through: record.first_through,
+    }
+    .to_bytes()
 }
 
-fn parse_hello(bytes: &[u8; 16]) -> DirectionRecord {
-    let port = u16::from_be_bytes([bytes[0], bytes[1]]);
-    let offset = u16::from_be_bytes([bytes[2], bytes[3]]);
-    let packets = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    DirectionRecord {
-        port_through: (port != 0).then_some(port),
-        offset: (offset != u16::MAX).then_some(usize::from(offset)),
-        packets_sent: (packets != u32::MAX).then_some(packets),
+/// The peer's direction as its hello tells it.
+fn parse_hello(bytes: &[u8]) -> io::Result<DirectionRecord> {
+    let view = TcpHello::new_checked(bytes)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+    let hello = TcpHelloRepr::parse(&view);
+    Ok(DirectionRecord {
+        port_through: hello.port_through,
+        offset: hello.offset,
+        packets_sent: hello.packets_sent,
+        first_through: hello.first_through,
         ..DirectionRecord::default()
-    }
+    })
 }
 
 /// The handshake outcome of a TCP punch, for [`crate::core::punch::PunchReport::from_outcome`]:
@@ -469,52 +373,12 @@ pub fn exchange(
         let mut writer = stream.try_clone()?;
         writer.write_all(&hello(own))?;
         let mut reader = stream;
-        let mut peer = [0u8; 16];
+        let mut peer = [0u8; HELLO_LEN];
         reader.read_exact(&mut peer)?;
-        let peer = parse_hello(&peer);
+        let peer = parse_hello(&peer)?;
         std::thread::scope(|scope| {
-            let sender = scope.spawn(move || -> io::Result<u64> {
-                let mut sent = 0u64;
-                if let Some(mut input) = input {
-                    let mut buf = vec![0u8; FRAME];
-                    loop {
-                        let n = match input.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(err) => return Err(err),
-                        };
-                        let len = u32::try_from(n).expect("a frame fits");
-                        writer.write_all(&len.to_be_bytes())?;
-                        writer.write_all(&buf[..n])?;
-                        sent += n as u64;
-                    }
-                }
-                writer.write_all(&0u32.to_be_bytes())?;
-                writer.flush()?;
-                Ok(sent)
-            });
-            let mut buf = vec![0u8; FRAME];
-            let received = (|| -> io::Result<u64> {
-                let mut received = 0u64;
-                loop {
-                    let mut len = [0u8; 4];
-                    reader.read_exact(&mut len)?;
-                    let len = u32::from_be_bytes(len) as usize;
-                    if len == 0 {
-                        return Ok(received);
-                    }
-                    if len > FRAME {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("a frame of {len} bytes (at most {FRAME})"),
-                        ));
-                    }
-                    reader.read_exact(&mut buf[..len])?;
-                    output.write_all(&buf[..len])?;
-                    received += len as u64;
-                }
-            })();
+            let sender = scope.spawn(move || send_frames(input, &mut writer));
+            let received = receive_frames(&mut reader, output);
             output.flush()?;
             let sent = sender
                 .join()
@@ -539,6 +403,54 @@ pub fn exchange(
     )
 }
 
+/// Our side of the stream: `input` in frames, then the empty frame that ends it. Returns the
+/// bytes sent.
+fn send_frames(input: Option<Box<dyn Read + Send>>, writer: &mut TcpStream) -> io::Result<u64> {
+    let mut sent = 0u64;
+    if let Some(mut input) = input {
+        let mut buf = vec![0u8; FRAME];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            let len = u32::try_from(n).expect("a frame fits");
+            writer.write_all(&len.to_be_bytes())?;
+            writer.write_all(&buf[..n])?;
+            sent += n as u64;
+        }
+    }
+    writer.write_all(&0u32.to_be_bytes())?;
+    writer.flush()?;
+    Ok(sent)
+}
+
+/// The peer's stream, frame by frame, into `output` until its empty frame. Returns the bytes
+/// received.
+fn receive_frames(reader: &mut &TcpStream, output: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; FRAME];
+    let mut received = 0u64;
+    loop {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 {
+            return Ok(received);
+        }
+        if len > FRAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a frame of {len} bytes (at most {FRAME})"),
+            ));
+        }
+        reader.read_exact(&mut buf[..len])?;
+        output.write_all(&buf[..len])?;
+        received += len as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,12 +465,15 @@ mod tests {
             first_through: Some(Duration::from_millis(12)),
             ..DirectionRecord::default()
         };
-        let back = parse_hello(&hello(&record));
+        let back = parse_hello(&hello(&record)).unwrap();
         assert_eq!(back.port_through, Some(40_002));
         assert_eq!(back.offset, Some(2));
         assert_eq!(back.packets_sent, Some(7));
+        assert_eq!(back.first_through, Some(Duration::from_millis(12)));
         assert_eq!(
-            parse_hello(&hello(&DirectionRecord::default())).offset,
+            parse_hello(&hello(&DirectionRecord::default()))
+                .unwrap()
+                .offset,
             None
         );
     }

@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::RngCore;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::io::caps;
@@ -249,8 +250,13 @@ impl RawTcp {
 
     /// Sends one SYN per far port, paced to `rate_pps`, each with a random ISN and timestamp.
     /// A `stop` flag that goes up ends the fan-out early.
-    pub fn send_fanout(&self, fanout: &Fanout, stop: Option<&AtomicBool>) -> FanoutReport {
-        self.send_fanout_filing(fanout, stop, &mut |_| {})
+    pub fn send_fanout(
+        &self,
+        fanout: &Fanout,
+        stop: Option<&AtomicBool>,
+        rng: &mut dyn RngCore,
+    ) -> FanoutReport {
+        self.send_fanout_filing(fanout, stop, rng, &mut |_| {})
     }
 
     /// [`RawTcp::send_fanout`], handing each SYN's record to `file` just before the SYN
@@ -260,6 +266,7 @@ impl RawTcp {
         &self,
         fanout: &Fanout,
         stop: Option<&AtomicBool>,
+        rng: &mut dyn RngCore,
         file: &mut dyn FnMut(CraftedSyn),
     ) -> FanoutReport {
         let interval = Duration::from_secs_f64(1.0 / f64::from(fanout.rate_pps.max(1)));
@@ -281,6 +288,7 @@ impl RawTcp {
                 fanout.local,
                 SocketAddr::new(fanout.peer_ip, port),
                 fanout.hop_limit,
+                rng,
             );
             file(crafted);
             match self.send(&syn) {
@@ -296,19 +304,30 @@ impl RawTcp {
     }
 }
 
-/// A SYN from `local` to `peer` with a random ISN and timestamp, and the record an adoption on
-/// its 4-tuple needs. Made before it is sent, so a record can be filed first: the answer may
-/// come back before a send call returns.
-pub fn craft_syn(local: SocketAddr, peer: SocketAddr, hop_limit: u8) -> (SegmentRepr, CraftedSyn) {
-    let syn = SegmentRepr::syn(
-        local,
-        peer,
-        hop_limit,
-        rand::random(),
-        // Even: an adopted socket continues from this TSval, and Linux 6.7+ reads the low bit
-        // of a TCP_TIMESTAMP value as "microsecond timestamps" (see adopt).
-        rand::random::<u32>() & !1,
-    );
+/// A SYN from `local` to `peer` with an ISN and timestamp drawn from `rng`, and the record an
+/// adoption on its 4-tuple needs. Made before it is sent, so a record can be filed first: the
+/// answer may come back before a send call returns.
+pub fn craft_syn(
+    local: SocketAddr,
+    peer: SocketAddr,
+    hop_limit: u8,
+    rng: &mut dyn RngCore,
+) -> (SegmentRepr, CraftedSyn) {
+    // Even TSval: an adopted socket continues from it, and Linux 6.7+ reads the low bit of a
+    // TCP_TIMESTAMP value as "microsecond timestamps" (see adopt).
+    syn_with(local, peer, hop_limit, rng.next_u32(), rng.next_u32() & !1)
+}
+
+/// A SYN from `local` to `peer` with the given ISN and TSval (even: see [`craft_syn`]), and
+/// its record.
+pub fn syn_with(
+    local: SocketAddr,
+    peer: SocketAddr,
+    hop_limit: u8,
+    isn: u32,
+    tsval: u32,
+) -> (SegmentRepr, CraftedSyn) {
+    let syn = SegmentRepr::syn(local, peer, hop_limit, isn, tsval);
     let crafted = CraftedSyn {
         port: peer.port(),
         isn: syn.seq,

@@ -1,8 +1,9 @@
-//! Kernel TCP simultaneous open through two NATs: a real connection made by kernel sockets on
-//! the punched port.
+//! Kernel TCP simultaneous open through two NATs, and the shell that carries out a
+//! [`TcpPunchMachine`]: the machine decides (which SYN goes when, when our kernel connects,
+//! what is adopted, when to give up); this loop owns the sockets and the clock.
 //!
-//! Two sockets share the punched port (both with SO_REUSEADDR and SO_REUSEPORT, the only way
-//! Linux lets a connecting socket share a port with a listener):
+//! Two kinds of kernel socket share the punched port (both with SO_REUSEADDR and SO_REUSEPORT,
+//! the only way Linux lets a connecting socket share a port with a listener):
 //!
 //! * a connecting socket that `connect()`s to the peer's (predicted) public address again and
 //!   again until it connects or the deadline passes. Both ends doing this is the classic
@@ -11,44 +12,32 @@
 //! * a listener, for a peer SYN that arrives while our connecting socket is between attempts
 //!   (or from another far port, through a full-cone NAT). It accepts only from the peer's IP.
 //!
-//! With a crafted SYN fan-out ([`crate::io::raw_tcp`]), [`SimOpen::run_adopting`] replaces the
-//! listener: the peer's SYN (or SYN-ACK) on a crafted 4-tuple is adopted by a socket that
-//! continues from the crafted ISN ([`crate::io::adopt`]), since our NAT tracks that tuple's
-//! sequence numbers.
+//! With crafted SYNs ([`crate::io::raw_tcp`]) there is no listener: the peer's SYN (or SYN-ACK)
+//! on a crafted 4-tuple is adopted by a socket that continues from the crafted ISN
+//! ([`crate::io::adopt`]), since our NAT tracks that tuple's sequence numbers.
 //!
 //! Whichever yields a connection first wins.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-use std::collections::HashMap;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use crate::core::punch::tcp::{
+    Bind, Command, ConnectResult, SeenSegment, SocketId, SynRecord, TcpOutcome, TcpPunchMachine,
+    Won,
+};
 use crate::io::adopt;
-use crate::io::raw_tcp::{CraftedSyn, FanoutReport, RawTcp};
-use crate::wire::tcp_syn::SegmentKind;
+use crate::io::raw_tcp::{self, CraftedSyn, FanoutReport, RawTcp};
+use crate::wire::tcp_syn::SegmentRepr;
 
-/// How long one connecting socket waits before it is closed and a new one sent. The kernel's
-/// first SYN retransmission comes after 1 s (TCP_TIMEOUT_INIT) and the next after 3 s more; a
-/// fresh socket every second keeps re-sending at the first pace instead of backing off, which
-/// matters when the peer's NAT opens its hole a little after our first SYN. Closing a socket in
-/// SYN_SENT sends nothing and keeps the conntrack entry (and so the NAT mapping).
-pub const ATTEMPT: Duration = Duration::from_secs(1);
+pub use crate::core::punch::tcp::{ATTEMPT, BACKOFF_FIRST, BACKOFF_MAX};
 
-/// First wait after an attempt that failed at once (refused, unreachable, address not yet
-/// free); doubled after each such failure up to [`BACKOFF_MAX`]. A refusal means something
-/// answered for the peer's address (its NAT or its host, before its socket exists): retrying at
-/// once would only draw the same answer.
-pub const BACKOFF_FIRST: Duration = Duration::from_millis(50);
-
-/// Longest wait between attempts after failures: well under [`ATTEMPT`], so a refusal that
-/// stops costs at most this much of the punch.
-pub const BACKOFF_MAX: Duration = Duration::from_millis(800);
+/// Longest a poll waits, so that a stop flag is seen promptly.
+const POLL_SLICE: Duration = Duration::from_millis(50);
 
 /// Where the connection came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +113,14 @@ pub fn reusable_socket(local: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// The unspecified address of `ip`'s family.
+pub fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
 /// A simultaneous open in preparation: the listener holds the punched port from the start,
 /// so a peer SYN that comes early already finds it.
 #[derive(Debug)]
@@ -139,10 +136,7 @@ impl SimOpen {
     /// Binds the listener on `local` (port 0: an ephemeral port, see [`SimOpen::local_addr`])
     /// for a connection to `peer`.
     pub fn bind(local: SocketAddr, peer: SocketAddr) -> io::Result<SimOpen> {
-        let socket = reusable_socket(local)?;
-        socket.listen(16)?;
-        socket.set_nonblocking(true)?;
-        let listener = TcpListener::from(socket);
+        let listener = listener_on(local)?;
         let local = listener.local_addr()?;
         Ok(SimOpen {
             listener: Some(listener),
@@ -183,7 +177,7 @@ impl SimOpen {
     /// Connects (and accepts) until a connection with the peer exists, `deadline` passes or
     /// `stop` goes up.
     pub fn run(self, deadline: Instant, stop: Option<&AtomicBool>) -> Result<Punched, PunchError> {
-        Loop::new(self, deadline, None).run(stop)
+        self.drive(deadline, stop, None, &[])
     }
 
     /// Like [`SimOpen::run`], and also adopts a connection when the peer's SYN arrives on one
@@ -198,326 +192,363 @@ impl SimOpen {
         fanout: &FanoutReport,
         local_ip: IpAddr,
     ) -> Result<Punched, PunchError> {
-        // A fan-out already sent: every record filed up front, nothing holding connect() back.
-        let (file, filed) = mpsc::channel();
-        for syn in &fanout.syns {
-            let _ = file.send(*syn);
-        }
-        let sent = AtomicBool::new(true);
-        self.run_adopting_while_fanning(
-            deadline,
-            stop,
-            raw,
-            Fanning { filed, sent: &sent },
-            local_ip,
-        )
+        let sent: Vec<SynRecord> = fanout.syns.iter().map(|&syn| record(syn)).collect();
+        let lan = SocketAddr::new(local_ip, self.local.port());
+        self.drive(deadline, stop, Some((raw, lan)), &sent)
     }
 
-    /// Like [`SimOpen::run_adopting`] while the crafted fan-out is still being sent (on another
-    /// thread, [`RawTcp::send_fanout_filing`]): each SYN's record comes through `fanning.filed`
-    /// before the SYN leaves, so the peer's SYN is adopted the moment it arrives instead of
-    /// after the whole fan-out (255 SYNs at 1,000/s would add a quarter of a second). Our own
-    /// `connect()` waits for `fanning.sent`: on a symmetric NAT of ours, its flow must take its
-    /// public port after every crafted one, as the plan predicted.
-    pub fn run_adopting_while_fanning(
+    fn drive(
         self,
         deadline: Instant,
         stop: Option<&AtomicBool>,
-        raw: &RawTcp,
-        fanning: Fanning<'_>,
-        local_ip: IpAddr,
+        raw: Option<(&RawTcp, SocketAddr)>,
+        sent: &[SynRecord],
     ) -> Result<Punched, PunchError> {
-        let adopting = Adopting {
-            raw,
-            syns: HashMap::new(),
-            filed: fanning.filed,
-            local: SocketAddr::new(local_ip, self.local.port()),
-        };
-        let mut state = Loop::new(self, deadline, Some(adopting));
-        state.connect_after = Some(fanning.sent);
-        state.run(stop)
+        let start = Instant::now();
+        let listen = self.listener.is_some();
+        let machine = TcpPunchMachine::simultaneous_open(
+            self.peer,
+            listen,
+            self.attempt,
+            sent,
+            start,
+            deadline,
+        );
+        let mut shell = Shell::new(machine, self.local, raw);
+        shell.listener = self.listener;
+        shell.run(stop).map(|done| done.punched)
     }
 }
 
-/// A crafted fan-out being sent while [`SimOpen::run_adopting_while_fanning`] waits.
-pub struct Fanning<'a> {
-    /// Each crafted SYN's record, filed before it is sent.
-    pub filed: mpsc::Receiver<CraftedSyn>,
-    /// Goes up when the last crafted SYN has been sent (or the fan-out stopped).
-    pub sent: &'a AtomicBool,
+/// A listening, non-blocking socket on `local`, sharing the port.
+fn listener_on(local: SocketAddr) -> io::Result<TcpListener> {
+    let socket = reusable_socket(local)?;
+    socket.listen(16)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from(socket))
 }
 
-/// What the loop needs to adopt connections on crafted 4-tuples.
-struct Adopting<'a> {
-    raw: &'a RawTcp,
-    /// Far port → the crafted SYN sent to it.
-    syns: HashMap<u16, CraftedSyn>,
-    /// Records of the fan-out as it is sent, moved into `syns` before each lookup.
-    filed: mpsc::Receiver<CraftedSyn>,
-    /// Our LAN address and punched port.
+/// The machine's record of a crafted SYN sent by [`RawTcp::send_fanout`].
+fn record(syn: CraftedSyn) -> SynRecord {
+    SynRecord {
+        port: syn.port,
+        isn: syn.isn,
+        tsval: syn.tsval,
+    }
+}
+
+/// A connection the shell made, with the machine's account of it.
+#[derive(Debug)]
+pub struct Driven {
+    pub punched: Punched,
+    pub port_through: u16,
+    pub offset: Option<usize>,
+    pub packets_sent: u32,
+    pub crafted: bool,
+}
+
+/// The sockets of one punch and the loop that feeds them to its machine.
+pub struct Shell<'a> {
+    machine: TcpPunchMachine,
+    /// The punched address kernel sockets bind (unspecified IP, the punched port).
     local: SocketAddr,
+    /// The raw socket and our LAN address on the crafted 4-tuples.
+    raw: Option<(&'a RawTcp, SocketAddr)>,
+    listener: Option<TcpListener>,
+    /// Connecting sockets, with where each is bound.
+    sockets: Vec<(SocketId, Socket, Bind)>,
+    last_error: Option<io::Error>,
+    /// The segment an adoption answers (the last one fed).
+    adopting: Option<SegmentRepr>,
+    accepted: Option<TcpStream>,
 }
 
-impl Loop<'_> {
-    fn run(mut self, stop: Option<&AtomicBool>) -> Result<Punched, PunchError> {
-        let state = &mut self;
+impl<'a> Shell<'a> {
+    /// `local`: the punched port (unspecified IP); `raw`: crafted SYNs from the LAN address.
+    pub fn new(
+        machine: TcpPunchMachine,
+        local: SocketAddr,
+        raw: Option<(&'a RawTcp, SocketAddr)>,
+    ) -> Shell<'a> {
+        Shell {
+            machine,
+            local,
+            raw,
+            listener: None,
+            sockets: Vec::new(),
+            last_error: None,
+            adopting: None,
+            accepted: None,
+        }
+    }
+
+    /// Carries out the machine until it connects, gives up or `stop` goes up.
+    pub fn run(mut self, stop: Option<&AtomicBool>) -> Result<Driven, PunchError> {
         loop {
             if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
                 return Err(PunchError::Stopped);
             }
-            if Instant::now() >= state.deadline {
-                return Err(state.timed_out());
+            self.carry_out()?;
+            match self.machine.outcome() {
+                Some(&TcpOutcome::Connected { .. }) => return self.connected(),
+                Some(&TcpOutcome::TimedOut { attempts }) => {
+                    return Err(PunchError::TimedOut {
+                        attempts,
+                        last_error: self.last_error.take(),
+                    })
+                }
+                None => {}
             }
-            if let Some(done) = state.step()? {
-                return Ok(done);
-            }
-        }
-    }
-}
-
-/// One connecting socket and when it was started.
-struct Attempt {
-    socket: Socket,
-    until: Instant,
-}
-
-struct Loop<'a> {
-    open: SimOpen,
-    adopting: Option<Adopting<'a>>,
-    deadline: Instant,
-    start: Instant,
-    attempt: Option<Attempt>,
-    next_attempt: Instant,
-    backoff: Duration,
-    attempts: u32,
-    last_error: Option<io::Error>,
-    /// No `connect()` before this flag is up (a fan-out still being sent).
-    connect_after: Option<&'a AtomicBool>,
-}
-
-impl<'a> Loop<'a> {
-    fn new(open: SimOpen, deadline: Instant, adopting: Option<Adopting<'a>>) -> Loop<'a> {
-        let now = Instant::now();
-        Loop {
-            open,
-            adopting,
-            deadline,
-            start: now,
-            attempt: None,
-            next_attempt: now,
-            backoff: BACKOFF_FIRST,
-            attempts: 0,
-            last_error: None,
-            connect_after: None,
+            self.wait_and_feed()?;
+            self.machine.handle_timeout(Instant::now());
         }
     }
 
-    /// True once nothing holds our `connect()` back.
-    fn may_connect(&self) -> bool {
-        self.connect_after
-            .is_none_or(|flag| flag.load(Ordering::Acquire))
-    }
-
-    fn timed_out(&mut self) -> PunchError {
-        PunchError::TimedOut {
-            attempts: self.attempts,
-            last_error: self.last_error.take(),
-        }
-    }
-
-    /// Starts an attempt if one is due, waits for the sockets, handles what happened.
-    fn step(&mut self) -> Result<Option<Punched>, PunchError> {
-        let now = Instant::now();
-        if self.attempt.is_none() && now >= self.next_attempt && self.may_connect() {
-            self.start_attempt(now)?;
-        }
-        let (listener_ready, connect_ready, sniffer_ready) = self.wait()?;
-        if sniffer_ready {
-            if let Some(stream) = self.adopt_peer_syn()? {
-                return Ok(Some(self.done(stream, Via::Adopt)?));
+    /// Sends the due SYNs and does what the machine asks, until it asks nothing more.
+    fn carry_out(&mut self) -> Result<(), PunchError> {
+        while let Some(transmit) = self.machine.poll_transmit() {
+            if let Some((raw, lan)) = self.raw {
+                let (syn, _) = raw_tcp::syn_with(
+                    lan,
+                    transmit.to,
+                    transmit.ttl,
+                    transmit.syn.isn,
+                    transmit.syn.tsval,
+                );
+                // A SYN the kernel would not take counts as sent: like a lost one, the
+                // resend rounds (or the other flows) cover it.
+                let _ = raw.send(&syn);
             }
         }
-        if listener_ready {
-            if let Some(stream) = self.accept_from_peer()? {
-                return Ok(Some(self.done(stream, Via::Accept)?));
+        while let Some(command) = self.machine.poll_command() {
+            match command {
+                Command::Listen if self.listener.is_none() => {
+                    let listener = listener_on(self.local)?;
+                    // Port 0 picked a port: the connecting sockets share it.
+                    self.local = listener.local_addr()?;
+                    self.listener = Some(listener);
+                }
+                Command::Listen => {}
+                Command::Connect { socket, bind, to } => self.connect(socket, bind, to)?,
+                Command::Close { socket } => self.sockets.retain(|(id, _, _)| *id != socket),
+                Command::CheckHandshaking { socket } => {
+                    let handshaking = self
+                        .socket(socket)
+                        .is_some_and(|s| tcp_state(s) == Some(TCP_SYN_RECV));
+                    let now = Instant::now();
+                    self.machine.handle_socket_state(now, socket, handshaking);
+                }
             }
         }
-        if connect_ready {
-            if let Some(stream) = self.finish_connect()? {
-                return Ok(Some(self.done(stream, Via::Connect)?));
-            }
-        }
-        self.expire_attempt();
-        Ok(None)
+        Ok(())
     }
 
-    fn start_attempt(&mut self, now: Instant) -> Result<(), PunchError> {
-        let socket = reusable_socket(self.open.local)?;
+    fn socket(&self, id: SocketId) -> Option<&Socket> {
+        self.sockets
+            .iter()
+            .find(|(s, _, _)| *s == id)
+            .map(|(_, s, _)| s)
+    }
+
+    /// A non-blocking `connect()`; a failure at once goes back to the machine.
+    fn connect(&mut self, id: SocketId, bind: Bind, to: SocketAddr) -> Result<(), PunchError> {
+        let socket = match bind {
+            Bind::Punched => reusable_socket(self.local)?,
+            Bind::Any => Socket::new(Domain::for_address(to), Type::STREAM, None)?,
+        };
         socket.set_nonblocking(true)?;
-        self.attempts += 1;
-        match socket.connect(&SockAddr::from(self.open.peer)) {
+        match socket.connect(&SockAddr::from(to)) {
             Ok(()) => {}
             Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(err) if is_retryable(&err) => {
-                self.failed(now, err);
+            Err(err) if bind == Bind::Any || is_retryable(&err) => {
+                self.last_error = Some(err);
+                let now = Instant::now();
+                self.machine.handle_connect(now, id, ConnectResult::Failed);
                 return Ok(());
             }
             Err(err) => return Err(err.into()),
         }
-        self.attempt = Some(Attempt {
-            socket,
-            until: now + self.open.attempt,
-        });
+        self.sockets.push((id, socket, bind));
         Ok(())
     }
 
-    /// Records an attempt that failed at once and schedules the next after the backoff.
-    fn failed(&mut self, now: Instant, err: io::Error) {
-        self.last_error = Some(err);
-        self.attempt = None;
-        self.next_attempt = now + self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    /// Polls the listener, the sniffer and the connecting sockets until one is ready or the
+    /// machine's next timer is due, and feeds what happened to the machine.
+    fn wait_and_feed(&mut self) -> Result<(), PunchError> {
+        let ready = self.wait()?;
+        let mut fds = ready.iter();
+        if self.listener.is_some() && fds.next().is_some_and(|&r| r) {
+            self.accept_all()?;
+        }
+        if self.raw.is_some() && fds.next().is_some_and(|&r| r) {
+            self.read_sniffer()?;
+        }
+        let writable: Vec<SocketId> = self
+            .sockets
+            .iter()
+            .zip(fds)
+            .filter(|(_, &r)| r)
+            .map(|((id, _, _), _)| *id)
+            .collect();
+        for id in writable {
+            if self.machine.outcome().is_some() {
+                break;
+            }
+            self.finish_connect(id)?;
+        }
+        Ok(())
     }
 
-    /// Polls the listener (readable) and the connecting socket (writable) until one is ready
-    /// or the next timer (attempt end, next attempt, deadline) is due.
-    fn wait(&self) -> io::Result<(bool, bool, bool)> {
+    /// Which of listener, sniffer, sockets (in that order, those present) are ready.
+    fn wait(&self) -> io::Result<Vec<bool>> {
         let now = Instant::now();
-        let mut wake = self.deadline;
-        match &self.attempt {
-            Some(attempt) => wake = wake.min(attempt.until),
-            None => wake = wake.min(self.next_attempt),
-        }
-        // Wake at least every 100 ms so a stop flag is seen promptly, and every few ms while
-        // a fan-out holds our connect() back, so that it follows the last crafted SYN closely.
-        let slice = if self.may_connect() { 100 } else { 5 };
-        let timeout = wake
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(slice));
-        let mut fds = Vec::with_capacity(2);
-        if let Some(listener) = &self.open.listener {
+        let due = self.machine.poll_timeout().unwrap_or(now);
+        let timeout = due.saturating_duration_since(now).min(POLL_SLICE);
+        let mut fds = Vec::with_capacity(self.sockets.len() + 2);
+        if let Some(listener) = &self.listener {
             fds.push(pollfd(listener.as_raw_fd(), libc::POLLIN));
         }
-        if let Some(adopting) = &self.adopting {
-            fds.push(pollfd(adopting.raw.sniffer_fd(), libc::POLLIN));
+        if let Some((raw, _)) = self.raw {
+            fds.push(pollfd(raw.sniffer_fd(), libc::POLLIN));
         }
-        if let Some(attempt) = &self.attempt {
-            fds.push(pollfd(attempt.socket.as_raw_fd(), libc::POLLOUT));
+        for (_, socket, _) in &self.sockets {
+            fds.push(pollfd(socket.as_raw_fd(), libc::POLLOUT));
         }
-        let millis = timeout.as_millis().max(1) as libc::c_int;
-        // SAFETY: poll(2) on a vector of pollfd we own, with its exact length.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        let spec = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: ppoll(2) on a vector of pollfd we own, with its exact length, and a timespec.
+        let rc = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &spec,
+                std::ptr::null(),
+            )
+        };
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
-                return Ok((false, false, false));
+                return Ok(vec![false; fds.len()]);
             }
             return Err(err);
         }
-        let ready = |fd: &libc::pollfd| fd.revents != 0;
-        let listener_ready = self.open.listener.is_some() && ready(&fds[0]);
-        let sniffer_index = usize::from(self.open.listener.is_some());
-        let sniffer_ready = self.adopting.is_some() && ready(&fds[sniffer_index]);
-        let connect_ready = self.attempt.is_some() && fds.last().is_some_and(ready);
-        Ok((listener_ready, connect_ready, sniffer_ready))
+        Ok(fds.iter().map(|fd| fd.revents != 0).collect())
     }
 
-    /// Accepts pending connections; returns the first from the peer's IP. Others (a
-    /// stranger reaching the port through a full-cone NAT) are closed.
-    fn accept_from_peer(&mut self) -> io::Result<Option<TcpStream>> {
-        let Some(listener) = &self.open.listener else {
-            return Ok(None);
+    /// Accepts pending connections and tells the machine; keeps the one it takes, closes
+    /// the others (a stranger reaching the port through a full-cone NAT).
+    fn accept_all(&mut self) -> io::Result<()> {
+        let Some(listener) = &self.listener else {
+            return Ok(());
         };
         loop {
             match listener.accept() {
-                Ok((stream, from)) if same_ip(from.ip(), self.open.peer.ip()) => {
-                    return Ok(Some(stream))
+                Ok((stream, from)) => {
+                    self.machine.handle_accepted(Instant::now(), from);
+                    if self.machine.outcome().is_some() {
+                        self.accepted = Some(stream);
+                        return Ok(());
+                    }
                 }
-                Ok(_) => continue,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(err) if is_retryable(&err) => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if is_retryable(&err) => return Ok(()),
                 Err(err) => return Err(err),
             }
         }
     }
 
-    /// Reads what the sniffer saw; adopts the connection when, on one of the crafted
-    /// 4-tuples (not the one our own `connect()` uses: that socket answers for itself), the
-    /// peer sends its SYN, or answers a crafted SYN with a SYN-ACK (its socket was already
-    /// connecting, so our SYN made it a simultaneous open).
-    fn adopt_peer_syn(&mut self) -> io::Result<Option<TcpStream>> {
-        let Some(adopting) = &mut self.adopting else {
-            return Ok(None);
+    /// Feeds what the sniffer saw on our punched port to the machine, until it adopts.
+    fn read_sniffer(&mut self) -> io::Result<()> {
+        let Some((raw, lan)) = self.raw else {
+            return Ok(());
         };
-        let peer_ip = self.open.peer.ip();
-        while let Some(segment) = adopting.raw.recv_from(peer_ip, adopting.local.ip())? {
-            if segment.dst.port() != adopting.local.port() || segment.src == self.open.peer {
+        let peer_ip = self.machine.peer_ip();
+        while let Some(segment) = raw.recv_from(peer_ip, lan.ip())? {
+            if segment.dst.port() != lan.port() {
                 continue;
             }
-            // A record is filed before its SYN leaves, so an answer's is in `syns` or
-            // already waiting in the channel.
-            adopting
-                .syns
-                .extend(adopting.filed.try_iter().map(|syn| (syn.port, syn)));
-            let Some(&crafted) = adopting.syns.get(&segment.src.port()) else {
-                continue;
+            let seen = SeenSegment {
+                src: segment.src,
+                dst: segment.dst,
+                kind: segment.kind(),
+                seq: segment.seq,
+                ack: segment.ack,
             };
-            let answers_ours = segment.ack == crafted.isn.wrapping_add(1);
-            match segment.kind() {
-                SegmentKind::Syn => {}
-                SegmentKind::SynAck if answers_ours => {}
-                _ => continue,
+            self.machine.handle_segment(Instant::now(), &seen);
+            if self.machine.outcome().is_some() {
+                self.adopting = Some(segment);
+                return Ok(());
             }
-            return adopt::adopt(adopting.raw, adopting.local, &segment, crafted).map(Some);
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// The connecting socket became writable: connected, or failed.
-    fn finish_connect(&mut self) -> Result<Option<TcpStream>, PunchError> {
-        let Some(attempt) = self.attempt.take() else {
-            return Ok(None);
+    /// A connecting socket became writable: connected, or failed.
+    fn finish_connect(&mut self, id: SocketId) -> Result<(), PunchError> {
+        let Some((_, socket, bind)) = self.sockets.iter().find(|(s, _, _)| *s == id) else {
+            return Ok(());
         };
-        match attempt.socket.take_error()? {
-            None if attempt.socket.peer_addr().is_ok() => Ok(Some(TcpStream::from(attempt.socket))),
-            None => {
-                // Spurious wake-up: still connecting.
-                self.attempt = Some(attempt);
-                Ok(None)
+        let result = match socket.take_error()? {
+            None if socket.peer_addr().is_ok() => ConnectResult::Connected,
+            // Spurious wake-up: still connecting.
+            None => return Ok(()),
+            // A holding socket's failure (reset, timed out) ends only that socket.
+            Some(err) if *bind == Bind::Any || is_retryable(&err) => {
+                self.last_error = Some(err);
+                ConnectResult::Failed
             }
-            Some(err) if is_retryable(&err) => {
-                self.failed(Instant::now(), err);
-                Ok(None)
-            }
-            Some(err) => Err(err.into()),
-        }
-    }
-
-    /// Ends an attempt whose time is up, unless its handshake is under way (SYN_RECV after
-    /// the peer's SYN crossed ours): closing then would send a FIN into the handshake.
-    fn expire_attempt(&mut self) {
-        let now = Instant::now();
-        let Some(attempt) = &mut self.attempt else {
-            return;
+            Some(err) => return Err(err.into()),
         };
-        if now < attempt.until {
-            return;
-        }
-        if tcp_state(&attempt.socket) == Some(TCP_SYN_RECV) {
-            attempt.until = now + self.open.attempt;
-            return;
-        }
-        self.attempt = None;
-        self.next_attempt = now;
+        self.machine.handle_connect(Instant::now(), id, result);
+        Ok(())
     }
 
-    fn done(&self, stream: TcpStream, via: Via) -> io::Result<Punched> {
+    /// The connection the machine chose, as a blocking stream.
+    fn connected(mut self) -> Result<Driven, PunchError> {
+        let Some(&TcpOutcome::Connected {
+            won,
+            port_through,
+            offset,
+            packets_sent,
+            attempts,
+            crafted,
+            elapsed,
+        }) = self.machine.outcome()
+        else {
+            unreachable!("called once connected");
+        };
+        let (stream, via) = match won {
+            Won::Connect(id) => {
+                let index = self.sockets.iter().position(|(s, _, _)| *s == id);
+                let (_, socket, _) = self.sockets.swap_remove(index.expect("a live socket"));
+                (TcpStream::from(socket), Via::Connect)
+            }
+            Won::Accept(_) => (self.accepted.take().expect("accepted"), Via::Accept),
+            Won::Adopt { syn, .. } => {
+                let (raw, lan) = self.raw.expect("adoption needs the raw socket");
+                let segment = self.adopting.take().expect("the adopted segment");
+                let crafted = CraftedSyn {
+                    port: syn.port,
+                    isn: syn.isn,
+                    tsval: syn.tsval,
+                };
+                (adopt::adopt(raw, lan, &segment, crafted)?, Via::Adopt)
+            }
+        };
         stream.set_nonblocking(false)?;
-        Ok(Punched {
-            stream,
-            via,
-            attempts: self.attempts,
-            elapsed: self.start.elapsed(),
+        Ok(Driven {
+            punched: Punched {
+                stream,
+                via,
+                attempts,
+                elapsed,
+            },
+            port_through,
+            offset,
+            packets_sent,
+            crafted,
         })
     }
 }
@@ -548,11 +579,6 @@ fn is_retryable(err: &io::Error) -> bool {
                 | libc::EAGAIN
         )
     )
-}
-
-/// Compares IPs, taking an IPv4-mapped IPv6 address as the IPv4 one.
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    a.to_canonical() == b.to_canonical()
 }
 
 /// `TCP_SYN_RECV` in linux/tcp_states.h.

@@ -46,6 +46,7 @@ pub mod punch;
 #[cfg(test)]
 mod rfc5769;
 pub mod stun;
+pub mod tcp_hello;
 pub mod tcp_syn;
 
 pub use builder::MessageBuilder;

@@ -16,6 +16,11 @@
 //! 4. turn the handshake's [`handshake::Outcome`] into a [`report::PunchReport`].
 //!
 //! What an end tells its peer comes from its own fingerprint through [`profile::NatSummary`].
+//!
+//! Over TCP, step 2 is a [`tcp::TcpPunchMachine`] instead (from [`tcp::TcpSpec::for_plan`]):
+//! crafted SYNs from `poll_transmit`, kernel sockets to listen, connect or close from
+//! `poll_command`, every sniffed segment and kernel result fed back, the outcome once
+//! over (the winning socket, accepted connection or crafted 4-tuple to adopt).
 
 pub mod birthday;
 pub mod fanout;
@@ -25,6 +30,10 @@ pub mod profile;
 pub mod report;
 mod schedule;
 mod strategy;
+pub mod tcp;
+mod tcp_birthday;
+mod tcp_crafted;
+mod tcp_kernel;
 pub mod transfer;
 
 #[cfg(test)]
@@ -33,6 +42,10 @@ mod handshake_tests;
 mod plan_tests;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_tcp;
+#[cfg(test)]
+mod tcp_tests;
 #[cfg(test)]
 mod tests;
 

@@ -81,18 +81,19 @@ impl PairRun {
 }
 
 /// A side between its fingerprint and the call.
-struct Prepared {
-    lab: Lab,
-    session: SocketAddr,
-    observed: SocketAddr,
+pub(super) struct Prepared {
+    pub(super) lab: Lab,
+    /// The session socket's inside address (the punched port of a TCP punch).
+    pub(super) session: SocketAddr,
+    pub(super) observed: SocketAddr,
     last_sample: Instant,
     end: Instant,
     observations: Vec<crate::core::fingerprint::Observation>,
 }
 
 /// Logs the session socket in at `t0`, then fingerprints from just after.
-fn prepare(config: &NatConfig, t0: Instant, seed: u64) -> Prepared {
-    let mut lab = Lab::new(NatModel::new(config.clone()), Transport::Udp, seed);
+fn prepare(config: &NatConfig, t0: Instant, seed: u64, transport: Transport) -> Prepared {
+    let mut lab = Lab::new(NatModel::new(config.clone()), transport, seed);
     lab.start = t0 + Duration::from_millis(10);
     let session = lab.bind();
     let observed = lab
@@ -111,7 +112,7 @@ fn prepare(config: &NatConfig, t0: Instant, seed: u64) -> Prepared {
 }
 
 /// The facts a side sends, predicted for a flow opened at `at`.
-fn facts(side: &Prepared, at: Instant) -> NatFacts {
+fn facts(side: &Prepared, at: Instant, transport: Transport) -> NatFacts {
     let options = PredictOptions {
         since_last: at.saturating_duration_since(side.last_sample),
         ..PredictOptions::default()
@@ -120,8 +121,8 @@ fn facts(side: &Prepared, at: Instant) -> NatFacts {
     NatSummary::from_report(&report).facts(
         Some(side.observed),
         Transports {
-            udp: true,
-            tcp: false,
+            udp: transport == Transport::Udp,
+            tcp: transport == Transport::Tcp,
         },
     )
 }
@@ -222,6 +223,27 @@ impl Net {
         }
     }
 
+    /// Runs the virtual clock from `now` until nothing is left to happen; returns when.
+    fn run_from(&mut self, mut now: Instant) -> Instant {
+        loop {
+            self.flush(now);
+            let timer = self.next_timer();
+            let packet_at = self.queue.peek().map(|Reverse(p)| p.at);
+            match (timer, packet_at) {
+                (None, None) => return now,
+                (Some((at, side)), p) if p.is_none_or(|p| at <= p) => {
+                    now = now.max(at);
+                    self.handshakes[side].handle_timeout(now);
+                }
+                _ => {
+                    let Reverse(packet) = self.queue.pop().expect("peeked");
+                    now = now.max(packet.at);
+                    self.deliver(packet);
+                }
+            }
+        }
+    }
+
     fn next_timer(&self) -> Option<(Instant, usize)> {
         (0..2)
             .filter_map(|side| Some((self.handshakes[side].poll_timeout()?, side)))
@@ -229,50 +251,76 @@ impl Net {
     }
 }
 
-/// Runs one scenario end to end.
-pub fn run(scenario: &Scenario) -> PairRun {
+/// Both sides once the call is placed: fingerprinted, their facts crossed, their plans made.
+pub(super) struct Call {
+    pub(super) caller: Prepared,
+    pub(super) callee: Prepared,
+    pub(super) call_id: u64,
+    pub(super) caller_start: Instant,
+    pub(super) callee_start: Instant,
+    pub(super) caller_plan: PunchPlan,
+    pub(super) callee_plan: PunchPlan,
+}
+
+/// Fingerprints both sides over `transport`, places the call after both are done and plans
+/// both halves: the callee starts one relay after the call, the caller one relay later.
+pub(super) fn place_call(scenario: &Scenario, transport: Transport) -> Call {
     let t0 = Instant::now();
-    let mut caller = prepare(&scenario.caller, t0, scenario.seed);
-    let mut callee = prepare(&scenario.callee, t0, scenario.seed ^ 0x5A5A);
+    let caller = prepare(&scenario.caller, t0, scenario.seed, transport);
+    let callee = prepare(&scenario.callee, t0, scenario.seed ^ 0x5A5A, transport);
     let call_at = caller.end.max(callee.end) + Duration::from_millis(50);
     let callee_start = call_at + scenario.relay;
     let caller_start = callee_start + scenario.relay;
-    let caller_facts = facts(&caller, call_at);
-    let callee_facts = facts(&callee, callee_start);
+    let caller_facts = facts(&caller, call_at, transport);
+    let callee_facts = facts(&callee, callee_start, transport);
     let call_id = SmallRng::seed_from_u64(scenario.seed).gen();
     let plan = |role, own: &NatFacts, peer: &NatFacts| {
         make_plan(&PlanInput {
             role,
-            transport: Transport::Udp,
+            transport,
             call_id,
             own,
             peer,
             options: &scenario.options,
         })
     };
-    let caller_plan = plan(Role::Caller, &caller_facts, &callee_facts);
-    let callee_plan = plan(Role::Callee, &callee_facts, &caller_facts);
+    Call {
+        caller_plan: plan(Role::Caller, &caller_facts, &callee_facts),
+        callee_plan: plan(Role::Callee, &callee_facts, &caller_facts),
+        caller,
+        callee,
+        call_id,
+        caller_start,
+        callee_start,
+    }
+}
+
+/// The inside addresses of a plan's sockets: the session's, or fresh ones.
+fn plan_sockets(side: &mut Prepared, plan: &PunchPlan) -> Vec<SocketAddr> {
+    plan.local()
+        .sockets
+        .iter()
+        .map(|s| match s {
+            LocalSocket::Session => side.session,
+            LocalSocket::Fresh => side.lab.bind(),
+        })
+        .collect()
+}
+
+/// Runs one scenario end to end.
+pub fn run(scenario: &Scenario) -> PairRun {
+    let mut call = place_call(scenario, Transport::Udp);
     let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_add(1));
-    let sockets = |side: &mut Prepared, plan: &PunchPlan| -> Vec<SocketAddr> {
-        plan.local()
-            .sockets
-            .iter()
-            .map(|s| match s {
-                LocalSocket::Session => side.session,
-                LocalSocket::Fresh => side.lab.bind(),
-            })
-            .collect()
-    };
-    let caller_sockets = sockets(&mut caller, &caller_plan);
-    let callee_sockets = sockets(&mut callee, &callee_plan);
+    let caller_sockets = plan_sockets(&mut call.caller, &call.caller_plan);
+    let callee_sockets = plan_sockets(&mut call.callee, &call.callee_plan);
+    let sync = scenario.sync_estimate.map(|f| scenario.relay.mul_f64(f));
     let mut net = Net {
         handshakes: [
-            Handshake::new(&caller_plan, caller_start, &mut rng),
-            Handshake::new(&callee_plan, callee_start, &mut rng).with_sync_rounds(
-                &callee_plan.sync_rounds(scenario.sync_estimate.map(|f| scenario.relay.mul_f64(f))),
-            ),
+            Handshake::new(&call.caller_plan, call.caller_start, &mut rng),
+            Handshake::new(&call.callee_plan, call.callee_start, &mut rng)
+                .with_sync_rounds(&call.callee_plan.sync_rounds(sync)),
         ],
-        nats: [caller.lab.nat, callee.lab.nat],
+        nats: [call.caller.lab.nat, call.callee.lab.nat],
         sockets: [caller_sockets, callee_sockets],
         queue: BinaryHeap::new(),
         order: 0,
@@ -281,56 +329,43 @@ pub fn run(scenario: &Scenario) -> PairRun {
         loss: scenario.loss,
     };
     if scenario.forgeries {
-        net.forge(callee_start, call_id, [caller.observed, callee.observed]);
+        let sessions = [call.caller.observed, call.callee.observed];
+        net.forge(call.callee_start, call.call_id, sessions);
     }
-    let mut now = callee_start;
-    loop {
-        net.flush(now);
-        let timer = net.next_timer();
-        let packet_at = net.queue.peek().map(|Reverse(p)| p.at);
-        match (timer, packet_at) {
-            (None, None) => break,
-            (Some((at, side)), p) if p.is_none_or(|p| at <= p) => {
-                now = now.max(at);
-                net.handshakes[side].handle_timeout(now);
-            }
-            _ => {
-                let Reverse(packet) = net.queue.pop().expect("peeked");
-                now = now.max(packet.at);
-                net.deliver(packet);
-            }
-        }
-    }
-    let side_run = |hs: &Handshake, plan: PunchPlan, start, sockets| {
-        let outcome = hs.outcome().cloned();
-        SideRun {
-            report: outcome
-                .as_ref()
-                .map(|o| PunchReport::from_outcome(&plan, o)),
-            outcome,
-            plan,
-            start,
-            sockets,
-            dropped: hs.dropped(),
-        }
-    };
+    let end = net.run_from(call.callee_start);
     let [caller_nat, callee_nat] = net.nats;
     let [caller_sockets, callee_sockets] = net.sockets;
+    let [caller_hs, callee_hs] = &net.handshakes;
     PairRun {
         caller: side_run(
-            &net.handshakes[0],
-            caller_plan,
-            caller_start,
+            caller_hs,
+            call.caller_plan,
+            call.caller_start,
             caller_sockets,
         ),
         callee: side_run(
-            &net.handshakes[1],
-            callee_plan,
-            callee_start,
+            callee_hs,
+            call.callee_plan,
+            call.callee_start,
             callee_sockets,
         ),
         caller_nat,
         callee_nat,
-        end: now,
+        end,
+    }
+}
+
+/// One side's handshake after the run, with its report.
+fn side_run(hs: &Handshake, plan: PunchPlan, start: Instant, sockets: Vec<SocketAddr>) -> SideRun {
+    let outcome = hs.outcome().cloned();
+    SideRun {
+        report: outcome
+            .as_ref()
+            .map(|o| PunchReport::from_outcome(&plan, o)),
+        outcome,
+        plan,
+        start,
+        sockets,
+        dropped: hs.dropped(),
     }
 }

@@ -20,7 +20,7 @@ const NOISE: Duration = Duration::from_millis(50);
 
 /// The NAT kinds of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     /// Endpoint-independent mapping, address-and-port-dependent filtering, preserving.
     Cone,
     /// Endpoint-independent mapping and filtering, preserving.
@@ -33,7 +33,7 @@ enum Kind {
     Random,
 }
 
-const KINDS: [Kind; 5] = [
+pub(super) const KINDS: [Kind; 5] = [
     Kind::Cone,
     Kind::FullCone,
     Kind::Seq1,
@@ -41,7 +41,7 @@ const KINDS: [Kind; 5] = [
     Kind::Random,
 ];
 
-fn config(kind: Kind, ip: [u8; 4], noisy: bool, seed: u64) -> NatConfig {
+pub(super) fn config(kind: Kind, ip: [u8; 4], noisy: bool, seed: u64) -> NatConfig {
     use Behaviour::{AddressAndPortDependent as Apd, EndpointIndependent as Ei};
     let (mapping, filtering, allocation) = match kind {
         Kind::Cone => (Ei, Apd, PortAllocation::Preserving),
@@ -69,7 +69,13 @@ fn config(kind: Kind, ip: [u8; 4], noisy: bool, seed: u64) -> NatConfig {
     config
 }
 
-fn scenario(caller: Kind, callee: Kind, noise: (bool, bool), loss: f64, seed: u64) -> Scenario {
+pub(super) fn scenario(
+    caller: Kind,
+    callee: Kind,
+    noise: (bool, bool),
+    loss: f64,
+    seed: u64,
+) -> Scenario {
     Scenario {
         caller: config(caller, CALLER_IP, noise.0, seed),
         callee: config(callee, CALLEE_IP, noise.1, seed.wrapping_mul(31)),
@@ -83,12 +89,12 @@ fn scenario(caller: Kind, callee: Kind, noise: (bool, bool), loss: f64, seed: u6
     }
 }
 
-fn rtt(s: &Scenario) -> Duration {
+pub(super) fn rtt(s: &Scenario) -> Duration {
     s.one_way * 2
 }
 
 /// What the strategy rules promise for a pair.
-fn expected_strategy(caller: Kind, callee: Kind) -> Strategy {
+pub(super) fn expected_strategy(caller: Kind, callee: Kind) -> Strategy {
     use Kind::*;
     let fixed = |k| matches!(k, Cone | FullCone);
     match (caller, callee) {
