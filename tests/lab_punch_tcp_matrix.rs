@@ -1,5 +1,5 @@
 //! `natlens listen` and `natlens call --transport tcp` through the kernel's own NATs, in the
-//! network-namespace lab, for every pair of NAT modes (issue 4's TCP matrix): a natlens server
+//! network-namespace lab, for every pair of NAT modes (the TCP pair matrix): a natlens server
 //! in the server namespace, `listen` on host a (behind router A), `call` on host b (behind
 //! router B), both with `--transport tcp`.
 //!

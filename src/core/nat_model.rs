@@ -7,7 +7,7 @@
 //! destination a different port, instead of silently looking endpoint-independent), only
 //! outbound packets refresh a binding (RFC 4787 REQ-6 allows either), and hairpinned packets skip
 //! filtering (a NAT that hairpins trusts its own inside hosts). A UDP and a TCP table are two
-//! models: LAB-NOTES found one `numgen` counter serving both, which a test can mimic by feeding
+//! models: docs/lab.md found one `numgen` counter serving both, which a test can mimic by feeding
 //! both transports' flows into one model.
 
 use std::net::{IpAddr, SocketAddr};
@@ -37,7 +37,7 @@ pub enum PortAllocation {
 }
 
 /// Other inside hosts opening one new flow every `every`, each taking a public port the way
-/// the NAT allocates them. This is the noise LAB-NOTES saw slip in between probes.
+/// the NAT allocates them. This is the noise docs/lab.md saw slip in between probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contention {
     pub every: Duration,

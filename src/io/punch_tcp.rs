@@ -1,4 +1,4 @@
-//! The TCP punch of `natlens listen`/`call` (issue 4): the plan's far ports turned into a
+//! The TCP punch of `natlens listen`/`call`: the plan's far ports turned into a
 //! connected [`TcpStream`], then the same data exchange as over UDP, length-framed, after each
 //! end's hello ([`crate::wire::tcp_hello`]).
 //!

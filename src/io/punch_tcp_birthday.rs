@@ -1,5 +1,5 @@
-//! The TCP birthday punch: a random-port NAT against a port-preserving, port-restricted one
-//! (issue 4), the two halves of the plan's `birthday` strategy over TCP.
+//! The TCP birthday punch: a random-port NAT against a port-preserving, port-restricted one:
+//! the two halves of the plan's `birthday` strategy over TCP.
 //!
 //! Why a birthday and not a direct aim: the random side's NAT gives each new flow a random
 //! public port, and the cone side's NAT only admits segments from an address and port it has
@@ -7,7 +7,7 @@
 //! (there is no entry for it), and the cone side cannot aim at a port it does not know.
 //!
 //! * The random side **holds** `k` kernel sockets, each `connect()`ing to the cone's one public
-//!   port (full TTL: the cone's NAT drops them silently, LAB-NOTES). Each opens a conntrack
+//!   port (full TTL: the cone's NAT drops them silently, docs/lab.md). Each opens a conntrack
 //!   entry in SYN_SENT at an unknown random public port of its NAT, kept alive by the kernel's
 //!   own SYN retransmissions (1 s, 3 s, 7 s) with the same ISN.
 //! * The cone side **sprays** crafted SYNs (full TTL, so they reach the far NAT) from its one

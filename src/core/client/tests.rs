@@ -748,7 +748,8 @@ fn timeouts_fit_together() {
 }
 
 proptest! {
-    // Failing cases are kept beside this file (tests.proptest-regressions), as STYLE.md asks.
+    // Failing cases are kept beside this file (tests.proptest-regressions), where proptest's
+    // FileFailurePersistence::WithSource puts them.
     #![proptest_config(ProptestConfig {
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::core::fingerprint::observation::{Observation, Socket};
 
-/// Largest step still called sequential. LAB-NOTES met a real +256 (a byte-order slip in an nft
+/// Largest step still called sequential. docs/lab.md met a real +256 (a byte-order slip in an nft
 /// rule); a random NAT's steps agree on anything this small only by a rare chance.
 pub const MAX_STEP: i32 = 1024;
 

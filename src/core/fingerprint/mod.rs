@@ -1,4 +1,4 @@
-//! NAT fingerprint, sans-IO (issue 3): the probe plan, the observations a shell fills in, the
+//! NAT fingerprint, sans-IO: the probe plan, the observations a shell fills in, the
 //! RFC 5780 / allocation verdicts, port prediction and the report.
 //!
 //! A shell fingerprints one transport like this:

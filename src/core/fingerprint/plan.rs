@@ -15,7 +15,7 @@
 //! 2. at [`burst_pause`]: the second burst.
 //!
 //! Inside a burst no other host's flow can slip in, so consecutive samples measure the NAT's
-//! real step (LAB-NOTES); the pause between the bursts lets other hosts' flows in, and the ports
+//! real step (docs/lab.md); the pause between the bursts lets other hosts' flows in, and the ports
 //! they took measure contention. The samples go last so that the prediction is for the flow
 //! that comes right after them: the shell must open every sample socket before the first burst
 //! and nothing between the last sample and the punch.
@@ -89,7 +89,7 @@ pub const UDP_ATTEMPTS: u8 = 3;
 pub const SILENCE_ATTEMPTS: u8 = 4;
 
 /// What the pause between the bursts adds to the [`margin`]: with the 50 ms floor, 70 ms, more
-/// than the 50 ms between the flows of a host opening 20 a second (LAB-NOTES), with room for
+/// than the 50 ms between the flows of a host opening 20 a second (docs/lab.md), with room for
 /// that host's jitter.
 pub const PAUSE_SLACK: Duration = Duration::from_millis(20);
 

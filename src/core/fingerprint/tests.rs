@@ -211,7 +211,7 @@ fn contention_shows_as_gaps_and_moves_the_prediction() {
             continue;
         };
         let mut case = case;
-        // 20 flows per second from other hosts, as in LAB-NOTES.
+        // 20 flows per second from other hosts, as in docs/lab.md.
         case.config.contention = Some(Contention {
             every: Duration::from_millis(50),
         });

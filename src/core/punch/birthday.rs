@@ -5,8 +5,8 @@
 //! the random side's range `N` from its one socket. One spray landing on one of the `k` ports
 //! connects: if the spray comes first, the fixed side's NAT now admits that port and the holder's
 //! next round gets in; if the binding came first, the spray gets in. So
-//! `P = 1 − (1 − k/N)ⁿ` (sampling without replacement does a little better). LAB-NOTES measured
-//! this with k = 256: about 174 requests for 50%; tailscale quotes 1024 → 98%, 2048 → 99.9%.
+//! `P = 1 − (1 − k/N)ⁿ` (sampling without replacement does a little better). The lab measured
+//! this with k = 256 (docs/lab.md): about 174 requests for 50%; tailscale quotes 1024 → 98%, 2048 → 99.9%.
 //!
 //! Two random NATs (or a random one and a symmetric sequential one, whose every request leaves from
 //! a new port) have no common port to aim at: a request pair meets only when *both* guesses are
@@ -18,7 +18,7 @@ use rand::SeedableRng;
 
 use crate::core::punch::profile::LOWEST_PORT;
 
-/// Sockets the random side holds: frp and tailscale use 256, LAB-NOTES measured it, and it is
+/// Sockets the random side holds: frp and tailscale use 256, docs/lab.md measured it, and it is
 /// far below the 1024 descriptors a default `ulimit -n` allows.
 pub const BIRTHDAY_SOCKETS: u32 = 256;
 
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn matches_the_published_figures() {
-        // LAB-NOTES: 256 sockets, about 174 requests for 50%.
+        // docs/lab.md: 256 sockets, about 174 requests for 50%.
         assert_eq!(requests_for(0.5, 256, 64512), 175);
         // tailscale: 256 → 64%, 1024 → 98%, 2048 → 99.9%.
         let rounded = |n| (success(256, n, 64512) * 1000.0).round() / 10.0;

@@ -7,7 +7,7 @@
 //! flow of its own: its `f`-th destination leaves from index `f + o`. Two flows meet when each
 //! is aimed at the other's real index. If both sides step through the other's indices by the same
 //! stride, flow `f` of one side meets flow `g` of the other only when `g = f + o₁` and
-//! `f = g + o₂`, i.e. `o₁ + o₂ = 0`: never with noise on either side (LAB-NOTES). With strides 1
+//! `f = g + o₂`, i.e. `o₁ + o₂ = 0`: never with noise on either side. With strides 1
 //! and 2 (side 1 aims flow `j` at far index `j`, side 2 aims flow `i` at `2i`), the conditions
 //! `j = i + o₂` and `2i = j + o₁` give `i = o₁ + o₂`, `j = o₁ + 2·o₂`: a meeting for *any*
 //! offsets, as long as side 2 sends `o₁ + o₂ + 1` flows and side 1 `o₁ + 2·o₂ + 1`. Offsets that

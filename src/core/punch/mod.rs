@@ -1,4 +1,4 @@
-//! Hole punching, sans-IO (issue 4): the planner, the nonce handshake and the report.
+//! Hole punching, sans-IO: the planner, the nonce handshake and the report.
 //!
 //! After a call, both ends hold the same two [`NatFacts`](crate::wire::natlens::NatFacts) (their
 //! own and the peer's, exchanged through the location server). A shell punches like this:

@@ -34,7 +34,7 @@ use crate::core::punch::Role;
 use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
 
-/// Default cap on packets per second per side: 50 times the contention LAB-NOTES measured
+/// Default cap on packets per second per side: 50 times the contention docs/lab.md measured
 /// (20 new flows/s), so about one foreign flow slips into a 50-port fan-out; ~60-byte requests at
 /// 1000/s are 60 KB/s, nothing for any uplink or conntrack table.
 pub const DEFAULT_RATE: u32 = 1000;
@@ -53,7 +53,7 @@ pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(150);
 /// punch connects within a few round trips, a birthday within about 1.5 s at the default rate.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long Linux keeps an unanswered UDP flow (`nf_conntrack_udp_timeout`, LAB-NOTES): the
+/// How long Linux keeps an unanswered UDP flow (`nf_conntrack_udp_timeout`, docs/lab.md): the
 /// requests of the first round must still hold their bindings when the last round goes out.
 pub const UNREPLIED_UDP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -98,7 +98,7 @@ impl Strategy {
     }
 }
 
-/// The user's knobs (`natlens punch` flags) and the budget.
+/// The user's knobs (`natlens listen`/`call` flags) and the budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PunchOptions {
     /// `--fanout K`: far ports this end aims at (fan-out flows or birthday requests); `None`

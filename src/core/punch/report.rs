@@ -1,4 +1,4 @@
-//! The punch report (`natlens punch --json`).
+//! The punch report (`natlens listen`/`call --json`).
 //!
 //! Schema rules as for the fingerprint report: `schema_version` changes when a field changes
 //! meaning or disappears (adding one does not); what was not measured is `null`; fields keep the

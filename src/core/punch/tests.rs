@@ -15,7 +15,7 @@ use crate::core::punch::report::PunchResult;
 const CALLER_IP: [u8; 4] = [198, 51, 100, 1];
 const CALLEE_IP: [u8; 4] = [198, 51, 100, 2];
 
-/// LAB-NOTES: a second LAN host opening 20 flows/s.
+/// docs/lab.md: a second LAN host opening 20 flows/s.
 const NOISE: Duration = Duration::from_millis(50);
 
 /// The NAT kinds of the matrix.
@@ -372,7 +372,7 @@ fn sequential_pairs_meet_under_heavier_noise_and_slower_relays() {
     }
 }
 
-/// The callee's sync rounds (issue 4, "connected within 3 round trips of the start signal" on
+/// The callee's sync rounds ("connected within 3 round trips of the start signal" on
 /// both ends): on the virtual clock, with the relay as long as the direct path (the lab's
 /// case: the callee's first request meets the caller's NAT just as it opens) and twice as long
 /// (the sim's default: the first request always arrives too early), every predictable pair

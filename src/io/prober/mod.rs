@@ -14,7 +14,7 @@
 //! UDP and TCP run on two threads at once. They share a [`Gate`]: a step holds it from its first
 //! packet until every probe of the step has had its first attempt, so the new flows of one
 //! transport never land inside the other's bursts or in the pause between them (a sequential
-//! NAT usually draws UDP and TCP ports from one counter, LAB-NOTES). Retransmissions open no
+//! NAT usually draws UDP and TCP ports from one counter, docs/lab.md). Retransmissions open no
 //! flow and need no gate. The other transport waits at most one burst pause.
 //!
 //! Everything sent goes to the addresses in the plan: the server the user named, the alternate

@@ -9,7 +9,7 @@
 //!   mapping socket's public address, and the request read from it must carry the hairpin
 //!   probe's transaction ID.
 //! - Every socket has SO_LINGER 0, so that closing it sends a RST: no TIME_WAIT to make the next
-//!   run's bind fail with EADDRNOTAVAIL (LAB-NOTES). Connections stay open until the fingerprint
+//!   run's bind fail with EADDRNOTAVAIL (docs/lab.md). Connections stay open until the fingerprint
 //!   ends, so that the NAT's mappings hold while the samples are taken.
 //! - No retransmission of our own: the kernel retransmits a lost SYN and the plan's wait covers
 //!   one such retransmission. Discovery alone is hedged (`plan::tcp_discovery_connections`):

@@ -5,7 +5,7 @@
 //! One leg after the other, not both at once, for two reasons. The facts a call carries
 //! describe one transport's allocation (one delta, one list of predicted ports), so each leg
 //! needs its own call and its own fingerprint. And each prediction must be the last thing the
-//! NAT sees before its punch (LAB-NOTES: on a sequential NAT every new flow costs a port): a
+//! NAT sees before its punch (docs/lab.md: on a sequential NAT every new flow costs a port): a
 //! NAT that numbers UDP and TCP flows from one counter (the lab's sequential modes do, like
 //! CGNATs that hand out one port block per subscriber) would have the other transport's
 //! fingerprint and fan-out eat the ports predicted for this one if they ran at once. So: UDP

@@ -11,7 +11,7 @@
 //! (`both`).
 //!
 //! Between the fingerprint's last sample and the punch nothing new is opened toward anyone
-//! (LAB-NOTES: on a sequential NAT every new flow costs a port): the session link and the
+//! (docs/lab.md: on a sequential NAT every new flow costs a port): the session link and the
 //! fingerprint's mapping socket already exist, and the punch's fresh sockets send nothing until
 //! the schedule says so.
 //!
