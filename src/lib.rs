@@ -15,6 +15,9 @@ pub mod render;
 pub mod report;
 pub mod wire;
 
+#[cfg(test)]
+mod test_support;
+
 use std::process::ExitCode;
 
 /// Runs one parsed command line, with a random generator seeded from the OS for its drivers.

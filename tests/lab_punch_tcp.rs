@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use natlens::core::punch::handshake::DirectionRecord;
 use natlens::core::punch::plan::{make_plan, PlanInput, PunchOptions, PunchPlan, Strategy};
 use natlens::core::punch::report::{PunchReport, PunchResult};
+use natlens::core::punch::tcp::TcpSpec;
 use natlens::core::punch::Role;
 use natlens::core::Transport;
 use natlens::io::punch_tcp::{self, TcpPart, TcpPunch, TcpPunched, DEFAULT_SYN_TTL};
@@ -129,6 +130,7 @@ fn run_end(plan: &PunchPlan, side: Side, syn_ttl: u8) -> End {
             syn_ttl,
             started + PUNCH_DEADLINE,
             None,
+            &mut rand::thread_rng(),
         ),
         None,
         &mut |line| hints.push(format!("natlens: {line}")),
@@ -343,21 +345,24 @@ fn helper_entry() {
     };
     let (pa, pb) = (port(), port());
     let deadline = Instant::now() + Duration::from_secs(5);
-    let spec = |local_port, far| TcpPunch {
+    let spec = |local_port, far: u16| TcpPunch {
         local_port,
         peer_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        // The plan's fan-out beyond the first port needs crafted SYNs.
-        far_ports: vec![far, far.wrapping_add(1), far.wrapping_add(2)],
-        syn_ttl: DEFAULT_SYN_TTL,
-        rate: 1000,
         deadline,
-        peer_fans_out: true,
-        peer_fan_out: 2,
-        peer_first_round: 2,
-        peer_lag: Duration::ZERO,
-        far_opened: Vec::new(),
-        delivers: false,
-        part: TcpPart::Aim,
+        plan: TcpSpec {
+            // The plan's fan-out beyond the first port needs crafted SYNs.
+            far_ports: vec![far, far.wrapping_add(1), far.wrapping_add(2)],
+            syn_ttl: DEFAULT_SYN_TTL,
+            rate: 1000,
+            peer_fans_out: true,
+            peer_fan_out: 2,
+            peer_first_round: 2,
+            peer_lag: Duration::ZERO,
+            far_opened: Vec::new(),
+            delivers: false,
+            part: TcpPart::Aim,
+        },
+        seed: u64::from(local_port),
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));
     let other = std::thread::spawn(move || {

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 
 use crate::core::punch::handshake::{DirectionRecord, Outcome};
 use crate::core::punch::plan::PunchPlan;
@@ -45,52 +45,19 @@ pub const DEFAULT_SYN_TTL: u8 = 2;
 /// Largest data frame sent: a length prefix and up to this many bytes.
 const FRAME: usize = 16 * 1024;
 
-/// What a TCP punch needs to know.
+/// What a TCP punch needs to know: where it runs (the IO half) and what the machine decides
+/// from (this end's half of the plan).
 #[derive(Debug, Clone)]
 pub struct TcpPunch {
     /// The local port to punch from (0: any); the plan's own ports start at its public port.
     pub local_port: u16,
     /// The peer's public IP.
     pub peer_ip: IpAddr,
-    /// The far NAT's ports, in the plan's order (its `predicted_ports` for this end). The
-    /// last one is connected to; the others get crafted SYNs, in order, first.
-    pub far_ports: Vec<u16>,
-    /// TTL / hop limit of the crafted SYNs.
-    pub syn_ttl: u8,
-    /// Crafted SYNs per second at most.
-    pub rate: u32,
     pub deadline: Instant,
-    /// True when the peer's plan has it fan out crafted SYNs toward us: our kernel then keeps
-    /// one connecting socket (same ISN on every retransmission) instead of a fresh one per
-    /// second, because a crafted SYN that reached our NAT's entry before our SYN's
-    /// answer pins the sequence numbers conntrack accepts there.
-    pub peer_fans_out: bool,
-    /// How many crafted SYNs the peer's plan sends (its far ports but one).
-    pub peer_fan_out: u32,
-    /// How many of those are the peer's first round (aimed at our likeliest ports; they
-    /// leave first).
-    pub peer_first_round: u32,
-    /// How long after our start signal the peer starts: the callee's estimate of the relay
-    /// that takes its answer to the caller; zero for the caller (the callee began a relay
-    /// before it).
-    pub peer_lag: Duration,
-    /// Per far port (same order as `far_ports`), how long after its own start the peer's
-    /// crafted fan-out opens that port's flow on its NAT (the port's place among the peer's
-    /// own predicted flows, at the rate). Empty when unknown. A delivering end paces each
-    /// SYN so that it cannot reach the far NAT before the flow it is meant to meet exists
-    /// there: arriving first, it would meet no entry, draw the far router's RST and, worse,
-    /// take the port the peer's flow was predicted to get.
-    pub far_opened: Vec<Duration>,
-    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: it
-    /// sends its own crafted SYNs at full TTL to every far port in the plan's order, each once
-    /// the peer's low-TTL fan-out has opened the flow it is aimed at (`far_opened`), and the
-    /// one that lands on a pair the peer opened is adopted there (SYN) and here (the peer's
-    /// SYN-ACK). Every flow of ours
-    /// can deliver, so the pair meets wherever noise put both sides' offsets (the strides
-    /// argument of the fan-out), not only on one predicted pair.
-    pub delivers: bool,
-    /// What this end does: the fan-out punch, or one half of a birthday.
-    pub part: TcpPart,
+    /// This end's half of the plan, as the machine reads it.
+    pub plan: TcpSpec,
+    /// Seeds the machine's generator (crafted ISNs and timestamps); drawn from the run's RNG.
+    pub seed: u64,
 }
 
 impl TcpPunch {
@@ -104,49 +71,22 @@ impl TcpPunch {
         syn_ttl: u8,
         deadline: Instant,
         server_rtt: Option<Duration>,
+        rng: &mut dyn RngCore,
     ) -> TcpPunch {
-        let spec = TcpSpec::for_plan(plan, syn_ttl, server_rtt);
         TcpPunch {
             local_port,
             peer_ip,
-            far_ports: spec.far_ports,
-            syn_ttl,
-            rate: spec.rate,
             deadline,
-            peer_fans_out: spec.peer_fans_out,
-            peer_fan_out: spec.peer_fan_out,
-            peer_first_round: spec.peer_first_round,
-            peer_lag: spec.peer_lag,
-            far_opened: spec.far_opened,
-            delivers: spec.delivers,
-            part: spec.part,
-        }
-    }
-}
-
-impl TcpPunch {
-    /// What the punch machine decides from.
-    pub fn machine_spec(&self) -> TcpSpec {
-        TcpSpec {
-            far_ports: self.far_ports.clone(),
-            syn_ttl: self.syn_ttl,
-            rate: self.rate,
-            peer_fans_out: self.peer_fans_out,
-            peer_fan_out: self.peer_fan_out,
-            peer_first_round: self.peer_first_round,
-            peer_lag: self.peer_lag,
-            far_opened: self.far_opened.clone(),
-            delivers: self.delivers,
-            part: self.part,
+            plan: TcpSpec::for_plan(plan, syn_ttl, server_rtt),
+            seed: rng.next_u64(),
         }
     }
 
     /// The machine of this punch from `start`; `crafting`: crafted SYNs can be sent.
     pub(crate) fn machine(&self, start: Instant, crafting: bool) -> TcpPunchMachine {
-        let mut rng = StdRng::from_entropy();
-        let spec = self.machine_spec();
+        let mut rng = StdRng::seed_from_u64(self.seed);
         TcpPunchMachine::new(
-            &spec,
+            &self.plan,
             self.peer_ip,
             start,
             self.deadline,
@@ -167,7 +107,7 @@ pub struct TcpPunched {
     pub punched: Punched,
     /// The far public port the connection reached.
     pub port_through: u16,
-    /// Its index in [`TcpPunch::far_ports`].
+    /// Its index in the plan's far ports ([`TcpSpec::far_ports`]).
     pub offset: Option<usize>,
     /// `connect()` attempts plus crafted SYNs.
     pub packets_sent: u32,
@@ -200,18 +140,18 @@ pub fn punch(
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
     let start = Instant::now();
-    match spec.part {
+    match spec.plan.part {
         TcpPart::Aim => {}
         TcpPart::Hold { sockets } => return punch_tcp_birthday::hold(spec, sockets, stop),
         TcpPart::Spray => return punch_tcp_birthday::spray(spec, stop, hint),
     }
-    if spec.far_ports.is_empty() {
+    if spec.plan.far_ports.is_empty() {
         return Err(PunchError::Io(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the plan gives no far port to aim at",
         )));
     }
-    if !spec.machine_spec().crafts() {
+    if !spec.plan.crafts() {
         return plain(spec, spec.local_port, start, stop);
     }
     let raw = match RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)

@@ -43,7 +43,7 @@ pub fn hold(
     sockets: u32,
     stop: Option<&AtomicBool>,
 ) -> Result<TcpPunched, PunchError> {
-    if spec.far_ports.is_empty() || sockets == 0 {
+    if spec.plan.far_ports.is_empty() || sockets == 0 {
         return Err(PunchError::Io(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the plan gives the holding side no far port or no socket",

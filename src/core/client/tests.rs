@@ -748,14 +748,8 @@ fn timeouts_fit_together() {
 }
 
 proptest! {
-    // Failing cases are kept beside this file (tests.proptest-regressions), where proptest's
-    // FileFailurePersistence::WithSource puts them.
-    #![proptest_config(ProptestConfig {
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    })]
+    // Failing cases are kept beside this file (see test_support::proptest_config).
+    #![proptest_config(crate::test_support::proptest_config())]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -212,13 +212,8 @@ fn a_refused_plan_fails_at_once() {
 }
 
 proptest! {
-    // Failing cases are kept beside this file (handshake_tests.proptest-regressions).
-    #![proptest_config(ProptestConfig {
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    })]
+    // Failing cases are kept beside this file (see test_support::proptest_config).
+    #![proptest_config(crate::test_support::proptest_config())]
 
     #[test]
     fn arbitrary_bytes_never_panic_nor_confirm(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

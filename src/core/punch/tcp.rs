@@ -77,28 +77,45 @@ pub fn part_of(plan: &PunchPlan) -> TcpPart {
     }
 }
 
-/// What the machine decides from: this end's half of the plan, as the shell's
-/// `TcpPunch` carries it (see there for each field's why).
+/// What the machine decides from: this end's half of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpSpec {
-    /// The far NAT's ports in the plan's order; the last is where the kernel connects.
+    /// The far NAT's ports, in the plan's order (its `predicted_ports` for this end). The last
+    /// one is where the kernel connects; the others get crafted SYNs, in order, first.
     pub far_ports: Vec<u16>,
-    /// TTL of the opening (low-TTL) crafted SYNs.
+    /// TTL / hop limit of the opening (low-TTL) crafted SYNs.
     pub syn_ttl: u8,
     /// Crafted SYNs (and holding sockets) per second at most.
     pub rate: u32,
-    /// The peer fans out crafted SYNs toward us.
+    /// True when the peer's plan has it fan out crafted SYNs toward us: our kernel then keeps
+    /// one connecting socket (same ISN on every retransmission) instead of a fresh one per
+    /// second, because a crafted SYN that reached our NAT's entry before our SYN's answer pins
+    /// the sequence numbers conntrack accepts there.
     pub peer_fans_out: bool,
-    /// How many crafted SYNs the peer sends.
+    /// How many crafted SYNs the peer's plan sends (its far ports but one).
     pub peer_fan_out: u32,
-    /// How many of those are its first round.
+    /// How many of those are the peer's first round (aimed at our likeliest ports; they leave
+    /// first).
     pub peer_first_round: u32,
-    /// How long after our start the peer starts.
+    /// How long after our start signal the peer starts: the callee's estimate of the relay
+    /// that takes its answer to the caller; zero for the caller (the callee began a relay
+    /// before it).
     pub peer_lag: Duration,
-    /// Per far port, when the peer's fan-out opens that port's flow (from its start).
+    /// Per far port (same order as `far_ports`), how long after its own start the peer's
+    /// crafted fan-out opens that port's flow on its NAT (the port's place among the peer's
+    /// own predicted flows, at the rate). Empty when unknown. A delivering end paces each SYN
+    /// so that it cannot reach the far NAT before the flow it is meant to meet exists there:
+    /// arriving first, it would meet no entry, draw the far router's RST and, worse, take the
+    /// port the peer's flow was predicted to get.
     pub far_opened: Vec<Duration>,
-    /// This end delivers full-TTL SYNs into the peer's fan-out.
+    /// When both ends fan out (two symmetric NATs), one of them (the caller) delivers: it sends
+    /// its own crafted SYNs at full TTL to every far port in the plan's order, each once the
+    /// peer's low-TTL fan-out has opened the flow it is aimed at (`far_opened`), and the one
+    /// that lands on a pair the peer opened is adopted there (SYN) and here (the peer's
+    /// SYN-ACK). Every flow of ours can deliver, so the pair meets wherever noise put both
+    /// sides' offsets (the strides argument of the fan-out), not only on one predicted pair.
     pub delivers: bool,
+    /// What this end does: the fan-out punch, or one half of a birthday.
     pub part: TcpPart,
 }
 

@@ -76,6 +76,7 @@ fn punch(
         run.punch.syn_ttl,
         started + plan.timeout,
         own.server_rtt(),
+        &mut run.rng(),
     );
     let punched = punch_on_own_thread(run, &spec);
     if matches!(punched, Err(PunchError::Stopped)) {
