@@ -377,6 +377,19 @@ mod tests {
         ))
     }
 
+    /// A symmetric NAT handing out 40000, 40001, … (address-and-port-dependent both ways).
+    fn sequential_config() -> NatConfig {
+        NatConfig::new(
+            IpAddr::from(PUBLIC),
+            Apd,
+            Apd,
+            PortAllocation::Sequential {
+                start: 40000,
+                step: 1,
+            },
+        )
+    }
+
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
     }
@@ -581,15 +594,7 @@ mod tests {
 
     #[test]
     fn contention_takes_ports_at_its_rate() {
-        let mut config = NatConfig::new(
-            IpAddr::from(PUBLIC),
-            Apd,
-            Apd,
-            PortAllocation::Sequential {
-                start: 40000,
-                step: 1,
-            },
-        );
+        let mut config = sequential_config();
         config.contention = Some(Contention {
             every: Duration::from_millis(50),
         });
@@ -615,15 +620,7 @@ mod tests {
     #[test]
     fn hairpin_only_when_enabled_and_then_with_the_translated_source() {
         for hairpin in [false, true] {
-            let mut config = NatConfig::new(
-                IpAddr::from(PUBLIC),
-                Apd,
-                Apd,
-                PortAllocation::Sequential {
-                    start: 40000,
-                    step: 1,
-                },
-            );
+            let mut config = sequential_config();
             config.hairpin = hairpin;
             let mut nat = NatModel::new(config);
             let t = Instant::now();

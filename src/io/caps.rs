@@ -82,21 +82,19 @@ pub fn current() -> io::Result<CapSets> {
     })
 }
 
-/// Keeps only the capabilities in `keep` (bit `1 << cap`) in the calling thread's effective
-/// and permitted sets, clears its inheritable and ambient sets; returns the sets before.
-///
-/// Lowering capabilities never needs privilege, so this only fails on a kernel without
-/// capabilities.
-pub fn keep_only(keep: u64) -> io::Result<CapSets> {
-    let before = current()?;
-    let effective = before.effective & keep;
-    let permitted = before.permitted & keep;
+/// Sets the calling thread's three capability sets. Only a raw syscall and no allocation, so
+/// it may run between fork and exec.
+fn set(sets: CapSets) -> io::Result<()> {
     let split = |set: u64| [set as u32, (set >> 32) as u32];
-    let (eff, perm) = (split(effective), split(permitted));
+    let (eff, perm, inh) = (
+        split(sets.effective),
+        split(sets.permitted),
+        split(sets.inheritable),
+    );
     let data = [0, 1].map(|i| CapData {
         effective: eff[i],
         permitted: perm[i],
-        inheritable: 0,
+        inheritable: inh[i],
     });
     let mut header = CapHeader {
         version: CAPABILITY_VERSION_3,
@@ -107,6 +105,23 @@ pub fn keep_only(keep: u64) -> io::Result<CapSets> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// Keeps only the capabilities in `keep` (bit `1 << cap`) in the calling thread's effective
+/// and permitted sets, clears its inheritable and ambient sets; returns the sets before.
+///
+/// Lowering capabilities never needs privilege, so this only fails on a kernel without
+/// capabilities.
+pub fn keep_only(keep: u64) -> io::Result<CapSets> {
+    let before = current()?;
+    let effective = before.effective & keep;
+    let permitted = before.permitted & keep;
+    set(CapSets {
+        effective,
+        permitted,
+        inheritable: 0,
+    })?;
     // SAFETY: prctl(2) PR_CAP_AMBIENT_CLEAR_ALL takes no pointers. EINVAL on kernels before
     // 4.3 (no ambient set) is fine: there is nothing to clear.
     unsafe {
@@ -130,27 +145,11 @@ pub fn pass_on_to_exec(cap: u32) -> io::Result<()> {
     if sets.permitted & (1u64 << cap) == 0 {
         return Ok(());
     }
-    let split = |set: u64| [set as u32, (set >> 32) as u32];
-    let (eff, perm, inh) = (
-        split(sets.effective),
-        split(sets.permitted),
-        split(sets.inheritable | (1u64 << cap)),
-    );
-    let data = [0, 1].map(|i| CapData {
-        effective: eff[i],
-        permitted: perm[i],
-        inheritable: inh[i],
-    });
-    let mut header = CapHeader {
-        version: CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    // SAFETY: capset(2) on the calling thread with a version-3 header and two structs; adding
-    // a permitted capability to the inheritable set needs no privilege.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Adding a permitted capability to the inheritable set needs no privilege.
+    set(CapSets {
+        inheritable: sets.inheritable | (1u64 << cap),
+        ..sets
+    })?;
     // SAFETY: prctl(2) PR_CAP_AMBIENT_RAISE takes a capability number, no pointers.
     let rc = unsafe {
         libc::prctl(

@@ -548,17 +548,7 @@ fn wait(
     now: Instant,
     wake: Option<Instant>,
 ) -> io::Result<()> {
-    let timeout = wake
-        .map(|at| at.saturating_duration_since(now))
-        .unwrap_or(Duration::from_secs(1))
-        .min(Duration::from_secs(1));
-    match poll.poll(events, Some(timeout)) {
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-            events.clear();
-            Ok(())
-        }
-        other => other,
-    }
+    crate::io::poll::wait_until(poll, events, now, wake, Some(Duration::from_secs(1)))
 }
 
 #[cfg(test)]

@@ -369,11 +369,11 @@ fn round(value: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Samples with local ports far from the public ones, sent in two bursts 300 ms apart.
-    fn run(ports: &[Option<u16>]) -> Vec<Sample> {
+    /// Samples with local ports far from the public ones, sent in two bursts `gap_ms` apart.
+    pub(crate) fn samples(ports: &[Option<u16>], gap_ms: u64) -> Vec<Sample> {
         let start = Instant::now();
         let half = ports.len().div_ceil(2);
         ports
@@ -383,15 +383,15 @@ mod tests {
                 index: i as u8,
                 local_port: 20000 + 7 * i as u16,
                 public_port,
-                sent_at: start
-                    + if i < half {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_millis(300)
-                    },
+                sent_at: start + Duration::from_millis(if i < half { 0 } else { gap_ms }),
                 late: false,
             })
             .collect()
+    }
+
+    /// Two bursts 300 ms apart.
+    fn run(ports: &[Option<u16>]) -> Vec<Sample> {
+        samples(ports, 300)
     }
 
     fn some(ports: &[u16]) -> Vec<Option<u16>> {

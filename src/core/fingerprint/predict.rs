@@ -232,23 +232,7 @@ fn steps_around(center: i64) -> impl Iterator<Item = i64> {
 mod tests {
     use super::*;
     use crate::core::fingerprint::allocation::classify;
-    use std::time::Instant;
-
-    fn samples(ports: &[Option<u16>], gap_ms: u64) -> Vec<Sample> {
-        let start = Instant::now();
-        let half = ports.len().div_ceil(2);
-        ports
-            .iter()
-            .enumerate()
-            .map(|(i, &public_port)| Sample {
-                index: i as u8,
-                local_port: 30000 + 13 * i as u16,
-                public_port,
-                sent_at: start + Duration::from_millis(if i < half { 0 } else { gap_ms }),
-                late: false,
-            })
-            .collect()
-    }
+    use crate::core::fingerprint::allocation::tests::samples;
 
     fn run(ports: &[Option<u16>], gap_ms: u64, options: &PredictOptions) -> Prediction {
         let samples = samples(ports, gap_ms);

@@ -1,7 +1,6 @@
 //! Hardening tests of [`ServerCore`] on a virtual clock: credentials with nonces and replay
 //! refusal, ID takeover, answer sizes (no amplification), token buckets and budgets.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -17,21 +16,11 @@ use crate::wire::natlens::{self, NatFacts};
 use crate::wire::stun::{Class, Message, MessageType, Method};
 use crate::wire::{MessageBuilder, TransactionId};
 
-const LOCAL: &str = "192.0.2.1:3478";
+use super::tests::{addr, udp, LOCAL};
+
 const ALICE: &str = "198.51.100.7:40001";
 const BOB: &str = "203.0.113.9:50000";
 const CAROL: &str = "192.0.2.77:1234";
-
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-fn udp(remote: &str) -> Route {
-    Route::Udp {
-        local: addr(LOCAL),
-        remote: addr(remote),
-    }
-}
 
 /// One server core and a virtual clock.
 struct Rig {

@@ -15,13 +15,15 @@ use crate::wire::natlens::{self, NatFacts};
 use crate::wire::stun::{Class, Message, MessageType, Method};
 use crate::wire::{MessageBuilder, TransactionId};
 
-const LOCAL: &str = "192.0.2.1:3478";
+/// The server's own address in every test here and in `hardening_tests`.
+pub(super) const LOCAL: &str = "192.0.2.1:3478";
 
-fn addr(text: &str) -> SocketAddr {
+pub(super) fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
-fn udp(remote: &str) -> Route {
+/// The UDP route from `remote` to [`LOCAL`].
+pub(super) fn udp(remote: &str) -> Route {
     Route::Udp {
         local: addr(LOCAL),
         remote: addr(remote),

@@ -315,14 +315,7 @@ fn wait(
     now: Instant,
     wake: Option<Instant>,
 ) -> io::Result<()> {
-    let timeout = wake.map(|at| at.saturating_duration_since(now));
-    match poll.poll(events, timeout) {
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-            events.clear();
-            Ok(())
-        }
-        other => other,
-    }
+    crate::io::poll::wait_until(poll, events, now, wake, None)
 }
 
 #[cfg(test)]
