@@ -30,9 +30,12 @@
 //! - DATA frames, the one format that is not STUN, sent after a punch: [`data::Frame`] and
 //!   [`data::FrameRepr`], emitted into a buffer the caller owns.
 //! - Crafted TCP SYNs for hole punching: [`tcp_syn::Segment`] and [`tcp_syn::SegmentRepr`].
+//! - The TCP hello each end writes first on a punched stream: [`tcp_hello::TcpHello`] and
+//!   [`tcp_hello::TcpHelloRepr`].
 //!
 //! Alongside: attribute value codecs in [`attr`], integrity and fingerprint in [`integrity`],
-//! natlens's own vocabulary in [`natlens`], TCP stream framing in [`framing`].
+//! natlens's own vocabulary in [`natlens`], error answers in [`answer`], TCP stream framing in
+//! [`framing`].
 
 pub mod answer;
 pub mod attr;

@@ -1,5 +1,6 @@
-//! The TCP hello: the first 16 bytes each end writes on a punched TCP stream, its own direction's record, so that both ends' reports show both
-//! directions (over UDP the PUNCH probes carry the same facts).
+//! The TCP hello: the first 16 bytes each end writes on a punched TCP stream, its own
+//! direction's record, so that both ends' reports show both directions (over UDP the PUNCH
+//! messages carry the same facts). Documented in `natlens-protocol(7)`, "TCP hello".
 //!
 //! ```text
 //!  0 ...... 1   2 ...... 3   4 ............ 7   8 ........................ 15
