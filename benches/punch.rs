@@ -13,8 +13,8 @@
 //! echo came back). The callee gets the start signal first (it answers the call and starts
 //! punching; the caller starts when the answer reaches it, one relay later); both ends' times
 //! are shown, each from its own start signal. The path RTT is measured from the same reports:
-//! the median of the caller's own `first_through_ms` on `direct` pairs (its first probe, sent
-//! at its start, and that probe's echo).
+//! the median of the caller's own `first_through_ms` on `direct` pairs (its first PUNCH
+//! request, sent at its start, and that request's echo).
 //!
 //! Run as root: `benches/punch.sh [--transport udp|tcp] [--attempts N] [--random-attempts N]
 //! [--refused-attempts N] [--pairs cone:random,...]`. It prints one line per attempt and writes
@@ -341,7 +341,7 @@ fn ms_rtt(v: Option<f64>, rtt: f64) -> String {
 }
 
 /// The path round trip, measured: the median of the caller's own `first_through_ms` (its first
-/// probe out, that probe's echo back) over connected `direct` attempts; the configured value
+/// PUNCH request out, its echo back) over connected `direct` attempts; the configured value
 /// when none ran.
 fn path_rtt(attempts: &[Attempt]) -> (f64, bool) {
     let mut samples: Vec<u64> = attempts
@@ -449,7 +449,7 @@ fn write_report(
         took.as_secs_f64(),
         if measured {
             "median of the caller's own first_through_ms on connected direct attempts whose \
-             first probe got through: one probe out, its echo back"
+             first PUNCH request got through: one request out, its echo back"
         } else {
             "no direct pair ran: the configured value"
         },
@@ -470,7 +470,7 @@ fn write_report(
          the later of the two, and the 3-RTT target is checked on it: both ends, each on its own \
          clock. Medians over connected attempts (worst end: the maximum), in ms and (path round \
          trips); every attempt is in the raw numbers. A `caller_first_ms` of 0 means the \
-         callee's first probe had already arrived when the caller started.\n"
+         callee's first PUNCH request had already arrived when the caller started.\n"
     );
     let _ = writeln!(t, "## Per pair\n");
     let _ = writeln!(

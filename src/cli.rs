@@ -310,9 +310,9 @@ without a call it fingerprints again, so the facts it answers with stay fresh. A
 answered with this end's NAT facts and brings the caller's; both ends then compute the same \
 plan, and this end starts punching at once: its start signal is the moment it answers. The \
 caller's start signal is the answer reaching it, one relay later (this end -> server -> caller), \
-so this end's first probes reach the caller's NAT about when the caller's first probe opens it, \
-and may be dropped; this end therefore sends its first round again half a relay and one relay \
-after answering (the sync rounds; the relay taken as its own round trip to the server, as the \
+so this end's first PUNCH requests reach the caller's NAT about when the caller's first request \
+opens it, and may be dropped; this end therefore sends its first round again half a relay and one \
+relay after answering (the sync rounds; the relay taken as its own round trip to the server, as the \
 fingerprint measured it), which the caller answers at once. The punch sends only to the peer's public IP as \
 the server saw it.
 

@@ -248,7 +248,7 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
         failed["reason"]
             .as_str()
             .unwrap()
-            .contains("no probe got through"),
+            .contains("no punch packet got through"),
         "{failed}"
     );
 }

@@ -81,7 +81,7 @@ fn rendezvous_line(event: &Event) -> Option<String> {
             expected_success * 100.0
         ),
         Event::PeerHeard { at_ms, from } => {
-            format!("{at_ms} ms: first probe from the peer arrived from {from}")
+            format!("{at_ms} ms: first punch packet from the peer arrived from {from}")
         }
         Event::Connected { at_ms, peer } => {
             format!("{at_ms} ms: connected: a path to {peer} works both ways")

@@ -290,7 +290,7 @@ mod tests {
 
         let mut failed = output();
         failed.report.result = PunchResult::Failed;
-        failed.report.reason = Some("no probe got through".into());
+        failed.report.reason = Some("no punch packet got through".into());
         let both = BothOutput::new(
             Role::Callee,
             vec![
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(json["data_transport"], serde_json::Value::Null);
         assert_eq!(
             json["reason"],
-            "udp: no probe got through; tcp: no STUN answer over tcp"
+            "udp: no punch packet got through; tcp: no STUN answer over tcp"
         );
         assert_eq!(json["attempts"][1]["result"], "failed");
         assert!(both.carrier().is_none());

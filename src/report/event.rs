@@ -89,7 +89,7 @@ pub enum Event {
         reason: String,
         expected_success: f64,
     },
-    /// The first probe from the peer arrived, `at_ms` after the start.
+    /// The first PUNCH message from the peer arrived, `at_ms` after the start.
     PeerHeard { at_ms: u64, from: SocketAddr },
     /// A path to `peer` works both ways.
     Connected { at_ms: u64, peer: SocketAddr },

@@ -484,11 +484,11 @@ impl Handshake {
         let seconds = (self.deadline - self.start).as_secs_f64();
         let sent = self.requests_sent;
         if self.arrivals.is_empty() {
-            // The wording reaches users (and recorded results): it keeps the old word.
-            format!("no probe got through either way in {seconds} s ({sent} sent)")
+            format!("no punch packet got through either way in {seconds} s ({sent} sent)")
         } else {
             format!(
-                "probes from the peer got through, but none of our {sent} came back in {seconds} s"
+                "punch packets from the peer got through, \
+                 but none of our {sent} came back in {seconds} s"
             )
         }
     }

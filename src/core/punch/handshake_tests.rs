@@ -187,7 +187,10 @@ fn silence_fails_at_the_deadline_with_a_reason() {
     assert!(!outcome.connected);
     assert_eq!(outcome.outbound.packets_sent, Some(50));
     let reason = outcome.reason.as_deref().unwrap();
-    assert!(reason.starts_with("no probe got through"), "{reason}");
+    assert!(
+        reason.starts_with("no punch packet got through"),
+        "{reason}"
+    );
     assert!(matches!(
         events(&mut a).as_slice(),
         [PunchEvent::Failed { .. }]

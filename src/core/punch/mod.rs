@@ -8,8 +8,8 @@
 //!    sequential NAT every new flow costs a port), then drive a [`handshake::Handshake`] from the
 //!    start signal (the callee answering the call, the caller receiving that answer), the
 //!    callee with its sync rounds ([`plan::PunchPlan::sync_rounds`]: its first round again
-//!    half a relay and one relay after answering, so that its probes reach the caller's NAT
-//!    after the caller's first probe opened it): send what `poll_transmit` gives, feed every
+//!    half a relay and one relay after answering, so that its PUNCH requests reach the caller's
+//!    NAT after the caller's first request opened it): send what `poll_transmit` gives, feed every
 //!    datagram to `handle_input`, sleep until `poll_timeout`;
 //! 3. once connected, exchange data over the confirmed path with a [`transfer::Transfer`]
 //!    (its first frame from the peer also tells that the peer is connected);

@@ -41,8 +41,8 @@ pub struct Scenario {
     pub loss: f64,
     pub seed: u64,
     pub options: PunchOptions,
-    /// A third party that knows the call ID (the server could) sends forged probes and echoes
-    /// from the peer's address to each side's session port when the punch starts.
+    /// A third party that knows the call ID (the server could) sends forged PUNCH requests and
+    /// echoes from the peer's address to each side's session port when the punch starts.
     pub forgeries: bool,
     /// The callee's estimate of `relay` for its sync rounds, as a multiple of the real one
     /// (`None`: no sync rounds, as before they existed).
@@ -57,7 +57,7 @@ pub struct SideRun {
     pub start: Instant,
     /// Inside addresses of the plan's sockets.
     pub sockets: Vec<SocketAddr>,
-    /// Probes the handshake ignored.
+    /// PUNCH messages the handshake ignored.
     pub dropped: u64,
 }
 
@@ -193,7 +193,7 @@ impl Net {
     }
 
     /// Forged PUNCH messages from the peer's IP (another port) to each side's session address:
-    /// a probe with a guessed nonce and echo, and an echo of a guessed nonce.
+    /// a PUNCH request with a guessed nonce and echo, and an echo of a guessed nonce.
     fn forge(&mut self, at: Instant, call_id: u64, sessions: [SocketAddr; 2]) {
         for to_side in 0..2 {
             let from = SocketAddr::new(sessions[1 - to_side].ip(), 9);

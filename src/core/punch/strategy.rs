@@ -131,7 +131,7 @@ fn blind(a: &SideModel, b: &SideModel, options: &PunchOptions) -> Decision {
         (PortModel::Random, PortModel::Random) => (
             Part::Spray { requests },
             Part::Spray { requests },
-            "both NATs pick ports at random: a probe meets one only if both guesses are right",
+            "both NATs pick ports at random: a packet meets one only if both guesses are right",
         ),
         (PortModel::Random, _) => (
             Part::Hold {
