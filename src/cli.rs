@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::lab::{Host, NatMode};
 
+mod server_name;
+pub use server_name::ServerName;
+
 /// Diagnose NAT routers and connect two hosts behind NATs directly.
 #[derive(Debug, Parser)]
 #[command(name = "natlens", version, about, long_about = None, propagate_version = true)]
@@ -70,9 +73,16 @@ pub struct ServerArgs {
     pub alternate: Option<SocketAddr>,
 
     /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
-    /// not logged in here are forwarded over the links. `--peer` is the older name.
-    #[arg(long = "link", visible_alias = "peer", value_name = "ADDR:PORT")]
-    pub links: Vec<SocketAddr>,
+    /// not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT]
+    /// as for --server of the client commands: a name is resolved once, at start (the line
+    /// naming the address used is printed unless --json); the port defaults to 3478.
+    #[arg(
+        long = "link",
+        visible_alias = "peer",
+        value_name = "HOST[:PORT]",
+        value_parser = ServerName::parse
+    )]
+    pub links: Vec<ServerName>,
 
     /// Name of this server in federation (defaults to a random one); must differ between linked
     /// servers.
@@ -145,9 +155,21 @@ pub use crate::core::Transport;
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// Location server to log in to.
-    #[arg(long, short, value_name = "ADDR:PORT")]
-    pub server: SocketAddr,
+    /// Location server to log in to: a host name or an IP address, with an optional port
+    /// (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name
+    /// is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several
+    /// addresses natlens takes the first IPv4 one this host has a route to (else the first
+    /// IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage
+    /// error (exit status 2). Without --server, the NATLENS_SERVER environment variable names
+    /// the server; one of the two is required.
+    #[arg(
+        long,
+        short,
+        value_name = "HOST[:PORT]",
+        env = "NATLENS_SERVER",
+        value_parser = ServerName::parse
+    )]
+    pub server: ServerName,
 
     /// The ID to log in as.
     #[arg(long, value_name = "NAME")]
@@ -351,15 +373,17 @@ whole first) goes over UDP when the UDP punch connected, else over TCP.";
 const PUNCH_OUTPUT: &str = "\
 OUTPUT
 stdout carries the peer's data, byte for byte. Progress goes to stderr: lines for people, or \
-with --json one JSON object per line with an \"event\" key: the session's (logged_in, \
-login_refused, server_unreachable, connection_lost, relogin, observed_changed, incoming_call, \
-calling, call_answered, call_failed, logged_out), then the punch's (fingerprint, waiting, plan, \
-hint, peer_heard, connected, punch_failed, data_done; with --transport both also stale_answer, \
-and punch_failed with a transport instead of at_ms for a leg that could not run). The \
-report comes last: a table, or with --json one JSON object on one line (the keys below, no \
-\"event\"), on stderr, or on stdout with --no-data. With --dry-run, stdout carries the plan \
-instead (its describe lines, or with --json one object with dry_run true); with --transport \
-both, the UDP plan, then the TCP plan (two objects, one per line).
+with --json one JSON object per line with an \"event\" key: resolved first when --server is \
+a name (name, server: the address used, addresses: every address it resolved to), then the \
+session's (logged_in, login_refused, server_unreachable, connection_lost, relogin, \
+observed_changed, incoming_call, calling, call_answered, call_failed, logged_out), then the \
+punch's (fingerprint, waiting, plan, hint, peer_heard, connected, punch_failed, data_done; \
+with --transport both also stale_answer, and punch_failed with a transport instead of at_ms \
+for a leg that could not run). The report comes last: a table, or with --json one JSON \
+object on one line (the keys below, no \"event\"), on stderr, or on stdout with --no-data. \
+With --dry-run, stdout carries the plan instead (its describe lines, or with --json one object \
+with dry_run true); with --transport both, the UDP plan, then the TCP plan (two objects, one \
+per line).
 
 JSON OUTPUT
 schema_version changes when a field changes meaning or disappears; adding a field does not. \
@@ -551,8 +575,20 @@ pub struct NatArgs {
     /// The STUN server to probe; natlens sends to no other host. Any STUN server gives the
     /// public address and the port allocation; an RFC 5780 server (natlens server --alternate,
     /// coturn with two listening IPs) also lets natlens test mapping and filtering.
-    #[arg(long, short, value_name = "ADDR:PORT")]
-    pub server: SocketAddr,
+    /// HOST[:PORT]: a host name or an IP address, the port defaulting to 3478; an IPv6 address
+    /// with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start,
+    /// with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first
+    /// IPv4 one this host has a route to (else the first IPv6 one) and names it on stderr. A
+    /// name that does not resolve is a usage error (exit status 2). Without --server, the
+    /// NATLENS_SERVER environment variable names the server; one of the two is required.
+    #[arg(
+        long,
+        short,
+        value_name = "HOST[:PORT]",
+        env = "NATLENS_SERVER",
+        value_parser = ServerName::parse
+    )]
+    pub server: ServerName,
 
     /// Which transports to fingerprint; with both, UDP and TCP are probed at the same time.
     #[arg(long, short, value_enum, default_value_t = ProbeTransports::Both)]
@@ -645,7 +681,7 @@ guess. schema_version changes when a field changes meaning or disappears; adding
 not.
 
   schema_version  1.
-  server  The server's primary address, as given.
+  server  The server's primary address (for a --server name, the address it resolved to).
   udp, tcp  null when that transport was not probed (--transport); otherwise an object with \
 the keys below. When the server never answered over it, public_address is null and so is \
 nearly everything else.

@@ -57,7 +57,8 @@ const EXIT_CODES: [(u8, &str); 4] = [
     ),
     (
         exit::USAGE,
-        "Bad command-line usage: an unknown option, a missing or malformed value.",
+        "Bad command-line usage: an unknown option, a missing or malformed value, a --server \
+         or --link name that does not resolve.",
     ),
     (
         exit::CREDENTIALS,

@@ -397,6 +397,57 @@ fn login_and_call_commands_exchange_facts() {
     assert!(alice.wait().unwrap().success());
 }
 
+/// `--server localhost:PORT`: the `resolved` event comes first and names the address used
+/// (127.0.0.1, IPv4 first), then the session runs against it.
+#[test]
+fn login_takes_a_server_name() {
+    let server = udp_fake();
+    let name = format!("localhost:{}", server.port());
+    let out = natlens(&[
+        "login",
+        "--server",
+        &name,
+        "--id",
+        "carol",
+        "--json",
+        "--duration",
+        "300ms",
+    ])
+    .env_remove("NATLENS_SERVER")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let events: Vec<Value> = stdout.lines().map(json_line).collect();
+    assert_eq!(events[0]["event"], "resolved", "{stdout}");
+    assert_eq!(events[0]["name"], name);
+    assert_eq!(events[0]["server"], server.to_string());
+    let addresses = events[0]["addresses"].as_array().unwrap();
+    assert!(
+        addresses.contains(&Value::from(server.to_string())),
+        "{stdout}"
+    );
+    assert_eq!(events[1]["event"], "logged_in", "{stdout}");
+    assert_eq!(events[1]["server"], server.to_string());
+}
+
+/// NATLENS_SERVER names the server when --server is absent (an IP address: no `resolved`).
+#[test]
+fn login_takes_the_server_from_natlens_server() {
+    let server = udp_fake();
+    let out = natlens(&["login", "--id", "dave", "--json", "--duration", "300ms"])
+        .env("NATLENS_SERVER", server.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first = json_line(stdout.lines().next().unwrap_or_default());
+    assert_eq!(first["event"], "logged_in", "{stdout}");
+    assert_eq!(first["server"], server.to_string());
+}
+
 #[test]
 fn taken_id_is_refused_with_a_clear_message() {
     let server = udp_fake();

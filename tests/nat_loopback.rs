@@ -224,13 +224,82 @@ fn usage_errors_exit_2() {
     for args in [
         &["--server", "127.0.0.1:3478", "--samples", "1"][..],
         &["--server", "127.0.0.1:3478", "--preset-delta", "0"],
-        // A host name, not an address: refused before any lookup (.invalid never resolves).
-        &["--server", "stun.invalid"],
+        &["--server", "127.0.0.1:0"],
+        &["--server", "[::1"],
         &["--transport", "udp"],
     ] {
         let run = nat(args);
         assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
     }
+}
+
+/// A name that does not resolve is a bad value: exit status 2 and a line naming it. (A name
+/// under .invalid is answered without a query: no test may send a DNS packet.)
+#[test]
+fn a_server_name_that_does_not_resolve_exits_2_naming_it() {
+    for args in [
+        &["--server", "stun.invalid"][..],
+        &["-s", "stun.invalid:3478"],
+    ] {
+        let run = nat(args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("`stun.invalid` does not resolve"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// No --server and no NATLENS_SERVER: natlens has no server of its own and says one is needed.
+#[test]
+fn without_a_server_natlens_asks_for_one() {
+    let run = nat(&["--json"]);
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--server <HOST[:PORT]>"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `--server localhost:PORT`: resolved from /etc/hosts to 127.0.0.1 (IPv4 first), said on
+/// stderr, and probed like the address itself.
+#[test]
+fn a_server_name_resolves_and_the_address_used_is_named() {
+    let server = Server::natlens(Mode::Basic, &[]);
+    let port = server.primary.port();
+    let name = format!("localhost:{port}");
+    let run = nat(&["--server", &name, "--json", "-t", "udp"]);
+    assert!(run.status.success(), "{}", run.describe(&server));
+    let line = format!("natlens: server {name} resolved to 127.0.0.1:{port}");
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with(&line)),
+        "{line:?} not in:\n{}",
+        run.stderr
+    );
+    let report = run.json();
+    assert_eq!(report["server"], format!("127.0.0.1:{port}"));
+    assert_no_nat(&report["udp"], Mode::Basic, Transport::Udp);
+}
+
+/// NATLENS_SERVER stands in for --server, and --server wins over it.
+#[test]
+fn natlens_server_names_the_server_when_server_is_absent() {
+    let server = Server::natlens(Mode::Basic, &[]);
+    let primary = server.primary.to_string();
+    let run = nat_with_server_env(&["--json", "-t", "udp"], Some(&primary));
+    assert!(run.status.success(), "{}", run.describe(&server));
+    assert_eq!(run.json()["server"], primary);
+    assert_no_nat(&run.json()["udp"], Mode::Basic, Transport::Udp);
+    // A broken NATLENS_SERVER does not matter when --server is given.
+    let run = nat_with_server_env(
+        &["-s", &primary, "--json", "-t", "udp"],
+        Some("stun.invalid"),
+    );
+    assert!(run.status.success(), "{}", run.describe(&server));
+    assert_eq!(run.json()["server"], primary);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,8 +390,17 @@ impl NatRun {
 
 /// Runs `natlens nat ARGS`, killing it after [`NAT_TIMEOUT`].
 fn nat(args: &[&str]) -> NatRun {
+    nat_with_server_env(args, None)
+}
+
+/// Runs `natlens nat ARGS` with NATLENS_SERVER set to `server`, or unset (whatever the
+/// environment running the tests holds).
+fn nat_with_server_env(args: &[&str], server: Option<&str>) -> NatRun {
     let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
-    command.arg("nat").args(args);
+    command.arg("nat").args(args).env_remove("NATLENS_SERVER");
+    if let Some(server) = server {
+        command.env("NATLENS_SERVER", server);
+    }
     let run = programs::run(&mut command, NAT_TIMEOUT);
     let status = run
         .status

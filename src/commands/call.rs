@@ -8,8 +8,9 @@ use anyhow::anyhow;
 use rand::rngs::StdRng;
 
 use crate::cli::CallArgs;
-use crate::io::rendezvous;
+use crate::io::rendezvous::{self, Watch};
 use crate::render::call::facts_table;
+use crate::render::events::Terminal;
 use crate::wire::natlens;
 
 /// Runs `natlens call`.
@@ -30,6 +31,14 @@ fn validate_callee(callee: &str) -> anyhow::Result<()> {
 /// `--no-punch`: call, print both ends' facts, log out.
 fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
     let transport = args.punch.login_transport;
+    if let Some(event) = super::resolved(&args.session.server) {
+        // On stderr, as listen's and call's events: stdout carries the one object.
+        let terminal = Terminal {
+            json: args.session.output.json,
+            both: false,
+        };
+        terminal.tell(event);
+    }
     let answer = rendezvous::exchange_facts(
         &args.session,
         transport,

@@ -17,6 +17,9 @@ pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         calls: args.calls,
     };
     let json = args.session.output.json;
+    if let Some(event) = super::resolved(&args.session.server) {
+        events::to_stdout(&event, json)?;
+    }
     rendezvous::login(&args.session, hold, rng, &mut |event| {
         events::to_stdout(&event, json)
     })?;

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 use rand::rngs::StdRng;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ServerName};
+use crate::report::Event;
 
 /// Runs the chosen subcommand with the run's one random generator, which is handed down to the
 /// drivers (they seed their own from it).
@@ -30,4 +31,20 @@ pub fn dispatch(cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => lab::run(args, &mut rng),
         Command::Nat(args) => nat::run(args, &mut rng),
     }
+}
+
+/// The `resolved` event of a server given by name; `None` for an IP address (nothing was
+/// looked up, nothing to say).
+fn resolved(server: &ServerName) -> Option<Event> {
+    server.is_name().then(|| Event::Resolved {
+        name: server.text.clone(),
+        server: server.addr,
+        addresses: server.resolved.clone(),
+    })
+}
+
+/// The human line naming the address a server name resolved to, for the commands without an
+/// event stream (`nat`, `server --link`).
+fn resolved_line(server: &ServerName) -> Option<String> {
+    resolved(server).and_then(|event| crate::render::events::line(&event))
 }

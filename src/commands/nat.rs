@@ -16,9 +16,12 @@ use crate::render::progress::ProbeBars;
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
+    if let Some(line) = super::resolved_line(&args.server) {
+        eprintln!("natlens: {line}");
+    }
     let transports = args.transport.list();
     let options = Options {
-        server: args.server,
+        server: args.server.addr,
         config: PlanConfig {
             samples: args.samples,
         },
@@ -27,7 +30,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
     let report = prober::report(
-        args.server,
+        args.server.addr,
         args.preset_delta,
         &fingerprints,
         Instant::now(),

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 
 use crate::cli::{CallArgs, ListenArgs, PunchArgs, PunchTransport, SessionArgs};
 use crate::core::punch::report::PunchResult;
-use crate::io::rendezvous::{self, Rendezvous, Rendezvoused};
+use crate::io::rendezvous::{self, Rendezvous, Rendezvoused, Watch};
 use crate::render::events::Terminal;
 use crate::render::punch as render;
 use crate::report::punch::{BothOutput, Output};
@@ -34,6 +34,9 @@ fn rendezvous(
         json: session.output.json,
         both: punch.transport == PunchTransport::Both,
     };
+    if let Some(event) = super::resolved(&session.server) {
+        terminal.tell(event);
+    }
     let rendezvous = Rendezvous {
         session,
         punch,

@@ -19,11 +19,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => random_name(),
     };
+    if !args.json {
+        // The NDJSON log has no event for it; a plain line there would break the stream.
+        for line in args.links.iter().filter_map(super::resolved_line) {
+            eprintln!("natlens: --link {line}");
+        }
+    }
     let mut warnings = Vec::new();
     let options = ServeOptions {
         listen: args.listen,
         alternate: args.alternate,
-        links: args.links,
+        links: args.links.iter().map(|link| link.addr).collect(),
         name,
         udp_expiry: args.udp_expiry,
         max_sessions: args.max_sessions,

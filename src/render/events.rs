@@ -56,6 +56,11 @@ pub fn line(event: &Event) -> Option<String> {
             address_text(callee_facts.observed)
         ),
         Event::LoggedOut => "logged out".into(),
+        Event::Resolved {
+            name,
+            server,
+            addresses,
+        } => resolved_line(name, *server, addresses),
         Event::LoginRefused { .. } | Event::ServerUnreachable { .. } | Event::CallFailed { .. } => {
             return None
         }
@@ -100,6 +105,22 @@ fn rendezvous_line(event: &Event) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// "server localhost resolved to 127.0.0.1:3478", naming the others when there were several.
+fn resolved_line(
+    name: &str,
+    server: std::net::SocketAddr,
+    addresses: &[std::net::SocketAddr],
+) -> String {
+    if addresses.len() <= 1 {
+        return format!("server {name} resolved to {server}");
+    }
+    let all: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    format!(
+        "server {name} resolved to {}; using {server}",
+        all.join(", ")
+    )
 }
 
 /// "your NAT (udp): public 203.0.113.1:40000; mapping …, filtering …; ports sequential +1".
@@ -221,6 +242,32 @@ mod tests {
             line(&sequential).unwrap(),
             "your NAT (tcp): public 203.0.113.1:40000; mapping endpoint-independent, filtering \
              endpoint-independent; ports sequential +1"
+        );
+    }
+
+    #[test]
+    fn the_resolved_line_names_the_address_used() {
+        let one = Event::Resolved {
+            name: "localhost:3478".into(),
+            server: "127.0.0.1:3478".parse().unwrap(),
+            addresses: vec!["127.0.0.1:3478".parse().unwrap()],
+        };
+        assert_eq!(
+            line(&one).unwrap(),
+            "server localhost:3478 resolved to 127.0.0.1:3478"
+        );
+        let two = Event::Resolved {
+            name: "stun.example.net".into(),
+            server: "192.0.2.1:3478".parse().unwrap(),
+            addresses: vec![
+                "[2001:db8::1]:3478".parse().unwrap(),
+                "192.0.2.1:3478".parse().unwrap(),
+            ],
+        };
+        assert_eq!(
+            line(&two).unwrap(),
+            "server stun.example.net resolved to [2001:db8::1]:3478, 192.0.2.1:3478; using \
+             192.0.2.1:3478"
         );
     }
 

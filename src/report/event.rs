@@ -22,6 +22,14 @@ use super::{call_id_text, millis};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// `--server` named a host: `name` as given, `server` the address used (the first IPv4
+    /// one this host has a route to, else the first IPv6 one), `addresses` every address the
+    /// name resolved to, in the resolver's order. Comes first; not sent for an IP address.
+    Resolved {
+        name: String,
+        server: SocketAddr,
+        addresses: Vec<SocketAddr>,
+    },
     /// The server accepted the LOGIN: who we are, where, and the address it sees us at.
     LoggedIn {
         id: String,

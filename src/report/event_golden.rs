@@ -86,6 +86,19 @@ fn session_events() {
 }
 
 #[test]
+fn resolved_event() {
+    let resolved = Event::Resolved {
+        name: "stun.example.net".into(),
+        server: addr("192.0.2.1:3478"),
+        addresses: vec![addr("[2001:db8::1]:3478"), addr("192.0.2.1:3478")],
+    };
+    assert_eq!(
+        resolved.json(),
+        r#"{"addresses":["[2001:db8::1]:3478","192.0.2.1:3478"],"event":"resolved","name":"stun.example.net","server":"192.0.2.1:3478"}"#
+    );
+}
+
+#[test]
 fn call_events() {
     assert_eq!(
         session(ClientEvent::IncomingCall {
@@ -282,6 +295,11 @@ fn rendezvous_samples() -> Vec<Event> {
     let peer = addr("203.0.113.9:51000");
     let report = fingerprint::analyse(&[], &PredictOptions::default());
     vec![
+        Event::Resolved {
+            name: String::new(),
+            server: peer,
+            addresses: vec![peer],
+        },
         Event::Waiting {
             transport: Transport::Udp,
         },
@@ -323,7 +341,8 @@ fn rendezvous_samples() -> Vec<Event> {
 /// Lists every variant, with no wildcard.
 fn sampled(event: &Event) {
     match event {
-        Event::LoggedIn { .. }
+        Event::Resolved { .. }
+        | Event::LoggedIn { .. }
         | Event::LoginRefused { .. }
         | Event::ServerUnreachable { .. }
         | Event::ConnectionLost
@@ -359,7 +378,7 @@ fn every_event_is_documented_in_the_output_section() {
             .expect("an OUTPUT section")
             .to_string();
         let events = one_of_each();
-        assert_eq!(events.len(), 21);
+        assert_eq!(events.len(), 22);
         for event in events {
             let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
             let name = value["event"].as_str().unwrap();

@@ -44,7 +44,7 @@ pub fn login(
     };
     let of = SessionOf {
         id: &args.id,
-        server: args.server,
+        server: args.server.addr,
         transport: hold.transport,
     };
     let mut answered = 0u64;

@@ -144,7 +144,7 @@ impl Run<'_> {
     fn tell_session(&self, event: &ClientEvent) {
         let of = SessionOf {
             id: &self.session.id,
-            server: self.session.server,
+            server: self.session.server.addr,
             transport: self.punch.login_transport,
         };
         self.tell(Event::session(of, event));

@@ -96,7 +96,7 @@ impl OwnNat {
 
 /// Fingerprints over the run's transport, keeping what the punch reuses.
 pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
-    let server = run.session.server;
+    let server = run.session.server.addr;
     let options = prober::Options {
         server,
         config: PlanConfig::default(),

@@ -36,7 +36,7 @@ pub fn open(
             args.id
         )
     })?;
-    let link = Link::connect(args.server, transport)
+    let link = Link::connect(args.server.addr, transport)
         .with_context(|| format!("cannot reach {} over {}", args.server, transport.as_str()))?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
     config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
@@ -83,7 +83,7 @@ pub fn failure(
     link: &Link,
     event: &ClientEvent,
 ) -> Option<anyhow::Error> {
-    let server = args.server;
+    let server = args.server.addr;
     let via = transport.as_str();
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),

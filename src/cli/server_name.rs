@@ -1,0 +1,365 @@
+//! A server as people write it on the command line (`--server`, `--link`): a host name or an IP
+//! literal, with or without a port, resolved once while the command line is parsed.
+//!
+//! Resolving at parse time keeps the rest of natlens on one `SocketAddr` (the drivers never see
+//! a name) and makes a name that does not resolve what it is to the user: a bad value, reported
+//! by clap with exit status 2 before anything is sent.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+
+/// The port assumed when none is given: STUN's (RFC 8489), which `natlens server` listens on
+/// by default.
+pub const DEFAULT_PORT: u16 = 3478;
+
+/// Looks a host name up: every address of `name`, each with `port`.
+pub type Lookup<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+/// A server as given on the command line and the one address natlens talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName {
+    /// What was given, as typed (`stun.example.net`, `[::1]:3478`, `127.0.0.1`).
+    pub text: String,
+    /// The address every packet goes to.
+    pub addr: SocketAddr,
+    /// Every address a name resolved to, in the resolver's order; empty for an IP literal
+    /// (nothing was looked up).
+    pub resolved: Vec<SocketAddr>,
+}
+
+impl ServerName {
+    /// clap's value parser: parses `HOST[:PORT]` and resolves a name with the system resolver.
+    pub fn parse(text: &str) -> Result<ServerName, String> {
+        ServerName::parse_with(text, &system_lookup, &has_route)
+    }
+
+    /// [`ServerName::parse`] with the resolver and the route check passed in (tests fake both).
+    pub fn parse_with(
+        text: &str,
+        lookup: Lookup<'_>,
+        routed: &dyn Fn(SocketAddr) -> bool,
+    ) -> Result<ServerName, String> {
+        let (host, port) = split(text)?;
+        let (addr, resolved) = match host {
+            Host::Ip(ip) => (SocketAddr::new(ip, port), Vec::new()),
+            Host::Name(name) => {
+                let resolved = resolve(name, port, lookup)?;
+                (choose(&resolved, routed), resolved)
+            }
+        };
+        Ok(ServerName {
+            text: text.to_owned(),
+            addr,
+            resolved,
+        })
+    }
+
+    /// True when the server was given by name (and [`ServerName::resolved`] says to what).
+    pub fn is_name(&self) -> bool {
+        !self.resolved.is_empty()
+    }
+}
+
+/// A name with the address it stands for (`localhost:3478 (127.0.0.1:3478)`); an IP literal
+/// as the address it is.
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_name() {
+            write!(f, "{} ({})", self.text, self.addr)
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
+
+/// The host part of `HOST[:PORT]`.
+#[derive(Debug, PartialEq, Eq)]
+enum Host<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+/// Splits `HOST[:PORT]`: `[v6]`, `[v6]:port`, a bare IPv4 or IPv6 literal, `v4:port`, `name`,
+/// `name:port`. More than one colon without brackets is an IPv6 address without a port.
+fn split(text: &str) -> Result<(Host<'_>, u16), String> {
+    if text.is_empty() {
+        return Err("an empty server: give HOST or HOST:PORT".into());
+    }
+    if let Some(bracketed) = text.strip_prefix('[') {
+        return split_bracketed(text, bracketed);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((Host::Ip(ip), DEFAULT_PORT));
+    }
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host, parse_port(text, port)?),
+        None => (text, DEFAULT_PORT),
+    };
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok((Host::Ip(IpAddr::V4(ip)), port));
+    }
+    validate_host_name(text, host)?;
+    Ok((Host::Name(host), port))
+}
+
+/// `[v6]` or `[v6]:port`, `bracketed` being what follows the `[`.
+fn split_bracketed<'a>(text: &str, bracketed: &'a str) -> Result<(Host<'a>, u16), String> {
+    let (inside, after) = bracketed
+        .split_once(']')
+        .ok_or_else(|| format!("`{text}`: the IPv6 address has no closing `]`"))?;
+    let ip: Ipv6Addr = inside
+        .parse()
+        .map_err(|_| format!("`{text}`: `{inside}` is not an IPv6 address"))?;
+    let port = match after {
+        "" => DEFAULT_PORT,
+        _ => match after.strip_prefix(':') {
+            Some(port) => parse_port(text, port)?,
+            None => return Err(format!("`{text}`: write [IPV6]:PORT")),
+        },
+    };
+    Ok((Host::Ip(IpAddr::V6(ip)), port))
+}
+
+/// A server's port: 1 to 65535 (0 asks the kernel for any port, which no server listens on).
+fn parse_port(text: &str, port: &str) -> Result<u16, String> {
+    match port.parse::<u16>() {
+        Ok(0) => Err(format!(
+            "`{text}`: port 0 is no server's port; use 1 to 65535"
+        )),
+        Ok(port) => Ok(port),
+        Err(_) if port.contains(':') => Err(format!(
+            "`{text}`: an IPv6 address with a port goes in brackets, [IPV6]:PORT"
+        )),
+        Err(_) => Err(format!("`{text}`: `{port}` is not a port (1 to 65535)")),
+    }
+}
+
+/// A host name by RFC 1123 (letters, digits, `-`, and `_` which some internal names carry;
+/// labels of 1 to 63 characters; one trailing dot allowed), refused before any lookup so that
+/// a typo is not sent to a DNS server. A name whose last label is all digits is a mistyped
+/// IPv4 address: no top-level domain is numeric.
+fn validate_host_name(text: &str, host: &str) -> Result<(), String> {
+    let bare = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    let numeric_end = bare
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()));
+    if bare.is_empty() || bare.len() > 253 || !bare.split('.').all(label_ok) || numeric_end {
+        return Err(format!(
+            "`{text}`: `{host}` is neither an IP address nor a host name"
+        ));
+    }
+    Ok(())
+}
+
+/// Every address of `name`. Names under `.invalid` are answered here without asking anyone:
+/// RFC 6761 reserves them never to resolve, so a query could only leak them to a DNS server.
+fn resolve(name: &str, port: u16, lookup: Lookup<'_>) -> Result<Vec<SocketAddr>, String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let tld = bare.rsplit('.').next().unwrap_or(bare);
+    if tld.eq_ignore_ascii_case("invalid") {
+        return Err(format!(
+            "`{name}` does not resolve (names under .invalid never do)"
+        ));
+    }
+    let resolved = lookup(name, port).map_err(|e| format!("`{name}` does not resolve: {e}"))?;
+    if resolved.is_empty() {
+        return Err(format!("`{name}` does not resolve: no address"));
+    }
+    Ok(resolved)
+}
+
+/// The one address natlens uses of a name's several: the first IPv4 one this host has a route
+/// to, else the first such IPv6 one, else the first IPv4 (or IPv6) one at all (the run then
+/// fails with the usual "cannot reach"). IPv4 first because a STUN server's IPv4 address is the
+/// one NAT fingerprinting is about; within a family the resolver's order (RFC 6724) stands, so
+/// the same answer always gives the same choice.
+fn choose(resolved: &[SocketAddr], routed: &dyn Fn(SocketAddr) -> bool) -> SocketAddr {
+    let v4_first = || {
+        let v4 = resolved.iter().filter(|a| a.is_ipv4());
+        v4.chain(resolved.iter().filter(|a| a.is_ipv6())).copied()
+    };
+    v4_first()
+        .find(|addr| routed(*addr))
+        .or_else(|| v4_first().next())
+        .expect("resolve returns at least one address")
+}
+
+/// The system resolver (getaddrinfo: /etc/hosts, then DNS), A and AAAA.
+fn system_lookup(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    Ok((name, port).to_socket_addrs()?.collect())
+}
+
+/// True when the kernel has a route to `addr`. Connecting a UDP socket only looks the route up:
+/// nothing is sent.
+fn has_route(addr: SocketAddr) -> bool {
+    let any: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    UdpSocket::bind(any).and_then(|s| s.connect(addr)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// A resolver that knows two names and fails for the rest (nothing leaves the test).
+    fn fake_lookup(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let ips: &[&str] = match name {
+            "stun.example.net" | "stun.example.net." => &["2001:db8::1", "192.0.2.1", "192.0.2.2"],
+            "v6only.example.net" => &["2001:db8::7"],
+            "empty.example.net" => &[],
+            _ => return Err(io::Error::other("Name or service not known")),
+        };
+        Ok(ips
+            .iter()
+            .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+            .collect())
+    }
+
+    fn parse(text: &str) -> Result<ServerName, String> {
+        ServerName::parse_with(text, &fake_lookup, &|_| true)
+    }
+
+    fn parsed(text: &str) -> SocketAddr {
+        parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).addr
+    }
+
+    #[test]
+    fn ip_literals_with_and_without_a_port() {
+        assert_eq!(parsed("192.0.2.1"), addr("192.0.2.1:3478"));
+        assert_eq!(parsed("192.0.2.1:5349"), addr("192.0.2.1:5349"));
+        assert_eq!(parsed("[2001:db8::1]"), addr("[2001:db8::1]:3478"));
+        assert_eq!(parsed("[2001:db8::1]:5349"), addr("[2001:db8::1]:5349"));
+        assert_eq!(parsed("[::1]"), addr("[::1]:3478"));
+        // More than one colon without brackets: an IPv6 address, no port.
+        assert_eq!(parsed("2001:db8::1"), addr("[2001:db8::1]:3478"));
+        assert_eq!(parsed("::1"), addr("[::1]:3478"));
+        let literal = parse("192.0.2.1").unwrap();
+        assert!(!literal.is_name());
+        assert_eq!(literal.to_string(), "192.0.2.1:3478");
+    }
+
+    #[test]
+    fn names_resolve_ipv4_first_in_the_resolver_order() {
+        let name = parse("stun.example.net").unwrap();
+        assert_eq!(name.addr, addr("192.0.2.1:3478"));
+        assert_eq!(name.resolved.len(), 3);
+        assert!(name.is_name());
+        assert_eq!(name.to_string(), "stun.example.net (192.0.2.1:3478)");
+        assert_eq!(parsed("stun.example.net:5349"), addr("192.0.2.1:5349"));
+        assert_eq!(parsed("stun.example.net."), addr("192.0.2.1:3478"));
+        assert_eq!(parsed("v6only.example.net"), addr("[2001:db8::7]:3478"));
+    }
+
+    #[test]
+    fn a_family_without_a_route_is_passed_over() {
+        let v6_only = |a: SocketAddr| a.is_ipv6();
+        let name = ServerName::parse_with("stun.example.net", &fake_lookup, &v6_only).unwrap();
+        assert_eq!(name.addr, addr("[2001:db8::1]:3478"));
+        let nowhere = ServerName::parse_with("stun.example.net", &fake_lookup, &|_| false);
+        assert_eq!(nowhere.unwrap().addr, addr("192.0.2.1:3478"));
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_named() {
+        assert_eq!(
+            parse("nosuch.example.net:3478").unwrap_err(),
+            "`nosuch.example.net` does not resolve: Name or service not known"
+        );
+        assert_eq!(
+            parse("empty.example.net").unwrap_err(),
+            "`empty.example.net` does not resolve: no address"
+        );
+        // Not even asked: the fake resolver would have failed with another message.
+        assert_eq!(
+            ServerName::parse("stun.invalid").unwrap_err(),
+            "`stun.invalid` does not resolve (names under .invalid never do)"
+        );
+    }
+
+    #[test]
+    fn bad_ports_and_bad_hosts_are_refused() {
+        for (text, error) in [
+            ("", "an empty server: give HOST or HOST:PORT"),
+            (
+                "192.0.2.1:0",
+                "`192.0.2.1:0`: port 0 is no server's port; use 1 to 65535",
+            ),
+            (
+                "[::1]:0",
+                "`[::1]:0`: port 0 is no server's port; use 1 to 65535",
+            ),
+            (
+                "stun.example.net:0",
+                "`stun.example.net:0`: port 0 is no server's port; use 1 to 65535",
+            ),
+            (
+                "192.0.2.1:65536",
+                "`192.0.2.1:65536`: `65536` is not a port (1 to 65535)",
+            ),
+            ("192.0.2.1:", "`192.0.2.1:`: `` is not a port (1 to 65535)"),
+            (
+                "stun.example.net:http",
+                "`stun.example.net:http`: `http` is not a port (1 to 65535)",
+            ),
+            ("[::1", "`[::1`: the IPv6 address has no closing `]`"),
+            ("[::1]3478", "`[::1]3478`: write [IPV6]:PORT"),
+            (
+                "[stun.example.net]",
+                "`[stun.example.net]`: `stun.example.net` is not an IPv6 address",
+            ),
+            (
+                "2001:db8::1:port",
+                "`2001:db8::1:port`: an IPv6 address with a port goes in brackets, [IPV6]:PORT",
+            ),
+            (
+                ":3478",
+                "`:3478`: `` is neither an IP address nor a host name",
+            ),
+            (
+                "stun example.net",
+                "`stun example.net`: `stun example.net` is neither an IP address nor a host name",
+            ),
+            (
+                "a..b",
+                "`a..b`: `a..b` is neither an IP address nor a host name",
+            ),
+            (
+                "-stun.example.net",
+                "`-stun.example.net`: `-stun.example.net` is neither an IP address nor a host name",
+            ),
+            (
+                "192.0.2.300",
+                "`192.0.2.300`: `192.0.2.300` is neither an IP address nor a host name",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err(), error, "{text:?}");
+        }
+        let long_label = format!("{}.example.net", "a".repeat(64));
+        assert!(parse(&long_label).is_err());
+    }
+
+    /// The system resolver answers `localhost` from /etc/hosts: no DNS query.
+    #[test]
+    fn localhost_resolves_to_loopback() {
+        let name = ServerName::parse("localhost:3479").unwrap();
+        assert!(name.addr.ip().is_loopback(), "{name}");
+        assert_eq!(name.addr.port(), 3479);
+        assert!(name.is_name());
+    }
+}
