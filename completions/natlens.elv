@@ -58,9 +58,9 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;login'= {
             cand -s 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
             cand --server 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
-            cand --id 'The ID to log in as'
+            cand --id 'The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces'
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3 (EXIT STATUS)'
             cand -t 'Transport for the session with the server'
             cand --transport 'Transport for the session with the server'
             cand --duration 'Log out and exit after this long (default: hold the session until interrupted)'
@@ -74,16 +74,16 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;listen'= {
             cand -s 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
             cand --server 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
-            cand --id 'The ID to log in as'
+            cand --id 'The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces'
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3 (EXIT STATUS)'
             cand --login-transport 'Transport for the session with the location server (the punch itself goes over --transport)'
             cand -t 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
             cand --transport 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
-            cand --fanout 'Far ports this end aims at: fan-out flows over a sequential NAT''s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends'' facts'
+            cand --fanout 'Far ports this end aims at, 1 to 65535: fan-out flows over a sequential NAT''s predicted ports (at most 256 flows are opened; a larger K aims at 256), or random ports a birthday spray tries (within the packet budget --rate and --timeout allow). Default: sized from both ends'' facts'
             cand --delta 'The peer''s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)'
             cand --preset-delta 'The peer''s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta'
-            cand --timeout 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call''s answer'
+            cand --timeout 'Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call''s answer'
             cand --rate 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)'
             cand --syn-ttl 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)'
             cand --send 'Once connected, send this file to the peer (default: stdin, until it ends)'
@@ -99,16 +99,16 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;call'= {
             cand -s 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
             cand --server 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required'
-            cand --id 'The ID to log in as'
+            cand --id 'The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces'
             cand --keepalive 'How often to refresh the session (UDP keeps the NAT mapping open with it). After a server restart the session logs in again by itself: over UDP when a keepalive is answered 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s)'
-            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3'
+            cand --key-file 'File holding this ID''s key (the first line that is not blank or a `#` comment), for a server run with --credentials. The environment variable NATLENS_KEY may hold the key instead. A refused key ends the command with exit status 3 (EXIT STATUS)'
             cand --login-transport 'Transport for the session with the location server (the punch itself goes over --transport)'
             cand -t 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
             cand --transport 'Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both)'
-            cand --fanout 'Far ports this end aims at: fan-out flows over a sequential NAT''s predicted ports (at most 256), or random ports a birthday spray tries. Default: sized from both ends'' facts'
+            cand --fanout 'Far ports this end aims at, 1 to 65535: fan-out flows over a sequential NAT''s predicted ports (at most 256 flows are opened; a larger K aims at 256), or random ports a birthday spray tries (within the packet budget --rate and --timeout allow). Default: sized from both ends'' facts'
             cand --delta 'The peer''s NAT gives each new flow the port D after the previous one, whatever its facts say (counted from its most likely port)'
             cand --preset-delta 'The peer''s NAT steps by D from the port its server saw (the preset-delta rule); wins over --delta'
-            cand --timeout 'Give up punching after this long (at most 25s, inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call''s answer'
+            cand --timeout 'Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps an unanswered UDP flow); `natlens call` also waits this long for the call''s answer'
             cand --rate 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)'
             cand --syn-ttl 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)'
             cand --send 'Once connected, send this file to the peer (default: stdin, until it ends)'
@@ -131,7 +131,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;up'= {
@@ -189,7 +189,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;help;up'= {
@@ -240,7 +240,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
             cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
-            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down'
+            cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
         }
         &'natlens;help;lab;up'= {
         }

@@ -69,7 +69,7 @@ pub struct ServerArgs {
 
     /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
     /// CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports.
-    #[arg(long, value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
     pub alternate: Option<SocketAddr>,
 
     /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
@@ -90,7 +90,7 @@ pub struct ServerArgs {
     pub name: Option<String>,
 
     /// Forget a UDP session that has sent nothing for this long.
-    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = parse_positive_duration)]
     pub udp_expiry: Duration,
 
     /// Maximum number of logged-in sessions.
@@ -134,7 +134,7 @@ pub struct ServerArgs {
     pub max_tcp_backlog: usize,
 
     /// Close a TCP connection that has not logged in, or has sent half a frame, after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub tcp_idle: Duration,
 
     /// Print a statistics line this often (0 disables; SIGUSR1 prints one on demand).
@@ -171,19 +171,19 @@ pub struct SessionArgs {
     )]
     pub server: ServerName,
 
-    /// The ID to log in as.
-    #[arg(long, value_name = "NAME")]
+    /// The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces.
+    #[arg(long, value_name = "NAME", value_parser = parse_id)]
     pub id: String,
 
     /// How often to refresh the session (UDP keeps the NAT mapping open with it). After a
     /// server restart the session logs in again by itself: over UDP when a keepalive is answered
     /// 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s).
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
     pub keepalive: Duration,
 
     /// File holding this ID's key (the first line that is not blank or a `#` comment), for a
     /// server run with --credentials. The environment variable NATLENS_KEY may hold the key
-    /// instead. A refused key ends the command with exit status 3.
+    /// instead. A refused key ends the command with exit status 3 (EXIT STATUS).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
@@ -201,7 +201,7 @@ pub struct LoginArgs {
     pub transport: Transport,
 
     /// Log out and exit after this long (default: hold the session until interrupted).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
 
     /// Exit after answering this many calls.
@@ -212,7 +212,7 @@ pub struct LoginArgs {
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// The ID to call.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = parse_id)]
     pub callee: String,
 
     #[command(flatten)]
@@ -249,8 +249,10 @@ pub struct PunchArgs {
     #[arg(long, short, value_enum, default_value_t = PunchTransport::Udp)]
     pub transport: PunchTransport,
 
-    /// Far ports this end aims at: fan-out flows over a sequential NAT's predicted ports (at
-    /// most 256), or random ports a birthday spray tries. Default: sized from both ends' facts.
+    /// Far ports this end aims at, 1 to 65535: fan-out flows over a sequential NAT's predicted
+    /// ports (at most 256 flows are opened; a larger K aims at 256), or random ports a birthday
+    /// spray tries (within the packet budget --rate and --timeout allow). Default: sized from
+    /// both ends' facts.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub fanout: Option<u32>,
 
@@ -264,9 +266,9 @@ pub struct PunchArgs {
     #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_delta)]
     pub preset_delta: Option<i32>,
 
-    /// Give up punching after this long (at most 25s, inside the 30s a NAT keeps an
-    /// unanswered UDP flow); `natlens call` also waits this long for the call's answer.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    /// Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps
+    /// an unanswered UDP flow); `natlens call` also waits this long for the call's answer.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_punch_timeout)]
     pub timeout: Duration,
 
     /// Packets per second this end sends at most, probes and data alike (bursts of 20 ms).
@@ -455,7 +457,8 @@ pub enum LabCommand {
     /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
     /// reports and the ports the NATs really gave the next flows, punch from a to b over UDP
     /// (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through
-    /// against the far router's conntrack), and tear the lab down.
+    /// against the far router's conntrack), and tear the lab down. Exits 0 only when the punch
+    /// connected and both checks matched (6 when it did not connect).
     Demo(LabDemoArgs),
     /// Run one background job of a lab (frame relay, noise); `lab up` starts these.
     #[command(hide = true)]
@@ -627,7 +630,7 @@ pub struct NatArgs {
     /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
     /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
     /// plan needs: a few round trips.
-    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 }
 
@@ -751,6 +754,54 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
+/// A duration that must be longer than zero (a zero timeout, interval or expiry would end or
+/// repeat at once).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` is zero: give a duration longer than 0"));
+    }
+    Ok(duration)
+}
+
+/// The punch `--timeout`: longer than zero and at most
+/// [`MAX_TIMEOUT`](crate::core::punch::plan::MAX_TIMEOUT), as its help says.
+pub fn parse_punch_timeout(text: &str) -> Result<Duration, String> {
+    let max = crate::core::punch::plan::MAX_TIMEOUT;
+    let duration = parse_positive_duration(text)?;
+    if duration > max {
+        return Err(format!(
+            "`{text}` is longer than {}s, the longest punch a NAT's unanswered UDP flow outlives",
+            max.as_secs()
+        ));
+    }
+    Ok(duration)
+}
+
+/// An address another host listens on: port 0 names no port there.
+pub fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{text}` is not an IP:PORT address: {e}"))?;
+    if addr.port() == 0 {
+        return Err(format!("`{text}`: port 0 names no port; give 1 to 65535"));
+    }
+    Ok(addr)
+}
+
+/// An ID (`--id`, the callee): the name the wire carries, checked before anything is sent.
+pub fn parse_id(text: &str) -> Result<String, String> {
+    crate::wire::natlens::validate_name(text)
+        .map(str::to_owned)
+        .map_err(|_| {
+            format!(
+                "not a valid ID: use 1 to {} bytes of printable UTF-8 without spaces",
+                crate::wire::natlens::MAX_NAME_LEN
+            )
+        })
+}
+
 /// A preset delta: non-zero and no larger than the biggest step called sequential.
 pub fn parse_delta(text: &str) -> Result<i32, String> {
     let max = crate::core::fingerprint::allocation::MAX_STEP;
@@ -780,5 +831,74 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn ranges_the_help_states_are_enforced() {
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert!(parse_punch_timeout("0s").is_err());
+        assert_eq!(parse_punch_timeout("25s"), Ok(Duration::from_secs(25)));
+        assert!(parse_punch_timeout("25.001s").is_err());
+        assert!(parse_endpoint("127.0.0.1:0").is_err());
+        assert!(parse_endpoint("[::1]:3478").is_ok());
+        assert!(parse_id("two words").is_err());
+        assert!(parse_id("").is_err());
+        assert!(parse_id(&"x".repeat(65)).is_err());
+        assert_eq!(parse_id("alice"), Ok("alice".to_owned()));
+    }
+
+    #[test]
+    fn usage_errors_name_the_range() {
+        for args in [
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--timeout",
+                "60s",
+            ][..],
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--timeout",
+                "0s",
+            ],
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--fanout",
+                "0",
+            ],
+            &["natlens", "listen", "-s", "127.0.0.1:1", "--id", "a b"],
+            &[
+                "natlens",
+                "login",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--keepalive",
+                "0s",
+            ],
+            &["natlens", "server", "--alternate", "127.0.0.2:0"],
+            &["natlens", "server", "--link", "127.0.0.2:0"],
+            &["natlens", "server", "--tcp-idle", "0s"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err(&format!("{args:?}"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 }

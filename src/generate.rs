@@ -44,29 +44,6 @@ const SHELLS: [Shell; 5] = [
     Shell::PowerShell,
 ];
 
-/// The EXIT STATUS entries, from the codes in [`crate::exit`].
-///
-/// The text restates those constants' doc comments: scripts branch on these codes, so the page
-/// must say what each one means.
-const EXIT_CODES: [(u8, &str); 4] = [
-    (exit::OK, "Success."),
-    (
-        exit::FAILURE,
-        "A runtime failure: network error, no STUN answer, refused login, call not answered, \
-         no direct path found or data lost.",
-    ),
-    (
-        exit::USAGE,
-        "Bad command-line usage: an unknown option, a missing or malformed value, a --server \
-         or --link name that does not resolve.",
-    ),
-    (
-        exit::CREDENTIALS,
-        "Credentials refused: the server (run with --credentials) did not accept this ID's \
-         key, or needs one and none was given (--key-file or NATLENS_KEY).",
-    ),
-];
-
 /// Writes `man/` and `completions/` under `root` (the repository root).
 ///
 /// Only rendered files are written; hand-written pages such as `man/natlens-protocol.7` are left
@@ -247,11 +224,11 @@ fn extra_sections(text: &str) -> Roff {
     roff
 }
 
-/// EXIT STATUS: each code from [`EXIT_CODES`], then the one exception scripts may trip over.
+/// EXIT STATUS: each code from [`exit::CODES`], then the one exception scripts may trip over.
 fn exit_status_section() -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in EXIT_CODES {
+    for (code, meaning) in exit::CODES {
         roff.control("TP", []);
         roff.text([bold(code.to_string())]);
         roff.text([roman(meaning)]);

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use natlens::core::client::{ClientConfig, ClientEvent, ClientSession, Transport};
+use natlens::exit;
 use natlens::io::client::{self, Link, Stop};
 use natlens::wire::attr::AttrType;
 use natlens::wire::framing::{next_frame, Frame};
@@ -457,6 +458,7 @@ fn taken_id_is_refused_with_a_clear_message() {
         .unwrap();
     assert_failure(
         &out,
+        exit::FAILURE,
         "natlens: ID \"alice\" is already logged in on this server (409)",
     );
     // Let alice's thread finish through a call.
@@ -465,7 +467,7 @@ fn taken_id_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn call_to_unknown_id_exits_1_over_tcp() {
+fn call_to_unknown_id_exits_with_no_callee_over_tcp() {
     let server = tcp_fake().to_string();
     let out = natlens(&[
         "call",
@@ -482,12 +484,13 @@ fn call_to_unknown_id_exits_1_over_tcp() {
     .unwrap();
     assert_failure(
         &out,
+        exit::NO_CALLEE,
         "natlens: \"nobody\" is not logged in on this server or its peers (404)",
     );
 }
 
 #[test]
-fn refused_tcp_connection_exits_1() {
+fn refused_tcp_connection_exits_unreachable() {
     // Bind then drop a listener: nothing listens on that port afterwards.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -504,7 +507,11 @@ fn refused_tcp_connection_exits_1() {
     ])
     .output()
     .unwrap();
-    assert_failure(&out, &format!("natlens: cannot reach {port} over tcp: "));
+    assert_failure(
+        &out,
+        exit::UNREACHABLE,
+        &format!("natlens: cannot reach {port} over tcp: "),
+    );
 }
 
 #[test]
@@ -512,12 +519,17 @@ fn invalid_id_is_refused_before_sending() {
     let out = natlens(&["login", "-s", "127.0.0.1:9", "--id", "two words"])
         .output()
         .unwrap();
-    assert_failure(&out, "natlens: \"two words\" is not a valid ID");
+    // A usage error, in clap's words.
+    assert_failure(
+        &out,
+        exit::USAGE,
+        "error: invalid value 'two words' for '--id <NAME>': not a valid ID",
+    );
 }
 
-fn assert_failure(out: &Output, stderr_start: &str) {
+fn assert_failure(out: &Output, code: u8, stderr_start: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(code.into()), "{stderr}");
     assert!(stderr.starts_with(stderr_start), "{stderr}");
 }
 

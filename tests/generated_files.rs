@@ -86,7 +86,7 @@ fn every_generated_page_has_exit_status() {
             .unwrap_or_else(|| panic!("{} has no EXIT STATUS section", path.display()))
             .1;
         let section = section.split("\n.SH ").next().unwrap_or_default();
-        for code in [exit::OK, exit::FAILURE, exit::USAGE, exit::CREDENTIALS] {
+        for (code, _) in exit::CODES {
             assert!(
                 section.contains(&format!("\\fB{code}\\fR")),
                 "{} does not document exit status {code}",

@@ -548,7 +548,7 @@ fn the_survivor_reports_failed_when_the_other_end_dies_mid_punch() {
                 end.status.code(),
                 end.report["result"],
             ));
-            let ok = end.status.code() == Some(1)
+            let ok = end.status.code() == Some(natlens::exit::PUNCH_FAILED.into())
                 && end.report["result"] == "failed"
                 && end.report["reason"].is_string()
                 && took <= bound;

@@ -156,7 +156,12 @@ fn a_silent_server_fails_with_a_clear_message_within_the_timeout() {
         "1s",
     ]);
     let elapsed = started.elapsed();
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(natlens::exit::UNREACHABLE.into()),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         run.stderr.trim(),
         format!("natlens: no STUN answer from {addr} over udp within 1s: is a STUN server there?")
@@ -172,7 +177,12 @@ fn a_silent_server_fails_with_a_clear_message_within_the_timeout() {
 fn nothing_listening_fails_over_both_transports() {
     let addr = SocketAddr::new(IpAddr::V4(PRIMARY_IP), free_port(&[PRIMARY_IP], None));
     let run = nat(&["--server", &addr.to_string(), "--timeout", "500ms"]);
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(natlens::exit::UNREACHABLE.into()),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         run.stderr.trim(),
         format!(

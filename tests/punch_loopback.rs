@@ -234,7 +234,7 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
         "{plan}"
     );
     let (status, listen_out, listen_lines) = listener.finish();
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(status.code(), Some(natlens::exit::PUNCH_FAILED.into()));
     // With --json, stdout carries only the peer's data (none here): the failure's plain line
     // goes to stderr, after the NDJSON events and the report.
     let listen_text = String::from_utf8_lossy(&listen_out);

@@ -235,7 +235,7 @@ fn unknown_ids_and_federation_loops_end_in_not_found_fast() {
     }
     let started = Instant::now();
     let output = call(s1.addr(), "alice", "ghost", "udp");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(natlens::exit::NO_CALLEE.into()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("404") && stderr.contains("ghost"),

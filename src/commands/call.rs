@@ -4,28 +4,20 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use rand::rngs::StdRng;
 
 use crate::cli::CallArgs;
 use crate::io::rendezvous::{self, Watch};
 use crate::render::call::facts_table;
 use crate::render::events::Terminal;
-use crate::wire::natlens;
 
 /// Runs `natlens call`.
 pub fn run(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
-    validate_callee(&args.callee)?;
     if args.no_punch {
         exchange_only(args, rng)
     } else {
         crate::commands::punch::call(args, rng)
     }
-}
-
-fn validate_callee(callee: &str) -> anyhow::Result<()> {
-    natlens::validate_name(callee).map_err(|_| anyhow!("{callee:?} is not a valid ID to call"))?;
-    Ok(())
 }
 
 /// `--no-punch`: call, print both ends' facts, log out.

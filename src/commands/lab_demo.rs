@@ -22,6 +22,7 @@ use rand::{RngCore, SeedableRng};
 use crate::cli::LabDemoArgs;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
+use crate::exit;
 use crate::io::prober::{self, Options};
 use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
 use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
@@ -57,9 +58,31 @@ pub fn run(args: LabDemoArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode>
         .and_then(|()| punch(&lab));
     // Dropping the server kills it.
     drop(server);
-    result?;
+    let shown = result?;
     lab.down()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(shown.exit_code())
+}
+
+/// How the demonstrated punch ended: the demo's exit status says it, so a script (or CI) running
+/// the demo learns what a person reads at the end of its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// Connected, both messages delivered, both ends' `port_through` matched the far router.
+    Connected,
+    /// Connected and delivered, but a `port_through` did not match the far router's table.
+    PortThroughMismatch,
+    /// No direct path with both messages delivered (including a pair the planner refused).
+    NotConnected,
+}
+
+impl Shown {
+    fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Shown::Connected => exit::OK,
+            Shown::PortThroughMismatch => exit::FAILURE,
+            Shown::NotConnected => exit::PUNCH_FAILED,
+        })
+    }
 }
 
 fn primary() -> SocketAddr {
@@ -215,7 +238,7 @@ fn punch_end(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Res
 /// `natlens listen` on host a and `natlens call` on host b, through the lab's server over UDP,
 /// a short message each way; both reports, and each end's `port_through` against the far
 /// router's conntrack table.
-fn punch(lab: &Lab) -> anyhow::Result<()> {
+fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     let server = primary().to_string();
     println!(
         "\n== punch: natlens listen --id alice on a, natlens call alice --id bob on b, \
@@ -253,14 +276,19 @@ fn punch(lab: &Lab) -> anyhow::Result<()> {
     );
     let delivered =
         listen.stdout == CALL_MESSAGE.as_bytes() && call.stdout == LISTEN_MESSAGE.as_bytes();
-    // A pair the planner refuses (random against random or sequential) is a result to show,
-    // not an error of the demo: the reports above say why.
+    // A pair the planner refuses (random against random or sequential) is shown to the end,
+    // the reports above say why; the exit status then says the punch failed.
     if listen_ok && call_ok && delivered {
         println!("punch: connected, both messages delivered");
+        if through.iter().all(Result::is_ok) {
+            Ok(Shown::Connected)
+        } else {
+            Ok(Shown::PortThroughMismatch)
+        }
     } else {
         println!("punch: no direct path between a and b with both messages delivered");
+        Ok(Shown::NotConnected)
     }
-    Ok(())
 }
 
 /// Starts `natlens listen` on a, waits until it waits for a call, then `natlens call` on b;

@@ -5,11 +5,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::anyhow;
 use rand::RngCore;
 
 use crate::cli::NatArgs;
 use crate::core::fingerprint::{PlanConfig, Report};
+use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
@@ -37,7 +37,10 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     );
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
-        return Err(anyhow!(no_answer(&args, &silent)));
+        return Err(exit::failed(
+            Kind::ServerUnreachable,
+            no_answer(&args, &silent),
+        ));
     }
     for fingerprint in silent {
         eprintln!("natlens: warning: {}", no_answer(&args, &[fingerprint]));

@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 
 use crate::cli::{CallArgs, ListenArgs, PunchArgs, PunchTransport, SessionArgs};
 use crate::core::punch::report::PunchResult;
+use crate::exit::{self, Kind};
 use crate::io::rendezvous::{self, Rendezvous, Rendezvoused, Watch};
 use crate::render::events::Terminal;
 use crate::render::punch as render;
@@ -65,15 +66,20 @@ fn print_report(punch: &PunchArgs, text: &str) -> io::Result<()> {
     }
 }
 
-/// Exit status: success only when the punch connected and both streams arrived whole.
+/// Exit status: success only when the punch connected and both streams arrived whole; a punch
+/// that found no path (or was refused) ends with [`exit::PUNCH_FAILED`], lost data with a plain
+/// failure.
 fn verdict(output: &Output) -> anyhow::Result<ExitCode> {
     let report = &output.report;
     if report.result == PunchResult::Failed {
-        bail!(
-            "no direct path to {:?}: {}",
-            output.peer_id,
-            report.reason.as_deref().unwrap_or("no reason given")
-        );
+        return Err(exit::failed(
+            Kind::PunchFailed,
+            format!(
+                "no direct path to {:?}: {}",
+                output.peer_id,
+                report.reason.as_deref().unwrap_or("no reason given")
+            ),
+        ));
     }
     match &output.data {
         Some(data) if data.reason.is_some() => bail!(
@@ -89,11 +95,14 @@ fn verdict(output: &Output) -> anyhow::Result<ExitCode> {
 /// carried it.
 fn verdict_both(output: &BothOutput) -> anyhow::Result<ExitCode> {
     if output.result == PunchResult::Failed {
-        bail!(
-            "no direct path to {:?} over udp or tcp: {}",
-            output.peer_id,
-            output.reason.as_deref().unwrap_or("no reason given")
-        );
+        return Err(exit::failed(
+            Kind::PunchFailed,
+            format!(
+                "no direct path to {:?} over udp or tcp: {}",
+                output.peer_id,
+                output.reason.as_deref().unwrap_or("no reason given")
+            ),
+        ));
     }
     match output.carrier().and_then(|o| o.data.as_ref()) {
         Some(data) if data.reason.is_some() => bail!(

@@ -388,12 +388,17 @@ impl Attempt {
             && !self.listen.connected()
     }
 
-    /// Both ends failed as a punch should: exit 1, a reason, within the punch's timeout
+    /// Both ends failed as a punch should: exit 6 (punch failed), a reason, within the punch's timeout
     /// (`limit_ms`, with half a second for the last poll and the report).
     pub fn assert_clean_failure(&self, name: &str, limit_ms: u64) {
         for end in [&self.listen, &self.call] {
             let context = || format!("{name}:\n{}", self.context());
-            assert_eq!(end.status.code(), Some(1), "{}", context());
+            assert_eq!(
+                end.status.code(),
+                Some(natlens::exit::PUNCH_FAILED.into()),
+                "{}",
+                context()
+            );
             assert_eq!(end.report["result"], "failed", "{}", context());
             assert!(end.report["reason"].is_string(), "{}", context());
             let elapsed = end.report["elapsed_ms"].as_u64().unwrap_or(u64::MAX);
@@ -406,7 +411,12 @@ impl Attempt {
     pub fn assert_refused(&self, name: &str, transport: Transport) {
         for end in [&self.listen, &self.call] {
             let context = || format!("{name}:\n{}", self.context());
-            assert_eq!(end.status.code(), Some(1), "{}", context());
+            assert_eq!(
+                end.status.code(),
+                Some(natlens::exit::PUNCH_FAILED.into()),
+                "{}",
+                context()
+            );
             assert_eq!(end.report["result"], "failed", "{}", context());
             assert_eq!(end.report["strategy"], "refused", "{}", context());
             assert_eq!(end.report["transport"], transport.name(), "{}", context());

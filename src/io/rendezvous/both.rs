@@ -112,6 +112,8 @@ fn legs(
     match tcp {
         Ok(Some(output)) => attempts.push(Attempt::Ran(Box::new(output))),
         Ok(None) => {}
+        // Ctrl-C ends the whole run, not just this attempt.
+        Err(err) if crate::exit::is_interrupted(&err) => return Err(err),
         Err(err) => {
             let reason = format!("{err:#}");
             run.tell(Event::LegFailed {

@@ -121,6 +121,6 @@ pub fn exchange_facts(
         }
         Some(event) => Err(session::failure(args, transport, &link, &event)
             .unwrap_or_else(|| anyhow!("the session ended unexpectedly"))),
-        None => Err(anyhow!("interrupted before the call was answered")),
+        None => Err(crate::exit::interrupted("before the call was answered")),
     }
 }

@@ -3,13 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 
 use super::own_nat::{self, OwnNat, FINGERPRINT_REFRESH};
 use super::session;
 use super::{Run, Session};
 use crate::core::client::ClientEvent;
 use crate::core::punch::Role;
+use crate::exit;
 use crate::io::client::{self as link_io, Driven, Link};
 use crate::report::{call_id_text, Event};
 use crate::wire::natlens::NatFacts;
@@ -106,7 +107,7 @@ fn wait_for_call(
         Driven::Deadline => Ok(None),
         Driven::Stopped => {
             session::log_out(link, session);
-            bail!("interrupted before a call came")
+            Err(exit::interrupted("before a call came"))
         }
         _ => Err(ending
             .and_then(|event| {
@@ -155,7 +156,7 @@ pub(super) fn place_call(
     };
     if driven == Driven::Stopped {
         session::log_out(link, session);
-        bail!("interrupted before the call was answered");
+        return Err(exit::interrupted("before the call was answered"));
     }
     Err(unanswered(run, link, session, callee, ending))
 }

@@ -52,7 +52,7 @@ pub(super) fn log_in_and_fingerprint(
     )?;
     match (driven, ending) {
         (Driven::Done, Some(ClientEvent::LoggedIn { .. })) => {}
-        (Driven::Stopped, _) => bail!("interrupted while logging in"),
+        (Driven::Stopped, _) => return Err(crate::exit::interrupted("while logging in")),
         (_, Some(event)) => {
             return Err(session::failure(run.session, transport, &link, &event)
                 .unwrap_or_else(|| anyhow!("the session ended while logging in")))
@@ -107,11 +107,14 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     let transport = run.leg;
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
     if !fingerprint.answered() {
-        bail!(
-            "no STUN answer from {server} over {} within {}s: is a natlens server there?",
-            transport.as_str(),
-            DISCOVERY_TIMEOUT.as_secs()
-        );
+        return Err(crate::exit::failed(
+            crate::exit::Kind::ServerUnreachable,
+            format!(
+                "no STUN answer from {server} over {} within {}s: is a natlens server there?",
+                transport.as_str(),
+                DISCOVERY_TIMEOUT.as_secs()
+            ),
+        ));
     }
     let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
     run.tell(Event::fingerprint(transport, &report));

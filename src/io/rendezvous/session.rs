@@ -13,6 +13,7 @@ use crate::cli::SessionArgs;
 use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost, LOGOUT_TIMEOUT};
 use crate::core::credentials;
 use crate::core::Transport;
+use crate::exit::{self, Kind};
 use crate::io::client::{self as link_io, Link};
 use crate::wire::natlens::{self, NatFacts, Transports};
 
@@ -22,22 +23,16 @@ pub struct Opened {
     pub session: ClientSession<StdRng>,
 }
 
-/// Checks the ID, connects over `transport` and starts the session (`call_timeout` for
-/// `natlens call`).
+/// Connects over `transport` and starts the session (`call_timeout` for `natlens call`). The ID
+/// was checked by the command line's parser.
 pub fn open(
     args: &SessionArgs,
     transport: Transport,
     call_timeout: Option<Duration>,
     rng: StdRng,
 ) -> anyhow::Result<Opened> {
-    natlens::validate_name(&args.id).map_err(|_| {
-        anyhow!(
-            "{:?} is not a valid ID: use 1 to 64 bytes of printable UTF-8 without spaces",
-            args.id
-        )
-    })?;
     let link = Link::connect(args.server.addr, transport)
-        .with_context(|| format!("cannot reach {} over {}", args.server, transport.as_str()))?;
+        .map_err(|err| unreachable(args, transport, err))?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
     config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
     if let Some(timeout) = call_timeout {
@@ -46,6 +41,22 @@ pub fn open(
     let mut session = ClientSession::new(config, Instant::now(), rng);
     session.set_facts(own_facts(transport, None));
     Ok(Opened { link, session })
+}
+
+/// The error for a server `Link::connect` could not reach: [`Kind::ServerUnreachable`] when the
+/// server's side said no (refused, unreachable, timed out), a plain failure otherwise (this
+/// host's own socket could not be made).
+fn unreachable(args: &SessionArgs, transport: Transport, err: std::io::Error) -> anyhow::Error {
+    let refused = matches!(
+        err.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::ETIMEDOUT | libc::EHOSTUNREACH | libc::ENETUNREACH)
+    );
+    let what = format!("cannot reach {} over {}", args.server, transport.as_str());
+    if refused {
+        exit::failed(Kind::ServerUnreachable, format!("{what}: {err}"))
+    } else {
+        anyhow::Error::new(err).context(what)
+    }
 }
 
 /// This ID's key: from --key-file, else from NATLENS_KEY, else none.
@@ -87,18 +98,27 @@ pub fn failure(
     let via = transport.as_str();
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
-        ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => anyhow!(
-            "no natlens server at {server}: its host answered ICMP port unreachable ({via})"
+        ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => exit::failed(
+            Kind::ServerUnreachable,
+            format!(
+                "no natlens server at {server}: its host answered ICMP port unreachable ({via})"
+            ),
         ),
-        ClientEvent::ServerUnreachable { lost: Lost::Login } => anyhow!(
-            "no answer from {server} over {via} within {}s; is a natlens server running there?",
-            client::LOGIN_TIMEOUT.as_secs()
+        ClientEvent::ServerUnreachable { lost: Lost::Login } => exit::failed(
+            Kind::ServerUnreachable,
+            format!(
+                "no answer from {server} over {via} within {}s; is a natlens server running there?",
+                client::LOGIN_TIMEOUT.as_secs()
+            ),
         ),
         ClientEvent::ServerUnreachable {
             lost: Lost::Keepalive,
-        } => anyhow!(
-            "lost the server {server}: a keepalive went unanswered for {}s",
-            client::LOGIN_TIMEOUT.as_secs()
+        } => exit::failed(
+            Kind::ServerUnreachable,
+            format!(
+                "lost the server {server}: a keepalive went unanswered for {}s",
+                client::LOGIN_TIMEOUT.as_secs()
+            ),
         ),
         ClientEvent::ServerUnreachable {
             lost: Lost::Connection,
@@ -128,19 +148,25 @@ pub fn refusal(id: &str, code: u16, reason: &str) -> anyhow::Error {
     }
 }
 
-/// Words a failed call.
+/// Words a failed call: the callee unknown (404) or not answering (408) is
+/// [`Kind::CalleeUnavailable`].
 pub fn call_failure(
     callee: &str,
     code: Option<u16>,
     reason: &str,
     timeout: Duration,
 ) -> anyhow::Error {
+    let unavailable = |text: String| exit::failed(Kind::CalleeUnavailable, text);
     match code {
-        Some(natlens::error::UNKNOWN_PEER) => {
-            anyhow!("{callee:?} is not logged in on this server or its peers (404)")
+        Some(natlens::error::UNKNOWN_PEER) => unavailable(format!(
+            "{callee:?} is not logged in on this server or its peers (404)"
+        )),
+        Some(natlens::error::PEER_TIMEOUT) => {
+            unavailable(format!("{callee:?} did not answer the call (408)"))
         }
-        Some(natlens::error::PEER_TIMEOUT) => anyhow!("{callee:?} did not answer the call (408)"),
         Some(code) => anyhow!("the call to {callee:?} failed: {reason} ({code})"),
+        // No answer of any kind within --timeout, or a session that closed under the call: the
+        // server may be the one that went quiet, so this is not the callee's code.
         None => anyhow!("the call to {callee:?} failed: {reason} (--timeout {timeout:?})"),
     }
 }
@@ -192,6 +218,11 @@ mod tests {
             "\"bob\" is not logged in on this server or its peers (404)"
         );
         assert_eq!(text(Some(408)), "\"bob\" did not answer the call (408)");
+        let code = |code| exit::code_of(&call_failure("bob", code, "why", Duration::ZERO));
+        assert_eq!(code(Some(404)), exit::NO_CALLEE);
+        assert_eq!(code(Some(408)), exit::NO_CALLEE);
+        assert_eq!(code(Some(503)), exit::FAILURE);
+        assert_eq!(code(None), exit::FAILURE);
         assert_eq!(
             text(None),
             "the call to \"bob\" failed: why (--timeout 10s)"

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 
 use super::leg::{self, Punched};
 use super::meet::Meeting;
@@ -80,7 +80,7 @@ fn punch(
     );
     let punched = punch_on_own_thread(run, &spec);
     if matches!(punched, Err(PunchError::Stopped)) {
-        bail!("interrupted while punching");
+        return Err(crate::exit::interrupted("while punching"));
     }
     let event = match &punched {
         Ok(done) => PunchEvent::Connected {

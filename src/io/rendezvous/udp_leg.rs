@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::leg::{self, Punched};
 use super::meet::Meeting;
@@ -52,7 +52,9 @@ pub(super) fn punch(
     );
     pump.link.set_nonblocking(false)?;
     let finished = match finished {
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => bail!("interrupted while punching"),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+            return Err(crate::exit::interrupted("while punching"))
+        }
         other => other.context("punching")?,
     };
     let path = finished.outcome.path.map(|(socket, peer)| Path {

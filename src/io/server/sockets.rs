@@ -86,7 +86,11 @@ fn bind_pair(addr: SocketAddr) -> anyhow::Result<BoundPair> {
             Err(error) => last_error = Some(error),
         }
     }
-    Err(last_error.expect("at least one attempt")).with_context(|| format!("binding TCP {addr}"))
+    Err(bind_error(
+        "TCP",
+        addr,
+        last_error.expect("at least one attempt"),
+    ))
 }
 
 fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
@@ -122,10 +126,30 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP).context("creating a UDP socket")?;
     set_receive_buffer(&socket, UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
-    socket.bind(&addr.into()).with_context(|| {
-        format!("binding UDP {addr} (is another server using it? choose another --listen)")
-    })?;
+    socket
+        .bind(&addr.into())
+        .map_err(|err| bind_error("UDP", addr, err))?;
     Ok(socket.into())
+}
+
+/// A failed bind of `addr`, with the one hint that fits its cause.
+pub(crate) fn bind_error(what: &str, addr: SocketAddr, err: io::Error) -> anyhow::Error {
+    let context = match bind_hint(&err) {
+        Some(hint) => format!("binding {what} {addr} ({hint})"),
+        None => format!("binding {what} {addr}"),
+    };
+    anyhow::Error::new(err).context(context)
+}
+
+/// What a person can do about a bind that failed with `err`: another process holds the port,
+/// the port is privileged, or the address is not this host's.
+pub(crate) fn bind_hint(err: &io::Error) -> Option<&'static str> {
+    match err.raw_os_error()? {
+        libc::EADDRINUSE => Some("is another server using it? choose another address"),
+        libc::EACCES => Some("a port below 1024 needs root or CAP_NET_BIND_SERVICE"),
+        libc::EADDRNOTAVAIL => Some("not an address of this host"),
+        _ => None,
+    }
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -163,7 +187,7 @@ fn full_mode(
     for addr in full.addresses().into_iter().skip(1) {
         let (udp, tcp) = (
             bind_udp(addr)?,
-            bind_tcp(addr).with_context(|| format!("binding TCP {addr}"))?,
+            bind_tcp(addr).map_err(|err| bind_error("TCP", addr, err))?,
         );
         extra.push((UdpSocket::from_std(udp), TcpListener::from_std(tcp), addr));
     }

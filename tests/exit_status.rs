@@ -1,0 +1,267 @@
+//! Exit codes through the real binary, on loopback: each kind of failure a script branches on
+//! ends with its own code (`natlens::exit`), every range `--help` states is a usage error (2)
+//! with clap's message, Ctrl-C during `natlens listen` is 130, and a failed bind says why.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use natlens::exit;
+
+fn natlens(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    natlens(args).output().expect("running natlens")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A loopback port nothing listens on (bound, then released), over TCP.
+fn closed_tcp_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A loopback port nothing listens on, over UDP.
+fn closed_udp_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn a_refused_tcp_connection_is_server_unreachable() {
+    let server = closed_tcp_port().to_string();
+    let out = run(&["login", "-s", &server, "--id", "alice", "-t", "tcp"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::UNREACHABLE.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).starts_with(&format!("natlens: cannot reach {server} over tcp: ")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_icmp_unreachable_udp_server_is_server_unreachable() {
+    let server = closed_udp_port().to_string();
+    let out = run(&["login", "-s", &server, "--id", "alice"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::UNREACHABLE.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("ICMP port unreachable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_stun_answer_is_server_unreachable() {
+    let server = closed_udp_port().to_string();
+    let out = run(&["nat", "-s", &server, "-t", "udp", "--timeout", "300ms"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::UNREACHABLE.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("no STUN answer"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_callee_has_its_own_code() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let addr = server.addr().to_string();
+    // The facts-only call and the punching call meet the same 404.
+    for extra in [&["--no-punch"][..], &["--timeout", "2s"]] {
+        let out = natlens(&["call", "nobody", "-s", &addr, "--id", "bob"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(exit::NO_CALLEE.into()),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("\"nobody\" is not logged in on this server or its peers (404)"),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Every range `--help` states, one value outside it each: clap refuses it with exit 2 and
+/// names the option.
+#[test]
+fn every_stated_range_is_a_usage_error() {
+    let server = "127.0.0.1:9";
+    let client = |command: &'static str, extra: &[&'static str]| {
+        let mut args = vec![command, "-s", server, "--id", "alice"];
+        if command == "call" {
+            args.insert(1, "bob");
+        }
+        args.extend_from_slice(extra);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (client("listen", &["--timeout", "0s"]), "--timeout"),
+        (client("listen", &["--timeout", "60s"]), "--timeout"),
+        (client("call", &["--timeout", "25.5s"]), "--timeout"),
+        (client("listen", &["--fanout", "0"]), "--fanout"),
+        (client("listen", &["--fanout", "65536"]), "--fanout"),
+        (client("listen", &["--rate", "0"]), "--rate"),
+        (client("listen", &["--syn-ttl", "0"]), "--syn-ttl"),
+        (client("listen", &["--delta", "0"]), "--delta"),
+        (client("login", &["--keepalive", "0s"]), "--keepalive"),
+        (client("login", &["--duration", "0ms"]), "--duration"),
+        (vec!["nat", "-s", server, "--timeout", "0s"], "--timeout"),
+        (vec!["nat", "-s", server, "--samples", "33"], "--samples"),
+        (
+            vec!["nat", "-s", server, "--preset-delta", "1025"],
+            "--preset-delta",
+        ),
+        (vec!["server", "--udp-expiry", "0s"], "--udp-expiry"),
+        (vec!["server", "--tcp-idle", "0s"], "--tcp-idle"),
+        (vec!["server", "--alternate", "127.0.0.2:0"], "--alternate"),
+        (vec!["server", "--link", "127.0.0.2:0"], "--link"),
+        (vec!["lab", "demo", "--loss", "101"], "--loss"),
+    ];
+    for (args, option) in cases {
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE.into()),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).starts_with("error: invalid value") && stderr(&out).contains(option),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_bad_id_is_a_usage_error() {
+    for args in [
+        &["login", "-s", "127.0.0.1:9", "--id", "two words"][..],
+        &["listen", "-s", "127.0.0.1:9", "--id", ""],
+        &["call", "not valid", "-s", "127.0.0.1:9", "--id", "bob"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE.into()),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("not a valid ID: use 1 to 64 bytes"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_while_listening_exits_130() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let mut child = natlens(&["listen", "-s", &server.addr().to_string(), "--id", "alice"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("waiting for a call"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("listen never waited for a call: {seen:#?}");
+            }
+        }
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    assert_eq!(status.code(), Some(exit::INTERRUPTED.into()), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l == "natlens: interrupted before a call came"),
+        "{seen:#?}"
+    );
+}
+
+#[test]
+fn a_port_in_use_asks_about_another_server() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&["server", "--listen", &addr]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILURE.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!("binding UDP {addr} (is another server using it?")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_address_not_of_this_host_says_so() {
+    // 192.0.2.55 (RFC 5737) is on no interface here: bind(2) fails with EADDRNOTAVAIL and
+    // nothing is sent.
+    let out = run(&["server", "--listen", "192.0.2.55:3478"]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILURE.into()),
+        "{}",
+        stderr(&out)
+    );
+    let text = stderr(&out);
+    assert!(
+        text.contains("binding UDP 192.0.2.55:3478 (not an address of this host)"),
+        "{text}"
+    );
+    assert!(!text.contains("another server"), "{text}");
+}
