@@ -9,10 +9,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::core::punch::handshake::*;
-use crate::core::punch::plan::{make_plan, PlanInput, PunchOptions, PunchPlan, Strategy};
+use crate::core::punch::plan::{PunchOptions, PunchPlan, Strategy};
 use crate::core::punch::plan::{DEFAULT_TIMEOUT, ROUND_INTERVAL};
 use crate::core::punch::Role;
-use crate::core::Transport;
 use crate::wire::natlens::NatFacts;
 use crate::wire::punch::{Attempt, Punch, PunchRepr};
 use crate::wire::TransactionId;
@@ -30,19 +29,8 @@ fn plan(role: Role, call_id: u64) -> PunchPlan {
         observed: Some(addr(a)),
         ..NatFacts::default()
     };
-    let (a, b) = (fixed(A), fixed(B));
-    let (own, peer) = match role {
-        Role::Caller => (&a, &b),
-        Role::Callee => (&b, &a),
-    };
-    make_plan(&PlanInput {
-        role,
-        transport: Transport::Udp,
-        call_id,
-        own,
-        peer,
-        options: &PunchOptions::default(),
-    })
+    let options = PunchOptions::default();
+    super::plan_tests::plan_between(&fixed(A), &fixed(B), role, call_id, &options)
 }
 
 fn pair(t: Instant) -> (Handshake, Handshake) {

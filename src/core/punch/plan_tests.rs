@@ -61,23 +61,34 @@ fn facts(kind: &str, ip: [u8; 4]) -> NatFacts {
     }
 }
 
+/// The UDP plan `role` computes for a call between `caller` and `callee`.
+pub(super) fn plan_between(
+    caller: &NatFacts,
+    callee: &NatFacts,
+    role: Role,
+    call_id: u64,
+    options: &PunchOptions,
+) -> PunchPlan {
+    let (own, peer) = match role {
+        Role::Caller => (caller, callee),
+        Role::Callee => (callee, caller),
+    };
+    make_plan(&PlanInput {
+        role,
+        transport: Transport::Udp,
+        call_id,
+        own,
+        peer,
+        options,
+    })
+}
+
 fn plan_with(caller: &str, callee: &str, role: Role, options: &PunchOptions) -> PunchPlan {
     let (a, b) = (
         facts(caller, [198, 51, 100, 1]),
         facts(callee, [198, 51, 100, 2]),
     );
-    let (own, peer) = match role {
-        Role::Caller => (&a, &b),
-        Role::Callee => (&b, &a),
-    };
-    make_plan(&PlanInput {
-        role,
-        transport: Transport::Udp,
-        call_id: 99,
-        own,
-        peer,
-        options,
-    })
+    plan_between(&a, &b, role, 99, options)
 }
 
 fn default_plan(caller: &str, callee: &str) -> PunchPlan {

@@ -16,7 +16,7 @@ use crate::wire::natlens::{self, NatFacts};
 use crate::wire::stun::{Class, Message, MessageType, Method};
 use crate::wire::{MessageBuilder, TransactionId};
 
-use super::tests::{addr, udp, LOCAL};
+use super::tests::{addr, request, udp, LOCAL};
 
 const ALICE: &str = "198.51.100.7:40001";
 const BOB: &str = "203.0.113.9:50000";
@@ -87,17 +87,6 @@ impl Rig {
             .expect("an answer");
         (answer, nonce)
     }
-}
-
-fn request(method: Method, tid: u8, add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut builder = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(method, Class::Request),
-        TransactionId([tid; 12]),
-    );
-    add(&mut builder);
-    builder.finish().to_vec()
 }
 
 /// Appends the credential attributes an end adds (RFC 8489 §9.2.3), MI-SHA256 last.

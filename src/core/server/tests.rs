@@ -38,7 +38,11 @@ fn config(name: &str) -> ServerConfig {
 }
 
 /// Builds a client request of `method` with transaction ID byte `tid`.
-fn request(method: Method, tid: u8, add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
+pub(super) fn request(
+    method: Method,
+    tid: u8,
+    add: impl FnOnce(&mut MessageBuilder<'_>),
+) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut builder = MessageBuilder::new(
         &mut buf,
