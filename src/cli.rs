@@ -492,11 +492,12 @@ pub struct LabSpecArgs {
     #[arg(long, value_name = "RATE")]
     pub noise_b: Option<f64>,
 
-    /// One-way delay in milliseconds added on each router's WAN link, in each direction (so a
-    /// LAN host's round trip to the server grows by twice this). Made with netem when the
-    /// kernel has it, else by a user-space frame relay on the internet segment.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub delay: u64,
+    /// One-way delay added on each router's WAN link, in each direction (so a LAN host's round
+    /// trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of
+    /// milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on
+    /// the internet segment.
+    #[arg(long, value_name = "DELAY", default_value = "0", value_parser = parse_delay)]
+    pub delay: Duration,
 
     /// Percentage of IP packets dropped on each router's WAN link, in each direction.
     #[arg(long, value_name = "PCT", default_value_t = 0,
@@ -754,6 +755,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
+/// The lab's `--delay`: a duration as [`parse_duration`] reads it, except that a bare number
+/// counts milliseconds (the unit the option has always taken, and the one delays are spoken in).
+pub fn parse_delay(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        let ms: u64 = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not a delay such as 25ms"))?;
+        return Ok(Duration::from_millis(ms));
+    }
+    parse_duration(text)
+}
+
 /// A duration that must be longer than zero (a zero timeout, interval or expiry would end or
 /// repeat at once).
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
@@ -831,6 +845,16 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn lab_delays_take_units_and_bare_milliseconds() {
+        assert_eq!(parse_delay("25"), Ok(Duration::from_millis(25)));
+        assert_eq!(parse_delay("25ms"), Ok(Duration::from_millis(25)));
+        assert_eq!(parse_delay("0.1s"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
+        assert!(parse_delay("25 ms later").is_err());
+        assert!(parse_delay("").is_err());
     }
 
     #[test]

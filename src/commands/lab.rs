@@ -6,7 +6,6 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -40,7 +39,7 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         nat_b: args.nat_b,
         noise_a: args.noise_a.unwrap_or(args.noise),
         noise_b: args.noise_b.unwrap_or(args.noise),
-        delay: Duration::from_millis(args.delay),
+        delay: args.delay,
         loss_percent: args.loss,
         public_host: args.public_host,
         prefix: None,
