@@ -19,7 +19,7 @@ pub type Lookup<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
 /// A server as given on the command line and the one address natlens talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerName {
-    /// What was given, as typed (`stun.example.net`, `[::1]:3478`, `127.0.0.1`).
+    /// What was given, as typed (`stun.lab.example`, `[::1]:3478`, `127.0.0.1`).
     pub text: String,
     /// The address every packet goes to.
     pub addr: SocketAddr,
@@ -220,9 +220,9 @@ mod tests {
     /// A resolver that knows two names and fails for the rest (nothing leaves the test).
     fn fake_lookup(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let ips: &[&str] = match name {
-            "stun.example.net" | "stun.example.net." => &["2001:db8::1", "192.0.2.1", "192.0.2.2"],
-            "v6only.example.net" => &["2001:db8::7"],
-            "empty.example.net" => &[],
+            "stun.lab.example" | "stun.lab.example." => &["2001:db8::1", "192.0.2.1", "192.0.2.2"],
+            "v6only.lab.example" => &["2001:db8::7"],
+            "empty.lab.example" => &[],
             _ => return Err(io::Error::other("Name or service not known")),
         };
         Ok(ips
@@ -256,34 +256,34 @@ mod tests {
 
     #[test]
     fn names_resolve_ipv4_first_in_the_resolver_order() {
-        let name = parse("stun.example.net").unwrap();
+        let name = parse("stun.lab.example").unwrap();
         assert_eq!(name.addr, addr("192.0.2.1:3478"));
         assert_eq!(name.resolved.len(), 3);
         assert!(name.is_name());
-        assert_eq!(name.to_string(), "stun.example.net (192.0.2.1:3478)");
-        assert_eq!(parsed("stun.example.net:5349"), addr("192.0.2.1:5349"));
-        assert_eq!(parsed("stun.example.net."), addr("192.0.2.1:3478"));
-        assert_eq!(parsed("v6only.example.net"), addr("[2001:db8::7]:3478"));
+        assert_eq!(name.to_string(), "stun.lab.example (192.0.2.1:3478)");
+        assert_eq!(parsed("stun.lab.example:5349"), addr("192.0.2.1:5349"));
+        assert_eq!(parsed("stun.lab.example."), addr("192.0.2.1:3478"));
+        assert_eq!(parsed("v6only.lab.example"), addr("[2001:db8::7]:3478"));
     }
 
     #[test]
     fn a_family_without_a_route_is_passed_over() {
         let v6_only = |a: SocketAddr| a.is_ipv6();
-        let name = ServerName::parse_with("stun.example.net", &fake_lookup, &v6_only).unwrap();
+        let name = ServerName::parse_with("stun.lab.example", &fake_lookup, &v6_only).unwrap();
         assert_eq!(name.addr, addr("[2001:db8::1]:3478"));
-        let nowhere = ServerName::parse_with("stun.example.net", &fake_lookup, &|_| false);
+        let nowhere = ServerName::parse_with("stun.lab.example", &fake_lookup, &|_| false);
         assert_eq!(nowhere.unwrap().addr, addr("192.0.2.1:3478"));
     }
 
     #[test]
     fn a_name_that_does_not_resolve_is_named() {
         assert_eq!(
-            parse("nosuch.example.net:3478").unwrap_err(),
-            "`nosuch.example.net` does not resolve: Name or service not known"
+            parse("nosuch.lab.example:3478").unwrap_err(),
+            "`nosuch.lab.example` does not resolve: Name or service not known"
         );
         assert_eq!(
-            parse("empty.example.net").unwrap_err(),
-            "`empty.example.net` does not resolve: no address"
+            parse("empty.lab.example").unwrap_err(),
+            "`empty.lab.example` does not resolve: no address"
         );
         // Not even asked: the fake resolver would have failed with another message.
         assert_eq!(
@@ -299,17 +299,17 @@ mod tests {
             ("192.0.2.1:0", "port 0 is no server's port; use 1 to 65535"),
             ("[::1]:0", "port 0 is no server's port; use 1 to 65535"),
             (
-                "stun.example.net:0",
+                "stun.lab.example:0",
                 "port 0 is no server's port; use 1 to 65535",
             ),
             ("192.0.2.1:65536", "`65536` is not a port (1 to 65535)"),
             ("192.0.2.1:", "no port after the `:`"),
-            ("stun.example.net:http", "`http` is not a port (1 to 65535)"),
+            ("stun.lab.example:http", "`http` is not a port (1 to 65535)"),
             ("[::1", "the IPv6 address has no closing `]`"),
             ("[::1]3478", "write [IPV6]:PORT"),
             (
-                "[stun.example.net]",
-                "`stun.example.net` is not an IPv6 address",
+                "[stun.lab.example]",
+                "`stun.lab.example` is not an IPv6 address",
             ),
             (
                 "2001:db8::1:port",
@@ -317,13 +317,13 @@ mod tests {
             ),
             (":3478", "no host before the `:`"),
             (
-                "stun example.net",
-                "`stun example.net` is neither an IP address nor a host name",
+                "stun lab.example",
+                "`stun lab.example` is neither an IP address nor a host name",
             ),
             ("a..b", "`a..b` is neither an IP address nor a host name"),
             (
-                "-stun.example.net",
-                "`-stun.example.net` is neither an IP address nor a host name",
+                "-stun.lab.example",
+                "`-stun.lab.example` is neither an IP address nor a host name",
             ),
             (
                 "192.0.2.300",
@@ -332,7 +332,7 @@ mod tests {
         ] {
             assert_eq!(parse(text).unwrap_err(), error, "{text:?}");
         }
-        let long_label = format!("{}.example.net", "a".repeat(64));
+        let long_label = format!("{}.lab.example", "a".repeat(64));
         assert!(parse(&long_label).is_err());
     }
 

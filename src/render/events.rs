@@ -257,7 +257,7 @@ mod tests {
             "server localhost:3478 resolved to 127.0.0.1:3478"
         );
         let two = Event::Resolved {
-            name: "stun.example.net".into(),
+            name: "stun.lab.example".into(),
             server: "192.0.2.1:3478".parse().unwrap(),
             addresses: vec![
                 "[2001:db8::1]:3478".parse().unwrap(),
@@ -266,7 +266,7 @@ mod tests {
         };
         assert_eq!(
             line(&two).unwrap(),
-            "server stun.example.net resolved to [2001:db8::1]:3478, 192.0.2.1:3478; using \
+            "server stun.lab.example resolved to [2001:db8::1]:3478, 192.0.2.1:3478; using \
              192.0.2.1:3478"
         );
     }

@@ -88,13 +88,13 @@ fn session_events() {
 #[test]
 fn resolved_event() {
     let resolved = Event::Resolved {
-        name: "stun.example.net".into(),
+        name: "stun.lab.example".into(),
         server: addr("192.0.2.1:3478"),
         addresses: vec![addr("[2001:db8::1]:3478"), addr("192.0.2.1:3478")],
     };
     assert_eq!(
         resolved.json(),
-        r#"{"addresses":["[2001:db8::1]:3478","192.0.2.1:3478"],"event":"resolved","name":"stun.example.net","server":"192.0.2.1:3478"}"#
+        r#"{"addresses":["[2001:db8::1]:3478","192.0.2.1:3478"],"event":"resolved","name":"stun.lab.example","server":"192.0.2.1:3478"}"#
     );
 }
 
