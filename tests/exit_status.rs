@@ -26,6 +26,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that natlens ended with `code` and that its stderr passes `says`; `case` names the
+/// run in a failure.
+fn assert_exit(out: &Output, code: u8, says: impl Fn(&str) -> bool, case: &str) {
+    let text = stderr(out);
+    assert_eq!(out.status.code(), Some(code.into()), "{case}: {text}");
+    assert!(says(&text), "{case}: {text}");
+}
+
 /// A loopback port nothing listens on (bound, then released), over TCP.
 fn closed_tcp_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -46,16 +54,11 @@ fn closed_udp_port() -> SocketAddr {
 fn a_refused_tcp_connection_is_server_unreachable() {
     let server = closed_tcp_port().to_string();
     let out = run(&["login", "-s", &server, "--id", "alice", "-t", "tcp"]);
-    assert_eq!(
-        out.status.code(),
-        Some(exit::UNREACHABLE.into()),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).starts_with(&format!("natlens: cannot reach {server} over tcp: ")),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        exit::UNREACHABLE,
+        |text| text.starts_with(&format!("natlens: cannot reach {server} over tcp: ")),
+        "",
     );
 }
 
@@ -63,16 +66,11 @@ fn a_refused_tcp_connection_is_server_unreachable() {
 fn an_icmp_unreachable_udp_server_is_server_unreachable() {
     let server = closed_udp_port().to_string();
     let out = run(&["login", "-s", &server, "--id", "alice"]);
-    assert_eq!(
-        out.status.code(),
-        Some(exit::UNREACHABLE.into()),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("ICMP port unreachable"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        exit::UNREACHABLE,
+        |text| text.contains("ICMP port unreachable"),
+        "",
     );
 }
 
@@ -80,13 +78,12 @@ fn an_icmp_unreachable_udp_server_is_server_unreachable() {
 fn no_stun_answer_is_server_unreachable() {
     let server = closed_udp_port().to_string();
     let out = run(&["nat", "-s", &server, "-t", "udp", "--timeout", "300ms"]);
-    assert_eq!(
-        out.status.code(),
-        Some(exit::UNREACHABLE.into()),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        exit::UNREACHABLE,
+        |text| text.contains("no STUN answer"),
+        "",
     );
-    assert!(stderr(&out).contains("no STUN answer"), "{}", stderr(&out));
 }
 
 #[test]
@@ -99,16 +96,11 @@ fn an_unknown_callee_has_its_own_code() {
             .args(extra)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(exit::NO_CALLEE.into()),
-            "{extra:?}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("\"nobody\" is not logged in on this server or its peers (404)"),
-            "{extra:?}: {}",
-            stderr(&out)
+        assert_exit(
+            &out,
+            exit::NO_CALLEE,
+            |text| text.contains("\"nobody\" is not logged in on this server or its peers (404)"),
+            &format!("{extra:?}"),
         );
     }
 }
@@ -151,16 +143,11 @@ fn every_stated_range_is_a_usage_error() {
     ];
     for (args, option) in cases {
         let out = run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(exit::USAGE.into()),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).starts_with("error: invalid value") && stderr(&out).contains(option),
-            "{args:?}: {}",
-            stderr(&out)
+        assert_exit(
+            &out,
+            exit::USAGE,
+            |text| text.starts_with("error: invalid value") && text.contains(option),
+            &format!("{args:?}"),
         );
     }
 }
@@ -173,16 +160,11 @@ fn a_bad_id_is_a_usage_error() {
         &["call", "not valid", "-s", "127.0.0.1:9", "--id", "bob"],
     ] {
         let out = run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(exit::USAGE.into()),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("not a valid ID: use 1 to 64 bytes"),
-            "{args:?}: {}",
-            stderr(&out)
+        assert_exit(
+            &out,
+            exit::USAGE,
+            |text| text.contains("not a valid ID: use 1 to 64 bytes"),
+            &format!("{args:?}"),
         );
     }
 }
@@ -234,16 +216,11 @@ fn a_port_in_use_asks_about_another_server() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = run(&["server", "--listen", &addr]);
-    assert_eq!(
-        out.status.code(),
-        Some(exit::FAILURE.into()),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains(&format!("binding UDP {addr} (is another server using it?")),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        exit::FAILURE,
+        |text| text.contains(&format!("binding UDP {addr} (is another server using it?")),
+        "",
     );
 }
 
@@ -252,16 +229,13 @@ fn an_address_not_of_this_host_says_so() {
     // 192.0.2.55 (RFC 5737) is on no interface here: bind(2) fails with EADDRNOTAVAIL and
     // nothing is sent.
     let out = run(&["server", "--listen", "192.0.2.55:3478"]);
-    assert_eq!(
-        out.status.code(),
-        Some(exit::FAILURE.into()),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        exit::FAILURE,
+        |text| {
+            text.contains("binding UDP 192.0.2.55:3478 (not an address of this host)")
+                && !text.contains("another server")
+        },
+        "",
     );
-    let text = stderr(&out);
-    assert!(
-        text.contains("binding UDP 192.0.2.55:3478 (not an address of this host)"),
-        "{text}"
-    );
-    assert!(!text.contains("another server"), "{text}");
 }
