@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 /// The port assumed when none is given: STUN's (RFC 8489), which `natlens server` listens on
 /// by default.
@@ -199,14 +199,9 @@ fn system_lookup(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok((name, port).to_socket_addrs()?.collect())
 }
 
-/// True when the kernel has a route to `addr`. Connecting a UDP socket only looks the route up:
-/// nothing is sent.
+/// True when the kernel has a route to `addr` (a lookup only: nothing is sent).
 fn has_route(addr: SocketAddr) -> bool {
-    let any: SocketAddr = match addr {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    UdpSocket::bind(any).and_then(|s| s.connect(addr)).is_ok()
+    crate::io::route::local_ip_toward(addr).is_ok()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod punch_tcp_birthday;
 pub mod punch_udp;
 pub mod raw_tcp;
 pub mod rendezvous;
+pub mod route;
 pub mod rst_guard;
 pub mod server;
 pub mod signal;

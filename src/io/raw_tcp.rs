@@ -17,7 +17,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -370,13 +370,7 @@ fn is_full(err: &io::Error) -> bool {
 /// The local address the kernel would send from toward `peer` (routing lookup only: a UDP
 /// `connect()` sends nothing, so it costs no NAT mapping).
 pub fn source_ip_for(peer: IpAddr) -> io::Result<IpAddr> {
-    let any: IpAddr = match peer {
-        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let probe = UdpSocket::bind(SocketAddr::new(any, 0))?;
-    probe.connect(SocketAddr::new(peer, 9))?;
-    Ok(probe.local_addr()?.ip())
+    crate::io::route::local_ip_toward(SocketAddr::new(peer, 9))
 }
 
 #[cfg(test)]

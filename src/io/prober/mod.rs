@@ -27,7 +27,7 @@ mod udp;
 pub use all::{fingerprint_all, report};
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -266,18 +266,10 @@ pub fn sendable(to: SocketAddr, server: SocketAddr) -> bool {
     unicast && to.port() != 0 && to.is_ipv4() == server.is_ipv4()
 }
 
-/// The source IP the kernel routes toward `server`: connecting a UDP socket picks it without
-/// sending anything. Probe sockets bind to it, so that their local address is the real one (the
-/// classifier compares it with the public address) rather than the wildcard.
-pub fn local_ip_toward(server: SocketAddr) -> io::Result<IpAddr> {
-    let any: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(any)?;
-    socket.connect(server)?;
-    Ok(socket.local_addr()?.ip())
-}
+/// The source IP the kernel routes toward the server. Probe sockets bind to it, so that their
+/// local address is the real one (the classifier compares it with the public address) rather
+/// than the wildcard.
+pub use crate::io::route::local_ip_toward;
 
 /// A shell's own generator, seeded from the caller's: a shell may run on another thread.
 fn shell_rng(rng: &mut dyn RngCore) -> io::Result<StdRng> {
