@@ -1,0 +1,146 @@
+//! The command-line tree: clap derive types only, no behaviour.
+//!
+//! This tree is the single source of truth for `--help`, the man pages in `man/` and the shell
+//! completions in `completions/`; `natlens generate` writes both and `tests/generated_files.rs`
+//! fails when the committed copies drift from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
+use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
+
+mod lab;
+mod nat;
+mod parse;
+mod punch_docs;
+mod server;
+mod server_name;
+mod session;
+
+pub use lab::{
+    LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
+    LabUpArgs, LabWorkerArgs,
+};
+pub use nat::{NatArgs, ProbeTransports};
+pub use parse::*;
+pub use server::ServerArgs;
+pub use server_name::ServerName;
+pub use session::{CallArgs, ListenArgs, LoginArgs, PunchArgs, PunchTransport, SessionArgs};
+
+/// Transport used to reach the location server (one type for the CLI and the core).
+pub use crate::core::Transport;
+
+/// Diagnose NAT routers and connect two hosts behind NATs directly.
+#[derive(Debug, Parser)]
+#[command(name = "natlens", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a location server: STUN Binding reflection, logins, call relay, federation.
+    Server(ServerArgs),
+    /// Log in to a location server and hold the session, answering calls with this end's facts.
+    Login(LoginArgs),
+    /// Log in, fingerprint this end's NAT, wait for a call and punch a direct path to the
+    /// caller; then what one end sends arrives on the other's stdout, netcat-style.
+    #[command(long_about = LISTEN_LONG_ABOUT, after_long_help = PUNCH_OUTPUT)]
+    Listen(ListenArgs),
+    /// Log in, fingerprint this end's NAT, call another ID through the server and punch a direct
+    /// path to it (with --no-punch, only print the facts exchanged).
+    #[command(long_about = CALL_LONG_ABOUT, after_long_help = PUNCH_OUTPUT)]
+    Call(CallArgs),
+    /// Build a NAT lab of network namespaces on this machine (needs root) and work in it.
+    Lab(LabArgs),
+    /// Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning,
+    /// port allocation and the next port it will hand out.
+    #[command(long_about = NAT_LONG_ABOUT, after_long_help = NAT_JSON_SCHEMA)]
+    Nat(NatArgs),
+    /// Write man pages and shell completions from this command tree (for maintainers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Output format shared by the client commands.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct OutputArgs {
+    /// Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout;
+    /// call --no-punch: one object on stdout; listen and call: see OUTPUT).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Repository root to write `man/` and `completions/` into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_name_the_range() {
+        for args in [
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--timeout",
+                "60s",
+            ][..],
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--timeout",
+                "0s",
+            ],
+            &[
+                "natlens",
+                "listen",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--fanout",
+                "0",
+            ],
+            &["natlens", "listen", "-s", "127.0.0.1:1", "--id", "a b"],
+            &[
+                "natlens",
+                "login",
+                "-s",
+                "127.0.0.1:1",
+                "--id",
+                "a",
+                "--keepalive",
+                "0s",
+            ],
+            &["natlens", "server", "--alternate", "127.0.0.2:0"],
+            &["natlens", "server", "--link", "127.0.0.2:0"],
+            &["natlens", "server", "--tcp-idle", "0s"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err(&format!("{args:?}"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `natlens nat`'s arguments and its long help (DESCRIPTION, JSON OUTPUT).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{parse_delta, parse_positive_duration, ServerName, Transport};
+
+#[derive(Debug, Args)]
+pub struct NatArgs {
+    /// The STUN server to probe; natlens sends to no other host. Any STUN server gives the
+    /// public address and the port allocation; an RFC 5780 server (natlens server --alternate,
+    /// coturn with two listening IPs) also lets natlens test mapping and filtering.
+    /// HOST[:PORT]: a host name or an IP address, the port defaulting to 3478; an IPv6 address
+    /// with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start,
+    /// with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first
+    /// IPv4 one this host has a route to (else the first IPv6 one) and names it on stderr. A
+    /// name that does not resolve is a usage error (exit status 2). Without --server, the
+    /// NATLENS_SERVER environment variable names the server; one of the two is required.
+    #[arg(
+        long,
+        short,
+        value_name = "HOST[:PORT]",
+        env = "NATLENS_SERVER",
+        value_parser = ServerName::parse
+    )]
+    pub server: ServerName,
+
+    /// Which transports to fingerprint; with both, UDP and TCP are probed at the same time.
+    #[arg(long, short, value_enum, default_value_t = ProbeTransports::Both)]
+    pub transport: ProbeTransports,
+
+    /// Allocation samples per transport, 2 to 32: fresh sockets sent to the server in two
+    /// back-to-back bursts. More samples outvote noise; each costs a port on a sequential NAT.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::core::fingerprint::plan::DEFAULT_SAMPLES,
+        value_parser = clap::value_parser!(u8).range(
+            crate::core::fingerprint::plan::MIN_SAMPLES as i64
+                ..=crate::core::fingerprint::plan::MAX_SAMPLES as i64
+        )
+    )]
+    pub samples: u8,
+
+    /// D of the preset-delta rule (the next flow gets the first sample's port + D), reported
+    /// with whether the samples bore it out. Non-zero, at most 1024 either way.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = crate::core::fingerprint::predict::DEFAULT_PRESET_DELTA,
+        allow_negative_numbers = true,
+        value_parser = parse_delta
+    )]
+    pub preset_delta: i32,
+
+    /// Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in
+    /// --help and the man page).
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long to wait for the server's first answer on each transport before deciding that
+    /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
+    /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
+    /// plan needs: a few round trips.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+/// Transports `natlens nat` probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeTransports {
+    /// UDP only.
+    Udp,
+    /// TCP only.
+    Tcp,
+    /// UDP and TCP at the same time.
+    Both,
+}
+
+impl ProbeTransports {
+    /// The transports to probe, UDP first.
+    pub fn list(self) -> Vec<Transport> {
+        match self {
+            ProbeTransports::Udp => vec![Transport::Udp],
+            ProbeTransports::Tcp => vec![Transport::Tcp],
+            ProbeTransports::Both => vec![Transport::Udp, Transport::Tcp],
+        }
+    }
+}
+
+/// The DESCRIPTION of `natlens nat`.
+pub(super) const NAT_LONG_ABOUT: &str = "\
+Fingerprint the NAT between this host and a STUN server.
+
+natlens asks the server for this host's public address, then (against an RFC 5780 server) \
+sends from one socket to the server's four addresses to see whether the NAT keeps its mapping \
+(RFC 5780 4.3), asks the server to answer from its other addresses to see what the NAT lets in \
+(4.4, UDP only), sends to its own public address to see whether the NAT hairpins (4.5), and \
+finally opens fresh sockets in two back-to-back bursts to see how the NAT allocates public \
+ports: preserving, sequential (with its step) or random. From those samples it predicts the \
+port the next new flow will get, and checks two simpler rules (two-probe delta, preset delta) \
+against them.
+
+Every packet goes to the server named with --server (its RFC 5780 alternate addresses \
+included); nothing else is contacted. A run takes under a second on a LAN and at most about \
+ten seconds against a far server.
+
+The report goes to stdout: a table with one column per transport followed by a plain-language \
+explanation, or with --json one JSON object. Progress goes to stderr when it is a terminal.";
+
+/// The JSON OUTPUT section of `natlens nat` (see `generate.rs` for how it becomes man sections).
+pub(super) const NAT_JSON_SCHEMA: &str = "\
+JSON OUTPUT
+With --json, stdout carries one JSON object. A fact that was not measured is null, never a \
+guess. schema_version changes when a field changes meaning or disappears; adding a field does \
+not.
+
+  schema_version  1.
+  server  The server's primary address (for a --server name, the address it resolved to).
+  udp, tcp  null when that transport was not probed (--transport); otherwise an object with \
+the keys below. When the server never answered over it, public_address is null and so is \
+nearly everything else.
+  public_address  The mapping socket's address as the server saw it (\"IP:PORT\").
+  behind_nat  false when the public address is this host's own address.
+  rtt_ms  Shortest request-to-answer time, in milliseconds (over TCP measured after the \
+handshake).
+  full_mode  true when the server sent OTHER-ADDRESS, so mapping and filtering could be tested.
+  mapping  RFC 4787 mapping: endpoint-independent, address-dependent or \
+address-and-port-dependent.
+  filtering  RFC 4787 filtering, same values; always null over TCP.
+  change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
+when no such answer came.
+  hairpinning  true when a packet to the own public address came back in; null when there is \
+no NAT (nothing to hairpin through).
+  alg  true when MAPPED-ADDRESS differs from XOR-MAPPED-ADDRESS (something rewrote it).
+  allocation.pattern  preserving, sequential or random; null with too few answered samples.
+  allocation.delta  Signed port step per new flow (sequential only).
+  allocation.jitter  Mean deviation, in ports per sample, of the steps that fit neither delta \
+nor a gap.
+  allocation.confidence  0 to 1: how well the samples fit the pattern, times 1 - 1/answered.
+  allocation.samples, allocation.answered  Samples sent and answered.
+  allocation.ports  Each sample's public port in send order; null for a lost one.
+  allocation.gaps  Ports other flows took between two samples: {after, before, foreign}.
+  allocation.foreign_flows_per_second  Other hosts' new flows per second, from the gaps.
+  allocation.shared_counter  true when UDP and TCP take their ports from one counter (both \
+sequential with the same delta, one transport's samples continuing the other's); the \
+transport sampled first then carries the other's prediction, which is for the next flow of \
+either kind. false when both are sequential otherwise; null unless both are sequential.
+  prediction.rule  local-port (the public port is the local one) or sequential; null when the \
+ports cannot be predicted.
+  prediction.next_port  The next new flow's public port (sequential only).
+  prediction.candidates  Ports to try for a punch, most likely first.
+  prediction.two_probe  The two-probe rule on the first two answered samples: {p1, p2, delta, \
+next_port, hit}; hit tells whether the next sample got next_port.
+  prediction.preset_delta  The preset-delta rule (--preset-delta) on the first answered \
+sample: {port, delta, next_port, hit}.";

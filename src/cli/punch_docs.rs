@@ -1,0 +1,103 @@
+//! The long help of `natlens listen` and `natlens call`: their DESCRIPTION and OUTPUT sections.
+
+/// The DESCRIPTION of `natlens listen`.
+pub(super) const LISTEN_LONG_ABOUT: &str = "\
+Wait for a call and punch a direct path to the caller.
+
+natlens logs in to the location server (--login-transport), fingerprints this end's NAT toward \
+it over the punch transport (the same probes as natlens nat), and waits. Every 20 seconds \
+without a call it fingerprints again, so the facts it answers with stay fresh. A call is \
+answered with this end's NAT facts and brings the caller's; both ends then compute the same \
+plan, and this end starts punching at once: its start signal is the moment it answers. The \
+caller's start signal is the answer reaching it, one relay later (this end -> server -> caller), \
+so this end's first PUNCH requests reach the caller's NAT about when the caller's first request \
+opens it, and may be dropped; this end therefore sends its first round again half a relay and one \
+relay after answering (the sync rounds; the relay taken as its own round trip to the server, as the \
+fingerprint measured it), which the caller answers at once. The punch sends only to the peer's public IP as \
+the server saw it.
+
+Once a nonce handshake has confirmed a path both ways, the two ends exchange data over it: what \
+this end reads (--send FILE, or stdin until it ends) arrives on the caller's stdout, and what \
+the caller sends arrives on this end's stdout. Then natlens logs out and exits; one call per \
+run.
+
+With --transport both, the UDP punch comes first (fingerprint over UDP, answer the call, punch), \
+then the TCP punch (fingerprint over TCP, answer the caller's second call, punch), one after the \
+other so that neither transport's flows eat the ports predicted for the other. Both ends must \
+use --transport both. The data (read whole first) goes over UDP when the UDP punch connected, \
+else over TCP; the report covers both (JSON OUTPUT).";
+
+/// The DESCRIPTION of `natlens call`.
+pub(super) const CALL_LONG_ABOUT: &str = "\
+Call another ID and punch a direct path to it.
+
+natlens logs in to the location server (--login-transport), fingerprints this end's NAT toward \
+it over the punch transport, and calls NAME with its NAT facts; the callee (natlens listen) \
+answers with its own. Both ends compute the same plan from both facts, and each punches from \
+the sockets the plan names toward the ports it predicts for the other. The punch sends only to \
+the peer's public IP as the server saw it.
+
+Once a nonce handshake has confirmed a path both ways, what this end reads (--send FILE, or \
+stdin until it ends) arrives on the callee's stdout and the callee's data on this end's stdout. \
+With --no-punch, natlens only exchanges facts and prints both ends' (the JSON object keeps \
+schema_version 1 of that output).
+
+This end's start signal is the callee's answer reaching it; it starts punching then. With \
+--transport both, it punches over UDP first, then fingerprints over TCP and calls again for the \
+TCP punch (calling again while the callee still answers with its UDP facts); the data (read \
+whole first) goes over UDP when the UDP punch connected, else over TCP.";
+
+/// The output sections of `natlens listen` and `natlens call`.
+pub(super) const PUNCH_OUTPUT: &str = "\
+OUTPUT
+stdout carries the peer's data, byte for byte. Progress goes to stderr: lines for people, or \
+with --json one JSON object per line with an \"event\" key: resolved first when --server is \
+a name (name, server: the address used, addresses: every address it resolved to), then the \
+session's (logged_in, login_refused, server_unreachable, connection_lost, relogin, \
+observed_changed, incoming_call, calling, call_answered, call_failed, logged_out), then the \
+punch's (fingerprint, waiting, plan, hint, peer_heard, connected, punch_failed, data_done; \
+with --transport both also stale_answer, and punch_failed with a transport instead of at_ms \
+for a leg that could not run). The report comes last: a table, or with --json one JSON \
+object on one line (the keys below, no \"event\"), on stderr, or on stdout with --no-data. \
+With --dry-run, stdout carries the plan instead (its describe lines, or with --json one object \
+with dry_run true); with --transport both, the UDP plan, then the TCP plan (two objects, one \
+per line).
+
+JSON OUTPUT
+schema_version changes when a field changes meaning or disappears; adding a field does not. \
+What was not measured is null.
+
+  schema_version  1.
+  result  connected or failed.
+  reason  Why the punch failed or was refused; null when connected.
+  transport  udp.
+  strategy  direct, fanout, birthday or refused.
+  role  caller or callee: this end.
+  elapsed_ms  From this end's start signal to the confirmed path (or the failure). The start \
+signal: for the callee (listen), the moment it answers the call; for the caller, the moment \
+that answer reaches it.
+  expected_success  The plan's odds, 0 to 1.
+  directions  Caller to callee, then callee to caller; each {from, to, predicted_ports, \
+port_through, offset, packets_sent, first_through_ms}: the far ports the sender aimed at, the \
+one a packet got through to and its index, the probes sent by then, and when it got through, \
+in ms from this end's start signal (for this end's own direction, when its first echo came \
+back; for the peer's, when its first packet arrived).
+  peer_id  The other end's ID.
+  call_id  The call's ID, 16 hex digits.
+  path  {local, peer}: this end's socket and the peer's public address on the confirmed path; \
+null when not connected.
+  data  null when not connected; else {result (complete or failed), reason, bytes_sent, \
+bytes_received, retransmissions, elapsed_ms}.
+
+With --transport both the object is (same schema_version, the keys above inside attempts):
+  schema_version  1.
+  result  connected when either transport connected, else failed.
+  reason  Each attempt's reason (\"udp: ...; tcp: ...\") when neither connected; else null.
+  transport  both.
+  role, peer_id  As above.
+  data_transport  udp or tcp: the attempt whose path carried the data (UDP when it connected); \
+null when neither connected or with --no-data.
+  attempts  The UDP attempt, then the TCP one: each the object above (with transport udp or \
+tcp, its own data, null on the attempt that did not carry it), or, for an attempt that never \
+got to punch (its fingerprint or its call failed), {schema_version, result (failed), reason, \
+transport}.";

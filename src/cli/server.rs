@@ -1,0 +1,102 @@
+//! `natlens server`'s arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{parse_duration, parse_endpoint, parse_positive_duration, ServerName};
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6.
+    #[arg(
+        long = "listen",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:3478"
+    )]
+    pub listen: Vec<SocketAddr>,
+
+    /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
+    /// CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports.
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
+    pub alternate: Option<SocketAddr>,
+
+    /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
+    /// not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT]
+    /// as for --server of the client commands: a name is resolved once, at start (the line
+    /// naming the address used is printed unless --json); the port defaults to 3478.
+    #[arg(
+        long = "link",
+        visible_alias = "peer",
+        value_name = "HOST[:PORT]",
+        value_parser = ServerName::parse
+    )]
+    pub links: Vec<ServerName>,
+
+    /// Name of this server in federation (defaults to a random one); must differ between linked
+    /// servers.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Forget a UDP session that has sent nothing for this long.
+    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = parse_positive_duration)]
+    pub udp_expiry: Duration,
+
+    /// Maximum number of logged-in sessions.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_sessions: usize,
+
+    /// Maximum number of sessions logged in from one source IP (refused with 486 beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_SESSIONS_PER_IP)]
+    pub max_sessions_per_ip: usize,
+
+    /// Maximum number of calls waiting for their callee or a linked server (refused with 503
+    /// beyond it).
+    #[arg(long, value_name = "N", default_value_t = crate::core::server::DEFAULT_MAX_PENDING_CALLS)]
+    pub max_pending_calls: usize,
+
+    /// Answers per second to one source IP over UDP (burst: twice as many); requests beyond it
+    /// are dropped and counted as `rate-limited`. Keeps a forged source address from turning
+    /// the server into a flood aimed at someone else. 0 disables the limit (benchmarks).
+    #[arg(long, value_name = "N", default_value_t = crate::core::token_bucket::DEFAULT_RATE)]
+    pub answer_rate: u32,
+
+    /// Require credentials: LOGIN and CALL must carry USERNAME and MESSAGE-INTEGRITY-SHA256
+    /// (RFC 8489 long-term credentials with a server nonce, see natlens-protocol(7)), and an
+    /// ID may only be logged in with its key. FILE holds one `ID KEY` pair per line, separated
+    /// by spaces; blank lines and lines starting with `#` are ignored; keys have no spaces.
+    /// Keep it readable by the server's user only (a warning is printed otherwise). Without
+    /// this option the server runs open and says so at start.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Maximum number of open TCP connections (clients and federation links).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Largest STUN message accepted, in bytes (TCP frames and UDP datagrams).
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    pub max_message: usize,
+
+    /// Largest amount of unsent data buffered for one TCP connection before it is closed.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pub max_tcp_backlog: usize,
+
+    /// Close a TCP connection that has not logged in, or has sent half a frame, after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub tcp_idle: Duration,
+
+    /// Print a statistics line this often (0 disables; SIGUSR1 prints one on demand).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// Log events as NDJSON on stderr instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Log only warnings and statistics, not every login, call and drop.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,0 +1,183 @@
+//! Arguments of the commands that hold a session with a location server: `login`, `listen`
+//! and `call`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{
+    parse_delta, parse_id, parse_positive_duration, parse_punch_timeout, OutputArgs, ServerName,
+    Transport,
+};
+
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Location server to log in to: a host name or an IP address, with an optional port
+    /// (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name
+    /// is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several
+    /// addresses natlens takes the first IPv4 one this host has a route to (else the first
+    /// IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage
+    /// error (exit status 2). Without --server, the NATLENS_SERVER environment variable names
+    /// the server; one of the two is required.
+    #[arg(
+        long,
+        short,
+        value_name = "HOST[:PORT]",
+        env = "NATLENS_SERVER",
+        value_parser = ServerName::parse
+    )]
+    pub server: ServerName,
+
+    /// The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces.
+    #[arg(long, value_name = "NAME", value_parser = parse_id)]
+    pub id: String,
+
+    /// How often to refresh the session (UDP keeps the NAT mapping open with it). After a
+    /// server restart the session logs in again by itself: over UDP when a keepalive is answered
+    /// 437, over TCP by dialling again (backoff from 100 ms up to this interval, for 10 s).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub keepalive: Duration,
+
+    /// File holding this ID's key (the first line that is not blank or a `#` comment), for a
+    /// server run with --credentials. The environment variable NATLENS_KEY may hold the key
+    /// instead. A refused key ends the command with exit status 3 (EXIT STATUS).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    /// Transport for the session with the server.
+    #[arg(long, short, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
+
+    /// Log out and exit after this long (default: hold the session until interrupted).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Exit after answering this many calls.
+    #[arg(long, value_name = "N")]
+    pub calls: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The ID to call.
+    #[arg(value_name = "NAME", value_parser = parse_id)]
+    pub callee: String,
+
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub punch: PunchArgs,
+
+    /// Only exchange facts through the server and print them (both ends' public addresses,
+    /// transports, port delta, predicted ports): no fingerprint, no punch.
+    #[arg(long, conflicts_with_all = ["dry_run", "send", "no_data", "force"])]
+    pub no_punch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub punch: PunchArgs,
+}
+
+/// How `natlens listen` and `natlens call` punch, and what they send once connected.
+#[derive(Debug, Args)]
+pub struct PunchArgs {
+    /// Transport for the session with the location server (the punch itself goes over
+    /// --transport).
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
+    pub login_transport: Transport,
+
+    /// Transport to punch over: udp, tcp (simultaneous open, with crafted SYNs when root or
+    /// CAP_NET_RAW), or both (a UDP punch, then a TCP punch; both ends must say both).
+    #[arg(long, short, value_enum, default_value_t = PunchTransport::Udp)]
+    pub transport: PunchTransport,
+
+    /// Far ports this end aims at, 1 to 65535: fan-out flows over a sequential NAT's predicted
+    /// ports (at most 256 flows are opened; a larger K aims at 256), or random ports a birthday
+    /// spray tries (within the packet budget --rate and --timeout allow). Default: sized from
+    /// both ends' facts.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub fanout: Option<u32>,
+
+    /// The peer's NAT gives each new flow the port D after the previous one, whatever its
+    /// facts say (counted from its most likely port).
+    #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_delta)]
+    pub delta: Option<i32>,
+
+    /// The peer's NAT steps by D from the port its server saw (the preset-delta rule); wins
+    /// over --delta.
+    #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_delta)]
+    pub preset_delta: Option<i32>,
+
+    /// Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps
+    /// an unanswered UDP flow); `natlens call` also waits this long for the call's answer.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_punch_timeout)]
+    pub timeout: Duration,
+
+    /// Packets per second this end sends at most, probes and data alike (bursts of 20 ms).
+    #[arg(
+        long,
+        value_name = "PPS",
+        default_value_t = crate::core::punch::plan::DEFAULT_RATE,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub rate: u32,
+
+    /// TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end's own NAT
+    /// and open its mappings, too few to reach the far NAT (2 behind one home router; raise it
+    /// behind a carrier-grade NAT).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::io::punch_tcp::DEFAULT_SYN_TTL,
+        value_parser = clap::value_parser!(u8).range(1..=255)
+    )]
+    pub syn_ttl: u8,
+
+    /// Punch a pair the planner refuses (random ports against random or per-destination
+    /// ports): a blind spray within the budget, with little chance.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Exchange the facts, print the punch plan (strategy, expected success, each side's
+    /// sockets, ports and packets) on stdout and exit without punching. The peer, not told,
+    /// punches alone and fails.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Once connected, send this file to the peer (default: stdin, until it ends).
+    #[arg(long, value_name = "FILE")]
+    pub send: Option<PathBuf>,
+
+    /// Once connected, send nothing and write nothing to stdout: the report goes to stdout.
+    #[arg(long, conflicts_with = "send")]
+    pub no_data: bool,
+}
+
+/// Transports `natlens listen` and `natlens call` punch over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PunchTransport {
+    /// UDP: fan-out from the planned sockets, nonce handshake, then the data exchange.
+    Udp,
+    /// TCP: low-TTL crafted SYN fan-out, simultaneous open with takeover, then the data
+    /// exchange over the stream.
+    Tcp,
+    /// UDP, then TCP, each with its own fingerprint and call on the same session: both
+    /// reported, the data over UDP when it connected (else over TCP), exit 0 when either did.
+    Both,
+}
