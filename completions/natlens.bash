@@ -130,7 +130,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --no-punch --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --no-punch --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +193,10 @@ _natlens() {
                     return 0
                     ;;
                 --send)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -628,7 +632,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --json --login-transport --transport --fanout --delta --preset-delta --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -694,6 +698,10 @@ _natlens() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -752,7 +760,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -h -V --server --transport --samples --preset-delta --json --timeout --help --version"
+            opts="-s -t -h -V --server --transport --samples --preset-delta --json --timeout --pcap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -783,6 +791,10 @@ _natlens() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

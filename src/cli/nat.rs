@@ -1,5 +1,6 @@
 //! `natlens nat`'s arguments and its long help (DESCRIPTION, JSON OUTPUT).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -65,6 +66,15 @@ pub struct NatArgs {
     /// plan needs: a few round trips.
     #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
+
+    /// Write every packet natlens sends and receives on its sockets (the probes to the server
+    /// and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated).
+    /// With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP
+    /// handshakes included; without, natlens says so in one line on stderr and writes the UDP
+    /// datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by
+    /// a packet comment (TCP is not recorded then).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// Transports `natlens nat` probes.

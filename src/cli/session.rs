@@ -167,6 +167,16 @@ pub struct PunchArgs {
     /// Once connected, send nothing and write nothing to stdout: the report goes to stdout.
     #[arg(long, conflicts_with = "send")]
     pub no_data: bool,
+
+    /// Write every packet natlens sends and receives on its sockets (the session with the
+    /// server, the fingerprint's probes, the punch and the data) to FILE, a pcapng file for
+    /// Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are
+    /// captured as they are on the wire, TCP handshakes, resets and crafted SYNs included;
+    /// without, natlens says so in one line on stderr and writes the UDP datagrams it sent and
+    /// received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP
+    /// is not recorded then).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// Transports `natlens listen` and `natlens call` punch over.

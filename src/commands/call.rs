@@ -31,6 +31,12 @@ fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         };
         terminal.tell(event);
     }
+    let _capture = args
+        .punch
+        .pcap
+        .as_deref()
+        .map(crate::io::pcap::start)
+        .transpose()?;
     let answer = rendezvous::exchange_facts(
         &args.session,
         transport,

@@ -38,6 +38,11 @@ fn rendezvous(
     if let Some(event) = super::resolved(&session.server) {
         terminal.tell(event);
     }
+    let _capture = punch
+        .pcap
+        .as_deref()
+        .map(crate::io::pcap::start)
+        .transpose()?;
     let rendezvous = Rendezvous {
         session,
         punch,

@@ -80,6 +80,7 @@ impl Link {
                 };
                 let socket = UdpSocket::bind(any)?;
                 socket.connect(server)?;
+                crate::io::pcap::watch_udp(&socket);
                 Ok(Link::Udp {
                     socket,
                     refused: false,
@@ -90,7 +91,7 @@ impl Link {
     }
 
     fn dial(server: SocketAddr, timeout: Duration) -> io::Result<Link> {
-        let stream = TcpStream::connect_timeout(&server, timeout)?;
+        let stream = crate::io::pcap::connect_tcp(server, timeout)?;
         // Small request/response messages: do not wait to coalesce them.
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -153,6 +154,9 @@ impl Link {
     }
 
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Link::Udp { socket, .. } = self {
+            crate::io::pcap::udp_sent(socket, None, bytes);
+        }
         match self {
             Link::Udp { socket, refused } => match socket.send(bytes) {
                 // An earlier ICMP error surfaces on the next send; the retransmission schedule
@@ -206,7 +210,8 @@ impl Link {
             }
         };
         match (result, self) {
-            (Ok(len), Link::Udp { .. }) => {
+            (Ok(len), Link::Udp { socket, .. }) => {
+                crate::io::pcap::udp_received(socket, None, &chunk[..len]);
                 deliver(&chunk[..len]);
                 Ok(Received::Data)
             }

@@ -144,6 +144,7 @@ pub fn open_sockets(
             }),
             LocalSocket::Fresh => {
                 let socket = std::net::UdpSocket::bind((local_ip, 0))?;
+                crate::io::pcap::watch_udp(&socket);
                 socket.set_nonblocking(true)?;
                 Ok(UdpSocket::from_std(socket))
             }
@@ -396,6 +397,7 @@ impl Shell<'_, '_> {
             self.packets_sent += 1;
             // A failed send (no route, a full buffer) is a lost packet: the schedule and the
             // retransmission timers carry on as they would for loss on the path.
+            crate::io::pcap::udp_sent(&self.sockets[socket], Some(to), &bytes);
             let _ = self.sockets[socket].send_to(&bytes, to);
         }
     }
@@ -406,7 +408,10 @@ impl Shell<'_, '_> {
         let mut errors = 0;
         while errors < MAX_READ_ERRORS {
             match self.sockets[i].recv_from(&mut buf) {
-                Ok((len, from)) => self.dispatch(Instant::now(), i, from, &buf[..len]),
+                Ok((len, from)) => {
+                    crate::io::pcap::udp_received(&self.sockets[i], Some(from), &buf[..len]);
+                    self.dispatch(Instant::now(), i, from, &buf[..len])
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => errors += 1,
             }

@@ -110,6 +110,7 @@ pub fn reusable_socket(local: SocketAddr) -> io::Result<Socket> {
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&local.into())?;
+    crate::io::pcap::watch_tcp(&socket);
     Ok(socket)
 }
 
@@ -368,6 +369,9 @@ impl<'a> Shell<'a> {
             }
             Err(err) => return Err(err.into()),
         }
+        // A socket bound by connect() has its port only now (its SYN left already: the
+        // capture holds frames long enough for this late registration).
+        crate::io::pcap::watch_tcp(&socket);
         self.sockets.push((id, socket, bind));
         Ok(())
     }

@@ -133,6 +133,7 @@ impl TcpShell {
             socket.set_reuse_port(true)?;
         }
         socket.bind(&local.into())?;
+        crate::io::pcap::watch_tcp(&socket);
         Ok(socket)
     }
 

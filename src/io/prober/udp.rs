@@ -60,6 +60,7 @@ impl UdpShell {
         let std = std::net::UdpSocket::bind((self.local_ip, 0))?;
         std.set_nonblocking(true)?;
         let local = std.local_addr()?;
+        crate::io::pcap::watch_udp(&std);
         let mut socket = UdpSocket::from_std(std);
         let token = self.sockets.len();
         self.poll
@@ -100,7 +101,9 @@ impl UdpShell {
             }
             // A failed send (no route, a full buffer) is a lost packet: the schedule retransmits
             // or gives up, as it would for loss on the path.
-            let _ = self.socket(probe.socket).1.send_to(&request, probe.to);
+            let socket = &self.socket(probe.socket).1;
+            crate::io::pcap::udp_sent(socket, Some(probe.to), &request);
+            let _ = socket.send_to(&request, probe.to);
             last = Some(sent_at);
         }
         last
@@ -115,7 +118,10 @@ impl UdpShell {
         // error, say) are reported once each, so a few are skipped before giving up.
         while errors < MAX_READ_ERRORS {
             match socket.recv_from(&mut buf) {
-                Ok((len, from)) => receive(*role, &buf[..len], from, Instant::now(), step),
+                Ok((len, from)) => {
+                    crate::io::pcap::udp_received(socket, Some(from), &buf[..len]);
+                    receive(*role, &buf[..len], from, Instant::now(), step)
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => errors += 1,
             }

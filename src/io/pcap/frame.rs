@@ -1,0 +1,251 @@
+//! Ethernet frames for the capture file: read the transport addresses of a captured frame (to
+//! decide whether it is natlens's), and synthesize a whole Ethernet/IP/UDP frame around a
+//! datagram when no capture is possible.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use pnet_packet::ip::IpNextHeaderProtocols;
+use pnet_packet::ipv4::{self, Ipv4Flags, MutableIpv4Packet};
+use pnet_packet::ipv6::MutableIpv6Packet;
+use pnet_packet::udp::{self, MutableUdpPacket};
+
+/// Bytes of an Ethernet II header.
+pub const ETHERNET_LEN: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86DD;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const IPV4_LEN: usize = 20;
+const IPV6_LEN: usize = 40;
+const UDP_LEN: usize = 8;
+/// Locally administered MAC addresses for synthesized frames: this host and "the other end".
+const OWN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const FAR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+/// The transport protocols natlens's sockets speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+/// A frame's transport addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub proto: Proto,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
+/// The UDP or TCP addresses of an Ethernet frame; `None` for anything else (ARP, ICMP, a
+/// non-first IP fragment, IPv6 extension headers).
+pub fn flow_of(frame: &[u8]) -> Option<Flow> {
+    let mut ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let mut ip = frame.get(ETHERNET_LEN..)?;
+    if ethertype == ETHERTYPE_VLAN {
+        ethertype = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
+        ip = frame.get(ETHERNET_LEN + 4..)?;
+    }
+    match ethertype {
+        ETHERTYPE_IPV4 => ipv4_flow(ip),
+        ETHERTYPE_IPV6 => ipv6_flow(ip),
+        _ => None,
+    }
+}
+
+fn ipv4_flow(ip: &[u8]) -> Option<Flow> {
+    let header_len = usize::from(ip.first()? & 0x0F) * 4;
+    let fragment_offset = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1FFF;
+    if fragment_offset != 0 {
+        return None;
+    }
+    let src = IpAddr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
+    let dst = IpAddr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?);
+    transport_flow(*ip.get(9)?, src, dst, ip.get(header_len..)?)
+}
+
+fn ipv6_flow(ip: &[u8]) -> Option<Flow> {
+    let src = IpAddr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?);
+    let dst = IpAddr::from(<[u8; 16]>::try_from(ip.get(24..40)?).ok()?);
+    transport_flow(*ip.get(6)?, src, dst, ip.get(IPV6_LEN..)?)
+}
+
+fn transport_flow(protocol: u8, src: IpAddr, dst: IpAddr, transport: &[u8]) -> Option<Flow> {
+    let proto = match protocol {
+        17 => Proto::Udp,
+        6 => Proto::Tcp,
+        _ => return None,
+    };
+    let src_port = u16::from_be_bytes([*transport.first()?, *transport.get(1)?]);
+    let dst_port = u16::from_be_bytes([*transport.get(2)?, *transport.get(3)?]);
+    Some(Flow {
+        proto,
+        src: SocketAddr::new(src, src_port),
+        dst: SocketAddr::new(dst, dst_port),
+    })
+}
+
+/// An Ethernet header in front of a bare IP packet (from an interface without a link header,
+/// a tun device say), so every packet in the file has the same link type; `None` when `ip` is
+/// not IPv4 or IPv6.
+pub fn with_ethernet_header(ip: &[u8]) -> Option<Vec<u8>> {
+    let ethertype = match ip.first()? >> 4 {
+        4 => ETHERTYPE_IPV4,
+        6 => ETHERTYPE_IPV6,
+        _ => return None,
+    };
+    let mut frame = Vec::with_capacity(ETHERNET_LEN + ip.len());
+    frame.extend_from_slice(&FAR_MAC);
+    frame.extend_from_slice(&OWN_MAC);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(ip);
+    Some(frame)
+}
+
+/// A whole Ethernet/IP/UDP frame carrying `payload` from `src` to `dst`, with valid lengths
+/// and checksums. An IPv4-mapped IPv6 address on either side is written as IPv4 (the packet
+/// on the wire is IPv4). `None` when the datagram cannot be one IP packet (too long) or the
+/// families differ.
+pub fn synthesize_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    match (canonical(src.ip()), canonical(dst.ip())) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => udp_over_ipv4(s, d, src.port(), dst.port(), payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => udp_over_ipv6(s, d, src.port(), dst.port(), payload),
+        _ => None,
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn udp_over_ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    let total = u16::try_from(IPV4_LEN + UDP_LEN + payload.len()).ok()?;
+    let mut frame = ethernet(ETHERTYPE_IPV4, usize::from(total));
+    let (ip_bytes, udp_bytes) = frame[ETHERNET_LEN..].split_at_mut(IPV4_LEN);
+    let mut udp = MutableUdpPacket::new(udp_bytes)?;
+    fill_udp(&mut udp, sport, dport, payload);
+    udp.set_checksum(udp::ipv4_checksum(&udp.to_immutable(), &src, &dst));
+    let mut ip = MutableIpv4Packet::new(ip_bytes)?;
+    ip.set_version(4);
+    ip.set_header_length(5);
+    ip.set_total_length(total);
+    ip.set_flags(Ipv4Flags::DontFragment);
+    ip.set_ttl(64);
+    ip.set_next_level_protocol(IpNextHeaderProtocols::Udp);
+    ip.set_source(src);
+    ip.set_destination(dst);
+    ip.set_checksum(ipv4::checksum(&ip.to_immutable()));
+    Some(frame)
+}
+
+fn udp_over_ipv6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    let udp_len = u16::try_from(UDP_LEN + payload.len()).ok()?;
+    let mut frame = ethernet(ETHERTYPE_IPV6, IPV6_LEN + usize::from(udp_len));
+    let (ip_bytes, udp_bytes) = frame[ETHERNET_LEN..].split_at_mut(IPV6_LEN);
+    let mut udp = MutableUdpPacket::new(udp_bytes)?;
+    fill_udp(&mut udp, sport, dport, payload);
+    udp.set_checksum(udp::ipv6_checksum(&udp.to_immutable(), &src, &dst));
+    let mut ip = MutableIpv6Packet::new(ip_bytes)?;
+    ip.set_version(6);
+    ip.set_payload_length(udp_len);
+    ip.set_next_header(IpNextHeaderProtocols::Udp);
+    ip.set_hop_limit(64);
+    ip.set_source(src);
+    ip.set_destination(dst);
+    Some(frame)
+}
+
+/// A zeroed frame of `ip_len` bytes after an Ethernet header with `ethertype`.
+fn ethernet(ethertype: u16, ip_len: usize) -> Vec<u8> {
+    let mut frame = vec![0u8; ETHERNET_LEN + ip_len];
+    frame[..6].copy_from_slice(&FAR_MAC);
+    frame[6..12].copy_from_slice(&OWN_MAC);
+    frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    frame
+}
+
+fn fill_udp(udp: &mut MutableUdpPacket<'_>, sport: u16, dport: u16, payload: &[u8]) {
+    udp.set_source(sport);
+    udp.set_destination(dport);
+    udp.set_length((UDP_LEN + payload.len()) as u16);
+    udp.set_payload(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_synthesized_frame_reads_back_as_its_flow() {
+        for (src, dst) in [
+            ("192.0.2.1:4000", "198.51.100.2:3478"),
+            ("[2001:db8::1]:4000", "[2001:db8::2]:3478"),
+        ] {
+            let frame = synthesize_udp(addr(src), addr(dst), b"hello").unwrap();
+            let flow = flow_of(&frame).unwrap();
+            assert_eq!(
+                (flow.proto, flow.src, flow.dst),
+                (Proto::Udp, addr(src), addr(dst))
+            );
+            assert!(frame.ends_with(b"hello"));
+        }
+    }
+
+    #[test]
+    fn synthesized_checksums_verify() {
+        let frame =
+            synthesize_udp(addr("192.0.2.1:4000"), addr("198.51.100.2:3478"), b"abc").unwrap();
+        let ip = pnet_packet::ipv4::Ipv4Packet::new(&frame[ETHERNET_LEN..]).unwrap();
+        assert_eq!(ip.get_checksum(), ipv4::checksum(&ip));
+        let udp = pnet_packet::udp::UdpPacket::new(&frame[ETHERNET_LEN + IPV4_LEN..]).unwrap();
+        let expected = udp::ipv4_checksum(
+            &udp,
+            &"192.0.2.1".parse().unwrap(),
+            &"198.51.100.2".parse().unwrap(),
+        );
+        assert_eq!(udp.get_checksum(), expected);
+        assert_ne!(expected, 0);
+    }
+
+    #[test]
+    fn a_mapped_address_is_written_as_ipv4() {
+        let frame =
+            synthesize_udp(addr("[::ffff:192.0.2.1]:1"), addr("198.51.100.2:2"), b"").unwrap();
+        assert_eq!(flow_of(&frame).unwrap().src, addr("192.0.2.1:1"));
+    }
+
+    #[test]
+    fn a_bare_ip_packet_gets_an_ethernet_header() {
+        let frame =
+            synthesize_udp(addr("192.0.2.1:4000"), addr("198.51.100.2:3478"), b"x").unwrap();
+        let again = with_ethernet_header(&frame[ETHERNET_LEN..]).unwrap();
+        assert_eq!(flow_of(&again), flow_of(&frame));
+        assert_eq!(with_ethernet_header(&[0x10, 0]), None);
+    }
+
+    #[test]
+    fn frames_that_are_not_udp_or_tcp_have_no_flow() {
+        assert_eq!(flow_of(&[0u8; 10]), None);
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert_eq!(flow_of(&arp), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! `--pcap FILE`: every packet natlens sends and receives on its sockets, in a pcapng file for
+//! Wireshark or tshark.
+//!
+//! Two ways, chosen at [`start`]:
+//! * Live (root or CAP_NET_RAW): a packet socket sees the frames as they are on the wire (the
+//!   kernel's headers, crafted SYNs, TCP handshakes and resets included); [`live`] keeps those
+//!   whose local transport address is one of natlens's sockets, which register as they are
+//!   bound ([`watch_udp`], [`watch_tcp`]).
+//! * Synthesized (no CAP_NET_RAW): each UDP datagram natlens sends or receives
+//!   ([`udp_sent`], [`udp_received`]) is written with made-up Ethernet/IP/UDP headers (valid
+//!   lengths and checksums) and a packet comment saying so. TCP is not recorded then.
+//!
+//! Why a process-wide recorder rather than a handle passed down: the sockets are opened in a
+//! dozen places across the prober, the session client and the UDP and TCP punches, on several
+//! threads, each behind its own options struct; a handle would change every one of those
+//! signatures for a diagnostic that is off almost always. The hooks are one line each and cost
+//! one atomic load when no capture runs.
+
+mod file;
+mod frame;
+mod live;
+mod watch;
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use file::PcapFile;
+use frame::Proto;
+use live::Live;
+use watch::Watched;
+
+/// The line said (once, on stderr) when natlens cannot capture.
+pub const NO_CAP_NET_RAW: &str = "natlens: --pcap: no CAP_NET_RAW, writing the packets natlens \
+                                  sent and received with synthesized headers";
+/// The comment on every synthesized packet.
+pub const SYNTHESIZED_COMMENT: &str =
+    "synthesized by natlens (no CAP_NET_RAW): the payload as sent or received, made-up headers";
+
+/// True while a capture runs: the hooks' only cost otherwise.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static RECORDER: RwLock<Option<Arc<Recorder>>> = RwLock::new(None);
+
+enum Recorder {
+    /// Registered sockets, which the capture thread consults.
+    Live(Arc<Watched>),
+    /// The file the hooks write to; `None` after a write failed (said once).
+    Synthesized(Mutex<Option<PcapFile>>),
+}
+
+/// A running `--pcap` capture. Dropping it (on every way out of a command, errors included)
+/// writes what is still pending and closes the file.
+pub struct Capture {
+    live: Option<Live>,
+    path: PathBuf,
+}
+
+/// Starts capturing into `path` (created or truncated): live when this process may open a
+/// packet socket, synthesized otherwise (saying so in one line on stderr). Call it before any
+/// socket is opened and before capabilities are dropped.
+pub fn start(path: &Path) -> anyhow::Result<Capture> {
+    let file = PcapFile::create(path)
+        .with_context(|| format!("--pcap: cannot create {}", path.display()))?;
+    let (recorder, live) = match live::open_socket() {
+        Ok(fd) => {
+            let watched = Arc::new(Watched::default());
+            let live = Live::spawn(fd, Arc::clone(&watched), file)?;
+            (Recorder::Live(watched), Some(live))
+        }
+        Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+            eprintln!("{NO_CAP_NET_RAW}");
+            (Recorder::Synthesized(Mutex::new(Some(file))), None)
+        }
+        Err(err) => return Err(err).context("--pcap: cannot open a packet socket"),
+    };
+    *RECORDER.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(recorder));
+    ACTIVE.store(true, Ordering::Release);
+    Ok(Capture {
+        live,
+        path: path.to_owned(),
+    })
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        ACTIVE.store(false, Ordering::Release);
+        RECORDER.write().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        match live.finish() {
+            Ok(0) => {}
+            Ok(dropped) => eprintln!(
+                "natlens: --pcap: the kernel dropped {dropped} frames before natlens read them; \
+                 {} may lack some",
+                self.path.display()
+            ),
+            Err(err) => eprintln!("natlens: --pcap: writing {}: {err}", self.path.display()),
+        }
+    }
+}
+
+fn recorder() -> Option<Arc<Recorder>> {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return None;
+    }
+    RECORDER.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// A socket whose addresses the hooks can ask for.
+pub trait Bound {
+    fn local(&self) -> Option<SocketAddr>;
+    fn peer(&self) -> Option<SocketAddr>;
+}
+
+macro_rules! bound_std {
+    ($($socket:ty),*) => {$(
+        impl Bound for $socket {
+            fn local(&self) -> Option<SocketAddr> {
+                self.local_addr().ok()
+            }
+            fn peer(&self) -> Option<SocketAddr> {
+                None
+            }
+        }
+    )*};
+}
+bound_std!(TcpListener, mio::net::TcpListener);
+
+macro_rules! bound_connected {
+    ($($socket:ty),*) => {$(
+        impl Bound for $socket {
+            fn local(&self) -> Option<SocketAddr> {
+                self.local_addr().ok()
+            }
+            fn peer(&self) -> Option<SocketAddr> {
+                self.peer_addr().ok()
+            }
+        }
+    )*};
+}
+bound_connected!(
+    UdpSocket,
+    TcpStream,
+    mio::net::UdpSocket,
+    mio::net::TcpStream
+);
+
+impl Bound for socket2::Socket {
+    fn local(&self) -> Option<SocketAddr> {
+        self.local_addr().ok()?.as_socket()
+    }
+    fn peer(&self) -> Option<SocketAddr> {
+        self.peer_addr().ok()?.as_socket()
+    }
+}
+
+/// Registers a bound UDP socket with a live capture.
+pub fn watch_udp(socket: &impl Bound) {
+    watch(Proto::Udp, socket);
+}
+
+/// Registers a bound (or connecting) TCP socket with a live capture.
+pub fn watch_tcp(socket: &impl Bound) {
+    watch(Proto::Tcp, socket);
+}
+
+fn watch(proto: Proto, socket: &impl Bound) {
+    if let Some(Recorder::Live(watched)) = recorder().as_deref() {
+        if let Some(local) = socket.local() {
+            watched.add(proto, local);
+        }
+    }
+}
+
+/// `TcpStream::connect_timeout` that, while a capture runs, binds the socket to an ephemeral
+/// port and registers it before connecting, so the capture keeps the handshake from its SYN.
+pub fn connect_tcp(server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(server), Type::STREAM, None)?;
+    if ACTIVE.load(Ordering::Acquire) {
+        let any: SocketAddr = match server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        socket.bind(&any.into())?;
+        watch_tcp(&socket);
+    }
+    socket.connect_timeout(&server.into(), timeout)?;
+    Ok(socket.into())
+}
+
+/// Records a datagram `socket` sent to `to` (its connected peer when `None`) when natlens
+/// cannot capture.
+pub fn udp_sent(socket: &impl Bound, to: Option<SocketAddr>, payload: &[u8]) {
+    synthesize(socket, to, payload, true);
+}
+
+/// Records a datagram `socket` received from `from` (its connected peer when `None`) when
+/// natlens cannot capture.
+pub fn udp_received(socket: &impl Bound, from: Option<SocketAddr>, payload: &[u8]) {
+    synthesize(socket, from, payload, false);
+}
+
+fn synthesize(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], sent: bool) {
+    let Some(recorder) = recorder() else {
+        return;
+    };
+    let Recorder::Synthesized(file) = &*recorder else {
+        return;
+    };
+    let (Some(mut local), Some(remote)) = (socket.local(), remote.or_else(|| socket.peer())) else {
+        return;
+    };
+    if local.ip().is_unspecified() {
+        // A wildcard socket: the source is what the kernel routes toward the far end.
+        if let Ok(ip) = crate::io::route::local_ip_toward(remote) {
+            local.set_ip(ip);
+        }
+    }
+    let (src, dst) = if sent {
+        (local, remote)
+    } else {
+        (remote, local)
+    };
+    let Some(frame) = frame::synthesize_udp(src, dst, payload) else {
+        return;
+    };
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(pcap) = file.as_mut() else {
+        return;
+    };
+    let written = pcap.interface(0, "natlens").and_then(|interface| {
+        pcap.packet(
+            interface,
+            since_epoch,
+            &frame,
+            frame.len(),
+            Some(SYNTHESIZED_COMMENT),
+        )
+    });
+    if let Err(err) = written {
+        eprintln!("natlens: --pcap: writing the capture file: {err}; recording stops");
+        *file = None;
+    }
+}
