@@ -1,0 +1,496 @@
+//! `--pcap FILE` read back by tshark: `natlens nat` against a natlens server on loopback, and
+//! `natlens listen` + `natlens call` punching on loopback, each capture checked packet by packet
+//! against what natlens reported, with no frame tshark calls malformed. Live capture needs root
+//! (CAP_NET_RAW); the synthesized fallback is run with CAP_NET_RAW taken away (`setpriv`), or
+//! as is when not root. tshark comes from Debian's `tshark` package (.ci/run installs it).
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::loopback_stun::{Mode, Server};
+use common::programs::require_tools;
+use common::{is_root, skip};
+use serde_json::Value;
+
+const NO_CAP_LINE: &str = "natlens: --pcap: no CAP_NET_RAW, writing the packets natlens sent \
+                           and received with synthesized headers";
+const STUN_BINDING_REQUEST: &str = "0x0001";
+const STUN_BINDING_SUCCESS: &str = "0x0101";
+
+/// A scratch directory for one test's capture files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("natlens-pcap-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// tshark is there (under CI it must be) and, for a live capture, we are root.
+fn ready(test: &str, live: bool) -> bool {
+    if require_tools(test, &["tshark"], "apt-get install tshark").is_none() {
+        return false;
+    }
+    !live || is_root() || skip(&format!("{test}: a live capture needs root (CAP_NET_RAW)"))
+}
+
+fn natlens(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+/// `natlens ARGS` without CAP_NET_RAW: as root through `setpriv`, which takes it out of the
+/// bounding set (so exec cannot grant it) and the inheritable set.
+fn natlens_without_cap_net_raw(args: &[&str]) -> Command {
+    if !is_root() {
+        return natlens(args);
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--inh-caps=-net_raw", "--bounding-set=-net_raw", "--"])
+        .arg(env!("CARGO_BIN_EXE_natlens"))
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// One row of `tshark -T fields` per frame matching `filter`.
+fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut command = Command::new("tshark");
+    command
+        .arg("-r")
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields"]);
+    command.args([
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let output = command.output().expect("running tshark");
+    assert!(
+        output.status.success(),
+        "tshark -r {} -Y {filter:?} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// tshark reads the whole file and calls no frame malformed.
+fn assert_not_malformed(file: &Path) {
+    let frames = tshark_fields(file, "frame", &["frame.number"]);
+    assert!(!frames.is_empty(), "{} holds no frame", file.display());
+    let malformed = tshark_fields(file, "_ws.malformed", &["frame.number"]);
+    assert!(
+        malformed.is_empty(),
+        "tshark calls frames {malformed:?} of {} malformed",
+        file.display()
+    );
+}
+
+/// A STUN message in a capture.
+#[derive(Debug)]
+struct Stun {
+    src_port: u16,
+    dst_port: u16,
+    kind: String,
+    id: String,
+    /// Ports of the (XOR-)MAPPED-ADDRESS and other address attributes.
+    ports: Vec<u16>,
+}
+
+fn stun_messages(file: &Path, transport: &str) -> Vec<Stun> {
+    let src = format!("{transport}.srcport");
+    let dst = format!("{transport}.dstport");
+    let fields = [
+        src.as_str(),
+        dst.as_str(),
+        "stun.type",
+        "stun.id",
+        "stun.att.port",
+    ];
+    tshark_fields(file, &format!("stun && {transport}"), &fields)
+        .into_iter()
+        .map(|row| Stun {
+            src_port: row[0].parse().unwrap(),
+            dst_port: row[1].parse().unwrap(),
+            kind: row[2].clone(),
+            id: row[3].clone(),
+            ports: row[4]
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().unwrap())
+                .collect(),
+        })
+        .collect()
+}
+
+/// Checks one transport of a `nat` report against its capture: the mapping socket's request
+/// and answer, and for every allocation sample a request from its port; the samples answered
+/// in the file are exactly as many as natlens counted, each answer naming the sample's port.
+fn assert_transport_matches(file: &Path, transport: &str, report: &Value, server_port: u16) {
+    let stun = stun_messages(file, transport);
+    let requests: Vec<&Stun> = stun
+        .iter()
+        .filter(|m| m.kind == STUN_BINDING_REQUEST)
+        .collect();
+    let answers: Vec<&Stun> = stun
+        .iter()
+        .filter(|m| m.kind == STUN_BINDING_SUCCESS)
+        .collect();
+    let asked: HashSet<&str> = requests.iter().map(|m| m.id.as_str()).collect();
+    for answer in &answers {
+        assert!(
+            asked.contains(answer.id.as_str()),
+            "{transport}: an answer to a request not in the file: {answer:?}"
+        );
+    }
+    let answered_to = |port: u16| {
+        answers
+            .iter()
+            .any(|a| a.dst_port == port && a.ports.contains(&port))
+    };
+    let public: SocketAddr = report["public_address"].as_str().unwrap().parse().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.src_port == public.port() && r.dst_port == server_port),
+        "{transport}: no request from the mapping socket {public} in {stun:#?}"
+    );
+    assert!(
+        answered_to(public.port()),
+        "{transport}: no answer to {public}"
+    );
+
+    let allocation = &report["allocation"];
+    let ports: Vec<u16> = allocation["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_u64().map(|p| p as u16))
+        .collect();
+    assert_eq!(ports.len() as u64, allocation["answered"].as_u64().unwrap());
+    let samples = allocation["samples"].as_u64().unwrap() as usize;
+    assert!(samples >= ports.len() && samples >= 2);
+    for port in &ports {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.src_port == *port && r.dst_port == server_port),
+            "{transport}: no request from sample port {port}"
+        );
+    }
+    let answered_in_file = ports.iter().filter(|&&p| answered_to(p)).count();
+    assert_eq!(
+        answered_in_file,
+        ports.len(),
+        "{transport}: natlens counted {} answered samples, the file shows {answered_in_file}",
+        ports.len()
+    );
+}
+
+fn run(mut command: Command) -> Output {
+    let output = command.output().expect("running natlens");
+    assert!(
+        output.status.success(),
+        "natlens failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn nat_args<'a>(server: &'a str, pcap: &'a str) -> Vec<&'a str> {
+    vec!["nat", "--server", server, "--json", "--pcap", pcap]
+}
+
+#[test]
+fn nat_capture_holds_every_probe_and_answer_natlens_counted() {
+    if !ready("nat_capture", true) {
+        return;
+    }
+    let scratch = Scratch::new("nat");
+    let file = scratch.file("nat.pcapng");
+    let server = Server::natlens(Mode::Full, &[]);
+    let primary = server.primary.to_string();
+    let output = run(natlens(&nat_args(&primary, file.to_str().unwrap())));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("--pcap"),
+        "a live capture says nothing: {stderr}"
+    );
+
+    assert_not_malformed(&file);
+    for transport in ["udp", "tcp"] {
+        assert_transport_matches(&file, transport, &report[transport], server.primary.port());
+    }
+    // Captured, not synthesized: no comments, and the TCP handshakes are there.
+    let comments = tshark_fields(&file, "frame.comment", &["frame.number"]);
+    assert!(
+        comments.is_empty(),
+        "live frames carry comments: {comments:?}"
+    );
+    let syns = tshark_fields(
+        &file,
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        &["tcp.srcport"],
+    );
+    let tcp_samples = report["tcp"]["allocation"]["samples"].as_u64().unwrap() as usize;
+    assert!(
+        syns.len() > tcp_samples,
+        "{} SYNs for {tcp_samples} samples",
+        syns.len()
+    );
+}
+
+#[test]
+fn nat_without_cap_net_raw_writes_its_udp_datagrams_with_synthesized_headers() {
+    if !ready("nat_synthesized", false) {
+        return;
+    }
+    let scratch = Scratch::new("synth");
+    let file = scratch.file("nat.pcapng");
+    let server = Server::natlens(Mode::Full, &[]);
+    let primary = server.primary.to_string();
+    let output = run(natlens_without_cap_net_raw(&nat_args(
+        &primary,
+        file.to_str().unwrap(),
+    )));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("--pcap")).collect();
+    assert_eq!(said, [NO_CAP_LINE], "stderr: {stderr}");
+
+    assert_not_malformed(&file);
+    assert_transport_matches(&file, "udp", &report["udp"], server.primary.port());
+    // Every frame is marked, every checksum verifies, and TCP is not recorded.
+    let frames = tshark_fields(&file, "frame", &["frame.comment"]);
+    assert!(frames
+        .iter()
+        .all(|row| row[0].starts_with("synthesized by natlens")));
+    let checks = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "udp.checksum.status",
+        ])
+        .output()
+        .unwrap();
+    let statuses: BTreeSet<String> = String::from_utf8_lossy(&checks.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(statuses, BTreeSet::from(["1\t1".to_owned()]), "1 is Good");
+    assert!(tshark_fields(&file, "tcp", &["frame.number"]).is_empty());
+}
+
+/// A background `natlens listen`, killed when dropped (a failed test leaves no process).
+struct Listening(std::process::Child);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `natlens listen --pcap` in the background, once it says it is waiting for a call.
+fn start_listen(server: &str, pcap: &Path, transport: &str) -> Listening {
+    let mut child = natlens(&[
+        "listen",
+        "--server",
+        server,
+        "--id",
+        "alice",
+        "--no-data",
+        "--json",
+    ])
+    .args(["--transport", transport, "--pcap"])
+    .arg(pcap)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let listening = Listening(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("waiting") => return listening,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("listen never said it was waiting");
+}
+
+/// The punch report on stdout (`--no-data`): the line with `schema_version`.
+fn punch_report(stdout: &[u8]) -> Value {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some())
+        .expect("a punch report")
+}
+
+/// Frames of `transport` from `from` to `to` in a capture.
+fn frames_between(file: &Path, transport: &str, from: SocketAddr, to: SocketAddr) -> usize {
+    let filter = format!(
+        "ip.src == {} && {transport}.srcport == {} && ip.dst == {} && {transport}.dstport == {}",
+        from.ip(),
+        from.port(),
+        to.ip(),
+        to.port()
+    );
+    tshark_fields(file, &filter, &["frame.number"]).len()
+}
+
+/// listen and call punch over `transport` on loopback, each writing a capture that must hold
+/// the session with the server and the punched path both ways.
+fn punch_with_captures(transport: &str) {
+    let scratch = Scratch::new(&format!("punch-{transport}"));
+    let (listen_file, call_file) = (scratch.file("listen.pcapng"), scratch.file("call.pcapng"));
+    let server = Server::natlens(Mode::Basic, &[]);
+    let primary = server.primary.to_string();
+    let mut listener = start_listen(&primary, &listen_file, transport);
+    let call = natlens(&[
+        "call",
+        "alice",
+        "--server",
+        &primary,
+        "--id",
+        "bob",
+        "--no-data",
+    ])
+    .args(["--json", "--transport", transport, "--pcap"])
+    .arg(&call_file)
+    .output()
+    .unwrap();
+    let mut listen_stdout = Vec::new();
+    listener
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut listen_stdout)
+        .unwrap();
+    let listen_status = listener.0.wait().unwrap();
+    assert!(
+        call.status.success(),
+        "call: {}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    assert!(listen_status.success(), "listen: {listen_status}");
+
+    let server_port = server.primary.port();
+    assert_capture_holds_the_punch(
+        &call_file,
+        &punch_report(&call.stdout),
+        transport,
+        server_port,
+    );
+    assert_capture_holds_the_punch(
+        &listen_file,
+        &punch_report(&listen_stdout),
+        transport,
+        server_port,
+    );
+}
+
+/// One end's capture against its report: the punched path both ways (at least as many frames
+/// out as the probes natlens counted), the session with the server (over UDP, the default
+/// login transport), and no malformed frame.
+fn assert_capture_holds_the_punch(file: &Path, report: &Value, transport: &str, server_port: u16) {
+    assert_eq!(report["result"], "connected", "{report}");
+    let local: SocketAddr = report["path"]["local"].as_str().unwrap().parse().unwrap();
+    let peer: SocketAddr = report["path"]["peer"].as_str().unwrap().parse().unwrap();
+    let role = if report["role"] == "caller" {
+        "caller"
+    } else {
+        "callee"
+    };
+    let sent = report["directions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["from"] == role)
+        .and_then(|d| d["packets_sent"].as_u64())
+        .unwrap() as usize;
+    assert_not_malformed(file);
+    let to_peer = frames_between(file, transport, local, peer);
+    let from_peer = frames_between(file, transport, peer, local);
+    assert!(
+        to_peer >= sent.max(1) && from_peer >= 1,
+        "{}: {to_peer} frames {local} -> {peer} (natlens sent {sent} probes), {from_peer} back",
+        file.display()
+    );
+    let session = format!("stun && udp.port == {server_port}");
+    assert!(
+        !tshark_fields(file, &session, &["frame.number"]).is_empty(),
+        "{}: no STUN with the server",
+        file.display()
+    );
+}
+
+#[test]
+fn listen_and_call_captures_hold_the_udp_punch_both_ways() {
+    if !ready("punch_capture_udp", true) {
+        return;
+    }
+    punch_with_captures("udp");
+}
+
+#[test]
+fn listen_and_call_captures_hold_the_tcp_punch_both_ways() {
+    if !ready("punch_capture_tcp", true) {
+        return;
+    }
+    punch_with_captures("tcp");
+}
