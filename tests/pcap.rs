@@ -494,3 +494,54 @@ fn listen_and_call_captures_hold_the_tcp_punch_both_ways() {
     }
     punch_with_captures("tcp");
 }
+
+/// Ctrl-C during `nat --pcap` (live): the file is finished before natlens exits with 130, and
+/// holds every request the server had received when the signal was sent, even the one sent
+/// just before (a frame waits up to 250 ms for its socket before it is written).
+#[test]
+fn interrupted_nat_finishes_the_file_and_exits_130() {
+    if !ready("interrupted_nat", true) {
+        return;
+    }
+    let scratch = Scratch::new("interrupt");
+    let file = scratch.file("nat.pcapng");
+    // A server that takes requests and never answers: natlens retransmits until interrupted.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let mut child = natlens(&["nat", "--server", &server, "--transport", "udp"])
+        .args(["--timeout", "10s", "--pcap"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut received = 0;
+    while received < 2 {
+        silent.recv_from(&mut buf).expect("natlens's requests");
+        received += 1;
+    }
+    // Retransmissions are about 360 ms apart: the signal lands between two.
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    silent.set_nonblocking(true).unwrap();
+    let mut total = received;
+    while silent.recv_from(&mut buf).is_ok() {
+        total += 1;
+    }
+    assert_not_malformed(&file);
+    let requests = stun_messages(&file, "udp")
+        .into_iter()
+        .filter(|m| m.kind == STUN_BINDING_REQUEST)
+        .count();
+    assert!(
+        (received..=total).contains(&requests),
+        "{requests} requests in the file; the server had {received} at the signal, {total} in all"
+    );
+}

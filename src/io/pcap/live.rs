@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,7 +85,16 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn spawn(fd: OwnedFd, watched: Arc<Watched>, file: PcapFile) -> io::Result<Live> {
+    /// Starts the capture thread. `interrupted` becomes the number of a SIGINT/SIGTERM: when
+    /// the command does not wind down by itself on them ([`crate::io::signal::stop_installed`]
+    /// is false, as in `nat`), the thread finishes the file and exits the process with status
+    /// 128 + signal (130 for Ctrl-C), as the signal's default action would have.
+    pub fn spawn(
+        fd: OwnedFd,
+        watched: Arc<Watched>,
+        file: PcapFile,
+        interrupted: Arc<AtomicUsize>,
+    ) -> io::Result<Live> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -98,7 +107,12 @@ impl Live {
                     held: VecDeque::new(),
                     names: HashMap::new(),
                 };
-                capture.run(&flag)
+                let result = capture.run(&flag, &interrupted);
+                let signal = interrupted.load(Ordering::Acquire);
+                if signal != 0 && !flag.load(Ordering::Acquire) {
+                    std::process::exit(128 + signal as i32);
+                }
+                result
             })?;
         Ok(Live { stop, thread })
     }
@@ -132,11 +146,13 @@ struct Capture {
 }
 
 impl Capture {
-    fn run(&mut self, stop: &AtomicBool) -> io::Result<u32> {
+    fn run(&mut self, stop: &AtomicBool, interrupted: &AtomicUsize) -> io::Result<u32> {
         loop {
             // Read the flag before draining: whatever natlens sent before asking to stop is
             // queued by then, and this last drain takes it.
-            let stopping = stop.load(Ordering::Acquire);
+            let stopping = stop.load(Ordering::Acquire)
+                || (interrupted.load(Ordering::Acquire) != 0
+                    && !crate::io::signal::stop_installed());
             self.read_queued()?;
             self.write_decided(stopping)?;
             if stopping {

@@ -24,7 +24,7 @@ mod watch;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +69,7 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
     let (recorder, live) = match live::open_socket() {
         Ok(fd) => {
             let watched = Arc::new(Watched::default());
-            let live = Live::spawn(fd, Arc::clone(&watched), file)?;
+            let live = Live::spawn(fd, Arc::clone(&watched), file, interrupt_flag()?)?;
             (Recorder::Live(watched), Some(live))
         }
         Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -84,6 +84,26 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
         live,
         path: path.to_owned(),
     })
+}
+
+/// What SIGINT and SIGTERM set: the signal's number, for the capture thread to finish the
+/// file on Ctrl-C in a command that has no stop flag of its own and exit as the signal would
+/// have. Registering it takes the signals' default action (terminate) away, so a second signal
+/// exits at once with 128 + signal, as in [`crate::io::signal`].
+fn interrupt_flag() -> std::io::Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let raised = Arc::new(AtomicBool::new(false));
+    let number = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            128 + signal,
+            Arc::clone(&raised),
+        )?;
+        signal_hook::flag::register(signal, Arc::clone(&raised))?;
+        signal_hook::flag::register_usize(signal, Arc::clone(&number), signal as usize)?;
+    }
+    Ok(number)
 }
 
 impl Drop for Capture {
