@@ -545,3 +545,84 @@ fn interrupted_nat_finishes_the_file_and_exits_130() {
         "{requests} requests in the file; the server had {received} at the signal, {total} in all"
     );
 }
+
+/// In the lab, through real NATs: a TCP punch from a cone (host b, calling) to a sequential NAT
+/// (host a, listening) sprays crafted low-TTL SYNs at a's predicted ports. The caller's capture
+/// holds every one of them as sent (TTL --syn-ttl, from the punched port), and both captures
+/// hold the connection the punch reported; nothing is malformed.
+#[test]
+fn lab_tcp_punch_capture_holds_the_crafted_syns() {
+    use common::lab_cli::{self, Proc, ALT_PORT, PORT};
+    use natlens::lab::plan::SERVER_PRIMARY;
+    use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
+
+    if !ready("lab_pcap", true) {
+        return;
+    }
+    let Some(_serial) = lab_cli::lab_lock() else {
+        return;
+    };
+    let lab = Lab::up(LabSpec {
+        nat_a: NatMode::Sequential { delta: 1 },
+        nat_b: NatMode::Cone,
+        ..LabSpec::default()
+    })
+    .expect("building the lab");
+    let _server = lab_cli::server(&lab, "s1", PORT, ALT_PORT, None);
+    let server = format!("{SERVER_PRIMARY}:{PORT}");
+    let scratch = Scratch::new("lab");
+    let (listen_file, call_file) = (scratch.file("listen.pcapng"), scratch.file("call.pcapng"));
+
+    let mut listen = lab_cli::natlens(&["listen", "--server", &server, "--id", "alice"]);
+    listen
+        .args(["--transport", "tcp", "--json", "--pcap"])
+        .arg(&listen_file);
+    let listen = Proc::spawn(&lab, Host::Lan(Side::A), listen);
+    assert!(listen.wait_for("\"event\":\"waiting\"", Duration::from_secs(15)));
+    let mut call = lab_cli::natlens(&["call", "alice", "--server", &server, "--id", "bob"]);
+    call.args(["--transport", "tcp", "--json", "--pcap"])
+        .arg(&call_file);
+    let call = Proc::spawn(&lab, Host::Lan(Side::B), call);
+    let limit = Instant::now() + lab_cli::ATTEMPT_LIMIT;
+    let (call, listen) = (call.finish(limit), listen.finish(limit));
+    assert!(call.connected(), "{}", call.context());
+    assert!(listen.connected(), "{}", listen.context());
+
+    let report = &call.report;
+    let local: SocketAddr = report["path"]["local"].as_str().unwrap().parse().unwrap();
+    let sent = report["directions"][0]["packets_sent"].as_u64().unwrap() as usize;
+    let crafted = format!(
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.ttl == {} && tcp.srcport == {}",
+        natlens::io::punch_tcp::DEFAULT_SYN_TTL,
+        local.port()
+    );
+    let syns = tshark_fields(&call_file, &crafted, &["tcp.dstport"]);
+    assert!(
+        sent >= 2 && syns.len() == sent,
+        "{} crafted SYNs in the caller's capture, natlens reports {sent} sent",
+        syns.len()
+    );
+    for (file, end) in [(&call_file, &call), (&listen_file, &listen)] {
+        assert_not_malformed(file);
+        let local: SocketAddr = end.report["path"]["local"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let peer: SocketAddr = end.report["path"]["peer"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            frames_between(file, "tcp", local, peer) >= 1,
+            "{}",
+            file.display()
+        );
+        assert!(
+            frames_between(file, "tcp", peer, local) >= 1,
+            "{}",
+            file.display()
+        );
+    }
+}
