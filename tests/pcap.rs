@@ -29,7 +29,10 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("natlens-pcap-{test}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("natlens-pcap-{test}-{pid}-{n}"));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
@@ -61,6 +64,9 @@ fn natlens(args: &[&str]) -> Command {
 
 /// `natlens ARGS` without CAP_NET_RAW: as root through `setpriv`, which takes it out of the
 /// bounding set (so exec cannot grant it) and the inheritable set.
+/// How a test starts natlens: with the test's privileges, or without CAP_NET_RAW.
+type Launcher = fn(&[&str]) -> Command;
+
 fn natlens_without_cap_net_raw(args: &[&str]) -> Command {
     if !is_root() {
         return natlens(args);
@@ -336,7 +342,7 @@ impl Drop for Listening {
 }
 
 /// `natlens listen --pcap` in the background, once it says it is waiting for a call.
-fn start_listen(server: &str, pcap: &Path, transport: &str) -> Listening {
+fn start_listen(server: &str, pcap: &Path, transport: &str, natlens: Launcher) -> Listening {
     let mut child = natlens(&[
         "listen",
         "--server",
@@ -394,12 +400,12 @@ fn frames_between(file: &Path, transport: &str, from: SocketAddr, to: SocketAddr
 
 /// listen and call punch over `transport` on loopback, each writing a capture that must hold
 /// the session with the server and the punched path both ways.
-fn punch_with_captures(transport: &str) {
+fn punch_with_captures(transport: &str, natlens: Launcher) {
     let scratch = Scratch::new(&format!("punch-{transport}"));
     let (listen_file, call_file) = (scratch.file("listen.pcapng"), scratch.file("call.pcapng"));
     let server = Server::natlens(Mode::Basic, &[]);
     let primary = server.primary.to_string();
-    let mut listener = start_listen(&primary, &listen_file, transport);
+    let mut listener = start_listen(&primary, &listen_file, transport, natlens);
     let call = natlens(&[
         "call",
         "alice",
@@ -484,7 +490,7 @@ fn listen_and_call_captures_hold_the_udp_punch_both_ways() {
     if !ready("punch_capture_udp", true) {
         return;
     }
-    punch_with_captures("udp");
+    punch_with_captures("udp", natlens);
 }
 
 #[test]
@@ -492,7 +498,7 @@ fn listen_and_call_captures_hold_the_tcp_punch_both_ways() {
     if !ready("punch_capture_tcp", true) {
         return;
     }
-    punch_with_captures("tcp");
+    punch_with_captures("tcp", natlens);
 }
 
 /// Ctrl-C during `nat --pcap` (live): the file is finished before natlens exits with 130, and
@@ -625,4 +631,12 @@ fn lab_tcp_punch_capture_holds_the_crafted_syns() {
             file.display()
         );
     }
+}
+
+#[test]
+fn listen_and_call_without_cap_net_raw_record_the_udp_punch_both_ways() {
+    if !ready("punch_synthesized", false) {
+        return;
+    }
+    punch_with_captures("udp", natlens_without_cap_net_raw);
 }

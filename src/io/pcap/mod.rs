@@ -49,8 +49,10 @@ static RECORDER: RwLock<Option<Arc<Recorder>>> = RwLock::new(None);
 enum Recorder {
     /// Registered sockets, which the capture thread consults.
     Live(Arc<Watched>),
-    /// The file the hooks write to; `None` after a write failed (said once).
-    Synthesized(Mutex<Option<PcapFile>>),
+    /// The file the hooks write to (`None` after a write failed, said once), and natlens's
+    /// UDP sockets: a datagram one of them sends to another (a hairpin probe on loopback) is
+    /// recorded once, when sent.
+    Synthesized(Mutex<Option<PcapFile>>, Watched),
 }
 
 /// A running `--pcap` capture. Dropping it (on every way out of a command, errors included)
@@ -74,7 +76,8 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
         }
         Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
             eprintln!("{NO_CAP_NET_RAW}");
-            (Recorder::Synthesized(Mutex::new(Some(file))), None)
+            let watched = Watched::default();
+            (Recorder::Synthesized(Mutex::new(Some(file)), watched), None)
         }
         Err(err) => return Err(err).context("--pcap: cannot open a packet socket"),
     };
@@ -191,10 +194,12 @@ pub fn watch_tcp(socket: &impl Bound) {
 }
 
 fn watch(proto: Proto, socket: &impl Bound) {
-    if let Some(Recorder::Live(watched)) = recorder().as_deref() {
-        if let Some(local) = socket.local() {
-            watched.add(proto, local);
-        }
+    let (Some(recorder), Some(local)) = (recorder(), socket.local()) else {
+        return;
+    };
+    match &*recorder {
+        Recorder::Live(watched) => watched.add(proto, local),
+        Recorder::Synthesized(_, watched) => watched.add(proto, local),
     }
 }
 
@@ -231,7 +236,7 @@ fn synthesize(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], s
     let Some(recorder) = recorder() else {
         return;
     };
-    let Recorder::Synthesized(file) = &*recorder else {
+    let Recorder::Synthesized(file, watched) = &*recorder else {
         return;
     };
     let (Some(mut local), Some(remote)) = (socket.local(), remote.or_else(|| socket.peer())) else {
@@ -248,6 +253,9 @@ fn synthesize(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], s
     } else {
         (remote, local)
     };
+    if !sent && watched.owns(Proto::Udp, src) {
+        return;
+    }
     let Some(frame) = frame::synthesize_udp(src, dst, payload) else {
         return;
     };

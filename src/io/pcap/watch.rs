@@ -21,6 +21,14 @@ impl Watched {
         }
     }
 
+    /// True when `addr` is one of natlens's `proto` sockets.
+    pub fn owns(&self, proto: Proto, addr: SocketAddr) -> bool {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints
+            .iter()
+            .any(|&(p, local)| p == proto && owns(local, addr))
+    }
+
     /// True when either end of `flow` is one of natlens's sockets. A socket bound to the
     /// wildcard address owns its port on every address.
     pub fn claims(&self, flow: &Flow) -> bool {
