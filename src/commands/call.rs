@@ -31,12 +31,7 @@ fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         };
         terminal.tell(event);
     }
-    let _capture = args
-        .punch
-        .pcap
-        .as_deref()
-        .map(crate::io::pcap::start)
-        .transpose()?;
+    let _capture = crate::io::pcap::start_if(args.punch.pcap.as_deref())?;
     let answer = rendezvous::exchange_facts(
         &args.session,
         transport,

@@ -19,11 +19,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     if let Some(line) = super::resolved_line(&args.server) {
         eprintln!("natlens: {line}");
     }
-    let _capture = args
-        .pcap
-        .as_deref()
-        .map(crate::io::pcap::start)
-        .transpose()?;
+    let _capture = crate::io::pcap::start_if(args.pcap.as_deref())?;
     let transports = args.transport.list();
     let options = Options {
         server: args.server.addr,

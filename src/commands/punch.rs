@@ -38,11 +38,7 @@ fn rendezvous(
     if let Some(event) = super::resolved(&session.server) {
         terminal.tell(event);
     }
-    let _capture = punch
-        .pcap
-        .as_deref()
-        .map(crate::io::pcap::start)
-        .transpose()?;
+    let _capture = crate::io::pcap::start_if(punch.pcap.as_deref())?;
     let rendezvous = Rendezvous {
         session,
         punch,

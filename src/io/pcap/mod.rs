@@ -89,6 +89,11 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
     })
 }
 
+/// [`start`] when `--pcap` named a file; keep the capture for as long as the command runs.
+pub fn start_if(path: Option<&Path>) -> anyhow::Result<Option<Capture>> {
+    path.map(start).transpose()
+}
+
 /// What SIGINT and SIGTERM set: the signal's number, for the capture thread to finish the
 /// file on Ctrl-C in a command that has no stop flag of its own and exit as the signal would
 /// have. Registering it takes the signals' default action (terminate) away, so a second signal
