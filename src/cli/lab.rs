@@ -21,8 +21,9 @@ pub struct LabArgs {
 /// The host names `natlens lab exec` takes, with their addresses.
 const LAB_HOSTS: &str = "Hosts: a (192.0.2.10) and a2 (192.0.2.11) behind router-a \
 (203.0.113.1, LAN 192.0.2.1); b (198.51.100.10) and b2 (198.51.100.11) behind router-b \
-(203.0.113.2, LAN 198.51.100.1); server (203.0.113.10 and 203.0.113.11); public (203.0.113.20, \
-with --public-host); internet (the segment itself, no address). Each host is the network \
+(203.0.113.2, LAN 198.51.100.1); server (203.0.113.10 and 203.0.113.11, where `lab up \
+--with-server` and `lab demo` run natlens server on port 3478, alternate 203.0.113.11:3479); \
+public (203.0.113.20, with --public-host); internet (the segment itself, no address). Each host is the network \
 namespace <prefix>-<host>; labs are described in /run/natlens/<prefix>.json.";
 
 #[derive(Debug, Subcommand)]
