@@ -11,6 +11,7 @@
 //!   listens; it is then stopped;
 //! - `listener` / `caller`: each line runs in `a` (`b`) and a call from `b` (a `natlens listen
 //!   --id bob` on `a`) is the other end; both must succeed (a caller's listener only must start);
+//! - `nothing`: each line runs on this machine and needs nothing;
 //! - `root-with-lab`: the block runs as one script on this machine while that lab is left
 //!   running by `lab up` and is the only one;
 //! - `root`: the block runs as one script on this machine with no lab of ours up; labs it leaves
@@ -119,6 +120,26 @@ fn man_cases() -> Vec<Case> {
 fn readme() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     std::fs::read_to_string(path).expect("reading README.md")
+}
+
+/// A block without a marker, or shown without a reason, is refused; a marked one is read.
+#[test]
+fn blocks_must_say_how_they_run() {
+    assert!(readme_cases("```sh\nnatlens nat\n```\n").is_err());
+    assert!(readme_cases("```sh example:shown\nnatlens nat\n```\n").is_err());
+    assert!(readme_cases("```sh example:somewhere\nnatlens nat\n```\n").is_err());
+    let cases =
+        readme_cases("```sh example:lab-host\nnatlens nat\n\nnatlens nat --json\n```\n").unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[1].script, "natlens nat --json");
+    assert_eq!(cases[1].needs, Needs::LabHost);
+    let root = readme_cases("```sh example:root\na\nb\n```\n```json\n{}\n```\n").unwrap();
+    assert_eq!(
+        root.len(),
+        1,
+        "a root block runs as one script; other languages are not run"
+    );
+    assert_eq!(root[0].script, "a\nb");
 }
 
 /// Every block is classified and every natlens line names the binary as a user would: the
@@ -232,27 +253,29 @@ impl Scratch {
         Scratch { dir, path }
     }
 
-    /// `sh -c SCRIPT` (with `-e` for a multi-line script) in the scratch directory, on this
-    /// machine; `cargo` lines are the build this test is part of.
+    /// `bash -e -o pipefail -c SCRIPT` in the scratch directory, on this machine (a failing
+    /// command fails the script, also before a pipe); `cargo` lines are the build this test is
+    /// part of.
     fn shell(&self, script: &str) -> Command {
         let script: Vec<&str> = script
             .lines()
             .filter(|l| !l.trim_start().starts_with("cargo "))
             .collect();
-        let mut command = Command::new("sh");
+        let mut command = Command::new("bash");
         command
-            .args(["-e", "-c", &script.join("\n")])
+            .args(["-e", "-o", "pipefail", "-c", &script.join("\n")])
             .current_dir(&self.dir)
             .env("PATH", &self.path)
             .stdin(Stdio::null());
         command
     }
 
-    /// `natlens lab exec --lab PREFIX HOST -- sh -c COMMAND` in the scratch directory.
+    /// `natlens lab exec --lab PREFIX HOST -- bash -o pipefail -c COMMAND` in the scratch
+    /// directory.
     fn in_host(&self, prefix: &str, host: &str, command: &str) -> Command {
         let mut exec = Command::new(env!("CARGO_BIN_EXE_natlens"));
         exec.args([
-            "lab", "exec", "--lab", prefix, host, "--", "sh", "-c", command,
+            "lab", "exec", "--lab", prefix, host, "--", "bash", "-o", "pipefail", "-c", command,
         ])
         .current_dir(&self.dir)
         .env("PATH", &self.path)
