@@ -137,10 +137,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -154,6 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment')
             [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Percentage of IP packets dropped on each router''s WAN link, in each direction')
             [CompletionResult]::new('--public-host', '--public-host', [CompletionResultType]::ParameterName, 'Add a public host without NAT (`public`, 203.0.113.20)')
+            [CompletionResult]::new('--with-server', '--with-server', [CompletionResultType]::ParameterName, 'Also run the lab''s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab''s state (`lab status` shows it, with its log file) and `lab down` stops it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description (the state file''s contents) as JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -178,7 +179,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;exec' {
-            [CompletionResult]::new('--lab', '--lab', [CompletionResultType]::ParameterName, 'The lab to run in (needed only when more than one lab exists)')
+            [CompletionResult]::new('--lab', '--lab', [CompletionResultType]::ParameterName, 'The lab to run in; needed only when more than one lab is left running by `lab up` (labs a running process owns, such as a demo''s, count only when there is none of those)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -201,10 +202,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;help' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -266,10 +267,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;help;lab' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             break
         }

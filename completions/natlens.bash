@@ -590,7 +590,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --json --help --version"
+            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

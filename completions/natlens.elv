@@ -129,10 +129,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -145,6 +145,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --delay 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
             cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
             cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
+            cand --with-server 'Also run the lab''s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab''s state (`lab status` shows it, with its log file) and `lab down` stops it'
             cand --json 'Print the lab''s description (the state file''s contents) as JSON'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -166,7 +167,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;exec'= {
-            cand --lab 'The lab to run in (needed only when more than one lab exists)'
+            cand --lab 'The lab to run in; needed only when more than one lab is left running by `lab up` (labs a running process owns, such as a demo''s, count only when there is none of those)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -187,10 +188,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;help'= {
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -239,10 +240,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;help;call'= {
         }
         &'natlens;help;lab'= {
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
         }
         &'natlens;help;lab;up'= {

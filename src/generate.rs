@@ -18,7 +18,7 @@ use clap_complete::{Generator, Shell};
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
 
-use crate::cli::Cli;
+use crate::cli::{examples, Cli};
 use crate::exit;
 
 /// One rendered file: its path relative to the repository root and its contents.
@@ -152,6 +152,7 @@ fn render_page(cmd: &clap::Command, all_pages: &[String]) -> anyhow::Result<Vec<
     if cmd.get_version().is_some() {
         section(&|w| man.render_version_section(w))?;
     }
+    section(&|w| examples_section(&name).to_writer(w))?;
     let others: Vec<&String> = all_pages.iter().filter(|page| **page != name).collect();
     section(&|w| see_also_section(&others).to_writer(w))?;
     Ok(out)
@@ -239,6 +240,28 @@ fn exit_status_section() -> Roff {
         "A closed standard output (for example when piping into head) ends natlens quietly \
          with status 0.",
     )]);
+    roff
+}
+
+/// EXAMPLES from [`examples`]: the preamble that says where the addresses come from, then each
+/// command line in bold with its explanation. Nothing for a page without examples.
+fn examples_section(page: &str) -> Roff {
+    let mut roff = Roff::new();
+    let examples = examples::for_page(page);
+    if examples.is_empty() {
+        return roff;
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    roff.text([roman(examples::PREAMBLE)]);
+    for example in examples {
+        roff.control("TP", []);
+        roff.text([bold(example.command)]);
+        let mut explain = example.explain.to_owned();
+        if let examples::Needs::Shown(why) = example.needs {
+            explain = format!("{explain} (Not run by the tests: {why}.)");
+        }
+        roff.text([roman(explain)]);
+    }
     roff
 }
 
@@ -387,6 +410,27 @@ mod tests {
             assert!(roff.contains(needle), "{needle:?} missing from\n{roff}");
         }
         assert!(roff.ends_with(".PP\nMore.\n"), "{roff}");
+    }
+
+    /// Every page with examples shows each command line as written (the test that runs them
+    /// reads the same table), before SEE ALSO.
+    #[test]
+    fn pages_show_their_examples() {
+        let pages = man_pages().expect("rendering the man pages");
+        for (page, examples) in examples::PAGES {
+            let path = PathBuf::from(format!("man/{page}.1"));
+            let (_, roff) = pages.iter().find(|(p, _)| *p == path).expect("a page");
+            let text = String::from_utf8_lossy(roff).replace("\\-", "-");
+            let at = text.find(".SH EXAMPLES").expect("an EXAMPLES section");
+            assert!(at < text.find(".SH \"SEE ALSO\"").unwrap(), "{page}");
+            for example in *examples {
+                assert!(
+                    text[at..].contains(example.command),
+                    "{page}: {}",
+                    example.command
+                );
+            }
+        }
     }
 
     #[test]

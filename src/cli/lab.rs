@@ -21,19 +21,22 @@ pub struct LabArgs {
 /// The host names `natlens lab exec` takes, with their addresses.
 const LAB_HOSTS: &str = "Hosts: a (192.0.2.10) and a2 (192.0.2.11) behind router-a \
 (203.0.113.1, LAN 192.0.2.1); b (198.51.100.10) and b2 (198.51.100.11) behind router-b \
-(203.0.113.2, LAN 198.51.100.1); server (203.0.113.10 and 203.0.113.11); public (203.0.113.20, \
-with --public-host); internet (the segment itself, no address). Each host is the network \
+(203.0.113.2, LAN 198.51.100.1); server (203.0.113.10 and 203.0.113.11, where `lab up \
+--with-server` and `lab demo` run natlens server on port 3478, alternate 203.0.113.11:3479); \
+public (203.0.113.20, with --public-host); internet (the segment itself, no address). Each host is the network \
 namespace <prefix>-<host>; labs are described in /run/natlens/<prefix>.json.";
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Build a lab and leave it running; print its prefix, hosts and addresses.
+    /// Build a lab and leave it running (with --with-server, a natlens server in it too); print
+    /// its prefix, hosts and addresses.
     Up(LabUpArgs),
-    /// Tear down one lab, or every lab no running process owns.
+    /// Tear down a lab (the only one, or PREFIX), or every lab no running process owns.
     Down(LabDownArgs),
     /// Show labs: namespaces, addresses, NAT modes, conntrack entry counts.
     Status(LabStatusArgs),
-    /// Run a command inside one host of a lab; natlens exits with the command's own status.
+    /// Run a command inside one host of a lab, with this natlens first on PATH; natlens exits
+    /// with the command's own status.
     Exec(LabExecArgs),
     /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
     /// reports and the ports the NATs really gave the next flows, punch from a to b over UDP
@@ -95,6 +98,13 @@ pub struct LabUpArgs {
     #[command(flatten)]
     pub spec: LabSpecArgs,
 
+    /// Also run the lab's own natlens server in the server host, in RFC 5780 full mode on
+    /// 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that
+    /// `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in
+    /// the lab's state (`lab status` shows it, with its log file) and `lab down` stops it.
+    #[arg(long)]
+    pub with_server: bool,
+
     /// Print the lab's description (the state file's contents) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -102,12 +112,10 @@ pub struct LabUpArgs {
 
 #[derive(Debug, Args)]
 pub struct LabDownArgs {
-    /// Prefix of the lab to tear down (as `lab up` and `lab status` print it).
-    #[arg(
-        value_name = "PREFIX",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    /// Prefix of the lab to tear down (as `lab up` and `lab status` print it); needed only when
+    /// more than one lab is left running by `lab up` (labs a running process owns, such as a
+    /// demo's, count only when there is none of those).
+    #[arg(value_name = "PREFIX", conflicts_with = "all")]
     pub prefix: Option<String>,
 
     /// Tear down every natlens lab on this machine except those a running process owns (a
@@ -129,7 +137,8 @@ pub struct LabStatusArgs {
 
 #[derive(Debug, Args)]
 pub struct LabExecArgs {
-    /// The lab to run in (needed only when more than one lab exists).
+    /// The lab to run in; needed only when more than one lab is left running by `lab up` (labs
+    /// a running process owns, such as a demo's, count only when there is none of those).
     #[arg(long, value_name = "PREFIX")]
     pub lab: Option<String>,
 
@@ -137,7 +146,9 @@ pub struct LabExecArgs {
     #[arg(value_name = "HOST")]
     pub host: Host,
 
-    /// The command and its arguments, after `--`.
+    /// The command and its arguments, after `--`. The directory of the natlens executable
+    /// running `lab exec` comes first on the command's PATH, so `natlens` names this natlens
+    /// even where it is not on root's PATH (sudo resets PATH).
     #[arg(value_name = "CMD", last = true, required = true)]
     pub command: Vec<String>,
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
 use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
 
+pub mod examples;
 mod lab;
 mod nat;
 mod parse;

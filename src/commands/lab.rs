@@ -48,16 +48,21 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
 
 fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the natlens executable")?;
-    let state = Lab::up_detached(spec(&args.spec), &exe)?;
+    let state = Lab::up_detached(spec(&args.spec), &exe, args.with_server)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &state)?;
         writeln!(out)?;
     } else {
         write!(out, "{}", describe(&state))?;
+        let example = match &state.server {
+            Some(server) => format!("natlens nat --server {}", server.listen.ip()),
+            None => "CMD".to_owned(),
+        };
         writeln!(
             out,
-            "\nRun commands with `natlens lab exec a -- CMD`; tear down with `natlens lab down {}`.",
+            "\nRun commands with `natlens lab exec a -- {example}`; tear down with \
+             `natlens lab down {}`.",
             state.prefix
         )?;
     }
@@ -96,11 +101,29 @@ pub fn describe(state: &LabState) -> String {
         let name = host.host.to_string();
         text += &format!("  {name:<9} {:<18} {addresses}\n", host.netns);
     }
+    if let Some(server) = &state.server {
+        let running = if server.is_running() {
+            "running"
+        } else {
+            "not running"
+        };
+        text += &format!(
+            "  natlens server on {} and {} (pid {}, {running}; log {})\n",
+            server.listen,
+            server.alternate,
+            server.pid,
+            server.log.display()
+        );
+    }
     text
 }
 
 fn down(args: LabDownArgs) -> anyhow::Result<ExitCode> {
-    if let Some(prefix) = args.prefix {
+    if !args.all {
+        let prefix = match args.prefix {
+            Some(prefix) => prefix,
+            None => only_lab("`natlens lab down PREFIX`")?.prefix,
+        };
         if teardown::is_gone(&prefix) {
             bail!("no lab {prefix} here (see `natlens lab status`)");
         }
@@ -206,28 +229,52 @@ fn live_status(state: LabState) -> Status {
 fn exec(args: LabExecArgs) -> anyhow::Result<ExitCode> {
     let state = match args.lab {
         Some(prefix) => state::read(&prefix)?,
-        None => only_lab()?,
+        None => only_lab("--lab PREFIX")?,
     };
     let netns = state
         .netns(args.host)
         .with_context(|| format!("lab {} has no host {}", state.prefix, args.host))?;
     let (program, rest) = args.command.split_first().context("no command given")?;
     let mut command = netns::command_in(netns, program)?;
-    command.args(rest);
+    command.args(rest).env("PATH", path_with_own_dir()?);
     // exec(2) only returns on failure; on success the command's exit status is ours.
     let err = command.exec();
     Err(err).with_context(|| format!("running {program} in {}", args.host))
 }
 
-fn only_lab() -> anyhow::Result<LabState> {
-    let mut states = state::list();
-    match states.len() {
+/// PATH with the directory of this natlens executable first, so that `natlens` in a command
+/// run by `lab exec` is this natlens: sudo resets PATH to a secure path that seldom holds it
+/// (`~/.cargo/bin`, `target/release`). The command itself is looked up on this PATH too.
+fn path_with_own_dir() -> anyhow::Result<std::ffi::OsString> {
+    let exe = std::env::current_exe().context("finding the natlens executable")?;
+    let own = exe
+        .parent()
+        .context("the natlens executable has no directory")?;
+    let inherited = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    let dirs = std::iter::once(own.to_path_buf()).chain(std::env::split_paths(&inherited));
+    std::env::join_paths(dirs).context("building PATH for the command")
+}
+
+/// The lab meant when none is named: the one lab left running by `natlens lab up`, or, when
+/// there is none of those, the one lab at all. Labs a running process owns (a demo's, a test's)
+/// come and go with it, so they do not make a lab a person brought up ambiguous. `pick` says
+/// how to name one when there are several.
+fn only_lab(pick: &str) -> anyhow::Result<LabState> {
+    let states = state::list();
+    let (left_running, owned): (Vec<LabState>, Vec<LabState>) =
+        states.into_iter().partition(|s| s.owner_pid.is_none());
+    let mut candidates = if left_running.is_empty() {
+        owned
+    } else {
+        left_running
+    };
+    match candidates.len() {
         0 => bail!("no natlens lab is running: start one with `natlens lab up`"),
-        1 => Ok(states.remove(0)),
+        1 => Ok(candidates.remove(0)),
         _ => {
-            let prefixes: Vec<String> = states.into_iter().map(|s| s.prefix).collect();
+            let prefixes: Vec<String> = candidates.into_iter().map(|s| s.prefix).collect();
             bail!(
-                "several labs exist ({}): pick one with --lab",
+                "several labs exist ({}): pick one with {pick}",
                 prefixes.join(", ")
             )
         }

@@ -12,6 +12,7 @@ use crate::lab::netns;
 use crate::lab::noise;
 use crate::lab::plan::{self, Plan};
 use crate::lab::plumbing::{self, DelayMethod};
+use crate::lab::server;
 use crate::lab::spec::{Host, LabSpec, Side};
 use crate::lab::state::{self, LabState};
 use crate::lab::teardown;
@@ -43,9 +44,15 @@ impl Lab {
     }
 
     /// Builds a lab that outlives this process (`natlens lab up`): background jobs run as
-    /// `exe lab worker` processes, and the lab stays until `natlens lab down`.
-    pub fn up_detached(spec: LabSpec, exe: &Path) -> anyhow::Result<LabState> {
+    /// `exe lab worker` processes, and the lab stays until `natlens lab down`. With
+    /// `with_server`, `exe server` runs in the server host too (see [`server`]).
+    pub fn up_detached(spec: LabSpec, exe: &Path, with_server: bool) -> anyhow::Result<LabState> {
         let mut lab = Lab::build(spec, Workers::Processes(exe))?;
+        if with_server {
+            // Still owned here: a server that does not start tears the lab down on return.
+            let netns = lab.netns(Host::Server)?.to_owned();
+            lab.state.server = Some(server::start(exe, &netns, lab.prefix())?);
+        }
         lab.state.owner_pid = None;
         state::update(&lab.state)?;
         lab.detached = true;

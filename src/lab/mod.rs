@@ -18,6 +18,7 @@ pub mod plumbing;
 pub mod process;
 pub mod relay;
 pub mod ruleset;
+pub mod server;
 pub mod spec;
 pub mod state;
 pub mod teardown;

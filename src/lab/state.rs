@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::plan::Plan;
 use crate::lab::plumbing::DelayMethod;
+use crate::lab::server::{self, ServerState};
 use crate::lab::spec::{Host, LabSpec};
 
 /// Where state files live.
@@ -41,6 +42,10 @@ pub struct LabState {
     /// Detached worker processes (relay, noise), for `natlens lab status`.
     pub worker_pids: Vec<u32>,
     pub hosts: Vec<HostState>,
+    /// The lab's own natlens server (`natlens lab up --with-server`); absent in state files
+    /// written before it existed.
+    #[serde(default)]
+    pub server: Option<ServerState>,
 }
 
 impl LabState {
@@ -66,6 +71,7 @@ impl LabState {
             delay_method: None,
             worker_pids: Vec::new(),
             hosts,
+            server: None,
         }
     }
 
@@ -139,8 +145,9 @@ pub fn list() -> Vec<LabState> {
     states
 }
 
-/// Deletes the state file of `prefix` (missing is fine).
+/// Deletes the state file of `prefix` and its server's log (missing is fine).
 pub fn remove(prefix: &str) {
     let _ = fs::remove_file(path(prefix));
     let _ = fs::remove_file(path(prefix).with_extension("json.tmp"));
+    let _ = fs::remove_file(server::log_path(prefix));
 }

@@ -1,0 +1,125 @@
+//! The lab's own natlens server, for `natlens lab up --with-server`: `natlens server` in the
+//! server host, in RFC 5780 full mode on both of its public addresses (as `natlens lab demo`
+//! runs it), left running with the lab.
+//!
+//! It is a detached process (its own session, no terminal) writing its log to a file next to
+//! the lab's state file, so that it outlives `natlens lab up` without a pipe to write into, and
+//! the log is there to read while it runs. `natlens lab down` ends it with every other process
+//! in the lab's namespaces, and the log goes with the state file.
+
+use std::fs::File;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::lab::netns;
+use crate::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
+use crate::lab::state;
+
+/// The STUN port on the server's primary address: the default port, so `--server 203.0.113.10`
+/// reaches it.
+pub const PRIMARY_PORT: u16 = 3478;
+/// The RFC 5780 alternate port, on the alternate address.
+pub const ALTERNATE_PORT: u16 = 3479;
+/// How long the server may take to bind its sockets.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the log is read while waiting for the server to listen.
+const START_POLL: Duration = Duration::from_millis(10);
+/// What the server's log says once a socket is bound (human and NDJSON logs alike).
+const LISTENING: &str = "listening";
+
+/// The lab's server as the state file records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerState {
+    pub pid: u32,
+    /// `--listen`: 203.0.113.10:3478.
+    pub listen: SocketAddr,
+    /// `--alternate`: 203.0.113.11:3479.
+    pub alternate: SocketAddr,
+    /// Its stderr, `/run/natlens/<prefix>-server.log`.
+    pub log: PathBuf,
+}
+
+impl ServerState {
+    /// True while the server process is alive (a zombie does not count).
+    pub fn is_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim().to_owned())
+            })
+            .is_some_and(|rest| !rest.starts_with('Z'))
+    }
+}
+
+/// `--listen` of the lab's server.
+pub fn primary() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(SERVER_PRIMARY, PRIMARY_PORT))
+}
+
+/// `--alternate` of the lab's server.
+pub fn alternate() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(SERVER_ALTERNATE, ALTERNATE_PORT))
+}
+
+/// Where the server of lab `prefix` logs.
+pub fn log_path(prefix: &str) -> PathBuf {
+    PathBuf::from(state::STATE_DIR).join(format!("{prefix}-server.log"))
+}
+
+/// Starts `exe server` detached in namespace `netns` (the server host of lab `prefix`) and
+/// returns once it listens. Its federation name is `<prefix>-server`, so `pgrep -f <prefix>`
+/// finds it.
+pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerState> {
+    let log = log_path(prefix);
+    let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = netns::command_in(netns, exe)?;
+    command
+        .args(["server", "--name", &format!("{prefix}-server")])
+        .args(["--listen", &primary().to_string()])
+        .args(["--alternate", &alternate().to_string()])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    // SAFETY: setsid(2) is async-signal-safe; it keeps the terminal's Ctrl-C away from a server
+    // that should outlive `natlens lab up`.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {} server in {netns}", exe.display()))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(LISTENING) {
+            break;
+        }
+        let exited = child.try_wait().context("waiting for the lab's server")?;
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "natlens server did not start in {netns}:\n{}",
+                text.trim_end()
+            );
+        }
+        std::thread::sleep(START_POLL);
+    }
+    // Not waited for: it runs on after this process exits, and init reaps it then.
+    Ok(ServerState {
+        pid: child.id(),
+        listen: primary(),
+        alternate: alternate(),
+        log,
+    })
+}
