@@ -49,8 +49,8 @@ const fn ex(command: &'static str, explain: &'static str, needs: Needs) -> Examp
 /// The sentence every EXAMPLES section starts with: where its addresses come from.
 pub const PREAMBLE: &str = "The addresses are those of the lab that `sudo natlens lab up \
 --with-server` builds: 203.0.113.10 is its natlens server, and commands shown without sudo run \
-in one of its LAN hosts, as in `sudo natlens lab exec a -- COMMAND`. Elsewhere, name your own \
-server.";
+in one of its hosts (a LAN host such as a or b; a server in the server host), as in `sudo \
+natlens lab exec a -- COMMAND`. Elsewhere, name your own server.";
 
 /// Every section-1 page with its examples, in the order the pages are generated.
 pub const PAGES: &[(&str, &[Example])] = &[
