@@ -48,9 +48,15 @@ impl Drop for Scratch {
     }
 }
 
-/// tshark is there (under CI it must be) and, for a live capture, we are root.
+/// tshark is there (under CI it must be) and, for a live capture, we are root; a root test
+/// without CAP_NET_RAW needs setpriv to drop it.
 fn ready(test: &str, live: bool) -> bool {
-    if require_tools(test, &["tshark"], "apt-get install tshark").is_none() {
+    let tools: &[&str] = if !live && is_root() {
+        &["tshark", "setpriv"]
+    } else {
+        &["tshark"]
+    };
+    if require_tools(test, tools, "apt-get install tshark util-linux").is_none() {
         return false;
     }
     !live || is_root() || skip(&format!("{test}: a live capture needs root (CAP_NET_RAW)"))

@@ -108,8 +108,10 @@ impl Live {
                     names: HashMap::new(),
                 };
                 let result = capture.run(&flag, &interrupted);
+                // Also when the command was already ending (its own error, say): the signal
+                // came first, and its status is what the shell should see.
                 let signal = interrupted.load(Ordering::Acquire);
-                if signal != 0 && !flag.load(Ordering::Acquire) {
+                if signal != 0 && !crate::io::signal::stop_installed() {
                     std::process::exit(128 + signal as i32);
                 }
                 result
