@@ -140,7 +140,7 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         let fingerprints = prober::fingerprint_all(&transports, &options, &bars, &mut rng)?;
         let preset = crate::core::fingerprint::predict::DEFAULT_PRESET_DELTA;
         Ok(prober::report(
-            primary(),
+            &[primary()],
             preset,
             &fingerprints,
             Instant::now(),

@@ -2,12 +2,16 @@
 //! the report (a table and a narrative, or JSON).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+
+use clap::CommandFactory;
 use std::time::Instant;
 
 use rand::RngCore;
 
 use crate::cli::NatArgs;
+use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
@@ -16,25 +20,30 @@ use crate::render::progress::ProbeBars;
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
-    if let Some(line) = super::resolved_line(&args.server) {
-        eprintln!("natlens: {line}");
+    if args.server.len() > MAX_SERVERS {
+        let message = format!("--server may be given at most {MAX_SERVERS} times");
+        crate::cli::Cli::command()
+            .error(clap::error::ErrorKind::TooManyValues, message)
+            .exit();
     }
+    for server in &args.server {
+        if let Some(line) = super::resolved_line(server) {
+            eprintln!("natlens: {line}");
+        }
+    }
+    let servers: Vec<SocketAddr> = args.server.iter().map(|s| s.addr).collect();
     let transports = args.transport.list();
     let options = Options {
-        server: args.server.addr,
+        server: servers[0],
         config: PlanConfig {
             samples: args.samples,
+            more_servers: servers[1..].to_vec(),
         },
         discovery_timeout: args.timeout,
     };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
-    let report = prober::report(
-        args.server.addr,
-        args.preset_delta,
-        &fingerprints,
-        Instant::now(),
-    );
+    let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -67,7 +76,7 @@ fn no_answer(args: &NatArgs, silent: &[&Fingerprint]) -> String {
     }
     format!(
         "no STUN answer from {} {}: is a STUN server there?",
-        args.server,
+        args.server[0],
         over.join(" or ")
     )
 }
@@ -79,6 +88,10 @@ fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)
     } else {
+        if let Some(verdict) = render::verdict(report) {
+            writeln!(out, "{verdict}")?;
+            writeln!(out)?;
+        }
         writeln!(out, "{}", render::table(report))?;
         writeln!(out)?;
         writeln!(out, "{}", render::narrative(report))

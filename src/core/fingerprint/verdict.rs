@@ -1,0 +1,352 @@
+//! The verdict a network engineer pastes into a ticket: one line per transport in RFC 4787
+//! words, the classic RFC 3489 name, and what the NAT means for hole punching.
+//!
+//! What it means for punching is not restated here: the punch planner
+//! ([`crate::core::punch::make_plan`]) is asked, with this host's facts as a real call would
+//! send them, against one representative peer of each [`PeerKind`]. A peer is *reached* when
+//! the planner plans a way (direct, fan-out or birthday) rather than refusing. The
+//! [`Difficulty`] follows from which kinds are reached:
+//!
+//! - easy: every peer kind;
+//! - medium: not every kind, but a port-restricted cone peer without a birthday spray (a direct
+//!   punch or a fan-out over predicted ports);
+//! - hard: a port-restricted cone peer only by a birthday spray, or not at all.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::core::fingerprint::allocation::Pattern;
+use crate::core::fingerprint::classify::Behaviour;
+use crate::core::fingerprint::report::{Report, TransportReport};
+use crate::core::punch::{make_plan, NatSummary, PlanInput, PunchOptions, Role, Strategy};
+use crate::core::Transport;
+use crate::wire::natlens::{NatFacts, Transports};
+
+/// The classic RFC 3489 name of what was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rfc3489Type {
+    /// No NAT and nothing filtering.
+    OpenInternet,
+    /// No NAT, but a firewall lets in only hosts (or ports) this host sent to.
+    SymmetricFirewall,
+    /// Endpoint-independent mapping and filtering.
+    FullCone,
+    /// Endpoint-independent mapping, address-dependent filtering.
+    RestrictedCone,
+    /// Endpoint-independent mapping, address-and-port-dependent filtering.
+    PortRestrictedCone,
+    /// The mapping depends on the destination.
+    Symmetric,
+}
+
+impl Rfc3489Type {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rfc3489Type::OpenInternet => "open internet",
+            Rfc3489Type::SymmetricFirewall => "symmetric firewall",
+            Rfc3489Type::FullCone => "full cone",
+            Rfc3489Type::RestrictedCone => "restricted cone",
+            Rfc3489Type::PortRestrictedCone => "port-restricted cone",
+            Rfc3489Type::Symmetric => "symmetric",
+        }
+    }
+}
+
+/// How hard a direct connection to this host is (see the module doc for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+impl Difficulty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Medium => "medium",
+            Difficulty::Hard => "hard",
+        }
+    }
+}
+
+/// The kinds of peer the planner is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// No NAT, or a full cone: one known port that lets anyone in.
+    Open,
+    /// A port-restricted cone: one known port, open only to where it sent.
+    Cone,
+    /// Symmetric, handing out ports in sequence (+1).
+    Sequential,
+    /// Symmetric, with random ports.
+    Random,
+}
+
+impl PeerKind {
+    pub const ALL: [PeerKind; 4] = [
+        PeerKind::Open,
+        PeerKind::Cone,
+        PeerKind::Sequential,
+        PeerKind::Random,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerKind::Open => "open",
+            PeerKind::Cone => "cone",
+            PeerKind::Sequential => "sequential",
+            PeerKind::Random => "random",
+        }
+    }
+
+    /// The facts such a peer sends in a call, built the way a real end builds its own, at a
+    /// documentation address of `like`'s family.
+    fn facts(self, like: SocketAddr) -> NatFacts {
+        use Behaviour::{AddressAndPortDependent as Apd, EndpointIndependent as Ei};
+        let ip = match like.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(203, 0, 113, 200)),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200)),
+        };
+        let observed = SocketAddr::new(ip, 40_000);
+        let (mapping, filtering, pattern) = match self {
+            PeerKind::Open => (Ei, Ei, Pattern::Preserving),
+            PeerKind::Cone => (Ei, Apd, Pattern::Preserving),
+            PeerKind::Sequential => (Apd, Apd, Pattern::Sequential),
+            PeerKind::Random => (Apd, Apd, Pattern::Random),
+        };
+        let sequential = pattern == Pattern::Sequential;
+        let summary = NatSummary {
+            mapping: Some(mapping),
+            filtering: Some(filtering),
+            pattern: Some(pattern),
+            delta: sequential.then_some(1),
+            foreign_flows_per_second: Some(0.0),
+            candidates: if sequential {
+                (40_001..=40_016).collect()
+            } else {
+                Vec::new()
+            },
+        };
+        summary.facts(Some(observed), BOTH)
+    }
+}
+
+const BOTH: Transports = Transports {
+    udp: true,
+    tcp: true,
+};
+
+/// The planner's strategy toward each peer kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    pub open: Strategy,
+    pub cone: Strategy,
+    pub sequential: Strategy,
+    pub random: Strategy,
+}
+
+impl Reach {
+    pub fn toward(&self, kind: PeerKind) -> Strategy {
+        match kind {
+            PeerKind::Open => self.open,
+            PeerKind::Cone => self.cone,
+            PeerKind::Sequential => self.sequential,
+            PeerKind::Random => self.random,
+        }
+    }
+
+    /// The planner found a way (not refused).
+    pub fn reaches(&self, kind: PeerKind) -> bool {
+        self.toward(kind) != Strategy::Refused
+    }
+
+    /// The rule of the module doc.
+    pub fn difficulty(&self) -> Difficulty {
+        if PeerKind::ALL.iter().all(|&kind| self.reaches(kind)) {
+            Difficulty::Easy
+        } else if matches!(self.cone, Strategy::Direct | Strategy::Fanout) {
+            Difficulty::Medium
+        } else {
+            Difficulty::Hard
+        }
+    }
+}
+
+/// The mapping the verdict goes by: the RFC 5780 test's, else "depends on the destination"
+/// when two servers at different IPs saw different public addresses (at least address-dependent;
+/// the planner is given the strictest).
+fn effective_mapping(report: &TransportReport) -> Option<Behaviour> {
+    report.mapping.or(match report.mapping_varies_by_dest_ip {
+        Some(true) => Some(Behaviour::AddressAndPortDependent),
+        _ => None,
+    })
+}
+
+/// What the planner does toward each peer kind with this host's facts; `None` when the facts
+/// hold nothing measured to plan with (no answer, or neither a mapping verdict nor an
+/// allocation pattern).
+pub fn reach(report: &TransportReport, transport: Transport) -> Option<Reach> {
+    let public = report.public_address?;
+    let mapping = effective_mapping(report);
+    if report.allocation.pattern.is_none() && mapping != Some(Behaviour::EndpointIndependent) {
+        return None;
+    }
+    let summary = NatSummary {
+        mapping,
+        ..NatSummary::from_report(report)
+    };
+    let own = summary.facts(Some(public), BOTH);
+    let options = PunchOptions::default();
+    let strategy = |kind: PeerKind| {
+        let peer = kind.facts(public);
+        let input = PlanInput {
+            role: Role::Caller,
+            transport,
+            call_id: 0,
+            own: &own,
+            peer: &peer,
+            options: &options,
+        };
+        make_plan(&input).strategy
+    };
+    Some(Reach {
+        open: strategy(PeerKind::Open),
+        cone: strategy(PeerKind::Cone),
+        sequential: strategy(PeerKind::Sequential),
+        random: strategy(PeerKind::Random),
+    })
+}
+
+/// The RFC 3489 name; `None` when what it needs was not measured (over TCP, filtering never
+/// is, so only "symmetric" can be named there).
+pub fn rfc3489_type(report: &TransportReport) -> Option<Rfc3489Type> {
+    report.public_address?;
+    if report.behind_nat? {
+        return match effective_mapping(report)? {
+            Behaviour::EndpointIndependent => Some(match report.filtering? {
+                Behaviour::EndpointIndependent => Rfc3489Type::FullCone,
+                Behaviour::AddressDependent => Rfc3489Type::RestrictedCone,
+                Behaviour::AddressAndPortDependent => Rfc3489Type::PortRestrictedCone,
+            }),
+            _ => Some(Rfc3489Type::Symmetric),
+        };
+    }
+    Some(match report.filtering? {
+        Behaviour::EndpointIndependent => Rfc3489Type::OpenInternet,
+        _ => Rfc3489Type::SymmetricFirewall,
+    })
+}
+
+/// One transport's verdict, without the transport's name: "endpoint-independent mapping,
+/// address-and-port-dependent filtering, preserving ports, no hairpin; reaches every peer kind
+/// directly (easy)".
+pub fn transport_line(report: &TransportReport, transport: Transport) -> String {
+    if report.public_address.is_none() {
+        return "no answer".into();
+    }
+    let mut facts = Vec::new();
+    if report.behind_nat == Some(false) {
+        facts.push("no NAT".to_string());
+    } else {
+        facts.push(mapping_words(report));
+    }
+    match (report.filtering, transport) {
+        (Some(filtering), _) => facts.push(format!("{} filtering", filtering.as_str())),
+        (None, Transport::Udp) => facts.push("filtering not tested".into()),
+        (None, Transport::Tcp) => {}
+    }
+    if report.behind_nat != Some(false) {
+        facts.push(allocation_words(report));
+    }
+    match report.hairpinning {
+        Some(true) => facts.push("hairpins".into()),
+        Some(false) => facts.push("no hairpin".into()),
+        None => {}
+    }
+    let mut line = facts.join(", ");
+    if let Some(reach) = reach(report, transport) {
+        line.push_str(&format!(
+            "; {} ({})",
+            punch_words(&reach),
+            reach.difficulty().as_str()
+        ));
+    }
+    line
+}
+
+fn mapping_words(report: &TransportReport) -> String {
+    match (report.mapping, report.mapping_varies_by_dest_ip) {
+        (Some(mapping), _) => format!("{} mapping", mapping.as_str()),
+        (None, Some(true)) => "mapping varies by destination IP".into(),
+        (None, Some(false)) => "mapping kept across server IPs".into(),
+        (None, None) => "mapping not tested".into(),
+    }
+}
+
+fn allocation_words(report: &TransportReport) -> String {
+    let allocation = &report.allocation;
+    match (allocation.pattern, allocation.delta) {
+        (Some(Pattern::Preserving), _) => "preserving ports".into(),
+        (Some(Pattern::Sequential), Some(delta)) => match report.prediction.next_port {
+            Some(next) => format!("sequential ports {delta:+}, next {next}"),
+            None => format!("sequential ports {delta:+}"),
+        },
+        (Some(Pattern::Sequential), None) => "sequential ports".into(),
+        (Some(Pattern::Random), _) => "random ports".into(),
+        (None, _) => "allocation unknown".into(),
+    }
+}
+
+/// "reaches every peer kind directly", "reaches open, cone and sequential peers directly, not
+/// random ones".
+fn punch_words(reach: &Reach) -> String {
+    let (reached, not): (Vec<PeerKind>, Vec<PeerKind>) =
+        PeerKind::ALL.iter().partition(|&&kind| reach.reaches(kind));
+    if not.is_empty() {
+        return "reaches every peer kind directly".into();
+    }
+    let names = |kinds: &[PeerKind]| {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    };
+    if reached.is_empty() {
+        return "reaches no peer kind directly".into();
+    }
+    format!(
+        "reaches {} peers directly, not {} ones",
+        names(&reached),
+        names(&not)
+    )
+}
+
+/// The whole verdict: one transport's line prefixed with its name, or both in one clause when
+/// they say the same, else each in turn (`UDP: …; TCP: …` separated by ` | `). `None` when no
+/// transport was measured.
+pub fn line(report: &Report) -> Option<String> {
+    let lines: Vec<(Transport, String)> = [
+        (Transport::Udp, report.udp.as_ref()),
+        (Transport::Tcp, report.tcp.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(t, r)| Some((t, transport_line(r?, t))))
+    .collect();
+    match lines.as_slice() {
+        [] => None,
+        [(_, x), (_, y)] if x == y => Some(format!("UDP and TCP: {x}")),
+        _ => Some(
+            lines
+                .iter()
+                .map(|(t, l)| format!("{}: {l}", t.as_str().to_uppercase()))
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+    }
+}
