@@ -68,7 +68,8 @@ pub fn verdict(report: &Report) -> Option<String> {
     report.verdict.clone()
 }
 
-/// The table: a row per fact, a column per transport measured.
+/// The table: a row per fact, a column per transport measured; rows that are "-" in every
+/// column are left out.
 pub fn table(report: &Report) -> Table {
     let columns = columns(report);
     let mut table = Table::new();
@@ -77,8 +78,14 @@ pub fn table(report: &Report) -> Table {
     header.extend(columns.iter().map(|(t, _)| t.as_str().to_uppercase()));
     table.set_header(header);
     for (label, cell) in ROWS {
+        let cells: Vec<String> = columns.iter().map(|(t, r)| cell(*t, r)).collect();
+        // A row with nothing to say in any column (no gaps, no shared counter, no
+        // candidates on a NAT that has none) is left out: the table stays short.
+        if !cells.is_empty() && cells.iter().all(|c| c == "-") {
+            continue;
+        }
         let mut row = vec![label.to_string()];
-        row.extend(columns.iter().map(|(t, r)| cell(*t, r)));
+        row.extend(cells);
         table.add_row(row);
     }
     table

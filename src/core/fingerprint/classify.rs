@@ -450,4 +450,44 @@ mod tests {
         run[0].local = addr("0.0.0.0:1");
         assert_eq!(behind_nat(&run), None);
     }
+
+    #[test]
+    fn another_server_ip_tells_whether_the_mapping_varies() {
+        let extra = |to: &str, public: Option<&str>| {
+            let mut o = probe(Socket::Mapping, Target::Primary, (false, false));
+            o.target = Target::Extra(0);
+            o.to = addr(to);
+            match public {
+                Some(public) => answered(o, public, addr(to)),
+                None => o,
+            }
+        };
+        let discovery = mapping_run([Some("198.51.100.7:1"), None, None, None]);
+        let with = |o: Observation| {
+            let mut run = discovery.clone();
+            run.push(o);
+            run
+        };
+        let cases = [
+            (
+                extra("203.0.113.5:3478", Some("198.51.100.7:1")),
+                Some(false),
+            ),
+            (
+                extra("203.0.113.5:3478", Some("198.51.100.7:2")),
+                Some(true),
+            ),
+            (extra("203.0.113.5:3478", None), None),
+            // Same IP as the primary, another port: says nothing about the destination IP.
+            (extra("192.0.2.1:3480", Some("198.51.100.7:2")), None),
+        ];
+        for (o, want) in cases {
+            let run = with(o.clone());
+            assert_eq!(mapping_varies_by_dest_ip(&run), want, "{o:?}");
+            // Other servers never feed the RFC 5780 mapping test, nor its OTHER-ADDRESS.
+            assert_eq!(mapping(&run), None, "{o:?}");
+            assert_eq!(other_address(std::slice::from_ref(&o)), None);
+        }
+        assert_eq!(mapping_varies_by_dest_ip(&discovery), None);
+    }
 }

@@ -671,6 +671,68 @@ mod tests {
     }
 
     #[test]
+    fn more_servers_get_the_mapping_socket_and_the_samples_in_turn() {
+        let (one, two) = (addr("198.51.100.20:3478"), addr("198.51.100.21:3478"));
+        let primary = addr("192.0.2.1:3478");
+        let config = PlanConfig {
+            samples: 6,
+            more_servers: vec![one, two],
+        };
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let plan = make_plan(transport, &config, &discovery(false, true, Some(50)));
+            let asked: Vec<(Socket, bool, Target, SocketAddr, Duration)> = plan
+                .probes
+                .iter()
+                .filter(|p| !matches!(p.socket, Sample(_) | Hairpin))
+                .map(|p| (p.socket, p.fresh, p.target, p.to, p.at))
+                .collect();
+            assert_eq!(
+                asked,
+                [
+                    (Mapping, false, Target::Extra(0), one, Duration::ZERO),
+                    (Mapping, false, Target::Extra(1), two, Duration::ZERO),
+                ],
+                "{transport:?}"
+            );
+            let samples: Vec<(Target, SocketAddr)> = plan
+                .probes
+                .iter()
+                .filter(|p| matches!(p.socket, Sample(_)))
+                .map(|p| (p.target, p.to))
+                .collect();
+            let turn = [
+                (Primary, primary),
+                (Target::Extra(0), one),
+                (Target::Extra(1), two),
+            ];
+            assert_eq!(samples, [turn, turn].concat(), "{transport:?}");
+            // Another server may be further away than the primary: its probes wait at least
+            // as long as for an unmeasured RTT.
+            for probe in plan.probes.iter().filter(|p| p.to == one) {
+                assert!(probe.wait >= answer_wait(transport, None), "{probe:?}");
+            }
+        }
+        // Servers past MAX_SERVERS in all are left out.
+        let many = PlanConfig {
+            samples: 32,
+            more_servers: (0..12)
+                .map(|i| addr(&format!("198.51.100.{}:3478", 30 + i)))
+                .collect(),
+        };
+        let plan = make_plan(Transport::Udp, &many, &discovery(false, true, Some(50)));
+        let extra = |p: &&Probe| matches!(p.target, Target::Extra(_));
+        let asked = plan
+            .probes
+            .iter()
+            .filter(|p| p.socket == Mapping)
+            .filter(extra);
+        assert_eq!(asked.count(), MAX_SERVERS - 1);
+        let used: std::collections::BTreeSet<SocketAddr> =
+            plan.probes.iter().map(|p| p.to).collect();
+        assert!(!used.contains(&addr("198.51.100.37:3478")));
+    }
+
+    #[test]
     fn probes_resolve_to_the_right_addresses() {
         let plan = make_plan(
             Transport::Udp,

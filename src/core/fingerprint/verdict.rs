@@ -243,7 +243,7 @@ pub fn rfc3489_type(report: &TransportReport) -> Option<Rfc3489Type> {
 
 /// One transport's verdict, without the transport's name: "endpoint-independent mapping,
 /// address-and-port-dependent filtering, preserving ports, no hairpin; reaches every peer kind
-/// directly (easy)".
+/// directly (easy)". What was not measured is left out, but for the mapping.
 pub fn transport_line(report: &TransportReport, transport: Transport) -> String {
     if report.public_address.is_none() {
         return "no answer".into();
@@ -254,10 +254,10 @@ pub fn transport_line(report: &TransportReport, transport: Transport) -> String 
     } else {
         facts.push(mapping_words(report));
     }
-    match (report.filtering, transport) {
-        (Some(filtering), _) => facts.push(format!("{} filtering", filtering.as_str())),
-        (None, Transport::Udp) => facts.push("filtering not tested".into()),
-        (None, Transport::Tcp) => {}
+    // Filtering is left out when not measured (always over TCP), so that two transports that
+    // agree on the rest share one clause.
+    if let Some(filtering) = report.filtering {
+        facts.push(format!("{} filtering", filtering.as_str()));
     }
     if report.behind_nat != Some(false) {
         facts.push(allocation_words(report));
@@ -348,5 +348,220 @@ pub fn line(report: &Report) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(" | "),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fingerprint::allocation::Allocation;
+    use crate::core::fingerprint::predict::{Prediction, Rule};
+    use Behaviour::{
+        AddressAndPortDependent as Apd, AddressDependent as Ad, EndpointIndependent as Ei,
+    };
+
+    const BEHAVIOURS: [Option<Behaviour>; 4] = [None, Some(Ei), Some(Ad), Some(Apd)];
+    const PATTERNS: [Option<Pattern>; 4] = [
+        None,
+        Some(Pattern::Preserving),
+        Some(Pattern::Sequential),
+        Some(Pattern::Random),
+    ];
+
+    /// A report behind a NAT with these verdicts; a sequential one steps +1 from 40003 and
+    /// predicts 40011.
+    fn report(
+        mapping: Option<Behaviour>,
+        filtering: Option<Behaviour>,
+        pattern: Option<Pattern>,
+    ) -> TransportReport {
+        let sequential = pattern == Some(Pattern::Sequential);
+        let rule = match pattern {
+            Some(Pattern::Preserving) => Some(Rule::LocalPort),
+            Some(Pattern::Sequential) => Some(Rule::Sequential),
+            _ => None,
+        };
+        TransportReport {
+            public_address: "198.51.100.1:40000".parse().ok(),
+            behind_nat: Some(true),
+            rtt_ms: Some(20.0),
+            full_mode: true,
+            mapping,
+            mapping_varies_by_dest_ip: None,
+            filtering,
+            change_request: None,
+            hairpinning: Some(false),
+            alg: Some(false),
+            allocation: Allocation {
+                pattern,
+                delta: sequential.then_some(1),
+                jitter: sequential.then_some(0.0),
+                confidence: 1.0,
+                samples: 8,
+                answered: 8,
+                ports: Vec::new(),
+                gaps: Vec::new(),
+                foreign_flows_per_second: sequential.then_some(0.0),
+                shared_counter: None,
+            },
+            prediction: Prediction {
+                rule,
+                next_port: sequential.then_some(40011),
+                candidates: if sequential {
+                    (40011..40027).collect()
+                } else {
+                    Vec::new()
+                },
+                two_probe: None,
+                preset_delta: None,
+            },
+            rfc3489_type: None,
+            difficulty: None,
+            punch: None,
+        }
+    }
+
+    fn no_nat(filtering: Option<Behaviour>) -> TransportReport {
+        TransportReport {
+            behind_nat: Some(false),
+            hairpinning: None,
+            ..report(Some(Ei), filtering, Some(Pattern::Preserving))
+        }
+    }
+
+    #[test]
+    fn rfc3489_names_every_combination() {
+        use Rfc3489Type::*;
+        for mapping in BEHAVIOURS {
+            for filtering in BEHAVIOURS {
+                for varies in [None, Some(false), Some(true)] {
+                    let mut r = report(mapping, filtering, Some(Pattern::Preserving));
+                    r.mapping_varies_by_dest_ip = varies;
+                    let want = match (mapping, filtering, varies) {
+                        (Some(Ei), Some(Ei), _) => Some(FullCone),
+                        (Some(Ei), Some(Ad), _) => Some(RestrictedCone),
+                        (Some(Ei), Some(Apd), _) => Some(PortRestrictedCone),
+                        (Some(Ei), None, _) => None,
+                        (Some(Ad | Apd), _, _) => Some(Symmetric),
+                        // No RFC 5780 test: two server IPs can still prove it symmetric, but
+                        // never a cone (a NAT may keep a port by luck).
+                        (None, _, Some(true)) => Some(Symmetric),
+                        (None, _, _) => None,
+                    };
+                    let context = format!("{mapping:?} {filtering:?} {varies:?}");
+                    assert_eq!(rfc3489_type(&r), want, "{context}");
+                    r.public_address = None;
+                    assert_eq!(rfc3489_type(&r), None, "no answer: {context}");
+                    r.public_address = "198.51.100.1:40000".parse().ok();
+                    r.behind_nat = None;
+                    assert_eq!(rfc3489_type(&r), None, "NAT unknown: {context}");
+                }
+            }
+            let want = match mapping {
+                None => None,
+                Some(Ei) => Some(OpenInternet),
+                Some(_) => Some(SymmetricFirewall),
+            };
+            assert_eq!(rfc3489_type(&no_nat(mapping)), want, "no NAT, {mapping:?}");
+        }
+    }
+
+    /// What the planner does with each combination of this host's mapping, filtering and
+    /// allocation, and the difficulty that follows.
+    #[test]
+    fn difficulty_follows_the_planner_for_every_combination() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            for mapping in BEHAVIOURS {
+                for filtering in BEHAVIOURS {
+                    for pattern in PATTERNS {
+                        let r = report(mapping, filtering, pattern);
+                        let context =
+                            format!("{transport:?} {mapping:?} {filtering:?} {pattern:?}");
+                        let fixed = mapping == Some(Ei)
+                            || (mapping.is_none() && pattern == Some(Pattern::Preserving));
+                        let Some(reach) = reach(&r, transport) else {
+                            assert!(pattern.is_none() && mapping != Some(Ei), "{context}");
+                            continue;
+                        };
+                        // An open peer takes anyone who aims at its one port.
+                        assert_eq!(reach.open, Strategy::Direct, "{context}");
+                        let want = if fixed {
+                            Difficulty::Easy
+                        } else if pattern == Some(Pattern::Sequential) {
+                            Difficulty::Medium
+                        } else {
+                            Difficulty::Hard
+                        };
+                        assert_eq!(reach.difficulty(), want, "{context}: {reach:?}");
+                        if fixed {
+                            let open = matches!(filtering, Some(Ei | Ad));
+                            let toward_random = if open {
+                                Strategy::Direct
+                            } else {
+                                Strategy::Birthday
+                            };
+                            assert_eq!(reach.random, toward_random, "{context}");
+                        } else {
+                            assert_eq!(reach.random, Strategy::Refused, "{context}");
+                            assert_eq!(reach.cone == Strategy::Fanout, want == Difficulty::Medium);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_line_reads_like_a_ticket() {
+        let cone = report(Some(Ei), Some(Apd), Some(Pattern::Preserving));
+        assert_eq!(
+            transport_line(&cone, Transport::Udp),
+            "endpoint-independent mapping, address-and-port-dependent filtering, preserving \
+             ports, no hairpin; reaches every peer kind directly (easy)"
+        );
+        let symmetric = report(Some(Apd), Some(Apd), Some(Pattern::Sequential));
+        assert_eq!(
+            transport_line(&symmetric, Transport::Tcp),
+            "address-and-port-dependent mapping, address-and-port-dependent filtering, \
+             sequential ports +1, next 40011, no hairpin; reaches open, cone and sequential \
+             peers directly, not random ones (medium)"
+        );
+        let random = report(Some(Apd), None, Some(Pattern::Random));
+        assert_eq!(
+            transport_line(&random, Transport::Tcp),
+            "address-and-port-dependent mapping, random ports, no hairpin; reaches open and \
+             cone peers directly, not sequential and random ones (hard)"
+        );
+        let mut basic = report(None, None, Some(Pattern::Sequential));
+        basic.mapping_varies_by_dest_ip = Some(true);
+        assert!(transport_line(&basic, Transport::Udp)
+            .starts_with("mapping varies by destination IP, sequential ports +1"));
+        assert_eq!(
+            transport_line(&no_nat(Some(Ei)), Transport::Udp),
+            "no NAT, endpoint-independent filtering; reaches every peer kind directly (easy)"
+        );
+        let mut silent = report(None, None, None);
+        silent.public_address = None;
+        assert_eq!(transport_line(&silent, Transport::Udp), "no answer");
+    }
+
+    #[test]
+    fn one_line_for_the_report_merging_transports_that_agree() {
+        let server = "192.0.2.1:3478".parse().unwrap();
+        let mut both = Report::new(server);
+        assert_eq!(line(&both), None);
+        let cone = report(Some(Ei), None, Some(Pattern::Preserving));
+        both.udp = Some(cone.clone());
+        both.tcp = Some(cone);
+        let text = line(&both).unwrap();
+        assert!(
+            text.starts_with("UDP and TCP: endpoint-independent mapping, "),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        both.udp = Some(report(Some(Ei), Some(Apd), Some(Pattern::Preserving)));
+        let text = line(&both).unwrap();
+        assert!(text.starts_with("UDP: endpoint-independent mapping, address-and-port"));
+        assert!(text.contains(" | TCP: endpoint-independent mapping, preserving ports"));
     }
 }
