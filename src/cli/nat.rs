@@ -127,9 +127,15 @@ guess. schema_version changes when a field changes meaning or disappears; adding
 not.
 
   schema_version  1.
-  server  The server's primary address (for a --server name, the address it resolved to); with several --server, the first.
+  server  The server's primary address (for a --server name, the address it resolved to); with \
+several --server, the first.
   servers  Every server asked, in the order given, the first being server.
-  verdict  The one line the human report opens with, per transport (\"UDP: ... | TCP: ...\", or \"UDP and TCP: ...\" when both say the same): mapping and filtering in RFC 4787 words, the allocation (preserving, sequential with its step and next port, random), hairpinning, then which peer kinds natlens can punch to and the difficulty. null when no transport was measured.
+  verdict  The one line the human report opens with, per transport (\"UDP: ... | TCP: ...\", \
+or \"UDP and TCP: ...\" when both say the same but for filtering, which only UDP measures and \
+which is then marked \"(UDP)\"): mapping and filtering in RFC 4787 words, the allocation \
+(preserving, sequential with its step and next port, random), hairpinning, then which peer \
+kinds natlens can punch to (see punch) and the difficulty. What was not measured is left out, \
+but for the mapping. null when no transport was measured.
   udp, tcp  null when that transport was not probed (--transport); otherwise an object with \
 the keys below. When the server never answered over it, public_address is null and so is \
 nearly everything else.
@@ -140,7 +146,10 @@ handshake).
   full_mode  true when the server sent OTHER-ADDRESS, so mapping and filtering could be tested.
   mapping  RFC 4787 mapping: endpoint-independent, address-dependent or \
 address-and-port-dependent.
-  mapping_varies_by_dest_ip  With two or more servers at different IPs: true when the same socket got another public address from another server's IP, false when it got the same one from every server that answered; no RFC 5780 server needed. null with one server, servers on one IP, or no answer from another IP.
+  mapping_varies_by_dest_ip  With two or more servers at different IPs: true when the same \
+socket got another public address from another server's IP, false when it got the same one \
+from every server that answered; no RFC 5780 server needed. null with one server, servers on \
+one IP, or no answer from another IP.
   filtering  RFC 4787 filtering, same values; always null over TCP.
   change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
 when no such answer came.
@@ -151,7 +160,12 @@ no NAT (nothing to hairpin through).
   allocation.delta  Signed port step per new flow (sequential only).
   allocation.jitter  Mean deviation, in ports per sample, of the steps that fit neither delta \
 nor a gap.
-  allocation.confidence  0 to 1: the share of the samples' evidence the pattern explains. preserving: the share of answered samples that kept their local port. sequential: the share of steps between consecutive answered samples that are exactly delta per sample sent, or a further multiple of delta that our own other probes or at most 64 other hosts' flows account for. random: one minus the larger of those two shares for the best step. It measures fit, not how many samples there were (see answered); 0 without a pattern.
+  allocation.confidence  0 to 1: the share of the samples' evidence the pattern explains. \
+preserving: the share of answered samples that kept their local port. sequential: the share of \
+steps between consecutive answered samples that are exactly delta per sample sent, or a \
+further multiple of delta that our own other probes or at most 64 other hosts' flows account \
+for. random: one minus the larger of those two shares for the best step. It measures fit, not \
+how many samples there were (see answered); 0 without a pattern.
   allocation.samples, allocation.answered  Samples sent and answered.
   allocation.ports  Each sample's public port in send order; null for a lost one.
   allocation.gaps  Ports other flows took between two samples: {after, before, foreign}.
@@ -168,6 +182,17 @@ ports cannot be predicted.
 next_port, hit}; hit tells whether the next sample got next_port.
   prediction.preset_delta  The preset-delta rule (--preset-delta) on the first answered \
 sample: {port, delta, next_port, hit}.
-  rfc3489_type  The classic RFC 3489 name: full-cone, restricted-cone, port-restricted-cone (endpoint-independent mapping with endpoint-independent, address-dependent or address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by the RFC 5780 test or mapping_varies_by_dest_ip); without a NAT, open-internet (nothing filters) or symmetric-firewall (a firewall filters). null when what it needs was not measured: over TCP filtering never is, so only symmetric can be named there.
-  difficulty  easy, medium or hard, from what natlens's punch planner does with this host's facts toward four kinds of peer (see punch): easy when it plans a way to every kind; medium when not to every kind, but to a cone peer without a birthday spray (direct or fanout); hard otherwise. null when nothing was measured to plan with.
-  punch.open, punch.cone, punch.sequential, punch.random  The planner's strategy (direct, fanout, birthday or refused, as natlens listen/call would choose) toward a peer with no NAT or a full cone (open), a port-restricted cone (cone), a symmetric NAT with sequential ports (sequential) or one with random ports (random). null like difficulty.";
+  rfc3489_type  The classic RFC 3489 name: full-cone, restricted-cone, port-restricted-cone \
+(endpoint-independent mapping with endpoint-independent, address-dependent or \
+address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by \
+the RFC 5780 test or mapping_varies_by_dest_ip); without a NAT, open-internet (nothing \
+filters) or symmetric-firewall (a firewall filters). null when what it needs was not measured: \
+over TCP filtering never is, so only symmetric can be named there.
+  difficulty  easy, medium or hard, from what natlens's punch planner does with this host's \
+facts toward four kinds of peer (see punch): easy when it plans a way to every kind; medium \
+when not to every kind, but to a cone peer without a birthday spray (direct or fanout); hard \
+otherwise. null when nothing was measured to plan with.
+  punch.open, punch.cone, punch.sequential, punch.random  The planner's strategy (direct, \
+fanout, birthday or refused, as natlens listen/call would choose) toward a peer with no NAT or \
+a full cone (open), a port-restricted cone (cone), a symmetric NAT with sequential ports \
+(sequential) or one with random ports (random). null like difficulty.";

@@ -147,6 +147,9 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         ))
     })??;
     let took = started.elapsed();
+    if let Some(verdict) = render::verdict(&report) {
+        println!("{verdict}\n");
+    }
     println!("{}\n", render::table(&report));
     println!("{}\n", render::narrative(&report));
     println!("(fingerprint took {} ms)", took.as_millis());

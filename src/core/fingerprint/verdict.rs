@@ -245,6 +245,14 @@ pub fn rfc3489_type(report: &TransportReport) -> Option<Rfc3489Type> {
 /// address-and-port-dependent filtering, preserving ports, no hairpin; reaches every peer kind
 /// directly (easy)". What was not measured is left out, but for the mapping.
 pub fn transport_line(report: &TransportReport, transport: Transport) -> String {
+    let filtering = report
+        .filtering
+        .map(|filtering| format!("{} filtering", filtering.as_str()));
+    compose(report, transport, filtering)
+}
+
+/// [`transport_line`] with the filtering clause given (or left out).
+fn compose(report: &TransportReport, transport: Transport, filtering: Option<String>) -> String {
     if report.public_address.is_none() {
         return "no answer".into();
     }
@@ -256,9 +264,7 @@ pub fn transport_line(report: &TransportReport, transport: Transport) -> String 
     }
     // Filtering is left out when not measured (always over TCP), so that two transports that
     // agree on the rest share one clause.
-    if let Some(filtering) = report.filtering {
-        facts.push(format!("{} filtering", filtering.as_str()));
-    }
+    facts.extend(filtering);
     if report.behind_nat != Some(false) {
         facts.push(allocation_words(report));
     }
@@ -327,28 +333,37 @@ fn punch_words(reach: &Reach) -> String {
     )
 }
 
-/// The whole verdict: one transport's line prefixed with its name, or both in one clause when
-/// they say the same, else each in turn (`UDP: …; TCP: …` separated by ` | `). `None` when no
-/// transport was measured.
+/// The whole verdict: one transport's line prefixed with its name; both in one clause when
+/// they say the same, or the same but for UDP's filtering (never measured over TCP), which is
+/// then marked "(UDP)"; else each in turn, `UDP: … | TCP: …`. `None` when no transport was
+/// measured.
 pub fn line(report: &Report) -> Option<String> {
-    let lines: Vec<(Transport, String)> = [
-        (Transport::Udp, report.udp.as_ref()),
-        (Transport::Tcp, report.tcp.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(t, r)| Some((t, transport_line(r?, t))))
-    .collect();
-    match lines.as_slice() {
-        [] => None,
-        [(_, x), (_, y)] if x == y => Some(format!("UDP and TCP: {x}")),
-        _ => Some(
-            lines
-                .iter()
-                .map(|(t, l)| format!("{}: {l}", t.as_str().to_uppercase()))
-                .collect::<Vec<_>>()
-                .join(" | "),
-        ),
+    match (report.udp.as_ref(), report.tcp.as_ref()) {
+        (None, None) => None,
+        (Some(udp), None) => Some(format!("UDP: {}", transport_line(udp, Transport::Udp))),
+        (None, Some(tcp)) => Some(format!("TCP: {}", transport_line(tcp, Transport::Tcp))),
+        (Some(udp), Some(tcp)) => Some(both(udp, tcp)),
     }
+}
+
+fn both(udp: &TransportReport, tcp: &TransportReport) -> String {
+    let (udp_line, tcp_line) = (
+        transport_line(udp, Transport::Udp),
+        transport_line(tcp, Transport::Tcp),
+    );
+    if udp_line == tcp_line {
+        return format!("UDP and TCP: {udp_line}");
+    }
+    if let (Some(filtering), None) = (udp.filtering, tcp.filtering) {
+        if compose(udp, Transport::Udp, None) == tcp_line {
+            let marked = format!("{} filtering (UDP)", filtering.as_str());
+            return format!(
+                "UDP and TCP: {}",
+                compose(udp, Transport::Udp, Some(marked))
+            );
+        }
+    }
+    format!("UDP: {udp_line} | TCP: {tcp_line}")
 }
 
 #[cfg(test)]
@@ -559,9 +574,26 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\n'));
+        // Filtering is only ever measured over UDP: said once, marked.
         both.udp = Some(report(Some(Ei), Some(Apd), Some(Pattern::Preserving)));
+        assert_eq!(
+            line(&both).unwrap(),
+            "UDP and TCP: endpoint-independent mapping, address-and-port-dependent filtering \
+             (UDP), preserving ports, no hairpin; reaches every peer kind directly (easy)"
+        );
+        // The transports disagree beyond filtering: each has its own clause.
+        both.udp = Some(report(Some(Apd), Some(Ei), Some(Pattern::Sequential)));
+        both.tcp = Some(report(Some(Apd), None, Some(Pattern::Random)));
         let text = line(&both).unwrap();
-        assert!(text.starts_with("UDP: endpoint-independent mapping, address-and-port"));
-        assert!(text.contains(" | TCP: endpoint-independent mapping, preserving ports"));
+        assert!(text.starts_with("UDP: address-and-port-dependent mapping, endpoint-indep"));
+        assert!(text.contains("(medium) | TCP: address-and-port-dependent mapping, random"));
+        assert!(
+            text.ends_with("not sequential and random ones (hard)"),
+            "{text}"
+        );
+        both.udp = None;
+        assert!(line(&both)
+            .unwrap()
+            .starts_with("TCP: address-and-port-dependent mapping"));
     }
 }
