@@ -354,6 +354,29 @@ fn several_servers_tell_whether_the_mapping_varies_by_destination() {
     assert_eq!(udp["allocation"]["pattern"], "preserving", "{udp:#}");
 }
 
+/// A server of the other address family cannot share the probe sockets: it is named on stderr
+/// and left out, and nothing is sent to it.
+#[test]
+fn a_server_of_another_family_is_skipped_with_a_warning() {
+    let first = Server::natlens(Mode::Basic, &[]);
+    let a = first.primary.to_string();
+    let run = nat(&["-s", &a, "-s", "[::1]:9", "--json", "-t", "udp"]);
+    assert!(run.status.success(), "{}", run.describe(&first));
+    assert!(
+        run.stderr
+            .contains("warning: skipping --server [::1]:9: not of the first server's"),
+        "{}",
+        run.stderr
+    );
+    let report = run.json();
+    assert_eq!(report["servers"], json!([a]));
+    let allocation = &report["udp"]["allocation"];
+    assert_eq!(
+        allocation["answered"], allocation["samples"],
+        "{allocation:#}"
+    );
+}
+
 #[test]
 fn more_than_eight_servers_is_a_usage_error() {
     let servers: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 3500 + i)).collect();

@@ -23,7 +23,7 @@ pub struct NatArgs {
     /// two servers at different IPs tell whether the mapping varies by destination even when
     /// neither speaks RFC 5780, and the allocation samples go to the servers in turn, so that a
     /// NAT counting ports per destination shows. Servers of another address family than the
-    /// first are skipped.
+    /// first are skipped, with a warning.
     #[arg(
         long,
         short,

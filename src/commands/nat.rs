@@ -31,7 +31,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             eprintln!("natlens: {line}");
         }
     }
-    let servers: Vec<SocketAddr> = args.server.iter().map(|s| s.addr).collect();
+    let servers = same_family(&args);
     let transports = args.transport.list();
     let options = Options {
         server: servers[0],
@@ -56,6 +56,24 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     }
     print(&args, &report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The servers to ask: the first, and every other one of its address family (the probes share
+/// one socket per transport); the others are named on stderr and left out.
+fn same_family(args: &NatArgs) -> Vec<SocketAddr> {
+    let first = args.server[0].addr;
+    let mut servers = vec![first];
+    for server in &args.server[1..] {
+        if server.addr.is_ipv4() == first.is_ipv4() {
+            servers.push(server.addr);
+        } else {
+            eprintln!(
+                "natlens: warning: skipping --server {server}: not of the first server's \
+                 address family"
+            );
+        }
+    }
+    servers
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
