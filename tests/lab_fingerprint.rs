@@ -21,49 +21,70 @@ use serde_json::Value;
 const PORT: u16 = 3478;
 const ALT_PORT: u16 = 3479;
 
-/// A lab with a full-mode natlens server in its server namespace.
+/// A lab with natlens servers in its server namespace.
 struct Fixture {
     lab: Lab,
-    server: Child,
+    servers: Vec<Child>,
 }
 
 impl Fixture {
+    /// One full-mode server: primary and alternate.
     fn up(spec: LabSpec) -> Option<Fixture> {
+        let alternate = format!("{SERVER_ALTERNATE}:{ALT_PORT}");
+        Fixture::with_servers(spec, &[&["--alternate", &alternate]])
+    }
+
+    /// Two plain servers, one on each of the server host's IPs, neither in RFC 5780 mode.
+    fn up_two_plain(spec: LabSpec) -> Option<Fixture> {
+        let alternate = format!("{SERVER_ALTERNATE}:{PORT}");
+        Fixture::with_servers(spec, &[&[], &["--listen", &alternate]])
+    }
+
+    /// One natlens server per entry, each with these arguments (the first one's `--listen`
+    /// defaults to the primary address).
+    fn with_servers(spec: LabSpec, servers: &[&[&str]]) -> Option<Fixture> {
         if !lab_available() {
             return None;
         }
         let lab = Lab::up(spec).expect("building the lab");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
-        command
-            .args([
-                "server",
-                "--quiet",
-                "--listen",
-                &format!("{SERVER_PRIMARY}:{PORT}"),
-            ])
-            .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let server = lab
-            .spawn(Host::Server, command)
-            .expect("starting the server");
+        let primary = format!("{SERVER_PRIMARY}:{PORT}");
+        let mut children = Vec::new();
+        for args in servers {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+            command.args(["server", "--quiet"]);
+            if !args.contains(&"--listen") {
+                command.args(["--listen", &primary]);
+            }
+            command
+                .args(*args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let server = lab
+                .spawn(Host::Server, command)
+                .expect("starting the server");
+            children.push(server);
+        }
         std::thread::sleep(Duration::from_millis(300));
-        Some(Fixture { lab, server })
+        Some(Fixture {
+            lab,
+            servers: children,
+        })
     }
 
     /// Runs `natlens nat --json` on the LAN host behind `side` and parses its report.
     fn nat(&self, side: Side, extra: &[&str]) -> Value {
         let server = format!("{SERVER_PRIMARY}:{PORT}");
-        let mut argv = vec![
-            env!("CARGO_BIN_EXE_natlens"),
-            "nat",
-            "--server",
-            &server,
-            "--json",
-            "--timeout",
-            "5s",
-        ];
+        self.nat_with(side, &[&server], extra)
+    }
+
+    /// [`Fixture::nat`] with these servers (`--server` each).
+    fn nat_with(&self, side: Side, servers: &[&str], extra: &[&str]) -> Value {
+        let mut argv = vec![env!("CARGO_BIN_EXE_natlens"), "nat"];
+        for server in servers {
+            argv.extend(["--server", server]);
+        }
+        argv.extend(["--json", "--timeout", "5s"]);
         argv.extend_from_slice(extra);
         let output = self
             .lab
@@ -115,8 +136,10 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
     }
 }
 
@@ -295,5 +318,52 @@ fn ten_percent_loss_keeps_the_verdicts() {
         let report = fixture.nat(side, &[]);
         assert_mode(&report, "udp", mode);
         assert_mode(&report, "tcp", mode);
+    }
+}
+
+/// Two plain servers, one per IP of the server host, no RFC 5780: the same socket asks both, so
+/// a cone NAT keeps its mapping toward the second IP and a symmetric one does not; the samples
+/// alternate between the servers, and the sequential NAT's one counter still shows its step.
+#[test]
+fn two_plain_servers_tell_a_cone_from_a_symmetric_nat() {
+    let Some(fixture) =
+        Fixture::up_two_plain(spec(NatMode::Cone, NatMode::Sequential { delta: 1 }))
+    else {
+        return;
+    };
+    let servers = [
+        format!("{SERVER_PRIMARY}:{PORT}"),
+        format!("{SERVER_ALTERNATE}:{PORT}"),
+    ];
+    let servers: Vec<&str> = servers.iter().map(String::as_str).collect();
+    for (side, symmetric) in [(Side::A, false), (Side::B, true)] {
+        let report = fixture.nat_with(side, &servers, &[]);
+        assert_eq!(report["servers"], serde_json::json!(servers), "{report:#}");
+        for transport in ["udp", "tcp"] {
+            let t = &report[transport];
+            let context = format!("{side:?} over {transport}: {t:#}");
+            assert_eq!(t["full_mode"], false, "{context}");
+            assert_eq!(t["mapping"], Value::Null, "{context}");
+            assert_eq!(t["mapping_varies_by_dest_ip"], symmetric, "{context}");
+            let allocation = &t["allocation"];
+            if symmetric {
+                assert_eq!(t["rfc3489_type"], "symmetric", "{context}");
+                assert_eq!(allocation["pattern"], "sequential", "{context}");
+                assert_eq!(allocation["delta"], 1, "{context}");
+                assert_eq!(t["difficulty"], "medium", "{context}");
+            } else {
+                // A cone, but which one needs the filtering test of an RFC 5780 server.
+                assert_eq!(t["rfc3489_type"], Value::Null, "{context}");
+                assert_eq!(allocation["pattern"], "preserving", "{context}");
+                assert_eq!(t["difficulty"], "easy", "{context}");
+            }
+        }
+        let verdict = report["verdict"].as_str().unwrap_or_default();
+        let mapping = if symmetric {
+            "mapping varies by destination IP"
+        } else {
+            "mapping kept across server IPs"
+        };
+        assert!(verdict.contains(mapping), "{side:?}: {verdict}");
     }
 }

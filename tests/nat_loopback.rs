@@ -312,6 +312,83 @@ fn natlens_server_names_the_server_when_server_is_absent() {
     assert_eq!(run.json()["server"], primary);
 }
 
+/// Two plain servers at different loopback IPs (neither in RFC 5780 mode): the same socket asks
+/// both, and with no NAT the mapping does not vary by destination; the samples go to each in
+/// turn. A third server that never answers costs only the samples sent to it.
+#[test]
+fn several_servers_tell_whether_the_mapping_varies_by_destination() {
+    let first = Server::natlens(Mode::Basic, &[]);
+    let second = Server::natlens_at("127.0.0.3:0".parse().unwrap());
+    let (a, b) = (first.primary.to_string(), second.primary.to_string());
+    let run = nat(&["--server", &a, "--server", &b, "--json"]);
+    assert!(run.status.success(), "{}", run.describe(&first));
+    let report = run.json();
+    assert_eq!(report["server"], a.as_str());
+    assert_eq!(report["servers"], json!([a, b]));
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let facts = &report[transport.as_str()];
+        assert_no_nat(facts, Mode::Basic, transport);
+        assert_eq!(facts["mapping_varies_by_dest_ip"], false, "{facts:#}");
+        assert_eq!(facts["difficulty"], "easy", "{facts:#}");
+    }
+    let verdict = report["verdict"].as_str().expect("a verdict");
+    assert!(verdict.starts_with("UDP and TCP: no NAT; "), "{verdict}");
+
+    // The human report opens with the same line.
+    let run = nat(&["--server", &a, "--server", &b]);
+    assert!(run.status.success(), "{}", run.describe(&first));
+    assert_eq!(run.stdout.lines().next(), Some(verdict), "{}", run.stdout);
+
+    let dead = format!("127.0.0.4:{}", free_port(&[[127, 0, 0, 4].into()], None));
+    let run = nat(&["-s", &a, "-s", &b, "-s", &dead, "--json", "-t", "udp"]);
+    assert!(run.status.success(), "{}", run.describe(&first));
+    let udp = &run.json()["udp"];
+    assert_eq!(udp["mapping_varies_by_dest_ip"], false, "{udp:#}");
+    let ports = udp["allocation"]["ports"].as_array().unwrap();
+    let lost: Vec<usize> = (0..ports.len()).filter(|&i| ports[i].is_null()).collect();
+    assert_eq!(
+        lost,
+        [2, 5],
+        "every third sample went to the dead server: {udp:#}"
+    );
+    assert_eq!(udp["allocation"]["pattern"], "preserving", "{udp:#}");
+}
+
+/// A server of the other address family cannot share the probe sockets: it is named on stderr
+/// and left out, and nothing is sent to it.
+#[test]
+fn a_server_of_another_family_is_skipped_with_a_warning() {
+    let first = Server::natlens(Mode::Basic, &[]);
+    let a = first.primary.to_string();
+    let run = nat(&["-s", &a, "-s", "[::1]:9", "--json", "-t", "udp"]);
+    assert!(run.status.success(), "{}", run.describe(&first));
+    assert!(
+        run.stderr
+            .contains("warning: skipping --server [::1]:9: not of the first server's"),
+        "{}",
+        run.stderr
+    );
+    let report = run.json();
+    assert_eq!(report["servers"], json!([a]));
+    let allocation = &report["udp"]["allocation"];
+    assert_eq!(
+        allocation["answered"], allocation["samples"],
+        "{allocation:#}"
+    );
+}
+
+#[test]
+fn more_than_eight_servers_is_a_usage_error() {
+    let servers: Vec<String> = (0..9).map(|i| format!("127.0.0.1:{}", 3500 + i)).collect();
+    let mut args = vec!["--json"];
+    for server in &servers {
+        args.extend(["--server", server.as_str()]);
+    }
+    let run = nat(&args);
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("at most 8 times"), "{}", run.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Expectations
 // ---------------------------------------------------------------------------------------------

@@ -18,14 +18,23 @@ pub struct NatArgs {
     /// IPv4 one this host has a route to (else the first IPv6 one) and names it on stderr. A
     /// name that does not resolve is a usage error (exit status 2). Without --server, the
     /// NATLENS_SERVER environment variable names the server; one of the two is required.
+    ///
+    /// Give --server up to 8 times to ask several servers: the first is the primary (RFC 5780
+    /// tests, hairpinning, the round trip); the same socket also asks every other one, so that
+    /// two servers at different IPs tell whether the mapping varies by destination even when
+    /// neither speaks RFC 5780, and the allocation samples go to the servers in turn, so that a
+    /// NAT counting ports per destination shows. Servers of another address family than the
+    /// first are skipped, with a warning.
     #[arg(
         long,
         short,
         value_name = "HOST[:PORT]",
         env = "NATLENS_SERVER",
+        required = true,
+        action = clap::ArgAction::Append,
         value_parser = ServerName::parse
     )]
-    pub server: ServerName,
+    pub server: Vec<ServerName>,
 
     /// Which transports to fingerprint; with both, UDP and TCP are probed at the same time.
     #[arg(long, short, value_enum, default_value_t = ProbeTransports::Both)]
@@ -116,8 +125,9 @@ Every packet goes to the server named with --server (its RFC 5780 alternate addr
 included); nothing else is contacted. A run takes under a second on a LAN and at most about \
 ten seconds against a far server.
 
-The report goes to stdout: a table with one column per transport followed by a plain-language \
-explanation, or with --json one JSON object. Progress goes to stderr when it is a terminal.";
+The report goes to stdout: a one-line verdict to paste into a ticket (see verdict under JSON \
+OUTPUT), a table with one column per transport and a plain-language explanation, or with \
+--json one JSON object. Progress goes to stderr when it is a terminal.";
 
 /// The JSON OUTPUT section of `natlens nat` (see `generate.rs` for how it becomes man sections).
 pub(super) const NAT_JSON_SCHEMA: &str = "\
@@ -127,7 +137,15 @@ guess. schema_version changes when a field changes meaning or disappears; adding
 not.
 
   schema_version  1.
-  server  The server's primary address (for a --server name, the address it resolved to).
+  server  The server's primary address (for a --server name, the address it resolved to); with \
+several --server, the first.
+  servers  Every server asked, in the order given, the first being server.
+  verdict  The one line the human report opens with, per transport (\"UDP: ... | TCP: ...\", \
+or \"UDP and TCP: ...\" when both say the same but for filtering, which only UDP measures and \
+which is then marked \"(UDP)\"): mapping and filtering in RFC 4787 words, the allocation \
+(preserving, sequential with its step and next port, random), hairpinning, then which peer \
+kinds natlens can punch to (see punch) and the difficulty. What was not measured is left out, \
+but for the mapping. null when no transport was measured.
   udp, tcp  null when that transport was not probed (--transport); otherwise an object with \
 the keys below. When the server never answered over it, public_address is null and so is \
 nearly everything else.
@@ -138,6 +156,10 @@ handshake).
   full_mode  true when the server sent OTHER-ADDRESS, so mapping and filtering could be tested.
   mapping  RFC 4787 mapping: endpoint-independent, address-dependent or \
 address-and-port-dependent.
+  mapping_varies_by_dest_ip  With two or more servers at different IPs: true when the same \
+socket got another public address from another server's IP, false when it got the same one \
+from every server that answered; no RFC 5780 server needed. null with one server, servers on \
+one IP, or no answer from another IP.
   filtering  RFC 4787 filtering, same values; always null over TCP.
   change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
 when no such answer came.
@@ -148,7 +170,12 @@ no NAT (nothing to hairpin through).
   allocation.delta  Signed port step per new flow (sequential only).
   allocation.jitter  Mean deviation, in ports per sample, of the steps that fit neither delta \
 nor a gap.
-  allocation.confidence  0 to 1: how well the samples fit the pattern, times 1 - 1/answered.
+  allocation.confidence  0 to 1: the share of the samples' evidence the pattern explains. \
+preserving: the share of answered samples that kept their local port. sequential: the share of \
+steps between consecutive answered samples that are exactly delta per sample sent, or a \
+further multiple of delta that our own other probes or at most 64 other hosts' flows account \
+for. random: one minus the larger of those two shares for the best step. It measures fit, not \
+how many samples there were (see answered); 0 without a pattern.
   allocation.samples, allocation.answered  Samples sent and answered.
   allocation.ports  Each sample's public port in send order; null for a lost one.
   allocation.gaps  Ports other flows took between two samples: {after, before, foreign}.
@@ -164,4 +191,18 @@ ports cannot be predicted.
   prediction.two_probe  The two-probe rule on the first two answered samples: {p1, p2, delta, \
 next_port, hit}; hit tells whether the next sample got next_port.
   prediction.preset_delta  The preset-delta rule (--preset-delta) on the first answered \
-sample: {port, delta, next_port, hit}.";
+sample: {port, delta, next_port, hit}.
+  rfc3489_type  The classic RFC 3489 name: full-cone, restricted-cone, port-restricted-cone \
+(endpoint-independent mapping with endpoint-independent, address-dependent or \
+address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by \
+the RFC 5780 test or mapping_varies_by_dest_ip); without a NAT, open-internet (nothing \
+filters) or symmetric-firewall (a firewall filters). null when what it needs was not measured: \
+over TCP filtering never is, so only symmetric can be named there.
+  difficulty  easy, medium or hard, from what natlens's punch planner does with this host's \
+facts toward four kinds of peer (see punch): easy when it plans a way to every kind; medium \
+when not to every kind, but to a cone peer without a birthday spray (direct or fanout); hard \
+otherwise. null when nothing was measured to plan with.
+  punch.open, punch.cone, punch.sequential, punch.random  The planner's strategy (direct, \
+fanout, birthday or refused, as natlens listen/call would choose) toward a peer with no NAT or \
+a full cone (open), a port-restricted cone (cone), a symmetric NAT with sequential ports \
+(sequential) or one with random ports (random). null like difficulty.";

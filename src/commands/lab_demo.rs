@@ -140,13 +140,16 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         let fingerprints = prober::fingerprint_all(&transports, &options, &bars, &mut rng)?;
         let preset = crate::core::fingerprint::predict::DEFAULT_PRESET_DELTA;
         Ok(prober::report(
-            primary(),
+            &[primary()],
             preset,
             &fingerprints,
             Instant::now(),
         ))
     })??;
     let took = started.elapsed();
+    if let Some(verdict) = render::verdict(&report) {
+        println!("{verdict}\n");
+    }
     println!("{}\n", render::table(&report));
     println!("{}\n", render::narrative(&report));
     println!("(fingerprint took {} ms)", took.as_millis());

@@ -2,12 +2,16 @@
 //! the report (a table and a narrative, or JSON).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+
+use clap::CommandFactory;
 use std::time::Instant;
 
 use rand::RngCore;
 
 use crate::cli::NatArgs;
+use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
@@ -16,26 +20,31 @@ use crate::render::progress::ProbeBars;
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
-    if let Some(line) = super::resolved_line(&args.server) {
-        eprintln!("natlens: {line}");
+    if args.server.len() > MAX_SERVERS {
+        let message = format!("--server may be given at most {MAX_SERVERS} times");
+        crate::cli::Cli::command()
+            .error(clap::error::ErrorKind::TooManyValues, message)
+            .exit();
     }
+    for server in &args.server {
+        if let Some(line) = super::resolved_line(server) {
+            eprintln!("natlens: {line}");
+        }
+    }
+    let servers = same_family(&args);
     let _capture = crate::io::pcap::start_if(args.pcap.as_deref())?;
     let transports = args.transport.list();
     let options = Options {
-        server: args.server.addr,
+        server: servers[0],
         config: PlanConfig {
             samples: args.samples,
+            more_servers: servers[1..].to_vec(),
         },
         discovery_timeout: args.timeout,
     };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
-    let report = prober::report(
-        args.server.addr,
-        args.preset_delta,
-        &fingerprints,
-        Instant::now(),
-    );
+    let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -48,6 +57,24 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     }
     print(&args, &report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The servers to ask: the first, and every other one of its address family (the probes share
+/// one socket per transport); the others are named on stderr and left out.
+fn same_family(args: &NatArgs) -> Vec<SocketAddr> {
+    let first = args.server[0].addr;
+    let mut servers = vec![first];
+    for server in &args.server[1..] {
+        if server.addr.is_ipv4() == first.is_ipv4() {
+            servers.push(server.addr);
+        } else {
+            eprintln!(
+                "natlens: warning: skipping --server {server}: not of the first server's \
+                 address family"
+            );
+        }
+    }
+    servers
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
@@ -68,7 +95,7 @@ fn no_answer(args: &NatArgs, silent: &[&Fingerprint]) -> String {
     }
     format!(
         "no STUN answer from {} {}: is a STUN server there?",
-        args.server,
+        args.server[0],
         over.join(" or ")
     )
 }
@@ -80,6 +107,10 @@ fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)
     } else {
+        if let Some(verdict) = render::verdict(report) {
+            writeln!(out, "{verdict}")?;
+            writeln!(out)?;
+        }
         writeln!(out, "{}", render::table(report))?;
         writeln!(out)?;
         writeln!(out, "{}", render::narrative(report))

@@ -5,6 +5,7 @@ use comfy_table::{ContentArrangement, Table};
 
 use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
 use crate::core::fingerprint::predict::{PresetDelta, TwoProbe};
+use crate::core::fingerprint::verdict::PeerKind;
 use crate::core::fingerprint::{Pattern, Report, Rule, TransportReport};
 use crate::core::Transport;
 
@@ -22,7 +23,11 @@ const ROWS: [Row; 17] = [
         r.public_address
             .map_or("no answer".into(), |a| a.to_string())
     }),
-    ("behind NAT", |_, r| yes_no(r.behind_nat, "yes", "no")),
+    ("RFC 3489 type", |_, r| {
+        r.rfc3489_type
+            .map_or("-".into(), |t| t.as_str().to_string())
+    }),
+    ("punching", punching),
     ("mapping", mapping),
     ("filtering", filtering),
     ("CHANGE-REQUEST", change_request),
@@ -34,10 +39,6 @@ const ROWS: [Row; 17] = [
         yes_no(r.alg, "rewrites MAPPED-ADDRESS", "none seen")
     }),
     ("allocation", allocation),
-    ("  jitter", |_, r| match r.allocation.jitter {
-        Some(jitter) => format!("{jitter:.2} ports/sample"),
-        None => "-".into(),
-    }),
     ("  sample ports", sample_ports),
     ("  gaps", gaps),
     ("  shared counter", |transport, r| {
@@ -62,7 +63,13 @@ const ROWS: [Row; 17] = [
     }),
 ];
 
-/// The table: a row per fact, a column per transport measured.
+/// The one-line verdict that opens the report (see `core::fingerprint::verdict`).
+pub fn verdict(report: &Report) -> Option<String> {
+    report.verdict.clone()
+}
+
+/// The table: a row per fact, a column per transport measured; rows that are "-" in every
+/// column are left out.
 pub fn table(report: &Report) -> Table {
     let columns = columns(report);
     let mut table = Table::new();
@@ -71,8 +78,14 @@ pub fn table(report: &Report) -> Table {
     header.extend(columns.iter().map(|(t, _)| t.as_str().to_uppercase()));
     table.set_header(header);
     for (label, cell) in ROWS {
+        let cells: Vec<String> = columns.iter().map(|(t, r)| cell(*t, r)).collect();
+        // A row with nothing to say in any column (no gaps, no shared counter, no
+        // candidates on a NAT that has none) is left out: the table stays short.
+        if !cells.is_empty() && cells.iter().all(|c| c == "-") {
+            continue;
+        }
         let mut row = vec![label.to_string()];
-        row.extend(columns.iter().map(|(t, r)| cell(*t, r)));
+        row.extend(cells);
         table.add_row(row);
     }
     table
@@ -117,7 +130,27 @@ fn behaviour(b: Behaviour) -> String {
 }
 
 fn mapping(_: Transport, r: &TransportReport) -> String {
-    r.mapping.map_or_else(|| untested(r), behaviour)
+    let by_ip = match r.mapping_varies_by_dest_ip {
+        Some(true) => "varies by server IP",
+        Some(false) => "same at every server IP",
+        None => return r.mapping.map_or_else(|| untested(r), behaviour),
+    };
+    match r.mapping {
+        Some(mapping) => format!("{}; {by_ip}", mapping.as_str()),
+        None => by_ip.into(),
+    }
+}
+
+/// The difficulty and the planner's strategy toward each peer kind.
+fn punching(_: Transport, r: &TransportReport) -> String {
+    let Some(reach) = r.punch else {
+        return "-".into();
+    };
+    let strategies: Vec<String> = PeerKind::ALL
+        .iter()
+        .map(|&kind| format!("{} {}", kind.as_str(), reach.toward(kind).as_str()))
+        .collect();
+    format!("{}: {}", reach.difficulty().as_str(), strategies.join(", "))
 }
 
 fn filtering(transport: Transport, r: &TransportReport) -> String {
@@ -150,9 +183,15 @@ fn change_request(transport: Transport, r: &TransportReport) -> String {
 
 fn allocation(_: Transport, r: &TransportReport) -> String {
     let a = &r.allocation;
-    let sure = format!("{:.0}% sure", a.confidence * 100.0);
+    let sure = format!("{:.0}% fit", a.confidence * 100.0);
+    let jitter = match a.jitter {
+        Some(jitter) if jitter > 0.0 => format!(", jitter {jitter:.2} ports/sample"),
+        _ => String::new(),
+    };
     match (a.pattern, a.delta) {
-        (Some(Pattern::Sequential), Some(delta)) => format!("sequential, delta {delta:+} ({sure})"),
+        (Some(Pattern::Sequential), Some(delta)) => {
+            format!("sequential, delta {delta:+} ({sure}{jitter})")
+        }
         (Some(Pattern::Preserving), _) => format!("preserving ({sure})"),
         (Some(Pattern::Random), _) => format!("random ({sure})"),
         (Some(Pattern::Sequential), None) => format!("sequential ({sure})"),
@@ -298,6 +337,7 @@ mod tests {
             rtt_ms: Some(40.0),
             full_mode: true,
             mapping: Some(Behaviour::AddressAndPortDependent),
+            mapping_varies_by_dest_ip: None,
             filtering: Some(Behaviour::AddressAndPortDependent),
             change_request: None,
             hairpinning: Some(false),
@@ -325,6 +365,9 @@ mod tests {
                 two_probe: Some(two),
                 preset_delta: Some(preset),
             },
+            rfc3489_type: None,
+            difficulty: None,
+            punch: None,
         }
     }
 
@@ -347,7 +390,7 @@ mod tests {
             "address-and-port-dependent",
             "no answer came",
             "not asked (UDP only)",
-            "sequential, delta +1 (77% sure)",
+            "sequential, delta +1 (77% fit)",
             "40003 40004 lost 40012 (3 of 4 answered)",
             "#1-#3: 6 taken, 20.0 other flows/s",
             "yes, with TCP",

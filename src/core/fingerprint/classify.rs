@@ -59,9 +59,12 @@ struct MappingEvidence {
 /// address-and-port-dependent; the same one for another IP means endpoint-independent; a new one
 /// per IP but not per port means address-dependent. So one lost probe seldom voids the verdict.
 pub fn mapping(observations: &[Observation]) -> Option<Behaviour> {
+    // The primary server's four addresses only: other servers' answers go to
+    // `mapping_varies_by_dest_ip`, so `mapping` keeps its RFC 5780 meaning.
     let seen: Vec<(SocketAddr, SocketAddr)> = observations
         .iter()
-        .filter(|o| o.socket == Socket::Mapping && o.is_plain_success())
+        .filter(|o| o.socket == Socket::Mapping && !matches!(o.target, Target::Extra(_)))
+        .filter(|o| o.is_plain_success())
         .filter_map(|o| Some((o.to, o.public()?)))
         .collect();
     let mut evidence = MappingEvidence::default();
@@ -91,10 +94,26 @@ fn decide_mapping(e: &MappingEvidence) -> Option<Behaviour> {
     }
 }
 
-/// OTHER-ADDRESS from any answer: the server's alternate IP and port.
+/// Whether the mapping socket got another public address from a server at another IP than the
+/// primary (tailscale netcheck's MappingVariesByDestIP: it needs no RFC 5780 server). `None`
+/// when no such server answered.
+pub fn mapping_varies_by_dest_ip(observations: &[Observation]) -> Option<bool> {
+    let first = discovery(observations)?;
+    let public = first.public()?;
+    observations
+        .iter()
+        .filter(|o| o.socket == Socket::Mapping && matches!(o.target, Target::Extra(_)))
+        .filter(|o| o.to.ip() != first.to.ip() && o.is_plain_success())
+        .filter_map(Observation::public)
+        .map(|other| other != public)
+        .reduce(|a, b| a || b)
+}
+
+/// OTHER-ADDRESS from any answer of the primary server: its alternate IP and port.
 pub fn other_address(observations: &[Observation]) -> Option<SocketAddr> {
     observations
         .iter()
+        .filter(|o| !matches!(o.target, Target::Extra(_)))
         .filter_map(|o| o.answer.as_ref()?.other_address)
         .next()
 }
@@ -243,11 +262,13 @@ pub fn behind_nat(observations: &[Observation]) -> Option<bool> {
     Some(observation.public()? != observation.local)
 }
 
-/// The shortest round trip of any plain answered probe (the hairpin probe is not a round trip).
+/// The shortest round trip of any plain answered probe to the primary server (the hairpin probe
+/// is not a round trip, and other servers may be further away).
 pub fn rtt(observations: &[Observation]) -> Option<Duration> {
     observations
         .iter()
         .filter(|o| o.socket != Socket::Hairpin && o.is_plain_success())
+        .filter(|o| !matches!(o.target, Target::Extra(_)))
         .filter_map(Observation::rtt)
         .min()
 }
@@ -428,5 +449,45 @@ mod tests {
         assert_eq!(hairpinning(&run), None, "no NAT, nothing to hairpin");
         run[0].local = addr("0.0.0.0:1");
         assert_eq!(behind_nat(&run), None);
+    }
+
+    #[test]
+    fn another_server_ip_tells_whether_the_mapping_varies() {
+        let extra = |to: &str, public: Option<&str>| {
+            let mut o = probe(Socket::Mapping, Target::Primary, (false, false));
+            o.target = Target::Extra(0);
+            o.to = addr(to);
+            match public {
+                Some(public) => answered(o, public, addr(to)),
+                None => o,
+            }
+        };
+        let discovery = mapping_run([Some("198.51.100.7:1"), None, None, None]);
+        let with = |o: Observation| {
+            let mut run = discovery.clone();
+            run.push(o);
+            run
+        };
+        let cases = [
+            (
+                extra("203.0.113.5:3478", Some("198.51.100.7:1")),
+                Some(false),
+            ),
+            (
+                extra("203.0.113.5:3478", Some("198.51.100.7:2")),
+                Some(true),
+            ),
+            (extra("203.0.113.5:3478", None), None),
+            // Same IP as the primary, another port: says nothing about the destination IP.
+            (extra("192.0.2.1:3480", Some("198.51.100.7:2")), None),
+        ];
+        for (o, want) in cases {
+            let run = with(o.clone());
+            assert_eq!(mapping_varies_by_dest_ip(&run), want, "{o:?}");
+            // Other servers never feed the RFC 5780 mapping test, nor its OTHER-ADDRESS.
+            assert_eq!(mapping(&run), None, "{o:?}");
+            assert_eq!(other_address(std::slice::from_ref(&o)), None);
+        }
+        assert_eq!(mapping_varies_by_dest_ip(&discovery), None);
     }
 }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod predict;
 pub mod report;
 pub mod schedule;
+pub mod verdict;
 
 #[cfg(test)]
 pub(crate) mod sim;
@@ -29,6 +30,7 @@ pub use observation::{Answer, Observation, Socket, Target};
 pub use plan::{Discovery, Plan, PlanConfig, Probe};
 pub use predict::{PredictOptions, Prediction, Rule};
 pub use report::{Report, TransportReport, SCHEMA_VERSION};
+pub use verdict::{Difficulty, Reach, Rfc3489Type};
 
 /// When each of our non-sample flows (a local address and a destination) that never got an
 /// answer opened: its first send. Its NAT mapping was made all the same (loss is beyond the NAT
@@ -68,18 +70,28 @@ pub fn analyse(observations: &[Observation], options: &PredictOptions) -> Transp
         .collect();
     let allocation = allocation::classify_with(&samples, &own, &unseen_own_flows(observations));
     let prediction = predict::predict(&allocation, &samples, options);
-    TransportReport {
+    let mut report = TransportReport {
         public_address: classify::public_address(observations),
         behind_nat: classify::behind_nat(observations),
         rtt_ms: classify::rtt(observations)
             .map(|rtt| (rtt.as_secs_f64() * 10_000.0).round() / 10.0),
         full_mode: classify::other_address(observations).is_some(),
         mapping: classify::mapping(observations),
+        mapping_varies_by_dest_ip: classify::mapping_varies_by_dest_ip(observations),
         filtering: classify::filtering(observations),
         change_request: classify::change_request_support(observations),
         hairpinning: classify::hairpinning(observations),
         alg: classify::alg_rewrites(observations),
         allocation,
         prediction,
+        rfc3489_type: None,
+        difficulty: None,
+        punch: None,
+    };
+    report.rfc3489_type = verdict::rfc3489_type(&report);
+    if let Some(transport) = observations.first().map(|o| o.transport) {
+        report.punch = verdict::reach(&report, transport);
+        report.difficulty = report.punch.map(|reach| reach.difficulty());
     }
+    report
 }

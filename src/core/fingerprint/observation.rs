@@ -23,11 +23,16 @@ pub enum Target {
     AltBoth,
     /// The public address the server reported for the mapping socket: the hairpin test (§4.5).
     OwnPublic,
+    /// Another server the user named (`nat --server` given more than once), by its index among
+    /// the servers after the first: the mapping socket asks it too (does the mapping vary by
+    /// destination?), and allocation samples go to it in turn.
+    Extra(u8),
 }
 
 impl Target {
     /// The concrete address of a server target, given the primary and the OTHER-ADDRESS (which
-    /// differs from the primary in both IP and port). `OwnPublic` is not a server address.
+    /// differs from the primary in both IP and port). `OwnPublic` is not a server address, and
+    /// an `Extra` server's address is in the plan, not in the primary's answer.
     pub fn resolve(self, primary: SocketAddr, other: SocketAddr) -> Option<SocketAddr> {
         let (ip1, ip2, p1, p2) = (primary.ip(), other.ip(), primary.port(), other.port());
         match self {
@@ -35,7 +40,7 @@ impl Target {
             Target::AltPort => Some(SocketAddr::new(ip1, p2)),
             Target::AltIp => Some(SocketAddr::new(ip2, p1)),
             Target::AltBoth => Some(other),
-            Target::OwnPublic => None,
+            Target::OwnPublic | Target::Extra(_) => None,
         }
     }
 }

@@ -109,18 +109,39 @@ pub const MAX_SAMPLES: u8 = 32;
 /// waits for the fingerprint, and a punch built on it must follow while the ports still hold.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Most servers one fingerprint asks (`nat --server` given several times): each costs the
+/// mapping socket one more flow, and they share the allocation samples.
+pub const MAX_SERVERS: usize = 8;
+
 /// What the user chose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanConfig {
     /// Allocation samples, clamped to `MIN_SAMPLES..=MAX_SAMPLES`.
     pub samples: u8,
+    /// Servers besides the primary (at most [`MAX_SERVERS`] in all; the rest are ignored). The
+    /// mapping socket sends each a Binding at the plan's start (does its public address vary
+    /// by destination?), and the samples go round robin over the primary and these, so that a
+    /// NAT counting ports per destination shows in the samples.
+    pub more_servers: Vec<SocketAddr>,
 }
 
 impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {
             samples: DEFAULT_SAMPLES,
+            more_servers: Vec::new(),
         }
+    }
+}
+
+impl PlanConfig {
+    /// The servers besides the primary that the plan uses, each with its [`Target::Extra`].
+    fn extra_servers(&self) -> impl Iterator<Item = (Target, SocketAddr)> + '_ {
+        self.more_servers
+            .iter()
+            .take(MAX_SERVERS - 1)
+            .enumerate()
+            .map(|(i, &to)| (Target::Extra(i as u8), to))
     }
 }
 
@@ -333,6 +354,7 @@ pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discover
             probes.extend(filtering_probes(rtt, discovery.primary));
         }
     }
+    probes.extend(extra_server_probes(transport, config, rtt));
     if let Some(public) = discovery.public {
         probes.push(hairpin_probe(transport, rtt, public));
     }
@@ -373,6 +395,39 @@ fn mapping_probes(
                 wait,
                 ..probe
             })
+        })
+        .collect()
+}
+
+/// The RTT another server's probes are sized for: it may be further away than the primary,
+/// whose RTT alone was measured, so no less than [`DEFAULT_RTT`].
+fn far_rtt(rtt: Option<Duration>) -> Option<Duration> {
+    Some(sized(rtt).max(DEFAULT_RTT))
+}
+
+/// The mapping socket toward every other server the user named: a different public address
+/// from a server at another IP means the mapping depends on the destination, whether or not
+/// any server speaks RFC 5780. Waited for like a mapping test.
+fn extra_server_probes(
+    transport: Transport,
+    config: &PlanConfig,
+    rtt: Option<Duration>,
+) -> Vec<Probe> {
+    config
+        .extra_servers()
+        .map(|(target, to)| {
+            let probe = lossy(transport, far_rtt(rtt), Duration::ZERO);
+            let wait = match transport {
+                Transport::Udp => probe.wait,
+                Transport::Tcp => probe.wait - TCP_DATA_RTO + TCP_DATA_RTO_AFTER_SYN_LOSS,
+            };
+            Probe {
+                target,
+                to,
+                interval: wait,
+                wait,
+                ..probe
+            }
         })
         .collect()
 }
@@ -422,7 +477,8 @@ fn hairpin_probe(transport: Transport, rtt: Option<Duration>, public: SocketAddr
 }
 
 /// The allocation samples: two back-to-back bursts [`burst_pause`] apart (one burst when there
-/// are too few samples for each half to show a step).
+/// are too few samples for each half to show a step), sample `i` to server `i` mod the number
+/// of servers (the primary first).
 fn sample_probes(
     transport: Transport,
     config: &PlanConfig,
@@ -431,6 +487,9 @@ fn sample_probes(
 ) -> Vec<Probe> {
     let count = config.samples.clamp(MIN_SAMPLES, MAX_SAMPLES);
     let first_burst = if count >= 4 { count.div_ceil(2) } else { count };
+    let servers: Vec<(Target, SocketAddr)> = std::iter::once((Target::Primary, primary))
+        .chain(config.extra_servers())
+        .collect();
     (0..count)
         .map(|i| {
             let at = if i < first_burst {
@@ -438,11 +497,17 @@ fn sample_probes(
             } else {
                 burst_pause(rtt)
             };
+            let (target, to) = servers[usize::from(i) % servers.len()];
+            let sized_for = match target {
+                Target::Primary => rtt,
+                _ => far_rtt(rtt),
+            };
             Probe {
                 socket: Socket::Sample(i),
                 fresh: true,
-                to: primary,
-                ..lossy(transport, rtt, at)
+                target,
+                to,
+                ..lossy(transport, sized_for, at)
             }
         })
         .collect()
@@ -597,11 +662,74 @@ mod tests {
         for case in cases {
             let config = PlanConfig {
                 samples: case.samples,
+                ..PlanConfig::default()
             };
             let plan = make_plan(case.transport, &config, &case.discovery);
             assert_eq!(rows(&plan), case.want, "{}", case.name);
             assert_eq!(plan.deadline, MS(case.deadline_ms), "{}", case.name);
         }
+    }
+
+    #[test]
+    fn more_servers_get_the_mapping_socket_and_the_samples_in_turn() {
+        let (one, two) = (addr("198.51.100.20:3478"), addr("198.51.100.21:3478"));
+        let primary = addr("192.0.2.1:3478");
+        let config = PlanConfig {
+            samples: 6,
+            more_servers: vec![one, two],
+        };
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let plan = make_plan(transport, &config, &discovery(false, true, Some(50)));
+            let asked: Vec<(Socket, bool, Target, SocketAddr, Duration)> = plan
+                .probes
+                .iter()
+                .filter(|p| !matches!(p.socket, Sample(_) | Hairpin))
+                .map(|p| (p.socket, p.fresh, p.target, p.to, p.at))
+                .collect();
+            assert_eq!(
+                asked,
+                [
+                    (Mapping, false, Target::Extra(0), one, Duration::ZERO),
+                    (Mapping, false, Target::Extra(1), two, Duration::ZERO),
+                ],
+                "{transport:?}"
+            );
+            let samples: Vec<(Target, SocketAddr)> = plan
+                .probes
+                .iter()
+                .filter(|p| matches!(p.socket, Sample(_)))
+                .map(|p| (p.target, p.to))
+                .collect();
+            let turn = [
+                (Primary, primary),
+                (Target::Extra(0), one),
+                (Target::Extra(1), two),
+            ];
+            assert_eq!(samples, [turn, turn].concat(), "{transport:?}");
+            // Another server may be further away than the primary: its probes wait at least
+            // as long as for an unmeasured RTT.
+            for probe in plan.probes.iter().filter(|p| p.to == one) {
+                assert!(probe.wait >= answer_wait(transport, None), "{probe:?}");
+            }
+        }
+        // Servers past MAX_SERVERS in all are left out.
+        let many = PlanConfig {
+            samples: 32,
+            more_servers: (0..12)
+                .map(|i| addr(&format!("198.51.100.{}:3478", 30 + i)))
+                .collect(),
+        };
+        let plan = make_plan(Transport::Udp, &many, &discovery(false, true, Some(50)));
+        let extra = |p: &&Probe| matches!(p.target, Target::Extra(_));
+        let asked = plan
+            .probes
+            .iter()
+            .filter(|p| p.socket == Mapping)
+            .filter(extra);
+        assert_eq!(asked.count(), MAX_SERVERS - 1);
+        let used: std::collections::BTreeSet<SocketAddr> =
+            plan.probes.iter().map(|p| p.to).collect();
+        assert!(!used.contains(&addr("198.51.100.37:3478")));
     }
 
     #[test]
@@ -630,7 +758,12 @@ mod tests {
     #[test]
     fn timeouts_fit_together() {
         // The slowest plan anyone can ask for still finishes within the deadline.
-        let worst = PlanConfig { samples: u8::MAX };
+        let worst = PlanConfig {
+            samples: u8::MAX,
+            more_servers: (0..20)
+                .map(|i| SocketAddr::from(([192, 0, 2, 100 + i], 3478)))
+                .collect(),
+        };
         for transport in [Transport::Udp, Transport::Tcp] {
             let slow = discovery(true, true, Some(60_000));
             let plan = make_plan(transport, &worst, &slow);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::core::fingerprint::allocation::{Allocation, Pattern};
 use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
 use crate::core::fingerprint::predict::{Prediction, Rule};
+use crate::core::fingerprint::verdict::{Difficulty, Reach, Rfc3489Type};
 use crate::core::Transport;
 
 /// Version of the JSON schema below.
@@ -25,8 +26,14 @@ pub const MAX_COUNTER_GAP: i64 = 64;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub schema_version: u32,
-    /// The server's primary address.
+    /// The server's primary address (the first server named).
     pub server: SocketAddr,
+    /// Every server named, the first one being `server`. The mapping socket asked each of
+    /// them, and the allocation samples went to them in turn.
+    pub servers: Vec<SocketAddr>,
+    /// The one-line verdict (see [`verdict::line`](super::verdict::line)); `None` until
+    /// [`Report::settle`] and when no transport was measured.
+    pub verdict: Option<String>,
     pub udp: Option<TransportReport>,
     pub tcp: Option<TransportReport>,
 }
@@ -43,6 +50,10 @@ pub struct TransportReport {
     /// The server sent OTHER-ADDRESS, so mapping and filtering could be tested.
     pub full_mode: bool,
     pub mapping: Option<Behaviour>,
+    /// Whether the mapping socket's public address differed between servers at different IPs
+    /// (tailscale netcheck's MappingVariesByDestIP): works with servers that do not speak
+    /// RFC 5780. `None` without two servers at different IPs that both answered.
+    pub mapping_varies_by_dest_ip: Option<bool>,
     /// Always `null` over TCP: CHANGE-REQUEST needs UDP.
     pub filtering: Option<Behaviour>,
     /// What the server did with CHANGE-REQUEST.
@@ -53,6 +64,12 @@ pub struct TransportReport {
     pub alg: Option<bool>,
     pub allocation: Allocation,
     pub prediction: Prediction,
+    /// The classic RFC 3489 name; `None` when not determinable.
+    pub rfc3489_type: Option<Rfc3489Type>,
+    /// From what the punch planner can connect to (see [`super::verdict`]).
+    pub difficulty: Option<Difficulty>,
+    /// The planner's strategy toward each kind of peer.
+    pub punch: Option<Reach>,
 }
 
 impl Report {
@@ -61,6 +78,8 @@ impl Report {
         Report {
             schema_version: SCHEMA_VERSION,
             server,
+            servers: vec![server],
+            verdict: None,
             udp: None,
             tcp: None,
         }
@@ -86,6 +105,12 @@ impl Report {
             earlier.prediction.next_port = later.prediction.next_port;
             earlier.prediction.candidates = later.prediction.candidates.clone();
         }
+    }
+
+    /// Computes the one-line verdict from the transports' reports, once they are final (after
+    /// [`Report::share_counter`], which may change a prediction).
+    pub fn settle(&mut self) {
+        self.verdict = super::verdict::line(self);
     }
 
     /// Plain-language sentences for people who are not NAT experts, UDP first.
@@ -192,7 +217,7 @@ impl TransportReport {
         let sure = (allocation.confidence * 100.0).round();
         Some(match allocation.pattern? {
             Pattern::Preserving => format!(
-                "It keeps your local port as the public port ({sure}% sure), \
+                "It keeps your local port as the public port ({sure}% fit), \
                  so your next port is easy to predict."
             ),
             Pattern::Sequential => {
@@ -210,11 +235,11 @@ impl TransportReport {
                 let step = delta.abs();
                 format!(
                     "It hands out ports in sequence, {step} at a time {way}{counter} \
-                     ({sure}% sure){next}."
+                     ({sure}% fit){next}."
                 )
             }
             Pattern::Random => format!(
-                "It picks public ports at random ({sure}% sure), so the next port cannot be predicted."
+                "It picks public ports at random ({sure}% fit), so the next port cannot be predicted."
             ),
         })
     }
@@ -310,6 +335,7 @@ mod tests {
             rtt_ms: Some(0.1),
             full_mode: true,
             mapping: Some(Behaviour::EndpointIndependent),
+            mapping_varies_by_dest_ip: None,
             filtering,
             change_request: filtering.map(|_| ChangeRequestSupport::Honoured),
             hairpinning: None,
@@ -333,6 +359,9 @@ mod tests {
                 two_probe: None,
                 preset_delta: None,
             },
+            rfc3489_type: None,
+            difficulty: None,
+            punch: None,
         }
     }
 

@@ -54,14 +54,16 @@ pub fn fingerprint_all(
         .collect()
 }
 
-/// The report, predicting for a flow opened `now`.
+/// The report on `servers` (the primary first), predicting for a flow opened `now`, with its
+/// verdict.
 pub fn report(
-    server: SocketAddr,
+    servers: &[SocketAddr],
     preset_delta: i32,
     fingerprints: &[Fingerprint],
     now: Instant,
 ) -> Report {
-    let mut report = Report::new(server);
+    let mut report = Report::new(servers[0]);
+    report.servers = servers.to_vec();
     for fingerprint in fingerprints {
         let options = PredictOptions {
             preset_delta,
@@ -80,6 +82,7 @@ pub fn report(
     if let Some(later) = sampled_last(fingerprints) {
         report.share_counter(later);
     }
+    report.settle();
     report
 }
 

@@ -17,8 +17,8 @@
 //! NAT usually draws UDP and TCP ports from one counter, docs/lab.md). Retransmissions open no
 //! flow and need no gate. The other transport waits at most one burst pause.
 //!
-//! Everything sent goes to the addresses in the plan: the server the user named, the alternate
-//! addresses it reported, and this host's own public address (the hairpin test).
+//! Everything sent goes to the addresses in the plan: the servers the user named, the alternate
+//! addresses the first one reported, and this host's own public address (the hairpin test).
 
 mod all;
 mod tcp;
@@ -72,7 +72,7 @@ pub trait Probing: Sync {
 }
 
 /// What the shell needs to know for one fingerprint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub server: SocketAddr,
     pub config: PlanConfig,
