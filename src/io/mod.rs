@@ -4,6 +4,7 @@ pub mod adopt;
 pub mod caps;
 pub mod client;
 pub mod coalesce;
+pub mod icmp;
 pub mod poll;
 pub mod prober;
 pub mod punch_tcp;
