@@ -61,7 +61,7 @@ impl Fixture {
             "--server",
             &server,
             "--json",
-            "--timeout",
+            "--server-timeout",
             "5s",
         ];
         argv.extend_from_slice(extra);

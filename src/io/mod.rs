@@ -17,4 +17,5 @@ pub mod rst_guard;
 pub mod server;
 pub mod signal;
 pub mod simopen;
+pub mod source;
 pub mod udp_batch;

@@ -101,11 +101,19 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         server,
         config: PlanConfig::default(),
         discovery_timeout: DISCOVERY_TIMEOUT,
+        // The session socket took --bind's port: the probes and the punch take fresh ones.
+        source: run.session.source.source_toward(server).port_free(),
     };
-    let local_ip =
-        prober::local_ip_toward(server).with_context(|| format!("no route toward {server}"))?;
+    let local_ip = (options.source.local_ip_toward(server))
+        .with_context(|| format!("no route toward {server}"))?;
     let transport = run.leg;
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
+    if let Some(unreachable) = fingerprint.unreachable {
+        return Err(crate::exit::failed(
+            crate::exit::Kind::ServerUnreachable,
+            format!("no STUN answer over {}: {unreachable}", transport.as_str()),
+        ));
+    }
     if !fingerprint.answered() {
         return Err(crate::exit::failed(
             crate::exit::Kind::ServerUnreachable,
