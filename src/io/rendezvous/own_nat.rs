@@ -72,6 +72,8 @@ pub(super) struct OwnNat {
     pub tcp_local: Option<SocketAddr>,
     /// The local IP the fingerprint's sockets bound to; fresh punch sockets bind to it too.
     pub local_ip: IpAddr,
+    /// --bind and --interface (without the port, which the session socket took).
+    pub source: crate::io::source::Source,
     pub taken_at: Instant,
 }
 
@@ -131,6 +133,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         mapping,
         tcp_local,
         local_ip,
+        source: options.source.clone(),
         taken_at: Instant::now(),
     })
 }
