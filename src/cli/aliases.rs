@@ -142,4 +142,38 @@ mod tests {
         ]);
         assert_eq!(both.unwrap_err().exit_code(), 2);
     }
+
+    /// Every duration flag (value name DURATION) of the commands that have them takes `25ms`.
+    #[test]
+    fn every_duration_takes_milliseconds() {
+        use clap::CommandFactory;
+        let root = Cli::command();
+        let server = ["-s", "127.0.0.1:1"];
+        let bases: [(&str, Vec<&str>); 5] = [
+            ("server", vec![]),
+            ("login", [&server[..], &["--id", "a"]].concat()),
+            ("listen", [&server[..], &["--id", "a"]].concat()),
+            ("call", [&["b"][..], &server, &["--id", "a"]].concat()),
+            ("nat", server.to_vec()),
+        ];
+        let mut checked = 0;
+        for (name, base) in bases {
+            let command = root.find_subcommand(name).unwrap();
+            for arg in command.get_arguments() {
+                let names = arg.get_value_names().unwrap_or_default();
+                let (true, Some(long)) = (names.iter().any(|n| *n == "DURATION"), arg.get_long())
+                else {
+                    continue;
+                };
+                let flag = format!("--{long}");
+                let argv = [&["natlens", name][..], &base, &[&flag, "25ms"]].concat();
+                let parsed = Cli::try_parse_from(&argv);
+                assert!(parsed.is_ok(), "{argv:?}: {:?}", parsed.err());
+                checked += 1;
+            }
+        }
+        // keepalive, duration, punch/call timeouts, nat's server timeout, the server's
+        // expiry, idle and stats intervals, and the hidden old spellings.
+        assert!(checked >= 12, "{checked}");
+    }
 }
