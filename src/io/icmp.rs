@@ -12,7 +12,7 @@
 use std::io;
 use std::mem::{size_of, size_of_val, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use crate::core::unreachable::{Icmp, IcmpError};
 
@@ -24,12 +24,28 @@ const MAX_QUEUED: usize = 64;
 
 /// Asks the kernel to queue ICMP errors on `socket` (see the module doc).
 pub fn enable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    set_recverr(socket, ipv6, true)
+}
+
+/// Stops queueing ICMP errors on `socket` and drops those queued, before the socket goes to
+/// code that does not read the error queue (the punch): queued errors count against the
+/// receive buffer, so a queue left to fill would crowd out the datagrams that matter.
+pub fn disable(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
+    let fd = socket.as_fd();
+    set_recverr(&fd, ipv6, false)?;
+    read_errors(fd.as_raw_fd());
+    // The last error's errno would still fail the next call once: SO_ERROR reads and clears it.
+    socket2::SockRef::from(&fd).take_error()?;
+    Ok(())
+}
+
+fn set_recverr(socket: &impl AsRawFd, ipv6: bool, on: bool) -> io::Result<()> {
     let (level, name) = if ipv6 {
         (libc::SOL_IPV6, libc::IPV6_RECVERR)
     } else {
         (libc::SOL_IP, libc::IP_RECVERR)
     };
-    let on: libc::c_int = 1;
+    let on = libc::c_int::from(on);
     // SAFETY: setsockopt(2) with a pointer to a c_int that lives across the call.
     let rc = unsafe {
         libc::setsockopt(
@@ -264,5 +280,22 @@ mod tests {
         assert_eq!(error.offender, Some(to.ip()));
         assert_eq!(error.quote, b"natlens probe");
         assert!(read_errors(socket.as_raw_fd()).is_empty(), "read once");
+    }
+
+    /// A socket handed on with the option off queues nothing more, and what was queued is gone.
+    #[test]
+    fn a_disabled_socket_queues_nothing() {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable(&socket, false).unwrap();
+        socket.send_to(b"first", to).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        disable(&socket, false).unwrap();
+        assert!(read_errors(socket.as_raw_fd()).is_empty(), "drained");
+        socket.send_to(b"second", to).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(read_errors(socket.as_raw_fd()).is_empty(), "not queued");
     }
 }

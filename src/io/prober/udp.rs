@@ -92,8 +92,9 @@ impl UdpShell {
         let Some(index) = self.sockets.iter().position(|(r, _, _)| *r == role) else {
             return Ok(None);
         };
-        let (_, mut socket, _) = self.sockets.remove(index);
+        let (_, mut socket, local) = self.sockets.remove(index);
         self.poll.registry().deregister(&mut socket)?;
+        icmp::disable(&socket, local.is_ipv6())?;
         Ok(Some(socket))
     }
 
