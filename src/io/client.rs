@@ -1,5 +1,10 @@
 //! The IO shell around a [`ClientSession`]: one connected UDP socket or one TCP stream, the
 //! wall clock, and the poll loop. All protocol decisions are the session's.
+//!
+//! The UDP socket queues ICMP errors ([`icmp`]): one that quotes a recent request of ours to the
+//! server and says it cannot be reached is kept ([`Link::unreachable`]) and handed to the session
+//! ([`ClientSession::handle_unreachable`]), which ends a first login at once rather than after
+//! the login timeout.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -126,7 +131,7 @@ impl Link {
         if !session.poll_connect() {
             return false;
         }
-        match Self::dial(*server, REDIAL_TIMEOUT, &source.clone()) {
+        match Self::dial(*server, REDIAL_TIMEOUT, source) {
             Ok(link) => {
                 *self = link;
                 session.handle_connected(Instant::now());
