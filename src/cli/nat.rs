@@ -62,7 +62,8 @@ pub struct NatArgs {
     /// How long to wait for the server's first answer on each transport before deciding that
     /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
     /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
-    /// plan needs: a few round trips.
+    /// plan needs: a few round trips. An ICMP unreachable or a refused connection ends the wait
+    /// at once. The old spelling --timeout still works, with a deprecation warning.
     #[arg(
         long = "server-timeout",
         value_name = "DURATION",

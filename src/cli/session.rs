@@ -57,7 +57,8 @@ pub struct LoginArgs {
     #[command(flatten)]
     pub session: SessionArgs,
 
-    /// Transport for the session with the server (as on listen and call).
+    /// Transport for the session with the server (as on listen and call). The old spelling
+    /// -t/--transport still works here, with a deprecation warning.
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
     pub login_transport: Transport,
 
@@ -145,7 +146,8 @@ pub struct PunchArgs {
 
     /// Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps
     /// an unanswered UDP flow). `natlens call` waits as long for the call's answer unless
-    /// --call-timeout says otherwise.
+    /// --call-timeout says otherwise. The old spelling --timeout still works, with a deprecation
+    /// warning (on call it sets both).
     #[arg(
         long = "punch-timeout",
         value_name = "DURATION",
