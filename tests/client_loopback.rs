@@ -230,7 +230,7 @@ fn answer_one_call(
 ) -> (thread::JoinHandle<Vec<ClientEvent>>, SocketAddr) {
     let (logged_in, observed) = std::sync::mpsc::channel();
     let handle = thread::spawn(move || {
-        let mut link = Link::connect(server, transport).unwrap();
+        let mut link = Link::connect(server, transport, &Default::default()).unwrap();
         let mut session = session("alice", transport);
         session.set_facts(NatFacts {
             transports: Transports {
@@ -259,7 +259,7 @@ fn answer_one_call(
 
 /// Logs `bob` in and calls `callee`; returns the call's outcome event.
 fn call(server: SocketAddr, transport: Transport, callee: &str) -> ClientEvent {
-    let mut link = Link::connect(server, transport).unwrap();
+    let mut link = Link::connect(server, transport, &Default::default()).unwrap();
     let mut session = session("bob", transport);
     let mut outcome = None;
     client::run(&mut link, &mut session, backstop(), |session, event| {
@@ -502,7 +502,7 @@ fn refused_tcp_connection_exits_unreachable() {
         &port.to_string(),
         "--id",
         "alice",
-        "-t",
+        "--login-transport",
         "tcp",
     ])
     .output()
@@ -523,7 +523,7 @@ fn invalid_id_is_refused_before_sending() {
     assert_failure(
         &out,
         exit::USAGE,
-        "error: invalid value 'two words' for '--id <NAME>': not a valid ID",
+        "error: invalid value 'two words' for '--id <MY_ID>': not a valid ID",
     );
 }
 

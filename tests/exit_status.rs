@@ -53,7 +53,15 @@ fn closed_udp_port() -> SocketAddr {
 #[test]
 fn a_refused_tcp_connection_is_server_unreachable() {
     let server = closed_tcp_port().to_string();
-    let out = run(&["login", "-s", &server, "--id", "alice", "-t", "tcp"]);
+    let out = run(&[
+        "login",
+        "-s",
+        &server,
+        "--id",
+        "alice",
+        "--login-transport",
+        "tcp",
+    ]);
     assert_exit(
         &out,
         exit::UNREACHABLE,
@@ -76,8 +84,18 @@ fn an_icmp_unreachable_udp_server_is_server_unreachable() {
 
 #[test]
 fn no_stun_answer_is_server_unreachable() {
-    let server = closed_udp_port().to_string();
-    let out = run(&["nat", "-s", &server, "-t", "udp", "--timeout", "300ms"]);
+    // A socket that never answers: a closed port would draw ICMP port unreachable instead.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let out = run(&[
+        "nat",
+        "-s",
+        &server,
+        "-t",
+        "udp",
+        "--server-timeout",
+        "300ms",
+    ]);
     assert_exit(
         &out,
         exit::UNREACHABLE,
@@ -91,7 +109,7 @@ fn an_unknown_callee_has_its_own_code() {
     let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
     let addr = server.addr().to_string();
     // The facts-only call and the punching call meet the same 404.
-    for extra in [&["--no-punch"][..], &["--timeout", "2s"]] {
+    for extra in [&["--no-punch"][..], &["--punch-timeout", "2s"]] {
         let out = natlens(&["call", "nobody", "-s", &addr, "--id", "bob"])
             .args(extra)
             .output()
@@ -119,9 +137,18 @@ fn every_stated_range_is_a_usage_error() {
         args
     };
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (client("listen", &["--timeout", "0s"]), "--timeout"),
-        (client("listen", &["--timeout", "60s"]), "--timeout"),
-        (client("call", &["--timeout", "25.5s"]), "--timeout"),
+        (
+            client("listen", &["--punch-timeout", "0s"]),
+            "--punch-timeout",
+        ),
+        (
+            client("listen", &["--punch-timeout", "60s"]),
+            "--punch-timeout",
+        ),
+        (
+            client("call", &["--punch-timeout", "25.5s"]),
+            "--punch-timeout",
+        ),
         (client("listen", &["--fanout", "0"]), "--fanout"),
         (client("listen", &["--fanout", "65536"]), "--fanout"),
         (client("listen", &["--rate", "0"]), "--rate"),
@@ -129,7 +156,10 @@ fn every_stated_range_is_a_usage_error() {
         (client("listen", &["--delta", "0"]), "--delta"),
         (client("login", &["--keepalive", "0s"]), "--keepalive"),
         (client("login", &["--duration", "0ms"]), "--duration"),
-        (vec!["nat", "-s", server, "--timeout", "0s"], "--timeout"),
+        (
+            vec!["nat", "-s", server, "--server-timeout", "0s"],
+            "--server-timeout",
+        ),
         (vec!["nat", "-s", server, "--samples", "33"], "--samples"),
         (
             vec!["nat", "-s", server, "--preset-delta", "1025"],

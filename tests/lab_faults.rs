@@ -498,7 +498,7 @@ fn kill_mid_punch(fixture: &Fixture, n: usize, victim: Victim, transport: &str) 
     fixture.lab.reset_nat_state().expect("resetting NAT state");
     let data = Data::new(2_000, 2_000);
     let timeout = format!("{}s", DEATH_PUNCH_TIMEOUT.as_secs());
-    let extra = ["--transport", transport, "--timeout", &timeout];
+    let extra = ["--transport", transport, "--punch-timeout", &timeout];
     let (alice, bob) = (format!("dying-a{n}"), format!("dying-b{n}"));
     let listen = fixture.listen(&alice, &data, &extra);
     let call = fixture.call(&alice, &bob, &data, &extra);

@@ -84,7 +84,7 @@ impl Fixture {
         for server in servers {
             argv.extend(["--server", server]);
         }
-        argv.extend(["--json", "--timeout", "5s"]);
+        argv.extend(["--json", "--server-timeout", "5s"]);
         argv.extend_from_slice(extra);
         let output = self
             .lab

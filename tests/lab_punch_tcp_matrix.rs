@@ -80,7 +80,7 @@ fn tcp_forced_random_pairs_fail_with_a_reason_in_bounded_time() {
                 ..LabSpec::default()
             },
             false,
-            &["--transport", "tcp", "--force", "--timeout", "3s"],
+            &["--transport", "tcp", "--force", "--punch-timeout", "3s"],
         );
         let data = Data::new(100, 100);
         let attempt = fixture.attempt(0, (PORT, PORT), "udp", &data);

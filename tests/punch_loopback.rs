@@ -223,7 +223,7 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
     }
 
     // --dry-run on the caller: the plan, exit 0, no punch; the listener punches alone and fails.
-    let listener = Listener::start(server.addr(), "erin", &["--json", "--timeout", "1s"]);
+    let listener = Listener::start(server.addr(), "erin", &["--json", "--punch-timeout", "1s"]);
     let caller = call(server.addr(), "erin", "frank", &["--dry-run"]);
     let plan = String::from_utf8(caller.stdout).unwrap();
     assert!(caller.status.success(), "{plan}");

@@ -131,7 +131,7 @@ fn call(server: SocketAddr, me: &str, callee: &str) -> Result<(), String> {
         me,
         "--no-punch",
         "--json",
-        "--timeout",
+        "--call-timeout",
         "5s",
     ])
     .output()

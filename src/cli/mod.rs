@@ -12,6 +12,7 @@ use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
 use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
 
 pub mod examples;
+mod aliases;
 mod lab;
 mod nat;
 mod parse;
@@ -19,7 +20,9 @@ mod punch_docs;
 mod server;
 mod server_name;
 mod session;
+mod source;
 
+pub use aliases::resolve_aliases;
 pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
@@ -29,6 +32,7 @@ pub use parse::*;
 pub use server::ServerArgs;
 pub use server_name::ServerName;
 pub use session::{CallArgs, ListenArgs, LoginArgs, PunchArgs, PunchTransport, SessionArgs};
+pub use source::{BindAddr, SourceArgs};
 
 /// Transport used to reach the location server (one type for the CLI and the core).
 pub use crate::core::Transport;
@@ -102,7 +106,7 @@ mod tests {
                 "127.0.0.1:1",
                 "--id",
                 "a",
-                "--timeout",
+                "--punch-timeout",
                 "60s",
             ][..],
             &[
@@ -112,7 +116,7 @@ mod tests {
                 "127.0.0.1:1",
                 "--id",
                 "a",
-                "--timeout",
+                "--punch-timeout",
                 "0s",
             ],
             &[

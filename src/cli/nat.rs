@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_delta, parse_positive_duration, ServerName, Transport};
+use super::{parse_delta, parse_positive_duration, ServerName, SourceArgs, Transport};
 
 #[derive(Debug, Args)]
 pub struct NatArgs {
@@ -72,9 +72,22 @@ pub struct NatArgs {
     /// How long to wait for the server's first answer on each transport before deciding that
     /// no STUN server is there. The default lets TCP's third SYN through (Linux retransmits a
     /// lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its
-    /// plan needs: a few round trips.
-    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_positive_duration)]
+    /// plan needs: a few round trips. An ICMP unreachable or a refused connection ends the wait
+    /// at once. The old spelling --timeout still works, with a deprecation warning.
+    #[arg(
+        long = "server-timeout",
+        value_name = "DURATION",
+        default_value = "4s",
+        value_parser = parse_positive_duration
+    )]
     pub timeout: Duration,
+
+    /// Deprecated spelling of --server-timeout; still accepted, with a warning.
+    #[arg(long = "timeout", value_name = "DURATION", hide = true, conflicts_with = "timeout", value_parser = parse_positive_duration)]
+    pub deprecated_timeout: Option<Duration>,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 
     /// Write every packet natlens sends and receives on its sockets (the probes to the server
     /// and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated).

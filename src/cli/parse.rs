@@ -51,7 +51,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The punch `--timeout`: longer than zero and at most
+/// The punch `--punch-timeout` (and `--call-timeout`): longer than zero and at most
 /// [`MAX_TIMEOUT`](crate::core::punch::plan::MAX_TIMEOUT), as its help says.
 pub fn parse_punch_timeout(text: &str) -> Result<Duration, String> {
     let max = crate::core::punch::plan::MAX_TIMEOUT;

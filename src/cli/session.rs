@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{
     parse_delta, parse_id, parse_positive_duration, parse_punch_timeout, OutputArgs, ServerName,
-    Transport,
+    SourceArgs, Transport,
 };
 
 #[derive(Debug, Args)]
@@ -30,7 +30,7 @@ pub struct SessionArgs {
     pub server: ServerName,
 
     /// The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces.
-    #[arg(long, value_name = "NAME", value_parser = parse_id)]
+    #[arg(long, value_name = "MY_ID", value_parser = parse_id)]
     pub id: String,
 
     /// How often to refresh the session (UDP keeps the NAT mapping open with it). After a
@@ -46,6 +46,9 @@ pub struct SessionArgs {
     pub key_file: Option<PathBuf>,
 
     #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -54,9 +57,21 @@ pub struct LoginArgs {
     #[command(flatten)]
     pub session: SessionArgs,
 
-    /// Transport for the session with the server.
-    #[arg(long, short, value_enum, default_value_t = Transport::Udp)]
-    pub transport: Transport,
+    /// Transport for the session with the server (as on listen and call). The old spelling
+    /// -t/--transport still works here, with a deprecation warning.
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = Transport::Udp)]
+    pub login_transport: Transport,
+
+    /// Deprecated spelling of --login-transport (on the other commands --transport is what is
+    /// probed or punched); still accepted, with a warning.
+    #[arg(
+        long = "transport",
+        short = 't',
+        value_enum,
+        hide = true,
+        conflicts_with = "login_transport"
+    )]
+    pub deprecated_transport: Option<Transport>,
 
     /// Log out and exit after this long (default: hold the session until interrupted).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -70,8 +85,13 @@ pub struct LoginArgs {
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// The ID to call.
-    #[arg(value_name = "NAME", value_parser = parse_id)]
+    #[arg(value_name = "PEER_ID", value_parser = parse_id)]
     pub callee: String,
+
+    /// How long to wait for the callee's answer, relayed by the server (default: as long as
+    /// --punch-timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_punch_timeout)]
+    pub call_timeout: Option<Duration>,
 
     #[command(flatten)]
     pub session: SessionArgs,
@@ -109,7 +129,7 @@ pub struct PunchArgs {
 
     /// Far ports this end aims at, 1 to 65535: fan-out flows over a sequential NAT's predicted
     /// ports (at most 256 flows are opened; a larger K aims at 256), or random ports a birthday
-    /// spray tries (within the packet budget --rate and --timeout allow). Default: sized from
+    /// spray tries (within the packet budget --rate and --punch-timeout allow). Default: sized from
     /// both ends' facts.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub fanout: Option<u32>,
@@ -125,9 +145,26 @@ pub struct PunchArgs {
     pub preset_delta: Option<i32>,
 
     /// Give up punching after this long (more than 0, at most 25s: inside the 30s a NAT keeps
-    /// an unanswered UDP flow); `natlens call` also waits this long for the call's answer.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_punch_timeout)]
+    /// an unanswered UDP flow). `natlens call` waits as long for the call's answer unless
+    /// --call-timeout says otherwise. The old spelling --timeout still works, with a deprecation
+    /// warning (on call it sets both).
+    #[arg(
+        long = "punch-timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_punch_timeout
+    )]
     pub timeout: Duration,
+
+    /// Deprecated spelling of --punch-timeout (and, on call, of --call-timeout too); still
+    /// accepted, with a warning.
+    #[arg(long = "timeout", value_name = "DURATION", hide = true, conflicts_with = "timeout", value_parser = parse_punch_timeout)]
+    pub deprecated_timeout: Option<Duration>,
+
+    /// `natlens call`'s wait for the answer (--call-timeout), set after parsing
+    /// ([`super::resolve_aliases`]); `None` on listen.
+    #[arg(skip)]
+    pub call_timeout: Option<Duration>,
 
     /// Packets per second this end sends at most, probes and data alike (bursts of 20 ms).
     #[arg(
@@ -177,6 +214,13 @@ pub struct PunchArgs {
     /// is not recorded then).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+}
+
+impl PunchArgs {
+    /// How long `natlens call` waits for the callee's answer.
+    pub fn call_wait(&self) -> Duration {
+        self.call_timeout.unwrap_or(self.timeout)
+    }
 }
 
 /// Transports `natlens listen` and `natlens call` punch over.

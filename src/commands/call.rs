@@ -36,7 +36,7 @@ fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         &args.session,
         transport,
         &args.callee,
-        args.punch.timeout,
+        args.punch.call_wait(),
         rng,
     )?;
     let mut out = std::io::stdout().lock();

@@ -132,6 +132,7 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         server: primary(),
         config: PlanConfig::default(),
         discovery_timeout: DISCOVERY_TIMEOUT,
+        source: Default::default(),
     };
     let transports = [Transport::Udp, Transport::Tcp];
     let started = Instant::now();

@@ -12,7 +12,7 @@ use crate::render::events;
 /// Runs `natlens login`: NDJSON events on stdout with `--json`, else human lines on stderr.
 pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
     let hold = Hold {
-        transport: args.transport,
+        transport: args.login_transport,
         duration: args.duration,
         calls: args.calls,
     };

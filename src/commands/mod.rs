@@ -18,7 +18,10 @@ use crate::report::Event;
 
 /// Runs the chosen subcommand with the run's one random generator, which is handed down to the
 /// drivers (they seed their own from it).
-pub fn dispatch(cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
+pub fn dispatch(mut cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
+    for warning in crate::cli::resolve_aliases(&mut cli) {
+        eprintln!("natlens: warning: {warning}");
+    }
     match cli.command {
         Command::Generate(args) => {
             crate::generate::write_all(&args.out)?;

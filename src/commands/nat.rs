@@ -41,6 +41,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             more_servers: servers[1..].to_vec(),
         },
         discovery_timeout: args.timeout,
+        source: args.source.source_toward(servers[0]),
     };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
@@ -77,27 +78,38 @@ fn same_family(args: &NatArgs) -> Vec<SocketAddr> {
     servers
 }
 
-/// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
-/// TCP connection as such (it did not take the whole timeout).
+/// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", or for what the
+/// kernel reported at once, without waiting, its reason: "ADDR answered ICMP port unreachable
+/// (udp)", "ADDR refused the TCP connection (tcp)".
 fn no_answer(args: &NatArgs, silent: &[&Fingerprint]) -> String {
     let waited: Vec<&str> = silent
         .iter()
-        .filter(|f| !f.refused)
+        .filter(|f| f.unreachable.is_none())
         .map(|f| f.transport.as_str())
         .collect();
-    let mut over = Vec::new();
+    let mut parts = Vec::new();
     if !waited.is_empty() {
         let timeout = humantime::format_duration(args.timeout);
-        over.push(format!("over {} within {timeout}", waited.join(" or ")));
+        parts.push(format!(
+            "no STUN answer from {} over {} within {timeout}",
+            args.server[0],
+            waited.join(" or ")
+        ));
     }
-    if silent.iter().any(|f| f.refused) {
-        over.push("over tcp (connection refused)".into());
+    for fingerprint in silent {
+        if let Some(unreachable) = fingerprint.unreachable {
+            parts.push(format!(
+                "{unreachable} ({})",
+                fingerprint.transport.as_str()
+            ));
+        }
     }
-    format!(
-        "no STUN answer from {} {}: is a STUN server there?",
-        args.server[0],
-        over.join(" or ")
-    )
+    let question = if waited.is_empty() {
+        ""
+    } else {
+        ": is a STUN server there?"
+    };
+    format!("{}{question}", parts.join("; "))
 }
 
 /// The report on stdout: JSON, or the table and the narrative.

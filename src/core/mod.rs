@@ -16,6 +16,7 @@ pub mod server;
 pub mod stats;
 pub mod token_bucket;
 pub mod transaction;
+pub mod unreachable;
 
 use serde::Serialize;
 

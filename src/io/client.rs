@@ -1,8 +1,14 @@
 //! The IO shell around a [`ClientSession`]: one connected UDP socket or one TCP stream, the
 //! wall clock, and the poll loop. All protocol decisions are the session's.
+//!
+//! The UDP socket queues ICMP errors ([`icmp`]): one that quotes a recent request of ours to the
+//! server and says it cannot be reached is kept ([`Link::unreachable`]) and handed to the session
+//! ([`ClientSession::handle_unreachable`]), which ends a first login at once rather than after
+//! the login timeout.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +16,11 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::core::client::{ClientEvent, ClientSession, Transport};
+use crate::core::unreachable::{self, Unreachable};
+use crate::io::icmp;
+use crate::io::source::Source;
 use crate::wire::framing::{next_frame, Frame};
+use crate::wire::stun::TransactionId;
 
 /// Largest TCP frame accepted from the server: a STUN length field cannot say more than
 /// 20 + 65 535 bytes anyway, so this only refuses what no server should send.
@@ -26,6 +36,10 @@ const REDIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a write to a stalled TCP connection may block; the session's own timeouts are longer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Requests remembered for matching an ICMP error's quote: a login's retransmissions and a few
+/// calls and keepalives in flight.
+const REMEMBERED_REQUESTS: usize = 16;
+
 /// Longest single wait for input, so that an interrupt landing just before a blocking read is
 /// still noticed within a second (reads normally return early with EINTR).
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -36,15 +50,19 @@ pub enum Link {
     /// A UDP socket connected to the server, so the kernel drops datagrams from anyone else.
     Udp {
         socket: UdpSocket,
-        /// An ICMP port unreachable came back: nothing listens at the server's address.
-        refused: bool,
+        server: SocketAddr,
+        /// Transaction IDs of the latest requests sent, newest last.
+        sent: VecDeque<TransactionId>,
+        /// An ICMP error quoting one of them said the server cannot be reached.
+        unreachable: Option<Unreachable>,
     },
     /// A TCP stream and the bytes of a frame not yet complete.
     Tcp {
         stream: TcpStream,
         buffer: Vec<u8>,
-        /// Where it was dialled, to dial again after the server went away.
+        /// Where it was dialled, and from where, to dial again after the server went away.
         server: SocketAddr,
+        source: Source,
         /// The stream broke (a write hit a reset, or the close was reported): reads and writes
         /// on it are skipped until it is replaced.
         broken: Broken,
@@ -69,29 +87,29 @@ enum Received {
 }
 
 impl Link {
-    /// Opens a connection to `server`: binds an ephemeral UDP port and connects it, or connects
-    /// over TCP within [`CONNECT_TIMEOUT`].
-    pub fn connect(server: SocketAddr, transport: Transport) -> io::Result<Link> {
+    /// Opens a connection to `server` from `source` (--bind, --interface): binds a UDP socket
+    /// and connects it, with ICMP errors queued ([`icmp`]), or connects over TCP within
+    /// [`CONNECT_TIMEOUT`].
+    pub fn connect(server: SocketAddr, transport: Transport, source: &Source) -> io::Result<Link> {
         match transport {
             Transport::Udp => {
-                let any: SocketAddr = match server {
-                    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-                    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-                };
-                let socket = UdpSocket::bind(any)?;
+                let socket: UdpSocket = source.udp_socket(server)?.into();
+                icmp::enable(&socket, server.is_ipv6())?;
                 socket.connect(server)?;
                 crate::io::pcap::watch_udp(&socket);
                 Ok(Link::Udp {
                     socket,
-                    refused: false,
+                    server,
+                    sent: VecDeque::new(),
+                    unreachable: None,
                 })
             }
-            Transport::Tcp => Self::dial(server, CONNECT_TIMEOUT),
+            Transport::Tcp => Self::dial(server, CONNECT_TIMEOUT, source),
         }
     }
 
-    fn dial(server: SocketAddr, timeout: Duration) -> io::Result<Link> {
-        let stream = crate::io::pcap::connect_tcp(server, timeout)?;
+    fn dial(server: SocketAddr, timeout: Duration, source: &Source) -> io::Result<Link> {
+        let stream = source.tcp_connect(server, timeout)?;
         // Small request/response messages: do not wait to coalesce them.
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -99,6 +117,7 @@ impl Link {
             stream,
             buffer: Vec::new(),
             server,
+            source: source.clone(),
             broken: Broken::No,
         })
     }
@@ -107,13 +126,13 @@ impl Link {
     /// closed); true when a new connection replaced the old one and the session was told. A
     /// failed dial is not an error: the session has the next attempt scheduled.
     fn redial_if_asked<R: RngCore>(&mut self, session: &mut ClientSession<R>) -> bool {
-        let Link::Tcp { server, .. } = self else {
+        let Link::Tcp { server, source, .. } = self else {
             return false;
         };
         if !session.poll_connect() {
             return false;
         }
-        match Self::dial(*server, REDIAL_TIMEOUT) {
+        match Self::dial(*server, REDIAL_TIMEOUT, source) {
             Ok(link) => {
                 *self = link;
                 session.handle_connected(Instant::now());
@@ -148,9 +167,35 @@ impl Link {
         }
     }
 
-    /// True when the server's host answered with ICMP port unreachable (UDP only).
-    pub fn was_refused(&self) -> bool {
-        matches!(self, Link::Udp { refused: true, .. })
+    /// Why the server cannot be reached, when an ICMP error quoting one of our requests said
+    /// so (UDP only).
+    pub fn unreachable(&self) -> Option<Unreachable> {
+        match self {
+            Link::Udp { unreachable, .. } => *unreachable,
+            Link::Tcp { .. } => None,
+        }
+    }
+
+    /// Reads the UDP socket's queued ICMP errors after a call failed with `err`; true when
+    /// there were any (the failure was their echo, not a broken socket).
+    fn take_icmp_errors(&mut self) -> bool {
+        let Link::Udp {
+            socket,
+            server,
+            sent,
+            unreachable,
+        } = self
+        else {
+            return false;
+        };
+        let queued = icmp::read_errors(socket.as_raw_fd());
+        let ours: Vec<TransactionId> = sent.iter().copied().collect();
+        for error in &queued {
+            if let Some(verdict) = unreachable::judge(&error.as_error(), *server, &ours) {
+                unreachable.get_or_insert(verdict);
+            }
+        }
+        !queued.is_empty()
     }
 
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -158,15 +203,21 @@ impl Link {
             crate::io::pcap::udp_sent(socket, None, bytes);
         }
         match self {
-            Link::Udp { socket, refused } => match socket.send(bytes) {
-                // An earlier ICMP error surfaces on the next send; the retransmission schedule
-                // decides when to give up, not one ICMP message.
-                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                    *refused = true;
-                    Ok(())
+            Link::Udp { socket, sent, .. } => {
+                if let Some(tid) = bytes.get(8..20).and_then(|b| b.try_into().ok()) {
+                    if sent.len() == REMEMBERED_REQUESTS {
+                        sent.pop_front();
+                    }
+                    sent.push_back(TransactionId(tid));
                 }
-                other => other.map(drop),
-            },
+                match socket.send(bytes) {
+                    Ok(_) => Ok(()),
+                    // An ICMP error surfaces on the next call; the session decides what it
+                    // means (the first login ends, a live session retransmits).
+                    Err(err) if self.take_icmp_errors() || is_icmp_echo(&err) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            }
             Link::Tcp { broken, .. } if *broken != Broken::No => Ok(()),
             Link::Tcp { stream, broken, .. } => match stream.write_all(bytes) {
                 // The server went away: the next read tells the session, which dials again.
@@ -224,11 +275,12 @@ impl Link {
                 split_frames(buffer, deliver)?;
                 Ok(Received::Data)
             }
-            (Err(err), Link::Udp { refused, .. })
-                if err.kind() == io::ErrorKind::ConnectionRefused =>
-            {
-                *refused = true;
-                Ok(Received::Nothing)
+            (Err(err), link @ Link::Udp { .. }) if !is_wake_up(&err) => {
+                if link.take_icmp_errors() || is_icmp_echo(&err) {
+                    Ok(Received::Nothing)
+                } else {
+                    Err(err)
+                }
             }
             (Err(err), Link::Tcp { broken, .. }) if is_reset(&err) => {
                 *broken = Broken::Reported;
@@ -247,6 +299,23 @@ fn is_reset(err: &io::Error) -> bool {
         io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// The errno a UDP socket reports once for an ICMP error (see [`icmp`]); not a broken socket.
+fn is_icmp_echo(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::EMSGSIZE
+                | libc::EPROTO
+                | libc::ENOPROTOOPT
+                | libc::EACCES
+        )
     )
 }
 
@@ -499,6 +568,9 @@ fn drain<R: RngCore>(
     loop {
         while let Some(bytes) = session.poll_transmit() {
             link.send(&bytes)?;
+        }
+        if link.unreachable().is_some() {
+            session.handle_unreachable();
         }
         match session.poll_event() {
             Some(event) => on_event(session, event)?,

@@ -129,11 +129,13 @@ pub enum Progress {
 }
 
 /// Opens the plan's sockets for this end: `session` (the fingerprint's mapping socket) in the
-/// `Session` slot, a fresh socket on `local_ip` in every `Fresh` one.
+/// `Session` slot, a fresh socket on `local_ip` in every `Fresh` one, through `source`'s
+/// interface (--interface).
 pub fn open_sockets(
     side: &SidePlan,
     session: Option<UdpSocket>,
     local_ip: IpAddr,
+    source: &crate::io::source::Source,
 ) -> io::Result<Vec<UdpSocket>> {
     let mut session = session;
     side.sockets
@@ -143,7 +145,10 @@ pub fn open_sockets(
                 io::Error::other("the plan punches from the session socket twice, or it is gone")
             }),
             LocalSocket::Fresh => {
-                let socket = std::net::UdpSocket::bind((local_ip, 0))?;
+                let domain = socket2::Domain::for_address(SocketAddr::new(local_ip, 0));
+                let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+                source.port_free().bind_at(&socket, local_ip)?;
+                let socket: std::net::UdpSocket = socket.into();
                 crate::io::pcap::watch_udp(&socket);
                 socket.set_nonblocking(true)?;
                 Ok(UdpSocket::from_std(socket))

@@ -1,5 +1,9 @@
 //! Progress bars on stderr, one per transport, drawn only when stderr is a terminal: a pipe or a
 //! log file gets nothing, so stdout and stderr stay clean for scripts.
+//!
+//! A bar counts answered (or given-up) probes. A fingerprint that stopped short (the server
+//! unreachable, refused or silent) never shows as done: its bar is abandoned with the reason
+//! and stays on screen while the others are cleared.
 
 use std::io::IsTerminal;
 
@@ -20,6 +24,10 @@ impl ProbeBars {
         } else {
             ProgressDrawTarget::hidden()
         };
+        Self::with_target(transports, target)
+    }
+
+    fn with_target(transports: &[Transport], target: ProgressDrawTarget) -> Self {
         let multi = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template("{prefix:>3} [{bar:30}] {pos}/{len} probes")
             .expect("a valid template")
@@ -35,18 +43,30 @@ impl ProbeBars {
         ProbeBars { bars }
     }
 
-    /// Moves the bar of `progress.transport`.
+    /// Moves the bar of `progress.transport`, or fails it when the fingerprint stopped short.
     pub fn update(&self, progress: Progress) {
-        if let Some((_, bar)) = self.bars.iter().find(|(t, _)| *t == progress.transport) {
-            bar.set_length(progress.planned as u64);
-            bar.set_position(progress.done as u64);
+        let Some((_, bar)) = self.bars.iter().find(|(t, _)| *t == progress.transport) else {
+            return;
+        };
+        if bar.is_finished() {
+            return;
+        }
+        bar.set_length(progress.planned as u64);
+        bar.set_position(progress.done as u64);
+        if let Some(why) = progress.failed {
+            let failed = ProgressStyle::with_template("{prefix:>3} failed: {msg}")
+                .expect("a valid template");
+            bar.set_style(failed);
+            bar.abandon_with_message(why);
         }
     }
 
-    /// Removes the bars before the report is printed.
+    /// Removes the bars before the report is printed; a failed bar stays, saying why.
     pub fn finish(&self) {
         for (_, bar) in &self.bars {
-            bar.finish_and_clear();
+            if !bar.is_finished() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
@@ -58,5 +78,41 @@ impl Probing for ProbeBars {
 
     fn finish(&self) {
         ProbeBars::finish(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(transport: Transport, done: usize, failed: Option<&str>) -> Progress {
+        Progress {
+            transport,
+            done,
+            planned: 1,
+            failed: failed.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_refused_probe_is_failed_not_done() {
+        let bars = ProbeBars::with_target(
+            &[Transport::Udp, Transport::Tcp],
+            ProgressDrawTarget::hidden(),
+        );
+        bars.update(progress(Transport::Udp, 0, None));
+        let why = "127.0.0.1:9 refused the TCP connection";
+        bars.update(progress(Transport::Tcp, 0, Some(why)));
+        // A late update cannot turn the failed bar into a done one.
+        bars.update(progress(Transport::Tcp, 1, None));
+        let tcp = &bars.bars[1].1;
+        assert_eq!((tcp.position(), tcp.length()), (0, Some(1)));
+        assert!(tcp.is_finished());
+        assert_eq!(tcp.message(), why);
+        bars.update(progress(Transport::Udp, 1, None));
+        bars.finish();
+        let udp = &bars.bars[0].1;
+        assert_eq!(udp.position(), 1);
+        assert!(udp.message().is_empty());
     }
 }

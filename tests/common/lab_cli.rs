@@ -34,7 +34,7 @@ pub const FED_ALT_PORT: u16 = 3481;
 /// most its 10 s timeout, the data, the logouts.
 pub const ATTEMPT_LIMIT: Duration = Duration::from_secs(40);
 
-/// The punch's default `--timeout`, in ms.
+/// The punch's default `--punch-timeout`, in ms.
 pub const PUNCH_TIMEOUT_MS: u64 = 10_000;
 
 /// Labs one at a time (the machine has two cores, and timing is part of what is measured).

@@ -42,7 +42,7 @@ use requests::Pending;
 /// survived.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a call waits for the callee's facts by default: the same as `natlens call --timeout`.
+/// How long a call waits for the callee's facts by default: the same as `natlens call --call-timeout`.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long LOGOUT may take. Leaving must not hang: a server frees a silent UDP session on expiry

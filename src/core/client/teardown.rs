@@ -36,6 +36,17 @@ impl<R: RngCore> ClientSession<R> {
         }
     }
 
+    /// The shell learned that the server cannot be reached (an ICMP error quoting our LOGIN,
+    /// a refused connection) before it ever answered: the session closes now with
+    /// [`Lost::Login`] instead of retransmitting into the void until the login timeout. Once
+    /// the server has answered, such news is ignored: a server restarting under a live session
+    /// is what the retransmissions and the reconnect budget are for.
+    pub fn handle_unreachable(&mut self) {
+        if self.state == (State::LoggingIn { relogin: false }) {
+            self.close(ClientEvent::ServerUnreachable { lost: Lost::Login });
+        }
+    }
+
     /// Forgets what was in flight on the dead connection (calls fail now rather than after
     /// the stream timeout) and asks for the first dial at once.
     pub(super) fn start_reconnect(&mut self, now: Instant) {

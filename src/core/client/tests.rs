@@ -171,6 +171,24 @@ fn udp_login_retransmits_then_gives_up_at_the_login_timeout() {
 }
 
 #[test]
+fn an_unreachable_server_ends_the_first_login_at_once_and_only_it() {
+    let (mut session, _) = start(Transport::Udp);
+    one_request(&mut session, natlens::LOGIN);
+    session.handle_unreachable();
+    assert_eq!(
+        events(&mut session),
+        [ClientEvent::ServerUnreachable { lost: Lost::Login }]
+    );
+    assert!(session.is_closed());
+    assert_eq!(session.poll_timeout(), None);
+    // A logged-in session rides out the news: the server may be restarting.
+    let (mut session, _) = logged_in(Transport::Udp);
+    session.handle_unreachable();
+    assert!(!session.is_closed());
+    assert!(events(&mut session).is_empty());
+}
+
+#[test]
 fn tcp_login_is_sent_once() {
     let (mut session, start_at) = start(Transport::Tcp);
     one_request(&mut session, natlens::LOGIN);

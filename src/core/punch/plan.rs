@@ -49,7 +49,7 @@ pub const ROUND_INTERVAL: Duration = Duration::from_millis(200);
 /// round ([`ROUND_INTERVAL`] after the start) comes about as soon.
 pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(150);
 
-/// Default `--timeout`: the same 10 s a call may wait for its answer (`CALL_TIMEOUT`); a direct
+/// Default `--punch-timeout`: the same 10 s a call may wait for its answer (`CALL_TIMEOUT`); a direct
 /// punch connects within a few round trips, a birthday within about 1.5 s at the default rate.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,7 +57,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// requests of the first round must still hold their bindings when the last round goes out.
 pub const UNREPLIED_UDP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Longest `--timeout` honoured: five seconds inside [`UNREPLIED_UDP_TIMEOUT`], so nothing a
+/// Longest `--punch-timeout` honoured: five seconds inside [`UNREPLIED_UDP_TIMEOUT`], so nothing a
 /// punch relies on expires while it runs even when a side stops re-sending.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(25);
 
@@ -108,7 +108,7 @@ pub struct PunchOptions {
     pub delta: Option<i32>,
     /// `--preset-delta D`: the far NAT steps by `D` from the port its server saw.
     pub preset_delta: Option<i32>,
-    /// `--timeout`, clamped to [`MAX_TIMEOUT`].
+    /// `--punch-timeout`, clamped to [`MAX_TIMEOUT`].
     pub timeout: Duration,
     /// `--rate`: packets per second per side, at least 1.
     pub rate: u32,

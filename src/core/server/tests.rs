@@ -537,7 +537,7 @@ fn calls_pending_on_a_lost_link_fail_in_arrival_order() {
 #[test]
 fn timeouts_fit_together() {
     // A remote callee's 408 must get back before the forwarding server gives up, and a
-    // caller with the default `natlens call --timeout 10s` outlives both.
+    // caller with the default `natlens call --call-timeout 10s` outlives both.
     assert!(DELIVER_TIMEOUT + Duration::from_secs(1) < FORWARD_TIMEOUT);
     assert!(FORWARD_TIMEOUT < Duration::from_secs(10));
     assert!(

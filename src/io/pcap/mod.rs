@@ -21,12 +21,11 @@ mod frame;
 mod live;
 mod watch;
 
-use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
@@ -206,23 +205,6 @@ fn watch(proto: Proto, socket: &impl Bound) {
         Recorder::Live(watched) => watched.add(proto, local),
         Recorder::Synthesized(_, watched) => watched.add(proto, local),
     }
-}
-
-/// `TcpStream::connect_timeout` that, while a capture runs, binds the socket to an ephemeral
-/// port and registers it before connecting, so the capture keeps the handshake from its SYN.
-pub fn connect_tcp(server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(server), Type::STREAM, None)?;
-    if ACTIVE.load(Ordering::Acquire) {
-        let any: SocketAddr = match server {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        socket.bind(&any.into())?;
-        watch_tcp(&socket);
-    }
-    socket.connect_timeout(&server.into(), timeout)?;
-    Ok(socket.into())
 }
 
 /// Records a datagram `socket` sent to `to` (its connected peer when `None`) when natlens

@@ -36,7 +36,9 @@ use rand::{RngCore, SeedableRng};
 
 use crate::core::fingerprint::plan::{self, Discovery, Plan, PlanConfig, Probe};
 use crate::core::fingerprint::Observation;
+use crate::core::unreachable::Unreachable;
 use crate::core::Transport;
+use crate::io::source::Source;
 use crate::wire::attr::{AttrType, ChangeRequest};
 use crate::wire::stun::{Class, MessageType, Method, TransactionId};
 use crate::wire::MessageBuilder;
@@ -55,13 +57,16 @@ impl Gate {
 }
 
 /// How far a fingerprint has got, for a progress bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub transport: Transport,
     /// Probes answered or given up.
     pub done: usize,
     /// Probes planned so far (the discovery probe alone until its answer sizes the plan).
     pub planned: usize,
+    /// Set when the fingerprint stopped short (the server unreachable, refused or silent): why.
+    /// A bar shows it as failed, never as done.
+    pub failed: Option<String>,
 }
 
 /// Where a fingerprint's progress goes (a progress bar): not an event of the report.
@@ -78,6 +83,9 @@ pub struct Options {
     pub config: PlanConfig,
     /// How long the discovery probe waits for the server's first answer.
     pub discovery_timeout: Duration,
+    /// Where the probes go from (--bind, --interface); its port, if any, is the mapping
+    /// socket's.
+    pub source: Source,
 }
 
 /// One transport's finished fingerprint: every observation, discovery first.
@@ -87,8 +95,10 @@ pub struct Fingerprint {
     pub observations: Vec<Observation>,
     /// `None` when the discovery probe went unanswered (nothing else was sent then).
     pub plan: Option<Plan>,
-    /// The TCP connection to the server was refused (RST): nothing listens there.
-    pub refused: bool,
+    /// Why the server could not be reached, when the kernel said so at once (ICMP unreachable
+    /// quoting the discovery probe, a refused TCP connection) instead of leaving it to the
+    /// timeout.
+    pub unreachable: Option<Unreachable>,
     /// When the last probe of the run was sent (the last sample, when there is a plan).
     pub last_sent_at: Instant,
 }
@@ -140,11 +150,11 @@ pub fn fingerprint(
     progress: &(dyn Fn(Progress) + Sync),
     rng: &mut dyn RngCore,
 ) -> io::Result<Fingerprint> {
-    let local_ip = local_ip_toward(options.server)?;
+    let local_ip = options.source.local_ip_toward(options.server)?;
     let rng = shell_rng(rng)?;
     let mut shell: Box<dyn Shell> = match transport {
-        Transport::Udp => Box::new(udp::UdpShell::new(local_ip, rng)?),
-        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip, rng)?),
+        Transport::Udp => Box::new(udp::UdpShell::new(local_ip, &options.source, rng)?),
+        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip, &options.source, rng)?),
     };
     run_steps(shell.as_mut(), transport, options, gate, progress)
 }
@@ -163,8 +173,8 @@ pub fn fingerprint_udp_for_punch(
     progress: &(dyn Fn(Progress) + Sync),
     rng: &mut dyn RngCore,
 ) -> io::Result<(Fingerprint, Option<mio::net::UdpSocket>)> {
-    let local_ip = local_ip_toward(options.server)?;
-    let mut shell = udp::UdpShell::new(local_ip, shell_rng(rng)?)?;
+    let local_ip = options.source.local_ip_toward(options.server)?;
+    let mut shell = udp::UdpShell::new(local_ip, &options.source, shell_rng(rng)?)?;
     let fingerprint = run_steps(&mut shell, Transport::Udp, options, gate, progress)?;
     let mapping = shell.take(crate::core::fingerprint::Socket::Mapping)?;
     Ok((fingerprint, mapping))
@@ -178,8 +188,8 @@ pub fn fingerprint_tcp_for_punch(
     progress: &(dyn Fn(Progress) + Sync),
     rng: &mut dyn RngCore,
 ) -> io::Result<(Fingerprint, Option<SocketAddr>)> {
-    let local_ip = local_ip_toward(options.server)?;
-    let mut shell = tcp::TcpShell::new(local_ip, shell_rng(rng)?)?;
+    let local_ip = options.source.local_ip_toward(options.server)?;
+    let mut shell = tcp::TcpShell::new(local_ip, &options.source, shell_rng(rng)?)?;
     let fingerprint = run_steps(&mut shell, Transport::Tcp, options, gate, progress)?;
     Ok((fingerprint, shell.mapping_local()))
 }
@@ -197,20 +207,37 @@ fn run_steps(
             transport,
             done,
             planned,
+            failed: None,
         })
     };
     let discovery = discovery_probe(transport, options.server, options.discovery_timeout);
-    let first = shell.discover(discovery, gate, &mut |done| report(done, 1))?;
+    // The discovery probe counts as done only once answered: a refusal or a timeout fails the
+    // bar instead (below).
+    let first = shell.discover(discovery, gate, &mut |_| report(0, 1))?;
     let mut fingerprint = Fingerprint {
         transport,
         observations: first.observations,
         plan: None,
-        refused: first.refused,
+        unreachable: first.unreachable,
         last_sent_at: first.last_sent_at,
     };
     if !fingerprint.answered() {
+        let why = match fingerprint.unreachable {
+            Some(unreachable) => unreachable.to_string(),
+            None => format!(
+                "no answer within {}",
+                humantime::format_duration(options.discovery_timeout)
+            ),
+        };
+        progress(Progress {
+            transport,
+            done: 0,
+            planned: 1,
+            failed: Some(why),
+        });
         return Ok(fingerprint);
     }
+    report(1, 1);
     let discovery = Discovery::from_observation(&fingerprint.observations[0]);
     let mut plan = plan::make_plan(transport, &options.config, &discovery);
     // Destinations other than the named server come from its answers (OTHER-ADDRESS, the
@@ -229,8 +256,8 @@ fn run_steps(
 struct Ran {
     /// One per probe, in plan order.
     observations: Vec<Observation>,
-    /// The first probe's connection was refused (TCP).
-    refused: bool,
+    /// The kernel said the first probe's destination cannot be reached (ICMP, TCP refusal).
+    unreachable: Option<Unreachable>,
     last_sent_at: Instant,
 }
 

@@ -32,7 +32,9 @@ use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::{tcp_discovery_connections, Probe, TCP_SYN_RTO};
 use crate::core::fingerprint::schedule::Schedule;
+use crate::core::unreachable::{self, Unreachable};
 use crate::core::Transport;
+use crate::io::source::Source;
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::stun::{Class, Message, Method, TransactionId};
 
@@ -45,6 +47,8 @@ const LISTEN_BACKLOG: i32 = 4;
 /// The TCP side of one fingerprint.
 pub(super) struct TcpShell {
     local_ip: IpAddr,
+    /// --bind and --interface: the mapping socket takes its port.
+    source: Source,
     poll: Poll,
     next_token: usize,
     /// The discovery connection's local address, which the mapping tests and the hairpin
@@ -94,8 +98,8 @@ struct Step<'a> {
     listener: Option<TcpListener>,
     /// Connections the hairpin listener accepted: stream, peer, bytes so far.
     accepted: Vec<(TcpStream, SocketAddr, Vec<u8>)>,
-    /// The first probe's connection was refused.
-    refused: bool,
+    /// The first probe's destination refused the connection or was unreachable.
+    unreachable: Option<Unreachable>,
     /// When each probe's connect started.
     connect_started: Vec<Option<Instant>>,
     /// Each probe's handshake completed within [`TCP_SYN_RTO`]: no SYN was retransmitted, so
@@ -104,9 +108,10 @@ struct Step<'a> {
 }
 
 impl TcpShell {
-    pub fn new(local_ip: IpAddr, rng: StdRng) -> io::Result<Self> {
+    pub fn new(local_ip: IpAddr, source: &Source, rng: StdRng) -> io::Result<Self> {
         Ok(TcpShell {
             local_ip,
+            source: source.clone(),
             poll: Poll::new()?,
             next_token: 0,
             mapping_local: None,
@@ -132,7 +137,14 @@ impl TcpShell {
             socket.set_reuse_address(true)?;
             socket.set_reuse_port(true)?;
         }
-        socket.bind(&local.into())?;
+        let from = match local.port() {
+            0 => self.source.port_free(),
+            port => Source {
+                port: Some(port),
+                ..self.source.clone()
+            },
+        };
+        from.bind_at(&socket, local.ip())?;
         crate::io::pcap::watch_tcp(&socket);
         Ok(socket)
     }
@@ -143,7 +155,9 @@ impl TcpShell {
         match (probe.socket, probe.fresh, self.mapping_local) {
             (Socket::Mapping, false, Some(local)) => self.bind(local, true),
             (Socket::Mapping, _, _) => {
-                let socket = self.bind(fresh, true)?;
+                // --bind's port, when given, is the mapping socket's.
+                let first = SocketAddr::new(self.local_ip, self.source.port.unwrap_or(0));
+                let socket = self.bind(first, true)?;
                 self.mapping_local = socket.local_addr()?.as_socket();
                 Ok(socket)
             }
@@ -255,10 +269,18 @@ fn first_frame(buffer: &[u8]) -> Result<Option<Message<'_>>, ()> {
 }
 
 impl Step<'_> {
-    /// Probe `i` failed for good; a refused first probe means nothing listens at the server.
+    /// Probe `i` failed for good; a refused or unreachable probe to the first probe's
+    /// destination means the server cannot be reached there (every discovery connection goes
+    /// to the server; in later steps only the first probe does).
     fn fail(&mut self, i: usize, err: &io::Error) {
-        if i == 0 && err.kind() == io::ErrorKind::ConnectionRefused {
-            self.refused = true;
+        let to = self.probes[i].to;
+        let reason = err.raw_os_error().and_then(unreachable::connect_failure);
+        if let (Some(reason), true) = (reason, to == self.probes[0].to) {
+            self.unreachable.get_or_insert(Unreachable {
+                to,
+                reason,
+                offender: None,
+            });
         }
         self.schedule.settle(i);
     }
@@ -372,7 +394,8 @@ impl Step<'_> {
     /// connection has answered, was refused or shook hands quickly: nothing is left for them to win.
     fn drop_needless_hedges(&mut self) {
         // A refused connection means nothing listens there: no hedge would do better.
-        let answered = self.refused || self.observations.iter().any(|o| o.answer.is_some());
+        let answered =
+            self.unreachable.is_some() || self.observations.iter().any(|o| o.answer.is_some());
         let quick = self.quick_handshake.iter().any(|&q| q);
         if !(answered || quick) {
             return;
@@ -441,7 +464,7 @@ impl TcpShell {
             tokens,
             listener,
             accepted: Vec::new(),
-            refused: false,
+            unreachable: None,
             connect_started: vec![None; probes.len()],
             quick_handshake: vec![false; probes.len()],
         })
@@ -487,14 +510,14 @@ impl TcpShell {
                 }
             }
         }
-        let refused = step.refused;
+        let unreachable = step.unreachable;
         let observations = std::mem::take(&mut step.observations);
         let (streams, listener) = step.into_held();
         self.held.extend(streams);
         self.held_listeners.extend(listener);
         Ok(Ran {
             observations,
-            refused,
+            unreachable,
             last_sent_at,
         })
     }
@@ -518,7 +541,12 @@ impl Shell for TcpShell {
         gate: &Gate,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Ran> {
-        let connections = tcp_discovery_connections(&probe);
+        let mut connections = tcp_discovery_connections(&probe);
+        if self.source.port.is_some() {
+            // Hedges would take other ports than the one --bind asked for: one connection,
+            // whose lost SYN the kernel retransmits.
+            connections.truncate(1);
+        }
         let mut ran = self.run_step(&connections, true, gate, &mut |n| {
             done(usize::from(n == connections.len()))
         })?;

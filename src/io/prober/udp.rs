@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
@@ -15,7 +16,10 @@ use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::Probe;
 use crate::core::fingerprint::schedule::Schedule;
+use crate::core::unreachable::{self, Unreachable};
 use crate::core::Transport;
+use crate::io::icmp;
+use crate::io::source::Source;
 use crate::wire::stun::{Class, Message, Method, TransactionId};
 
 /// Largest datagram read: a Binding answer is about 100 bytes; anything bigger is not one.
@@ -27,6 +31,8 @@ const MAX_READ_ERRORS: u32 = 8;
 /// The UDP sockets of one fingerprint, kept open until it ends.
 pub(super) struct UdpShell {
     local_ip: IpAddr,
+    /// --bind and --interface: the mapping socket takes its port.
+    source: Source,
     poll: Poll,
     /// Indexed by mio token.
     sockets: Vec<(Socket, UdpSocket, SocketAddr)>,
@@ -40,12 +46,15 @@ struct Step<'a> {
     tids: Vec<TransactionId>,
     observations: Vec<Observation>,
     schedule: Schedule,
+    /// An ICMP error said the first probe's destination cannot be reached.
+    unreachable: Option<Unreachable>,
 }
 
 impl UdpShell {
-    pub fn new(local_ip: IpAddr, rng: StdRng) -> io::Result<Self> {
+    pub fn new(local_ip: IpAddr, source: &Source, rng: StdRng) -> io::Result<Self> {
         Ok(UdpShell {
             local_ip,
+            source: source.clone(),
             poll: Poll::new()?,
             sockets: Vec::new(),
             rng,
@@ -57,7 +66,15 @@ impl UdpShell {
         if let Some(token) = self.sockets.iter().position(|(r, _, _)| *r == role) {
             return Ok(token);
         }
-        let std = std::net::UdpSocket::bind((self.local_ip, 0))?;
+        let from = match role {
+            Socket::Mapping => self.source.clone(),
+            _ => self.source.port_free(),
+        };
+        let domain = socket2::Domain::for_address(SocketAddr::new(self.local_ip, 0));
+        let raw = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+        from.bind_at(&raw, self.local_ip)?;
+        icmp::enable(&raw, self.local_ip.is_ipv6())?;
+        let std: std::net::UdpSocket = raw.into();
         std.set_nonblocking(true)?;
         let local = std.local_addr()?;
         crate::io::pcap::watch_udp(&std);
@@ -76,8 +93,9 @@ impl UdpShell {
         let Some(index) = self.sockets.iter().position(|(r, _, _)| *r == role) else {
             return Ok(None);
         };
-        let (_, mut socket, _) = self.sockets.remove(index);
+        let (_, mut socket, local) = self.sockets.remove(index);
         self.poll.registry().deregister(&mut socket)?;
+        icmp::disable(&socket, local.is_ipv6())?;
         Ok(Some(socket))
     }
 
@@ -124,6 +142,32 @@ impl UdpShell {
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => errors += 1,
+            }
+        }
+        for error in icmp::read_errors(socket.as_raw_fd()) {
+            step.unreachable_from(*role, &error);
+        }
+    }
+}
+
+impl Step<'_> {
+    /// Settles the open probe of `role`'s socket an ICMP error is about, when it says the
+    /// probe's destination cannot be reached: waiting for its answer is pointless. Probes to
+    /// other destinations go on (an unreachable alternate address is not an unreachable server).
+    fn unreachable_from(&mut self, role: Socket, error: &icmp::Queued) {
+        let now = Instant::now();
+        let about = (0..self.probes.len()).find_map(|i| {
+            let probe = &self.probes[i];
+            let open =
+                probe.socket == role && probe.to == error.to && self.schedule.is_open(i, now);
+            open.then(|| unreachable::judge(&error.as_error(), probe.to, &[self.tids[i]]))
+                .flatten()
+                .map(|verdict| (i, verdict))
+        });
+        if let Some((i, verdict)) = about {
+            self.schedule.settle(i);
+            if i == 0 {
+                self.unreachable.get_or_insert(verdict);
             }
         }
     }
@@ -181,6 +225,7 @@ impl Shell for UdpShell {
                 .map(|p| p.observe(Transport::Udp, self.socket(p.socket).2, start + p.at))
                 .collect(),
             schedule: Schedule::new(start, probes, true),
+            unreachable: None,
         };
         let mut events = Events::with_capacity(64);
         let mut last_sent_at = start;
@@ -208,7 +253,7 @@ impl Shell for UdpShell {
         }
         Ok(Ran {
             observations: step.observations,
-            refused: false,
+            unreachable: step.unreachable,
             last_sent_at,
         })
     }

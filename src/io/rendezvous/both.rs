@@ -54,7 +54,7 @@ pub(super) fn run(run: &Run<'_>, callee: Option<&str>) -> anyhow::Result<Option<
     let whole = read_input(run)?;
     let udp = run.over(Transport::Udp, true);
     let (mut link, mut session, own) =
-        own_nat::log_in_and_fingerprint(&udp, callee.map(|_| run.punch.timeout))?;
+        own_nat::log_in_and_fingerprint(&udp, callee.map(|_| run.punch.call_wait()))?;
     let attempts = legs(run, callee, whole.as_deref(), &mut link, &mut session, own);
     session::log_out(&mut link, &mut session);
     let attempts = attempts?;

@@ -210,7 +210,7 @@ fn unanswered(
     match ending {
         Some(ClientEvent::CallFailed { code, reason, .. }) => {
             session::log_out(link, session);
-            session::call_failure(callee, code, &reason, run.punch.timeout)
+            session::call_failure(callee, code, &reason, run.punch.call_wait())
         }
         Some(event) => session::failure(run.session, run.punch.login_transport, link, &event)
             .unwrap_or_else(|| anyhow!("the session ended before the answer")),

@@ -102,7 +102,7 @@ pub fn run(
     }
     let input = prepare(&run)?;
     let (mut link, mut session, own) =
-        own_nat::log_in_and_fingerprint(&run, callee.map(|_| run.punch.timeout))?;
+        own_nat::log_in_and_fingerprint(&run, callee.map(|_| run.punch.call_wait()))?;
     let meeting = match callee {
         None => {
             meet::answer_call(&run, &mut link, &mut session, own, None)?.context("no call came")?

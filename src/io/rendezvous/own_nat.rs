@@ -72,6 +72,8 @@ pub(super) struct OwnNat {
     pub tcp_local: Option<SocketAddr>,
     /// The local IP the fingerprint's sockets bound to; fresh punch sockets bind to it too.
     pub local_ip: IpAddr,
+    /// --bind and --interface (without the port, which the session socket took).
+    pub source: crate::io::source::Source,
     pub taken_at: Instant,
 }
 
@@ -101,11 +103,19 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         server,
         config: PlanConfig::default(),
         discovery_timeout: DISCOVERY_TIMEOUT,
+        // The session socket took --bind's port: the probes and the punch take fresh ones.
+        source: run.session.source.source_toward(server).port_free(),
     };
-    let local_ip =
-        prober::local_ip_toward(server).with_context(|| format!("no route toward {server}"))?;
+    let local_ip = (options.source.local_ip_toward(server))
+        .with_context(|| format!("no route toward {server}"))?;
     let transport = run.leg;
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
+    if let Some(unreachable) = fingerprint.unreachable {
+        return Err(crate::exit::failed(
+            crate::exit::Kind::ServerUnreachable,
+            format!("no STUN answer over {}: {unreachable}", transport.as_str()),
+        ));
+    }
     if !fingerprint.answered() {
         return Err(crate::exit::failed(
             crate::exit::Kind::ServerUnreachable,
@@ -123,6 +133,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         mapping,
         tcp_local,
         local_ip,
+        source: options.source.clone(),
         taken_at: Instant::now(),
     })
 }

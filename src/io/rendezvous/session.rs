@@ -12,6 +12,7 @@ use rand::RngCore;
 use crate::cli::SessionArgs;
 use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost, LOGOUT_TIMEOUT};
 use crate::core::credentials;
+use crate::core::unreachable::Unreachable;
 use crate::core::Transport;
 use crate::exit::{self, Kind};
 use crate::io::client::{self as link_io, Link};
@@ -31,7 +32,8 @@ pub fn open(
     call_timeout: Option<Duration>,
     rng: StdRng,
 ) -> anyhow::Result<Opened> {
-    let link = Link::connect(args.server.addr, transport)
+    let source = args.source.source_toward(args.server.addr);
+    let link = Link::connect(args.server.addr, transport, &source)
         .map_err(|err| unreachable(args, transport, err))?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
     config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
@@ -47,16 +49,20 @@ pub fn open(
 /// server's side said no (refused, unreachable, timed out), a plain failure otherwise (this
 /// host's own socket could not be made).
 fn unreachable(args: &SessionArgs, transport: Transport, err: std::io::Error) -> anyhow::Error {
-    let refused = matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNREFUSED | libc::ETIMEDOUT | libc::EHOSTUNREACH | libc::ENETUNREACH)
-    );
     let what = format!("cannot reach {} over {}", args.server, transport.as_str());
-    if refused {
-        exit::failed(Kind::ServerUnreachable, format!("{what}: {err}"))
-    } else {
-        anyhow::Error::new(err).context(what)
+    let errno = err.raw_os_error();
+    if let Some(reason) = errno.and_then(crate::core::unreachable::connect_failure) {
+        let unreachable = Unreachable {
+            to: args.server.addr,
+            reason,
+            offender: None,
+        };
+        return exit::failed(Kind::ServerUnreachable, format!("{what}: {unreachable}"));
     }
+    if errno == Some(libc::ETIMEDOUT) || err.kind() == std::io::ErrorKind::TimedOut {
+        return exit::failed(Kind::ServerUnreachable, format!("{what}: {err}"));
+    }
+    anyhow::Error::new(err).context(what)
 }
 
 /// This ID's key: from --key-file, else from NATLENS_KEY, else none.
@@ -98,12 +104,13 @@ pub fn failure(
     let via = transport.as_str();
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
-        ClientEvent::ServerUnreachable { lost: Lost::Login } if link.was_refused() => exit::failed(
-            Kind::ServerUnreachable,
-            format!(
-                "no natlens server at {server}: its host answered ICMP port unreachable ({via})"
-            ),
-        ),
+        ClientEvent::ServerUnreachable { lost: Lost::Login } if link.unreachable().is_some() => {
+            let unreachable = link.unreachable().expect("checked");
+            exit::failed(
+                Kind::ServerUnreachable,
+                format!("no natlens server reachable at {server} over {via}: {unreachable}"),
+            )
+        }
         ClientEvent::ServerUnreachable { lost: Lost::Login } => exit::failed(
             Kind::ServerUnreachable,
             format!(
@@ -165,9 +172,9 @@ pub fn call_failure(
             unavailable(format!("{callee:?} did not answer the call (408)"))
         }
         Some(code) => anyhow!("the call to {callee:?} failed: {reason} ({code})"),
-        // No answer of any kind within --timeout, or a session that closed under the call: the
-        // server may be the one that went quiet, so this is not the callee's code.
-        None => anyhow!("the call to {callee:?} failed: {reason} (--timeout {timeout:?})"),
+        // No answer of any kind within --call-timeout, or a session that closed under the call:
+        // the server may be the one that went quiet, so this is not the callee's code.
+        None => anyhow!("the call to {callee:?} failed: {reason} (--call-timeout {timeout:?})"),
     }
 }
 
@@ -225,7 +232,7 @@ mod tests {
         assert_eq!(code(None), exit::FAILURE);
         assert_eq!(
             text(None),
-            "the call to \"bob\" failed: why (--timeout 10s)"
+            "the call to \"bob\" failed: why (--call-timeout 10s)"
         );
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn punch(
     session: &mut Session,
 ) -> anyhow::Result<Punched> {
     let sync_rounds = plan.sync_rounds(own.server_rtt());
-    let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip)
+    let sockets = punch_udp::open_sockets(plan.local(), own.mapping, own.local_ip, &own.source)
         .context("opening the punch's sockets")?;
     let locals: Vec<Option<SocketAddr>> = sockets.iter().map(|s| s.local_addr().ok()).collect();
     let mut sink = leg::data_sink(run);
