@@ -155,7 +155,7 @@ fn a_file_sent_by_the_caller_arrives_on_the_listeners_stdout_and_back() {
     assert_eq!(caller.stdout, b"hello from the listener\n");
     let (theirs, ours) = (report(&listen_lines), report(&call_lines));
     for (r, role) in [(&theirs, "callee"), (&ours, "caller")] {
-        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["schema_version"], 2);
         assert_eq!(r["result"], "connected", "{r}");
         assert_eq!(r["reason"], Value::Null);
         assert_eq!(r["transport"], "udp");
@@ -287,7 +287,7 @@ fn transport_both_punches_udp_then_tcp_and_carries_the_data_over_udp() {
     assert_eq!(out.stdout, b"hello over udp\n");
     assert!(stdout == data, "the caller's data did not arrive whole");
     for (role, report) in [("caller", report(&call_lines)), ("callee", report(&seen))] {
-        assert_eq!(report["schema_version"], 1, "{report}");
+        assert_eq!(report["schema_version"], 2, "{report}");
         assert_eq!(report["transport"], "both", "{report}");
         assert_eq!(report["role"], role, "{report}");
         assert_eq!(report["result"], "connected", "{report}");

@@ -134,9 +134,9 @@ fn assert_relayed(
         callee_id(callee_observed),
         transport,
     ));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(
-        report["callee_facts"]["observed"], callee_observed["observed"],
+        report["callee_facts"]["public_address"], callee_observed["public_address"],
         "{report}"
     );
     let incoming = callee.next_event(Duration::from_secs(5));
@@ -144,7 +144,7 @@ fn assert_relayed(
     assert_eq!(incoming["caller"], caller);
     assert_eq!(incoming["call_id"], report["call_id"]);
     assert_eq!(
-        incoming["caller_facts"]["observed"], report["own_observed"],
+        incoming["caller_facts"]["public_address"], report["own_public_address"],
         "the callee sees the caller's public address"
     );
     assert_eq!(

@@ -13,6 +13,8 @@ use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::report::nat::NatOutput;
+use crate::report::outcome::ErrorObject;
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
@@ -42,11 +44,16 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             no_answer(&args, &silent),
         ));
     }
-    for fingerprint in silent {
-        eprintln!("natlens: warning: {}", no_answer(&args, &[fingerprint]));
+    // A transport that got no answer makes the result partial (exit status 7): the report is
+    // printed all the same, with JSON naming what is missing.
+    let missing =
+        (!silent.is_empty()).then(|| exit::failed(Kind::Partial, no_answer(&args, &silent)));
+    print(&args, &report, missing.as_ref())?;
+    match missing {
+        Some(err) if args.json => Err(exit::reported(err)),
+        Some(err) => Err(err),
+        None => Ok(ExitCode::SUCCESS),
     }
-    print(&args, &report)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused
@@ -72,11 +79,13 @@ fn no_answer(args: &NatArgs, silent: &[&Fingerprint]) -> String {
     )
 }
 
-/// The report on stdout: JSON, or the table and the narrative.
-fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
+/// The report on stdout: JSON (with its outcome, `missing` making it partial), or the table
+/// and the narrative.
+fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, report)?;
+        let output = NatOutput::new(report, missing.map(ErrorObject::of));
+        serde_json::to_writer_pretty(&mut out, &output)?;
         writeln!(out)
     } else {
         writeln!(out, "{}", render::table(report))?;
@@ -128,6 +137,9 @@ mod tests {
             report["schema_version"],
             crate::core::fingerprint::SCHEMA_VERSION
         );
-        assert_eq!(documented_keys(), key_paths(&report));
+        let mut keys = key_paths(&report);
+        // The outcome envelope `commands::nat` adds around the report (report/nat.rs).
+        keys.extend(["result".to_owned(), "error".to_owned()]);
+        assert_eq!(documented_keys(), keys);
     }
 }

@@ -1,5 +1,8 @@
-//! `natlens server`: binds, then serves until SIGINT/SIGTERM.
+//! `natlens server`: binds, then serves until SIGINT/SIGTERM. With `--json` its log is NDJSON
+//! on stderr and stdout carries one final object when it ends (`lib::run_to_exit` prints the
+//! failure object of a bind error).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,12 +13,16 @@ use crate::core::credentials::Credentials;
 use crate::io::server::{Reporter, ServeOptions, Server};
 use crate::io::signal;
 use crate::render::log::ServerLog;
+use crate::report::outcome::{Done, SERVER_SCHEMA_VERSION};
 use crate::wire::natlens::validate_name;
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let name = match args.name {
         Some(name) => validate_name(&name).map(str::to_owned).map_err(|_| {
-            anyhow::anyhow!("--name {name:?}: use 1 to 64 printable characters without spaces")
+            crate::exit::failed(
+                crate::exit::Kind::Usage,
+                format!("--name {name:?}: use 1 to 64 printable characters without spaces"),
+            )
         })?,
         None => random_name(),
     };
@@ -59,6 +66,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         log.warn(&format!("could not drop capabilities: {error}"));
     }
     server.run(stop, stats_now, &mut log)?;
+    if args.json {
+        // The one final object on stdout (the log is on stderr); a failure prints its own.
+        let done = Done::new(SERVER_SCHEMA_VERSION, None);
+        writeln!(std::io::stdout().lock(), "{}", done.json())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
