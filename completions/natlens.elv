@@ -50,8 +50,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --json 'Log events as NDJSON on stderr instead of human-readable lines'
             cand -q 'Log only warnings and statistics, not every login, call and drop'
             cand --quiet 'Log only warnings and statistics, not every login, call and drop'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

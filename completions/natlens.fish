@@ -50,7 +50,7 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -l tcp-idle -d '
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l stats-interval -d 'Print a statistics line this often (0 disables; SIGUSR1 prints one on demand)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l json -d 'Log events as NDJSON on stderr instead of human-readable lines'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s q -l quiet -d 'Log only warnings and statistics, not every login, call and drop'
-complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l id -d 'The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces' -r

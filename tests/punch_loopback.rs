@@ -235,15 +235,20 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
     );
     let (status, listen_out, listen_lines) = listener.finish();
     assert_eq!(status.code(), Some(natlens::exit::PUNCH_FAILED.into()));
-    // With --json, stdout carries only the peer's data (none here): the failure's plain line
-    // goes to stderr, after the NDJSON events and the report.
+    // With --json, stdout carries only the peer's data (none here); stderr carries nothing but
+    // JSON, the report last, with the failure as its error (no plain line after it).
     let listen_text = String::from_utf8_lossy(&listen_out);
     assert!(listen_out.is_empty(), "{listen_text}");
-    let (last, stream) = listen_lines.split_last().unwrap();
-    assert!(last.starts_with("natlens: no direct path"), "{last}");
-    assert_all_json(stream);
+    assert_all_json(&listen_lines);
     let failed = report(&listen_lines);
+    let last: Value = serde_json::from_str(listen_lines.last().unwrap()).unwrap();
+    assert_eq!(last, failed);
     assert_eq!(failed["result"], "failed");
+    assert_eq!(failed["error"]["kind"], "punch_failed", "{failed}");
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("no direct path"));
     assert!(
         failed["reason"]
             .as_str()

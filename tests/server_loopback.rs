@@ -236,10 +236,12 @@ fn unknown_ids_and_federation_loops_end_in_not_found_fast() {
     let started = Instant::now();
     let output = call(s1.addr(), "alice", "ghost", "udp");
     assert_eq!(output.status.code(), Some(natlens::exit::NO_CALLEE.into()));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // With --json, the failure object on stdout words it.
+    let failure: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let message = failure["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        stderr.contains("404") && stderr.contains("ghost"),
-        "{stderr}"
+        message.contains("404") && message.contains("ghost"),
+        "{failure}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),

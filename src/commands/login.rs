@@ -34,7 +34,9 @@ pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         events::to_stdout(&event, json)
     })?;
     if crate::io::signal::stop_flag()?.load(Ordering::Relaxed) {
-        return Err(crate::exit::interrupted("while logged in (logged out)"));
+        return Err(crate::exit::interrupted(
+            "while logged in; logged out cleanly",
+        ));
     }
     if json {
         let summary = Done::new(EVENTS_SCHEMA_VERSION, Some(calls_answered));

@@ -108,3 +108,86 @@ fn random_name() -> String {
         .map_or(0, |d| d.subsec_nanos());
     format!("natlens-{:08x}", nanos ^ std::process::id().rotate_left(16))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::core::events::Event;
+    use crate::core::Transport;
+
+    /// The OUTPUT section of `natlens server --help` names every event and every key of it.
+    #[test]
+    fn every_server_event_is_documented() {
+        let cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand("server")
+            .and_then(|c| c.get_after_long_help())
+            .expect("an OUTPUT section")
+            .to_string();
+        let from = "192.0.2.7:5000".parse().unwrap();
+        let (id, text) = (String::from("alice"), String::from("x"));
+        let events = [
+            Event::Login {
+                id: id.clone(),
+                transport: Transport::Udp,
+                observed: from,
+            },
+            Event::LoginRefused {
+                id: id.clone(),
+                transport: Transport::Udp,
+                from,
+                code: 401,
+                reason: "unauthorized",
+            },
+            Event::Logout {
+                id: id.clone(),
+                transport: Transport::Tcp,
+                reason: "closed",
+            },
+            Event::Expire {
+                id,
+                observed: from,
+                silent_ms: 45_000,
+            },
+            Event::Call {
+                call_id: text.clone(),
+                caller: text.clone(),
+                callee: text.clone(),
+                from: text.clone(),
+            },
+            Event::Relay {
+                call_id: text.clone(),
+                caller: text.clone(),
+                callee: text.clone(),
+                outcome: "answered",
+                code: None,
+            },
+            Event::Drop {
+                reason: "malformed",
+                transport: Transport::Udp,
+                from: Some(from),
+            },
+            Event::LinkUp {
+                name: text.clone(),
+                conn: 1,
+            },
+            Event::LinkDown {
+                name: text,
+                conn: 1,
+            },
+        ];
+        for event in events {
+            let value = serde_json::to_value(&event).unwrap();
+            assert!(value.get("observed").is_none(), "{value}");
+            for (key, field) in value.as_object().unwrap() {
+                let name = if key == "event" {
+                    field.as_str().unwrap()
+                } else {
+                    key
+                };
+                assert!(help.contains(name), "{name} undocumented");
+            }
+        }
+    }
+}

@@ -386,3 +386,43 @@ fn every_event_is_documented_in_the_output_section() {
         }
     }
 }
+
+/// The OUTPUT section of `natlens login --help` names every event a login session emits.
+#[test]
+fn login_events_are_documented_in_its_output_section() {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let help = cli
+        .find_subcommand("login")
+        .and_then(|c| c.get_after_long_help())
+        .expect("an OUTPUT section")
+        .to_string();
+    let session_events = one_of_each().into_iter().filter(|event| {
+        matches!(
+            event,
+            Event::Resolved { .. }
+                | Event::LoggedIn { .. }
+                | Event::LoginRefused { .. }
+                | Event::ServerUnreachable { .. }
+                | Event::ConnectionLost
+                | Event::Relogin { .. }
+                | Event::PublicAddressChanged { .. }
+                | Event::IncomingCall { .. }
+                | Event::LoggedOut
+        )
+    });
+    let mut seen = 0;
+    for event in session_events {
+        let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
+        for key in value.as_object().unwrap().keys() {
+            let name = if key == "event" {
+                value["event"].as_str().unwrap()
+            } else {
+                key
+            };
+            assert!(help.contains(name), "login: {name} undocumented");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 9);
+}
