@@ -130,7 +130,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -188,7 +188,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -239,7 +239,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
             cand down 'Tear down one lab, or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
         }
         &'natlens;help;lab;up'= {

@@ -28,7 +28,8 @@ pub const PUNCH_FAILED: u8 = 6;
 /// A partial result: `natlens nat` heard the server over one transport but not the other; the
 /// report is printed (with `result` "partial") and names what is missing.
 pub const PARTIAL: u8 = 7;
-/// Interrupted (SIGINT or SIGTERM) before `listen`, `call` or `login` finished: 128 + SIGINT.
+/// Interrupted (SIGINT or SIGTERM) before `nat`, `listen`, `call` or `login` finished:
+/// 128 + SIGINT.
 pub const INTERRUPTED: u8 = 130;
 
 /// Every code with what it means, as the man pages' EXIT STATUS section lists them. Each text
@@ -74,9 +75,9 @@ pub const CODES: [(u8, &str); 9] = [
     ),
     (
         INTERRUPTED,
-        "kind interrupted: SIGINT (Ctrl-C) or SIGTERM before listen, call or login finished \
-         (login: at any time before --duration or --calls ended it). server ends on it as it \
-         is meant to, with status 0.",
+        "kind interrupted: SIGINT (Ctrl-C) or SIGTERM before nat, listen, call or login \
+         finished (login: at any time before --duration or --calls ended it). server ends on \
+         it as it is meant to, with status 0.",
     ),
 ];
 

@@ -151,6 +151,39 @@ fn nat_heard_over_udp_only_is_partial() {
 }
 
 #[test]
+fn nat_interrupted_ends_with_130_and_the_interrupted_object() {
+    // A server that swallows every request: natlens waits for its first answer.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let child = natlens(&[
+        "nat",
+        "-s",
+        &server,
+        "-t",
+        "udp",
+        "--timeout",
+        "20s",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Once the run probes (its handler is installed before the first probe).
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    silent.recv_from(&mut [0u8; 1500]).expect("a probe");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = json_lines(&out.stdout, "nat ^C");
+    let last = assert_final(&stdout, out.status.code(), 1, "nat ^C");
+    assert_eq!(out.status.code(), Some(exit::INTERRUPTED.into()));
+    assert_eq!(last["result"], "interrupted");
+}
+
+#[test]
 fn usage_errors_print_the_usage_object() {
     for (args, schema) in [
         (

@@ -34,6 +34,8 @@ pub enum LabCommand {
     /// Show labs: namespaces, addresses, NAT modes, conntrack entry counts.
     Status(LabStatusArgs),
     /// Run a command inside one host of a lab; natlens exits with the command's own status.
+    /// Its stdout is the command's own: natlens adds no final JSON object to it (the one
+    /// exception to the rule that --json runs end with one).
     Exec(LabExecArgs),
     /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
     /// reports and the ports the NATs really gave the next flows, punch from a to b over UDP

@@ -14,13 +14,14 @@ use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::report::nat::NatOutput;
-use crate::report::outcome::ErrorObject;
+use crate::report::outcome::{ErrorObject, Failure};
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     if let Some(line) = super::resolved_line(&args.server) {
         eprintln!("natlens: {line}");
     }
+    interrupt_ends_the_run(&args)?;
     let transports = args.transport.list();
     let options = Options {
         server: args.server.addr,
@@ -54,6 +55,17 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         Some(err) => Err(err),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// SIGINT or SIGTERM end the run at once with status 130, and with `--json` the interrupted
+/// object on stdout (the probes have no stop flag to poll: a run lasts seconds).
+fn interrupt_ends_the_run(args: &NatArgs) -> anyhow::Result<()> {
+    let err = exit::interrupted("while fingerprinting");
+    let object = args
+        .json
+        .then(|| Failure::of(crate::core::fingerprint::SCHEMA_VERSION, &err).json());
+    crate::io::signal::exit_on_interrupt(object, format!("natlens: {}", exit::message(&err)))?;
+    Ok(())
 }
 
 /// "no STUN answer from ADDR over udp within 3s: is a STUN server there?", naming a refused

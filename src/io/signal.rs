@@ -40,6 +40,26 @@ pub fn stop_installed() -> bool {
     STOP.get().is_some()
 }
 
+/// For a short command that polls no stop flag (`natlens nat`): on the first SIGINT or SIGTERM,
+/// write `stdout_line` (a `--json` run's final object) and `stderr_line`, then exit with status
+/// 130, so that an interrupted run still ends as documented instead of dying by the signal.
+pub fn exit_on_interrupt(stdout_line: Option<String>, stderr_line: String) -> io::Result<()> {
+    use std::io::Write;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            if let Some(line) = &stdout_line {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            let _ = writeln!(io::stderr().lock(), "{stderr_line}");
+            std::process::exit(SECOND_INTERRUPT_EXIT);
+        }
+    });
+    Ok(())
+}
+
 /// The flag SIGUSR1 raises: "print a stats line now".
 pub fn stats_flag() -> io::Result<&'static AtomicBool> {
     if let Some(stats) = STATS.get() {

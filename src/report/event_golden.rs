@@ -383,6 +383,12 @@ fn every_event_is_documented_in_the_output_section() {
             let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
             let name = value["event"].as_str().unwrap();
             assert!(help.contains(name), "{command}: {name} undocumented");
+            for key in value.as_object().unwrap().keys() {
+                assert!(
+                    help.contains(key.as_str()),
+                    "{command}: {name}.{key} undocumented"
+                );
+            }
         }
     }
 }
