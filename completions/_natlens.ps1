@@ -152,7 +152,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment')
             [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Percentage of IP packets dropped on each router''s WAN link, in each direction')
             [CompletionResult]::new('--public-host', '--public-host', [CompletionResultType]::ParameterName, 'Add a public host without NAT (`public`, 203.0.113.20)')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description (the state file''s contents) as JSON')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description as one JSON object: schema_version (1), result (ok), then the state file''s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -168,7 +168,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;status' {
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON: one object per lab with its description and live counts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

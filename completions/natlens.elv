@@ -143,7 +143,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --delay 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
             cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
             cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
-            cand --json 'Print the lab''s description (the state file''s contents) as JSON'
+            cand --json 'Print the lab''s description as one JSON object: schema_version (1), result (ok), then the state file''s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -157,7 +157,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;status'= {
-            cand --json 'Print JSON: one object per lab with its description and live counts'
+            cand --json 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

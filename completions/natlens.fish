@@ -124,13 +124,13 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay -d 'One-way delay added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l json -d 'Print the lab\'s description (the state file\'s contents) as JSON'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l json -d 'Print the lab\'s description as one JSON object: schema_version (1), result (ok), then the state file\'s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -l all -d 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -l json -d 'Print JSON: one object per lab with its description and live counts'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -l json -d 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -l lab -d 'The lab to run in (needed only when more than one lab exists)' -r

@@ -419,4 +419,10 @@ fn lab_status_of_no_such_lab_ends_with_the_failure_object() {
         .as_str()
         .unwrap()
         .contains("nosuchlab"));
+    // Every lab (maybe none): one object, the labs inside.
+    let out = run(&["lab", "status", "--json"]);
+    let all: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let last = assert_final(&[all], out.status.code(), 1, "lab status all");
+    assert_eq!(last["result"], "ok");
+    assert!(last["labs"].is_array(), "{last}");
 }

@@ -97,7 +97,9 @@ pub struct LabUpArgs {
     #[command(flatten)]
     pub spec: LabSpecArgs,
 
-    /// Print the lab's description (the state file's contents) as JSON.
+    /// Print the lab's description as one JSON object: schema_version (1), result (ok), then
+    /// the state file's keys; on a failure, {schema_version, result (failed), error: {kind,
+    /// message}} instead.
     #[arg(long)]
     pub json: bool,
 }
@@ -124,7 +126,9 @@ pub struct LabStatusArgs {
     #[arg(value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Print JSON: one object per lab with its description and live counts.
+    /// Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with
+    /// its description and live counts}; on a failure, {schema_version, result (failed),
+    /// error: {kind, message}} instead.
     #[arg(long)]
     pub json: bool,
 }

@@ -18,7 +18,7 @@ pub const EVENTS_SCHEMA_VERSION: u32 = 2;
 /// and `expire` events say `public_address` instead of `observed`.
 pub const SERVER_SCHEMA_VERSION: u32 = 2;
 
-/// The schema of the failure object of `natlens lab up --json` and `lab status --json`.
+/// The schema of the objects of `natlens lab up --json` and `lab status --json`.
 pub const LAB_SCHEMA_VERSION: u32 = 1;
 
 /// Why a run did not succeed.
