@@ -187,6 +187,14 @@ pub fn line_to_stdout(line: &str) -> io::Result<()> {
     writeln!(io::stdout().lock(), "{line}")
 }
 
+/// Progress that draws nothing (`--json`: the fingerprint's result is the `fingerprint` event).
+struct NoBars;
+
+impl Probing for NoBars {
+    fn update(&self, _: crate::io::prober::Progress) {}
+    fn finish(&self) {}
+}
+
 /// The terminal of `natlens listen` and `natlens call`: events on stderr (stdout carries the
 /// peer's data), progress bars while fingerprinting, a `--dry-run` plan on stdout.
 pub struct Terminal {
@@ -205,6 +213,10 @@ impl Watch for Terminal {
     }
 
     fn probing(&self, transport: Transport) -> Box<dyn Probing + '_> {
+        if self.json {
+            // stderr is the NDJSON stream: no bars on it, even on a terminal.
+            return Box::new(NoBars);
+        }
         Box::new(ProbeBars::new(&[transport]))
     }
 
