@@ -54,8 +54,8 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log events as NDJSON on stderr instead of human-readable lines')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log only warnings and statistics, not every login, call and drop')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log only warnings and statistics, not every login, call and drop')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -99,6 +99,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)')
             [CompletionResult]::new('--syn-ttl', '--syn-ttl', [CompletionResultType]::ParameterName, 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)')
             [CompletionResult]::new('--send', '--send', [CompletionResultType]::ParameterName, 'Once connected, send this file to the peer (default: stdin, until it ends)')
+            [CompletionResult]::new('--pcap', '--pcap', [CompletionResultType]::ParameterName, 'Write every packet natlens sends and receives on its sockets (the session with the server, the fingerprint''s probes, the punch and the data) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes, resets and crafted SYNs included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails')
@@ -129,6 +130,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)')
             [CompletionResult]::new('--syn-ttl', '--syn-ttl', [CompletionResultType]::ParameterName, 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)')
             [CompletionResult]::new('--send', '--send', [CompletionResultType]::ParameterName, 'Once connected, send this file to the peer (default: stdin, until it ends)')
+            [CompletionResult]::new('--pcap', '--pcap', [CompletionResultType]::ParameterName, 'Write every packet natlens sends and receives on its sockets (the session with the server, the fingerprint''s probes, the punch and the data) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes, resets and crafted SYNs included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails')
@@ -145,10 +147,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -162,7 +164,8 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment')
             [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Percentage of IP packets dropped on each router''s WAN link, in each direction')
             [CompletionResult]::new('--public-host', '--public-host', [CompletionResultType]::ParameterName, 'Add a public host without NAT (`public`, 203.0.113.20)')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description (the state file''s contents) as JSON')
+            [CompletionResult]::new('--with-server', '--with-server', [CompletionResultType]::ParameterName, 'Also run the lab''s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab''s state (`lab status` shows it, with its log file) and `lab down` stops it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the lab''s description as one JSON object: schema_version (1), result (ok), then the state file''s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -178,7 +181,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;status' {
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON: one object per lab with its description and live counts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -186,7 +189,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;exec' {
-            [CompletionResult]::new('--lab', '--lab', [CompletionResultType]::ParameterName, 'The lab to run in (needed only when more than one lab exists)')
+            [CompletionResult]::new('--lab', '--lab', [CompletionResultType]::ParameterName, 'The lab to run in; needed only when more than one lab is left running by `lab up` (labs a running process owns, such as a demo''s, count only when there is none of those)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -209,10 +212,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;help' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -246,6 +249,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Deprecated spelling of --server-timeout; still accepted, with a warning')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Send from this address of this host (as stunclient''s --localaddr): an IP, with an optional port; an IPv6 address with a port goes in brackets, [2001:db8::2]:40000. The port, when given, goes to one socket: `nat`''s mapping socket (the one whose public address is reported, over UDP and TCP alike), the session socket of `login`, `listen` and `call`; every other socket (allocation samples, the punch) takes a fresh port on the same address. An address this host does not have fails (EADDRNOTAVAIL); one of the other IP version than the server is a usage error')
             [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Send through this network interface whatever the routing table prefers (SO_BINDTODEVICE on every socket). Linux asks for CAP_NET_RAW: run as root or give the binary the capability (setcap cap_net_raw+ep)')
+            [CompletionResult]::new('--pcap', '--pcap', [CompletionResultType]::ParameterName, 'Write every packet natlens sends and receives on its sockets (the probes to the server and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -276,10 +280,10 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;help;lab' {
-            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running; print its prefix, hosts and addresses')
-            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down one lab, or every lab no running process owns')
+            [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses')
+            [CompletionResult]::new('down', 'down', [CompletionResultType]::ParameterValue, 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts')
-            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab; natlens exits with the command''s own status')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)')
             break
         }

@@ -130,7 +130,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --no-punch --help --version"
+            opts="-s -t -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --no-punch --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +209,10 @@ _natlens() {
                     return 0
                     ;;
                 --send)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -602,7 +606,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --json --help --version"
+            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,7 +648,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --help --version"
+            opts="-s -t -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -722,6 +726,10 @@ _natlens() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -792,7 +800,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --help --version"
+            opts="-s -t -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -835,6 +843,10 @@ _natlens() {
                     return 0
                     ;;
                 --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

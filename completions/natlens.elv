@@ -50,8 +50,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --json 'Log events as NDJSON on stderr instead of human-readable lines'
             cand -q 'Log only warnings and statistics, not every login, call and drop'
             cand --quiet 'Log only warnings and statistics, not every login, call and drop'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -93,6 +93,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --rate 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)'
             cand --syn-ttl 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)'
             cand --send 'Once connected, send this file to the peer (default: stdin, until it ends)'
+            cand --pcap 'Write every packet natlens sends and receives on its sockets (the session with the server, the fingerprint''s probes, the punch and the data) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes, resets and crafted SYNs included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)'
             cand --json 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
             cand --force 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
             cand --dry-run 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
@@ -122,6 +123,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --rate 'Packets per second this end sends at most, probes and data alike (bursts of 20 ms)'
             cand --syn-ttl 'TTL of the crafted TCP SYNs (--transport tcp): enough hops to cross this end''s own NAT and open its mappings, too few to reach the far NAT (2 behind one home router; raise it behind a carrier-grade NAT)'
             cand --send 'Once connected, send this file to the peer (default: stdin, until it ends)'
+            cand --pcap 'Write every packet natlens sends and receives on its sockets (the session with the server, the fingerprint''s probes, the punch and the data) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes, resets and crafted SYNs included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)'
             cand --json 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
             cand --force 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
             cand --dry-run 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
@@ -137,10 +139,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -153,7 +155,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --delay 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
             cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
             cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
-            cand --json 'Print the lab''s description (the state file''s contents) as JSON'
+            cand --with-server 'Also run the lab''s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab''s state (`lab status` shows it, with its log file) and `lab down` stops it'
+            cand --json 'Print the lab''s description as one JSON object: schema_version (1), result (ok), then the state file''s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -167,14 +170,14 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;status'= {
-            cand --json 'Print JSON: one object per lab with its description and live counts'
+            cand --json 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'natlens;lab;exec'= {
-            cand --lab 'The lab to run in (needed only when more than one lab exists)'
+            cand --lab 'The lab to run in; needed only when more than one lab is left running by `lab up` (labs a running process owns, such as a demo''s, count only when there is none of those)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -195,10 +198,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;help'= {
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -225,6 +228,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --timeout 'Deprecated spelling of --server-timeout; still accepted, with a warning'
             cand --bind 'Send from this address of this host (as stunclient''s --localaddr): an IP, with an optional port; an IPv6 address with a port goes in brackets, [2001:db8::2]:40000. The port, when given, goes to one socket: `nat`''s mapping socket (the one whose public address is reported, over UDP and TCP alike), the session socket of `login`, `listen` and `call`; every other socket (allocation samples, the punch) takes a fresh port on the same address. An address this host does not have fails (EADDRNOTAVAIL); one of the other IP version than the server is a usage error'
             cand --interface 'Send through this network interface whatever the routing table prefers (SO_BINDTODEVICE on every socket). Linux asks for CAP_NET_RAW: run as root or give the binary the capability (setcap cap_net_raw+ep)'
+            cand --pcap 'Write every packet natlens sends and receives on its sockets (the probes to the server and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)'
             cand --json 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -249,10 +253,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;help;call'= {
         }
         &'natlens;help;lab'= {
-            cand up 'Build a lab and leave it running; print its prefix, hosts and addresses'
-            cand down 'Tear down one lab, or every lab no running process owns'
+            cand up 'Build a lab and leave it running (with --with-server, a natlens server in it too); print its prefix, hosts and addresses'
+            cand down 'Tear down a lab (the only one, or PREFIX), or every lab no running process owns'
             cand status 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
-            cand exec 'Run a command inside one host of a lab; natlens exits with the command''s own status'
+            cand exec 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command''s own status. Its stdout is the command''s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
             cand demo 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router''s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
         }
         &'natlens;help;lab;up'= {

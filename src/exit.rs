@@ -25,59 +25,87 @@ pub const UNREACHABLE: u8 = 4;
 pub const NO_CALLEE: u8 = 5;
 /// The punch found no direct path, or the planner refused the pair.
 pub const PUNCH_FAILED: u8 = 6;
-/// Interrupted (SIGINT or SIGTERM) before `listen` or `call` finished: 128 + SIGINT.
+/// A partial result: `natlens nat` heard the server over one transport but not the other; the
+/// report is printed (with `result` "partial") and names what is missing.
+pub const PARTIAL: u8 = 7;
+/// Interrupted (SIGINT or SIGTERM) before `nat`, `listen`, `call` or `login` finished:
+/// 128 + SIGINT.
 pub const INTERRUPTED: u8 = 130;
 
-/// Every code with what it means, as the man pages' EXIT STATUS section lists them.
-pub const CODES: [(u8, &str); 8] = [
-    (OK, "Success."),
+/// Every code with what it means, as the man pages' EXIT STATUS section lists them. Each text
+/// starts with the `error.kind` the JSON failure object carries for it (see [`KINDS`]).
+pub const CODES: [(u8, &str); 9] = [
+    (OK, "Success (no error object)."),
     (
         FAILURE,
-        "A runtime failure not covered below: a network error, a refused login, a lost \
-         session, data lost after the punch connected.",
+        "kind failed: a runtime failure not covered below: a network error, a refused login, \
+         a lost session, data lost after the punch connected.",
     ),
     (
         USAGE,
-        "Bad command-line usage: an unknown option, a missing or malformed value, a number \
-         outside the range --help states, an invalid ID, a --server or --link name that does \
-         not resolve.",
+        "kind usage: bad command-line usage: an unknown option, a missing or malformed value, \
+         a number outside the range --help states, an invalid ID, a --server or --link name \
+         that does not resolve.",
     ),
     (
         CREDENTIALS,
-        "Credentials refused: the server (run with --credentials) did not accept this ID's \
-         key, or needs one and none was given (--key-file or NATLENS_KEY).",
+        "kind credentials: the server (run with --credentials) did not accept this ID's key, \
+         or needs one and none was given (--key-file or NATLENS_KEY).",
     ),
     (
         UNREACHABLE,
-        "Server unreachable: no answer from the server (natlens nat: no STUN answer), its host \
-         answered ICMP port unreachable, or it refused the TCP connection.",
+        "kind server_unreachable: no answer from the server (natlens nat: no STUN answer), \
+         its host answered ICMP port unreachable, or it refused the TCP connection.",
     ),
     (
         NO_CALLEE,
-        "Callee unavailable (call): the ID called is not logged in on the server or its \
+        "kind callee_unavailable (call): the ID called is not logged in on the server or its \
          links (404), or did not answer the call the server relayed (408).",
     ),
     (
         PUNCH_FAILED,
-        "Punch failed (listen, call): no direct path was found, or the planner refused the \
-         pair (see the report's reason); lab demo: its punch did not connect.",
+        "kind punch_failed (listen, call): no direct path was found, or the planner refused \
+         the pair (see the report's reason); lab demo: its punch did not connect.",
+    ),
+    (
+        PARTIAL,
+        "kind partial (nat): a partial result: the server answered over one transport but not \
+         the other; the report is printed, its result is partial and its error names the \
+         transport that got no answer.",
     ),
     (
         INTERRUPTED,
-        "Interrupted: SIGINT (Ctrl-C) or SIGTERM before listen or call finished. server and \
-         login end on it as they are meant to, with status 0.",
+        "kind interrupted: SIGINT (Ctrl-C) or SIGTERM before nat, listen, call or login \
+         finished (login: at any time before --duration or --calls ended it). server ends on \
+         it as it is meant to, with status 0.",
     ),
+];
+
+/// The `error.kind` of each exit code, in the order of [`CODES`] (success has none).
+pub const KINDS: [(u8, &str); 8] = [
+    (FAILURE, "failed"),
+    (USAGE, "usage"),
+    (CREDENTIALS, "credentials"),
+    (UNREACHABLE, "server_unreachable"),
+    (NO_CALLEE, "callee_unavailable"),
+    (PUNCH_FAILED, "punch_failed"),
+    (PARTIAL, "partial"),
+    (INTERRUPTED, "interrupted"),
 ];
 
 /// The kinds of failure with a code of their own (beyond credentials).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// [`USAGE`], found after parsing (a value clap could not check by itself).
+    Usage,
     /// [`UNREACHABLE`].
     ServerUnreachable,
     /// [`NO_CALLEE`].
     CalleeUnavailable,
     /// [`PUNCH_FAILED`].
     PunchFailed,
+    /// [`PARTIAL`].
+    Partial,
     /// [`INTERRUPTED`].
     Interrupted,
 }
@@ -86,9 +114,11 @@ impl Kind {
     /// The exit code of this kind.
     pub fn code(self) -> u8 {
         match self {
+            Kind::Usage => USAGE,
             Kind::ServerUnreachable => UNREACHABLE,
             Kind::CalleeUnavailable => NO_CALLEE,
             Kind::PunchFailed => PUNCH_FAILED,
+            Kind::Partial => PARTIAL,
             Kind::Interrupted => INTERRUPTED,
         }
     }
@@ -157,15 +187,70 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
     kind_of(err).map_or(FAILURE, Kind::code)
 }
 
+/// The `error.kind` of `err` ([`KINDS`]): the name of its exit code.
+pub fn kind_name(err: &anyhow::Error) -> &'static str {
+    kind_name_of_code(code_of(err))
+}
+
+/// The `error.kind` of an exit code; `failed` for a code without a kind of its own.
+pub fn kind_name_of_code(code: u8) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or("failed", |(_, name)| name)
+}
+
+/// The error's whole text, its context chain joined with ": " (as the stderr line prints it).
+pub fn message(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<Reported>() {
+        Some(Reported(inner)) => format!("{inner:#}"),
+        None => format!("{err:#}"),
+    }
+}
+
+/// A failure whose final JSON object has already been printed (a punch report carrying its
+/// `error`, a partial `nat` report): it still decides the exit code, but nothing prints a
+/// second object for it.
+#[derive(Debug)]
+pub struct Reported(pub anyhow::Error);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only the marker; [`message`] words the wrapped error with its chain.
+        f.write_str("reported")
+    }
+}
+
+impl std::error::Error for Reported {
+    // The wrapped error stays in the chain, so that its kind still decides the code.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// `err`, marked as already carried by the final object on the way out.
+pub fn reported(err: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Reported(err))
+}
+
+/// True when the final object carrying `err` was already printed.
+pub fn is_reported(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<Reported>().is_some())
+}
+
+/// True for a closed stdout (`natlens ... | head`): not an error worth a message.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// Prints `natlens: error` with its context chain and returns its code ([`code_of`]).
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    // A closed stdout (`natlens ... | head`) is not an error worth a message.
-    if let Some(io) = err.downcast_ref::<std::io::Error>() {
-        if io.kind() == std::io::ErrorKind::BrokenPipe {
-            return ExitCode::SUCCESS;
-        }
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
     }
-    eprintln!("natlens: {err:#}");
+    eprintln!("natlens: {}", message(err));
     ExitCode::from(code_of(err))
 }
 
@@ -193,12 +278,45 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), CODES.len());
         for kind in [
+            Kind::Usage,
             Kind::ServerUnreachable,
             Kind::CalleeUnavailable,
             Kind::PunchFailed,
+            Kind::Partial,
             Kind::Interrupted,
         ] {
             assert!(codes.contains(&kind.code()), "{kind:?}");
         }
+    }
+
+    /// Every failing code has one kind name, and its EXIT STATUS text starts with it, so the
+    /// man page lists the kinds with their codes.
+    #[test]
+    fn every_failing_code_names_its_kind() {
+        for (code, meaning) in CODES.iter().skip(1) {
+            let name = kind_name_of_code(*code);
+            assert_eq!(KINDS.iter().filter(|(c, _)| c == code).count(), 1, "{code}");
+            assert!(
+                meaning.starts_with(&format!("kind {name}")),
+                "{code}: {meaning}"
+            );
+        }
+        let mut names: Vec<&str> = KINDS.iter().map(|(_, name)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len());
+    }
+
+    /// A reported failure keeps its code and text; only the marker says it was printed.
+    #[test]
+    fn a_reported_failure_keeps_its_kind() {
+        let err = reported(failed(Kind::PunchFailed, "no direct path"));
+        assert!(is_reported(&err));
+        assert_eq!(code_of(&err), PUNCH_FAILED);
+        assert_eq!(kind_name(&err), "punch_failed");
+        assert_eq!(message(&err), "no direct path");
+        assert!(!is_reported(&failed(Kind::Partial, "tcp")));
+        assert_eq!(kind_name(&anyhow::anyhow!("other")), "failed");
+        assert_eq!(kind_name(&interrupted("while punching")), "interrupted");
     }
 }

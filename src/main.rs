@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = natlens::cli::Cli::parse();
-    match natlens::run(cli) {
-        Ok(code) => code,
-        Err(err) => natlens::exit::report(&err),
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match natlens::cli::Cli::try_parse_from(&args) {
+        Ok(cli) => natlens::run_to_exit(cli),
+        Err(err) => natlens::usage_error(&err, &args),
     }
 }

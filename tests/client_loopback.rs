@@ -357,7 +357,7 @@ fn login_and_call_commands_exchange_facts() {
     let logged_in = json_line(&lines.next().unwrap().unwrap());
     assert_eq!(logged_in["event"], "logged_in");
     assert_eq!(logged_in["transport"], "udp");
-    assert_eq!(logged_in["udp_expiry_secs"], 45);
+    assert_eq!(logged_in["udp_expiry_ms"], 45_000);
 
     let bob = natlens(&[
         "call",
@@ -377,12 +377,16 @@ fn login_and_call_commands_exchange_facts() {
         String::from_utf8_lossy(&bob.stderr)
     );
     let answer = json_line(String::from_utf8(bob.stdout).unwrap().trim());
-    assert_eq!(answer["schema_version"], 1);
+    assert_eq!(answer["schema_version"], 2);
+    assert_eq!(answer["result"], "ok");
     assert_eq!(answer["caller"], "bob");
     assert_eq!(answer["callee"], "alice");
-    assert_eq!(answer["callee_facts"]["observed"], logged_in["observed"]);
+    assert_eq!(
+        answer["callee_facts"]["public_address"],
+        logged_in["public_address"]
+    );
     assert_eq!(answer["callee_facts"]["transports"]["udp"], true);
-    assert!(answer["own_observed"]
+    assert!(answer["own_public_address"]
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
@@ -393,8 +397,15 @@ fn login_and_call_commands_exchange_facts() {
     assert_eq!(rest[0]["event"], "incoming_call");
     assert_eq!(rest[0]["caller"], "bob");
     assert_eq!(rest[0]["call_id"], call_id);
-    assert_eq!(rest[0]["caller_facts"]["observed"], answer["own_observed"]);
-    assert_eq!(rest.last().unwrap()["event"], "logged_out");
+    assert_eq!(
+        rest[0]["caller_facts"]["public_address"],
+        answer["own_public_address"]
+    );
+    // The events, then the one final object: the summary.
+    assert_eq!(rest[rest.len() - 2]["event"], "logged_out");
+    let summary = rest.last().unwrap();
+    assert_eq!(summary["result"], "ok", "{summary}");
+    assert_eq!(summary["calls_answered"], 1, "{summary}");
     assert!(alice.wait().unwrap().success());
 }
 
@@ -597,8 +608,12 @@ fn interrupt_logs_out_before_exiting() {
     assert_eq!(unsafe { libc::kill(alice.id() as i32, libc::SIGINT) }, 0);
     let mut rest = String::new();
     alice_err.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "logged out\n");
-    assert!(alice.wait().unwrap().success());
+    // It logs out, then ends as an interrupted command does: 130 and a line saying so.
+    assert_eq!(
+        rest,
+        "logged out\nnatlens: interrupted while logged in; logged out cleanly\n"
+    );
+    assert_eq!(alice.wait().unwrap().code(), Some(130));
     // The server freed the ID: calling it now finds nobody.
     let outcome = call(server, Transport::Udp, "alice");
     assert!(matches!(

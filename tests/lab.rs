@@ -536,6 +536,8 @@ fn cli_up_status_exec_down() {
         String::from_utf8_lossy(&up.stderr)
     );
     let state: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(state["result"], "ok", "{state}");
+    assert_eq!(state["schema_version"], 1, "{state}");
     let prefix = state["prefix"].as_str().unwrap().to_owned();
     // Tear down even if an assertion below fails.
     struct Down(String);

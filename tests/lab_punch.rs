@@ -226,7 +226,7 @@ fn transport_both_punches_udp_then_tcp_and_reports_both() {
             for end in [&attempt.listen, &attempt.call] {
                 let report = &end.report;
                 assert_eq!(end.status.code(), Some(0), "{}", context());
-                assert_eq!(report["schema_version"], 1, "{}", context());
+                assert_eq!(report["schema_version"], 2, "{}", context());
                 assert_eq!(report["transport"], "both", "{}", context());
                 assert_eq!(report["result"], "connected", "{}", context());
                 assert_eq!(report["data_transport"], "udp", "{}", context());

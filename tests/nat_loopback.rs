@@ -42,6 +42,7 @@ fn full_mode_natlens_server_shows_no_nat_over_udp_and_tcp() {
     );
     let report = run.json();
     assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["result"], "ok");
     assert_eq!(report["server"], server.primary.to_string());
     assert_no_nat(&report["udp"], Mode::Full, Transport::Udp);
     assert_no_nat(&report["tcp"], Mode::Full, Transport::Tcp);
@@ -192,20 +193,25 @@ fn nothing_listening_fails_over_both_transports() {
     );
 }
 
+/// A server heard over UDP only is a partial result: the report all the same, with `result`
+/// partial and an error naming TCP, and exit status 7.
 #[test]
-fn a_server_answering_only_udp_gives_a_udp_report_and_a_warning() {
+fn a_server_answering_only_udp_gives_a_partial_udp_report() {
     let responder = Responder::start(false);
     let addr = responder.addr;
     let run = nat(&["--server", &addr.to_string(), "--json"]);
-    assert!(run.status.success(), "{}", run.stderr);
-    assert_eq!(
-        run.stderr.trim(),
-        format!("natlens: warning: {addr} refused the TCP connection (tcp)")
-    );
+    assert_eq!(run.status.code(), Some(7), "{}", run.stderr);
+    let missing = format!("{addr} refused the TCP connection (tcp)");
+    assert_eq!(run.stderr.trim(), format!("natlens: {missing}"));
     let report = run.json();
     assert_no_nat(&report["udp"], Mode::Basic, Transport::Udp);
     assert_eq!(report["tcp"]["public_address"], Value::Null);
     assert_eq!(report["tcp"]["allocation"]["pattern"], Value::Null);
+    assert_eq!(report["result"], "partial");
+    assert_eq!(
+        report["error"],
+        json!({"kind": "partial", "message": missing})
+    );
 }
 
 #[test]

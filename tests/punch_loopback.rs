@@ -155,7 +155,7 @@ fn a_file_sent_by_the_caller_arrives_on_the_listeners_stdout_and_back() {
     assert_eq!(caller.stdout, b"hello from the listener\n");
     let (theirs, ours) = (report(&listen_lines), report(&call_lines));
     for (r, role) in [(&theirs, "callee"), (&ours, "caller")] {
-        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["schema_version"], 2);
         assert_eq!(r["result"], "connected", "{r}");
         assert_eq!(r["reason"], Value::Null);
         assert_eq!(r["transport"], "udp");
@@ -235,15 +235,20 @@ fn no_data_puts_the_report_on_stdout_and_dry_run_prints_the_plan() {
     );
     let (status, listen_out, listen_lines) = listener.finish();
     assert_eq!(status.code(), Some(natlens::exit::PUNCH_FAILED.into()));
-    // With --json, stdout carries only the peer's data (none here): the failure's plain line
-    // goes to stderr, after the NDJSON events and the report.
+    // With --json, stdout carries only the peer's data (none here); stderr carries nothing but
+    // JSON, the report last, with the failure as its error (no plain line after it).
     let listen_text = String::from_utf8_lossy(&listen_out);
     assert!(listen_out.is_empty(), "{listen_text}");
-    let (last, stream) = listen_lines.split_last().unwrap();
-    assert!(last.starts_with("natlens: no direct path"), "{last}");
-    assert_all_json(stream);
+    assert_all_json(&listen_lines);
     let failed = report(&listen_lines);
+    let last: Value = serde_json::from_str(listen_lines.last().unwrap()).unwrap();
+    assert_eq!(last, failed);
     assert_eq!(failed["result"], "failed");
+    assert_eq!(failed["error"]["kind"], "punch_failed", "{failed}");
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("no direct path"));
     assert!(
         failed["reason"]
             .as_str()
@@ -287,7 +292,7 @@ fn transport_both_punches_udp_then_tcp_and_carries_the_data_over_udp() {
     assert_eq!(out.stdout, b"hello over udp\n");
     assert!(stdout == data, "the caller's data did not arrive whole");
     for (role, report) in [("caller", report(&call_lines)), ("callee", report(&seen))] {
-        assert_eq!(report["schema_version"], 1, "{report}");
+        assert_eq!(report["schema_version"], 2, "{report}");
         assert_eq!(report["transport"], "both", "{report}");
         assert_eq!(report["role"], role, "{report}");
         assert_eq!(report["result"], "connected", "{report}");

@@ -341,8 +341,14 @@ fn a_call_between_keyed_users_reaches_only_the_callee() {
     assert_eq!(incoming["event"], "incoming_call");
     assert_eq!(incoming["caller"], "alice");
     assert_eq!(incoming["call_id"], report["call_id"]);
-    assert_eq!(incoming["caller_facts"]["observed"], report["own_observed"]);
-    assert!(report["callee_facts"]["observed"].is_string(), "{report}");
+    assert_eq!(
+        incoming["caller_facts"]["public_address"],
+        report["own_public_address"]
+    );
+    assert!(
+        report["callee_facts"]["public_address"].is_string(),
+        "{report}"
+    );
     assert!(
         carol.next_event(Duration::from_secs(2)).is_none(),
         "carol must receive nothing"

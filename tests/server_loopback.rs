@@ -134,9 +134,9 @@ fn assert_relayed(
         callee_id(callee_observed),
         transport,
     ));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(
-        report["callee_facts"]["observed"], callee_observed["observed"],
+        report["callee_facts"]["public_address"], callee_observed["public_address"],
         "{report}"
     );
     let incoming = callee.next_event(Duration::from_secs(5));
@@ -144,7 +144,7 @@ fn assert_relayed(
     assert_eq!(incoming["caller"], caller);
     assert_eq!(incoming["call_id"], report["call_id"]);
     assert_eq!(
-        incoming["caller_facts"]["observed"], report["own_observed"],
+        incoming["caller_facts"]["public_address"], report["own_public_address"],
         "the callee sees the caller's public address"
     );
     assert_eq!(
@@ -236,10 +236,12 @@ fn unknown_ids_and_federation_loops_end_in_not_found_fast() {
     let started = Instant::now();
     let output = call(s1.addr(), "alice", "ghost", "udp");
     assert_eq!(output.status.code(), Some(natlens::exit::NO_CALLEE.into()));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // With --json, the failure object on stdout words it.
+    let failure: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let message = failure["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        stderr.contains("404") && stderr.contains("ghost"),
-        "{stderr}"
+        message.contains("404") && message.contains("ghost"),
+        "{failure}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),

@@ -36,7 +36,8 @@ pub enum LabCommand {
     /// Show labs: namespaces, addresses, NAT modes, conntrack entry counts.
     Status(LabStatusArgs),
     /// Run a command inside one host of a lab, with this natlens first on PATH; natlens exits
-    /// with the command's own status.
+    /// with the command's own status. Its stdout is the command's own: natlens adds no final
+    /// JSON object to it (the one exception to the rule that --json runs end with one).
     Exec(LabExecArgs),
     /// Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both
     /// reports and the ports the NATs really gave the next flows, punch from a to b over UDP
@@ -105,7 +106,9 @@ pub struct LabUpArgs {
     #[arg(long)]
     pub with_server: bool,
 
-    /// Print the lab's description (the state file's contents) as JSON.
+    /// Print the lab's description as one JSON object: schema_version (1), result (ok), then
+    /// the state file's keys; on a failure, {schema_version, result (failed), error: {kind,
+    /// message}} instead.
     #[arg(long)]
     pub json: bool,
 }
@@ -130,7 +133,9 @@ pub struct LabStatusArgs {
     #[arg(value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Print JSON: one object per lab with its description and live counts.
+    /// Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with
+    /// its description and live counts}; on a failure, {schema_version, result (failed),
+    /// error: {kind, message}} instead.
     #[arg(long)]
     pub json: bool,
 }

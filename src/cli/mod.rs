@@ -8,11 +8,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use event_docs::{LOGIN_OUTPUT, SERVER_OUTPUT};
 use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
 use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
 
-pub mod examples;
 mod aliases;
+mod event_docs;
+pub mod examples;
 mod lab;
 mod nat;
 mod parse;
@@ -48,8 +50,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a location server: STUN Binding reflection, logins, call relay, federation.
+    #[command(after_long_help = SERVER_OUTPUT)]
     Server(ServerArgs),
     /// Log in to a location server and hold the session, answering calls with this end's facts.
+    #[command(after_long_help = LOGIN_OUTPUT)]
     Login(LoginArgs),
     /// Log in, fingerprint this end's NAT, wait for a call and punch a direct path to the
     /// caller; then what one end sends arrives on the other's stdout, netcat-style.

@@ -149,7 +149,13 @@ With --json, stdout carries one JSON object. A fact that was not measured is nul
 guess. schema_version changes when a field changes meaning or disappears; adding a field does \
 not.
 
+When the run ends without a report (no answer over any transport probed, a usage error, an \
+interrupt), stdout carries instead one failure object: {schema_version, result (failed or \
+interrupted), error: {kind, message}}, kind as under EXIT STATUS.
+
   schema_version  1.
+  result  ok; partial when a transport probed got no answer (exit status 7).
+  error  Only when result is partial: {kind (partial), message (which transport got no answer)}.
   server  The server's primary address (for a --server name, the address it resolved to); with \
 several --server, the first.
   servers  Every server asked, in the order given, the first being server.

@@ -39,8 +39,8 @@ the peer's public IP as the server saw it.
 
 Once a nonce handshake has confirmed a path both ways, what this end reads (--send FILE, or \
 stdin until it ends) arrives on the callee's stdout and the callee's data on this end's stdout. \
-With --no-punch, natlens only exchanges facts and prints both ends' (the JSON object keeps \
-schema_version 1 of that output).
+With --no-punch, natlens only exchanges facts and prints both ends' (with --json, one object: \
+see OUTPUT).
 
 This end's start signal is the callee's answer reaching it; it starts punching then. With \
 --transport both, it punches over UDP first, then fingerprints over TCP and calls again for the \
@@ -51,23 +51,37 @@ whole first) goes over UDP when the UDP punch connected, else over TCP.";
 pub(super) const PUNCH_OUTPUT: &str = "\
 OUTPUT
 stdout carries the peer's data, byte for byte. Progress goes to stderr: lines for people, or \
-with --json one JSON object per line with an \"event\" key: resolved first when --server is \
-a name (name, server: the address used, addresses: every address it resolved to), then the \
-session's (logged_in, login_refused, server_unreachable, connection_lost, relogin, \
-observed_changed, incoming_call, calling, call_answered, call_failed, logged_out), then the \
-punch's (fingerprint, waiting, plan, hint, peer_heard, connected, punch_failed, data_done; \
-with --transport both also stale_answer, and punch_failed with a transport instead of at_ms \
-for a leg that could not run). The report comes last: a table, or with --json one JSON \
-object on one line (the keys below, no \"event\"), on stderr, or on stdout with --no-data. \
-With --dry-run, stdout carries the plan instead (its describe lines, or with --json one object \
-with dry_run true); with --transport both, the UDP plan, then the TCP plan (two objects, one \
-per line).
+with --json one JSON object per line with an \"event\" key and nothing else on stderr: \
+resolved first when --server is a name (name, server: the address used, addresses: every \
+address it resolved to), then the session's (logged_in {id, server, transport, \
+public_address, udp_expiry_ms}, login_refused {code, reason}, server_unreachable {during}, \
+connection_lost, relogin {public_address, udp_expiry_ms}, public_address_changed {old, new}, \
+incoming_call {caller, call_id, caller_facts}, calling {callee, call_id}, call_answered \
+{callee, call_id, callee_facts}, call_failed {callee, call_id, code, reason}, logged_out), then \
+the punch's (fingerprint {transport, public_address, mapping, filtering, pattern, delta, \
+foreign_flows_per_second}, waiting {transport}, plan {transport, strategy, reason, \
+expected_success}, hint {message}, peer_heard {at_ms, from}, connected {at_ms, peer}, \
+punch_failed {at_ms, reason}, data_done {at_ms, reason}; with --transport both also \
+stale_answer {transport}, and punch_failed {transport, reason} for a leg that could not run). \
+The facts (caller_facts, callee_facts) are {public_address, transports {udp, tcp}, delta, \
+predicted_ports}, with profile when the end sent its fingerprint's verdicts.
+
+The report comes last: a table, or with --json one JSON object on one line (the keys below, no \
+\"event\"), on stderr, or on stdout with --no-data. With --json the report is the last line \
+of the stream it is written to, and every run ends with exactly one such final object: when \
+the run ends before a punch (server unreachable, callee unknown, credentials refused, an \
+interrupt), a failure object {schema_version, result (failed, or interrupted on SIGINT or \
+SIGTERM), error: {kind, message}} goes where the report would have gone, and no plain \
+natlens: line is written to stderr. error.kind is one of those listed under EXIT STATUS. With \
+--dry-run, stdout carries the plan instead (its describe lines, or with --json one object with \
+dry_run true and result planned); with --transport both, the UDP plan, then the TCP plan (two \
+objects, one per line).
 
 JSON OUTPUT
 schema_version changes when a field changes meaning or disappears; adding a field does not. \
 What was not measured is null.
 
-  schema_version  1.
+  schema_version  2 (see Changes in schema 2 below).
   result  connected or failed.
   reason  Why the punch failed or was refused; null when connected.
   transport  udp.
@@ -88,9 +102,11 @@ back; for the peer's, when its first packet arrived).
 null when not connected.
   data  null when not connected; else {result (complete or failed), reason, bytes_sent, \
 bytes_received, retransmissions, elapsed_ms}.
+  error  Only when the run did not succeed: {kind, message}; kind punch_failed when no path \
+was found (exit status 6), failed when the data exchange failed after the punch (exit status 1).
 
 With --transport both the object is (same schema_version, the keys above inside attempts):
-  schema_version  1.
+  schema_version  2.
   result  connected when either transport connected, else failed.
   reason  Each attempt's reason (\"udp: ...; tcp: ...\") when neither connected; else null.
   transport  both.
@@ -100,4 +116,17 @@ null when neither connected or with --no-data.
   attempts  The UDP attempt, then the TCP one: each the object above (with transport udp or \
 tcp, its own data, null on the attempt that did not carry it), or, for an attempt that never \
 got to punch (its fingerprint or its call failed), {schema_version, result (failed), reason, \
-transport}.";
+transport}.
+  error  As above, for the run as a whole.
+
+With call --no-punch --json, stdout carries one object, keys sorted: call_id, callee, \
+callee_facts (the facts above), caller, own_public_address (where the server saw this end), \
+result (ok) and schema_version (2); or the failure object.
+
+CHANGES IN SCHEMA 2
+  observed  Renamed public_address: in the logged_in and relogin events and in caller_facts \
+and callee_facts; own_observed (call --no-punch) is own_public_address.
+  observed_changed  The event is now public_address_changed.
+  udp_expiry_secs  Now udp_expiry_ms, in milliseconds.
+  error, result  Added: error on a report that did not succeed, the failure object when no \
+report was made, result on call --no-punch's object and on a --dry-run plan.";

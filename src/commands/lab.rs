@@ -19,6 +19,7 @@ use crate::lab::state::{self, LabState};
 use crate::lab::teardown;
 use crate::lab::worker::{Job, READY};
 use crate::lab::{Host, Lab, LabSpec, Side};
+use crate::report::outcome::LAB_SCHEMA_VERSION;
 
 /// Runs one `natlens lab` verb.
 pub fn run(args: LabArgs, rng: &mut dyn rand::RngCore) -> anyhow::Result<ExitCode> {
@@ -51,7 +52,7 @@ fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
     let state = Lab::up_detached(spec(&args.spec), &exe, args.with_server)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &state)?;
+        serde_json::to_writer_pretty(&mut out, &LabUp::new(&state))?;
         writeln!(out)?;
     } else {
         write!(out, "{}", describe(&state))?;
@@ -145,7 +146,36 @@ fn down(args: LabDownArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `natlens lab status --json`: the state file plus what is live now.
+/// `natlens lab up --json`: the envelope, then the lab's description (the state file's keys).
+#[derive(Debug, Serialize)]
+struct LabUp<'a> {
+    schema_version: u32,
+    /// Always `ok` (a failure prints the failure object instead).
+    result: &'static str,
+    #[serde(flatten)]
+    state: &'a LabState,
+}
+
+impl<'a> LabUp<'a> {
+    fn new(state: &'a LabState) -> Self {
+        LabUp {
+            schema_version: LAB_SCHEMA_VERSION,
+            result: "ok",
+            state,
+        }
+    }
+}
+
+/// `natlens lab status --json`: one object, every lab's status in `labs`.
+#[derive(Debug, Serialize)]
+struct Labs {
+    schema_version: u32,
+    /// Always `ok` (a failure prints the failure object instead).
+    result: &'static str,
+    labs: Vec<Status>,
+}
+
+/// One lab in `natlens lab status --json`: the state file plus what is live now.
 #[derive(Debug, Serialize)]
 struct Status {
     #[serde(flatten)]
@@ -165,7 +195,12 @@ fn status(args: LabStatusArgs) -> anyhow::Result<ExitCode> {
     let statuses: Vec<Status> = states.into_iter().map(live_status).collect();
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &statuses)?;
+        let labs = Labs {
+            schema_version: LAB_SCHEMA_VERSION,
+            result: "ok",
+            labs: statuses,
+        };
+        serde_json::to_writer_pretty(&mut out, &labs)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }

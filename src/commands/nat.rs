@@ -17,6 +17,8 @@ use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::report::nat::NatOutput;
+use crate::report::outcome::{ErrorObject, Failure};
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
@@ -26,6 +28,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             .error(clap::error::ErrorKind::TooManyValues, message)
             .exit();
     }
+    interrupt_ends_the_run(&args)?;
     for server in &args.server {
         if let Some(line) = super::resolved_line(server) {
             eprintln!("natlens: {line}");
@@ -53,11 +56,27 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             no_answer(&args, &silent),
         ));
     }
-    for fingerprint in silent {
-        eprintln!("natlens: warning: {}", no_answer(&args, &[fingerprint]));
+    // A transport that got no answer makes the result partial (exit status 7): the report is
+    // printed all the same, with JSON naming what is missing.
+    let missing =
+        (!silent.is_empty()).then(|| exit::failed(Kind::Partial, no_answer(&args, &silent)));
+    print(&args, &report, missing.as_ref())?;
+    match missing {
+        Some(err) if args.json => Err(exit::reported(err)),
+        Some(err) => Err(err),
+        None => Ok(ExitCode::SUCCESS),
     }
-    print(&args, &report)?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM end the run at once with status 130, and with `--json` the interrupted
+/// object on stdout (the probes have no stop flag to poll: a run lasts seconds).
+fn interrupt_ends_the_run(args: &NatArgs) -> anyhow::Result<()> {
+    let err = exit::interrupted("while fingerprinting");
+    let object = args
+        .json
+        .then(|| Failure::of(crate::core::fingerprint::SCHEMA_VERSION, &err).json());
+    crate::io::signal::exit_on_interrupt(object, format!("natlens: {}", exit::message(&err)))?;
+    Ok(())
 }
 
 /// The servers to ask: the first, and every other one of its address family (the probes share
@@ -112,11 +131,13 @@ fn no_answer(args: &NatArgs, silent: &[&Fingerprint]) -> String {
     format!("{}{question}", parts.join("; "))
 }
 
-/// The report on stdout: JSON, or the table and the narrative.
-fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
+/// The report on stdout: JSON (with its outcome, `missing` making it partial), or the table
+/// and the narrative.
+fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, report)?;
+        let output = NatOutput::new(report, missing.map(ErrorObject::of));
+        serde_json::to_writer_pretty(&mut out, &output)?;
         writeln!(out)
     } else {
         if let Some(verdict) = render::verdict(report) {
@@ -172,6 +193,9 @@ mod tests {
             report["schema_version"],
             crate::core::fingerprint::SCHEMA_VERSION
         );
-        assert_eq!(documented_keys(), key_paths(&report));
+        let mut keys = key_paths(&report);
+        // The outcome envelope `commands::nat` adds around the report (report/nat.rs).
+        keys.extend(["result".to_owned(), "error".to_owned()]);
+        assert_eq!(documented_keys(), keys);
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::anyhow;
 use rand::rngs::StdRng;
 
 use crate::cli::{CallArgs, ListenArgs, PunchArgs, PunchTransport, SessionArgs};
@@ -13,7 +13,8 @@ use crate::exit::{self, Kind};
 use crate::io::rendezvous::{self, Rendezvous, Rendezvoused, Watch};
 use crate::render::events::Terminal;
 use crate::render::punch as render;
-use crate::report::punch::{BothOutput, Output};
+use crate::report::outcome::ErrorObject;
+use crate::report::punch::{BothOutput, Data, Output};
 
 /// Runs `natlens listen`.
 pub fn listen(args: ListenArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
@@ -48,12 +49,16 @@ fn rendezvous(
     match rendezvous::run(rendezvous, callee, rng)? {
         Rendezvoused::Planned => Ok(ExitCode::SUCCESS),
         Rendezvoused::One(output) => {
-            print_report(punch, &render::report_text(&output, json)?)?;
-            verdict(&output)
+            let failure = verdict(&output);
+            let error = failure.as_ref().map(ErrorObject::of);
+            print_report(punch, &render::report_text(&output, error, json)?)?;
+            outcome(failure, json)
         }
         Rendezvoused::Both(output) => {
-            print_report(punch, &render::both_report_text(&output, json)?)?;
-            verdict_both(&output)
+            let failure = verdict_both(&output);
+            let error = failure.as_ref().map(ErrorObject::of);
+            print_report(punch, &render::both_report_text(&output, error, json)?)?;
+            outcome(failure, json)
         }
     }
 }
@@ -67,13 +72,22 @@ fn print_report(punch: &PunchArgs, text: &str) -> io::Result<()> {
     }
 }
 
-/// Exit status: success only when the punch connected and both streams arrived whole; a punch
-/// that found no path (or was refused) ends with [`exit::PUNCH_FAILED`], lost data with a plain
-/// failure.
-fn verdict(output: &Output) -> anyhow::Result<ExitCode> {
+/// The exit after the report: success, or the failure it described (with `--json` the report
+/// carried it, so no second object is printed).
+fn outcome(failure: Option<anyhow::Error>, json: bool) -> anyhow::Result<ExitCode> {
+    match failure {
+        None => Ok(ExitCode::SUCCESS),
+        Some(err) if json => Err(exit::reported(err)),
+        Some(err) => Err(err),
+    }
+}
+
+/// Why the run did not succeed, if it did not: a punch that found no path (or was refused)
+/// ends with [`exit::PUNCH_FAILED`], lost data with a plain failure.
+fn verdict(output: &Output) -> Option<anyhow::Error> {
     let report = &output.report;
     if report.result == PunchResult::Failed {
-        return Err(exit::failed(
+        return Some(exit::failed(
             Kind::PunchFailed,
             format!(
                 "no direct path to {:?}: {}",
@@ -82,21 +96,14 @@ fn verdict(output: &Output) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    match &output.data {
-        Some(data) if data.reason.is_some() => bail!(
-            "connected to {:?}, but the data exchange failed: {}",
-            output.peer_id,
-            data.reason.as_deref().unwrap_or_default()
-        ),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    data_failure(&output.peer_id, output.data.as_ref())
 }
 
-/// Success when either leg connected and the data, if any, arrived whole over the one that
-/// carried it.
-fn verdict_both(output: &BothOutput) -> anyhow::Result<ExitCode> {
+/// As [`verdict`] over both legs: success when either connected and the data, if any, arrived
+/// whole over the one that carried it.
+fn verdict_both(output: &BothOutput) -> Option<anyhow::Error> {
     if output.result == PunchResult::Failed {
-        return Err(exit::failed(
+        return Some(exit::failed(
             Kind::PunchFailed,
             format!(
                 "no direct path to {:?} over udp or tcp: {}",
@@ -105,12 +112,16 @@ fn verdict_both(output: &BothOutput) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    match output.carrier().and_then(|o| o.data.as_ref()) {
-        Some(data) if data.reason.is_some() => bail!(
-            "connected to {:?}, but the data exchange failed: {}",
-            output.peer_id,
-            data.reason.as_deref().unwrap_or_default()
-        ),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    data_failure(
+        &output.peer_id,
+        output.carrier().and_then(|o| o.data.as_ref()),
+    )
+}
+
+/// The data exchange's failure after a connected punch.
+fn data_failure(peer_id: &str, data: Option<&Data>) -> Option<anyhow::Error> {
+    let reason = data?.reason.as_deref()?;
+    Some(anyhow!(
+        "connected to {peer_id:?}, but the data exchange failed: {reason}"
+    ))
 }

@@ -1,5 +1,8 @@
-//! `natlens server`: binds, then serves until SIGINT/SIGTERM.
+//! `natlens server`: binds, then serves until SIGINT/SIGTERM. With `--json` its log is NDJSON
+//! on stderr and stdout carries one final object when it ends (`lib::run_to_exit` prints the
+//! failure object of a bind error).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,12 +13,16 @@ use crate::core::credentials::Credentials;
 use crate::io::server::{Reporter, ServeOptions, Server};
 use crate::io::signal;
 use crate::render::log::ServerLog;
+use crate::report::outcome::{Done, SERVER_SCHEMA_VERSION};
 use crate::wire::natlens::validate_name;
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let name = match args.name {
         Some(name) => validate_name(&name).map(str::to_owned).map_err(|_| {
-            anyhow::anyhow!("--name {name:?}: use 1 to 64 printable characters without spaces")
+            crate::exit::failed(
+                crate::exit::Kind::Usage,
+                format!("--name {name:?}: use 1 to 64 printable characters without spaces"),
+            )
         })?,
         None => random_name(),
     };
@@ -59,6 +66,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         log.warn(&format!("could not drop capabilities: {error}"));
     }
     server.run(stop, stats_now, &mut log)?;
+    if args.json {
+        // The one final object on stdout (the log is on stderr); a failure prints its own.
+        let done = Done::new(SERVER_SCHEMA_VERSION, None);
+        writeln!(std::io::stdout().lock(), "{}", done.json())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,4 +107,87 @@ fn random_name() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("natlens-{:08x}", nanos ^ std::process::id().rotate_left(16))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::core::events::Event;
+    use crate::core::Transport;
+
+    /// The OUTPUT section of `natlens server --help` names every event and every key of it.
+    #[test]
+    fn every_server_event_is_documented() {
+        let cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand("server")
+            .and_then(|c| c.get_after_long_help())
+            .expect("an OUTPUT section")
+            .to_string();
+        let from = "192.0.2.7:5000".parse().unwrap();
+        let (id, text) = (String::from("alice"), String::from("x"));
+        let events = [
+            Event::Login {
+                id: id.clone(),
+                transport: Transport::Udp,
+                observed: from,
+            },
+            Event::LoginRefused {
+                id: id.clone(),
+                transport: Transport::Udp,
+                from,
+                code: 401,
+                reason: "unauthorized",
+            },
+            Event::Logout {
+                id: id.clone(),
+                transport: Transport::Tcp,
+                reason: "closed",
+            },
+            Event::Expire {
+                id,
+                observed: from,
+                silent_ms: 45_000,
+            },
+            Event::Call {
+                call_id: text.clone(),
+                caller: text.clone(),
+                callee: text.clone(),
+                from: text.clone(),
+            },
+            Event::Relay {
+                call_id: text.clone(),
+                caller: text.clone(),
+                callee: text.clone(),
+                outcome: "answered",
+                code: None,
+            },
+            Event::Drop {
+                reason: "malformed",
+                transport: Transport::Udp,
+                from: Some(from),
+            },
+            Event::LinkUp {
+                name: text.clone(),
+                conn: 1,
+            },
+            Event::LinkDown {
+                name: text,
+                conn: 1,
+            },
+        ];
+        for event in events {
+            let value = serde_json::to_value(&event).unwrap();
+            assert!(value.get("observed").is_none(), "{value}");
+            for (key, field) in value.as_object().unwrap() {
+                let name = if key == "event" {
+                    field.as_str().unwrap()
+                } else {
+                    key
+                };
+                assert!(help.contains(name), "{name} undocumented");
+            }
+        }
+    }
 }

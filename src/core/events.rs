@@ -20,9 +20,11 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// `observed` is `public_address` in JSON, the one name every output gives it.
     Login {
         id: String,
         transport: Transport,
+        #[serde(rename = "public_address")]
         observed: SocketAddr,
     },
     LoginRefused {
@@ -40,6 +42,7 @@ pub enum Event {
     },
     Expire {
         id: String,
+        #[serde(rename = "public_address")]
         observed: SocketAddr,
         silent_ms: u64,
     },

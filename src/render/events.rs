@@ -20,22 +20,24 @@ pub fn line(event: &Event) -> Option<String> {
             id,
             server,
             transport,
-            observed,
-            udp_expiry_secs,
+            public_address,
+            udp_expiry_ms,
         } => format!(
-            "logged in to {server} as {id:?} over {}; the server sees you at {observed}{}",
+            "logged in to {server} as {id:?} over {}; the server sees you at {public_address}{}",
             transport.as_str(),
-            udp_expiry_secs.map_or(String::new(), |secs| format!(
-                " (a silent session expires after {secs}s)"
+            udp_expiry_ms.map_or(String::new(), |ms| format!(
+                " (a silent session expires after {})",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
             ))
         ),
         Event::ConnectionLost => {
             "the server closed the connection (restart?); dialling again".into()
         }
-        Event::Relogin { observed, .. } => format!(
-            "the server had forgotten the session (restart?); logged in again, seen at {observed}"
+        Event::Relogin { public_address, .. } => format!(
+            "the server had forgotten the session (restart?); logged in again, seen at \
+             {public_address}"
         ),
-        Event::ObservedChanged { old, new } => {
+        Event::PublicAddressChanged { old, new } => {
             format!("your public address changed: {old} -> {new}")
         }
         Event::IncomingCall {
@@ -180,6 +182,19 @@ pub fn to_stdout(event: &Event, json: bool) -> io::Result<()> {
     }
 }
 
+/// One line on stdout (`natlens login`'s final object); a closed stdout is an error to stop on.
+pub fn line_to_stdout(line: &str) -> io::Result<()> {
+    writeln!(io::stdout().lock(), "{line}")
+}
+
+/// Progress that draws nothing (`--json`: the fingerprint's result is the `fingerprint` event).
+struct NoBars;
+
+impl Probing for NoBars {
+    fn update(&self, _: crate::io::prober::Progress) {}
+    fn finish(&self) {}
+}
+
 /// The terminal of `natlens listen` and `natlens call`: events on stderr (stdout carries the
 /// peer's data), progress bars while fingerprinting, a `--dry-run` plan on stdout.
 pub struct Terminal {
@@ -198,6 +213,10 @@ impl Watch for Terminal {
     }
 
     fn probing(&self, transport: Transport) -> Box<dyn Probing + '_> {
+        if self.json {
+            // stderr is the NDJSON stream: no bars on it, even on a terminal.
+            return Box::new(NoBars);
+        }
         Box::new(ProbeBars::new(&[transport]))
     }
 

@@ -4,25 +4,41 @@
 use comfy_table::{ContentArrangement, Table};
 
 use crate::core::punch::report::PunchResult;
+use crate::report::outcome::{ErrorObject, WithError};
 pub use crate::report::punch::{Attempt, BothOutput, Data, Output, Path};
 
 /// Most predicted ports shown per direction; `--json` carries them all.
 const PORTS_SHOWN: usize = 6;
 
-/// One leg's report: one JSON object on one line with `--json`, else its two tables.
-pub fn report_text(output: &Output, json: bool) -> serde_json::Result<String> {
+/// One leg's report: one JSON object on one line with `--json` (with `error` when the run did
+/// not succeed), else its two tables.
+pub fn report_text(
+    output: &Output,
+    error: Option<ErrorObject>,
+    json: bool,
+) -> serde_json::Result<String> {
     if json {
-        return serde_json::to_string(output);
+        return serde_json::to_string(&WithError {
+            report: output,
+            error,
+        });
     }
     let (summary, directions) = tables(output);
     Ok(format!("{summary}\n{directions}"))
 }
 
-/// `--transport both`'s report: one JSON object on one line with `--json`, else
-/// [`both_text`].
-pub fn both_report_text(output: &BothOutput, json: bool) -> serde_json::Result<String> {
+/// `--transport both`'s report: one JSON object on one line with `--json` (with `error` when
+/// the run did not succeed), else [`both_text`].
+pub fn both_report_text(
+    output: &BothOutput,
+    error: Option<ErrorObject>,
+    json: bool,
+) -> serde_json::Result<String> {
     if json {
-        serde_json::to_string(output)
+        serde_json::to_string(&WithError {
+            report: output,
+            error,
+        })
     } else {
         Ok(both_text(output))
     }

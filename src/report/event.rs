@@ -2,8 +2,10 @@
 //! object per event with `--json` (on stderr for `listen`/`call`, whose stdout carries the
 //! peer's data; on stdout for `login`), a human line otherwise.
 //!
-//! Keys and value formats are the ones the first releases printed (the golden tests below pin
-//! them); some names are clumsy and are kept until a schema version renames them.
+//! Keys and value formats are pinned by the golden tests below. Schema 2
+//! ([`super::outcome::EVENTS_SCHEMA_VERSION`]) gave them one vocabulary with the other
+//! outputs: `public_address` (was `observed`), durations in `_ms` (was `udp_expiry_secs`),
+//! `public_address_changed` (was `observed_changed`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,9 +38,10 @@ pub enum Event {
         server: SocketAddr,
         /// The transport the session runs over.
         transport: Transport,
-        observed: SocketAddr,
-        /// How long a silent UDP session lives on the server.
-        udp_expiry_secs: Option<u64>,
+        /// The address the server sees this end at.
+        public_address: SocketAddr,
+        /// How long a silent UDP session lives on the server, in milliseconds.
+        udp_expiry_ms: Option<u64>,
     },
     /// The server refused the LOGIN (the command then fails with the worded reason).
     LoginRefused { code: u16, reason: String },
@@ -48,11 +51,11 @@ pub enum Event {
     ConnectionLost,
     /// The server had forgotten the session (a restart) and accepted a new LOGIN.
     Relogin {
-        observed: SocketAddr,
-        udp_expiry_secs: Option<u64>,
+        public_address: SocketAddr,
+        udp_expiry_ms: Option<u64>,
     },
     /// The address the server sees this end at changed.
-    ObservedChanged { old: SocketAddr, new: SocketAddr },
+    PublicAddressChanged { old: SocketAddr, new: SocketAddr },
     /// A call came and was answered with this end's facts.
     IncomingCall {
         caller: String,
@@ -133,7 +136,7 @@ pub struct SessionOf<'a> {
 impl Event {
     /// A location-server session's event.
     pub fn session(of: SessionOf<'_>, event: &ClientEvent) -> Event {
-        let secs = |e: &Option<Duration>| e.map(|e| e.as_secs());
+        let ms = |e: &Option<Duration>| e.map(super::millis);
         match event {
             ClientEvent::LoggedIn {
                 observed,
@@ -142,8 +145,8 @@ impl Event {
                 id: of.id.to_owned(),
                 server: of.server,
                 transport: of.transport,
-                observed: *observed,
-                udp_expiry_secs: secs(udp_expiry),
+                public_address: *observed,
+                udp_expiry_ms: ms(udp_expiry),
             },
             ClientEvent::LoginRefused { code, reason } => Event::LoginRefused {
                 code: *code,
@@ -157,10 +160,10 @@ impl Event {
                 observed,
                 udp_expiry,
             } => Event::Relogin {
-                observed: *observed,
-                udp_expiry_secs: secs(udp_expiry),
+                public_address: *observed,
+                udp_expiry_ms: ms(udp_expiry),
             },
-            ClientEvent::ObservedChanged { old, new } => Event::ObservedChanged {
+            ClientEvent::ObservedChanged { old, new } => Event::PublicAddressChanged {
                 old: *old,
                 new: *new,
             },

@@ -31,7 +31,7 @@ fn facts() -> NatFacts {
     }
 }
 
-const FACTS: &str = r#"{"delta":null,"observed":"198.51.100.7:40001","predicted_ports":[],"transports":{"tcp":false,"udp":true}}"#;
+const FACTS: &str = r#"{"delta":null,"predicted_ports":[],"public_address":"198.51.100.7:40001","transports":{"tcp":false,"udp":true}}"#;
 
 fn session(event: ClientEvent) -> String {
     Event::session(of(), &event).json()
@@ -45,7 +45,7 @@ fn session_events() {
             observed,
             udp_expiry: Some(Duration::from_secs(45)),
         }),
-        r#"{"event":"logged_in","id":"alice","observed":"198.51.100.7:40001","server":"192.0.2.1:3478","transport":"udp","udp_expiry_secs":45}"#
+        r#"{"event":"logged_in","id":"alice","public_address":"198.51.100.7:40001","server":"192.0.2.1:3478","transport":"udp","udp_expiry_ms":45000}"#
     );
     assert_eq!(
         session(ClientEvent::LoginRefused {
@@ -73,14 +73,14 @@ fn session_events() {
             observed,
             udp_expiry: None
         }),
-        r#"{"event":"relogin","observed":"198.51.100.7:40001","udp_expiry_secs":null}"#
+        r#"{"event":"relogin","public_address":"198.51.100.7:40001","udp_expiry_ms":null}"#
     );
     assert_eq!(
         session(ClientEvent::ObservedChanged {
             old: observed,
             new: addr("198.51.100.7:40002")
         }),
-        r#"{"event":"observed_changed","new":"198.51.100.7:40002","old":"198.51.100.7:40001"}"#
+        r#"{"event":"public_address_changed","new":"198.51.100.7:40002","old":"198.51.100.7:40001"}"#
     );
     assert_eq!(session(ClientEvent::LoggedOut), r#"{"event":"logged_out"}"#);
 }
@@ -347,7 +347,7 @@ fn sampled(event: &Event) {
         | Event::ServerUnreachable { .. }
         | Event::ConnectionLost
         | Event::Relogin { .. }
-        | Event::ObservedChanged { .. }
+        | Event::PublicAddressChanged { .. }
         | Event::IncomingCall { .. }
         | Event::CallAnswered { .. }
         | Event::CallFailed { .. }
@@ -383,6 +383,52 @@ fn every_event_is_documented_in_the_output_section() {
             let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
             let name = value["event"].as_str().unwrap();
             assert!(help.contains(name), "{command}: {name} undocumented");
+            for key in value.as_object().unwrap().keys() {
+                assert!(
+                    help.contains(key.as_str()),
+                    "{command}: {name}.{key} undocumented"
+                );
+            }
         }
     }
+}
+
+/// The OUTPUT section of `natlens login --help` names every event a login session emits.
+#[test]
+fn login_events_are_documented_in_its_output_section() {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let help = cli
+        .find_subcommand("login")
+        .and_then(|c| c.get_after_long_help())
+        .expect("an OUTPUT section")
+        .to_string();
+    let session_events = one_of_each().into_iter().filter(|event| {
+        matches!(
+            event,
+            Event::Resolved { .. }
+                | Event::LoggedIn { .. }
+                | Event::LoginRefused { .. }
+                | Event::ServerUnreachable { .. }
+                | Event::ConnectionLost
+                | Event::Relogin { .. }
+                | Event::PublicAddressChanged { .. }
+                | Event::IncomingCall { .. }
+                | Event::LoggedOut
+        )
+    });
+    let mut seen = 0;
+    for event in session_events {
+        let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
+        for key in value.as_object().unwrap().keys() {
+            let name = if key == "event" {
+                value["event"].as_str().unwrap()
+            } else {
+                key
+            };
+            assert!(help.contains(name), "login: {name} undocumented");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 9);
 }

@@ -8,6 +8,8 @@
 
 pub mod call;
 pub mod event;
+pub mod nat;
+pub mod outcome;
 pub mod punch;
 
 pub use event::Event;

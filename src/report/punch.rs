@@ -163,6 +163,8 @@ pub struct DryRun {
     pub schema_version: u32,
     /// Always true.
     pub dry_run: bool,
+    /// Always `planned`: the run's outcome, as every final object has one.
+    pub result: &'static str,
     pub transport: Transport,
     pub strategy: crate::core::punch::plan::Strategy,
     pub role: Role,
@@ -181,6 +183,7 @@ impl DryRun {
         DryRun {
             schema_version: crate::core::punch::report::SCHEMA_VERSION,
             dry_run: true,
+            result: "planned",
             transport: plan.transport,
             strategy: plan.strategy,
             role: plan.role,
@@ -222,6 +225,7 @@ mod tests {
         let expected = serde_json::json!({
             "schema_version": crate::core::punch::report::SCHEMA_VERSION,
             "dry_run": true,
+            "result": "planned",
             "transport": plan.transport,
             "strategy": plan.strategy,
             "role": plan.role,

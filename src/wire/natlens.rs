@@ -232,6 +232,8 @@ impl NatProfile {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct NatFacts {
     /// The public address the end's server saw (filled in by the server, never by the end).
+    /// `public_address` in JSON, the one name every output gives it.
+    #[serde(rename = "public_address")]
     pub observed: Option<SocketAddr>,
     pub transports: Transports,
     /// Signed allocation delta, when measured.

@@ -11,8 +11,10 @@ use crate::core::punch::plan::{PunchPlan, SidePlan, Strategy};
 use crate::core::punch::Role;
 use crate::core::Transport;
 
-/// Version of the JSON schema below.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON schema below (and of `listen`'s and `call`'s event stream). 2: the
+/// events say `public_address` and `udp_expiry_ms` (were `observed`, `udp_expiry_secs`); the
+/// report gained `error`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Whether a path was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,7 +176,7 @@ mod tests {
         let report = PunchReport::from_outcome(&plan, &outcome);
         let json = serde_json::to_string_pretty(&report).unwrap();
         let expected = r#"{
-  "schema_version": 1,
+  "schema_version": 2,
   "result": "connected",
   "reason": null,
   "transport": "udp",

@@ -44,6 +44,9 @@ pub const SYNTHESIZED_COMMENT: &str =
 /// True while a capture runs: the hooks' only cost otherwise.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static RECORDER: RwLock<Option<Arc<Recorder>>> = RwLock::new(None);
+/// The live capture thread and its file's path, while one runs: process-wide so that an exit
+/// on Ctrl-C ([`crate::io::signal::exit_on_interrupt`]) can finish the file first.
+static LIVE: Mutex<Option<(Live, PathBuf)>> = Mutex::new(None);
 
 enum Recorder {
     /// Registered sockets, which the capture thread consults.
@@ -57,8 +60,7 @@ enum Recorder {
 /// A running `--pcap` capture. Dropping it (on every way out of a command, errors included)
 /// writes what is still pending and closes the file.
 pub struct Capture {
-    live: Option<Live>,
-    path: PathBuf,
+    _private: (),
 }
 
 /// Starts capturing into `path` (created or truncated): live when this process may open a
@@ -81,11 +83,10 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
         Err(err) => return Err(err).context("--pcap: cannot open a packet socket"),
     };
     *RECORDER.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(recorder));
+    *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = live.map(|live| (live, path.to_owned()));
+    crate::io::signal::before_interrupt_exit(finish);
     ACTIVE.store(true, Ordering::Release);
-    Ok(Capture {
-        live,
-        path: path.to_owned(),
-    })
+    Ok(Capture { _private: () })
 }
 
 /// [`start`] when `--pcap` named a file; keep the capture for as long as the command runs.
@@ -115,20 +116,27 @@ fn interrupt_flag() -> std::io::Result<Arc<AtomicUsize>> {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        ACTIVE.store(false, Ordering::Release);
-        RECORDER.write().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(live) = self.live.take() else {
-            return;
-        };
-        match live.finish() {
-            Ok(0) => {}
-            Ok(dropped) => eprintln!(
-                "natlens: --pcap: the kernel dropped {dropped} frames before natlens read them; \
-                 {} may lack some",
-                self.path.display()
-            ),
-            Err(err) => eprintln!("natlens: --pcap: writing {}: {err}", self.path.display()),
-        }
+        finish();
+    }
+}
+
+/// Stops recording, writes what is still pending and closes the file (once: later calls find
+/// nothing to do).
+fn finish() {
+    ACTIVE.store(false, Ordering::Release);
+    RECORDER.write().unwrap_or_else(|e| e.into_inner()).take();
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some((live, path)) = live else {
+        return;
+    };
+    match live.finish() {
+        Ok(0) => {}
+        Ok(dropped) => eprintln!(
+            "natlens: --pcap: the kernel dropped {dropped} frames before natlens read them; \
+             {} may lack some",
+            path.display()
+        ),
+        Err(err) => eprintln!("natlens: --pcap: writing {}: {err}", path.display()),
     }
 }
 
