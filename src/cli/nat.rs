@@ -9,21 +9,20 @@ use super::{parse_delta, parse_positive_duration, ServerName, SourceArgs, Transp
 
 #[derive(Debug, Args)]
 pub struct NatArgs {
-    /// The STUN server to probe; natlens sends to no other host. Any STUN server gives the
-    /// public address and the port allocation; an RFC 5780 server (natlens server --alternate,
-    /// coturn with two listening IPs) also lets natlens test mapping and filtering.
-    /// HOST[:PORT]: a host name or an IP address, the port defaulting to 3478; an IPv6 address
-    /// with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start,
-    /// with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first
-    /// IPv4 one this host has a route to (else the first IPv6 one) and names it on stderr. A
-    /// name that does not resolve is a usage error (exit status 2). Without --server, the
-    /// NATLENS_SERVER environment variable names the server; one of the two is required.
-    ///
-    /// Give --server up to 8 times to ask several servers: the first is the primary (RFC 5780
-    /// tests, hairpinning, the round trip); the same socket also asks every other one, so that
-    /// two servers at different IPs tell whether the mapping varies by destination even when
-    /// neither speaks RFC 5780, and the allocation samples go to the servers in turn, so that a
-    /// NAT counting ports per destination shows. Servers of another address family than the
+    /// The STUN server to probe; natlens sends to no other host. Any STUN server gives the public
+    /// address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with
+    /// two listening IPs) also lets natlens test mapping and filtering. HOST[:PORT]: a host name or
+    /// an IP address, the port defaulting to 3478; an IPv6 address with a port goes in brackets,
+    /// [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts,
+    /// DNS; a name under .example or .test, which RFC 6761 reserves, from /etc/hosts only); of
+    /// several addresses natlens takes the first IPv4 one this host has a route to (else the first
+    /// IPv6 one) and names it on stderr. A name that does not resolve is a usage error (exit status
+    /// 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the
+    /// two is required.  Give --server up to 8 times to ask several servers: the first is the
+    /// primary (RFC 5780 tests, hairpinning, the round trip); the same socket also asks every other
+    /// one, so that two servers at different IPs tell whether the mapping varies by destination
+    /// even when neither speaks RFC 5780, and the allocation samples go to the servers in turn, so
+    /// that a NAT counting ports per destination shows. Servers of another address family than the
     /// first are skipped, with a warning.
     #[arg(
         long,

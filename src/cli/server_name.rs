@@ -194,9 +194,42 @@ fn choose(resolved: &[SocketAddr], routed: &dyn Fn(SocketAddr) -> bool) -> Socke
         .expect("resolve returns at least one address")
 }
 
-/// The system resolver (getaddrinfo: /etc/hosts, then DNS), A and AAAA.
+/// The system resolver (getaddrinfo: /etc/hosts, then DNS), A and AAAA; for a name under a
+/// top-level domain RFC 6761 reserves for documentation and testing (`.example`, `.test`), the
+/// hosts file only. Such names never exist in the public DNS, so a query for one could only
+/// leak to whatever DNS server the host uses; a lab or a test names them in /etc/hosts.
 fn system_lookup(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if is_reserved_for_testing(name) {
+        let hosts = std::fs::read_to_string(HOSTS_FILE).unwrap_or_default();
+        return Ok(hosts_file_lookup(&hosts, name, port));
+    }
     Ok((name, port).to_socket_addrs()?.collect())
+}
+
+const HOSTS_FILE: &str = "/etc/hosts";
+
+/// True for names under `.example` or `.test` (RFC 6761 sections 6.2 and 6.5).
+fn is_reserved_for_testing(name: &str) -> bool {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let tld = bare.rsplit('.').next().unwrap_or(bare);
+    tld.eq_ignore_ascii_case("example") || tld.eq_ignore_ascii_case("test")
+}
+
+/// Every address `hosts` (the text of a hosts(5) file) gives `name`, in file order.
+fn hosts_file_lookup(hosts: &str, name: &str, port: u16) -> Vec<SocketAddr> {
+    let wanted = name.strip_suffix('.').unwrap_or(name);
+    hosts
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let ip: IpAddr = fields.next()?.parse().ok()?;
+            let mut names = fields;
+            names
+                .any(|alias| alias.eq_ignore_ascii_case(wanted))
+                .then(|| SocketAddr::new(ip, port))
+        })
+        .collect()
 }
 
 /// True when the kernel has a route to `addr` (a lookup only: nothing is sent).
@@ -210,6 +243,31 @@ mod tests {
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn reserved_names_are_looked_up_in_the_hosts_file_only() {
+        assert!(is_reserved_for_testing("stun.lab.example"));
+        assert!(is_reserved_for_testing("stun.Lab.TEST."));
+        assert!(!is_reserved_for_testing("localhost"));
+        assert!(!is_reserved_for_testing("stun.examples"));
+        let hosts = "127.0.0.1 localhost\n\
+                     # 192.0.2.9 stun.lab.example (a comment)\n\
+                     192.0.2.1\tgw.lab.example stun.lab.example # the lab's server\n\
+                     2001:db8::1 stun.lab.example\n";
+        assert_eq!(
+            hosts_file_lookup(hosts, "STUN.lab.example.", 3478),
+            [addr("192.0.2.1:3478"), addr("[2001:db8::1]:3478")]
+        );
+        assert!(hosts_file_lookup(hosts, "other.lab.example", 3478).is_empty());
+        // Not in the hosts file: does not resolve, and no DNS server was asked.
+        let err = ServerName::parse_with(
+            "nowhere.lab.example",
+            &|name, port| Ok(hosts_file_lookup(hosts, name, port)),
+            &|_| true,
+        )
+        .unwrap_err();
+        assert_eq!(err, "`nowhere.lab.example` does not resolve: no address");
     }
 
     /// A resolver that knows two names and fails for the rest (nothing leaves the test).

@@ -13,13 +13,13 @@ use super::{
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// Location server to log in to: a host name or an IP address, with an optional port
-    /// (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name
-    /// is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several
-    /// addresses natlens takes the first IPv4 one this host has a route to (else the first
-    /// IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage
-    /// error (exit status 2). Without --server, the NATLENS_SERVER environment variable names
-    /// the server; one of the two is required.
+    /// Location server to log in to: a host name or an IP address, with an optional port (default
+    /// 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved
+    /// once, at start, with the system resolver (/etc/hosts, DNS; a name under .example or .test,
+    /// which RFC 6761 reserves, from /etc/hosts only); of several addresses natlens takes the first
+    /// IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved`
+    /// event). A name that does not resolve is a usage error (exit status 2). Without --server, the
+    /// NATLENS_SERVER environment variable names the server; one of the two is required.
     #[arg(
         long,
         short,
