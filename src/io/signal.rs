@@ -19,8 +19,11 @@ const SECOND_INTERRUPT_EXIT: i32 = 130;
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 static STATS: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// What to finish before [`exit_on_interrupt`] exits; `None` until it is installed.
+type ExitHooks = Option<Vec<fn()>>;
+
 /// Set once [`exit_on_interrupt`] handles SIGINT/SIGTERM, with what to finish before exiting.
-static ON_INTERRUPT_EXIT: Mutex<Option<Vec<fn()>>> = Mutex::new(None);
+static ON_INTERRUPT_EXIT: Mutex<ExitHooks> = Mutex::new(None);
 
 /// The flag SIGINT/SIGTERM raise (installed on first use).
 pub fn stop_flag() -> io::Result<&'static AtomicBool> {
@@ -42,7 +45,7 @@ pub fn stop_installed() -> bool {
     STOP.get().is_some() || lock_hooks().is_some()
 }
 
-fn lock_hooks() -> std::sync::MutexGuard<'static, Option<Vec<fn()>>> {
+fn lock_hooks() -> std::sync::MutexGuard<'static, ExitHooks> {
     ON_INTERRUPT_EXIT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
