@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_natlens_global_optspecs
-    string join \n h/help V/version
+    string join \n q/quiet v/verbose h/help V/version
 end
 
 function __fish_natlens_needs_command
@@ -24,6 +24,8 @@ function __fish_natlens_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c natlens -n "__fish_natlens_needs_command" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_needs_command" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_needs_command" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_needs_command" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
@@ -32,6 +34,8 @@ complete -c natlens -n "__fish_natlens_needs_command" -f -a "listen" -d 'Log in,
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "call" -d 'Log in, fingerprint this end\'s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the same script completions/ holds. Load it with, for example, `source <(natlens completions bash)`'
+complete -c natlens -n "__fish_natlens_needs_command" -f -a "man" -d 'Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else a command\'s page (`natlens man nat`, `natlens man lab up`) or `protocol` for natlens-protocol(7). Read it with `natlens man nat | man -l -`'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l listen -d 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports' -r
@@ -49,7 +53,8 @@ complete -c natlens -n "__fish_natlens_using_subcommand server" -l max-tcp-backl
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l tcp-idle -d 'Close a TCP connection that has not logged in, or has sent half a frame, after this long' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l stats-interval -d 'Print a statistics line this often (0 disables; SIGUSR1 prints one on demand)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l json -d 'Log events as NDJSON on stderr instead of human-readable lines'
-complete -c natlens -n "__fish_natlens_using_subcommand server" -s q -l quiet -d 'Log only warnings and statistics, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand server" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s s -l server -d 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required' -r
@@ -61,6 +66,8 @@ tcp\t'One long-lived connection'"
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l duration -d 'Log out and exit after this long (default: hold the session until interrupted)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l calls -d 'Exit after answering this many calls' -r
 complete -c natlens -n "__fish_natlens_using_subcommand login" -l json -d 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand login" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand login" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s s -l server -d 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required' -r
@@ -83,6 +90,8 @@ complete -c natlens -n "__fish_natlens_using_subcommand listen" -l json -d 'Prin
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l force -d 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l dry-run -d 'Exchange the facts, print the punch plan (strategy, expected success, each side\'s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -l no-data -d 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand listen" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand listen" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s s -l server -d 'Location server to log in to: a host name or an IP address, with an optional port (default 3478); an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved` event). A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required' -r
@@ -106,8 +115,12 @@ complete -c natlens -n "__fish_natlens_using_subcommand call" -l force -d 'Punch
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l dry-run -d 'Exchange the facts, print the punch plan (strategy, expected success, each side\'s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l no-data -d 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -l no-punch -d 'Only exchange facts through the server and print them (both ends\' public addresses, transports, port delta, predicted ports): no fingerprint, no punch'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand call" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand call" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
@@ -116,8 +129,16 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "demo" -d 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router\'s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise -d 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober\'s probes' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise-a -d 'Noise rate behind router A only (overrides --noise)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
@@ -125,25 +146,43 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l json -d 'Print the lab\'s description (the state file\'s contents) as JSON'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -l all -d 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -l json -d 'Print JSON: one object per lab with its description and live counts'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -l lab -d 'The lab to run in (needed only when more than one lab exists)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise -d 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober\'s probes' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise-a -d 'Noise rate behind router A only (overrides --noise)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l delay -d 'One-way delay added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s V -l version -d 'Print version'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
@@ -160,17 +199,40 @@ complete -c natlens -n "__fish_natlens_using_subcommand nat" -l samples -d 'Allo
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l preset-delta -d 'D of the preset-delta rule (the next flow gets the first sample\'s port + D), reported with whether the samples bore it out. Non-zero, at most 1024 either way' -r
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l timeout -d 'How long to wait for the server\'s first answer on each transport before deciding that no STUN server is there. The default lets TCP\'s third SYN through (Linux retransmits a lost SYN after 1 s and again after 3 s). The fingerprint itself then takes as long as its plan needs: a few round trips' -r
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -l json -d 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "listen" -d 'Log in, fingerprint this end\'s NAT, wait for a call and punch a direct path to the caller; then what one end sends arrives on the other\'s stdout, netcat-style'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "call" -d 'Log in, fingerprint this end\'s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
-complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c natlens -n "__fish_natlens_using_subcommand completions" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand completions" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
+complete -c natlens -n "__fish_natlens_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand man" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+complete -c natlens -n "__fish_natlens_using_subcommand man" -s v -l verbose -d 'Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe\'s request and answer; for `listen` and `call` every step of the rendezvous and the punch'
+complete -c natlens -n "__fish_natlens_using_subcommand man" -s h -l help -d 'Print help'
+complete -c natlens -n "__fish_natlens_using_subcommand man" -s V -l version -d 'Print version'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "server" -d 'Run a location server: STUN Binding reflection, logins, call relay, federation'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "login" -d 'Log in to a location server and hold the session, answering calls with this end\'s facts'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "listen" -d 'Log in, fingerprint this end\'s NAT, wait for a call and punch a direct path to the caller; then what one end sends arrives on the other\'s stdout, netcat-style'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "call" -d 'Log in, fingerprint this end\'s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "lab" -d 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "nat" -d 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the same script completions/ holds. Load it with, for example, `source <(natlens completions bash)`'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "man" -d 'Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else a command\'s page (`natlens man nat`, `natlens man lab up`) or `protocol` for natlens-protocol(7). Read it with `natlens man nat | man -l -`'
+complete -c natlens -n "__fish_natlens_using_subcommand help; and not __fish_seen_subcommand_from server login listen call lab nat completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Build a lab and leave it running; print its prefix, hosts and addresses'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Tear down one lab, or every lab no running process owns'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "status" -d 'Show labs: namespaces, addresses, NAT modes, conntrack entry counts'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "exec" -d 'Run a command inside one host of a lab; natlens exits with the command\'s own status'
 complete -c natlens -n "__fish_natlens_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "demo" -d 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router\'s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
+
+# natlens: the prefixes of the labs that exist now (/run/natlens/<prefix>.json), and the host
+# names `lab exec` takes (clap's fish script offers no values for positional arguments).
+function __fish_natlens_lab_prefixes
+    for state in /run/natlens/*.json
+        basename $state .json
+    end
+end
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down status" -f -a "(__fish_natlens_lab_prefixes)" -d 'lab'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -l lab -x -a "(__fish_natlens_lab_prefixes)" -d 'lab'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -f -a "internet server public router-a a a2 router-b b b2" -d 'lab host'

@@ -22,5 +22,10 @@ use std::process::ExitCode;
 
 /// Runs one parsed command line, with a random generator seeded from the OS for its drivers.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let flags = cli.verbosity;
+    render::verbosity::set(render::verbosity::Verbosity::from_flags(
+        flags.quiet,
+        flags.verbose,
+    ));
     commands::dispatch(cli, rand::SeedableRng::from_entropy())
 }

@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
 use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
 
+mod complete;
 mod lab;
 mod nat;
 mod parse;
@@ -19,6 +20,7 @@ mod server;
 mod server_name;
 mod session;
 
+pub use complete::{CompletionsArgs, ManArgs, Suggesting, LAB_HOST_NAMES, NAT_MODES};
 pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
@@ -36,8 +38,26 @@ pub use crate::core::Transport;
 #[derive(Debug, Parser)]
 #[command(name = "natlens", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-q` and `-v`, accepted by every command (before or after its name).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct VerbosityArgs {
+    /// Print only the result (the report, the JSON, the data received) and errors: no progress
+    /// bars, no progress lines, no hints. For `server`: log only warnings, statistics and
+    /// federation links, not every login, call and drop.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe's
+    /// request and answer; for `listen` and `call` every step of the rendezvous and the punch.
+    #[arg(long, short, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +80,14 @@ pub enum Command {
     /// port allocation and the next port it will hand out.
     #[command(long_about = NAT_LONG_ABOUT, after_long_help = NAT_JSON_SCHEMA)]
     Nat(NatArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the
+    /// same script completions/ holds. Load it with, for example, `source <(natlens completions
+    /// bash)`.
+    Completions(CompletionsArgs),
+    /// Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else
+    /// a command's page (`natlens man nat`, `natlens man lab up`) or `protocol` for
+    /// natlens-protocol(7). Read it with `natlens man nat | man -l -`.
+    Man(ManArgs),
     /// Write man pages and shell completions from this command tree (for maintainers).
     #[command(hide = true)]
     Generate(GenerateArgs),

@@ -2,6 +2,7 @@
 //! arguments, calls one driver and hands what it reports to `render`.
 
 mod call;
+mod docs;
 mod lab;
 mod lab_demo;
 mod login;
@@ -24,6 +25,8 @@ pub fn dispatch(cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
             crate::generate::write_all(&args.out)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
         Command::Server(args) => server::run(args),
         Command::Login(args) => login::run(args, rng),
         Command::Listen(args) => punch::listen(args, rng),

@@ -13,6 +13,7 @@ use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::render::terminal::{self, Stream};
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
@@ -79,9 +80,14 @@ fn print(args: &NatArgs, report: &Report) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)
     } else {
-        writeln!(out, "{}", render::table(report))?;
+        let table = terminal::fit(render::table(report), Stream::Stdout);
+        writeln!(out, "{table}")?;
         writeln!(out)?;
-        writeln!(out, "{}", render::narrative(report))
+        writeln!(
+            out,
+            "{}",
+            terminal::prose(&render::narrative(report), Stream::Stdout)
+        )
     }
 }
 

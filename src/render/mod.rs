@@ -1,4 +1,6 @@
 //! Everything that writes for people or pipelines: logs, tables, progress, JSON.
+//!
+//! [`terminal`] decides width, charset and colour for all of them; [`verbosity`] holds `-q`/`-v`.
 
 pub mod call;
 pub mod events;
@@ -6,3 +8,5 @@ pub mod log;
 pub mod nat;
 pub mod progress;
 pub mod punch;
+pub mod terminal;
+pub mod verbosity;

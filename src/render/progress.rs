@@ -1,5 +1,5 @@
-//! Progress bars on stderr, one per transport, drawn only when stderr is a terminal: a pipe or a
-//! log file gets nothing, so stdout and stderr stay clean for scripts.
+//! Progress bars on stderr, one per transport, drawn only when stderr is a terminal and `-q` is
+//! not given: a pipe or a log file gets nothing, so stdout and stderr stay clean for scripts.
 
 use std::io::IsTerminal;
 
@@ -15,7 +15,7 @@ pub struct ProbeBars {
 
 impl ProbeBars {
     pub fn new(transports: &[Transport]) -> Self {
-        let target = if std::io::stderr().is_terminal() {
+        let target = if std::io::stderr().is_terminal() && !super::verbosity::quiet() {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
