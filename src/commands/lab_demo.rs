@@ -28,6 +28,14 @@ use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
 use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::render::terminal::{self, Stream};
+
+/// `println!` for the demo's explanations: wrapped to stdout's width, spelled for the locale.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", terminal::prose(&format!($($arg)*), Stream::Stdout))
+    };
+}
 
 /// The server's STUN port on its primary address.
 const PRIMARY_PORT: u16 = 3478;
@@ -110,7 +118,7 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
     if !server.wait_for("listening udp", SERVER_START) {
         bail!("natlens server did not start in the lab's server namespace");
     }
-    println!(
+    say!(
         "server: natlens server on {} and {}",
         primary(),
         alternate()
@@ -123,7 +131,7 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
 fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
     let host = Host::Lan(side);
     let private = lab.addr(host).expect("a LAN host has an address");
-    println!(
+    say!(
         "\n== {host} ({private}) behind router-{side} ({}): natlens nat --server {} ==\n",
         lab.spec().nat(side),
         primary()
@@ -147,9 +155,12 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         ))
     })??;
     let took = started.elapsed();
-    println!("{}\n", render::table(&report));
-    println!("{}\n", render::narrative(&report));
-    println!("(fingerprint took {} ms)", took.as_millis());
+    println!(
+        "{}\n",
+        terminal::fit(render::table(&report), Stream::Stdout)
+    );
+    say!("{}\n", render::narrative(&report));
+    say!("(fingerprint took {} ms)", took.as_millis());
     ground_truth(lab, side, &report)
 }
 
@@ -174,17 +185,17 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
             .find(|e| e.proto == proto && e.orig_src == local)
             .map(|e| e.public_port())
     };
-    println!("router-{side} conntrack, for the next new flow of each kind:");
+    say!("router-{side} conntrack, for the next new flow of each kind:");
     let udp_truth = public("udp", udp);
     let facts = report.udp.as_ref();
     let predicted = facts.and_then(|r| r.prediction.expected_public_port(udp.port()));
     let candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
-    println!(
+    say!(
         "  {}",
         verdict("udp", udp, udp_truth, predicted, candidates)
     );
     let Ok((tcp, _stream)) = tcp else {
-        println!("  tcp: could not connect to {}", primary());
+        say!("  tcp: could not connect to {}", primary());
         return Ok(());
     };
     let facts = report.tcp.as_ref();
@@ -196,11 +207,9 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
         let delta = facts.allocation.delta.unwrap_or(1);
         predicted = u16::try_from(i32::from(taken) + delta).ok();
         candidates = &[];
-        println!(
-            "  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)"
-        );
+        say!("  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)");
     }
-    println!(
+    say!(
         "  {}",
         verdict("tcp", tcp, public("tcp", tcp), predicted, candidates)
     );
@@ -240,7 +249,7 @@ fn punch_end(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Res
 /// router's conntrack table.
 fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     let server = primary().to_string();
-    println!(
+    say!(
         "\n== punch: natlens listen --id alice on a, natlens call alice --id bob on b, \
          over udp via {server} ==\n"
     );
@@ -270,7 +279,7 @@ fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     ];
     let through: Vec<Result<u16, String>> = ends.iter().map(|end| show_end(lab, end)).collect();
     show_port_through(&ends, &through);
-    println!(
+    say!(
         "(punch took {} ms, logins and fingerprints included)",
         started.elapsed().as_millis()
     );
@@ -279,14 +288,14 @@ fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     // A pair the planner refuses (random against random or sequential) is shown to the end,
     // the reports above say why; the exit status then says the punch failed.
     if listen_ok && call_ok && delivered {
-        println!("punch: connected, both messages delivered");
+        say!("punch: connected, both messages delivered");
         if through.iter().all(Result::is_ok) {
             Ok(Shown::Connected)
         } else {
             Ok(Shown::PortThroughMismatch)
         }
     } else {
-        println!("punch: no direct path between a and b with both messages delivered");
+        say!("punch: no direct path between a and b with both messages delivered");
         Ok(Shown::NotConnected)
     }
 }
@@ -325,17 +334,18 @@ struct End<'a> {
 /// Prints what an end said and received; its `port_through` checked against the far router.
 fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
     let ok = end.exited.status.success();
-    println!(
+    say!(
         "-- {} on {} (behind router-{}, {}) --",
         end.what,
         end.host,
         end.side,
         lab.spec().nat(end.side)
     );
+    // The end's own lines, as it wrapped and spelled them.
     for line in &end.exited.stderr {
         println!("{line}");
     }
-    println!(
+    say!(
         "received on stdout: {:?}{}",
         String::from_utf8_lossy(&end.exited.stdout),
         if ok { "" } else { " (exit status: failure)" }
@@ -361,7 +371,7 @@ fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
 }
 
 fn show_port_through(ends: &[End<'_>], through: &[Result<u16, String>]) {
-    println!("port_through against the far router's conntrack table:");
+    say!("port_through against the far router's conntrack table:");
     for (end, verdict) in ends.iter().zip(through) {
         let far = if end.side == Side::A {
             Side::B
@@ -369,12 +379,12 @@ fn show_port_through(ends: &[End<'_>], through: &[Result<u16, String>]) {
             Side::A
         };
         match verdict {
-            Ok(port) => println!(
+            Ok(port) => say!(
                 "  {}: its packets got through to router-{far}'s port {port}: router-{far} \
                  shows that port on the answered flow: match",
                 end.host
             ),
-            Err(why) => println!("  {}: {why}", end.host),
+            Err(why) => say!("  {}: {why}", end.host),
         }
     }
 }

@@ -14,11 +14,12 @@ use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
+use crate::render::verbosity;
 
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
-    if let Some(line) = super::resolved_line(&args.server) {
-        eprintln!("natlens: {line}");
+    if let Some(line) = super::resolved_line(&args.server).filter(|_| !verbosity::quiet()) {
+        terminal::eprint_prose(&format!("natlens: {line}"));
     }
     let transports = args.transport.list();
     let options = Options {
@@ -30,6 +31,9 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
+    for fingerprint in &fingerprints {
+        crate::io::prober::Probing::probed(&bars, fingerprint);
+    }
     let report = prober::report(
         args.server.addr,
         args.preset_delta,
@@ -44,7 +48,10 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         ));
     }
     for fingerprint in silent {
-        eprintln!("natlens: warning: {}", no_answer(&args, &[fingerprint]));
+        terminal::eprint_prose(&format!(
+            "natlens: warning: {}",
+            no_answer(&args, &[fingerprint])
+        ));
     }
     print(&args, &report)?;
     Ok(ExitCode::SUCCESS)

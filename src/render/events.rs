@@ -173,7 +173,7 @@ pub fn to_stdout(event: &Event, json: bool) -> io::Result<()> {
         let mut out = io::stdout().lock();
         writeln!(out, "{}", event.json())
     } else {
-        if let Some(line) = line(event) {
+        if let Some(line) = line(event).filter(|_| !super::verbosity::quiet()) {
             eprintln!("{line}");
         }
         Ok(())
@@ -192,13 +192,22 @@ impl Watch for Terminal {
     fn tell(&self, event: Event) {
         if self.json {
             eprintln!("{}", event.json());
-        } else if let Some(line) = line(&event) {
+        } else if let Some(line) = line(&event).filter(|_| !super::verbosity::quiet()) {
             eprintln!("{line}");
         }
     }
 
     fn probing(&self, transport: Transport) -> Box<dyn Probing + '_> {
         Box::new(ProbeBars::new(&[transport]))
+    }
+
+    /// `-v`: the plan's lines under the `plan` event's line (not in the NDJSON stream).
+    fn planned(&self, plan: &PunchPlan) {
+        if super::verbosity::verbose() && !self.json {
+            for line in plan.describe() {
+                eprintln!("  {}", super::terminal::for_locale(&line));
+            }
+        }
     }
 
     fn dry_run(&self, plan: &PunchPlan) -> io::Result<()> {

@@ -6,6 +6,7 @@ pub mod call;
 pub mod events;
 pub mod log;
 pub mod nat;
+pub mod probes;
 pub mod progress;
 pub mod punch;
 pub mod terminal;

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::core::Transport;
-use crate::io::prober::{Probing, Progress};
+use crate::io::prober::{Fingerprint, Probing, Progress};
 
 /// The bars of one `natlens nat` run.
 pub struct ProbeBars {
@@ -58,5 +58,14 @@ impl Probing for ProbeBars {
 
     fn finish(&self) {
         ProbeBars::finish(self);
+    }
+
+    /// `-v`: one line per probe (see [`super::probes`]).
+    fn probed(&self, fingerprint: &Fingerprint) {
+        if super::verbosity::verbose() {
+            for line in super::probes::lines(fingerprint) {
+                super::terminal::eprint_prose(&format!("natlens: probe {line}"));
+            }
+        }
     }
 }

@@ -205,7 +205,7 @@ pub fn fit_to(table: Table, width: usize, charset: Charset) -> Table {
 }
 
 /// A copy of `table` with every header and cell spelled in ASCII. Tables built for people here
-/// carry text only (no per-cell styling), which is all the copy keeps.
+/// carry text only (no per-cell styling): the copy keeps the text and the column constraints.
 fn ascii_cells(table: &Table) -> Table {
     let ascii_row = |row: &Row| -> Vec<String> {
         row.cell_iter()
@@ -218,6 +218,11 @@ fn ascii_cells(table: &Table) -> Table {
     }
     for row in table.row_iter() {
         copy.add_row(ascii_row(row));
+    }
+    for (index, column) in table.column_iter().enumerate() {
+        if let (Some(constraint), Some(copied)) = (column.constraint(), copy.column_mut(index)) {
+            copied.set_constraint(*constraint);
+        }
     }
     copy
 }
