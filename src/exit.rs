@@ -165,7 +165,7 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    crate::render::terminal::eprint_prose(&format!("natlens: {err:#}"));
+    crate::render::terminal::eprint_message(&format!("natlens: {err:#}"));
     ExitCode::from(code_of(err))
 }
 

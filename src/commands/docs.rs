@@ -25,7 +25,7 @@ pub fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let known = generate::man_page_names().join(", ");
-            crate::render::terminal::eprint_prose(&format!(
+            crate::render::terminal::eprint_message(&format!(
                 "natlens: no man page {asked:?}; the pages are {known}"
             ));
             Ok(ExitCode::from(exit::USAGE))

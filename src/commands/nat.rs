@@ -19,7 +19,7 @@ use crate::render::verbosity;
 /// Runs `natlens nat`.
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     if let Some(line) = super::resolved_line(&args.server).filter(|_| !verbosity::quiet()) {
-        terminal::eprint_prose(&format!("natlens: {line}"));
+        terminal::eprint_message(&format!("natlens: {line}"));
     }
     let transports = args.transport.list();
     let options = Options {
@@ -48,7 +48,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         ));
     }
     for fingerprint in silent {
-        terminal::eprint_prose(&format!(
+        terminal::eprint_message(&format!(
             "natlens: warning: {}",
             no_answer(&args, &[fingerprint])
         ));

@@ -64,7 +64,7 @@ impl Probing for ProbeBars {
     fn probed(&self, fingerprint: &Fingerprint) {
         if super::verbosity::verbose() {
             for line in super::probes::lines(fingerprint) {
-                super::terminal::eprint_prose(&format!("natlens: probe {line}"));
+                super::terminal::eprint_message(&format!("natlens: probe {line}"));
             }
         }
     }

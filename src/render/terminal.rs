@@ -1,8 +1,9 @@
 //! What natlens knows about the terminal it writes to, in one place: how wide a stream is, which
 //! characters it can show, and whether colour is welcome.
 //!
-//! Every paragraph natlens prints goes through [`wrap`] (or [`prose`]) and every table through
-//! [`fit`], so nothing is pre-wrapped at a guessed width:
+//! Every paragraph natlens prints goes through [`wrap`] (or [`prose`]), every message on stderr
+//! through [`eprint_message`] and every table through [`fit`], so nothing is pre-wrapped at a
+//! guessed width:
 //!
 //! * Width: the real width of a stream that is a terminal, else [`DEFAULT_WIDTH`] (a pipe, a log
 //!   file, a test), so piped output reads well in an 80-column terminal later.
@@ -178,9 +179,15 @@ pub fn prose(text: &str, stream: Stream) -> String {
     wrap(&for_locale(text), width(stream))
 }
 
-/// Prints a paragraph on stderr, wrapped and spelled for the locale (warnings, errors, hints).
-pub fn eprint_prose(text: &str) {
-    eprintln!("{}", prose(text, Stream::Stderr));
+/// Prints a message on stderr (an error, a warning, a hint, a `-v` detail), spelled for the
+/// locale: wrapped to the width of a terminal, but one line in a pipe or a log file, where a
+/// line is a record that scripts and `grep` match whole.
+pub fn eprint_message(text: &str) {
+    if Stream::Stderr.is_terminal() {
+        eprintln!("{}", prose(text, Stream::Stderr));
+    } else {
+        eprintln!("{}", for_locale(text));
+    }
 }
 
 /// `table` made to fit `stream`: the locale's borders, at most the stream's width (columns wrap
