@@ -54,8 +54,10 @@ pub struct VerbosityArgs {
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print more on stderr: for `nat` (and the fingerprint of `listen` and `call`) each probe's
-    /// request and answer; for `listen` and `call` every step of the rendezvous and the punch.
+    /// Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`,
+    /// one line per probe (socket, local and server address, CHANGE-REQUEST, the public address
+    /// that came back and the round trip, or "no answer"); for `listen` and `call` also the punch
+    /// plan in full under its `plan` line. Other commands print what they print without it.
     #[arg(long, short, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 }

@@ -31,6 +31,8 @@ use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
 
 /// `println!` for the demo's explanations: wrapped to stdout's width, spelled for the locale.
+/// Headings (they hold commands to copy) and result lines (a verdict a script or a test finds on
+/// one line) are printed as they are.
 macro_rules! say {
     ($($arg:tt)*) => {
         println!("{}", terminal::prose(&format!($($arg)*), Stream::Stdout))
@@ -118,7 +120,7 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
     if !server.wait_for("listening udp", SERVER_START) {
         bail!("natlens server did not start in the lab's server namespace");
     }
-    say!(
+    println!(
         "server: natlens server on {} and {}",
         primary(),
         alternate()
@@ -131,7 +133,7 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
 fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
     let host = Host::Lan(side);
     let private = lab.addr(host).expect("a LAN host has an address");
-    say!(
+    println!(
         "\n== {host} ({private}) behind router-{side} ({}): natlens nat --server {} ==\n",
         lab.spec().nat(side),
         primary()
@@ -160,7 +162,7 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
         terminal::fit(render::table(&report), Stream::Stdout)
     );
     say!("{}\n", render::narrative(&report));
-    say!("(fingerprint took {} ms)", took.as_millis());
+    println!("(fingerprint took {} ms)", took.as_millis());
     ground_truth(lab, side, &report)
 }
 
@@ -185,17 +187,17 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
             .find(|e| e.proto == proto && e.orig_src == local)
             .map(|e| e.public_port())
     };
-    say!("router-{side} conntrack, for the next new flow of each kind:");
+    println!("router-{side} conntrack, for the next new flow of each kind:");
     let udp_truth = public("udp", udp);
     let facts = report.udp.as_ref();
     let predicted = facts.and_then(|r| r.prediction.expected_public_port(udp.port()));
     let candidates = facts.map_or(&[][..], |r| &r.prediction.candidates[..]);
-    say!(
+    println!(
         "  {}",
         verdict("udp", udp, udp_truth, predicted, candidates)
     );
     let Ok((tcp, _stream)) = tcp else {
-        say!("  tcp: could not connect to {}", primary());
+        println!("  tcp: could not connect to {}", primary());
         return Ok(());
     };
     let facts = report.tcp.as_ref();
@@ -209,7 +211,7 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
         candidates = &[];
         say!("  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)");
     }
-    say!(
+    println!(
         "  {}",
         verdict("tcp", tcp, public("tcp", tcp), predicted, candidates)
     );
@@ -249,7 +251,7 @@ fn punch_end(lab: &Lab, side: Side, args: &[&str], message: &str) -> anyhow::Res
 /// router's conntrack table.
 fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     let server = primary().to_string();
-    say!(
+    println!(
         "\n== punch: natlens listen --id alice on a, natlens call alice --id bob on b, \
          over udp via {server} ==\n"
     );
@@ -279,7 +281,7 @@ fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     ];
     let through: Vec<Result<u16, String>> = ends.iter().map(|end| show_end(lab, end)).collect();
     show_port_through(&ends, &through);
-    say!(
+    println!(
         "(punch took {} ms, logins and fingerprints included)",
         started.elapsed().as_millis()
     );
@@ -288,14 +290,14 @@ fn punch(lab: &Lab) -> anyhow::Result<Shown> {
     // A pair the planner refuses (random against random or sequential) is shown to the end,
     // the reports above say why; the exit status then says the punch failed.
     if listen_ok && call_ok && delivered {
-        say!("punch: connected, both messages delivered");
+        println!("punch: connected, both messages delivered");
         if through.iter().all(Result::is_ok) {
             Ok(Shown::Connected)
         } else {
             Ok(Shown::PortThroughMismatch)
         }
     } else {
-        say!("punch: no direct path between a and b with both messages delivered");
+        println!("punch: no direct path between a and b with both messages delivered");
         Ok(Shown::NotConnected)
     }
 }
@@ -334,18 +336,24 @@ struct End<'a> {
 /// Prints what an end said and received; its `port_through` checked against the far router.
 fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
     let ok = end.exited.status.success();
-    say!(
+    println!(
         "-- {} on {} (behind router-{}, {}) --",
         end.what,
         end.host,
         end.side,
         lab.spec().nat(end.side)
     );
-    // The end's own lines, as it wrapped and spelled them.
+    // The end's own lines: one record each in its pipe (its tables already fit 80 columns),
+    // wrapped here when longer than this terminal.
+    let width = terminal::width(Stream::Stdout);
     for line in &end.exited.stderr {
-        println!("{line}");
+        if line.chars().count() > width {
+            println!("{}", terminal::wrap(line, width));
+        } else {
+            println!("{line}");
+        }
     }
-    say!(
+    println!(
         "received on stdout: {:?}{}",
         String::from_utf8_lossy(&end.exited.stdout),
         if ok { "" } else { " (exit status: failure)" }
@@ -371,7 +379,7 @@ fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
 }
 
 fn show_port_through(ends: &[End<'_>], through: &[Result<u16, String>]) {
-    say!("port_through against the far router's conntrack table:");
+    println!("port_through against the far router's conntrack table:");
     for (end, verdict) in ends.iter().zip(through) {
         let far = if end.side == Side::A {
             Side::B
@@ -379,12 +387,12 @@ fn show_port_through(ends: &[End<'_>], through: &[Result<u16, String>]) {
             Side::A
         };
         match verdict {
-            Ok(port) => say!(
+            Ok(port) => println!(
                 "  {}: its packets got through to router-{far}'s port {port}: router-{far} \
                  shows that port on the answered flow: match",
                 end.host
             ),
-            Err(why) => say!("  {}: {why}", end.host),
+            Err(why) => println!("  {}: {why}", end.host),
         }
     }
 }
