@@ -21,7 +21,14 @@ impl ProbeBars {
             ProgressDrawTarget::hidden()
         };
         let multi = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template("{prefix:>3} [{bar:30}] {pos}/{len} probes")
+        // Colour only where terminal::colour allows it (a terminal, NO_COLOR unset); the bar's
+        // characters are ASCII whatever the locale.
+        let template = if super::terminal::colour(super::terminal::Stream::Stderr) {
+            "{prefix:>3} [{bar:30.cyan}] {pos}/{len} probes"
+        } else {
+            "{prefix:>3} [{bar:30}] {pos}/{len} probes"
+        };
+        let style = ProgressStyle::with_template(template)
             .expect("a valid template")
             .progress_chars("=> ");
         let bars = transports
