@@ -174,7 +174,7 @@ pub fn to_stdout(event: &Event, json: bool) -> io::Result<()> {
         writeln!(out, "{}", event.json())
     } else {
         if let Some(line) = line(event).filter(|_| !super::verbosity::quiet()) {
-            eprintln!("{line}");
+            eprintln!("{}", super::terminal::for_locale(&line));
         }
         Ok(())
     }
@@ -193,7 +193,7 @@ impl Watch for Terminal {
         if self.json {
             eprintln!("{}", event.json());
         } else if let Some(line) = line(&event).filter(|_| !super::verbosity::quiet()) {
-            eprintln!("{line}");
+            eprintln!("{}", super::terminal::for_locale(&line));
         }
     }
 
@@ -219,7 +219,7 @@ impl Watch for Terminal {
             writeln!(out, "{} plan:", plan.transport.as_str())?;
         }
         for line in plan.describe() {
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", super::terminal::for_locale(&line))?;
         }
         Ok(())
     }
