@@ -19,6 +19,9 @@ _natlens() {
             natlens,call)
                 cmd="natlens__subcmd__call"
                 ;;
+            natlens,completions)
+                cmd="natlens__subcmd__completions"
+                ;;
             natlens,help)
                 cmd="natlens__subcmd__help"
                 ;;
@@ -31,6 +34,9 @@ _natlens() {
             natlens,login)
                 cmd="natlens__subcmd__login"
                 ;;
+            natlens,man)
+                cmd="natlens__subcmd__man"
+                ;;
             natlens,nat)
                 cmd="natlens__subcmd__nat"
                 ;;
@@ -39,6 +45,9 @@ _natlens() {
                 ;;
             natlens__subcmd__help,call)
                 cmd="natlens__subcmd__help__subcmd__call"
+                ;;
+            natlens__subcmd__help,completions)
+                cmd="natlens__subcmd__help__subcmd__completions"
                 ;;
             natlens__subcmd__help,help)
                 cmd="natlens__subcmd__help__subcmd__help"
@@ -51,6 +60,9 @@ _natlens() {
                 ;;
             natlens__subcmd__help,login)
                 cmd="natlens__subcmd__help__subcmd__login"
+                ;;
+            natlens__subcmd__help,man)
+                cmd="natlens__subcmd__help__subcmd__man"
                 ;;
             natlens__subcmd__help,nat)
                 cmd="natlens__subcmd__help__subcmd__nat"
@@ -116,7 +128,7 @@ _natlens() {
 
     case "${cmd}" in
         natlens)
-            opts="-h -V --help --version server login listen call lab nat help"
+            opts="-q -v -h -V --quiet --verbose --help --version server login listen call lab nat completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,7 +142,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --no-punch --help --version"
+            opts="-s -t -q -v -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --no-punch --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,8 +235,22 @@ _natlens() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        natlens__subcmd__completions)
+            opts="-q -v -h -V --quiet --verbose --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         natlens__subcmd__help)
-            opts="server login listen call lab nat help"
+            opts="server login listen call lab nat completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +264,20 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__help__subcmd__call)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        natlens__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -377,6 +417,20 @@ _natlens() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        natlens__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         natlens__subcmd__help__subcmd__nat)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -406,7 +460,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab)
-            opts="-h -V --help --version up down status exec demo help"
+            opts="-q -v -h -V --quiet --verbose --help --version up down status exec demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -420,18 +474,18 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__demo)
-            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --nat-a)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --nat-b)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --noise)
@@ -462,7 +516,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__down)
-            opts="-h -V --all --help --version"
+            opts="-q -v -h -V --all --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,7 +530,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__exec)
-            opts="-h -V --lab --help --version"
+            opts="-q -v -h -V --lab --quiet --verbose --help --version internet server public router-a a a2 router-b b b2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,7 +646,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__status)
-            opts="-h -V --json --help --version"
+            opts="-q -v -h -V --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -606,18 +660,18 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --nat-a)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --nat-b)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --noise)
@@ -648,7 +702,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --help --version"
+            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,7 +792,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__login)
-            opts="-s -t -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --duration --calls --help --version"
+            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --duration --calls --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -799,8 +853,22 @@ _natlens() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        natlens__subcmd__man)
+            opts="-q -v -h -V --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         natlens__subcmd__nat)
-            opts="-s -t -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --help --version"
+            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -858,7 +926,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__server)
-            opts="-q -h -V --listen --alternate --peer --link --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --help --version"
+            opts="-q -v -h -V --listen --alternate --peer --link --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -938,8 +1006,33 @@ _natlens() {
     esac
 }
 
+# natlens: the prefixes of the labs that exist now (/run/natlens/<prefix>.json) for
+# `lab down`, `lab status` and `lab exec --lab`; everything else is clap's _natlens.
+_natlens_lab_prefixes() {
+    local state
+    for state in /run/natlens/*.json; do
+        [[ -e "${state}" ]] && basename "${state}" .json
+    done
+}
+
+_natlens_with_labs() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" i command=""
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        case "${command} ${COMP_WORDS[i]}" in
+            " lab") command="lab" ;;
+            "lab down"|"lab status"|"lab exec") command="lab ${COMP_WORDS[i]}" ;;
+        esac
+    done
+    if [[ ( "${command}" == "lab down" || "${command}" == "lab status" ) && "${cur}" != -* ]] \
+        || [[ "${command}" == "lab exec" && "${prev}" == "--lab" ]]; then
+        COMPREPLY=( $(compgen -W "$(_natlens_lab_prefixes)" -- "${cur}") )
+        return 0
+    fi
+    _natlens "$@"
+}
+
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _natlens -o nosort -o bashdefault -o default natlens
+    complete -F _natlens_with_labs -o nosort -o bashdefault -o default natlens
 else
-    complete -F _natlens -o bashdefault -o default natlens
+    complete -F _natlens_with_labs -o bashdefault -o default natlens
 fi

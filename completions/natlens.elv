@@ -18,6 +18,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
     }
     var completions = [
         &'natlens'= {
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -28,6 +32,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand call 'Log in, fingerprint this end''s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
             cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
             cand nat 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the same script completions/ holds. Load it with, for example, `source <(natlens completions bash)`'
+            cand man 'Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else a command''s page (`natlens man nat`, `natlens man lab up`) or `protocol` for natlens-protocol(7). Read it with `natlens man nat | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;server'= {
@@ -48,8 +54,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --tcp-idle 'Close a TCP connection that has not logged in, or has sent half a frame, after this long'
             cand --stats-interval 'Print a statistics line this often (0 disables; SIGUSR1 prints one on demand)'
             cand --json 'Log events as NDJSON on stderr instead of human-readable lines'
-            cand -q 'Log only warnings and statistics, not every login, call and drop'
-            cand --quiet 'Log only warnings and statistics, not every login, call and drop'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -69,6 +77,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --duration 'Log out and exit after this long (default: hold the session until interrupted)'
             cand --calls 'Exit after answering this many calls'
             cand --json 'Print machine-readable JSON instead of tables and lines (login: NDJSON events on stdout; call --no-punch: one object on stdout; listen and call: see OUTPUT)'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -98,6 +110,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --force 'Punch a pair the planner refuses (random ports against random or per-destination ports): a blind spray within the budget, with little chance'
             cand --dry-run 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
             cand --no-data 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -129,12 +145,20 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --dry-run 'Exchange the facts, print the punch plan (strategy, expected success, each side''s sockets, ports and packets) on stdout and exit without punching. The peer, not told, punches alone and fails'
             cand --no-data 'Once connected, send nothing and write nothing to stdout: the report goes to stdout'
             cand --no-punch 'Only exchange facts through the server and print them (both ends'' public addresses, transports, port delta, predicted ports): no fingerprint, no punch'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'natlens;lab'= {
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -157,6 +181,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
             cand --with-server 'Also run the lab''s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab''s state (`lab status` shows it, with its log file) and `lab down` stops it'
             cand --json 'Print the lab''s description as one JSON object: schema_version (1), result (ok), then the state file''s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -164,6 +192,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         }
         &'natlens;lab;down'= {
             cand --all 'Tear down every natlens lab on this machine except those a running process owns (a test or a demo in progress), including leftover namespaces without a state file'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -171,6 +203,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         }
         &'natlens;lab;status'= {
             cand --json 'Print one JSON object: {schema_version (1), result (ok), labs: one object per lab with its description and live counts}; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -178,6 +214,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         }
         &'natlens;lab;exec'= {
             cand --lab 'The lab to run in; needed only when more than one lab is left running by `lab up` (labs a running process owns, such as a demo''s, count only when there is none of those)'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -192,6 +232,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --delay 'One-way delay added on each router''s WAN link, in each direction (so a LAN host''s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment'
             cand --loss 'Percentage of IP packets dropped on each router''s WAN link, in each direction'
             cand --public-host 'Add a public host without NAT (`public`, 203.0.113.20)'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -230,8 +274,32 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --interface 'Send through this network interface whatever the routing table prefers (SO_BINDTODEVICE on every socket). Linux asks for CAP_NET_RAW: run as root or give the binary the capability (setcap cap_net_raw+ep)'
             cand --pcap 'Write every packet natlens sends and receives on its sockets (the probes to the server and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP handshakes included; without, natlens says so in one line on stderr and writes the UDP datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP is not recorded then)'
             cand --json 'Print the report as one JSON object on stdout instead of a table (keys under JSON OUTPUT in --help and the man page)'
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;completions'= {
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'natlens;man'= {
+            cand -q 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand --quiet 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
+            cand -v 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand --verbose 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -242,6 +310,8 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand call 'Log in, fingerprint this end''s NAT, call another ID through the server and punch a direct path to it (with --no-punch, only print the facts exchanged)'
             cand lab 'Build a NAT lab of network namespaces on this machine (needs root) and work in it'
             cand nat 'Fingerprint the NAT between this host and a STUN server: mapping, filtering, hairpinning, port allocation and the next port it will hand out'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the same script completions/ holds. Load it with, for example, `source <(natlens completions bash)`'
+            cand man 'Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else a command''s page (`natlens man nat`, `natlens man lab up`) or `protocol` for natlens-protocol(7). Read it with `natlens man nat | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;help;server'= {
@@ -270,6 +340,10 @@ set edit:completion:arg-completer[natlens] = {|@words|
         &'natlens;help;lab;demo'= {
         }
         &'natlens;help;nat'= {
+        }
+        &'natlens;help;completions'= {
+        }
+        &'natlens;help;man'= {
         }
         &'natlens;help;help'= {
         }

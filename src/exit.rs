@@ -250,7 +250,7 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("natlens: {}", message(err));
+    crate::render::terminal::eprint_message(&format!("natlens: {}", message(err)));
     ExitCode::from(code_of(err))
 }
 

@@ -9,6 +9,7 @@
 //! Output is deterministic: no date in `.TH` and no build-dependent text other than the crate
 //! version, so regenerating on another machine or day gives the same bytes.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,8 @@ use clap_mangen::Man;
 
 use crate::cli::{examples, Cli};
 use crate::exit;
+
+mod lab_completions;
 
 /// One rendered file: its path relative to the repository root and its contents.
 pub type Rendered = (PathBuf, Vec<u8>);
@@ -34,6 +37,9 @@ pub const OUTPUT_DIRS: [&str; 2] = ["man", "completions"];
 
 /// The hand-written wire-protocol page, as SEE ALSO names it: (page, section).
 const PROTOCOL_PAGE: (&str, &str) = ("natlens-protocol", "7");
+
+/// The hand-written protocol page itself, so `natlens man protocol` needs no copy of `man/`.
+const PROTOCOL_TEXT: &str = include_str!("../man/natlens-protocol.7");
 
 /// Every shell clap_complete supports, so no user is left without a script.
 const SHELLS: [Shell; 5] = [
@@ -67,6 +73,60 @@ pub fn render_all() -> anyhow::Result<Vec<Rendered>> {
     let mut files = man_pages()?;
     files.extend(completions());
     Ok(files)
+}
+
+/// The man page `natlens man PAGE` prints: `asked` names a command (`nat`, `lab-up`,
+/// `natlens-nat`, `natlens`, or empty for natlens(1)) or `protocol` for natlens-protocol(7).
+/// The bytes are those `man/` holds; `None` for a page that does not exist.
+pub fn man_page(asked: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let stem = page_stem(asked);
+    if stem == PROTOCOL_PAGE.0 {
+        return Ok(Some(PROTOCOL_TEXT.as_bytes().to_vec()));
+    }
+    let path = PathBuf::from(format!("man/{stem}.1"));
+    let page = man_pages()?
+        .into_iter()
+        .find(|(rendered, _)| *rendered == path);
+    Ok(page.map(|(_, contents)| contents))
+}
+
+/// The names `natlens man` takes, shortest form (`natlens`, `nat`, `lab-up`, …, `protocol`).
+pub fn man_page_names() -> Vec<String> {
+    let mut names: Vec<String> = page_commands(man_root())
+        .iter()
+        .map(|cmd| short_page_name(&page_name(cmd)))
+        .collect();
+    names.push(short_page_name(PROTOCOL_PAGE.0));
+    names
+}
+
+/// `natlens-nat` → `nat`; `natlens` stays.
+fn short_page_name(page: &str) -> String {
+    page.strip_prefix("natlens-").unwrap_or(page).to_owned()
+}
+
+/// The file stem of the page `asked` names: `nat`, `natlens-nat` and `nat.1` are `natlens-nat`;
+/// empty and `natlens` are `natlens`.
+fn page_stem(asked: &str) -> String {
+    let asked = asked.trim();
+    let asked = asked
+        .strip_suffix(".1")
+        .or_else(|| asked.strip_suffix(".7"))
+        .unwrap_or(asked);
+    let name = asked
+        .strip_prefix("natlens")
+        .unwrap_or(asked)
+        .trim_start_matches('-');
+    if name.is_empty() {
+        "natlens".to_owned()
+    } else {
+        format!("natlens-{name}")
+    }
+}
+
+/// The completion script for `shell`, exactly as [`write_all`] writes it to `completions/`.
+pub fn completion(shell: Shell) -> Rendered {
+    completion_script(&completion_tree(), shell)
 }
 
 /// True for paths (relative to the repository root) listed in [`HAND_WRITTEN`].
@@ -149,6 +209,7 @@ fn render_page(cmd: &clap::Command, all_pages: &[String]) -> anyhow::Result<Vec<
         section(&|w| extra_sections(&extra).to_writer(w))?;
     }
     section(&|w| exit_status_section().to_writer(w))?;
+    section(&|w| environment_section(cmd).to_writer(w))?;
     if cmd.get_version().is_some() {
         section(&|w| man.render_version_section(w))?;
     }
@@ -265,6 +326,68 @@ fn examples_section(page: &str) -> Roff {
     roff
 }
 
+/// Variables about the terminal: every command that prints for people reads them.
+const TERMINAL_VARIABLES: [(&str, &str); 4] = [
+    (
+        "NO_COLOR",
+        "When set to a non-empty value, natlens writes no colour or other terminal styling \
+         (no-color.org).",
+    ),
+    (
+        "LC_ALL",
+        "The first of LC_ALL, LC_CTYPE and LANG that is set and not empty is the locale. One \
+         naming UTF-8 (en_US.UTF-8, C.UTF-8) gets box-drawing table borders, arrows and \
+         ellipses; any other (C, POSIX, or none set) gets them spelled in ASCII (|, +, ->, ...), \
+         so nothing natlens prints is outside ASCII.",
+    ),
+    ("LC_CTYPE", "See LC_ALL."),
+    ("LANG", "See LC_ALL."),
+];
+
+/// Commands that print files verbatim: no terminal variable changes what they print.
+const VERBATIM_PAGES: [&str; 2] = ["natlens-completions", "natlens-man"];
+
+/// ENVIRONMENT: the variables this page's command (or, for natlens(1) and natlens-lab(1), one
+/// of its subcommands) reads, and nothing else.
+fn environment_section(cmd: &clap::Command) -> Roff {
+    let mut variables: Vec<(&str, &str)> = Vec::new();
+    if any_argument(cmd, &|arg| {
+        arg.get_env() == Some(OsStr::new("NATLENS_SERVER"))
+    }) {
+        variables.push((
+            "NATLENS_SERVER",
+            "The server (HOST[:PORT], as --server takes it) when --server is not given.",
+        ));
+    }
+    if any_argument(cmd, &|arg| arg.get_long() == Some("key-file")) {
+        variables.push((
+            "NATLENS_KEY",
+            "This ID's key when --key-file is not given, for a server run with --credentials. \
+             Prefer --key-file on a shared host: other users may read a process's environment.",
+        ));
+    }
+    if !VERBATIM_PAGES.contains(&page_name(cmd).as_str()) {
+        variables.extend(TERMINAL_VARIABLES);
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (name, meaning) in variables {
+        roff.control("TP", []);
+        roff.text([bold(name)]);
+        roff.text([roman(meaning)]);
+    }
+    roff
+}
+
+/// True when `cmd` or one of its visible subcommands has an argument `matches` accepts.
+fn any_argument(cmd: &clap::Command, matches: &dyn Fn(&clap::Arg) -> bool) -> bool {
+    cmd.get_arguments().any(matches)
+        || cmd
+            .get_subcommands()
+            .filter(|sub| !sub.is_hide_set())
+            .any(|sub| any_argument(sub, matches))
+}
+
 /// SEE ALSO: the other generated pages, then the hand-written protocol page.
 fn see_also_section(other_pages: &[&String]) -> Roff {
     let mut refs: Vec<(&str, &str)> = other_pages
@@ -286,19 +409,27 @@ fn see_also_section(other_pages: &[&String]) -> Roff {
 
 /// One completion script per shell in [`SHELLS`], named the way each shell expects.
 fn completions() -> Vec<Rendered> {
-    let mut tree = Cli::command();
-    tree.build();
-    let tree = without_hidden(&tree);
-    let bin = tree.get_name().to_owned();
+    let tree = completion_tree();
     SHELLS
         .iter()
-        .map(|shell| {
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut tree.clone(), &bin, &mut script);
-            let path = Path::new("completions").join(shell.file_name(&bin));
-            (path, script)
-        })
+        .map(|&shell| completion_script(&tree, shell))
         .collect()
+}
+
+/// The command tree the completion scripts are generated from: built, hidden commands left out.
+fn completion_tree() -> clap::Command {
+    let mut tree = Cli::command();
+    tree.build();
+    without_hidden(&tree)
+}
+
+/// clap_complete's script for `shell`, with the lab prefixes it cannot list statically.
+fn completion_script(tree: &clap::Command, shell: Shell) -> Rendered {
+    let bin = tree.get_name().to_owned();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut tree.clone(), &bin, &mut script);
+    let script = lab_completions::add(shell, script);
+    (Path::new("completions").join(shell.file_name(&bin)), script)
 }
 
 /// A copy of a built command tree without its hidden subcommands, for the completion scripts.
@@ -317,7 +448,10 @@ fn without_hidden(built: &clap::Command) -> clap::Command {
         .disable_help_subcommand(true)
         .allow_external_subcommands(built.is_allow_external_subcommands_set())
         .visible_aliases(built.get_visible_aliases().map(interned))
-        .args(built.get_arguments().cloned())
+        // The built source has already propagated its global arguments (-q, -v) to every
+        // subcommand except clap's own `help`; left global here, they would be propagated
+        // again, into the copied `help` too.
+        .args(built.get_arguments().map(|arg| arg.clone().global(false)))
         .subcommands(visible.map(without_hidden));
     if let Some(about) = built.get_about() {
         copy = copy.about(about.clone());
@@ -392,6 +526,8 @@ mod tests {
                 "natlens-lab-exec",
                 "natlens-lab-demo",
                 "natlens-nat",
+                "natlens-completions",
+                "natlens-man",
             ]
         );
     }

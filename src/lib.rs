@@ -25,6 +25,11 @@ use report::outcome::{Failure, FinalObject, Stream};
 
 /// Runs one parsed command line, with a random generator seeded from the OS for its drivers.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let flags = cli.verbosity;
+    render::verbosity::set(render::verbosity::Verbosity::from_flags(
+        flags.quiet,
+        flags.verbose,
+    ));
     commands::dispatch(cli, rand::SeedableRng::from_entropy())
 }
 

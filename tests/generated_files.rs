@@ -251,3 +251,110 @@ fn protocol_page_lists_the_wire_constants() {
         );
     }
 }
+
+/// Runs the built `natlens` with `args`; its exit code and stdout.
+fn natlens(args: &[&str]) -> (Option<i32>, Vec<u8>) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_natlens"))
+        .args(args)
+        .output()
+        .expect("running natlens");
+    (output.status.code(), output.stdout)
+}
+
+/// `natlens completions SHELL` prints the committed script, byte for byte.
+#[test]
+fn the_binary_prints_the_committed_completions() {
+    let shells = [
+        ("bash", "natlens.bash"),
+        ("zsh", "_natlens"),
+        ("fish", "natlens.fish"),
+        ("elvish", "natlens.elv"),
+        ("powershell", "_natlens.ps1"),
+    ];
+    for (shell, file) in shells {
+        let committed = fs::read(root().join("completions").join(file)).expect(file);
+        assert_eq!(
+            natlens(&["completions", shell]),
+            (Some(0), committed),
+            "natlens completions {shell}"
+        );
+    }
+}
+
+/// `natlens man PAGE` prints the committed page, whichever way PAGE is spelled.
+#[test]
+fn the_binary_prints_the_committed_man_pages() {
+    let committed = |file: &str| fs::read(root().join("man").join(file)).expect(file);
+    for (path, _) in rendered().iter().filter(|(p, _)| p.starts_with("man")) {
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let short = stem.strip_prefix("natlens-").unwrap_or(stem);
+        let file = format!("{stem}.1");
+        assert_eq!(
+            natlens(&["man", short]),
+            (Some(0), committed(&file)),
+            "{short}"
+        );
+        assert_eq!(
+            natlens(&["man", stem]),
+            (Some(0), committed(&file)),
+            "{stem}"
+        );
+    }
+    assert_eq!(natlens(&["man"]), (Some(0), committed("natlens.1")));
+    assert_eq!(
+        natlens(&["man", "lab", "up"]),
+        (Some(0), committed("natlens-lab-up.1"))
+    );
+    assert_eq!(
+        natlens(&["man", "protocol"]),
+        (Some(0), committed("natlens-protocol.7"))
+    );
+    let (code, out) = natlens(&["man", "no-such-page"]);
+    assert_eq!((code, out.is_empty()), (Some(2), true));
+}
+
+/// The ENVIRONMENT section of a page, or a panic naming the page.
+fn environment(path: &Path, page: &str) -> String {
+    let section = page
+        .split_once(".SH ENVIRONMENT\n")
+        .unwrap_or_else(|| panic!("{} has no ENVIRONMENT section", path.display()))
+        .1;
+    section
+        .split("\n.SH ")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every section-1 page has ENVIRONMENT, listing the variables its command reads and no other.
+#[test]
+fn every_generated_page_documents_its_environment() {
+    let expect = |stem: &str| -> &[&str] {
+        match stem {
+            "natlens" => &["NATLENS_SERVER", "NATLENS_KEY", "NO_COLOR", "LANG"],
+            "natlens-nat" => &["NATLENS_SERVER", "NO_COLOR", "LANG"],
+            "natlens-login" | "natlens-listen" | "natlens-call" => {
+                &["NATLENS_SERVER", "NATLENS_KEY", "NO_COLOR", "LANG"]
+            }
+            "natlens-completions" | "natlens-man" => &[],
+            _ => &["NO_COLOR", "LANG"],
+        }
+    };
+    let all = [
+        "NATLENS_SERVER",
+        "NATLENS_KEY",
+        "NO_COLOR",
+        "LC_ALL",
+        "LANG",
+    ];
+    for (path, page) in pages() {
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let section = environment(&path, &page);
+        for variable in all {
+            let listed = section.contains(&format!("\\fB{variable}\\fR"));
+            let wanted = expect(&stem).contains(&variable)
+                || (variable == "LC_ALL" && expect(&stem).contains(&"LANG"));
+            assert_eq!(listed, wanted, "{stem}: {variable}");
+        }
+    }
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::parse_delay;
+use super::{parse_delay, Suggesting, LAB_HOST_NAMES, NAT_MODES};
 use crate::lab::{Host, NatMode};
 
 /// `natlens lab`: a lab is two NAT routers (A and B), each with a LAN host (`a`, `b`) and a
@@ -57,11 +57,13 @@ pub struct LabSpecArgs {
     /// address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and
     /// filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one,
     /// from 40000) or `random` (symmetric with random ports).
-    #[arg(long, value_name = "MODE", default_value = "cone")]
+    #[arg(long, value_name = "MODE", default_value = "cone", hide_possible_values = true,
+          value_parser = Suggesting::<NatMode>::new(&NAT_MODES))]
     pub nat_a: NatMode,
 
     /// NAT mode of router B (see --nat-a).
-    #[arg(long, value_name = "MODE", default_value = "cone")]
+    #[arg(long, value_name = "MODE", default_value = "cone", hide_possible_values = true,
+          value_parser = Suggesting::<NatMode>::new(&NAT_MODES))]
     pub nat_b: NatMode,
 
     /// New UDP flows per second opened by the second LAN host behind each router (a2, b2), so
@@ -148,7 +150,8 @@ pub struct LabExecArgs {
     pub lab: Option<String>,
 
     /// Host to run in: a, a2, b, b2, router-a, router-b, server, public or internet.
-    #[arg(value_name = "HOST")]
+    #[arg(value_name = "HOST", hide_possible_values = true,
+          value_parser = Suggesting::<Host>::new(&LAB_HOST_NAMES))]
     pub host: Host,
 
     /// The command and its arguments, after `--`. The directory of the natlens executable

@@ -6,13 +6,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use event_docs::{LOGIN_OUTPUT, SERVER_OUTPUT};
 use nat::{NAT_JSON_SCHEMA, NAT_LONG_ABOUT};
 use punch_docs::{CALL_LONG_ABOUT, LISTEN_LONG_ABOUT, PUNCH_OUTPUT};
 
 mod aliases;
+mod complete;
 mod event_docs;
 pub mod examples;
 mod lab;
@@ -25,6 +26,7 @@ mod session;
 mod source;
 
 pub use aliases::resolve_aliases;
+pub use complete::{CompletionsArgs, ManArgs, Suggesting, LAB_HOST_NAMES, NAT_MODES};
 pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
@@ -43,8 +45,28 @@ pub use crate::core::Transport;
 #[derive(Debug, Parser)]
 #[command(name = "natlens", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-q` and `-v`, accepted by every command (before or after its name).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct VerbosityArgs {
+    /// Print only the result (the report, the JSON, the data received) and errors: no progress
+    /// bars, no progress lines, no hints. For `server`: log only warnings, statistics and
+    /// federation links, not every login, call and drop.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`,
+    /// one line per probe (socket, local and server address, CHANGE-REQUEST, the public address
+    /// that came back and the round trip, or "no answer"); for `listen` and `call` also the punch
+    /// plan in full under its `plan` line. Other commands print what they print without it.
+    #[arg(long, short, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +91,14 @@ pub enum Command {
     /// port allocation and the next port it will hand out.
     #[command(long_about = NAT_LONG_ABOUT, after_long_help = NAT_JSON_SCHEMA)]
     Nat(NatArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell): the
+    /// same script completions/ holds. Load it with, for example, `source <(natlens completions
+    /// bash)`.
+    Completions(CompletionsArgs),
+    /// Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else
+    /// a command's page (`natlens man nat`, `natlens man lab up`) or `protocol` for
+    /// natlens-protocol(7). Read it with `natlens man nat | man -l -`.
+    Man(ManArgs),
     /// Write man pages and shell completions from this command tree (for maintainers).
     #[command(hide = true)]
     Generate(GenerateArgs),

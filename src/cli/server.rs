@@ -95,8 +95,5 @@ pub struct ServerArgs {
     /// Log events as NDJSON on stderr instead of human-readable lines.
     #[arg(long)]
     pub json: bool,
-
-    /// Log only warnings and statistics, not every login, call and drop.
-    #[arg(long, short)]
-    pub quiet: bool,
+    // -q/--quiet is the global flag (`crate::cli::VerbosityArgs`): same meaning as before.
 }

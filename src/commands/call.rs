@@ -45,6 +45,7 @@ fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
     } else {
         let own = rendezvous::session::own_facts(transport, answer.own_observed);
         let table = facts_table(&args.session.id, &own, &args.callee, &answer.callee_facts);
+        let table = crate::render::terminal::fit(table, crate::render::terminal::Stream::Stdout);
         writeln!(out, "{table}")?;
     }
     Ok(ExitCode::SUCCESS)

@@ -28,6 +28,16 @@ use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
 use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::render::terminal::{self, Stream};
+
+/// `println!` for the demo's explanations: wrapped to stdout's width, spelled for the locale.
+/// Headings (they hold commands to copy) and result lines (a verdict a script or a test finds on
+/// one line) are printed as they are.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", terminal::prose(&format!($($arg)*), Stream::Stdout))
+    };
+}
 
 /// The server's STUN port on its primary address.
 const PRIMARY_PORT: u16 = 3478;
@@ -151,8 +161,11 @@ fn fingerprint(lab: &Lab, side: Side, mut rng: StdRng) -> anyhow::Result<()> {
     if let Some(verdict) = render::verdict(&report) {
         println!("{verdict}\n");
     }
-    println!("{}\n", render::table(&report));
-    println!("{}\n", render::narrative(&report));
+    println!(
+        "{}\n",
+        terminal::fit(render::table(&report), Stream::Stdout)
+    );
+    say!("{}\n", render::narrative(&report));
     println!("(fingerprint took {} ms)", took.as_millis());
     ground_truth(lab, side, &report)
 }
@@ -200,9 +213,7 @@ fn ground_truth(lab: &Lab, side: Side, report: &Report) -> anyhow::Result<()> {
         let delta = facts.allocation.delta.unwrap_or(1);
         predicted = u16::try_from(i32::from(taken) + delta).ok();
         candidates = &[];
-        println!(
-            "  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)"
-        );
+        say!("  (one counter for UDP and TCP: the UDP flow took {taken}, so TCP expects the next)");
     }
     println!(
         "  {}",
@@ -336,8 +347,15 @@ fn show_end(lab: &Lab, end: &End<'_>) -> Result<u16, String> {
         end.side,
         lab.spec().nat(end.side)
     );
+    // The end's own lines: one record each in its pipe (its tables already fit 80 columns),
+    // wrapped here when longer than this terminal.
+    let width = terminal::width(Stream::Stdout);
     for line in &end.exited.stderr {
-        println!("{line}");
+        if line.chars().count() > width {
+            println!("{}", terminal::wrap(line, width));
+        } else {
+            println!("{line}");
+        }
     }
     println!(
         "received on stdout: {:?}{}",

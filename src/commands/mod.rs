@@ -2,6 +2,7 @@
 //! arguments, calls one driver and hands what it reports to `render`.
 
 mod call;
+mod docs;
 mod lab;
 mod lab_demo;
 mod login;
@@ -30,6 +31,8 @@ pub fn dispatch(mut cli: Cli, mut rng: StdRng) -> anyhow::Result<ExitCode> {
             crate::generate::write_all(&args.out)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
         Command::Server(args) => server::run(args),
         Command::Login(args) => login::run(args, rng),
         Command::Listen(args) => punch::listen(args, rng),
@@ -85,7 +88,8 @@ pub fn final_object(command: &Command) -> Option<FinalObject> {
             _ => false,
         }
         .then(|| on(Stream::Stdout, LAB_SCHEMA_VERSION, false)),
-        Command::Generate(_) => None,
+        // Their stdout is the file they print, verbatim.
+        Command::Generate(_) | Command::Completions(_) | Command::Man(_) => None,
     }
 }
 

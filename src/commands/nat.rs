@@ -5,7 +5,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -17,6 +16,8 @@ use crate::exit::{self, Kind};
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
+use crate::render::terminal::{self, Stream};
+use crate::render::verbosity;
 use crate::report::nat::NatOutput;
 use crate::report::outcome::{ErrorObject, Failure};
 
@@ -24,14 +25,12 @@ use crate::report::outcome::{ErrorObject, Failure};
 pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     if args.server.len() > MAX_SERVERS {
         let message = format!("--server may be given at most {MAX_SERVERS} times");
-        crate::cli::Cli::command()
-            .error(clap::error::ErrorKind::TooManyValues, message)
-            .exit();
+        return Err(exit::failed(Kind::Usage, message));
     }
     interrupt_ends_the_run(&args)?;
-    for server in &args.server {
+    for server in args.server.iter().filter(|_| !verbosity::quiet()) {
         if let Some(line) = super::resolved_line(server) {
-            eprintln!("natlens: {line}");
+            terminal::eprint_message(&format!("natlens: {line}"));
         }
     }
     let servers = same_family(&args);
@@ -48,6 +47,9 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
+    for fingerprint in &fingerprints {
+        crate::io::prober::Probing::probed(&bars, fingerprint);
+    }
     let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
@@ -88,10 +90,10 @@ fn same_family(args: &NatArgs) -> Vec<SocketAddr> {
         if server.addr.is_ipv4() == first.is_ipv4() {
             servers.push(server.addr);
         } else {
-            eprintln!(
+            terminal::eprint_message(&format!(
                 "natlens: warning: skipping --server {server}: not of the first server's \
                  address family"
-            );
+            ));
         }
     }
     servers
@@ -144,15 +146,19 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
             writeln!(out, "{verdict}")?;
             writeln!(out)?;
         }
-        writeln!(out, "{}", render::table(report))?;
+        let table = terminal::fit(render::table(report), Stream::Stdout);
+        writeln!(out, "{table}")?;
         writeln!(out)?;
-        writeln!(out, "{}", render::narrative(report))
+        writeln!(
+            out,
+            "{}",
+            terminal::prose(&render::narrative(report), Stream::Stdout)
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
     use std::collections::BTreeSet;
 
     /// The keys the JSON OUTPUT section of `natlens nat --help` documents.

@@ -53,7 +53,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         tcp_idle: args.tcp_idle,
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
     };
-    let mut log = ServerLog::new(args.json, args.quiet);
+    let mut log = ServerLog::new(args.json, crate::render::verbosity::quiet());
     for warning in &warnings {
         log.warn(warning);
     }

@@ -175,8 +175,8 @@ pub fn to_stdout(event: &Event, json: bool) -> io::Result<()> {
         let mut out = io::stdout().lock();
         writeln!(out, "{}", event.json())
     } else {
-        if let Some(line) = line(event) {
-            eprintln!("{line}");
+        if let Some(line) = line(event).filter(|_| !super::verbosity::quiet()) {
+            eprintln!("{}", super::terminal::for_locale(&line));
         }
         Ok(())
     }
@@ -207,8 +207,8 @@ impl Watch for Terminal {
     fn tell(&self, event: Event) {
         if self.json {
             eprintln!("{}", event.json());
-        } else if let Some(line) = line(&event) {
-            eprintln!("{line}");
+        } else if let Some(line) = line(&event).filter(|_| !super::verbosity::quiet()) {
+            eprintln!("{}", super::terminal::for_locale(&line));
         }
     }
 
@@ -220,6 +220,15 @@ impl Watch for Terminal {
         Box::new(ProbeBars::new(&[transport]))
     }
 
+    /// `-v`: the plan's lines under the `plan` event's line (not in the NDJSON stream).
+    fn planned(&self, plan: &PunchPlan) {
+        if super::verbosity::verbose() && !self.json {
+            for line in plan.describe() {
+                eprintln!("  {}", super::terminal::for_locale(&line));
+            }
+        }
+    }
+
     fn dry_run(&self, plan: &PunchPlan) -> io::Result<()> {
         let mut out = io::stdout().lock();
         if self.json {
@@ -229,7 +238,7 @@ impl Watch for Terminal {
             writeln!(out, "{} plan:", plan.transport.as_str())?;
         }
         for line in plan.describe() {
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", super::terminal::for_locale(&line))?;
         }
         Ok(())
     }

@@ -12,9 +12,6 @@ use crate::core::Transport;
 /// Most candidate ports shown; `--json` carries them all.
 const CANDIDATES_SHOWN: usize = 8;
 
-/// Width the narrative is wrapped to.
-const NARRATIVE_WIDTH: usize = 96;
-
 /// One row: its label and the cell of each transport.
 type Row = (&'static str, fn(Transport, &TransportReport) -> String);
 
@@ -69,7 +66,8 @@ pub fn verdict(report: &Report) -> Option<String> {
 }
 
 /// The table: a row per fact, a column per transport measured; rows that are "-" in every
-/// column are left out.
+/// column are left out. Printers pass it through [`terminal::fit`](super::terminal::fit) for
+/// the width and charset of their stream.
 pub fn table(report: &Report) -> Table {
     let columns = columns(report);
     let mut table = Table::new();
@@ -91,11 +89,12 @@ pub fn table(report: &Report) -> Table {
     table
 }
 
-/// The narrative: one paragraph per transport, wrapped.
+/// The narrative: one paragraph per transport, each on one line; printers wrap it to their
+/// stream with [`terminal::prose`](super::terminal::prose).
 pub fn narrative(report: &Report) -> String {
     let paragraphs: Vec<String> = columns(report)
         .into_iter()
-        .map(|(transport, r)| wrap(&r.narrative(transport).join(" "), NARRATIVE_WIDTH))
+        .map(|(transport, r)| r.narrative(transport).join(" "))
         .collect();
     paragraphs.join("\n\n")
 }
@@ -301,25 +300,6 @@ fn preset_delta(rule: Option<PresetDelta>) -> String {
     )
 }
 
-/// Greedy word wrap.
-fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line = 0;
-    for word in text.split_whitespace() {
-        let len = word.chars().count();
-        if line > 0 && line + 1 + len > width {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
-        }
-        out.push_str(word);
-        line += len;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn narrative_wraps_one_paragraph_per_transport() {
+    fn narrative_has_one_paragraph_per_transport() {
         let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
         report.udp = Some(sequential_udp());
         report.tcp = Some(silent_tcp());
@@ -425,19 +405,21 @@ mod tests {
         let paragraphs: Vec<&str> = text.split("\n\n").collect();
         assert_eq!(paragraphs.len(), 2, "{text}");
         assert!(paragraphs[0].starts_with("Over UDP, the server sees you as 198.51.100.1:40000."));
-        assert!(
-            text.lines().all(|l| l.chars().count() <= NARRATIVE_WIDTH),
-            "{text}"
-        );
+        assert_eq!(text.lines().count(), 3, "one line per paragraph:\n{text}");
     }
 
+    /// The nat report's facts, both transports, in an 80-column pipe: nothing wider.
     #[test]
-    fn wrap_keeps_words_whole() {
-        assert_eq!(wrap("aa bb cc dd", 5), "aa bb\ncc dd");
-        assert_eq!(
-            wrap("averyveryverylongword x", 5),
-            "averyveryverylongword\nx"
-        );
-        assert_eq!(wrap("", 5), "");
+    fn the_table_fits_80_columns() {
+        use super::super::terminal::{fit_to, Charset};
+        let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
+        report.udp = Some(sequential_udp());
+        report.tcp = Some(sequential_udp());
+        for charset in [Charset::Utf8, Charset::Ascii] {
+            let text = fit_to(table(&report), 80, charset).to_string();
+            let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+            assert!(widest <= 80, "{widest} columns:\n{text}");
+            assert!(text.contains("sequential: next port"), "{text}");
+        }
     }
 }

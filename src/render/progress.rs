@@ -1,5 +1,5 @@
-//! Progress bars on stderr, one per transport, drawn only when stderr is a terminal: a pipe or a
-//! log file gets nothing, so stdout and stderr stay clean for scripts.
+//! Progress bars on stderr, one per transport, drawn only when stderr is a terminal and `-q` is
+//! not given: a pipe or a log file gets nothing, so stdout and stderr stay clean for scripts.
 //!
 //! A bar counts answered (or given-up) probes. A fingerprint that stopped short (the server
 //! unreachable, refused or silent) never shows as done: its bar is abandoned with the reason
@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::core::Transport;
-use crate::io::prober::{Probing, Progress};
+use crate::io::prober::{Fingerprint, Probing, Progress};
 
 /// The bars of one `natlens nat` run.
 pub struct ProbeBars {
@@ -19,7 +19,7 @@ pub struct ProbeBars {
 
 impl ProbeBars {
     pub fn new(transports: &[Transport]) -> Self {
-        let target = if std::io::stderr().is_terminal() {
+        let target = if std::io::stderr().is_terminal() && !super::verbosity::quiet() {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -29,7 +29,14 @@ impl ProbeBars {
 
     fn with_target(transports: &[Transport], target: ProgressDrawTarget) -> Self {
         let multi = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template("{prefix:>3} [{bar:30}] {pos}/{len} probes")
+        // Colour only where terminal::colour allows it (a terminal, NO_COLOR unset); the bar's
+        // characters are ASCII whatever the locale.
+        let template = if super::terminal::colour(super::terminal::Stream::Stderr) {
+            "{prefix:>3} [{bar:30.cyan}] {pos}/{len} probes"
+        } else {
+            "{prefix:>3} [{bar:30}] {pos}/{len} probes"
+        };
+        let style = ProgressStyle::with_template(template)
             .expect("a valid template")
             .progress_chars("=> ");
         let bars = transports
@@ -78,6 +85,15 @@ impl Probing for ProbeBars {
 
     fn finish(&self) {
         ProbeBars::finish(self);
+    }
+
+    /// `-v`: one line per probe (see [`super::probes`]).
+    fn probed(&self, fingerprint: &Fingerprint) {
+        if super::verbosity::verbose() {
+            for line in super::probes::lines(fingerprint) {
+                super::terminal::eprint_message(&format!("natlens: probe {line}"));
+            }
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The report of `natlens listen` and `natlens call` ([`crate::report::punch`]) for people:
 //! two tables per leg.
 
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table};
+
+use super::terminal::{self, Stream};
 
 use crate::core::punch::report::PunchResult;
 use crate::report::outcome::{ErrorObject, WithError};
@@ -23,7 +25,7 @@ pub fn report_text(
             error,
         });
     }
-    let (summary, directions) = tables(output);
+    let (summary, directions) = fitted(tables(output));
     Ok(format!("{summary}\n{directions}"))
 }
 
@@ -51,7 +53,7 @@ pub fn both_text(output: &BothOutput) -> String {
         let name = attempt.transport().as_str();
         match attempt {
             Attempt::Ran(leg) => {
-                let (summary, directions) = tables(leg);
+                let (summary, directions) = fitted(tables(leg));
                 text.push_str(&format!("{name} attempt:\n{summary}\n{directions}\n"));
             }
             Attempt::NotRun { reason, .. } => {
@@ -79,6 +81,14 @@ pub fn both_text(output: &BothOutput) -> String {
     };
     text.push_str(&verdict);
     text
+}
+
+/// Both tables fitted to stderr, where the report usually goes (see `terminal::fit`).
+fn fitted((summary, directions): (Table, Table)) -> (Table, Table) {
+    (
+        terminal::fit(summary, Stream::Stderr),
+        terminal::fit(directions, Stream::Stderr),
+    )
 }
 
 /// The summary table, then the directions table.
@@ -129,6 +139,12 @@ pub fn tables(output: &Output) -> (Table, Table) {
         "packets sent",
         "first through",
     ]);
+    // Scripts (and `lab demo`) find a direction's row and its port through on one line.
+    for column in [0, 2] {
+        if let Some(column) = directions.column_mut(column) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
     for d in &report.directions {
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         directions.add_row(vec![

@@ -74,6 +74,8 @@ pub trait Probing: Sync {
     fn update(&self, progress: Progress);
     /// The fingerprint is over: clear what `update` drew before the report is printed.
     fn finish(&self);
+    /// The finished fingerprint, every probe in it (`-v` prints them); nothing by default.
+    fn probed(&self, _fingerprint: &Fingerprint) {}
 }
 
 /// What the shell needs to know for one fingerprint.

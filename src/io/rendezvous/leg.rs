@@ -49,6 +49,7 @@ pub(super) fn run_leg(
         return Ok(None);
     }
     run.tell(Event::plan(&plan));
+    run.watch.planned(&plan);
     let punched = match (plan.strategy, plan.transport) {
         (Strategy::Refused, _) => refused(run, &plan, &meeting),
         (_, Transport::Udp) => udp_leg::punch(run, &plan, &meeting, own, input, link, session)?,

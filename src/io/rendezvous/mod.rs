@@ -59,6 +59,8 @@ pub trait Watch: Sync {
     fn probing(&self, transport: Transport) -> Box<dyn Probing + '_>;
     /// `--dry-run`: the plan, instead of a punch.
     fn dry_run(&self, plan: &PunchPlan) -> io::Result<()>;
+    /// The plan of a punch about to start, in full (`-v` prints it); nothing by default.
+    fn planned(&self, _plan: &PunchPlan) {}
 }
 
 /// What a rendezvous ends with.

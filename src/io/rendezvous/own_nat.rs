@@ -153,6 +153,7 @@ fn probe(run: &Run<'_>, transport: Transport, options: &prober::Options) -> anyh
             bars.finish();
             let (fingerprint, mapping) =
                 result.with_context(|| format!("fingerprinting toward {server} over udp"))?;
+            bars.probed(&fingerprint);
             (fingerprint, mapping, None)
         }
         Transport::Tcp => {
@@ -161,6 +162,7 @@ fn probe(run: &Run<'_>, transport: Transport, options: &prober::Options) -> anyh
             bars.finish();
             let (fingerprint, local) =
                 result.with_context(|| format!("fingerprinting toward {server} over tcp"))?;
+            bars.probed(&fingerprint);
             (fingerprint, None, local)
         }
     })
