@@ -159,6 +159,7 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
     use std::collections::BTreeSet;
 
     /// The keys the JSON OUTPUT section of `natlens nat --help` documents.

@@ -115,7 +115,7 @@ mod tests {
                 probe(Socket::Mapping, None),
             ],
             plan: None,
-            refused: false,
+            unreachable: None,
             last_sent_at: sent,
         };
         let lines = lines(&fingerprint);
