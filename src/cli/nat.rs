@@ -133,12 +133,12 @@ ports: preserving, sequential (with its step) or random. From those samples it p
 port the next new flow will get, and checks two simpler rules (two-probe delta, preset delta) \
 against them.
 
-Every packet goes to the server named with --server (its RFC 5780 alternate addresses \
+Every packet goes to the servers named with --server (their RFC 5780 alternate addresses \
 included); nothing else is contacted. A run takes under a second on a LAN and at most about \
 ten seconds against a far server.
 
-The report goes to stdout: a one-line verdict to paste into a ticket (see verdict under JSON \
-OUTPUT), a table with one column per transport and a plain-language explanation, or with \
+The report goes to stdout: a one-line verdict to paste into a ticket, never wrapped (see verdict \
+under JSON OUTPUT), a table with one column per transport and a plain-language explanation, or with \
 --json one JSON object. Progress goes to stderr when it is a terminal.";
 
 /// The JSON OUTPUT section of `natlens nat` (see `generate.rs` for how it becomes man sections).
