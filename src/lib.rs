@@ -38,6 +38,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// `natlens: ...` line goes to stderr unless stderr carries the NDJSON stream.
 pub fn run_to_exit(cli: cli::Cli) -> ExitCode {
     let last = commands::final_object(&cli.command);
+    render::terminal::set_stderr_is_json(last.is_some_and(|last| last.stderr_is_json));
     match run(cli) {
         Ok(code) => code,
         Err(err) => finish(&err, last),

@@ -1,8 +1,8 @@
 //! Fast failures on loopback: a server whose host answers ICMP port unreachable (UDP) or
 //! refuses the connection (TCP) ends every command at once, with exit status 4 and the reason
 //! on stderr, instead of waiting out the login timeout (10 s) or `nat`'s discovery timeout
-//! (4 s). The figure is 200 ms; the assertion allows 1 s so that a loaded CI machine
-//! does not fail it, and every measured time is printed.
+//! (4 s): within 200 ms, process start included (measured: 1 to 25 ms on this loopback), and
+//! every measured time is printed.
 //!
 //! An ICMP error about another destination is not the server's: `nat` against a server whose
 //! RFC 5780 alternate addresses are closed still reports (exit 0).
@@ -16,8 +16,8 @@ use natlens::core::binding::{self, FullMode, Outcome, Received};
 use natlens::core::Transport;
 use natlens::wire::stun::Message;
 
-/// What the test asserts; the goal is 200 ms.
-const LIMIT: Duration = Duration::from_secs(1);
+/// The longest a fast failure may take, process start included.
+const LIMIT: Duration = Duration::from_millis(200);
 
 /// A loopback port nothing listens on, over UDP and TCP alike.
 fn closed_port() -> SocketAddr {

@@ -58,7 +58,9 @@ fn piped_report_fits_80_columns() {
     );
     // The verdict opens the report as one line, whatever its width: a record to paste into a
     // ticket or match with grep. Everything after it fits.
-    let (verdict, rest) = stdout.split_once("\n\n").expect("a verdict, then the table");
+    let (verdict, rest) = stdout
+        .split_once("\n\n")
+        .expect("a verdict, then the table");
     assert_eq!(verdict.lines().count(), 1, "{stdout}");
     assert!(verdict.contains("reaches"), "{verdict}");
     assert_eq!(too_wide(rest, 80), Vec::<String>::new(), "{stdout}");

@@ -536,7 +536,7 @@ fn spawn_reader(mut reader: Box<dyn Read + Send>, waker: Arc<Waker>) -> Input {
                 Ok(len) => len,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    eprintln!("natlens: warning: reading the input ended early: {err}");
+                    crate::render::terminal::warn(&format!("reading the input ended early: {err}"));
                     break;
                 }
             };

@@ -130,7 +130,10 @@ impl Drop for RstGuard {
         if let Err(err) = delete_table(&self.netns, &self.table) {
             // Already gone (a signal path removed it) is fine; anything else is worth a line.
             if !format!("{err:#}").contains("No such file or directory") {
-                eprintln!("natlens: removing RST guard {}: {err:#}", self.table);
+                crate::render::terminal::warn(&format!(
+                    "removing RST guard {}: {err:#}",
+                    self.table
+                ));
             }
         }
     }

@@ -190,6 +190,28 @@ pub fn eprint_message(text: &str) {
     }
 }
 
+/// True while stderr carries an NDJSON event stream (`listen`, `call`, `server` with `--json`):
+/// a warning then goes out as a `hint` event, so that the stream stays JSON only.
+static STDERR_IS_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says whether stderr carries NDJSON events (set once, before the command runs).
+pub fn set_stderr_is_json(json: bool) {
+    STDERR_IS_JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A warning from deep in a driver that has no event channel at hand (an input thread, a drop
+/// handler): `natlens: warning: ...` for people, or a `hint` event in an NDJSON stderr.
+pub fn warn(message: &str) {
+    if STDERR_IS_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        let hint = crate::report::Event::Hint {
+            message: message.to_owned(),
+        };
+        eprintln!("{}", hint.json());
+    } else {
+        eprint_message(&format!("natlens: warning: {message}"));
+    }
+}
+
 /// `table` made to fit `stream`: the locale's borders, at most the stream's width (columns wrap
 /// their cells, between words where they can), and its cells spelled for the locale.
 pub fn fit(table: Table, stream: Stream) -> Table {
