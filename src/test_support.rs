@@ -13,3 +13,8 @@ pub fn proptest_config() -> ProptestConfig {
         ..ProptestConfig::default()
     }
 }
+
+/// A command line as a test writes it, split on whitespace (no argument holds a space).
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}

@@ -48,6 +48,7 @@ pub fn resolve_aliases(cli: &mut Cli) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::words;
     use clap::Parser;
     use std::time::Duration;
 
@@ -59,39 +60,20 @@ mod tests {
 
     #[test]
     fn old_spellings_still_work_with_a_warning() {
-        let (cli, warnings) = parse(&[
-            "natlens",
-            "login",
-            "-s",
-            "127.0.0.1:1",
-            "--id",
-            "a",
-            "-t",
-            "tcp",
-        ]);
+        let (cli, warnings) = parse(&words("natlens login -s 127.0.0.1:1 --id a -t tcp"));
         let Command::Login(args) = cli.command else {
             panic!()
         };
         assert_eq!(args.login_transport, crate::core::Transport::Tcp);
         assert_eq!(warnings.len(), 1);
-        let (cli, warnings) = parse(&[
-            "natlens",
-            "call",
-            "b",
-            "-s",
-            "127.0.0.1:1",
-            "--id",
-            "a",
-            "--timeout",
-            "3s",
-        ]);
+        let (cli, warnings) = parse(&words("natlens call b -s 127.0.0.1:1 --id a --timeout 3s"));
         let Command::Call(args) = cli.command else {
             panic!()
         };
         assert_eq!(args.punch.timeout, Duration::from_secs(3));
         assert_eq!(args.punch.call_wait(), Duration::from_secs(3));
         assert!(warnings[0].contains("--punch-timeout"));
-        let (cli, warnings) = parse(&["natlens", "nat", "-s", "127.0.0.1:1", "--timeout", "300ms"]);
+        let (cli, warnings) = parse(&words("natlens nat -s 127.0.0.1:1 --timeout 300ms"));
         let Command::Nat(args) = cli.command else {
             panic!()
         };
@@ -104,23 +86,7 @@ mod tests {
 
     #[test]
     fn new_spellings_warn_nothing_and_keep_their_meanings_apart() {
-        let (cli, warnings) = parse(&[
-            "natlens",
-            "call",
-            "b",
-            "-s",
-            "127.0.0.1:1",
-            "--id",
-            "a",
-            "--punch-timeout",
-            "5s",
-            "--call-timeout",
-            "20s",
-            "--login-transport",
-            "tcp",
-            "--transport",
-            "udp",
-        ]);
+        let (cli, warnings) = parse(&words("natlens call b -s 127.0.0.1:1 --id a --punch-timeout 5s --call-timeout 20s --login-transport tcp --transport udp"));
         assert!(warnings.is_empty());
         let Command::Call(args) = cli.command else {
             panic!()

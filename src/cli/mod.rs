@@ -123,6 +123,7 @@ pub struct GenerateArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::words;
     use clap::CommandFactory;
 
     #[test]
@@ -132,53 +133,18 @@ mod tests {
 
     #[test]
     fn usage_errors_name_the_range() {
+        let listen = "natlens listen -s 127.0.0.1:1 --id a";
         for args in [
-            &[
-                "natlens",
-                "listen",
-                "-s",
-                "127.0.0.1:1",
-                "--id",
-                "a",
-                "--punch-timeout",
-                "60s",
-            ][..],
-            &[
-                "natlens",
-                "listen",
-                "-s",
-                "127.0.0.1:1",
-                "--id",
-                "a",
-                "--punch-timeout",
-                "0s",
-            ],
-            &[
-                "natlens",
-                "listen",
-                "-s",
-                "127.0.0.1:1",
-                "--id",
-                "a",
-                "--fanout",
-                "0",
-            ],
-            &["natlens", "listen", "-s", "127.0.0.1:1", "--id", "a b"],
-            &[
-                "natlens",
-                "login",
-                "-s",
-                "127.0.0.1:1",
-                "--id",
-                "a",
-                "--keepalive",
-                "0s",
-            ],
-            &["natlens", "server", "--alternate", "127.0.0.2:0"],
-            &["natlens", "server", "--link", "127.0.0.2:0"],
-            &["natlens", "server", "--tcp-idle", "0s"],
+            words(&format!("{listen} --punch-timeout 60s")),
+            words(&format!("{listen} --punch-timeout 0s")),
+            words(&format!("{listen} --fanout 0")),
+            vec!["natlens", "listen", "-s", "127.0.0.1:1", "--id", "a b"],
+            words("natlens login -s 127.0.0.1:1 --id a --keepalive 0s"),
+            words("natlens server --alternate 127.0.0.2:0"),
+            words("natlens server --link 127.0.0.2:0"),
+            words("natlens server --tcp-idle 0s"),
         ] {
-            let err = Cli::try_parse_from(args).expect_err(&format!("{args:?}"));
+            let err = Cli::try_parse_from(&args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
     }
