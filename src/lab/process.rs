@@ -25,6 +25,19 @@ const EXIT_POLL: Duration = Duration::from_millis(5);
 /// grandchild) still holds it.
 const STDERR_GRACE: Duration = Duration::from_millis(200);
 
+/// Starts `command`'s process in a session of its own (setsid), so that the terminal's Ctrl-C
+/// does not reach a background process (a server, a worker) meant to outlive `natlens lab up`.
+pub fn detach(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
 /// A process in a lab host: stdout collected on a thread, stderr lines kept and passed on to
 /// [`wait_for`](LabProcess::wait_for). Killed (and reaped) on drop, so an early return or a
 /// failed assertion leaves nothing running.

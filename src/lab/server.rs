@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -87,14 +86,7 @@ pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerStat
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);
-    // SAFETY: setsid(2) is async-signal-safe; it keeps the terminal's Ctrl-C away from a server
-    // that should outlive `natlens lab up`.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::lab::process::detach(&mut command);
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {} server in {netns}", exe.display()))?;

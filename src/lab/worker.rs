@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,14 +144,7 @@ pub fn start_process(exe: &Path, netns: &str, job: &Job) -> anyhow::Result<u32> 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // SAFETY: setsid(2) is async-signal-safe; it keeps the terminal's Ctrl-C away from a worker
-    // that should outlive `natlens lab up`.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::lab::process::detach(&mut command);
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {} lab worker", exe.display()))?;
