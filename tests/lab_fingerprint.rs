@@ -11,10 +11,11 @@ mod common;
 
 use common::lab_available;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
+use natlens::lab::process::LabProcess;
 use natlens::lab::{Host, Lab, LabSpec, NatMode, Side};
 use serde_json::Value;
 
@@ -24,7 +25,8 @@ const ALT_PORT: u16 = 3479;
 /// A lab with natlens servers in its server namespace.
 struct Fixture {
     lab: Lab,
-    servers: Vec<Child>,
+    /// Killed on drop.
+    _servers: Vec<LabProcess>,
 }
 
 impl Fixture {
@@ -55,20 +57,21 @@ impl Fixture {
             if !args.contains(&"--listen") {
                 command.args(["--listen", &primary]);
             }
-            command
-                .args(*args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let server = lab
-                .spawn(Host::Server, command)
-                .expect("starting the server");
+            command.args(*args);
+            let server =
+                LabProcess::spawn(&lab, Host::Server, command, None).expect("starting the server");
+            // Every socket is bound before the first line: `nat` fails at once on a closed
+            // port (ICMP port unreachable), so it must not start before.
+            assert!(
+                server.wait_for("listening", Duration::from_secs(10)),
+                "the server did not start: {:?}",
+                server.stderr_so_far()
+            );
             children.push(server);
         }
-        std::thread::sleep(Duration::from_millis(300));
         Some(Fixture {
             lab,
-            servers: children,
+            _servers: children,
         })
     }
 
@@ -131,15 +134,6 @@ impl Fixture {
                 (stream.local_addr().unwrap(), stream)
             })
             .unwrap()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for server in &mut self.servers {
-            let _ = server.kill();
-            let _ = server.wait();
-        }
     }
 }
 
