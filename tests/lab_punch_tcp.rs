@@ -363,6 +363,7 @@ fn helper_entry() {
             part: TcpPart::Aim,
         },
         seed: u64::from(local_port),
+        interface: None,
     };
     let (sa, sb) = (spec(pa, pb), spec(pb, pa));
     let other = std::thread::spawn(move || {

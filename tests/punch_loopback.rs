@@ -343,3 +343,33 @@ fn a_missing_file_to_send_fails_before_logging_in() {
         "{stderr}"
     );
 }
+
+/// `--interface lo` reaches every socket of a TCP punch (the listener, the connecting sockets,
+/// the crafted SYNs' raw socket as root): both ends still connect over loopback. The device
+/// needs CAP_NET_RAW on the session socket, so this runs as root only.
+#[test]
+fn a_tcp_punch_through_interface_lo_connects() {
+    if !common::is_root() {
+        common::skip("--interface needs CAP_NET_RAW: run the tests as root");
+        return;
+    }
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let on_lo = [
+        "--no-data",
+        "--json",
+        "--transport",
+        "tcp",
+        "--interface",
+        "lo",
+    ];
+    let listener = Listener::start(server.addr(), "grace", &on_lo);
+    let caller = call(server.addr(), "grace", "heidi", &on_lo);
+    let (status, stdout, stderr) = listener.finish();
+    assert!(status.success(), "{stderr:#?}");
+    for out in [stdout, caller.stdout] {
+        let report: Value = serde_json::from_slice(&out).expect("one JSON report on stdout");
+        assert_eq!(report["result"], "connected", "{report}");
+        assert_eq!(report["transport"], "tcp", "{report}");
+    }
+    assert!(caller.status.success());
+}

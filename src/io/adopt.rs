@@ -85,9 +85,10 @@ pub fn adopt(
     local: SocketAddr,
     peer: &SegmentRepr,
     crafted: CraftedSyn,
+    device: Option<&str>,
 ) -> io::Result<TcpStream> {
     let handshake = Handshake::new(local, peer, crafted);
-    let socket = handshake.repaired_socket()?;
+    let socket = handshake.repaired_socket(device)?;
     if peer.kind() == SegmentKind::SynAck {
         raw.send(&handshake.final_ack())?;
     } else {
@@ -180,9 +181,9 @@ impl Handshake {
 
     /// A socket on the punched port made ESTABLISHED to the peer in repair mode, carrying on
     /// from both ISNs with the options the handshake agreed.
-    fn repaired_socket(&self) -> io::Result<Socket> {
+    fn repaired_socket(&self, device: Option<&str>) -> io::Result<Socket> {
         let any = SocketAddr::new(unspecified(self.local), self.local.port());
-        let socket = reusable_socket(any)?;
+        let socket = reusable_socket(any, device)?;
         let fd = socket.as_raw_fd();
         set_int(fd, libc::TCP_REPAIR, 1)?;
         set_int(fd, libc::TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)?;

@@ -58,6 +58,8 @@ pub struct TcpPunch {
     pub plan: TcpSpec,
     /// Seeds the machine's generator (crafted ISNs and timestamps); drawn from the run's RNG.
     pub seed: u64,
+    /// --interface: the device every socket of the punch is bound to, the raw one included.
+    pub interface: Option<String>,
 }
 
 impl TcpPunch {
@@ -79,6 +81,7 @@ impl TcpPunch {
             deadline,
             plan: TcpSpec::for_plan(plan, syn_ttl, server_rtt),
             seed: rng.next_u64(),
+            interface: None,
         }
     }
 
@@ -154,8 +157,7 @@ pub fn punch(
     if !spec.plan.crafts() {
         return plain(spec, spec.local_port, start, stop);
     }
-    let raw = match RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)
-    {
+    let raw = match open_raw(spec) {
         Ok(raw) => raw,
         Err(err @ (RawTcpError::NoCapability | RawTcpError::Io(_))) => {
             hint(&err.to_string());
@@ -173,9 +175,20 @@ pub fn punch(
     }
 }
 
+/// The raw socket for crafted SYNs, bound to --interface's device when there is one (binding
+/// it first needs no capability, so it can come after the drop).
+pub(crate) fn open_raw(spec: &TcpPunch) -> Result<RawTcp, RawTcpError> {
+    let raw = RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)?;
+    if let Some(name) = &spec.interface {
+        raw.bind_device(name).map_err(RawTcpError::Io)?;
+    }
+    Ok(raw)
+}
+
 /// The port this punch sends from: the session's, or a free one when it has none.
 pub(crate) fn punched_port(spec: &TcpPunch) -> io::Result<u16> {
-    let bound = reusable_socket(spec.bind_on(spec.local_port))?.local_addr()?;
+    let bound =
+        reusable_socket(spec.bind_on(spec.local_port), spec.interface.as_deref())?.local_addr()?;
     Ok(bound.as_socket().map_or(spec.local_port, |a| a.port()))
 }
 
@@ -187,7 +200,9 @@ fn plain(
     stop: Option<&AtomicBool>,
 ) -> Result<TcpPunched, PunchError> {
     let machine = spec.machine(start, false);
-    let driven = Shell::new(machine, spec.bind_on(port), None).run(stop)?;
+    let driven = Shell::new(machine, spec.bind_on(port), None)
+        .on_device(spec.interface.as_deref())
+        .run(stop)?;
     Ok(TcpPunched::from_driven(driven, 0))
 }
 
@@ -210,7 +225,9 @@ pub(crate) fn crafted(
         .and_then(|lan_ip| {
             let lan = SocketAddr::new(lan_ip, port);
             let machine = spec.machine(scheduled, true);
-            Shell::new(machine, spec.bind_on(port), Some((raw, lan))).run(stop)
+            Shell::new(machine, spec.bind_on(port), Some((raw, lan)))
+                .on_device(spec.interface.as_deref())
+                .run(stop)
         });
     let rsts_kept = guard.dropped().unwrap_or(0);
     let removed = guard.remove();

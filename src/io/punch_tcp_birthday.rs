@@ -29,9 +29,8 @@ use std::io;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::io::caps;
 use crate::io::punch_tcp::{self, TcpPunch, TcpPunched};
-use crate::io::raw_tcp::{Family, RawTcp};
+
 use crate::io::rst_guard::RstGuard;
 use crate::io::simopen::{PunchError, Shell};
 
@@ -50,7 +49,9 @@ pub fn hold(
         )));
     }
     let machine = spec.machine(Instant::now(), false);
-    let driven = Shell::new(machine, spec.bind_on(0), None).run(stop)?;
+    let driven = Shell::new(machine, spec.bind_on(0), None)
+        .on_device(spec.interface.as_deref())
+        .run(stop)?;
     Ok(TcpPunched::from_driven(driven, 0))
 }
 
@@ -63,8 +64,7 @@ pub fn spray(
     hint: &mut dyn FnMut(&str),
 ) -> Result<TcpPunched, PunchError> {
     let start = Instant::now();
-    let raw = match RawTcp::open_then_drop_caps(Family::of(spec.peer_ip), 1 << caps::CAP_NET_ADMIN)
-    {
+    let raw = match crate::io::punch_tcp::open_raw(spec) {
         Ok(raw) => raw,
         Err(err) => {
             let line = format!(

@@ -165,6 +165,11 @@ impl RawTcp {
         Ok(raw)
     }
 
+    /// Sends the crafted segments out of device `name` only (SO_BINDTODEVICE, --interface).
+    pub fn bind_device(&self, name: &str) -> io::Result<()> {
+        self.socket.bind_device(Some(name.as_bytes()))
+    }
+
     pub fn family(&self) -> Family {
         self.family
     }

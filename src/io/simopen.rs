@@ -105,8 +105,13 @@ impl From<io::Error> for PunchError {
 
 /// A TCP socket bound to `local` with SO_REUSEADDR and SO_REUSEPORT, ready to connect or
 /// listen.
-pub fn reusable_socket(local: SocketAddr) -> io::Result<Socket> {
+pub fn reusable_socket(local: SocketAddr, device: Option<&str>) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(local), Type::STREAM, None)?;
+    if let Some(name) = device {
+        // --interface: the first binding of a fresh socket needs no CAP_NET_RAW (Linux 5.7+),
+        // so it works after the punch dropped its capabilities.
+        socket.bind_device(Some(name.as_bytes()))?;
+    }
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&local.into())?;
@@ -137,7 +142,7 @@ impl SimOpen {
     /// Binds the listener on `local` (port 0: an ephemeral port, see [`SimOpen::local_addr`])
     /// for a connection to `peer`.
     pub fn bind(local: SocketAddr, peer: SocketAddr) -> io::Result<SimOpen> {
-        let listener = listener_on(local)?;
+        let listener = listener_on(local, None)?;
         let local = listener.local_addr()?;
         Ok(SimOpen {
             listener: Some(listener),
@@ -222,8 +227,8 @@ impl SimOpen {
 }
 
 /// A listening, non-blocking socket on `local`, sharing the port.
-fn listener_on(local: SocketAddr) -> io::Result<TcpListener> {
-    let socket = reusable_socket(local)?;
+fn listener_on(local: SocketAddr, device: Option<&str>) -> io::Result<TcpListener> {
+    let socket = reusable_socket(local, device)?;
     socket.listen(16)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from(socket))
@@ -255,6 +260,8 @@ pub struct Shell<'a> {
     local: SocketAddr,
     /// The raw socket and our LAN address on the crafted 4-tuples.
     raw: Option<(&'a RawTcp, SocketAddr)>,
+    /// The device every kernel socket is bound to (--interface), if any.
+    device: Option<String>,
     listener: Option<TcpListener>,
     /// Connecting sockets, with where each is bound.
     sockets: Vec<(SocketId, Socket, Bind)>,
@@ -275,12 +282,19 @@ impl<'a> Shell<'a> {
             machine,
             local,
             raw,
+            device: None,
             listener: None,
             sockets: Vec::new(),
             last_error: None,
             adopting: None,
             accepted: None,
         }
+    }
+
+    /// Binds every kernel socket of the punch to `device` (--interface), if any.
+    pub fn on_device(mut self, device: Option<&str>) -> Shell<'a> {
+        self.device = device.map(str::to_owned);
+        self
     }
 
     /// Carries out the machine until it connects, gives up or `stop` goes up.
@@ -324,7 +338,7 @@ impl<'a> Shell<'a> {
         while let Some(command) = self.machine.poll_command() {
             match command {
                 Command::Listen if self.listener.is_none() => {
-                    let listener = listener_on(self.local)?;
+                    let listener = listener_on(self.local, self.device.as_deref())?;
                     // Port 0 picked a port: the connecting sockets share it.
                     self.local = listener.local_addr()?;
                     self.listener = Some(listener);
@@ -354,7 +368,7 @@ impl<'a> Shell<'a> {
     /// A non-blocking `connect()`; a failure at once goes back to the machine.
     fn connect(&mut self, id: SocketId, bind: Bind, to: SocketAddr) -> Result<(), PunchError> {
         let socket = match bind {
-            Bind::Punched => reusable_socket(self.local)?,
+            Bind::Punched => reusable_socket(self.local, self.device.as_deref())?,
             Bind::Any => Socket::new(Domain::for_address(to), Type::STREAM, None)?,
         };
         socket.set_nonblocking(true)?;
@@ -538,7 +552,10 @@ impl<'a> Shell<'a> {
                     isn: syn.isn,
                     tsval: syn.tsval,
                 };
-                (adopt::adopt(raw, lan, &segment, crafted)?, Via::Adopt)
+                (
+                    adopt::adopt(raw, lan, &segment, crafted, self.device.as_deref())?,
+                    Via::Adopt,
+                )
             }
         };
         stream.set_nonblocking(false)?;

@@ -69,7 +69,7 @@ fn punch(
         .context("the server did not report the peer's address")?;
     std::thread::sleep(meeting.start.saturating_duration_since(Instant::now()));
     let started = meeting.start;
-    let spec = TcpPunch::for_plan(
+    let mut spec = TcpPunch::for_plan(
         plan,
         peer.ip(),
         own.tcp_local.map_or(0, |a| a.port()),
@@ -78,6 +78,7 @@ fn punch(
         own.server_rtt(),
         &mut run.rng(),
     );
+    spec.interface = own.source.interface.clone();
     let punched = punch_on_own_thread(run, &spec);
     if matches!(punched, Err(PunchError::Stopped)) {
         return Err(crate::exit::interrupted("while punching"));
