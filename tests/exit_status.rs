@@ -207,33 +207,9 @@ fn ctrl_c_while_listening_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains("waiting for a call"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("listen never waited for a call: {seen:#?}");
-            }
-        }
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    seen.extend(rx.iter());
-    assert_eq!(status.code(), Some(exit::INTERRUPTED.into()), "{seen:#?}");
+    let rx = common::lines_of(child.stderr.take().unwrap());
+    let (code, seen) = common::interrupt_after(child, rx, "waiting for a call");
+    assert_eq!(code, Some(exit::INTERRUPTED.into()), "{seen:#?}");
     assert!(
         seen.iter()
             .any(|l| l == "natlens: interrupted before a call came"),

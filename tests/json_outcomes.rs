@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::ServerProcess;
+use common::{interrupt_after, lines_of, ServerProcess};
 use natlens::core::binding::{self, Outcome, Received};
 use natlens::core::Transport;
 use natlens::exit;
@@ -294,43 +293,6 @@ fn login_ends_with_its_summary() {
     assert_eq!(stdout[0]["event"], "logged_in");
     assert!(stdout[0]["public_address"].is_string(), "{}", stdout[0]);
     assert_eq!(stdout[0]["udp_expiry_ms"], 45_000);
-}
-
-/// Lines of a child's stream, as they come.
-fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-/// Waits for a line containing `needle`, then sends SIGINT; returns the child's status code
-/// and every line of the stream.
-fn interrupt_after(
-    mut child: Child,
-    rx: Receiver<String>,
-    needle: &str,
-) -> (Option<i32>, Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains(needle)) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("never saw {needle:?}: {seen:#?}");
-            }
-        }
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    seen.extend(rx.iter());
-    (status.code(), seen)
 }
 
 fn parse_all(lines: &[String], case: &str) -> Vec<Value> {

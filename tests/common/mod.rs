@@ -7,9 +7,10 @@ pub mod loopback_stun;
 pub mod programs;
 pub mod tcp_lab;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -212,4 +213,41 @@ pub fn skip(why: &str) -> bool {
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Lines of a child's stream, as they come.
+pub fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`, then sends SIGINT; returns the child's status code
+/// and every line of the stream.
+pub fn interrupt_after(
+    mut child: Child,
+    rx: Receiver<String>,
+    needle: &str,
+) -> (Option<i32>, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains(needle)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("never saw {needle:?}: {seen:#?}");
+            }
+        }
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    (status.code(), seen)
 }
