@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::ServerProcess;
 use natlens::exit;
