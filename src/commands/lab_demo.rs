@@ -11,7 +11,7 @@
 //! messages as they arrived, and whether the `port_through` each end reports is the public port
 //! the far router's conntrack table really shows for the confirmed path.
 
-use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,8 @@ use crate::core::fingerprint::{PlanConfig, Report};
 use crate::core::Transport;
 use crate::exit;
 use crate::io::prober::{self, Options};
-use crate::lab::plan::{router_wan, SERVER_ALTERNATE, SERVER_PRIMARY};
+use crate::lab::plan::router_wan;
+use crate::lab::server::{alternate, primary};
 use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
@@ -39,10 +40,6 @@ macro_rules! say {
     };
 }
 
-/// The server's STUN port on its primary address.
-const PRIMARY_PORT: u16 = 3478;
-/// Its RFC 5780 alternate port, on the alternate address.
-const ALTERNATE_PORT: u16 = 3479;
 /// How long the server may take to start listening.
 const SERVER_START: Duration = Duration::from_secs(5);
 /// `natlens nat`'s own default wait for the server's first answer.
@@ -93,14 +90,6 @@ impl Shown {
             Shown::NotConnected => exit::PUNCH_FAILED,
         })
     }
-}
-
-fn primary() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(SERVER_PRIMARY, PRIMARY_PORT))
-}
-
-fn alternate() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(SERVER_ALTERNATE, ALTERNATE_PORT))
 }
 
 /// This natlens executable, to run in a lab host.
