@@ -269,6 +269,7 @@ fn ethernet(ethertype: u16, ip_len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pnet_packet::Packet;
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
@@ -320,6 +321,64 @@ mod tests {
         let again = with_ethernet_header(&frame[ETHERNET_LEN..]).unwrap();
         assert_eq!(flow_of(&again), flow_of(&frame));
         assert_eq!(with_ethernet_header(&[0x10, 0]), None);
+    }
+
+    #[test]
+    fn a_synthesized_tcp_segment_reads_back_with_valid_checksums_on_both_families() {
+        let header = TcpHeader {
+            seq: 0xFFFF_FFF0,
+            ack: 7,
+            flags: TcpFlags::PSH | TcpFlags::ACK,
+        };
+        for (src, dst) in [
+            ("192.0.2.1:4000", "198.51.100.2:3478"),
+            ("[2001:db8::1]:4000", "[2001:db8::2]:3478"),
+        ] {
+            let (src, dst) = (addr(src), addr(dst));
+            let frame = synthesize_tcp(src, dst, header, b"stun").unwrap();
+            let flow = flow_of(&frame).unwrap();
+            assert_eq!((flow.proto, flow.src, flow.dst), (Proto::Tcp, src, dst));
+            let ip_len = match src {
+                SocketAddr::V4(_) => IPV4_LEN,
+                SocketAddr::V6(_) => IPV6_LEN,
+            };
+            let tcp = pnet_packet::tcp::TcpPacket::new(&frame[ETHERNET_LEN + ip_len..]).unwrap();
+            let expected = match (src.ip(), dst.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => tcp::ipv4_checksum(&tcp, &s, &d),
+                (IpAddr::V6(s), IpAddr::V6(d)) => tcp::ipv6_checksum(&tcp, &s, &d),
+                _ => unreachable!(),
+            };
+            assert_eq!(tcp.get_checksum(), expected);
+            assert_eq!(
+                (
+                    tcp.get_sequence(),
+                    tcp.get_acknowledgement(),
+                    tcp.get_flags()
+                ),
+                (header.seq, header.ack, header.flags)
+            );
+            assert_eq!(tcp.get_data_offset(), 5);
+            assert_eq!(tcp.payload(), b"stun");
+        }
+    }
+
+    #[test]
+    fn a_synthesized_syn_announces_its_mss_and_window_scale() {
+        let header = TcpHeader {
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags::SYN,
+        };
+        let frame =
+            synthesize_tcp(addr("192.0.2.1:4000"), addr("198.51.100.2:80"), header, b"").unwrap();
+        let tcp = pnet_packet::tcp::TcpPacket::new(&frame[ETHERNET_LEN + IPV4_LEN..]).unwrap();
+        assert_eq!(
+            usize::from(tcp.get_data_offset()) * 4,
+            TCP_LEN + SYN_OPTIONS_LEN
+        );
+        let options = &frame[ETHERNET_LEN + IPV4_LEN + TCP_LEN..];
+        assert_eq!(options, [2, 4, 0x05, 0xB4, 1, 3, 3, WINDOW_SCALE]);
+        assert_eq!(tcp_mss("2001:db8::1".parse().unwrap()), 1440);
     }
 
     #[test]
