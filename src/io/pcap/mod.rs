@@ -12,7 +12,9 @@
 //!   segments it would have been: a handshake when it opens ([`tcp_connected`],
 //!   [`tcp_accepted`]), a segment per write and read ([`tcp_sent`], [`tcp_received`]), and
 //!   its FINs or RST when natlens ends it ([`tcp_shutdown`], [`tcp_closing`]), with
-//!   continuous sequence and acknowledgement numbers ([`streams`]).
+//!   continuous sequence and acknowledgement numbers ([`streams`]). Not in such a file: the
+//!   connect() tries that failed, and how a stream the peer reset ended (a reset socket no
+//!   longer knows its peer's address).
 //!
 //! Why a process-wide recorder rather than a handle passed down: the sockets are opened in a
 //! dozen places across the prober, the session client and the UDP and TCP punches, on several
