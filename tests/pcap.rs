@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -286,7 +286,7 @@ fn nat_capture_holds_every_probe_and_answer_natlens_counted() {
 }
 
 #[test]
-fn nat_without_cap_net_raw_writes_its_udp_datagrams_with_synthesized_headers() {
+fn nat_without_cap_net_raw_writes_udp_and_tcp_with_synthesized_headers() {
     if !ready("nat_synthesized", false) {
         return;
     }
@@ -304,37 +304,138 @@ fn nat_without_cap_net_raw_writes_its_udp_datagrams_with_synthesized_headers() {
     assert_eq!(said, [NO_CAP_LINE], "stderr: {stderr}");
 
     assert_not_malformed(&file);
-    assert_transport_matches(&file, "udp", &report["udp"], server.primary.port());
-    // Every frame is marked, every checksum verifies, and TCP is not recorded.
+    for transport in ["udp", "tcp"] {
+        assert_transport_matches(&file, transport, &report[transport], server.primary.port());
+    }
+    // Every frame is marked, and every checksum verifies.
     let frames = tshark_fields(&file, "frame", &["frame.comment"]);
     assert!(frames
         .iter()
         .all(|row| row[0].starts_with("synthesized by natlens")));
+    assert_checksums_good(&file);
+
+    // TCP: one Binding request over its own connection per allocation sample, each stream
+    // a whole conversation Wireshark finds nothing wrong with: a handshake first, sequence
+    // numbers without a gap, and the RST each prober connection closes with (SO_LINGER 0).
+    let tcp = &report["tcp"];
+    let mapping: SocketAddr = tcp["public_address"].as_str().unwrap().parse().unwrap();
+    let samples = tcp["allocation"]["samples"].as_u64().unwrap() as usize;
+    let sample_requests = stun_messages(&file, "tcp")
+        .iter()
+        .filter(|m| m.kind == STUN_BINDING_REQUEST)
+        .filter(|m| m.dst_port == server.primary.port() && m.src_port != mapping.port())
+        .count();
+    assert_eq!(
+        sample_requests, samples,
+        "TCP Binding requests from fresh ports in the file vs samples natlens reports"
+    );
+    assert_tcp_analysis_clean(&file);
+    let streams = tcp_streams(&file);
+    assert!(streams.len() > samples, "{} TCP streams", streams.len());
+    for (stream, flags) in &streams {
+        assert_eq!(
+            flags[..3],
+            ["SYN", "SYN-ACK", "ACK"],
+            "stream {stream} opens with {flags:?}"
+        );
+        assert_eq!(
+            flags.last().map(String::as_str),
+            Some("RST-ACK"),
+            "stream {stream}: {flags:?}"
+        );
+    }
+}
+
+/// `nat -t tcp` against a server on [::1] without CAP_NET_RAW: the synthesized TCP is IPv6,
+/// and reads back as cleanly as over IPv4.
+#[test]
+fn nat_over_ipv6_without_cap_net_raw_writes_tcp_with_synthesized_headers() {
+    if !ready("nat_synthesized_ipv6", false) {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        skip("nat_synthesized_ipv6: this host has no IPv6 loopback");
+        return;
+    }
+    let scratch = Scratch::new("synth6");
+    let file = scratch.file("nat6.pcapng");
+    let server = Server::natlens_at("[::1]:0".parse().unwrap());
+    let primary = server.primary.to_string();
+    let mut args = nat_args(&primary, file.to_str().unwrap());
+    args.extend(["--transport", "tcp"]);
+    let output = run(natlens_without_cap_net_raw(&args));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    assert_not_malformed(&file);
+    assert_transport_matches(&file, "tcp", &report["tcp"], server.primary.port());
+    assert_tcp_analysis_clean(&file);
+    assert_checksums_good(&file);
+    let families = tshark_fields(&file, "tcp && !ipv6", &["frame.number"]);
+    assert!(families.is_empty(), "IPv4 frames in {families:?}");
+}
+
+/// Every IPv4, UDP and TCP checksum in a capture verifies (tshark's status 1 is Good; IPv6
+/// has no header checksum).
+fn assert_checksums_good(file: &Path) {
     let checks = Command::new("tshark")
         .arg("-r")
-        .arg(&file)
-        .args([
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-        ])
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "ip.checksum.status",
-            "-e",
-            "udp.checksum.status",
-        ])
+        .arg(file)
+        .args(["-o", "ip.check_checksum:TRUE"])
+        .args(["-o", "udp.check_checksum:TRUE"])
+        .args(["-o", "tcp.check_checksum:TRUE"])
+        .args(["-T", "fields", "-E", "occurrence=f"])
+        .args(["-e", "ip.checksum.status"])
+        .args(["-e", "udp.checksum.status", "-e", "tcp.checksum.status"])
         .output()
         .unwrap();
     let statuses: BTreeSet<String> = String::from_utf8_lossy(&checks.stdout)
         .lines()
         .map(str::to_owned)
         .collect();
-    assert_eq!(statuses, BTreeSet::from(["1\t1".to_owned()]), "1 is Good");
-    assert!(tshark_fields(&file, "tcp", &["frame.number"]).is_empty());
+    let good = |row: &String| {
+        let fields: Vec<&str> = row.split('\t').collect();
+        let transports = fields.get(1..3).unwrap_or_default();
+        matches!(fields[0], "" | "1") && transports.contains(&"1") && transports.contains(&"")
+    };
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(good),
+        "checksum statuses (ip, udp, tcp; 1 is Good): {statuses:?}"
+    );
+}
+
+/// Wireshark's TCP analysis flags nothing: no segment missing, out of order, retransmitted,
+/// duplicate-acknowledged or acknowledging what it never saw.
+fn assert_tcp_analysis_clean(file: &Path) {
+    let flagged = tshark_fields(
+        file,
+        "tcp.analysis.flags",
+        &["frame.number", "_ws.expert.message"],
+    );
+    assert!(
+        flagged.is_empty(),
+        "{}: TCP analysis flags {flagged:?}",
+        file.display()
+    );
+}
+
+/// Each TCP stream of a capture (tshark's index) with the flags of its segments in order:
+/// "SYN", "SYN-ACK", "ACK", "PSH-ACK", "FIN-ACK", "RST-ACK".
+fn tcp_streams(file: &Path) -> BTreeMap<u32, Vec<String>> {
+    let mut streams: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for row in tshark_fields(file, "tcp", &["tcp.stream", "tcp.flags"]) {
+        let bits = u16::from_str_radix(row[1].trim_start_matches("0x"), 16).unwrap();
+        let names: Vec<&str> = [(0x08, "PSH"), (0x02, "SYN"), (0x01, "FIN"), (0x04, "RST")]
+            .into_iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| name)
+            .chain((bits & 0x10 != 0).then_some("ACK"))
+            .collect();
+        streams
+            .entry(row[0].parse().unwrap())
+            .or_default()
+            .push(names.join("-"));
+    }
+    streams
 }
 
 /// A background `natlens listen`, killed when dropped (a failed test leaves no process).
@@ -347,9 +448,20 @@ impl Drop for Listening {
     }
 }
 
+/// How a punch test runs `listen` and `call`: the punch's transport, the session's
+/// (`--login-transport`), and how natlens is started.
+#[derive(Clone, Copy)]
+struct PunchRun {
+    transport: &'static str,
+    login: &'static str,
+    natlens: Launcher,
+    /// Without CAP_NET_RAW: the file holds the connection natlens made, not its failed tries.
+    synthesized: bool,
+}
+
 /// `natlens listen --pcap` in the background, once it says it is waiting for a call.
-fn start_listen(server: &str, pcap: &Path, transport: &str, natlens: Launcher) -> Listening {
-    let mut child = natlens(&[
+fn start_listen(server: &str, pcap: &Path, run: PunchRun) -> Listening {
+    let mut child = (run.natlens)(&[
         "listen",
         "--server",
         server,
@@ -358,7 +470,8 @@ fn start_listen(server: &str, pcap: &Path, transport: &str, natlens: Launcher) -
         "--no-data",
         "--json",
     ])
-    .args(["--transport", transport, "--pcap"])
+    .args(["--transport", run.transport, "--login-transport", run.login])
+    .arg("--pcap")
     .arg(pcap)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -404,15 +517,23 @@ fn frames_between(file: &Path, transport: &str, from: SocketAddr, to: SocketAddr
     tshark_fields(file, &filter, &["frame.number"]).len()
 }
 
-/// listen and call punch over `transport` on loopback, each writing a capture that must hold
-/// the session with the server and the punched path both ways.
-fn punch_with_captures(transport: &str, natlens: Launcher) {
-    let scratch = Scratch::new(&format!("punch-{transport}"));
+/// Both ends' captures of a punch and their reports, removed with the scratch directory.
+struct PunchCaptures {
+    _scratch: Scratch,
+    server_port: u16,
+    /// The caller's file and report, then the callee's.
+    ends: [(PathBuf, Value); 2],
+}
+
+/// listen and call punch on loopback, each writing a capture that must hold the session with
+/// the server and the punched path both ways.
+fn punch_with_captures(run: PunchRun) -> PunchCaptures {
+    let scratch = Scratch::new(&format!("punch-{}-{}", run.transport, run.login));
     let (listen_file, call_file) = (scratch.file("listen.pcapng"), scratch.file("call.pcapng"));
     let server = Server::natlens(Mode::Basic, &[]);
     let primary = server.primary.to_string();
-    let mut listener = start_listen(&primary, &listen_file, transport, natlens);
-    let call = natlens(&[
+    let mut listener = start_listen(&primary, &listen_file, run);
+    let call = (run.natlens)(&[
         "call",
         "alice",
         "--server",
@@ -421,7 +542,14 @@ fn punch_with_captures(transport: &str, natlens: Launcher) {
         "bob",
         "--no-data",
     ])
-    .args(["--json", "--transport", transport, "--pcap"])
+    .args([
+        "--json",
+        "--transport",
+        run.transport,
+        "--login-transport",
+        run.login,
+    ])
+    .arg("--pcap")
     .arg(&call_file)
     .output()
     .unwrap();
@@ -442,27 +570,33 @@ fn punch_with_captures(transport: &str, natlens: Launcher) {
     assert!(listen_status.success(), "listen: {listen_status}");
 
     let server_port = server.primary.port();
-    assert_capture_holds_the_punch(
-        &call_file,
-        &punch_report(&call.stdout),
-        transport,
+    let ends = [
+        (call_file, punch_report(&call.stdout)),
+        (listen_file, punch_report(&listen_stdout)),
+    ];
+    for (file, report) in &ends {
+        assert_capture_holds_the_punch(file, report, run, server_port);
+    }
+    PunchCaptures {
+        _scratch: scratch,
         server_port,
-    );
-    assert_capture_holds_the_punch(
-        &listen_file,
-        &punch_report(&listen_stdout),
-        transport,
-        server_port,
-    );
+        ends,
+    }
+}
+
+/// The local and peer addresses of a punch report's path.
+fn punched_path(report: &Value) -> (SocketAddr, SocketAddr) {
+    let address = |key: &str| report["path"][key].as_str().unwrap().parse().unwrap();
+    (address("local"), address("peer"))
 }
 
 /// One end's capture against its report: the punched path both ways (at least as many frames
-/// out as the probes natlens counted), the session with the server (over UDP, the default
-/// login transport), and no malformed frame.
-fn assert_capture_holds_the_punch(file: &Path, report: &Value, transport: &str, server_port: u16) {
+/// out as the probes natlens counted, when captured live), the session with the server (over
+/// the login transport), and no malformed frame.
+fn assert_capture_holds_the_punch(file: &Path, report: &Value, run: PunchRun, server_port: u16) {
     assert_eq!(report["result"], "connected", "{report}");
-    let local: SocketAddr = report["path"]["local"].as_str().unwrap().parse().unwrap();
-    let peer: SocketAddr = report["path"]["peer"].as_str().unwrap().parse().unwrap();
+    let (local, peer) = punched_path(report);
+    let transport = run.transport;
     let role = if report["role"] == "caller" {
         "caller"
     } else {
@@ -478,12 +612,18 @@ fn assert_capture_holds_the_punch(file: &Path, report: &Value, transport: &str, 
     assert_not_malformed(file);
     let to_peer = frames_between(file, transport, local, peer);
     let from_peer = frames_between(file, transport, peer, local);
+    // A synthesized TCP capture holds the connection, not the connect() tries that failed.
+    let least = if run.synthesized && transport == "tcp" {
+        1
+    } else {
+        sent.max(1)
+    };
     assert!(
-        to_peer >= sent.max(1) && from_peer >= 1,
+        to_peer >= least && from_peer >= 1,
         "{}: {to_peer} frames {local} -> {peer} (natlens sent {sent} probes), {from_peer} back",
         file.display()
     );
-    let session = format!("stun && udp.port == {server_port}");
+    let session = format!("stun && {}.port == {server_port}", run.login);
     assert!(
         !tshark_fields(file, &session, &["frame.number"]).is_empty(),
         "{}: no STUN with the server",
@@ -496,7 +636,12 @@ fn listen_and_call_captures_hold_the_udp_punch_both_ways() {
     if !ready("punch_capture_udp", true) {
         return;
     }
-    punch_with_captures("udp", natlens);
+    punch_with_captures(PunchRun {
+        transport: "udp",
+        login: "udp",
+        natlens,
+        synthesized: false,
+    });
 }
 
 #[test]
@@ -504,7 +649,12 @@ fn listen_and_call_captures_hold_the_tcp_punch_both_ways() {
     if !ready("punch_capture_tcp", true) {
         return;
     }
-    punch_with_captures("tcp", natlens);
+    punch_with_captures(PunchRun {
+        transport: "tcp",
+        login: "udp",
+        natlens,
+        synthesized: false,
+    });
 }
 
 /// Ctrl-C during `nat --pcap` (live): the file is finished before natlens exits with 130, and
@@ -533,8 +683,13 @@ fn interrupted_nat_finishes_the_file_and_exits_130() {
     let mut buf = [0u8; 1500];
     let mut received = 0;
     while received < 2 {
-        silent.recv_from(&mut buf).expect("natlens's requests");
-        received += 1;
+        // SO_RCVTIMEO makes a signal to this test process (another test's) end the wait with
+        // EINTR even under SA_RESTART: wait again.
+        match silent.recv_from(&mut buf) {
+            Ok(_) => received += 1,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => panic!("natlens's requests: {err}"),
+        }
     }
     // Retransmissions are about 360 ms apart: the signal lands between two.
     std::thread::sleep(Duration::from_millis(100));
@@ -661,5 +816,71 @@ fn listen_and_call_without_cap_net_raw_record_the_udp_punch_both_ways() {
     if !ready("punch_synthesized", false) {
         return;
     }
-    punch_with_captures("udp", natlens_without_cap_net_raw);
+    punch_with_captures(PunchRun {
+        transport: "udp",
+        login: "udp",
+        natlens: natlens_without_cap_net_raw,
+        synthesized: true,
+    });
+}
+
+/// Without CAP_NET_RAW the TCP punch is a plain simultaneous open, and the session goes over
+/// TCP too: each end's file holds both streams as Wireshark would have seen them, the
+/// session's STUN reassembled from the stream, the punched connection's handshake, the hellos
+/// both ways and this end's FIN, with nothing the TCP analysis flags.
+#[test]
+fn listen_and_call_without_cap_net_raw_record_the_tcp_punch_and_session_streams() {
+    if !ready("punch_synthesized_tcp", false) {
+        return;
+    }
+    let captures = punch_with_captures(PunchRun {
+        transport: "tcp",
+        login: "tcp",
+        natlens: natlens_without_cap_net_raw,
+        synthesized: true,
+    });
+    let hello_len = natlens::wire::tcp_hello::HELLO_LEN;
+    for (file, report) in &captures.ends {
+        assert_tcp_analysis_clean(file);
+        assert_checksums_good(file);
+        let (local, peer) = punched_path(report);
+        let between = |from: SocketAddr, to: SocketAddr, filter: &str| {
+            let filter = format!(
+                "ip.src == {} && tcp.srcport == {} && ip.dst == {} && tcp.dstport == {} && {filter}",
+                from.ip(),
+                from.port(),
+                to.ip(),
+                to.port()
+            );
+            tshark_fields(file, &filter, &["frame.number"]).len()
+        };
+        let syns =
+            between(local, peer, "tcp.flags.syn == 1") + between(peer, local, "tcp.flags.syn == 1");
+        assert_eq!(syns, 2, "{}: one SYN and one SYN-ACK", file.display());
+        let hellos = format!("tcp.len == {hello_len}");
+        assert_eq!(
+            (between(local, peer, &hellos), between(peer, local, &hellos)),
+            (1, 1),
+            "{}: the hellos",
+            file.display()
+        );
+        assert_eq!(
+            between(local, peer, "tcp.flags.fin == 1"),
+            1,
+            "{}: our FIN after the exchange",
+            file.display()
+        );
+        // The session: its STUN over the stream, and the FIN of its close (the prober's
+        // connections to the server end with a RST).
+        let session_fin = format!(
+            "tcp.dstport == {} && tcp.flags.fin == 1",
+            captures.server_port
+        );
+        assert_eq!(
+            tshark_fields(file, &session_fin, &["frame.number"]).len(),
+            1,
+            "{}: the session's FIN",
+            file.display()
+        );
+    }
 }

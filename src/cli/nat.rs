@@ -91,9 +91,10 @@ pub struct NatArgs {
     /// Write every packet natlens sends and receives on its sockets (the probes to the server
     /// and its answers) to FILE, a pcapng file for Wireshark or tshark (created or truncated).
     /// With root or CAP_NET_RAW the packets are captured as they are on the wire, TCP
-    /// handshakes included; without, natlens says so in one line on stderr and writes the UDP
-    /// datagrams it sent and received with synthesized Ethernet/IP/UDP headers, each marked by
-    /// a packet comment (TCP is not recorded then).
+    /// handshakes included; without, natlens says so in one line on stderr and writes what it
+    /// sent and received with synthesized headers, each packet marked by a comment: the UDP
+    /// datagrams, and each TCP connection as a handshake, a segment per write or read with
+    /// continuous sequence numbers, and the RST that closes it.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 }

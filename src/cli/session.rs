@@ -209,9 +209,11 @@ pub struct PunchArgs {
     /// server, the fingerprint's probes, the punch and the data) to FILE, a pcapng file for
     /// Wireshark or tshark (created or truncated). With root or CAP_NET_RAW the packets are
     /// captured as they are on the wire, TCP handshakes, resets and crafted SYNs included;
-    /// without, natlens says so in one line on stderr and writes the UDP datagrams it sent and
-    /// received with synthesized Ethernet/IP/UDP headers, each marked by a packet comment (TCP
-    /// is not recorded then).
+    /// without, natlens says so in one line on stderr and writes what it sent and received with
+    /// synthesized headers, each packet marked by a comment: the UDP datagrams, and each TCP
+    /// connection (the session's, the probes', the punched one) as a handshake, a segment per
+    /// write or read with continuous sequence numbers, and the FINs or RST natlens closed it
+    /// with (the connect() tries of the punch that failed are not in the file).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 }

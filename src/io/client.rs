@@ -69,6 +69,16 @@ pub enum Link {
     },
 }
 
+impl Drop for Link {
+    /// The session's stream closes with the link (a redial replaces it): a `--pcap` that
+    /// cannot capture records how it ends.
+    fn drop(&mut self) {
+        if let Link::Tcp { stream, .. } = self {
+            crate::io::pcap::tcp_closing(stream);
+        }
+    }
+}
+
 /// How far a TCP stream's breakage has been handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broken {
@@ -220,6 +230,10 @@ impl Link {
             }
             Link::Tcp { broken, .. } if *broken != Broken::No => Ok(()),
             Link::Tcp { stream, broken, .. } => match stream.write_all(bytes) {
+                Ok(()) => {
+                    crate::io::pcap::tcp_sent(stream, bytes);
+                    Ok(())
+                }
                 // The server went away: the next read tells the session, which dials again.
                 Err(err) if is_reset(&err) => {
                     *broken = Broken::Unreported;
@@ -266,11 +280,13 @@ impl Link {
                 deliver(&chunk[..len]);
                 Ok(Received::Data)
             }
-            (Ok(0), Link::Tcp { broken, .. }) => {
+            (Ok(0), Link::Tcp { stream, broken, .. }) => {
+                crate::io::pcap::tcp_received(stream, &[]);
                 *broken = Broken::Reported;
                 Ok(Received::Closed)
             }
-            (Ok(len), Link::Tcp { buffer, .. }) => {
+            (Ok(len), Link::Tcp { stream, buffer, .. }) => {
+                crate::io::pcap::tcp_received(stream, &chunk[..len]);
                 buffer.extend_from_slice(&chunk[..len]);
                 split_frames(buffer, deliver)?;
                 Ok(Received::Data)

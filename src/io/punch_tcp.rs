@@ -328,10 +328,13 @@ pub fn exchange(
     let result = (|| -> io::Result<DirectionRecord> {
         stream.set_read_timeout(timeout)?;
         let mut writer = stream.try_clone()?;
-        writer.write_all(&hello(own))?;
+        let own_hello = hello(own);
+        writer.write_all(&own_hello)?;
+        crate::io::pcap::tcp_sent(&writer, &own_hello);
         let mut reader = stream;
         let mut peer = [0u8; HELLO_LEN];
         reader.read_exact(&mut peer)?;
+        crate::io::pcap::tcp_received(reader, &peer);
         let peer = parse_hello(&peer)?;
         std::thread::scope(|scope| {
             let sender = scope.spawn(move || send_frames(input, &mut writer));
@@ -345,6 +348,7 @@ pub fn exchange(
             Ok(peer)
         })
     })();
+    crate::io::pcap::tcp_shutdown(stream);
     let _ = stream.shutdown(Shutdown::Write);
     let (peer, failure) = match result {
         Ok(peer) => (Some(peer), None),
@@ -375,11 +379,14 @@ fn send_frames(input: Option<Box<dyn Read + Send>>, writer: &mut TcpStream) -> i
             };
             let len = u32::try_from(n).expect("a frame fits");
             writer.write_all(&len.to_be_bytes())?;
+            crate::io::pcap::tcp_sent(writer, &len.to_be_bytes());
             writer.write_all(&buf[..n])?;
+            crate::io::pcap::tcp_sent(writer, &buf[..n]);
             sent += n as u64;
         }
     }
     writer.write_all(&0u32.to_be_bytes())?;
+    crate::io::pcap::tcp_sent(writer, &0u32.to_be_bytes());
     writer.flush()?;
     Ok(sent)
 }
@@ -392,6 +399,7 @@ fn receive_frames(reader: &mut &TcpStream, output: &mut dyn Write) -> io::Result
     loop {
         let mut len = [0u8; 4];
         reader.read_exact(&mut len)?;
+        crate::io::pcap::tcp_received(*reader, &len);
         let len = u32::from_be_bytes(len) as usize;
         if len == 0 {
             return Ok(received);
@@ -403,6 +411,7 @@ fn receive_frames(reader: &mut &TcpStream, output: &mut dyn Write) -> io::Result
             ));
         }
         reader.read_exact(&mut buf[..len])?;
+        crate::io::pcap::tcp_received(*reader, &buf[..len]);
         output.write_all(&buf[..len])?;
         received += len as u64;
     }

@@ -558,6 +558,11 @@ impl<'a> Shell<'a> {
                 )
             }
         };
+        if via == Via::Accept {
+            crate::io::pcap::tcp_accepted(&stream);
+        } else {
+            crate::io::pcap::tcp_connected(&stream);
+        }
         stream.set_nonblocking(false)?;
         Ok(Driven {
             punched: Punched {

@@ -95,6 +95,7 @@ impl Source {
         // Bound before the SYN leaves, so that a --pcap capture knows the port to keep.
         crate::io::pcap::watch_tcp(&socket);
         socket.connect_timeout(&peer.into(), timeout)?;
+        crate::io::pcap::tcp_connected(&socket);
         Ok(socket.into())
     }
 

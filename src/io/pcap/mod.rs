@@ -6,9 +6,15 @@
 //!   kernel's headers, crafted SYNs, TCP handshakes and resets included); [`live`] keeps those
 //!   whose local transport address is one of natlens's sockets, which register as they are
 //!   bound ([`watch_udp`], [`watch_tcp`]).
-//! * Synthesized (no CAP_NET_RAW): each UDP datagram natlens sends or receives
+//! * Synthesized (no CAP_NET_RAW, [`synth`]): each UDP datagram natlens sends or receives
 //!   ([`udp_sent`], [`udp_received`]) is written with made-up Ethernet/IP/UDP headers (valid
-//!   lengths and checksums) and a packet comment saying so. TCP is not recorded then.
+//!   lengths and checksums) and a packet comment saying so. Each TCP stream is written as the
+//!   segments it would have been: a handshake when it opens ([`tcp_connected`],
+//!   [`tcp_accepted`]), a segment per write and read ([`tcp_sent`], [`tcp_received`]), and
+//!   its FINs or RST when natlens ends it ([`tcp_shutdown`], [`tcp_closing`]), with
+//!   continuous sequence and acknowledgement numbers ([`streams`]). Not in such a file: the
+//!   connect() tries that failed, and how a stream the peer reset ended (a reset socket no
+//!   longer knows its peer's address).
 //!
 //! Why a process-wide recorder rather than a handle passed down: the sockets are opened in a
 //! dozen places across the prober, the session client and the UDP and TCP punches, on several
@@ -19,19 +25,23 @@
 mod file;
 mod frame;
 mod live;
+mod streams;
+mod synth;
 mod watch;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
 use file::PcapFile;
 use frame::Proto;
 use live::Live;
+use streams::{Ending, Key, Opener, Way};
+use synth::Synthesizer;
 use watch::Watched;
 
 /// The line said (once, on stderr) when natlens cannot capture.
@@ -51,10 +61,10 @@ static LIVE: Mutex<Option<(Live, PathBuf)>> = Mutex::new(None);
 enum Recorder {
     /// Registered sockets, which the capture thread consults.
     Live(Arc<Watched>),
-    /// The file the hooks write to (`None` after a write failed, said once), and natlens's
-    /// UDP sockets: a datagram one of them sends to another (a hairpin probe on loopback) is
-    /// recorded once, when sent.
-    Synthesized(Mutex<Option<PcapFile>>, Watched),
+    /// What the hooks write to, and natlens's sockets: a datagram one of them sends to
+    /// another, or a connection between two of them (a hairpin probe on loopback), is
+    /// recorded once, from the side that sends or connects.
+    Synthesized(Box<Mutex<Synthesizer>>, Watched),
 }
 
 /// A running `--pcap` capture. Dropping it (on every way out of a command, errors included)
@@ -78,7 +88,8 @@ pub fn start(path: &Path) -> anyhow::Result<Capture> {
         Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
             eprintln!("{NO_CAP_NET_RAW}");
             let watched = Watched::default();
-            (Recorder::Synthesized(Mutex::new(Some(file)), watched), None)
+            let synth = Box::new(Mutex::new(Synthesizer::new(file)));
+            (Recorder::Synthesized(synth, watched), None)
         }
         Err(err) => return Err(err).context("--pcap: cannot open a packet socket"),
     };
@@ -218,31 +229,26 @@ fn watch(proto: Proto, socket: &impl Bound) {
 /// Records a datagram `socket` sent to `to` (its connected peer when `None`) when natlens
 /// cannot capture.
 pub fn udp_sent(socket: &impl Bound, to: Option<SocketAddr>, payload: &[u8]) {
-    synthesize(socket, to, payload, true);
+    synthesize_udp(socket, to, payload, true);
 }
 
 /// Records a datagram `socket` received from `from` (its connected peer when `None`) when
 /// natlens cannot capture.
 pub fn udp_received(socket: &impl Bound, from: Option<SocketAddr>, payload: &[u8]) {
-    synthesize(socket, from, payload, false);
+    synthesize_udp(socket, from, payload, false);
 }
 
-fn synthesize(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], sent: bool) {
+fn synthesize_udp(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], sent: bool) {
     let Some(recorder) = recorder() else {
         return;
     };
-    let Recorder::Synthesized(file, watched) = &*recorder else {
+    let Recorder::Synthesized(synth, watched) = &*recorder else {
         return;
     };
-    let (Some(mut local), Some(remote)) = (socket.local(), remote.or_else(|| socket.peer())) else {
+    let (Some(local), Some(remote)) = (socket.local(), remote.or_else(|| socket.peer())) else {
         return;
     };
-    if local.ip().is_unspecified() {
-        // A wildcard socket: the source is what the kernel routes toward the far end.
-        if let Ok(ip) = crate::io::route::local_ip_toward(remote) {
-            local.set_ip(ip);
-        }
-    }
+    let local = routed(local, remote);
     let (src, dst) = if sent {
         (local, remote)
     } else {
@@ -251,27 +257,128 @@ fn synthesize(socket: &impl Bound, remote: Option<SocketAddr>, payload: &[u8], s
     if !sent && watched.owns(Proto::Udp, src) {
         return;
     }
-    let Some(frame) = frame::synthesize_udp(src, dst, payload) else {
-        return;
-    };
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(pcap) = file.as_mut() else {
-        return;
-    };
-    let written = pcap.interface(0, "natlens").and_then(|interface| {
-        pcap.packet(
-            interface,
-            since_epoch,
-            &frame,
-            frame.len(),
-            Some(SYNTHESIZED_COMMENT),
-        )
+    lock(synth).udp(src, dst, payload);
+}
+
+/// A wildcard socket's address as the kernel fills it in toward `remote`.
+fn routed(mut local: SocketAddr, remote: SocketAddr) -> SocketAddr {
+    if local.ip().is_unspecified() {
+        if let Ok(ip) = crate::io::route::local_ip_toward(remote) {
+            local.set_ip(ip);
+        }
+    }
+    local
+}
+
+fn lock(synth: &Mutex<Synthesizer>) -> std::sync::MutexGuard<'_, Synthesizer> {
+    synth.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the handshake of a TCP stream natlens's socket connected (a simultaneous open
+/// included), when natlens cannot capture. Call it once the connection is established.
+pub fn tcp_connected(stream: &impl Bound) {
+    synthesize_tcp(stream, |synth, key, _| synth.tcp_open(key, Opener::Local));
+}
+
+/// Records the handshake of a TCP stream a listener of natlens's accepted, when natlens cannot
+/// capture. A connection from another of natlens's own sockets (a hairpin probe on one host) is
+/// recorded once, from the connecting side.
+pub fn tcp_accepted(stream: &impl Bound) {
+    synthesize_tcp(stream, |synth, key, watched| {
+        if !watched.owns(Proto::Tcp, key.1) {
+            synth.tcp_open(key, Opener::Remote);
+        }
     });
-    if let Err(err) = written {
-        eprintln!("natlens: --pcap: writing the capture file: {err}; recording stops");
-        *file = None;
+}
+
+/// Records bytes natlens wrote on a TCP stream (after the write succeeded), when natlens
+/// cannot capture.
+pub fn tcp_sent(stream: &impl Bound, bytes: &[u8]) {
+    synthesize_tcp(stream, |synth, key, _| synth.tcp_data(key, Way::Out, bytes));
+}
+
+/// Records what a read on a TCP stream returned, when natlens cannot capture: the bytes, or
+/// for an empty read (the end of the stream) the remote end's FIN.
+pub fn tcp_received(stream: &impl Bound, bytes: &[u8]) {
+    synthesize_tcp(stream, |synth, key, _| synth.tcp_data(key, Way::In, bytes));
+}
+
+/// Records natlens's FIN on a TCP stream it is about to shut down for writing, when natlens
+/// cannot capture (and the remote end's, if it is already waiting to be read). Call it before
+/// `shutdown`: once both ends have closed, the socket no longer knows its peer's address.
+pub fn tcp_shutdown(stream: &(impl Bound + AsFd)) {
+    synthesize_tcp(stream, |synth, key, _| {
+        synth.tcp_end(key, Ending::Fin, queued(stream) == Queued::End)
+    });
+}
+
+/// Records how a TCP stream natlens is about to close ends, when natlens cannot capture: a RST
+/// when the socket lingers 0 s or has unread bytes (the kernel resets then), FINs otherwise.
+pub fn tcp_closing(stream: &(impl Bound + AsFd)) {
+    synthesize_tcp(stream, |synth, key, _| {
+        let queued = queued(stream);
+        let lingers_zero = socket2::SockRef::from(stream)
+            .linger()
+            .is_ok_and(|linger| linger == Some(std::time::Duration::ZERO));
+        let ending = if lingers_zero || queued == Queued::Bytes {
+            Ending::Reset
+        } else {
+            Ending::Fin
+        };
+        synth.tcp_end(key, ending, queued == Queued::End)
+    });
+}
+
+/// What waits in a stream's receive queue.
+#[derive(Debug, PartialEq, Eq)]
+enum Queued {
+    Nothing,
+    Bytes,
+    /// The remote end's FIN, and nothing before it.
+    End,
+}
+
+fn queued(stream: &impl AsFd) -> Queued {
+    let mut byte = 0u8;
+    // SAFETY: recv(2) of at most one byte into a byte we own; MSG_PEEK leaves it queued and
+    // MSG_DONTWAIT keeps a blocking socket from waiting.
+    let read = unsafe {
+        libc::recv(
+            stream.as_fd().as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match read {
+        0 => Queued::End,
+        n if n > 0 => Queued::Bytes,
+        _ => Queued::Nothing,
+    }
+}
+
+/// Runs `record` on the synthesized capture with the stream's key (its local and remote
+/// addresses, IPv4-mapped ones as IPv4), if natlens is writing one.
+fn synthesize_tcp(stream: &impl Bound, record: impl FnOnce(&mut Synthesizer, Key, &Watched)) {
+    let Some(recorder) = recorder() else {
+        return;
+    };
+    let Recorder::Synthesized(synth, watched) = &*recorder else {
+        return;
+    };
+    let (Some(local), Some(remote)) = (stream.local(), stream.peer()) else {
+        return;
+    };
+    let key = (canonical(routed(local, remote)), canonical(remote));
+    record(&mut lock(synth), key, watched);
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
     }
 }

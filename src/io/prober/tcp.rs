@@ -68,6 +68,14 @@ impl TcpShell {
     }
 }
 
+impl Drop for TcpShell {
+    /// The held connections reset as they close (SO_LINGER 0): a `--pcap` that cannot capture
+    /// records the RSTs.
+    fn drop(&mut self) {
+        self.held.iter().for_each(crate::io::pcap::tcp_closing);
+    }
+}
+
 /// One probe's connection.
 enum Conn {
     /// Bound, not connected yet: it exists before the first packet of the step.
@@ -216,6 +224,7 @@ impl TcpShell {
             return;
         };
         while let Ok((mut stream, peer)) = listener.accept() {
+            crate::io::pcap::tcp_accepted(&stream);
             let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             let token = self.token();
             if self
@@ -246,7 +255,10 @@ fn connect(socket: socket2::Socket, to: SocketAddr) -> io::Result<TcpStream> {
 fn read_into(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> io::Result<()> {
     let mut chunk = [0u8; MAX_FRAME];
     loop {
-        match stream.read(&mut chunk) {
+        match stream
+            .read(&mut chunk)
+            .inspect(|&n| crate::io::pcap::tcp_received(stream, &chunk[..n]))
+        {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -314,6 +326,7 @@ impl Step<'_> {
                 return Conn::Done(None);
             }
         }
+        crate::io::pcap::tcp_connected(&stream);
         let now = Instant::now();
         let took = self.connect_started[i].map(|started| now.saturating_duration_since(started));
         self.observations[i].handshake = took;
@@ -328,6 +341,7 @@ impl Step<'_> {
             self.fail(i, &err);
             return Conn::Done(Some(stream));
         }
+        crate::io::pcap::tcp_sent(&stream, &request);
         // The answer may already be waiting, and readiness is edge-triggered.
         self.on_open(i, stream, Vec::new(), Instant::now())
     }

@@ -150,5 +150,7 @@ fn exchange(
         Some(plan.timeout.max(Duration::from_secs(10))),
     );
     run.tell(Event::data_done(started.elapsed(), end.failure.clone()));
+    // The stream closes when the punch's result is dropped, right after the report is made.
+    crate::io::pcap::tcp_closing(&done.punched.stream);
     (Some(path), record, Some(end))
 }
