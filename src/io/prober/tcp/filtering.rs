@@ -66,11 +66,11 @@ impl TcpShell {
         let rtt = classify::rtt(observations);
         let tids = transaction_ids(&mut self.rng, CHANGES.len());
         let wait_ms = u32::try_from(syn_wait(rtt).as_millis()).unwrap_or(u32::MAX);
-        let mut requests = Vec::new();
+        // One write each (the socket has TCP_NODELAY): a segment per request, as a capture
+        // and its dissector expect.
         for (tid, change) in tids.iter().zip(CHANGES) {
-            requests.extend(syn_test_request(*tid, change, wait_ms));
+            self.held[index].write_all(&syn_test_request(*tid, change, wait_ms))?;
         }
-        self.held[index].write_all(&requests)?;
         let deadline = Instant::now() + reply_wait(rtt);
         let outcomes = self.await_answers(index, &tids, deadline)?;
         let tests = CHANGES
