@@ -38,7 +38,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
         }
         &'natlens;server'= {
             cand --listen 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6'
-            cand --alternate 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports'
+            cand --alternate 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports. With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed address to the requester; without it, it says so in one line at start and refuses those'
             cand --link 'Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT] as for --server of the client commands: a name is resolved once, at start (the line naming the address used is printed unless --json); the port defaults to 3478'
             cand --peer 'Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT] as for --server of the client commands: a name is resolved once, at start (the line naming the address used is printed unless --json); the port defaults to 3478'
             cand --name 'Name of this server in federation (defaults to a random one); must differ between linked servers'

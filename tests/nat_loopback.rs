@@ -46,6 +46,22 @@ fn full_mode_natlens_server_shows_no_nat_over_udp_and_tcp() {
     assert_eq!(report["server"], server.primary.to_string());
     assert_no_nat(&report["udp"], Mode::Full, Transport::Udp);
     assert_no_nat(&report["tcp"], Mode::Full, Transport::Tcp);
+    assert_crafted_tcp_filtering(&report["tcp"]);
+}
+
+/// Over TCP a natlens server with CAP_NET_RAW (root here) measures filtering by crafted SYNs:
+/// on loopback nothing filters. Without it the server refuses and says why.
+fn assert_crafted_tcp_filtering(tcp: &Value) {
+    let context = format!("{tcp:#}");
+    if common::is_root() {
+        assert_eq!(tcp["filtering"], "endpoint-independent", "{context}");
+        assert_eq!(tcp["change_request"], "honoured", "{context}");
+        assert_eq!(tcp["filtering_reason"], Value::Null, "{context}");
+    } else {
+        assert_eq!(tcp["filtering"], Value::Null, "{context}");
+        let reason = tcp["filtering_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("CAP_NET_RAW"), "{context}");
+    }
 }
 
 #[test]
@@ -86,9 +102,24 @@ fn coturn_in_rfc5780_mode_gives_the_same_verdicts_as_natlens() {
     for transport in [Transport::Udp, Transport::Tcp] {
         let name = transport.as_str();
         assert_no_nat(&runs[0][name], Mode::Full, transport);
+        let [mut left, mut right] = [verdicts(&runs[0][name]), verdicts(&runs[1][name])];
+        if transport == Transport::Tcp {
+            // Only natlens crafts SYNs: coturn refuses CHANGE-REQUEST over TCP.
+            assert_eq!(runs[0][name]["filtering"], Value::Null);
+            assert!(
+                runs[0][name]["filtering_reason"].is_string(),
+                "{}",
+                runs[0][name]
+            );
+            assert_crafted_tcp_filtering(&runs[1][name]);
+            for verdicts in [&mut left, &mut right] {
+                let object = verdicts.as_object_mut().unwrap();
+                object.remove("filtering");
+                object.remove("change_request");
+            }
+        }
         assert_eq!(
-            verdicts(&runs[0][name]),
-            verdicts(&runs[1][name]),
+            left, right,
             "{name}: coturn (left) and natlens (right) disagree"
         );
     }
@@ -414,7 +445,13 @@ fn assert_no_nat(facts: &Value, mode: Mode, transport: Transport) {
     let ei = json!("endpoint-independent");
     let (mapping, filtering, change) = match (full, transport) {
         (true, Transport::Udp) => (ei.clone(), ei, json!("honoured")),
-        (true, Transport::Tcp) => (ei, Value::Null, Value::Null),
+        // TCP filtering depends on the server (crafted SYNs: natlens with CAP_NET_RAW only):
+        // the callers check it.
+        (true, Transport::Tcp) => (
+            ei,
+            facts["filtering"].clone(),
+            facts["change_request"].clone(),
+        ),
         (false, _) => (Value::Null, Value::Null, Value::Null),
     };
     assert_eq!(facts["mapping"], mapping, "{context}");

@@ -76,6 +76,9 @@ fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
     let mut now = start;
     let mut core = ServerCore::new(config, now, 1);
+    if mode & 2 == 2 {
+        core.enable_syn_tests();
+    }
     let mut buffers: [Vec<u8>; CONNS] = Default::default();
     let mut reply = Vec::new();
     for op in Ops::new(data) {
@@ -131,6 +134,13 @@ fuzz_target!(|data: &[u8]| {
         while let Some(command) = core.poll_command() {
             if let Command::Send { bytes, .. } = command {
                 check_sent(&bytes);
+            }
+        }
+        // A crafted SYN goes only to a requester, and may be answered.
+        while let Some(order) = core.poll_syn() {
+            assert!(remotes.contains(&order.to), "a SYN to {}", order.to);
+            if mode & 4 == 4 {
+                core.handle_syn_reply(now, order.to, order.from.port(), order.isn.wrapping_add(1));
             }
         }
         while core.poll_event().is_some() {}

@@ -160,8 +160,8 @@ interrupted), error: {kind, message}}, kind as under EXIT STATUS.
 several --server, the first.
   servers  Every server asked, in the order given, the first being server.
   verdict  The one line the human report opens with, per transport (\"UDP: ... | TCP: ...\", \
-or \"UDP and TCP: ...\" when both say the same but for filtering, which only UDP measures and \
-which is then marked \"(UDP)\"): mapping and filtering in RFC 4787 words, the allocation \
+or \"UDP and TCP: ...\" when both say the same but for a filtering only UDP measured, which \
+is then marked \"(UDP)\"): mapping and filtering in RFC 4787 words, the allocation \
 (preserving, sequential with its step and next port, random), hairpinning, then which peer \
 kinds natlens can punch to (see punch) and the difficulty. What was not measured is left out, \
 but for the mapping. null when no transport was measured.
@@ -179,7 +179,13 @@ address-and-port-dependent.
 socket got another public address from another server's IP, false when it got the same one \
 from every server that answered; no RFC 5780 server needed. null with one server, servers on \
 one IP, or no answer from another IP.
-  filtering  RFC 4787 filtering, same values; always null over TCP.
+  filtering  RFC 4787 filtering, same values. Over UDP by RFC 5780's CHANGE-REQUEST tests; over \
+TCP (RFC 5382) after the allocation samples, by two SYNs a natlens server crafts from its other \
+IP and port and from its other port to this host's public TCP address (it needs CAP_NET_RAW), \
+which a listener on the tested port answers when the NAT lets them in.
+  filtering_reason  Over TCP, why filtering is null: the server refused the test (for example \
+\"420 TCP filtering test off: the server lacks CAP_NET_RAW\"), lacks RFC 5780, or did not \
+answer; null otherwise, and always null over UDP.
   change_request  What the server did with CHANGE-REQUEST: honoured, ignored or refused; null \
 when no such answer came.
   hairpinning  true when a packet to the own public address came back in; null when there is \
@@ -215,8 +221,8 @@ sample: {port, delta, next_port, hit}.
 (endpoint-independent mapping with endpoint-independent, address-dependent or \
 address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by \
 the RFC 5780 test or mapping_varies_by_dest_ip); without a NAT, open-internet (nothing \
-filters) or symmetric-firewall (a firewall filters). null when what it needs was not measured: \
-over TCP filtering never is, so only symmetric can be named there.
+filters) or symmetric-firewall (a firewall filters). null when what it needs was not measured \
+(over TCP, filtering needs a natlens server with CAP_NET_RAW).
   difficulty  easy, medium or hard, from what natlens's punch planner does with this host's \
 facts toward four kinds of peer (see punch): easy when it plans a way to every kind; medium \
 when not to every kind, but to a cone peer without a birthday spray (direct or fanout); hard \

@@ -20,6 +20,9 @@ pub struct ServerArgs {
 
     /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
     /// CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports.
+    /// With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over
+    /// TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed
+    /// address to the requester; without it, it says so in one line at start and refuses those.
     #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
     pub alternate: Option<SocketAddr>,
 

@@ -20,7 +20,7 @@ pub const SOFTWARE: &str = concat!("natlens ", env!("CARGO_PKG_VERSION"));
 
 /// Attributes a Binding request may carry that natlens understands (or deliberately ignores);
 /// any other comprehension-required attribute gets a 420.
-const BINDING_UNDERSTOOD: &[AttrType] = &[
+pub(crate) const BINDING_UNDERSTOOD: &[AttrType] = &[
     AttrType::MAPPED_ADDRESS,
     AttrType::RESPONSE_ADDRESS,
     AttrType::CHANGE_REQUEST,

@@ -157,7 +157,10 @@ fn filtering(transport: Transport, r: &TransportReport) -> String {
         return behaviour(filtering);
     }
     match (transport, r.change_request) {
-        (Transport::Tcp, _) => "not tested (UDP only)".into(),
+        (Transport::Tcp, _) if r.public_address.is_some() => match &r.filtering_reason {
+            Some(reason) => format!("unknown ({reason})"),
+            None => untested(r),
+        },
         (_, Some(ChangeRequestSupport::Ignored)) => {
             "unknown (server ignored CHANGE-REQUEST)".into()
         }
@@ -168,15 +171,15 @@ fn filtering(transport: Transport, r: &TransportReport) -> String {
     }
 }
 
-fn change_request(transport: Transport, r: &TransportReport) -> String {
-    match (r.change_request, transport) {
-        (Some(ChangeRequestSupport::Honoured), _) => "honoured".into(),
-        (Some(ChangeRequestSupport::Ignored), _) => "ignored".into(),
-        (Some(ChangeRequestSupport::Refused), _) => "refused".into(),
-        (None, Transport::Tcp) => "not asked (UDP only)".into(),
-        (None, _) if !r.full_mode => "not asked (server lacks RFC 5780)".into(),
+fn change_request(_: Transport, r: &TransportReport) -> String {
+    match r.change_request {
+        Some(ChangeRequestSupport::Honoured) => "honoured".into(),
+        Some(ChangeRequestSupport::Ignored) => "ignored".into(),
+        Some(ChangeRequestSupport::Refused) => "refused".into(),
+        None if r.public_address.is_none() => "not measured".into(),
+        None if !r.full_mode => "not asked (server lacks RFC 5780)".into(),
         // Silence: a filtering NAT or a server that drops such requests.
-        (None, _) => "no answer came".into(),
+        None => "no answer came".into(),
     }
 }
 
@@ -319,6 +322,7 @@ mod tests {
             mapping: Some(Behaviour::AddressAndPortDependent),
             mapping_varies_by_dest_ip: None,
             filtering: Some(Behaviour::AddressAndPortDependent),
+            filtering_reason: None,
             change_request: None,
             hairpinning: Some(false),
             alg: Some(false),
@@ -369,7 +373,7 @@ mod tests {
             "198.51.100.1:40000",
             "address-and-port-dependent",
             "no answer came",
-            "not asked (UDP only)",
+            "not measured",
             "sequential, delta +1 (77% fit)",
             "40003 40004 lost 40012 (3 of 4 answered)",
             "#1-#3: 6 taken, 20.0 other flows/s",

@@ -117,6 +117,7 @@ mod tests {
             plan: None,
             unreachable: None,
             last_sent_at: sent,
+            tcp_filtering: None,
         };
         let lines = lines(&fingerprint);
         assert_eq!(

@@ -69,6 +69,16 @@ pub const PUNCH_TARGET: AttrType = AttrType(0xCE06);
 pub const PUNCH_PROBE: AttrType = AttrType(0xCE07);
 /// Seconds a server keeps a silent UDP session.
 pub const EXPIRY: AttrType = AttrType(0xCE10);
+/// In a Binding success over TCP that answers CHANGE-REQUEST (the TCP filtering test, RFC 5382):
+/// 4 bytes, an unsigned 32-bit value, 1 when the SYN the server crafted from the changed address
+/// to the connection's source was answered (a SYN-ACK or RST from that address acknowledging
+/// it) within the wait, 0 when not. Comprehension-optional: RESPONSE-ORIGIN says where the SYN
+/// came from.
+pub const SYN_ANSWERED: AttrType = AttrType(0xCE21);
+/// In a Binding request over TCP carrying CHANGE-REQUEST: 4 bytes, an unsigned 32-bit count of
+/// milliseconds the server should wait for the answer to its crafted SYN (the client knows its
+/// round trip; the server clamps it). Comprehension-optional.
+pub const SYN_WAIT: AttrType = AttrType(0xCE22);
 
 /// Longest ID or server name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod predict;
 pub mod report;
 pub mod schedule;
+pub mod tcp_filtering;
 pub mod verdict;
 
 #[cfg(test)]
@@ -79,6 +80,7 @@ pub fn analyse(observations: &[Observation], options: &PredictOptions) -> Transp
         mapping: classify::mapping(observations),
         mapping_varies_by_dest_ip: classify::mapping_varies_by_dest_ip(observations),
         filtering: classify::filtering(observations),
+        filtering_reason: None,
         change_request: classify::change_request_support(observations),
         hairpinning: classify::hairpinning(observations),
         alg: classify::alg_rewrites(observations),

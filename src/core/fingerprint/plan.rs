@@ -9,7 +9,8 @@
 //! discovery answer is in:
 //!
 //! 1. at 0: the mapping tests (the mapping socket toward the three other server addresses), the
-//!    filtering tests (UDP only: RFC 5780 CHANGE-REQUEST cannot work over TCP) and the hairpin
+//!    filtering tests (over TCP only the control: its connection later carries the
+//!    CHANGE-REQUESTs the server answers with a crafted SYN, after the samples) and the hairpin
 //!    probe, which are every flow the fingerprint opens besides the samples; then, in the same
 //!    instant and after them, the first burst of allocation samples, each from a fresh socket;
 //! 2. at [`burst_pause`]: the second burst.
@@ -350,8 +351,9 @@ pub fn make_plan(transport: Transport, config: &PlanConfig, discovery: &Discover
     let mut probes = Vec::new();
     if let Some(other) = discovery.other {
         probes.extend(mapping_probes(transport, rtt, discovery.primary, other));
-        if transport == Transport::Udp {
-            probes.extend(filtering_probes(rtt, discovery.primary));
+        match transport {
+            Transport::Udp => probes.extend(filtering_probes(rtt, discovery.primary)),
+            Transport::Tcp => probes.push(tcp_filtering_control(rtt, discovery.primary)),
         }
     }
     probes.extend(extra_server_probes(transport, config, rtt));
@@ -452,6 +454,20 @@ fn filtering_probes(rtt: Option<Duration>, primary: SocketAddr) -> Vec<Probe> {
             ..silent(rtt)
         })
         .collect()
+}
+
+/// RFC 5382's filtering test over TCP needs a connection of its own to the primary: the mapping
+/// socket's port already has connections to the server's other addresses, whose conntrack
+/// entries would let the server's crafted SYNs in whatever the filtering. This fresh one is
+/// the control (the path works at all) and, once the samples are taken, carries the
+/// CHANGE-REQUESTs (see `tcp_filtering`): no new flow after the samples.
+fn tcp_filtering_control(rtt: Option<Duration>, primary: SocketAddr) -> Probe {
+    Probe {
+        socket: Socket::Filtering,
+        fresh: true,
+        to: primary,
+        ..lossy(Transport::Tcp, rtt, Duration::ZERO)
+    }
 }
 
 /// RFC 5780 §4.5: a fresh socket sends to the mapping socket's public address; silence means
@@ -604,7 +620,7 @@ mod tests {
                 deadline_ms: 1125,
             },
             Case {
-                // TCP: no CHANGE-REQUEST; one connect per probe. A lossy probe waits out the
+                // TCP: no CHANGE-REQUEST in the plan (the filtering control only); one connect per probe. A lossy probe waits out the
                 // handshake, its answer, one SYN RTO and one data RTO (2 × 50 + 50 + 1000 +
                 // 200 ms); a mapping test, which the verdict needs, the 3 s data RTO after a
                 // lost SYN instead of 200 ms (4150 ms); the hairpin probe, which never crosses
@@ -618,6 +634,7 @@ mod tests {
                     (Mapping, false, AltPort, NO, 0, 1, 4150, 4150),
                     (Mapping, false, AltIp, NO, 0, 1, 4150, 4150),
                     (Mapping, false, AltBoth, NO, 0, 1, 4150, 4150),
+                    (Filtering, true, Primary, NO, 0, 1, 1350, 1350),
                     (Hairpin, true, OwnPublic, NO, 0, 1, 150, 150),
                     (Sample(0), true, Primary, NO, 0, 1, 1350, 1350),
                     (Sample(1), true, Primary, NO, 0, 1, 1350, 1350),

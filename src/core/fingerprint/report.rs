@@ -54,8 +54,12 @@ pub struct TransportReport {
     /// (tailscale netcheck's MappingVariesByDestIP): works with servers that do not speak
     /// RFC 5780. `None` without two servers at different IPs that both answered.
     pub mapping_varies_by_dest_ip: Option<bool>,
-    /// Always `null` over TCP: CHANGE-REQUEST needs UDP.
+    /// Over UDP by RFC 5780's CHANGE-REQUEST answers; over TCP (RFC 5382) by the SYNs the
+    /// server crafts from its other addresses (see [`super::tcp_filtering`]).
     pub filtering: Option<Behaviour>,
+    /// Over TCP, why `filtering` is `null` (the server cannot craft SYNs, lacks RFC 5780, did
+    /// not answer); `null` otherwise.
+    pub filtering_reason: Option<String>,
     /// What the server did with CHANGE-REQUEST.
     pub change_request: Option<ChangeRequestSupport>,
     /// `null` when not measured, and when there is no NAT to hairpin through.
@@ -337,6 +341,7 @@ mod tests {
             mapping: Some(Behaviour::EndpointIndependent),
             mapping_varies_by_dest_ip: None,
             filtering,
+            filtering_reason: None,
             change_request: filtering.map(|_| ChangeRequestSupport::Honoured),
             hairpinning: None,
             alg: Some(false),

@@ -221,8 +221,8 @@ pub fn reach(report: &TransportReport, transport: Transport) -> Option<Reach> {
     })
 }
 
-/// The RFC 3489 name; `None` when what it needs was not measured (over TCP, filtering never
-/// is, so only "symmetric" can be named there).
+/// The RFC 3489 name; `None` when what it needs was not measured (over TCP, filtering needs
+/// a natlens server that crafts SYNs; without it only "symmetric" can be named there).
 pub fn rfc3489_type(report: &TransportReport) -> Option<Rfc3489Type> {
     report.public_address?;
     if report.behind_nat? {
@@ -262,8 +262,8 @@ fn compose(report: &TransportReport, transport: Transport, filtering: Option<Str
     } else {
         facts.push(mapping_words(report));
     }
-    // Filtering is left out when not measured (always over TCP), so that two transports that
-    // agree on the rest share one clause.
+    // Filtering is left out when not measured (over TCP without a SYN-crafting server), so that
+    // two transports that agree on the rest share one clause.
     facts.extend(filtering);
     if report.behind_nat != Some(false) {
         facts.push(allocation_words(report));
@@ -334,8 +334,8 @@ fn punch_words(reach: &Reach) -> String {
 }
 
 /// The whole verdict: one transport's line prefixed with its name; both in one clause when
-/// they say the same, or the same but for UDP's filtering (never measured over TCP), which is
-/// then marked "(UDP)"; else each in turn, `UDP: … | TCP: …`. `None` when no transport was
+/// they say the same, or the same but for a filtering only UDP measured, which is then marked
+/// "(UDP)"; else each in turn, `UDP: … | TCP: …`. `None` when no transport was
 /// measured.
 pub fn line(report: &Report) -> Option<String> {
     match (report.udp.as_ref(), report.tcp.as_ref()) {
@@ -404,6 +404,7 @@ mod tests {
             mapping,
             mapping_varies_by_dest_ip: None,
             filtering,
+            filtering_reason: None,
             change_request: None,
             hairpinning: Some(false),
             alg: Some(false),
@@ -434,6 +435,50 @@ mod tests {
             difficulty: None,
             punch: None,
         }
+    }
+
+    /// The TCP filtering the crafted SYNs measured reaches the RFC 3489 name, the punch
+    /// verdict and the one line; a refused test leaves them as without it, with the reason.
+    #[test]
+    fn tcp_filtering_from_crafted_syns_reaches_the_verdict() {
+        use crate::core::fingerprint::tcp_filtering::{
+            apply, SynOutcome, SynTest, TcpFilteringRun, CHANGES,
+        };
+        let run = |outcome: SynOutcome| {
+            let tests = CHANGES
+                .into_iter()
+                .map(|change| SynTest {
+                    change,
+                    outcome: outcome.clone(),
+                })
+                .collect();
+            TcpFilteringRun::Ran(tests)
+        };
+        let before = report(Some(Ei), None, Some(Pattern::Preserving));
+        assert_eq!(rfc3489_type(&before), None);
+        let mut open = before.clone();
+        apply(&mut open, Some(&run(SynOutcome::Answered)));
+        assert_eq!(open.filtering, Some(Ei));
+        assert_eq!(open.rfc3489_type, Some(Rfc3489Type::FullCone));
+        let line = transport_line(&open, Transport::Tcp);
+        assert!(line.contains("endpoint-independent filtering"), "{line}");
+        let mut closed = before.clone();
+        apply(&mut closed, Some(&run(SynOutcome::Unanswered)));
+        assert_eq!(closed.rfc3489_type, Some(Rfc3489Type::PortRestrictedCone));
+        assert_ne!(open.punch, None);
+        let refused = SynOutcome::Refused {
+            code: 420,
+            reason: "TCP filtering test off: the server lacks CAP_NET_RAW".into(),
+        };
+        let mut unknown = before.clone();
+        apply(&mut unknown, Some(&run(refused)));
+        assert_eq!((unknown.filtering, unknown.rfc3489_type), (None, None));
+        let reason = unknown.filtering_reason.as_deref().unwrap();
+        assert!(reason.contains("lacks CAP_NET_RAW"), "{reason}");
+        assert_eq!(
+            transport_line(&unknown, Transport::Tcp),
+            transport_line(&before, Transport::Tcp)
+        );
     }
 
     fn no_nat(filtering: Option<Behaviour>) -> TransportReport {

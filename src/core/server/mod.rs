@@ -50,9 +50,11 @@ mod legs;
 mod relay;
 mod request;
 mod sessions;
+mod syn_test;
 
 use relay::{Leg, Origin, PendingCall, Seen};
 use request::{Request, NATLENS_REQUEST_UNDERSTOOD};
+pub use syn_test::{SynOrder, DEFAULT_SYN_WAIT, MAX_SYN_WAIT, NO_RAW_REASON};
 
 /// How long the server waits for a logged-in callee to answer a delivered call. A live callee
 /// answers within one round trip; 5 s leaves room for the UDP retransmissions at 250, 500,
@@ -136,6 +138,8 @@ pub struct ServerCore {
     /// again and taking the ID back (two live clients would otherwise flap forever).
     taken_over: HashMap<Route, Instant>,
     limiter: Option<SourceLimiter>,
+    /// TCP filtering tests waiting for the answer to their crafted SYN.
+    syn_tests: syn_test::SynTests,
     next_sweep: Instant,
     /// The latest time any input carried: timestamps for work that has no input of its own.
     now: Instant,
@@ -169,6 +173,7 @@ impl ServerCore {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(512),
+            syn_tests: syn_test::SynTests::default(),
             next_sweep: now + SWEEP_INTERVAL,
             now,
             rng: SmallRng::seed_from_u64(seed),
@@ -203,9 +208,12 @@ impl ServerCore {
     }
 
     pub fn poll_timeout(&self) -> Instant {
-        self.legs
+        let legs = self
+            .legs
             .next_deadline()
-            .map_or(self.next_sweep, |deadline| deadline.min(self.next_sweep))
+            .map_or(self.next_sweep, |deadline| deadline.min(self.next_sweep));
+        self.syn_tests_deadline()
+            .map_or(legs, |deadline| deadline.min(legs))
     }
 
     /// Handles one datagram received on our socket `local` from `remote`. Returns the
@@ -274,6 +282,9 @@ impl ServerCore {
             }
         };
         if message.method() == Method::BINDING {
+            if let Some(answered) = self.syn_test(&message, conn, local, remote, reply) {
+                return answered;
+            }
             let rx = Received {
                 transport: Transport::Tcp,
                 local,
@@ -381,6 +392,7 @@ impl ServerCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.legs_due(now);
+        self.syn_tests_due(now);
         if now >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now + SWEEP_INTERVAL;
@@ -404,6 +416,7 @@ impl ServerCore {
         self.session_closed(route);
         self.link_closed(conn);
         self.legs_closed(route);
+        self.syn_tests_closed(conn);
     }
 }
 

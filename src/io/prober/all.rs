@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use super::{fingerprint, Fingerprint, Gate, Options, Probing};
-use crate::core::fingerprint::{self as core_fingerprint, PredictOptions, Report};
+use crate::core::fingerprint::{self as core_fingerprint, tcp_filtering, PredictOptions, Report};
 use crate::core::Transport;
 
 /// Fingerprints every transport at once, one thread each, their progress to `probing` (which
@@ -70,10 +70,11 @@ pub fn report(
             since_last: now.saturating_duration_since(fingerprint.last_sent_at),
             ..PredictOptions::default()
         };
-        let analysed = Some(core_fingerprint::analyse(
-            &fingerprint.observations,
-            &options,
-        ));
+        let mut analysed = core_fingerprint::analyse(&fingerprint.observations, &options);
+        if fingerprint.transport == Transport::Tcp {
+            tcp_filtering::apply(&mut analysed, fingerprint.tcp_filtering.as_ref());
+        }
+        let analysed = Some(analysed);
         match fingerprint.transport {
             Transport::Udp => report.udp = analysed,
             Transport::Tcp => report.tcp = analysed,

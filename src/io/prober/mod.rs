@@ -35,6 +35,7 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use crate::core::fingerprint::plan::{self, Discovery, Plan, PlanConfig, Probe};
+use crate::core::fingerprint::tcp_filtering::TcpFilteringRun;
 use crate::core::fingerprint::Observation;
 use crate::core::unreachable::Unreachable;
 use crate::core::Transport;
@@ -103,6 +104,9 @@ pub struct Fingerprint {
     pub unreachable: Option<Unreachable>,
     /// When the last probe of the run was sent (the last sample, when there is a plan).
     pub last_sent_at: Instant,
+    /// The TCP filtering tests by crafted SYN (`natlens nat` over TCP only); `None` when
+    /// they were not attempted.
+    pub tcp_filtering: Option<TcpFilteringRun>,
 }
 
 impl Fingerprint {
@@ -154,11 +158,20 @@ pub fn fingerprint(
 ) -> io::Result<Fingerprint> {
     let local_ip = options.source.local_ip_toward(options.server)?;
     let rng = shell_rng(rng)?;
-    let mut shell: Box<dyn Shell> = match transport {
-        Transport::Udp => Box::new(udp::UdpShell::new(local_ip, &options.source, rng)?),
-        Transport::Tcp => Box::new(tcp::TcpShell::new(local_ip, &options.source, rng)?),
-    };
-    run_steps(shell.as_mut(), transport, options, gate, progress)
+    match transport {
+        Transport::Udp => {
+            let mut shell = udp::UdpShell::new(local_ip, &options.source, rng)?;
+            run_steps(&mut shell, transport, options, gate, progress)
+        }
+        Transport::Tcp => {
+            let mut shell = tcp::TcpShell::new(local_ip, &options.source, rng)?;
+            let mut fingerprint = run_steps(&mut shell, transport, options, gate, progress)?;
+            // After the samples, over a connection the plan opened: no new flow.
+            fingerprint.tcp_filtering =
+                shell.filtering_tests(&fingerprint.observations, options.server);
+            Ok(fingerprint)
+        }
+    }
 }
 
 /// Fingerprints UDP and hands back the mapping socket, still open, for a UDP punch.
@@ -222,6 +235,7 @@ fn run_steps(
         plan: None,
         unreachable: first.unreachable,
         last_sent_at: first.last_sent_at,
+        tcp_filtering: None,
     };
     if !fingerprint.answered() {
         let why = match fingerprint.unreachable {

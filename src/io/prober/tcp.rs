@@ -38,6 +38,8 @@ use crate::io::source::Source;
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::stun::{Class, Message, Method, TransactionId};
 
+mod filtering;
+
 /// Largest frame read: a Binding answer is about 100 bytes; a bigger frame is not one.
 const MAX_FRAME: usize = 2048;
 
@@ -169,6 +171,8 @@ impl TcpShell {
                 self.mapping_local = socket.local_addr()?.as_socket();
                 Ok(socket)
             }
+            // The filtering control's port gets a listener after the samples (see `filtering`).
+            (Socket::Filtering, _, _) => self.bind(fresh, true),
             _ => self.bind(fresh, false),
         }
     }

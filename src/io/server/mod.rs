@@ -32,10 +32,12 @@ use crate::io::udp_batch::{RecvBatch, SendBatch};
 mod conns;
 mod links;
 mod sockets;
+mod syn_tests;
 
 use conns::{queue_write, Conn};
 use links::LinkDial;
 use sockets::{bind_all, watch_bound};
+use syn_tests::SynCrafter;
 
 /// Everything the shell needs besides the core's own configuration.
 #[derive(Debug, Clone)]
@@ -83,6 +85,9 @@ pub trait Reporter {
 }
 
 const LISTENER_BASE: usize = 1 << 16;
+/// The raw socket that sees the answers to the TCP filtering test's SYNs (below the
+/// listeners' tokens, above any UDP socket's).
+const SYN_SNIFFER: usize = LISTENER_BASE - 1;
 const CONN_BASE: usize = 1 << 17;
 /// How often idle connections, link redials and stats are looked after.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
@@ -125,6 +130,8 @@ pub struct Server {
     next_stats: Option<Instant>,
     last_stats: (Instant, u64),
     fd_warned_at: Option<Instant>,
+    /// The TCP filtering test's raw sockets; `None` without full mode or CAP_NET_RAW.
+    syn: Option<SynCrafter>,
 }
 
 impl Server {
@@ -141,15 +148,23 @@ impl Server {
             );
         }
         let (udp, listeners) = watch_bound(&poll, bound, &config.full_modes, reporter)?;
+        let syn = config.full_modes.first().and_then(|full| {
+            syn_tests::open(&poll, full.primary.ip(), Token(SYN_SNIFFER), reporter)
+        });
         let links = options
             .links
             .iter()
             .map(|&addr| LinkDial::new(addr, now))
             .collect();
         let seed = seed_from_clock();
+        let mut core = ServerCore::new(config, now, seed);
+        if syn.is_some() {
+            core.enable_syn_tests();
+        }
         Ok(Server {
             poll,
-            core: ServerCore::new(config, now, seed),
+            core,
+            syn,
             udp,
             listeners,
             conns: Vec::new(),
@@ -267,6 +282,7 @@ impl Server {
         reporter: &mut dyn Reporter,
     ) {
         match token.0 {
+            SYN_SNIFFER => self.syn_replies(now, reporter),
             i if i < LISTENER_BASE => self.udp_readable(now, i, reporter),
             i if i < CONN_BASE => self.accept(now, i - LISTENER_BASE, reporter),
             i => {
@@ -384,6 +400,7 @@ impl Server {
                 }
             }
         }
+        self.send_syns(reporter);
         self.drain_events(reporter);
     }
 
