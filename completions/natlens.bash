@@ -474,7 +474,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__demo)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,6 +505,10 @@ _natlens() {
                     return 0
                     ;;
                 --loss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --udp-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -660,7 +664,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --with-server --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +695,10 @@ _natlens() {
                     return 0
                     ;;
                 --loss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --udp-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
