@@ -10,6 +10,7 @@
 
 pub mod allocation;
 pub mod classify;
+pub mod lifetime;
 pub mod observation;
 pub mod plan;
 pub mod predict;
