@@ -345,6 +345,7 @@ mod tests {
                 two_probe: Some(two),
                 preset_delta: Some(preset),
             },
+            lifetime: Default::default(),
             rfc3489_type: None,
             difficulty: None,
             punch: None,

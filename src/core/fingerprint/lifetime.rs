@@ -212,6 +212,42 @@ pub struct LifetimeFacts {
     pub mapping_refreshed_by_inbound: Option<bool>,
 }
 
+impl LifetimeFacts {
+    /// Plain-language sentences about what was measured (none when nothing was).
+    pub fn sentences(&self) -> Vec<String> {
+        let Some([Some(lo), hi]) = self.mapping_lifetime_bracket_ms else {
+            return Vec::new();
+        };
+        let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+        let mut lines = vec![match hi {
+            Some(hi) => format!(
+                "An idle UDP mapping lives between {} and {}: send a keepalive at least every {}.",
+                secs(lo),
+                secs(hi),
+                secs(self.mapping_keepalive_ms.unwrap_or(0))
+            ),
+            None => format!(
+                "An idle UDP mapping lives longer than {}, the longest tried.",
+                secs(lo)
+            ),
+        }];
+        let kinds = [
+            ("Outgoing", self.mapping_refreshed_by_outbound),
+            ("Incoming", self.mapping_refreshed_by_inbound),
+        ];
+        for (kind, refreshed) in kinds {
+            match refreshed {
+                Some(true) => lines.push(format!("{kind} packets alone keep a mapping alive.")),
+                Some(false) => {
+                    lines.push(format!("{kind} packets alone do not keep a mapping alive."))
+                }
+                None => {}
+            }
+        }
+        lines
+    }
+}
+
 /// Where the probe stands, for a progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {

@@ -250,3 +250,23 @@ fn answers_from_elsewhere_are_ignored() {
     probe.handle_answer(tx.from, tx.tag, public, server, now);
     assert_eq!(probe.control.public, Some(public));
 }
+
+#[test]
+fn sentences_say_what_was_measured() {
+    assert!(LifetimeFacts::default().sentences().is_empty());
+    let facts = LifetimeFacts {
+        mapping_lifetime_ms: Some(19_600),
+        mapping_lifetime_bracket_ms: Some([Some(19_000), Some(20_200)]),
+        mapping_keepalive_ms: Some(15_200),
+        mapping_refreshed_by_outbound: Some(true),
+        mapping_refreshed_by_inbound: Some(false),
+    };
+    assert_eq!(
+        facts.sentences(),
+        [
+            "An idle UDP mapping lives between 19.0 s and 20.2 s: send a keepalive at least every 15.2 s.",
+            "Outgoing packets alone keep a mapping alive.",
+            "Incoming packets alone do not keep a mapping alive.",
+        ]
+    );
+}

@@ -85,6 +85,7 @@ pub fn analyse(observations: &[Observation], options: &PredictOptions) -> Transp
         alg: classify::alg_rewrites(observations),
         allocation,
         prediction,
+        lifetime: Default::default(),
         rfc3489_type: None,
         difficulty: None,
         punch: None,

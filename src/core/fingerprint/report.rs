@@ -64,6 +64,9 @@ pub struct TransportReport {
     pub alg: Option<bool>,
     pub allocation: Allocation,
     pub prediction: Prediction,
+    /// The mapping lifetime (`--lifetime`, UDP only): every key `null` when not measured.
+    #[serde(flatten)]
+    pub lifetime: super::lifetime::LifetimeFacts,
     /// The classic RFC 3489 name; `None` when not determinable.
     pub rfc3489_type: Option<Rfc3489Type>,
     /// From what the punch planner can connect to (see [`super::verdict`]).
@@ -173,6 +176,7 @@ impl TransportReport {
             lines.extend(self.allocation_sentence());
         }
         lines.extend(self.oddities());
+        lines.extend(self.lifetime.sentences());
         lines.push(self.verdict());
         lines
     }
@@ -359,6 +363,7 @@ mod tests {
                 two_probe: None,
                 preset_delta: None,
             },
+            lifetime: Default::default(),
             rfc3489_type: None,
             difficulty: None,
             punch: None,
