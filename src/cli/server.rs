@@ -18,8 +18,13 @@ pub struct ServerArgs {
     )]
     pub listen: Vec<SocketAddr>,
 
-    /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
-    /// CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports.
+    /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN,
+    /// CHANGE-REQUEST and RESPONSE-PORT. The server then also listens on every mix of the two
+    /// IPs and two ports. RESPONSE-PORT (UDP only; over TCP, and without --alternate, it is
+    /// refused with 420) sends the answer to the request's own source IP at the port named,
+    /// from the address the request arrived on; like every answer it counts against
+    /// --answer-rate, and it can only reach the requester's IP (natlens nat --lifetime relies
+    /// on it). PADDING is echoed over UDP up to the request's own size, never more.
     #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
     pub alternate: Option<SocketAddr>,
 
