@@ -6,6 +6,10 @@
 //! whichever way it goes (nf_conntrack_proto_udp calls nf_ct_refresh_acct for both directions),
 //! so both the outbound-only and the inbound-only socket must outlive the unrefreshed ones.
 //!
+//! TTL-limited refresh: router a is the first hop and the only NAT, and it refreshes its
+//! conntrack entry (PREROUTING) before forwarding finds the TTL spent, so the smallest TTL that
+//! keeps a mapping alive is 1.
+//!
 //! Root with network namespaces only; otherwise SKIPPED (a failure under CI).
 
 mod common;
@@ -92,12 +96,14 @@ fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
     let report: serde_json::Value = serde_json::from_slice(&nat.stdout).unwrap();
     let udp = &report["udp"];
     println!(
-        "lifetime {} ms, bracket {}, keepalive {} ms, outbound {}, inbound {}, run {:.1} s",
+        "lifetime {} ms, bracket {}, keepalive {} ms, outbound {}, inbound {}, outermost NAT \
+         hop {}, run {:.1} s",
         udp["mapping_lifetime_ms"],
         udp["mapping_lifetime_bracket_ms"],
         udp["mapping_keepalive_ms"],
         udp["mapping_refreshed_by_outbound"],
         udp["mapping_refreshed_by_inbound"],
+        udp["ttl_refresh_outermost_nat_hop"],
         took.as_secs_f64()
     );
     let lifetime = udp["mapping_lifetime_ms"].as_u64().expect("a lifetime");
@@ -114,5 +120,6 @@ fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
         udp["mapping_refreshed_by_inbound"], true,
         "conntrack refreshes on inbound packets too: {udp}"
     );
+    assert_eq!(udp["ttl_refresh_outermost_nat_hop"], 1, "{udp}");
     assert!(took < Duration::from_secs(40), "took {took:?}");
 }

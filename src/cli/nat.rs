@@ -94,7 +94,8 @@ pub struct NatArgs {
     /// answer to its public port (RESPONSE-PORT), and the answer arrives only if the mapping
     /// still lives. The first dead one ends the run: it lasts about the lifetime found plus one
     /// step (at most MAX and a few seconds). Two more sockets are kept alive only by outbound
-    /// (a Binding indication) or only by inbound traffic (an answer sent to them) and are
+    /// (a Binding indication) or only by inbound traffic (an answer sent to them), and eight by
+    /// outbound traffic sent with IP TTL 1 to 8 (to locate the outermost NAT), and are all
     /// checked past the lifetime. The recommended keepalive is 80% of the longest interval a
     /// mapping survived. UDP only; keys mapping_lifetime_ms and the like under JSON OUTPUT.
     #[arg(
@@ -255,6 +256,12 @@ tell).
   mapping_refreshed_by_inbound  The same for a mapping that only received packets (answers \
 the server sent to it with RESPONSE-PORT). RFC 4787 REQ-6 asks that outbound traffic refresh; \
 Linux conntrack refreshes on both.
+  ttl_refresh_outermost_nat_hop  With --lifetime: the hop of the outermost NAT on the path, \
+from TTL-limited refreshes. Sockets refreshed only by packets sent with IP TTL k (1 to 8) keep \
+their mapping only if every NAT on the path lies within k hops (a NAT refreshes a mapping on \
+a packet it then drops for its TTL); the smallest k that kept it alive is the hop of the \
+outermost NAT. null when outbound traffic does not refresh, when no lifetime was found, or \
+when no k up to 8 kept a mapping.
   rfc3489_type  The classic RFC 3489 name: full-cone, restricted-cone, port-restricted-cone \
 (endpoint-independent mapping with endpoint-independent, address-dependent or \
 address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by \

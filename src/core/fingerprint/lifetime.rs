@@ -17,7 +17,10 @@
 //! to send to it with RESPONSE-PORT) every time a rung proves alive an idle interval at least
 //! as long as the refresh socket's own age, so every refresh reaches a live mapping even if
 //! refreshes do nothing. Once the ladder has found a dead interval `hi`, each is checked when
-//! its age passes `hi`: alive means that kind of traffic refreshed it.
+//! its age passes `hi`: alive means that kind of traffic refreshed it. Eight more are refreshed
+//! like the outbound one, but with IP TTL 1 to 8: a NAT refreshes a mapping on a packet that
+//! reaches it, even one it then drops for its TTL, so the smallest TTL that kept its socket
+//! alive is the hop of the outermost NAT on the path.
 //!
 //! The shell opens one UDP socket per [`Slot`], sends what [`LifetimeProbe::poll_transmit`]
 //! yields (the tag goes into the transaction ID), feeds answers to
@@ -49,6 +52,9 @@ pub const KEEPALIVE_SHARE: f64 = 0.8;
 /// rung proves an interval at least the refresh socket's age alive, and the rung's answer comes
 /// a round trip after its check went out.
 const REFRESH_DELAY: Duration = Duration::from_millis(500);
+/// TTL-limited refresh sockets: one per hop count 1..=this. A NAT further away than this many
+/// hops is reported as not found.
+pub const MAX_TTL_HOPS: u8 = 8;
 /// Binding requests that set up a mapping: tries and the wait between them.
 const BIND_TRIES: u8 = 3;
 const BIND_RETRY: Duration = Duration::from_millis(500);
@@ -94,6 +100,20 @@ pub enum Slot {
     Rung(usize),
     /// A socket whose mapping gets refreshed by traffic in one direction.
     Refresh(Direction),
+    /// A socket refreshed by Binding indications sent with this IP TTL (hop limit): they
+    /// refresh the mappings of the NATs within that many hops, and die beyond.
+    TtlRefresh(u8),
+}
+
+impl Slot {
+    /// Index of a refresh slot in the probe's refreshers.
+    fn refresher(self) -> Option<usize> {
+        match self {
+            Slot::Refresh(direction) => Some(direction as usize),
+            Slot::TtlRefresh(ttl) => Some(1 + usize::from(ttl)),
+            Slot::Control | Slot::Rung(_) => None,
+        }
+    }
 }
 
 /// What to send to the server.
@@ -107,12 +127,14 @@ pub enum Send {
     Indication,
 }
 
-/// One datagram for the shell to send from `from` to the server, `tag` in its transaction ID.
+/// One datagram for the shell to send from `from` to the server, `tag` in its transaction ID;
+/// with `ttl`, the socket's IP TTL (hop limit) is set to it first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     pub from: Slot,
     pub tag: u32,
     pub send: Send,
+    pub ttl: Option<u8>,
 }
 
 /// What a tag was sent for.
@@ -185,7 +207,7 @@ struct Rung {
 /// A refresh socket.
 #[derive(Debug, Clone, Copy)]
 struct Refresher {
-    direction: Direction,
+    slot: Slot,
     binding: Binding,
     refreshes: u32,
     /// Inbound refreshes that arrived (each proves the mapping was alive then).
@@ -210,6 +232,9 @@ pub struct LifetimeFacts {
     pub mapping_refreshed_by_outbound: Option<bool>,
     /// Whether inbound traffic alone kept a mapping alive past the lifetime.
     pub mapping_refreshed_by_inbound: Option<bool>,
+    /// The smallest IP TTL whose outbound refreshes kept a mapping alive: every NAT on the
+    /// path lies within that many hops, so it is the hop of the outermost NAT.
+    pub ttl_refresh_outermost_nat_hop: Option<u8>,
 }
 
 impl LifetimeFacts {
@@ -264,7 +289,8 @@ pub struct LifetimeProbe {
     server: SocketAddr,
     control: Binding,
     rungs: Vec<Rung>,
-    refreshers: [Refresher; 2],
+    /// Outbound, inbound, then TTL 1..=[`MAX_TTL_HOPS`] (see [`Slot::refresher`]).
+    refreshers: Vec<Refresher>,
     checks: Vec<Check>,
     tags: BTreeMap<u32, Purpose>,
     queue: VecDeque<Transmit>,
@@ -278,8 +304,8 @@ impl LifetimeProbe {
     /// A probe of idle intervals up to `max` toward `server` (its primary address: every
     /// request goes there, so every answer comes from there), starting at `now`.
     pub fn new(server: SocketAddr, max: Duration, now: Instant) -> Self {
-        let refresher = |direction| Refresher {
-            direction,
+        let refresher = |slot| Refresher {
+            slot,
             binding: Binding::starting_at(now + REFRESH_DELAY),
             refreshes: 0,
             delivered: 0,
@@ -299,9 +325,13 @@ impl LifetimeProbe {
                 })
                 .collect(),
             refreshers: [
-                refresher(Direction::Outbound),
-                refresher(Direction::Inbound),
-            ],
+                Slot::Refresh(Direction::Outbound),
+                Slot::Refresh(Direction::Inbound),
+            ]
+            .into_iter()
+            .chain((1..=MAX_TTL_HOPS).map(Slot::TtlRefresh))
+            .map(refresher)
+            .collect(),
             checks: Vec::new(),
             tags: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -315,7 +345,7 @@ impl LifetimeProbe {
     pub fn slots(&self) -> Vec<Slot> {
         let mut slots = vec![Slot::Control];
         slots.extend((0..self.rungs.len()).map(Slot::Rung));
-        slots.extend(self.refreshers.iter().map(|r| Slot::Refresh(r.direction)));
+        slots.extend(self.refreshers.iter().map(|r| r.slot));
         slots
     }
 
@@ -332,14 +362,22 @@ impl LifetimeProbe {
     fn send(&mut self, from: Slot, send: Send, purpose: Purpose) {
         let tag = self.tags.len() as u32;
         self.tags.insert(tag, purpose);
-        self.queue.push_back(Transmit { from, tag, send });
+        self.queue.push_back(Transmit {
+            from,
+            tag,
+            send,
+            ttl: None,
+        });
     }
 
     fn binding_mut(&mut self, slot: Slot) -> &mut Binding {
         match slot {
             Slot::Control => &mut self.control,
             Slot::Rung(i) => &mut self.rungs[i].binding,
-            Slot::Refresh(d) => &mut self.refreshers[d as usize].binding,
+            Slot::Refresh(_) | Slot::TtlRefresh(_) => {
+                let index = slot.refresher().expect("a refresh slot");
+                &mut self.refreshers[index].binding
+            }
         }
     }
 
@@ -459,7 +497,7 @@ impl LifetimeProbe {
         for r in 0..self.refreshers.len() {
             let refresher = self.refreshers[r];
             if refresher.check.is_none() && refresher.final_due.is_some_and(|at| at <= now) {
-                let id = self.start_check(Slot::Refresh(refresher.direction), now);
+                let id = self.start_check(refresher.slot, now);
                 self.refreshers[r].check = id;
             }
         }
@@ -580,16 +618,18 @@ impl LifetimeProbe {
             if now.saturating_duration_since(born) > alive_for {
                 continue;
             }
-            match refresher.direction {
-                Direction::Outbound => {
-                    let slot = Slot::Refresh(Direction::Outbound);
-                    self.send(slot, Send::Indication, Purpose::OutboundRefresh);
-                }
-                Direction::Inbound => {
+            match refresher.slot {
+                Slot::Refresh(Direction::Inbound) => {
                     let send = Send::Check {
                         port: public.port(),
                     };
                     self.send(Slot::Control, send, Purpose::InboundRefresh);
+                }
+                slot => {
+                    self.send(slot, Send::Indication, Purpose::OutboundRefresh);
+                    if let Slot::TtlRefresh(ttl) = slot {
+                        self.queue.back_mut().expect("just queued").ttl = Some(ttl);
+                    }
                 }
             }
             self.refreshers[r].refreshes += 1;
@@ -684,6 +724,23 @@ impl LifetimeProbe {
         }
     }
 
+    /// The smallest TTL whose refreshes kept a mapping alive, when every smaller one was
+    /// found dead (an unknown below it leaves the answer open) and outbound refreshing works
+    /// at all (else TTL-limited refreshes show nothing).
+    fn outermost_nat_hop(&self, refreshed: impl Fn(Slot) -> Option<bool>) -> Option<u8> {
+        if refreshed(Slot::Refresh(Direction::Outbound)) != Some(true) {
+            return None;
+        }
+        for ttl in 1..=MAX_TTL_HOPS {
+            match refreshed(Slot::TtlRefresh(ttl)) {
+                Some(true) => return Some(ttl),
+                Some(false) => continue,
+                None => return None,
+            }
+        }
+        None
+    }
+
     /// What was measured; call once [`Status::finished`].
     pub fn facts(&self) -> LifetimeFacts {
         if self.failure.is_some() {
@@ -699,8 +756,8 @@ impl LifetimeProbe {
         }
         let ms = |d: Duration| d.as_millis() as u64;
         let lo = alive_for.map_or(0, ms);
-        let refreshed = |direction: Direction| {
-            let refresher = &self.refreshers[direction as usize];
+        let refreshed = |slot: Slot| {
+            let refresher = &self.refreshers[slot.refresher()?];
             let outcome = self.checks.get(refresher.check?)?.outcome?;
             // Meaningful only if the last refresh was recent enough for a refreshed mapping
             // to be alive at the final check.
@@ -717,8 +774,9 @@ impl LifetimeProbe {
             mapping_lifetime_ms: dead_after.map(|hi| (lo + ms(hi)) / 2),
             mapping_lifetime_bracket_ms: Some([Some(lo), dead_after.map(ms)]),
             mapping_keepalive_ms: alive_for.map(|lo| (ms(lo) as f64 * KEEPALIVE_SHARE) as u64),
-            mapping_refreshed_by_outbound: refreshed(Direction::Outbound),
-            mapping_refreshed_by_inbound: refreshed(Direction::Inbound),
+            mapping_refreshed_by_outbound: refreshed(Slot::Refresh(Direction::Outbound)),
+            mapping_refreshed_by_inbound: refreshed(Slot::Refresh(Direction::Inbound)),
+            ttl_refresh_outermost_nat_hop: self.outermost_nat_hop(refreshed),
         }
     }
 }

@@ -18,6 +18,8 @@ struct Nat {
     refreshed: BTreeMap<Slot, Instant>,
     /// How many checks lose one of their two RESPONSE-PORT answers before the NAT.
     drop_copies: u32,
+    /// How many hops away the NAT is: a packet sent with a smaller TTL never reaches it.
+    hop: u8,
 }
 
 impl Nat {
@@ -28,6 +30,7 @@ impl Nat {
             inbound_refreshes: inbound,
             refreshed: BTreeMap::new(),
             drop_copies: 0,
+            hop: 1,
         }
     }
 
@@ -37,7 +40,10 @@ impl Nat {
             .is_some_and(|at| now.duration_since(*at) < self.lifetime)
     }
 
-    fn outbound(&mut self, slot: Slot, now: Instant) {
+    fn outbound(&mut self, slot: Slot, ttl: Option<u8>, now: Instant) {
+        if ttl.is_some_and(|ttl| ttl < self.hop) {
+            return;
+        }
         if !self.alive(slot, now) || self.outbound_refreshes {
             self.refreshed.insert(slot, now);
         }
@@ -59,6 +65,7 @@ fn port_of(slot: Slot) -> u16 {
         Slot::Rung(i) => 41_000 + i as u16,
         Slot::Refresh(Direction::Outbound) => 42_000,
         Slot::Refresh(Direction::Inbound) => 42_001,
+        Slot::TtlRefresh(ttl) => 42_100 + u16::from(ttl),
     }
 }
 
@@ -80,7 +87,7 @@ fn run(nat: &mut Nat, max: Duration, refuse: bool) -> (LifetimeProbe, Duration) 
     for _ in 0..100_000 {
         probe.handle_timeout(now);
         while let Some(tx) = probe.poll_transmit() {
-            nat.outbound(tx.from, now);
+            nat.outbound(tx.from, tx.ttl, now);
             let (to, error) = match tx.send {
                 Send::Indication => continue,
                 Send::Bind => (Some(tx.from), None),
@@ -154,6 +161,7 @@ fn a_twenty_second_lifetime_is_found_within_three_percent_in_about_its_time() {
     assert_eq!(facts.mapping_keepalive_ms, Some(lo * 4 / 5));
     assert_eq!(facts.mapping_refreshed_by_outbound, Some(true));
     assert_eq!(facts.mapping_refreshed_by_inbound, Some(true));
+    assert_eq!(facts.ttl_refresh_outermost_nat_hop, Some(1));
     assert!(took < ms(22_500), "took {took:?}");
     assert!(
         probe.refreshers.iter().all(|r| r.refreshes > 5),
@@ -185,7 +193,29 @@ fn a_nat_refreshing_on_inbound_only_is_told_apart() {
     let facts = probe.facts();
     assert_eq!(facts.mapping_refreshed_by_outbound, Some(false));
     assert_eq!(facts.mapping_refreshed_by_inbound, Some(true));
+    assert_eq!(
+        facts.ttl_refresh_outermost_nat_hop, None,
+        "no outbound refresh, no TTL evidence"
+    );
     assert!(facts.mapping_lifetime_ms.unwrap().abs_diff(15_000) <= 600);
+}
+
+#[test]
+fn ttl_limited_refreshes_find_the_hop_of_a_far_nat() {
+    for hop in [3, MAX_TTL_HOPS] {
+        let mut nat = Nat::new(ms(10_000), true, true);
+        nat.hop = hop;
+        let (probe, _) = run(&mut nat, ms(20_000), false);
+        assert_eq!(
+            probe.facts().ttl_refresh_outermost_nat_hop,
+            Some(hop),
+            "NAT at hop {hop}"
+        );
+    }
+    let mut nat = Nat::new(ms(10_000), true, true);
+    nat.hop = MAX_TTL_HOPS + 1;
+    let (probe, _) = run(&mut nat, ms(20_000), false);
+    assert_eq!(probe.facts().ttl_refresh_outermost_nat_hop, None, "too far");
 }
 
 #[test]
@@ -260,6 +290,7 @@ fn sentences_say_what_was_measured() {
         mapping_keepalive_ms: Some(15_200),
         mapping_refreshed_by_outbound: Some(true),
         mapping_refreshed_by_inbound: Some(false),
+        ttl_refresh_outermost_nat_hop: Some(1),
     };
     assert_eq!(
         facts.sentences(),

@@ -13,7 +13,9 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use rand::RngCore;
 
-use crate::core::fingerprint::lifetime::{LifetimeFacts, LifetimeProbe, Send, Slot, Status};
+use crate::core::fingerprint::lifetime::{
+    LifetimeFacts, LifetimeProbe, Send, Slot, Status, Transmit,
+};
 use crate::io::source::Source;
 use crate::wire::attr::{self, AttrType};
 use crate::wire::stun::{Class, Message, MessageType, Method, TransactionId};
@@ -54,7 +56,7 @@ pub fn measure(
         let now = Instant::now();
         probe.handle_timeout(now);
         while let Some(transmit) = probe.poll_transmit() {
-            shell.send(transmit.from, transmit.tag, transmit.send);
+            shell.send(transmit);
         }
         let status = probe.status();
         progress(status);
@@ -129,10 +131,28 @@ impl Shell {
     }
 
     /// Sends one datagram; a failed send is a lost packet, which the core allows for.
-    fn send(&self, from: Slot, tag: u32, send: Send) {
+    fn send(&self, transmit: Transmit) {
+        let Transmit {
+            from,
+            tag,
+            send,
+            ttl,
+        } = transmit;
         let Some((_, socket)) = self.sockets.iter().find(|(slot, _)| *slot == from) else {
             return;
         };
+        if let Some(ttl) = ttl {
+            // Only TTL-limited refresh sockets get a TTL, and they send nothing else after.
+            let raw = socket2::SockRef::from(socket);
+            let set = if self.server.is_ipv6() {
+                raw.set_unicast_hops_v6(ttl.into())
+            } else {
+                raw.set_ttl(ttl.into())
+            };
+            if set.is_err() {
+                return;
+            }
+        }
         let class = match send {
             Send::Indication => Class::Indication,
             Send::Bind | Send::Check { .. } => Class::Request,
