@@ -247,7 +247,8 @@ the measurement failed (a server without RESPONSE-PORT: the reason is on stderr)
 mapping outlived MAX.
   mapping_lifetime_bracket_ms  [lo, hi]: the longest idle time a mapping survived (0 when none \
 did) and the shortest it did not (null when every one up to MAX survived), each measured from \
-the mapping's last answer to the request that tested it.
+the mapping's last answer to when the server's answer to the test reached the NAT (the test's \
+send time plus the round trip to the server: the NAT is taken to be near this host).
   mapping_keepalive_ms  A keepalive interval to recommend: 80% of lo.
   mapping_refreshed_by_outbound  true when a mapping kept alive only by packets sent from \
 behind the NAT (Binding indications, which the server does not answer) outlived the lifetime; \

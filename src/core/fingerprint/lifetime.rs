@@ -156,6 +156,8 @@ enum Purpose {
 struct Binding {
     tries: u8,
     next_try: Option<Instant>,
+    /// When the first request went out: its answer gives a round-trip sample.
+    first_sent: Option<Instant>,
     public: Option<SocketAddr>,
     /// When its last answer arrived: the mapping's idle time counts from there.
     answered_at: Option<Instant>,
@@ -405,9 +407,17 @@ impl LifetimeProbe {
         match purpose {
             Purpose::Bind(sent_from) if sent_from == slot => {
                 let binding = self.binding_mut(slot);
+                // Only an answer to a single request tells which one it answers.
+                let rtt = binding
+                    .first_sent
+                    .filter(|_| binding.tries == 1)
+                    .map(|sent| now.saturating_duration_since(sent));
                 binding.public = Some(public);
                 binding.answered_at = Some(now);
                 binding.next_try = None;
+                if let Some(rtt) = rtt {
+                    self.rtt = Some(self.rtt.map_or(rtt, |old| old.min(rtt)));
+                }
             }
             Purpose::Copy(id) if self.checks[id].target == slot => {
                 self.checks[id].answered = true;
@@ -516,8 +526,16 @@ impl LifetimeProbe {
             }
             binding.tries += 1;
             binding.next_try = Some(now + BIND_RETRY);
+            binding.first_sent.get_or_insert(now);
             self.send(slot, Send::Bind, Purpose::Bind(slot));
         }
+    }
+
+    /// How long a mapping whose last answer arrived at `since` has been idle at the NAT when
+    /// the answer to a check sent at `now` reaches it: a round trip after `now` (the NAT is
+    /// near this host, the server far).
+    fn idle_at_nat(&self, since: Instant, now: Instant) -> Duration {
+        now.saturating_duration_since(since) + self.rtt.unwrap_or_default()
     }
 
     /// Starts (or repeats) a check of `target`'s mapping; `None` when it cannot be checked:
@@ -528,9 +546,10 @@ impl LifetimeProbe {
         let binding = *self.binding_mut(target);
         let public = binding.public.filter(|p| p.ip() == control.ip())?;
         let id = self.checks.len();
+        let idle = self.idle_at_nat(binding.answered_at?, now);
         self.checks.push(Check {
             target,
-            idle: now.saturating_duration_since(binding.answered_at?),
+            idle,
             sent_at: now,
             tries: 1,
             answered: false,
@@ -591,10 +610,11 @@ impl LifetimeProbe {
         let (Some(public), Some(since)) = (binding.public, binding.answered_at) else {
             return;
         };
+        let idle = self.idle_at_nat(since, now);
         let check = &mut self.checks[id];
         check.tries += 1;
         check.sent_at = now;
-        check.idle = now.saturating_duration_since(since);
+        check.idle = idle;
         self.send_check(id, public.port());
     }
 
@@ -615,7 +635,12 @@ impl LifetimeProbe {
             else {
                 continue;
             };
-            if now.saturating_duration_since(born) > alive_for {
+            // An inbound refresh reaches the NAT a round trip after it is asked for.
+            let travel = match refresher.slot {
+                Slot::Refresh(Direction::Inbound) => self.rtt.unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            if now.saturating_duration_since(born) + travel > alive_for {
                 continue;
             }
             match refresher.slot {
