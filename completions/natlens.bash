@@ -474,7 +474,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__demo)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,6 +505,10 @@ _natlens() {
                     return 0
                     ;;
                 --loss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --udp-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -660,7 +664,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --with-server --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +695,10 @@ _natlens() {
                     return 0
                     ;;
                 --loss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --udp-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -868,7 +876,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --lifetime --bind --interface --pcap --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -903,6 +911,10 @@ _natlens() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifetime)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

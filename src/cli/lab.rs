@@ -94,6 +94,25 @@ pub struct LabSpecArgs {
     /// Add a public host without NAT (`public`, 203.0.113.20).
     #[arg(long)]
     pub public_host: bool,
+
+    /// How long both routers keep an idle UDP mapping, in whole seconds (`30s`, `2m`): sets
+    /// conntrack's UDP timeouts in the routers (nf_conntrack_udp_timeout and _stream) and the
+    /// full-cone mode's UDP map timeout, so that no UDP state outlives it. The ground truth for
+    /// `natlens nat --lifetime`. Without it the kernel's defaults stay (30 s for a flow
+    /// answered once, 120 s or more for a flow with traffic both ways).
+    #[arg(long, value_name = "DURATION", value_parser = parse_udp_timeout)]
+    pub udp_timeout: Option<Duration>,
+}
+
+/// `--udp-timeout`: whole seconds from 1 s to a day (conntrack counts in seconds).
+fn parse_udp_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = super::parse_positive_duration(text)?;
+    if timeout.subsec_nanos() != 0 || timeout > Duration::from_secs(86_400) {
+        return Err(format!(
+            "`{text}`: give whole seconds from 1s to 24h (conntrack counts in seconds)"
+        ));
+    }
+    Ok(timeout)
 }
 
 #[derive(Debug, Args)]

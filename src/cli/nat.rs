@@ -85,6 +85,28 @@ pub struct NatArgs {
     #[arg(long = "timeout", value_name = "DURATION", hide = true, conflicts_with = "timeout", value_parser = parse_positive_duration)]
     pub deprecated_timeout: Option<Duration>,
 
+    /// Also measure how long an idle UDP mapping lives (RFC 5780 4.6), trying idle intervals up
+    /// to MAX (default 180s; durations as for --server-timeout), and whether outbound and
+    /// inbound traffic each refresh a mapping (RFC 4787 REQ-6). Needs an RFC 5780 server that
+    /// honours RESPONSE-PORT (natlens server --alternate, coturn with two IPs). Dozens of
+    /// sockets get a mapping at once and stay idle for intervals from 1 s, every 0.5 s up to
+    /// 10 s, then each 6% longer; when one's interval is up, another socket asks the server to
+    /// answer to its public port (RESPONSE-PORT), and the answer arrives only if the mapping
+    /// still lives. The first dead one ends the run: it lasts about the lifetime found plus one
+    /// step (at most MAX and a few seconds). Two more sockets are kept alive only by outbound
+    /// (a Binding indication) or only by inbound traffic (an answer sent to them), and eight by
+    /// outbound traffic sent with IP TTL 1 to 8 (to locate the outermost NAT), and are all
+    /// checked past the lifetime. The recommended keepalive is 80% of the longest interval a
+    /// mapping survived. UDP only; keys mapping_lifetime_ms and the like under JSON OUTPUT.
+    #[arg(
+        long,
+        value_name = "MAX",
+        num_args = 0..=1,
+        default_missing_value = "180s",
+        value_parser = parse_lifetime_max
+    )]
+    pub lifetime: Option<Duration>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -97,6 +119,15 @@ pub struct NatArgs {
     /// continuous sequence numbers, and the RST that closes it.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+}
+
+/// `--lifetime`'s MAX: from 2 s (the ladder starts at 1 s) to an hour.
+fn parse_lifetime_max(text: &str) -> Result<Duration, String> {
+    let max = parse_positive_duration(text)?;
+    if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&max) {
+        return Err(format!("`{text}`: give a MAX from 2s to 1h"));
+    }
+    Ok(max)
 }
 
 /// Transports `natlens nat` probes.
@@ -217,6 +248,28 @@ ports cannot be predicted.
 next_port, hit}; hit tells whether the next sample got next_port.
   prediction.preset_delta  The preset-delta rule (--preset-delta) on the first answered \
 sample: {port, delta, next_port, hit}.
+  mapping_lifetime_ms  With --lifetime (UDP only, else null): how long an idle UDP mapping \
+lived, in milliseconds: the middle of mapping_lifetime_bracket_ms. null without --lifetime, when \
+the measurement failed (a server without RESPONSE-PORT: the reason is on stderr) and when the \
+mapping outlived MAX.
+  mapping_lifetime_bracket_ms  [lo, hi]: the longest idle time a mapping survived (0 when none \
+did) and the shortest it did not (null when every one up to MAX survived), each measured from \
+the mapping's last answer to when the server's answer to the test reached the NAT (the test's \
+send time plus the round trip to the server: the NAT is taken to be near this host).
+  mapping_keepalive_ms  A keepalive interval to recommend: 80% of lo.
+  mapping_refreshed_by_outbound  true when a mapping kept alive only by packets sent from \
+behind the NAT (Binding indications, which the server does not answer) outlived the lifetime; \
+false when it died like an idle one; null when not tested (no hi, or a lifetime too short to \
+tell).
+  mapping_refreshed_by_inbound  The same for a mapping that only received packets (answers \
+the server sent to it with RESPONSE-PORT). RFC 4787 REQ-6 asks that outbound traffic refresh; \
+Linux conntrack refreshes on both.
+  ttl_refresh_outermost_nat_hop  With --lifetime: the hop of the outermost NAT on the path, \
+from TTL-limited refreshes. Sockets refreshed only by packets sent with IP TTL k (1 to 8) keep \
+their mapping only if every NAT on the path lies within k hops (a NAT refreshes a mapping on \
+a packet it then drops for its TTL); the smallest k that kept it alive is the hop of the \
+outermost NAT. null when outbound traffic does not refresh, when no lifetime was found, or \
+when no k up to 8 kept a mapping.
   rfc3489_type  The classic RFC 3489 name: full-cone, restricted-cone, port-restricted-cone \
 (endpoint-independent mapping with endpoint-independent, address-dependent or \
 address-and-port-dependent filtering), symmetric (the mapping depends on the destination, by \

@@ -18,8 +18,13 @@ pub struct ServerArgs {
     )]
     pub listen: Vec<SocketAddr>,
 
-    /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN and
-    /// CHANGE-REQUEST. The server then also listens on every mix of the two IPs and two ports.
+    /// Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN,
+    /// CHANGE-REQUEST and RESPONSE-PORT. The server then also listens on every mix of the two
+    /// IPs and two ports. RESPONSE-PORT (UDP only; over TCP, and without --alternate, it is
+    /// refused with 420) sends the answer to the request's own source IP at the port named,
+    /// from the address the request arrived on; like every answer it counts against
+    /// --answer-rate, and it can only reach the requester's IP (natlens nat --lifetime relies
+    /// on it). PADDING is echoed over UDP up to the request's own size, never more.
     /// With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over
     /// TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed
     /// address to the requester; without it, it says so in one line at start and refuses those.

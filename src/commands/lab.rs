@@ -44,6 +44,7 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         loss_percent: args.loss,
         public_host: args.public_host,
         prefix: None,
+        udp_timeout: args.udp_timeout,
     }
 }
 
@@ -86,6 +87,9 @@ pub fn describe(state: &LabState) -> String {
     }
     if spec.loss_percent > 0 {
         text += &format!(", loss {}%", spec.loss_percent);
+    }
+    if let Some(timeout) = spec.udp_timeout {
+        text += &format!(", UDP timeout {} s", timeout.as_secs());
     }
     for side in Side::BOTH {
         if spec.noise(side) > 0.0 {

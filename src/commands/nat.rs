@@ -13,7 +13,8 @@ use crate::cli::NatArgs;
 use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::exit::{self, Kind};
-use crate::io::prober::{self, Fingerprint, Options};
+use crate::io::prober::{self, lifetime, Fingerprint, Options};
+use crate::render::lifetime_progress::LifetimeBar;
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
@@ -50,7 +51,10 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
     for fingerprint in &fingerprints {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
-    let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    let mut report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    if let Some(max) = args.lifetime {
+        measure_lifetime(&args, max, &mut report, rng)?;
+    }
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -68,6 +72,39 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         Some(err) => Err(err),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `--lifetime`: measures the UDP mapping lifetime toward the primary server after the
+/// fingerprint, into the UDP report; a measurement that cannot be made leaves its keys null and
+/// says why on stderr.
+fn measure_lifetime(
+    args: &NatArgs,
+    max: std::time::Duration,
+    report: &mut Report,
+    rng: &mut dyn RngCore,
+) -> anyhow::Result<()> {
+    let Some(udp) = report
+        .udp
+        .as_mut()
+        .filter(|udp| udp.public_address.is_some())
+    else {
+        terminal::eprint_message(
+            "natlens: warning: --lifetime needs a UDP answer from the server; not measured",
+        );
+        return Ok(());
+    };
+    let bar = LifetimeBar::new(max);
+    let source = args.source.source_toward(report.server);
+    let measured = lifetime::measure(report.server, max, &source, rng, &mut |s| bar.update(s));
+    bar.finish();
+    let measured = measured?;
+    if let Some(why) = &measured.failure {
+        terminal::eprint_message(&format!(
+            "natlens: warning: mapping lifetime not measured: {why}"
+        ));
+    }
+    udp.lifetime = measured.facts;
+    Ok(())
 }
 
 /// SIGINT or SIGTERM end the run at once with status 130, and with `--json` the interrupted

@@ -39,6 +39,7 @@ pub fn build(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
     netns::add(&names)?;
     for host in &plan.hosts {
         host_sysctls(host)?;
+        udp_timeout_sysctls(host, spec)?;
     }
     netns::ip_batch(None, &veth_batch(plan)).context("creating veth pairs")?;
     let method = delay_method(plan, spec)?;
@@ -56,7 +57,13 @@ pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
     for host in &plan.hosts {
         if let Host::Router(side) = host.host {
             let wan = crate::lab::plan::router_wan(side);
-            let text = ruleset::router(spec.nat(side), wan, spec.loss_percent);
+            let udp_timeout_s = spec.udp_timeout.map(|t| t.as_secs().max(1) as u32);
+            let text = ruleset::router_with_udp_timeout(
+                spec.nat(side),
+                wan,
+                spec.loss_percent,
+                udp_timeout_s,
+            );
             let mut nft = netns::command_in(&host.netns, "nft")?;
             nft.args(["-f", "-"]);
             netns::run(&mut nft, Some(&text))
@@ -81,6 +88,23 @@ fn host_sysctls(host: &HostPlan) -> anyhow::Result<()> {
     }
     for (key, value) in settings {
         netns::sysctl(&host.netns, key, value)?;
+    }
+    Ok(())
+}
+
+/// `--udp-timeout`: both of conntrack's UDP timeouts on the routers (conntrack's sysctls are
+/// per namespace). `_stream` applies once a flow has seen packets both ways for 2 s, the plain
+/// one before that: setting both makes every idle UDP mapping live exactly this long.
+fn udp_timeout_sysctls(host: &HostPlan, spec: &LabSpec) -> anyhow::Result<()> {
+    let (Some(timeout), Host::Router(_)) = (spec.udp_timeout, host.host) else {
+        return Ok(());
+    };
+    let seconds = timeout.as_secs().max(1).to_string();
+    for key in [
+        "net/netfilter/nf_conntrack_udp_timeout",
+        "net/netfilter/nf_conntrack_udp_timeout_stream",
+    ] {
+        netns::sysctl(&host.netns, key, &seconds)?;
     }
     Ok(())
 }

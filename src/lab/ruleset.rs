@@ -26,10 +26,22 @@ pub const FULL_CONE_MAPS: [&str; 2] = ["fullcone_udp", "fullcone_tcp"];
 
 /// The complete ruleset of a router whose WAN interface is `wan` with address `wan_ip`.
 pub fn router(mode: NatMode, wan_ip: Ipv4Addr, loss_percent: u8) -> String {
+    router_with_udp_timeout(mode, wan_ip, loss_percent, None)
+}
+
+/// [`router`], with the full-cone UDP map's timeout set to `udp_timeout_s` (the lab's
+/// `--udp-timeout`, which also sets conntrack's) instead of [`FULL_CONE_TIMEOUT_S`], so that
+/// no UDP state in the router outlives the configured timeout.
+pub fn router_with_udp_timeout(
+    mode: NatMode,
+    wan_ip: Ipv4Addr,
+    loss_percent: u8,
+    udp_timeout_s: Option<u32>,
+) -> String {
     let mut out = String::from("flush ruleset\n");
     let _ = writeln!(out, "table inet {TABLE} {{");
     if mode == NatMode::FullCone {
-        out.push_str(&full_cone_maps());
+        out.push_str(&full_cone_maps(udp_timeout_s));
     }
     out.push_str(&input_chain());
     out.push_str(&forward_chain(mode));
@@ -131,15 +143,19 @@ pub fn sequential_port_list(delta: u16) -> Vec<u16> {
         .collect()
 }
 
-fn full_cone_maps() -> String {
+fn full_cone_maps(udp_timeout_s: Option<u32>) -> String {
     let mut out = String::new();
     for (map, proto) in FULL_CONE_MAPS.iter().zip(["udp", "tcp"]) {
+        let timeout = match proto {
+            "udp" => udp_timeout_s.unwrap_or(FULL_CONE_TIMEOUT_S),
+            _ => FULL_CONE_TIMEOUT_S,
+        };
         let _ = write!(
             out,
             "  map {map} {{
     typeof {proto} dport : ip daddr . {proto} dport
     flags dynamic,timeout
-    timeout {FULL_CONE_TIMEOUT_S}s
+    timeout {timeout}s
   }}
 "
         );
@@ -268,6 +284,21 @@ mod tests {
             "iifname \"wan\" ip daddr 203.0.113.1 meta l4proto tcp dnat ip to tcp dport map @fullcone_tcp"
         ));
         assert!(text.contains("ct status dnat accept"));
+    }
+
+    #[test]
+    fn udp_timeout_shortens_only_the_udp_full_cone_map() {
+        let text = router_with_udp_timeout(NatMode::FullCone, WAN, 0, Some(20));
+        let udp = text.find("map fullcone_udp").unwrap();
+        let tcp = text.find("map fullcone_tcp").unwrap();
+        assert!(text[udp..tcp].contains("timeout 20s"), "{text}");
+        assert!(text[tcp..].contains(&format!("timeout {FULL_CONE_TIMEOUT_S}s")));
+        assert_eq!(
+            router(NatMode::FullCone, WAN, 0)
+                .matches(&format!("timeout {FULL_CONE_TIMEOUT_S}s"))
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -199,6 +199,15 @@ pub struct LabSpec {
     pub public_host: bool,
     /// Name prefix (`nl` and 6 hex digits); `None` picks a fresh random one.
     pub prefix: Option<String>,
+    /// How long the routers keep an idle UDP mapping (conntrack's UDP timeouts and the
+    /// full-cone maps' UDP timeout); `None` keeps the kernel's defaults. The ground truth of the
+    /// mapping lifetime tests.
+    #[serde(
+        default,
+        with = "optional_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub udp_timeout: Option<Duration>,
 }
 
 impl Default for LabSpec {
@@ -212,6 +221,7 @@ impl Default for LabSpec {
             loss_percent: 0,
             public_host: false,
             prefix: None,
+            udp_timeout: None,
         }
     }
 }
@@ -244,6 +254,11 @@ impl LabSpec {
                 return Err(format!(
                     "noise rate {rate}/s behind {side} is not in 0–10000"
                 ));
+            }
+        }
+        if let Some(timeout) = self.udp_timeout {
+            if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&timeout) {
+                return Err(format!("UDP timeout {timeout:?} is not in 1 s–24 h"));
             }
         }
         if self.delay > Duration::from_secs(10) {
@@ -279,6 +294,24 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Duration, D::Error> {
         u64::deserialize(input).map(Duration::from_millis)
+    }
+}
+
+/// An optional duration as whole milliseconds (absent when `None`).
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, out: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => out.serialize_u64(value.as_millis() as u64),
+            None => out.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(input)?.map(Duration::from_millis))
     }
 }
 
@@ -346,14 +379,23 @@ mod tests {
             delay: Duration::from_millis(40),
             loss_percent: 5,
             noise_a: 2.5,
+            udp_timeout: Some(Duration::from_secs(20)),
             ..LabSpec::default()
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert!(
-            json.contains("\"seq:2\"") && json.contains("\"delay\":40"),
+            json.contains("\"seq:2\"")
+                && json.contains("\"delay\":40")
+                && json.contains("\"udp_timeout\":20000"),
             "{json}"
         );
         assert_eq!(serde_json::from_str::<LabSpec>(&json).unwrap(), spec);
+        // A state file written before the field existed still reads.
+        let old = json.replace(",\"udp_timeout\":20000", "");
+        assert_eq!(
+            serde_json::from_str::<LabSpec>(&old).unwrap().udp_timeout,
+            None
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod events;
+pub mod lifetime_progress;
 pub mod log;
 pub mod nat;
 pub mod probes;

@@ -15,7 +15,7 @@ const CANDIDATES_SHOWN: usize = 8;
 /// One row: its label and the cell of each transport.
 type Row = (&'static str, fn(Transport, &TransportReport) -> String);
 
-const ROWS: [Row; 17] = [
+const ROWS: [Row; 19] = [
     ("public address", |_, r| {
         r.public_address
             .map_or("no answer".into(), |a| a.to_string())
@@ -54,11 +54,57 @@ const ROWS: [Row; 17] = [
     ("  preset-delta rule", |_, r| {
         preset_delta(r.prediction.preset_delta)
     }),
+    ("mapping lifetime", |_, r| mapping_lifetime(r)),
+    ("  refreshed by", |_, r| refreshed_by(r)),
     ("RTT", |_, r| {
         r.rtt_ms
             .map_or("unknown".into(), |ms| format!("{ms:.1} ms"))
     }),
 ];
+
+/// `--lifetime`: "19.6 s (19.0-20.1 s), keepalive 15.2 s"; "-" when not measured.
+fn mapping_lifetime(r: &TransportReport) -> String {
+    let facts = &r.lifetime;
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    let Some([Some(lo), hi]) = facts.mapping_lifetime_bracket_ms else {
+        return "-".into();
+    };
+    let keepalive = facts
+        .mapping_keepalive_ms
+        .map_or(String::new(), |ms| format!(", keepalive {}", secs(ms)));
+    match (facts.mapping_lifetime_ms, hi) {
+        (Some(found), Some(hi)) => format!(
+            "{} ({:.1}-{}){keepalive}",
+            secs(found),
+            lo as f64 / 1000.0,
+            secs(hi)
+        ),
+        _ => format!("over {}{keepalive}", secs(lo)),
+    }
+}
+
+/// Which traffic refreshed a mapping, with the outermost NAT's hop when TTL-limited refreshes
+/// found it; "-" when not tested.
+fn refreshed_by(r: &TransportReport) -> String {
+    let facts = &r.lifetime;
+    let (outbound, inbound) = (
+        facts.mapping_refreshed_by_outbound,
+        facts.mapping_refreshed_by_inbound,
+    );
+    if outbound.is_none() && inbound.is_none() {
+        return "-".into();
+    }
+    let word = |v: Option<bool>| match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    };
+    let mut text = format!("outbound {}, inbound {}", word(outbound), word(inbound));
+    if let Some(hop) = facts.ttl_refresh_outermost_nat_hop {
+        text += &format!("; outermost NAT at hop {hop}");
+    }
+    text
+}
 
 /// The one-line verdict that opens the report (see `core::fingerprint::verdict`).
 pub fn verdict(report: &Report) -> Option<String> {
@@ -349,6 +395,7 @@ mod tests {
                 two_probe: Some(two),
                 preset_delta: Some(preset),
             },
+            lifetime: Default::default(),
             rfc3489_type: None,
             difficulty: None,
             punch: None,
@@ -359,6 +406,31 @@ mod tests {
         let silent = crate::core::fingerprint::analyse(&[], &Default::default());
         assert_eq!(silent.public_address, None);
         silent
+    }
+
+    #[test]
+    fn lifetime_rows_show_only_when_measured() {
+        let mut report = Report::new("192.0.2.1:3478".parse().unwrap());
+        report.udp = Some(sequential_udp());
+        let text = table(&report).to_string();
+        assert!(!text.contains("mapping lifetime"), "{text}");
+        let udp = report.udp.as_mut().unwrap();
+        udp.lifetime = crate::core::fingerprint::lifetime::LifetimeFacts {
+            mapping_lifetime_ms: Some(19_554),
+            mapping_lifetime_bracket_ms: Some([Some(18_985), Some(20_124)]),
+            mapping_keepalive_ms: Some(15_188),
+            mapping_refreshed_by_outbound: Some(true),
+            mapping_refreshed_by_inbound: Some(false),
+            ttl_refresh_outermost_nat_hop: Some(2),
+        };
+        let text = table(&report).to_string();
+        for needle in [
+            "mapping lifetime",
+            "19.6 s (19.0-20.1 s), keepalive 15.2 s",
+            "outbound yes, inbound no; outermost NAT at hop 2",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
     }
 
     #[test]

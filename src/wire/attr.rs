@@ -220,9 +220,24 @@ pub fn decode_response_port(value: &[u8]) -> Result<u16, ValueError> {
     Ok(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
+/// RESPONSE-PORT's value: the port, then two bytes of padding.
+pub fn encode_response_port(port: u16) -> [u8; 4] {
+    let [high, low] = port.to_be_bytes();
+    [high, low, 0, 0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_port_round_trips() {
+        for port in [0, 1, 3478, 40_001, u16::MAX] {
+            assert_eq!(decode_response_port(&encode_response_port(port)), Ok(port));
+        }
+        assert_eq!(encode_response_port(0x9C41), [0x9C, 0x41, 0, 0]);
+        assert_eq!(decode_response_port(&[1, 2, 3]), Err(ValueError::Length));
+    }
 
     const TID: TransactionId = TransactionId([
         0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,

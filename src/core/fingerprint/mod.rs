@@ -10,6 +10,7 @@
 
 pub mod allocation;
 pub mod classify;
+pub mod lifetime;
 pub mod observation;
 pub mod plan;
 pub mod predict;
@@ -86,6 +87,7 @@ pub fn analyse(observations: &[Observation], options: &PredictOptions) -> Transp
         alg: classify::alg_rewrites(observations),
         allocation,
         prediction,
+        lifetime: Default::default(),
         rfc3489_type: None,
         difficulty: None,
         punch: None,

@@ -68,6 +68,9 @@ pub struct TransportReport {
     pub alg: Option<bool>,
     pub allocation: Allocation,
     pub prediction: Prediction,
+    /// The mapping lifetime (`--lifetime`, UDP only): every key `null` when not measured.
+    #[serde(flatten)]
+    pub lifetime: super::lifetime::LifetimeFacts,
     /// The classic RFC 3489 name; `None` when not determinable.
     pub rfc3489_type: Option<Rfc3489Type>,
     /// From what the punch planner can connect to (see [`super::verdict`]).
@@ -177,6 +180,7 @@ impl TransportReport {
             lines.extend(self.allocation_sentence());
         }
         lines.extend(self.oddities());
+        lines.extend(self.lifetime.sentences());
         lines.push(self.verdict());
         lines
     }
@@ -364,6 +368,7 @@ mod tests {
                 two_probe: None,
                 preset_delta: None,
             },
+            lifetime: Default::default(),
             rfc3489_type: None,
             difficulty: None,
             punch: None,

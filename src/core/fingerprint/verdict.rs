@@ -431,6 +431,7 @@ mod tests {
                 two_probe: None,
                 preset_delta: None,
             },
+            lifetime: Default::default(),
             rfc3489_type: None,
             difficulty: None,
             punch: None,

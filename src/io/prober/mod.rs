@@ -21,6 +21,7 @@
 //! addresses the first one reported, and this host's own public address (the hairpin test).
 
 mod all;
+pub mod lifetime;
 mod tcp;
 mod udp;
 

@@ -1,0 +1,125 @@
+//! `natlens nat --lifetime` against the real kernel NAT: `lab up --udp-timeout 20s` sets both
+//! routers' conntrack UDP timeouts (the ground truth), and `natlens nat --lifetime 40s` from
+//! host a must find the lifetime within 10% of 20 s in one run of under 40 s.
+//!
+//! Refreshing: Linux conntrack refreshes a UDP entry's timeout on every packet of the flow,
+//! whichever way it goes (nf_conntrack_proto_udp calls nf_ct_refresh_acct for both directions),
+//! so both the outbound-only and the inbound-only socket must outlive the unrefreshed ones.
+//!
+//! TTL-limited refresh: router a is the first hop and the only NAT, and it refreshes its
+//! conntrack entry (PREROUTING) before forwarding finds the TTL spent, so the smallest TTL that
+//! keeps a mapping alive is 1.
+//!
+//! Root with network namespaces only; otherwise SKIPPED (a failure under CI).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::lab_available;
+use natlens::lab::teardown;
+
+const TIMEOUT_MS: u64 = 20_000;
+
+fn natlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_natlens"))
+        .args(args)
+        .output()
+        .expect("running natlens")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Tears the lab down even when an assertion fails.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = teardown::by_prefix(&self.0);
+    }
+}
+
+#[test]
+fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
+    if !lab_available() {
+        return;
+    }
+    let up = natlens(&[
+        "lab",
+        "up",
+        "--with-server",
+        "--udp-timeout",
+        "20s",
+        "--json",
+    ]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let prefix = state["prefix"].as_str().unwrap().to_owned();
+    let _down = Down(prefix.clone());
+    assert_eq!(state["spec"]["udp_timeout"], TIMEOUT_MS, "{state}");
+    let status = text(&natlens(&["lab", "status", &prefix]).stdout);
+    assert!(status.contains("UDP timeout 20 s"), "{status}");
+    for key in [
+        "nf_conntrack_udp_timeout",
+        "nf_conntrack_udp_timeout_stream",
+    ] {
+        let path = format!("/proc/sys/net/netfilter/{key}");
+        let read = natlens(&[
+            "lab", "exec", "--lab", &prefix, "router-a", "--", "cat", &path,
+        ]);
+        assert_eq!(text(&read.stdout).trim(), "20", "{key}");
+    }
+
+    let started = Instant::now();
+    let nat = natlens(&[
+        "lab",
+        "exec",
+        "--lab",
+        &prefix,
+        "a",
+        "--",
+        "natlens",
+        "nat",
+        "-t",
+        "udp",
+        "--server",
+        "203.0.113.10",
+        "--lifetime",
+        "40s",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    assert!(nat.status.success(), "{}", text(&nat.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&nat.stdout).unwrap();
+    let udp = &report["udp"];
+    println!(
+        "lifetime {} ms, bracket {}, keepalive {} ms, outbound {}, inbound {}, outermost NAT \
+         hop {}, run {:.1} s",
+        udp["mapping_lifetime_ms"],
+        udp["mapping_lifetime_bracket_ms"],
+        udp["mapping_keepalive_ms"],
+        udp["mapping_refreshed_by_outbound"],
+        udp["mapping_refreshed_by_inbound"],
+        udp["ttl_refresh_outermost_nat_hop"],
+        took.as_secs_f64()
+    );
+    let lifetime = udp["mapping_lifetime_ms"].as_u64().expect("a lifetime");
+    assert!(
+        lifetime.abs_diff(TIMEOUT_MS) <= TIMEOUT_MS / 10,
+        "{lifetime} ms is not within 10% of {TIMEOUT_MS} ms: {udp}"
+    );
+    let bracket = &udp["mapping_lifetime_bracket_ms"];
+    let (lo, hi) = (bracket[0].as_u64().unwrap(), bracket[1].as_u64().unwrap());
+    assert!(lo < TIMEOUT_MS && TIMEOUT_MS <= hi, "[{lo}, {hi}]");
+    assert_eq!(udp["mapping_keepalive_ms"], lo * 4 / 5);
+    assert_eq!(udp["mapping_refreshed_by_outbound"], true, "{udp}");
+    assert_eq!(
+        udp["mapping_refreshed_by_inbound"], true,
+        "conntrack refreshes on inbound packets too: {udp}"
+    );
+    assert_eq!(udp["ttl_refresh_outermost_nat_hop"], 1, "{udp}");
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+}
