@@ -25,6 +25,9 @@ pub const MAP_PAYLOAD_LEN: usize = 36;
 pub const MAX_MESSAGE_LEN: usize = 1100;
 /// Bytes of a MAP nonce.
 pub const NONCE_LEN: usize = 12;
+/// A MAP nonce. (Spelled with a literal length: `[u8; NONCE_LEN]` in closures crashed rustc 1.95
+/// with "broken MIR".)
+pub type Nonce = [u8; 12];
 const RESPONSE_BIT: u8 = 0x80;
 /// IANA protocol numbers MAP carries.
 pub const PROTOCOL_TCP: u8 = 6;
@@ -192,7 +195,7 @@ impl std::error::Error for DecodeError {}
 /// The MAP opcode's payload (the same fields in a request and its response).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapRepr {
-    pub nonce: [u8; NONCE_LEN],
+    pub nonce: Nonce,
     /// IANA protocol number ([`PROTOCOL_UDP`], [`PROTOCOL_TCP`]); 0 means all.
     pub protocol: u8,
     pub internal_port: u16,
