@@ -143,10 +143,83 @@ impl PortMappingSummary {
         .collect()
     }
 
+    /// The human report's paragraph: which protocols the gateway speaks, its external address
+    /// against the public one, and the test's outcome.
+    pub fn line(&self) -> String {
+        let Some(gateway) = self.gateway else {
+            let why = self.error.as_deref().unwrap_or("no gateway");
+            return format!("Port mapping: not probed ({why}).");
+        };
+        let spoken: Vec<String> = [
+            (MappingProtocol::Pcp, &self.pcp),
+            (MappingProtocol::NatPmp, &self.nat_pmp),
+            (MappingProtocol::Upnp, &self.upnp),
+        ]
+        .into_iter()
+        .filter(|(_, probe)| probe.present)
+        .map(|(protocol, probe)| describe(protocol, probe))
+        .collect();
+        let mut text = if spoken.is_empty() {
+            format!("Port mapping: the gateway {gateway} speaks none of PCP, NAT-PMP, UPnP IGD.")
+        } else {
+            format!(
+                "Port mapping: the gateway {gateway} speaks {}.",
+                spoken.join(", ")
+            )
+        };
+        if let Some(external) = self.external_address {
+            text += &match self.external_matches_public {
+                Some(true) => format!(" Its external address {external} is the public address STUN saw."),
+                Some(false) => format!(
+                    " Its external address {external} is not the public address STUN saw: another NAT sits upstream."
+                ),
+                None => format!(" Its external address is {external}."),
+            };
+        }
+        if let Some(test) = &self.test {
+            text += &test_sentence(test);
+        }
+        text
+    }
+
     /// A PCP server saw another source than our own address: a NAT between us and it.
     pub fn pcp_address_mismatch(&self) -> bool {
         self.pcp.result.as_deref() == Some("ADDRESS_MISMATCH")
     }
+}
+
+fn describe(protocol: MappingProtocol, probe: &ProtocolProbe) -> String {
+    let mut text = protocol.as_str().to_owned();
+    if let Some(service) = &probe.service {
+        text += &format!(" ({service})");
+    }
+    if let Some(result) = &probe.result {
+        text += &format!(" (answers {result})");
+    }
+    text
+}
+
+fn test_sentence(test: &MappingTest) -> String {
+    let Some(protocol) = test.protocol else {
+        let why = test.error.as_deref().unwrap_or("refused");
+        return format!(" No mapping was granted: {why}.");
+    };
+    let external = test.external.map_or("?".to_owned(), |e| e.to_string());
+    let proven = match test.proven {
+        Some(true) => "the server's packet arrived through it",
+        Some(false) => "the server's packet did not arrive",
+        None => "the server cannot send through it to prove it",
+    };
+    let deleted = if test.deleted {
+        "deleted"
+    } else {
+        "NOT deleted"
+    };
+    format!(
+        " {} mapped {} to {external}: {proven}; mapping {deleted}.",
+        protocol.as_str(),
+        test.internal
+    )
 }
 
 #[cfg(test)]
@@ -201,5 +274,63 @@ mod tests {
         );
         none.compare_with_public(Some("203.0.113.1".parse().unwrap()));
         assert_eq!(none.external_matches_public, None);
+    }
+
+    /// The `port_mapping` object of `natlens nat --json`, pinned (documented under JSON OUTPUT).
+    #[test]
+    fn json_is_stable() {
+        let mut summary = PortMappingSummary::new(
+            Some("192.0.2.1".parse().unwrap()),
+            ProtocolProbe {
+                version: Some(2),
+                lifetime_s: Some(120),
+                epoch: Some(7),
+                ..answering("203.0.113.1")
+            },
+            ProtocolProbe {
+                present: false,
+                error: Some("no NAT-PMP answer within 250 ms".into()),
+                ignored: 1,
+                ..Default::default()
+            },
+            ProtocolProbe {
+                version: Some(2),
+                service: Some("WANIPConnection:2".into()),
+                ..answering("203.0.113.1")
+            },
+        );
+        summary.compare_with_public(Some("203.0.113.1".parse().unwrap()));
+        summary.test = Some(MappingTest {
+            protocol: Some(MappingProtocol::Pcp),
+            transport: Transport::Udp,
+            internal: "192.0.2.10:40000".parse().unwrap(),
+            external: Some("203.0.113.1:40000".parse().unwrap()),
+            lifetime_s: Some(120),
+            proven: None,
+            deleted: true,
+            error: None,
+        });
+        summary.elapsed_ms = 12;
+        let json = serde_json::to_string(&summary).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"gateway":"192.0.2.1","#,
+                r#""pcp":{"present":true,"version":2,"service":null,"external_address":"203.0.113.1","lifetime_s":120,"epoch":7,"result":null,"error":null,"ignored":0},"#,
+                r#""nat_pmp":{"present":false,"version":null,"service":null,"external_address":null,"lifetime_s":null,"epoch":null,"result":null,"error":"no NAT-PMP answer within 250 ms","ignored":1},"#,
+                r#""upnp":{"present":true,"version":2,"service":"WANIPConnection:2","external_address":"203.0.113.1","lifetime_s":null,"epoch":null,"result":null,"error":null,"ignored":0},"#,
+                r#""external_address":"203.0.113.1","external_matches_public":true,"#,
+                r#""test":{"protocol":"pcp","transport":"udp","internal":"192.0.2.10:40000","external":"203.0.113.1:40000","lifetime_s":120,"proven":null,"deleted":true,"error":null},"#,
+                r#""elapsed_ms":12,"error":null}"#
+            ),
+            "\n{json}"
+        );
+        assert_eq!(
+            summary.line(),
+            "Port mapping: the gateway 192.0.2.1 speaks PCP, UPnP IGD (WANIPConnection:2). Its \
+             external address 203.0.113.1 is the public address STUN saw. PCP mapped \
+             192.0.2.10:40000 to 203.0.113.1:40000: the server cannot send through it to prove \
+             it; mapping deleted."
+        );
     }
 }

@@ -48,6 +48,49 @@ impl Gateway {
     }
 }
 
+/// The gateway the kernel's main table routes `server` through: `Ok(None)` when no gateway
+/// stands between (a loopback or on-link server, whose packets never cross the gateway's NAT:
+/// asking it would be asking a box that is not on the path, or one outside this machine for
+/// nothing), and for IPv6, where there is no NAT to map through.
+pub fn toward(server: IpAddr) -> io::Result<Option<Gateway>> {
+    let IpAddr::V4(server) = server else {
+        return Ok(None);
+    };
+    if server.is_loopback() {
+        return Ok(None);
+    }
+    let table = std::fs::read_to_string("/proc/net/route")?;
+    match gateway_toward_in(&table, server) {
+        Some(ip) => Gateway::at(IpAddr::V4(ip)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// One row of /proc/net/route: destination, gateway, flags, mask.
+fn routes(table: &str) -> impl Iterator<Item = (u32, Ipv4Addr, u32, u32)> + '_ {
+    // Host byte order (little-endian here), like the default gateway above.
+    let hex = |text: &str| u32::from_str_radix(text, 16).ok();
+    let address = |raw: u32| Ipv4Addr::from(raw.to_le_bytes());
+    table.lines().skip(1).filter_map(move |line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let destination = u32::from(address(hex(fields.get(1)?)?));
+        let gateway = address(hex(fields.get(2)?)?);
+        let flags = hex(fields.get(3)?)?;
+        let mask = u32::from(address(hex(fields.get(7)?)?));
+        Some((destination, gateway, flags, mask))
+    })
+}
+
+/// The longest-prefix route's gateway toward `server`, if that route has one.
+fn gateway_toward_in(table: &str, server: Ipv4Addr) -> Option<Ipv4Addr> {
+    let server = u32::from(server);
+    routes(table)
+        .filter(|(destination, _, _, mask)| server & mask == destination & mask)
+        .max_by_key(|(_, _, _, mask)| mask.count_ones())
+        .filter(|(_, _, flags, _)| flags & RTF_GATEWAY != 0)
+        .map(|(_, gateway, _, _)| gateway)
+}
+
 /// RTF_GATEWAY in /proc/net/route's flags.
 const RTF_GATEWAY: u32 = 0x2;
 
@@ -78,5 +121,9 @@ mod tests {
         assert_eq!(default_gateway_in(table), Some(Ipv4Addr::new(192, 0, 2, 1)));
         assert_eq!(default_gateway_in("Iface\n"), None);
         assert_eq!(default_gateway_in("h\nx 00000000 zz 0003\n"), None);
+        let server = |ip: &str| gateway_toward_in(table, ip.parse().unwrap());
+        assert_eq!(server("203.0.113.10"), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        // On-link: the /24 route has no gateway.
+        assert_eq!(server("10.0.2.7"), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod pcp;
 pub mod pmp;
 pub mod probe;
 pub mod prove;
+mod trial;
 pub mod upnp;
 
 use std::net::SocketAddr;

@@ -3,6 +3,7 @@
 //! ("no answer within ..."); its thread is left to finish on its own (igd-next's HTTP calls
 //! have no deadline of their own) and its result is dropped.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,50 @@ use crate::core::port_mapping::{MappingProtocol, PortMappingSummary, ProtocolPro
 pub const PROBE_BUDGET: Duration = Duration::from_millis(250);
 /// UPnP needs SSDP, two HTTP GETs and a SOAP call: a little more room than the UDP protocols.
 const UPNP_BUDGET: Duration = Duration::from_millis(400);
+
+/// The probe running beside the STUN probes (`natlens nat`), on a thread of its own.
+pub struct Background {
+    thread: std::thread::JoinHandle<PortMappingSummary>,
+}
+
+/// Starts the probe of the gateway on the way to `server` (none for a loopback or on-link
+/// server: see [`gateway::toward`](super::gateway::toward)); with `test`, also
+/// `--port-mapping test`'s mapping, proven through `server` and deleted.
+pub fn start(server: SocketAddr, test: bool) -> Background {
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut summary = match super::gateway::toward(server.ip()) {
+            Ok(Some(gateway)) => probe_gateway(&gateway),
+            Ok(None) => PortMappingSummary::failed(
+                "no IPv4 gateway between this host and the server (loopback, on-link or IPv6): \
+                 nothing to ask"
+                    .into(),
+            ),
+            Err(e) => PortMappingSummary::failed(format!("reading the routing table: {e}")),
+        };
+        if test {
+            if let Some(gateway) = summary.gateway.and_then(|ip| Gateway::at(ip).ok()) {
+                summary.test = Some(super::trial::run(&gateway, server));
+            }
+        }
+        summary.elapsed_ms = start.elapsed().as_millis() as u64;
+        summary
+    });
+    Background { thread }
+}
+
+impl Background {
+    /// Waits for the probe and compares the gateway's external address with `public`, the
+    /// address STUN saw.
+    pub fn finish(self, public: Option<IpAddr>) -> PortMappingSummary {
+        let mut summary = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| PortMappingSummary::failed("the port-mapping probe failed".into()));
+        summary.compare_with_public(public);
+        summary
+    }
+}
 
 /// Probes the default gateway.
 pub fn probe() -> PortMappingSummary {
