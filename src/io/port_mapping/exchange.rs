@@ -16,6 +16,27 @@ pub struct Answered<T> {
     pub answer: Option<T>,
     /// Datagrams dropped: from another address, undecodable, or not an answer to this request.
     pub ignored: u32,
+    /// The gateway answered ICMP port unreachable: nothing listens there, no need to wait.
+    pub refused: bool,
+}
+
+impl<T> Answered<T> {
+    fn new(answer: Option<T>, ignored: u32, refused: bool) -> Self {
+        Answered {
+            answer,
+            ignored,
+            refused,
+        }
+    }
+}
+
+/// A UDP socket on `local` that reports ICMP errors (IP_RECVERR: an unconnected socket learns
+/// of port unreachable only so), so that an absent service costs one round trip, not the
+/// whole budget.
+pub fn socket_on(local: std::net::IpAddr) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind((local, 0))?;
+    crate::io::icmp::enable(&socket, local.is_ipv6())?;
+    Ok(socket)
 }
 
 /// Sends `request` to `to` at once and again halfway through `budget` (RFC 6886 and 6887 ask
@@ -37,10 +58,7 @@ pub fn exchange<T>(
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return Ok(Answered {
-                answer: None,
-                ignored,
-            });
+            return Ok(Answered::new(None, ignored, false));
         }
         if resend_at.is_some_and(|at| now >= at) {
             resend_at = None;
@@ -53,22 +71,14 @@ pub fn exchange<T>(
         ))?;
         match socket.recv_from(&mut buffer) {
             Ok((len, from)) if from == to => match accept(&buffer[..len]) {
-                Some(answer) => {
-                    return Ok(Answered {
-                        answer: Some(answer),
-                        ignored,
-                    })
-                }
+                Some(answer) => return Ok(Answered::new(Some(answer), ignored, false)),
                 None => ignored += 1,
             },
             Ok(_) => ignored += 1,
             Err(e) if is_timeout(&e) => {}
             // An ICMP error reported on the socket (port unreachable): nobody listens there.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Ok(Answered {
-                    answer: None,
-                    ignored,
-                })
+                return Ok(Answered::new(None, ignored, true))
             }
             Err(e) => return Err(e),
         }

@@ -39,7 +39,7 @@ pub fn send_map(
     nonce: pcp::Nonce,
     budget: Duration,
 ) -> anyhow::Result<Answered<MapAnswer>> {
-    let socket = UdpSocket::bind((gateway.local_ip, 0))?;
+    let socket = super::exchange::socket_on(gateway.local_ip)?;
     let map = MapRepr {
         nonce,
         protocol: protocol_number(transport),
@@ -114,7 +114,7 @@ pub fn probe(gateway: &Gateway, budget: Duration) -> ProtocolProbe {
     };
     probe.ignored = announce.ignored;
     let Some(response) = announce.answer else {
-        probe.error = Some(format!("no PCP answer within {} ms", budget.as_millis()));
+        probe.error = Some(super::pmp::absent("PCP", &announce, budget));
         return probe;
     };
     probe.present = true;
@@ -129,7 +129,7 @@ pub fn probe(gateway: &Gateway, budget: Duration) -> ProtocolProbe {
 }
 
 fn announce(gateway: &Gateway, budget: Duration) -> anyhow::Result<Answered<ResponseRepr>> {
-    let socket = UdpSocket::bind((gateway.local_ip, 0))?;
+    let socket = super::exchange::socket_on(gateway.local_ip)?;
     let request = RequestRepr {
         lifetime_secs: 0,
         client_address: gateway.local_ip,

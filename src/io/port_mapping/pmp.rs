@@ -19,7 +19,7 @@ struct External {
 }
 
 fn socket_toward(gateway: &Gateway) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind((gateway.local_ip, 0))
+    super::exchange::socket_on(gateway.local_ip)
 }
 
 fn ask_external(
@@ -58,10 +58,7 @@ pub fn probe(gateway: &Gateway, budget: Duration) -> ProtocolProbe {
     };
     probe.ignored = answered.ignored;
     let Some(external) = answered.answer else {
-        probe.error = Some(format!(
-            "no NAT-PMP answer within {} ms",
-            budget.as_millis()
-        ));
+        probe.error = Some(absent("NAT-PMP", &answered, budget));
         return probe;
     };
     probe.present = true;
@@ -163,5 +160,14 @@ fn send_map(
         Some((ResultCode::Success, port, lifetime)) => Ok((port, lifetime)),
         Some((result, _, _)) => bail!("NAT-PMP refused the mapping: {}", result.name()),
         None => bail!("no NAT-PMP answer from {}", gateway.pmp),
+    }
+}
+
+/// Why a protocol counts as absent: refused at once, or silent for the whole budget.
+pub(super) fn absent<T>(protocol: &str, answered: &Answered<T>, budget: Duration) -> String {
+    if answered.refused {
+        format!("no {protocol} server (the gateway answered ICMP port unreachable)")
+    } else {
+        format!("no {protocol} answer within {} ms", budget.as_millis())
     }
 }

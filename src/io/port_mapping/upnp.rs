@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use igd_next::{PortMappingProtocol, SearchOptions};
 
 use super::gateway::Gateway;
@@ -45,7 +45,14 @@ pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
             single_search_timeout: Some(timeout),
         })
     };
-    let device = match search(gateway.ssdp, budget / 2) {
+    let unicast = match ssdp_port_state(gateway, budget / 2) {
+        SsdpPort::Answers => search(gateway.ssdp, budget / 2),
+        SsdpPort::Closed => {
+            bail!("no UPnP IGD (the gateway answered SSDP with ICMP port unreachable)")
+        }
+        SsdpPort::Silent => Err(igd_next::SearchError::NoResponseWithinTimeout),
+    };
+    let device = match unicast {
         Ok(device) => device,
         Err(_) => {
             let left = budget.saturating_sub(start.elapsed());
@@ -65,6 +72,38 @@ pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
         version: device_version_in(&description),
         device,
     })
+}
+
+/// igd-next's M-SEARCH for an InternetGatewayDevice (its own text is private).
+const M_SEARCH: &str = "M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\n\
+    ST:urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nMan:\"ssdp:discover\"\r\nMX:3\r\n\r\n";
+
+/// What the gateway's SSDP port did with a unicast M-SEARCH.
+enum SsdpPort {
+    /// Something answered: igd-next's unicast search will find it.
+    Answers,
+    /// ICMP port unreachable: no SSDP server on the gateway.
+    Closed,
+    /// Nothing within the wait: try multicast.
+    Silent,
+}
+
+/// One unicast M-SEARCH on a connected socket (so an ICMP port unreachable is reported): an
+/// absent IGD costs a round trip instead of the whole budget, which igd-next's unconnected
+/// search socket would wait out.
+fn ssdp_port_state(gateway: &Gateway, wait: Duration) -> SsdpPort {
+    let ask = || -> std::io::Result<usize> {
+        let socket = std::net::UdpSocket::bind((gateway.local_ip, 0))?;
+        socket.connect(gateway.ssdp)?;
+        socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        socket.send(M_SEARCH.as_bytes())?;
+        socket.recv(&mut [0u8; 2048])
+    };
+    match ask() {
+        Ok(_) => SsdpPort::Answers,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => SsdpPort::Closed,
+        Err(_) => SsdpPort::Silent,
+    }
 }
 
 /// The probe: discovery and GetExternalIPAddress.
