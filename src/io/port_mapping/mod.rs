@@ -7,6 +7,8 @@
 //! decoders in `wire::natpmp` and `wire::pcp` never panic); every wait has a deadline.
 
 mod exchange;
+#[cfg(test)]
+mod fake_gateway_tests;
 pub mod gateway;
 mod guard;
 pub mod pcp;
