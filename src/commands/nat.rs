@@ -55,7 +55,14 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         )),
     };
     let bars = ProbeBars::new(&transports);
-    let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
+    let fingerprints = match prober::fingerprint_all(&transports, &options, &bars, rng) {
+        Ok(fingerprints) => fingerprints,
+        Err(e) => {
+            // Joined even so: a --port-mapping test mapping is deleted before the exit.
+            port_mapping.map(|probe| probe.finish(None));
+            return Err(e);
+        }
+    };
     for fingerprint in &fingerprints {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
