@@ -49,7 +49,14 @@ struct UpLab {
 impl UpLab {
     fn up(protocols: &str) -> UpLab {
         // --with-server for `none`, which starts no miniupnpd (the others imply it).
-        let args = ["lab", "up", "--with-server", "--port-mapping", protocols, "--json"];
+        let args = [
+            "lab",
+            "up",
+            "--with-server",
+            "--port-mapping",
+            protocols,
+            "--json",
+        ];
         let up = natlens(&args);
         assert!(
             up.status.success(),
