@@ -48,15 +48,11 @@ struct UpLab {
 
 impl UpLab {
     fn up(protocols: &str) -> UpLab {
-        // --with-server for `none`, which starts no miniupnpd (the others imply it).
-        let args = [
-            "lab",
-            "up",
-            "--with-server",
-            "--port-mapping",
-            protocols,
-            "--json",
-        ];
+        // --port-mapping implies --with-server; `none` starts no miniupnpd and needs it said.
+        let mut args = vec!["lab", "up", "--port-mapping", protocols, "--json"];
+        if protocols == "none" {
+            args.push("--with-server");
+        }
         let up = natlens(&args);
         assert!(
             up.status.success(),
