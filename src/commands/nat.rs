@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use rand::RngCore;
 
-use crate::cli::NatArgs;
+use crate::cli::{NatArgs, PortMappingMode};
 use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::exit::{self, Kind};
 use crate::io::prober::{self, lifetime, Fingerprint, Options};
 use crate::render::lifetime_progress::LifetimeBar;
+use crate::io::port_mapping::probe as port_mapping;
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
@@ -46,12 +47,30 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         discovery_timeout: args.timeout,
         source: args.source.source_toward(servers[0]),
     };
+    // Started first, on its own thread, so that it costs no wall time.
+    let port_mapping = match args.port_mapping_mode() {
+        PortMappingMode::Off => None,
+        mode => Some(port_mapping::start(
+            servers[0],
+            mode == PortMappingMode::Test,
+        )),
+    };
     let bars = ProbeBars::new(&transports);
-    let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
+    let fingerprints = match prober::fingerprint_all(&transports, &options, &bars, rng) {
+        Ok(fingerprints) => fingerprints,
+        Err(e) => {
+            // Joined even so: a --port-mapping test mapping is deleted before the exit.
+            port_mapping.map(|probe| probe.finish(None));
+            return Err(e);
+        }
+    };
     for fingerprint in &fingerprints {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
     let mut report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    // Joined before the lifetime measurement, so a --port-mapping test mapping does not sit on
+    // the router for the minutes that takes.
+    report.port_mapping = port_mapping.map(|probe| probe.finish(report.public_ip()));
     if let Some(max) = args.lifetime {
         measure_lifetime(&args, max, &mut report, rng)?;
     }
@@ -190,7 +209,16 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
             out,
             "{}",
             terminal::prose(&render::narrative(report), Stream::Stdout)
-        )
+        )?;
+        if let Some(port_mapping) = &report.port_mapping {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{}",
+                terminal::prose(&port_mapping.line(), Stream::Stdout)
+            )?;
+        }
+        Ok(())
     }
 }
 

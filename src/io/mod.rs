@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod icmp;
 pub mod pcap;
 pub mod poll;
+pub mod port_mapping;
 pub mod prober;
 pub mod punch_tcp;
 pub mod punch_tcp_birthday;

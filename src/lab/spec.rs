@@ -208,6 +208,10 @@ pub struct LabSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub udp_timeout: Option<Duration>,
+    /// Port-mapping protocols miniupnpd serves in router a (detached labs only: it needs the
+    /// lab's server for its STUN test); absent in older state files.
+    #[serde(default)]
+    pub port_mapping: crate::lab::port_mapping::PortMappingSpec,
 }
 
 impl Default for LabSpec {
@@ -222,6 +226,7 @@ impl Default for LabSpec {
             public_host: false,
             prefix: None,
             udp_timeout: None,
+            port_mapping: Default::default(),
         }
     }
 }
