@@ -660,7 +660,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --with-server --port-mapping --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +691,10 @@ _natlens() {
                     return 0
                     ;;
                 --loss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-mapping)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -868,7 +872,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --port-mapping --no-port-mapping --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -916,6 +920,10 @@ _natlens() {
                     ;;
                 --pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-mapping)
+                    COMPREPLY=($(compgen -W "probe test off" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -108,6 +108,15 @@ pub struct LabUpArgs {
     #[arg(long)]
     pub with_server: bool,
 
+    /// Run miniupnpd (Debian miniupnpd-nftables) in router a serving these port-mapping
+    /// protocols: `upnp`, `pmp`, `pcp`, comma-separated, or `none`. miniupnpd serves NAT-PMP and
+    /// PCP together (one switch, one port), so `pmp` and `pcp` each switch on both. It learns
+    /// its external address by STUN from the lab's server, so this implies --with-server; it is
+    /// recorded in the lab's state, logs to /run/natlens/PREFIX-miniupnpd.log, and `lab down`
+    /// stops it.
+    #[arg(long, value_name = "PROTOCOLS", default_value = "none")]
+    pub port_mapping: crate::lab::port_mapping::PortMappingSpec,
+
     /// Print the lab's description as one JSON object: schema_version (1), result (ok), then
     /// the state file's keys; on a failure, {schema_version, result (failed), error: {kind,
     /// message}} instead.

@@ -31,7 +31,7 @@ pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
 };
-pub use nat::{NatArgs, ProbeTransports};
+pub use nat::{NatArgs, PortMappingMode, ProbeTransports};
 pub use parse::*;
 pub use server::ServerArgs;
 pub use server_name::ServerName;

@@ -96,6 +96,44 @@ pub struct NatArgs {
     /// a packet comment (TCP is not recorded then).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+
+    /// The port-mapping probe, run beside the STUN probes (so the run takes no longer): ask the
+    /// gateway on the way to the server, in parallel, whether it speaks PCP (ANNOUNCE, and a
+    /// MAP deleted at once), NAT-PMP (external address) and UPnP IGD (SSDP M-SEARCH unicast to
+    /// its port 1900, then multicast; GetExternalIPAddress), within about 250 ms (400 ms for
+    /// UPnP), and compare its external address with the public address STUN saw: when they
+    /// differ, another NAT sits upstream. `probe` (the default) does that; `test` also asks for
+    /// a 60 s UDP mapping, asks the server to send one packet to the mapped port (servers
+    /// that cannot yet: proven null), and deletes the mapping, on Ctrl-C too; `off` skips it.
+    /// Nothing is asked when the server is on this host or on-link (no gateway between).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = PortMappingMode::Probe)]
+    pub port_mapping: PortMappingMode,
+
+    /// Same as --port-mapping off.
+    #[arg(long, conflicts_with = "port_mapping")]
+    pub no_port_mapping: bool,
+}
+
+/// What `natlens nat` does with the port-mapping protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortMappingMode {
+    /// Ask which protocols the gateway speaks and its external address.
+    Probe,
+    /// Probe, and prove a short mapping from outside, then delete it.
+    Test,
+    /// Do not ask the gateway.
+    Off,
+}
+
+impl NatArgs {
+    /// --port-mapping, with --no-port-mapping folded in.
+    pub fn port_mapping_mode(&self) -> PortMappingMode {
+        if self.no_port_mapping {
+            PortMappingMode::Off
+        } else {
+            self.port_mapping
+        }
+    }
 }
 
 /// Transports `natlens nat` probes.
@@ -223,4 +261,18 @@ otherwise. null when nothing was measured to plan with.
   punch.open, punch.cone, punch.sequential, punch.random  The planner's strategy (direct, \
 fanout, birthday or refused, as natlens listen/call would choose) toward a peer with no NAT or \
 a full cone (open), a port-restricted cone (cone), a symmetric NAT with sequential ports \
-(sequential) or one with random ports (random). null like difficulty.";
+(sequential) or one with random ports (random). null like difficulty.
+  port_mapping  The port-mapping probe (--port-mapping); null with --port-mapping off. An \
+object: gateway (the IPv4 gateway asked; null when none stands between this host and the \
+server), pcp, nat_pmp and upnp (each {present, version (PCP 2, NAT-PMP 0, UPnP the \
+InternetGatewayDevice version), service (UPnP: WANIPConnection:1, WANIPConnection:2 or \
+WANPPPConnection:1), external_address, lifetime_s (what the gateway granted PCP's MAP probe), \
+epoch, result (the protocol's result code when not success: PCP's NOT_AUTHORIZED means present \
+but refusing, ADDRESS_MISMATCH a NAT between this host and the PCP server), error (why absent \
+or incomplete), ignored (answers dropped: from another address, malformed, oversized)}), \
+external_address (the gateway's, PCP's first, then NAT-PMP's, then UPnP's), \
+external_matches_public (true when it is the public address STUN saw, false when another NAT \
+sits upstream of the gateway, null when either is unknown), test (--port-mapping test: \
+{protocol (pcp, nat_pmp or upnp; null when none granted one), transport, internal, external, \
+lifetime_s, proven (the server's packet arrived; null when the server cannot send one), \
+deleted, error}; else null), elapsed_ms, error (why the probe could not run).";

@@ -44,12 +44,17 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         loss_percent: args.loss,
         public_host: args.public_host,
         prefix: None,
+        port_mapping: Default::default(),
     }
 }
 
 fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the natlens executable")?;
-    let state = Lab::up_detached(spec(&args.spec), &exe, args.with_server)?;
+    let spec = LabSpec {
+        port_mapping: args.port_mapping,
+        ..spec(&args.spec)
+    };
+    let state = Lab::up_detached(spec, &exe, args.with_server)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &LabUp::new(&state))?;
@@ -114,6 +119,14 @@ pub fn describe(state: &LabState) -> String {
             server.alternate,
             server.pid,
             server.log.display()
+        );
+    }
+    if let Some(daemon) = &state.miniupnpd {
+        text += &format!(
+            "  miniupnpd in router-a serving {} (pid {}; log {})\n",
+            daemon.protocols,
+            daemon.pid,
+            daemon.log.display()
         );
     }
     text

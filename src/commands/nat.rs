@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use rand::RngCore;
 
-use crate::cli::NatArgs;
+use crate::cli::{NatArgs, PortMappingMode};
 use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
 use crate::exit::{self, Kind};
+use crate::io::port_mapping::probe as port_mapping;
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
@@ -45,12 +46,21 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         discovery_timeout: args.timeout,
         source: args.source.source_toward(servers[0]),
     };
+    // Started first, on its own thread, so that it costs no wall time.
+    let port_mapping = match args.port_mapping_mode() {
+        PortMappingMode::Off => None,
+        mode => Some(port_mapping::start(
+            servers[0],
+            mode == PortMappingMode::Test,
+        )),
+    };
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
     for fingerprint in &fingerprints {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
-    let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    let mut report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    report.port_mapping = port_mapping.map(|probe| probe.finish(report.public_ip()));
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -153,7 +163,16 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
             out,
             "{}",
             terminal::prose(&render::narrative(report), Stream::Stdout)
-        )
+        )?;
+        if let Some(port_mapping) = &report.port_mapping {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{}",
+                terminal::prose(&port_mapping.line(), Stream::Stdout)
+            )?;
+        }
+        Ok(())
     }
 }
 

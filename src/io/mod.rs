@@ -8,6 +8,7 @@ pub mod icmp;
 pub mod mapping_probe;
 pub mod pcap;
 pub mod poll;
+pub mod port_mapping;
 pub mod prober;
 pub mod punch_tcp;
 pub mod punch_tcp_birthday;

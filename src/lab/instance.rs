@@ -48,10 +48,17 @@ impl Lab {
     /// `with_server`, `exe server` runs in the server host too (see [`server`]).
     pub fn up_detached(spec: LabSpec, exe: &Path, with_server: bool) -> anyhow::Result<LabState> {
         let mut lab = Lab::build(spec, Workers::Processes(exe))?;
-        if with_server {
+        let port_mapping = lab.spec.port_mapping;
+        // miniupnpd learns its external address from the lab's server: it needs one.
+        if with_server || port_mapping.any() {
             // Still owned here: a server that does not start tears the lab down on return.
             let netns = lab.netns(Host::Server)?.to_owned();
             lab.state.server = Some(server::start(exe, &netns, lab.prefix())?);
+        }
+        if port_mapping.any() {
+            let netns = lab.netns(Host::Router(Side::A))?.to_owned();
+            let daemon = crate::lab::port_mapping::start(&netns, lab.prefix(), port_mapping)?;
+            lab.state.miniupnpd = Some(daemon);
         }
         lab.state.owner_pid = None;
         state::update(&lab.state)?;

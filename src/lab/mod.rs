@@ -15,6 +15,7 @@ pub mod netns;
 pub mod noise;
 pub mod plan;
 pub mod plumbing;
+pub mod port_mapping;
 pub mod process;
 pub mod relay;
 pub mod ruleset;

@@ -199,6 +199,10 @@ pub struct LabSpec {
     pub public_host: bool,
     /// Name prefix (`nl` and 6 hex digits); `None` picks a fresh random one.
     pub prefix: Option<String>,
+    /// Port-mapping protocols miniupnpd serves in router a (detached labs only: it needs the
+    /// lab's server for its STUN test); absent in older state files.
+    #[serde(default)]
+    pub port_mapping: crate::lab::port_mapping::PortMappingSpec,
 }
 
 impl Default for LabSpec {
@@ -212,6 +216,7 @@ impl Default for LabSpec {
             loss_percent: 0,
             public_host: false,
             prefix: None,
+            port_mapping: Default::default(),
         }
     }
 }

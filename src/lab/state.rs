@@ -46,6 +46,9 @@ pub struct LabState {
     /// written before it existed.
     #[serde(default)]
     pub server: Option<ServerState>,
+    /// miniupnpd in router a (`natlens lab up --port-mapping`).
+    #[serde(default)]
+    pub miniupnpd: Option<crate::lab::port_mapping::MiniupnpdState>,
 }
 
 impl LabState {
@@ -72,6 +75,7 @@ impl LabState {
             worker_pids: Vec::new(),
             hosts,
             server: None,
+            miniupnpd: None,
         }
     }
 
@@ -150,4 +154,5 @@ pub fn remove(prefix: &str) {
     let _ = fs::remove_file(path(prefix));
     let _ = fs::remove_file(path(prefix).with_extension("json.tmp"));
     let _ = fs::remove_file(server::log_path(prefix));
+    crate::lab::port_mapping::remove_files(prefix);
 }

@@ -33,6 +33,9 @@
 //! - The TCP hello each end writes first on a punched stream: [`tcp_hello::TcpHello`] and
 //!   [`tcp_hello::TcpHelloRepr`].
 //!
+//! - The port-mapping protocols, which are not STUN: NAT-PMP ([`natpmp`], RFC 6886) and PCP
+//!   ([`pcp`], RFC 6887), small fixed formats with owned Reprs only (`parse` / `to_bytes`).
+//!
 //! Alongside: attribute value codecs in [`attr`], integrity and fingerprint in [`integrity`],
 //! natlens's own vocabulary in [`natlens`], error answers in [`answer`], TCP stream framing in
 //! [`framing`].
@@ -45,6 +48,8 @@ pub mod framing;
 pub mod integrity;
 pub mod message_repr;
 pub mod natlens;
+pub mod natpmp;
+pub mod pcp;
 pub mod punch;
 #[cfg(test)]
 mod rfc5769;

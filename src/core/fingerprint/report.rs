@@ -36,6 +36,8 @@ pub struct Report {
     pub verdict: Option<String>,
     pub udp: Option<TransportReport>,
     pub tcp: Option<TransportReport>,
+    /// The port-mapping probe; `None` with `--port-mapping off`.
+    pub port_mapping: Option<crate::core::port_mapping::PortMappingSummary>,
 }
 
 /// The fingerprint of one transport.
@@ -82,7 +84,16 @@ impl Report {
             verdict: None,
             udp: None,
             tcp: None,
+            port_mapping: None,
         }
+    }
+
+    /// The public IP the server saw (UDP's, else TCP's).
+    pub fn public_ip(&self) -> Option<std::net::IpAddr> {
+        [&self.udp, &self.tcp]
+            .into_iter()
+            .flatten()
+            .find_map(|t| t.public_address.map(|a| a.ip()))
     }
 
     /// Marks whether UDP and TCP draw their ports from one counter, `later` being the transport

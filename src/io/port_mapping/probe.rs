@@ -1,0 +1,110 @@
+//! The probe `natlens nat` runs: PCP, NAT-PMP and UPnP IGD asked in parallel, each on its own
+//! thread, all within one budget. A protocol that has not answered by then is reported absent
+//! ("no answer within ..."); its thread is left to finish on its own (igd-next's HTTP calls
+//! have no deadline of their own) and its result is dropped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::gateway::Gateway;
+use super::{pcp, pmp, upnp};
+use crate::core::port_mapping::{MappingProtocol, PortMappingSummary, ProtocolProbe};
+
+/// The whole probe's budget on a LAN.
+pub const PROBE_BUDGET: Duration = Duration::from_millis(250);
+/// UPnP needs SSDP, two HTTP GETs and a SOAP call: a little more room than the UDP protocols.
+const UPNP_BUDGET: Duration = Duration::from_millis(400);
+
+/// The probe running beside the STUN probes (`natlens nat`), on a thread of its own.
+pub struct Background {
+    thread: std::thread::JoinHandle<PortMappingSummary>,
+}
+
+/// Starts the probe of the gateway on the way to `server` (none for a loopback or on-link
+/// server: see [`gateway::toward`](super::gateway::toward)); with `test`, also
+/// `--port-mapping test`'s mapping, proven through `server` and deleted.
+pub fn start(server: SocketAddr, test: bool) -> Background {
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut summary = match super::gateway::toward(server.ip()) {
+            Ok(Some(gateway)) => probe_gateway(&gateway),
+            Ok(None) => PortMappingSummary::failed(
+                "no IPv4 gateway between this host and the server (loopback, on-link or IPv6): \
+                 nothing to ask"
+                    .into(),
+            ),
+            Err(e) => PortMappingSummary::failed(format!("reading the routing table: {e}")),
+        };
+        if test {
+            if let Some(gateway) = summary.gateway.and_then(|ip| Gateway::at(ip).ok()) {
+                summary.test = Some(super::trial::run(&gateway, server));
+            }
+        }
+        summary.elapsed_ms = start.elapsed().as_millis() as u64;
+        summary
+    });
+    Background { thread }
+}
+
+impl Background {
+    /// Waits for the probe and compares the gateway's external address with `public`, the
+    /// address STUN saw.
+    pub fn finish(self, public: Option<IpAddr>) -> PortMappingSummary {
+        let mut summary = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| PortMappingSummary::failed("the port-mapping probe failed".into()));
+        summary.compare_with_public(public);
+        summary
+    }
+}
+
+/// Probes the default gateway.
+pub fn probe() -> PortMappingSummary {
+    let start = Instant::now();
+    let mut summary = match Gateway::default_route() {
+        Ok(gateway) => probe_gateway(&gateway),
+        Err(e) => PortMappingSummary::failed(format!("no gateway to ask: {e}")),
+    };
+    summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    summary
+}
+
+/// One protocol's probe.
+type Ask = fn(&Gateway, Duration) -> ProtocolProbe;
+
+/// Probes `gateway` (a fake one on loopback in tests).
+pub fn probe_gateway(gateway: &Gateway) -> PortMappingSummary {
+    let (sender, receiver) = mpsc::channel();
+    let asks: [(MappingProtocol, Ask, Duration); 3] = [
+        (MappingProtocol::Pcp, pcp::probe, PROBE_BUDGET),
+        (MappingProtocol::NatPmp, pmp::probe, PROBE_BUDGET),
+        (MappingProtocol::Upnp, upnp::probe, UPNP_BUDGET),
+    ];
+    for (protocol, ask, budget) in asks {
+        let sender = sender.clone();
+        let gateway = *gateway;
+        std::thread::Builder::new()
+            .name(format!("port-mapping-{protocol:?}"))
+            .spawn(move || {
+                let _ = sender.send((protocol, ask(&gateway, budget)));
+            })
+            .expect("spawning a probe thread");
+    }
+    drop(sender);
+    let deadline = Instant::now() + UPNP_BUDGET + Duration::from_millis(100);
+    let mut found = [None, None, None];
+    while let Ok((protocol, probe)) =
+        receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        found[protocol as usize] = Some(probe);
+    }
+    let [pcp, nat_pmp, upnp] = found.map(|probe| {
+        probe.unwrap_or_else(|| ProtocolProbe {
+            error: Some("no answer within the probe's budget".into()),
+            ..Default::default()
+        })
+    });
+    PortMappingSummary::new(Some(gateway.ip()), pcp, nat_pmp, upnp)
+}
