@@ -7,12 +7,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use natlens::core::server::mapping_probe::is_probe;
-use natlens::io::mapping_probe::ask_server_to_send;
+use natlens::io::port_mapping::prove::ask_server_to_send;
 
 mod common;
 use common::loopback_stun::{Mode, Server, PRIMARY_IP};
 
 const TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A mapped external address on loopback: the server sends to the request's source IP anyway.
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::new(PRIMARY_IP.into(), port)
+}
 
 fn client() -> UdpSocket {
     UdpSocket::bind(SocketAddr::new(PRIMARY_IP.into(), 0)).expect("bind a loopback socket")
@@ -24,7 +29,7 @@ fn the_probe_reaches_the_named_port_from_the_alternate_address() {
     let socket = client();
     let port = socket.local_addr().unwrap().port();
     let started = Instant::now();
-    let arrived = ask_server_to_send(server.primary, &socket, port, TIMEOUT)
+    let arrived = ask_server_to_send(&socket, server.primary, at(port), TIMEOUT)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", server.describe()));
     assert_eq!(arrived, Some(true), "{}", server.describe());
     assert!(started.elapsed() < TIMEOUT, "returns as soon as both came");
@@ -36,7 +41,7 @@ fn the_probe_reaches_the_named_port_from_the_alternate_address() {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     let watched = watcher.local_addr().unwrap().port();
-    let arrived = ask_server_to_send(server.primary, &socket, watched, TIMEOUT).unwrap();
+    let arrived = ask_server_to_send(&socket, server.primary, at(watched), TIMEOUT).unwrap();
     assert_eq!(arrived, Some(false));
     let mut buf = [0u8; 1500];
     let (len, from) = watcher
@@ -57,7 +62,7 @@ fn a_basic_server_sends_the_probe_from_its_one_address() {
     let server = Server::natlens(Mode::Basic, &[]);
     let socket = client();
     let port = socket.local_addr().unwrap().port();
-    let arrived = ask_server_to_send(server.primary, &socket, port, TIMEOUT).unwrap();
+    let arrived = ask_server_to_send(&socket, server.primary, at(port), TIMEOUT).unwrap();
     assert_eq!(arrived, Some(true), "{}", server.describe());
 }
 
@@ -80,13 +85,13 @@ fn a_server_without_probe_mapping_reads_as_unsupported_and_silence_as_an_error()
     let socket = client();
     let port = socket.local_addr().unwrap().port();
     assert_eq!(
-        ask_server_to_send(old_addr, &socket, port, TIMEOUT).unwrap(),
+        ask_server_to_send(&socket, old_addr, at(port), TIMEOUT).unwrap(),
         None
     );
     responder.join().unwrap();
 
     let silent = client();
-    let error = ask_server_to_send(silent.local_addr().unwrap(), &socket, port, TIMEOUT)
+    let error = ask_server_to_send(&socket, silent.local_addr().unwrap(), at(port), TIMEOUT)
         .expect_err("no answer at all is an error");
     assert!(error.to_string().contains("no answer"), "{error}");
 }

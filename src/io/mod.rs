@@ -5,7 +5,6 @@ pub mod caps;
 pub mod client;
 pub mod coalesce;
 pub mod icmp;
-pub mod mapping_probe;
 pub mod pcap;
 pub mod poll;
 pub mod port_mapping;
