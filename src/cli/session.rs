@@ -192,7 +192,7 @@ pub struct PunchArgs {
     pub force: bool,
 
     /// auto: ask the gateway on the way to the server (PCP, then NAT-PMP, then UPnP IGD) for a
-    /// short mapping of the punch socket's port (UDP; over TCP, the TCP punch's local port),
+    /// short mapping of the UDP punch socket's port (a TCP punch does not use one yet),
     /// announce it in this end's facts so the peer aims straight at it (random-port NATs then
     /// connect), and delete it when the punch ends, Ctrl-C included. With no gateway on the way
     /// (a loopback or on-link server) nothing is asked; a gateway that refuses or does not

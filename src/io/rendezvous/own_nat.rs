@@ -149,9 +149,11 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     }
     let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
     run.tell(Event::fingerprint(transport, &report));
+    // UDP only for now: the TCP punch has no part for a side that only waits on its mapped
+    // port (its machine needs a far port to aim at), so a TCP leg plans as before.
     let punch_port = match transport {
         Transport::Udp => mapping.as_ref().and_then(|s| s.local_addr().ok()),
-        Transport::Tcp => tcp_local,
+        Transport::Tcp => None,
     };
     let lease = punch_port.and_then(|p| map_punch_port(run, SocketAddr::new(local_ip, p.port())));
     Ok(OwnNat {
@@ -165,7 +167,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     })
 }
 
-/// Asks the gateway on the way to the server for a mapping of `internal` (the punch socket),
+/// Asks the gateway on the way to the server for a mapping of `internal` (the UDP punch socket),
 /// with `--port-mapping auto`. No gateway on the way: nothing asked, nothing said. A refusal or
 /// silence: one hint, and the punch goes on without.
 fn map_punch_port(run: &Run<'_>, internal: SocketAddr) -> Option<LeaseGuard> {
