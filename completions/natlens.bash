@@ -142,7 +142,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -q -v -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --no-punch --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --dry-run --send --no-data --pcap --no-punch --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +218,10 @@ _natlens() {
                     ;;
                 --syn-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-mapping)
+                    COMPREPLY=($(compgen -W "auto off" -- "${cur}"))
                     return 0
                     ;;
                 --send)
@@ -714,7 +718,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --dry-run --send --no-data --pcap --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --dry-run --send --no-data --pcap --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -786,6 +790,10 @@ _natlens() {
                     ;;
                 --syn-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-mapping)
+                    COMPREPLY=($(compgen -W "auto off" -- "${cur}"))
                     return 0
                     ;;
                 --send)

@@ -98,6 +98,7 @@ fn facts(mode: NatMode, side: Side) -> NatFacts {
         delta,
         predicted_ports,
         profile,
+        port_mapping: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn facts() -> impl Strategy<Value = NatFacts> {
                 allocation: a,
                 foreign_flows_per_second: noise,
             }),
+            port_mapping: None,
         })
 }
 

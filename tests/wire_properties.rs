@@ -83,6 +83,7 @@ fn reserved(kind: u16) -> bool {
         nl::DELTA,
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
+        nl::PORT_MAPPING,
         AttrType::MESSAGE_INTEGRITY,
         AttrType::MESSAGE_INTEGRITY_SHA256,
         AttrType::FINGERPRINT,
@@ -137,14 +138,23 @@ fn any_facts() -> impl Strategy<Value = NatFacts> {
         proptest::option::of(any::<i32>()),
         proptest::collection::vec(any::<u16>(), 0..nl::MAX_PREDICTED_PORTS),
         any_profile(),
+        proptest::option::of((any_addr(), any::<bool>())),
     )
         .prop_map(
-            |(observed, (udp, tcp), delta, predicted_ports, profile)| NatFacts {
+            |(observed, (udp, tcp), delta, predicted_ports, profile, mapping)| NatFacts {
                 observed,
                 transports: Transports { udp, tcp },
                 delta,
                 predicted_ports,
                 profile,
+                port_mapping: mapping.map(|(external, udp)| nl::PortMapping {
+                    external,
+                    transport: if udp {
+                        nl::MappedTransport::Udp
+                    } else {
+                        nl::MappedTransport::Tcp
+                    },
+                }),
             },
         )
 }
@@ -239,6 +249,7 @@ fn read(message: &Message<'_>) -> Spec {
         nl::DELTA,
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
+        nl::PORT_MAPPING,
     ]
     .iter()
     .any(|k| message.get(*k).is_some());

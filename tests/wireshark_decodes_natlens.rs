@@ -116,6 +116,7 @@ fn tshark_decodes_natlens_methods_and_attributes_as_stun() {
         delta: Some(2),
         predicted_ports: vec![40003, 40005],
         profile: None,
+        port_mapping: None,
     };
     let messages = [
         message(nl::LOGIN, Class::Request, |b| {

@@ -35,7 +35,9 @@ pub use nat::{NatArgs, PortMappingMode, ProbeTransports};
 pub use parse::*;
 pub use server::ServerArgs;
 pub use server_name::ServerName;
-pub use session::{CallArgs, ListenArgs, LoginArgs, PunchArgs, PunchTransport, SessionArgs};
+pub use session::{
+    CallArgs, ListenArgs, LoginArgs, PortMappingUse, PunchArgs, PunchTransport, SessionArgs,
+};
 pub use source::{BindAddr, SourceArgs};
 
 /// Transport used to reach the location server (one type for the CLI and the core).

@@ -92,10 +92,12 @@ signal: for the callee (listen), the moment it answers the call; for the caller,
 that answer reaches it.
   expected_success  The plan's odds, 0 to 1.
   directions  Caller to callee, then callee to caller; each {from, to, predicted_ports, \
-port_through, offset, packets_sent, first_through_ms}: the far ports the sender aimed at, the \
-one a packet got through to and its index, the probes sent by then, and when it got through, \
-in ms from this end's start signal (for this end's own direction, when its first echo came \
-back; for the peer's, when its first packet arrived).
+port_through, offset, packets_sent, first_through_ms, via_port_mapping}: the far ports the \
+sender aimed at, the one a packet got through to and its index, the probes sent by then, and \
+when it got through, in ms from this end's start signal (for this end's own direction, when its \
+first echo came back; for the peer's, when its first packet arrived); via_port_mapping is true \
+when the sender aimed at the port the receiver's gateway mapped for the punch (NAT-PMP, PCP or \
+UPnP IGD, announced in its facts).
   peer_id  The other end's ID.
   call_id  The call's ID, 16 hex digits.
   path  {local, peer}: this end's socket and the peer's public address on the confirmed path; \

@@ -191,6 +191,16 @@ pub struct PunchArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// auto: ask the gateway on the way to the server (PCP, then NAT-PMP, then UPnP IGD) for a
+    /// short mapping of the UDP punch socket's port (a TCP punch does not use one yet),
+    /// announce it in this end's facts so the peer aims straight at it (random-port NATs then
+    /// connect), and delete it when the punch ends, Ctrl-C included. With no gateway on the way
+    /// (a loopback or on-link server) nothing is asked; a gateway that refuses or does not
+    /// answer costs one line on stderr (a hint event with --json) and the punch runs as
+    /// without. off: never ask.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = PortMappingUse::Auto)]
+    pub port_mapping: PortMappingUse,
+
     /// Exchange the facts, print the punch plan (strategy, expected success, each side's
     /// sockets, ports and packets) on stdout and exit without punching. The peer, not told,
     /// punches alone and fails.
@@ -223,6 +233,15 @@ impl PunchArgs {
     pub fn call_wait(&self) -> Duration {
         self.call_timeout.unwrap_or(self.timeout)
     }
+}
+
+/// Whether a punch asks the gateway for a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortMappingUse {
+    /// Ask, use what is granted, delete it afterwards.
+    Auto,
+    /// Never ask.
+    Off,
 }
 
 /// Transports `natlens listen` and `natlens call` punch over.

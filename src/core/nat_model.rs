@@ -108,6 +108,9 @@ pub struct NatModel {
     /// Public ports the router's own connection tracking holds toward one remote endpoint
     /// ([`NatModel::answer_unsolicited`]), until when.
     held: Vec<(u16, SocketAddr, Instant)>,
+    /// Port mappings a port-mapping protocol granted (public port → inside address), as a
+    /// router's DNAT rules: a new inbound flow to the port reaches the inside address.
+    forwards: Vec<(u16, SocketAddr)>,
 }
 
 /// How long a router's conntrack keeps the entry of an unsolicited TCP SYN it answered with an
@@ -129,6 +132,7 @@ impl NatModel {
             next_foreign: None,
             foreign_flows: 0,
             held: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 
@@ -166,8 +170,45 @@ impl NatModel {
         to_public: SocketAddr,
     ) -> Option<SocketAddr> {
         self.advance(now);
-        let binding = self.binding_at(to_public)?;
-        self.admits(binding, from).then_some(binding.internal)
+        match self.binding_at(to_public) {
+            Some(binding) if self.admits(binding, from) => Some(binding.internal),
+            _ => self.forwarded(now, from, to_public),
+        }
+    }
+
+    /// Grants a port mapping, as NAT-PMP, PCP or UPnP IGD would: anyone's packets to
+    /// `public_port` reach `internal`, and the flow each one opens answers from that port. The
+    /// port is never handed to another flow.
+    pub fn map_port(&mut self, internal: SocketAddr, public_port: u16) {
+        self.forwards.push((public_port, internal));
+    }
+
+    /// A new inbound flow through a port mapping, as Linux conntrack makes it: a binding for
+    /// exactly that flow, so that the inside end's answers leave from the mapped port.
+    fn forwarded(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to_public: SocketAddr,
+    ) -> Option<SocketAddr> {
+        if to_public.ip() != self.config.public_ip {
+            return None;
+        }
+        let port = to_public.port();
+        let &(_, internal) = self.forwards.iter().find(|(p, _)| *p == port)?;
+        let known = self.bindings.iter().any(|b| {
+            b.public_port == port && b.internal == internal && b.first_destination == from
+        });
+        if !known {
+            self.bindings.push(Binding {
+                internal,
+                first_destination: from,
+                public_port: port,
+                contacted: vec![from],
+                expires: now + self.config.binding_timeout,
+            });
+        }
+        Some(internal)
     }
 
     /// An inside packet from `internal` to one of the NAT's own public addresses (RFC 4787
@@ -240,7 +281,17 @@ impl NatModel {
     }
 
     /// RFC 4787 §4.1: the binding an outbound packet reuses, if any.
+    /// A binding of exactly this flow comes first (one a port mapping opened inbound, as a
+    /// conntrack entry would); otherwise the behaviour decides.
     fn find_mapping(&self, internal: SocketAddr, destination: SocketAddr) -> Option<usize> {
+        let exact = self
+            .bindings
+            .iter()
+            .position(|b| b.internal == internal && b.first_destination == destination);
+        exact.or_else(|| self.behaviour_mapping(internal, destination))
+    }
+
+    fn behaviour_mapping(&self, internal: SocketAddr, destination: SocketAddr) -> Option<usize> {
         self.bindings.iter().position(|b| {
             b.internal == internal
                 && match self.config.mapping {
@@ -333,6 +384,7 @@ impl NatModel {
     /// No binding has `port`, and the router's tracking does not hold it toward `destination`.
     fn is_free(&self, port: u16, destination: SocketAddr) -> bool {
         self.bindings.iter().all(|b| b.public_port != port)
+            && self.forwards.iter().all(|&(p, _)| p != port)
             && !self
                 .held
                 .iter()

@@ -93,6 +93,8 @@ pub struct Counters {
     pub expired: u64,
     pub calls: u64,
     pub relayed: u64,
+    /// PROBE-MAPPING probes sent (one per accepted request).
+    pub mapping_probes: u64,
     /// Drops by reason name, in a stable order for JSON.
     pub drops: std::collections::BTreeMap<&'static str, u64>,
 }

@@ -57,6 +57,7 @@ mod tests {
             delta: Some(2),
             predicted_ports: (51002..51022).step_by(2).collect(),
             profile: None,
+            port_mapping: None,
         }
     }
 

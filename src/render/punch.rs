@@ -203,6 +203,7 @@ mod tests {
             offset: through.map(|_| 2),
             packets_sent: Some(3),
             first_through_ms: Some(21),
+            via_port_mapping: false,
         };
         Output {
             report: PunchReport {

@@ -58,6 +58,7 @@ mod tests {
                 delta: Some(2),
                 predicted_ports: vec![51002, 51004],
                 profile: None,
+                port_mapping: None,
             },
             own_observed: "198.51.100.7:40001".parse().ok(),
         };

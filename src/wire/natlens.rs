@@ -28,6 +28,16 @@ pub const PEER_HELLO: Method = Method(0x0C5);
 /// nonce, the success response echoes it. The echo, not the probe, proves a path, because only
 /// the peer that received our probe can know our nonce.
 pub const PUNCH: Method = Method(0x0C6);
+/// "Send one packet to my mapped port": proves from outside that a port mapping a gateway
+/// granted really admits packets. The request carries [`PROBE_PORT`] and [`PROBE_NONCE`]; the
+/// server sends one PROBE-MAPPING indication carrying the nonce to (the request's source IP,
+/// PROBE-PORT) over UDP, from its other address (the RFC 5780 alternate IP and port when it has
+/// them, else the socket the request came in on), and answers the request with
+/// RESPONSE-ORIGIN set to the address the probe left from. It never sends to another IP, sends
+/// one packet per request, and spends a token of the requester's answer bucket on it, so it
+/// cannot be aimed at a third party or used to amplify. Over a TCP session link the probe still
+/// goes by UDP: only UDP mappings can be proven this way.
+pub const PROBE_MAPPING: Method = Method(0x0C7);
 
 /// The sender's login ID.
 pub const ID: AttrType = AttrType(0x4E01);
@@ -47,6 +57,13 @@ pub const PUNCH_NONCE: AttrType = AttrType(0x4E06);
 /// sender has seen the peer's nonce (the last leg of the three-way handshake). Receiving our own
 /// nonce here confirms the path it came back on. Comprehension-required for the same reason.
 pub const PUNCH_ECHO: AttrType = AttrType(0x4E07);
+/// In a PROBE-MAPPING request, 4 bytes: the UDP port (big-endian) the server's probe goes to,
+/// then two reserved zero bytes. Comprehension-required: a server that ignored it would answer
+/// without sending anything, which the client would misread as a mapping that does not work.
+pub const PROBE_PORT: AttrType = AttrType(0x4E08);
+/// In a PROBE-MAPPING request and in the probe it asks for, 8 random bytes the client chose:
+/// only the probe carrying them counts as having arrived. Comprehension-required.
+pub const PROBE_NONCE: AttrType = AttrType(0x4E09);
 
 /// An end's public address as its server saw it (XOR-encoded; only servers set it).
 pub const OBSERVED_ADDRESS: AttrType = AttrType(0xCE01);
@@ -67,6 +84,13 @@ pub const PUNCH_TARGET: AttrType = AttrType(0xCE06);
 /// then how many probes the sender had sent, this one included (both unsigned 32-bit). Echoed
 /// unchanged in the success response. Diagnostic only: the report says which guess worked.
 pub const PUNCH_PROBE: AttrType = AttrType(0xCE07);
+/// The end's public address for the punch transport as a port-mapping protocol (NAT-PMP, PCP or
+/// UPnP IGD) granted it: 4 bytes (the IP protocol number, 17 UDP or 6 TCP, then three zero
+/// bytes) followed by an XOR-MAPPED-ADDRESS-style address. The gateway forwards anything sent
+/// there to the end's punch socket, so the peer treats the end as an open port with
+/// endpoint-independent filtering. Comprehension-optional: an older end ignores it and plans as
+/// before.
+pub const PORT_MAPPING: AttrType = AttrType(0xCE08);
 /// Seconds a server keeps a silent UDP session.
 pub const EXPIRY: AttrType = AttrType(0xCE10);
 /// In a Binding success over TCP that answers CHANGE-REQUEST (the TCP filtering test, RFC 5382):
@@ -254,6 +278,60 @@ pub struct NatFacts {
     /// documented `natlens call` and `login` outputs of ends that send none stay as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<NatProfile>,
+    /// A public address a port-mapping protocol granted the end's punch socket, when it holds
+    /// one. Left out of JSON when absent, like `profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_mapping: Option<PortMapping>,
+}
+
+/// A port mapping an end's gateway granted: anything sent to `external` over `transport`
+/// reaches the end's punch socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortMapping {
+    pub external: SocketAddr,
+    pub transport: MappedTransport,
+}
+
+/// The transport of a [`PortMapping`] (the wire layer keeps its own type, as with
+/// [`Dependence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MappedTransport {
+    Udp,
+    Tcp,
+}
+
+impl PortMapping {
+    fn encode(&self, builder: &mut MessageBuilder<'_>) {
+        let protocol = match self.transport {
+            MappedTransport::Udp => 17,
+            MappedTransport::Tcp => 6,
+        };
+        let tid = builder.transaction_id();
+        builder.attribute_with(PORT_MAPPING, |out| {
+            out.extend_from_slice(&[protocol, 0, 0, 0]);
+            let start = out.len();
+            out.resize(start + attr::address_len(&self.external), 0);
+            attr::encode_xor_address(&self.external, &tid, &mut out[start..]);
+        });
+    }
+
+    /// `None` for a protocol this version does not know (a later one may map others).
+    fn decode(value: &[u8], tid: &crate::wire::TransactionId) -> Result<Option<Self>, ValueError> {
+        if value.len() < 4 {
+            return Err(ValueError::Length);
+        }
+        let external = attr::decode_xor_address(&value[4..], tid)?;
+        let transport = match value[0] {
+            17 => MappedTransport::Udp,
+            6 => MappedTransport::Tcp,
+            _ => return Ok(None),
+        };
+        Ok(Some(PortMapping {
+            external,
+            transport,
+        }))
+    }
 }
 
 impl NatFacts {
@@ -274,6 +352,9 @@ impl NatFacts {
         }
         if let Some(profile) = self.profile {
             builder.attribute(NAT_PROFILE, &profile.to_bytes());
+        }
+        if let Some(mapping) = &self.port_mapping {
+            mapping.encode(builder);
         }
     }
 
@@ -316,6 +397,9 @@ impl NatFacts {
         if let Some(attribute) = message.get(NAT_PROFILE) {
             facts.profile = Some(NatProfile::from_bytes(attribute.value)?);
         }
+        if let Some(attribute) = message.get(PORT_MAPPING) {
+            facts.port_mapping = PortMapping::decode(attribute.value, &message.transaction_id())?;
+        }
         Ok(facts)
     }
 }
@@ -340,6 +424,10 @@ mod tests {
                 filtering: Some(Dependence::AddressDependent),
                 allocation: Some(PortPattern::Sequential),
                 foreign_flows_per_second: 20,
+            }),
+            port_mapping: Some(PortMapping {
+                external: "198.51.100.7:51000".parse().unwrap(),
+                transport: MappedTransport::Udp,
             }),
         };
         let mut buf = Vec::new();
@@ -372,6 +460,30 @@ mod tests {
     }
 
     #[test]
+    fn port_mappings_round_trip_and_unknown_protocols_are_ignored() {
+        let tid = crate::wire::TransactionId([3; 12]);
+        for external in ["203.0.113.5:40000", "[2001:db8::5]:40000"] {
+            let mapping = PortMapping {
+                external: external.parse().unwrap(),
+                transport: MappedTransport::Tcp,
+            };
+            let mut buf = Vec::new();
+            let ty = MessageType::new(CALL, Class::Request);
+            let mut builder = MessageBuilder::new(&mut buf, ty, tid);
+            mapping.encode(&mut builder);
+            let bytes = builder.finish().to_vec();
+            let message = Message::parse(&bytes).unwrap();
+            let value = message.get(PORT_MAPPING).unwrap().value;
+            assert_eq!(PortMapping::decode(value, &tid), Ok(Some(mapping)));
+            let mut other = value.to_vec();
+            other[0] = 132; // SCTP: not ours to read.
+            assert_eq!(PortMapping::decode(&other, &tid), Ok(None));
+        }
+        assert_eq!(PortMapping::decode(&[17, 0], &tid), Err(ValueError::Length));
+        assert!(PortMapping::decode(&[17, 0, 0, 0, 0, 1], &tid).is_err());
+    }
+
+    #[test]
     fn names_are_validated() {
         assert!(validate_name("alice").is_ok());
         assert!(validate_name("δ-router_7").is_ok());
@@ -394,12 +506,24 @@ mod tests {
             NAT_PROFILE,
             PUNCH_TARGET,
             PUNCH_PROBE,
+            PORT_MAPPING,
             EXPIRY,
         ];
         for kind in optional {
             assert!(!kind.is_comprehension_required(), "{kind:?}");
         }
-        for method in [LOGIN, KEEPALIVE, LOGOUT, CALL, PEER_HELLO, PUNCH] {
+        for kind in [PROBE_PORT, PROBE_NONCE] {
+            assert!(kind.is_comprehension_required(), "{kind:?}");
+        }
+        for method in [
+            LOGIN,
+            KEEPALIVE,
+            LOGOUT,
+            CALL,
+            PEER_HELLO,
+            PUNCH,
+            PROBE_MAPPING,
+        ] {
             assert!((0x080..0x100).contains(&method.0));
             for class in [
                 Class::Request,

@@ -446,6 +446,7 @@ fn outgoing_call_is_answered_with_the_callee_facts() {
         delta: Some(1),
         predicted_ports: vec![51001, 51002],
         profile: None,
+        port_mapping: None,
     };
     let answer = respond(&request, Class::Success, |b| {
         b.attribute(natlens::CALL_ID, &call_id.to_be_bytes());

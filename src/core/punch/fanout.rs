@@ -170,6 +170,7 @@ mod tests {
 
     fn seq(expected: u32, rate: u32, per_destination: bool) -> SideModel {
         SideModel {
+            mapped: false,
             address: None,
             ports: PortModel::Sequential {
                 base: 40000,
@@ -184,6 +185,7 @@ mod tests {
 
     fn fixed() -> SideModel {
         SideModel {
+            mapped: false,
             ports: PortModel::Fixed { port: 5555 },
             ..seq(0, 0, true)
         }

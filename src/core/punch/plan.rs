@@ -10,7 +10,10 @@
 //! | random                 | `birthday` | `refused`  | `refused`         |
 //!
 //! except that a fixed side whose filter admits any port of an address it has sent to (a full or
-//! address-restricted cone) makes the pair `direct`: the other side just aims at that port.
+//! address-restricted cone) makes the pair `direct`: the other side just aims at that port; and
+//! a side whose gateway mapped a port for the punch (NAT-PMP, PCP, UPnP IGD, announced in its
+//! facts) is such an open port whatever its NAT, so every pair with one is `direct`: the other
+//! side aims at the mapping (random × random included).
 //! Refused pairs run as a (hopeless, but bounded) blind spray with `--force`.
 //!
 //! Over TCP the same table holds for `direct` and `fanout` (the facts then describe the NAT's
@@ -187,6 +190,8 @@ pub struct SidePlan {
     pub new_mappings: u32,
     /// Every send, in time order; the schedule stops early once connected.
     pub sends: Vec<Send>,
+    /// The far port this side aims at is the far side's port mapping.
+    pub aims_at_port_mapping: bool,
 }
 
 impl SidePlan {
@@ -199,6 +204,7 @@ impl SidePlan {
             own_ports: Vec::new(),
             new_mappings: 0,
             sends: Vec::new(),
+            aims_at_port_mapping: false,
         }
     }
 }

@@ -58,6 +58,7 @@ fn facts(kind: &str, ip: [u8; 4]) -> NatFacts {
         delta,
         predicted_ports,
         profile,
+        port_mapping: None,
     }
 }
 

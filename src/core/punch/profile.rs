@@ -10,13 +10,19 @@
 //!   port the side predicted, so a side's own fan-out moves its own port (symmetric NATs with
 //!   `numgen inc`); an address-dependent one makes one binding per peer address, not per port;
 //! - **random**: nothing to aim at (`masquerade random-fully`).
+//!
+//! An end whose gateway granted its punch socket a port mapping (NAT-PMP, PCP, UPnP IGD) and
+//! says so in its facts is **mapped**: fixed at the mapped port with endpoint-independent
+//! filtering, whatever its NAT does otherwise, since the gateway forwards anything sent there.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::core::fingerprint::predict::offset_port;
 use crate::core::fingerprint::{Behaviour, Pattern, TransportReport};
-use crate::wire::natlens::{Dependence, NatFacts, NatProfile, PortPattern, Transports};
+use crate::wire::natlens::{
+    Dependence, MappedTransport, NatFacts, NatProfile, PortMapping, PortPattern, Transports,
+};
 
 /// Lowest port a NAT hands out: Linux NAT keeps source ports of 1024 and up unprivileged, and
 /// `masquerade random-fully` draws from 1024–65535, as the NAT model does.
@@ -150,6 +156,9 @@ pub struct SideModel {
     /// `None` (not measured) is treated as the strictest, address-and-port-dependent.
     pub filtering: Option<Dependence>,
     pub foreign_flows_per_second: u32,
+    /// The side's gateway mapped its punch socket's port: `address` is the mapping's, and it
+    /// admits anything sent there.
+    pub mapped: bool,
 }
 
 impl SideModel {
@@ -174,13 +183,31 @@ impl SideModel {
             Some(_) => None,
             None => sequential().or(known_port.map(|port| PortModel::Fixed { port })),
         };
-        SideModel {
+        let side = SideModel {
             address: facts.observed,
             ports: ports.unwrap_or(PortModel::Random),
             filtering: facts.profile.and_then(|p| p.filtering),
             foreign_flows_per_second: facts
                 .profile
                 .map_or(0, |p| u32::from(p.foreign_flows_per_second)),
+            mapped: false,
+        };
+        match usable_mapping(facts) {
+            Some(mapping) => side.through_mapping(mapping),
+            None => side,
+        }
+    }
+
+    /// The side as its port mapping makes it: fixed at the mapped port, open to anyone.
+    fn through_mapping(self, mapping: PortMapping) -> Self {
+        SideModel {
+            address: Some(mapping.external),
+            ports: PortModel::Fixed {
+                port: mapping.external.port(),
+            },
+            filtering: Some(Dependence::EndpointIndependent),
+            mapped: true,
+            ..self
         }
     }
 
@@ -193,7 +220,7 @@ impl SideModel {
         delta: Option<i32>,
         preset: Option<i32>,
     ) -> Self {
-        if matches!(self.ports, PortModel::Fixed { .. }) {
+        if matches!(self.ports, PortModel::Fixed { .. }) || self.mapped {
             return self;
         }
         let per_destination = match self.ports {
@@ -270,6 +297,20 @@ impl SideModel {
             _ => 0,
         }
     }
+}
+
+/// The facts' port mapping, when the punch can use it: a UDP mapping for a UDP punch (the TCP
+/// punch has no part yet for a side that only waits on its mapped port), at the public IP the
+/// server saw (a mapping at another IP was granted by a gateway behind another NAT, which would
+/// drop what the peer sends to it).
+fn usable_mapping(facts: &NatFacts) -> Option<PortMapping> {
+    let mapping = facts.port_mapping?;
+    let for_transport = match mapping.transport {
+        MappedTransport::Udp => facts.transports.udp,
+        MappedTransport::Tcp => false,
+    };
+    let observed = facts.observed?;
+    (for_transport && observed.ip() == mapping.external.ip()).then_some(mapping)
 }
 
 /// A sequential model from predicted ports (any order) and a step: `base` is the earliest port

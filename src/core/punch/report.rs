@@ -59,6 +59,9 @@ pub struct Direction {
     /// From this end's start: for its own direction, when its first echo came back; for the
     /// peer's, when the peer's first packet arrived.
     pub first_through_ms: Option<u64>,
+    /// The sender aimed at the receiver's port mapping (NAT-PMP, PCP or UPnP IGD): the path,
+    /// if found, runs through it.
+    pub via_port_mapping: bool,
 }
 
 impl PunchReport {
@@ -113,6 +116,7 @@ fn direction(side: &SidePlan, record: &DirectionRecord) -> Direction {
         offset: record.offset,
         packets_sent: record.packets_sent,
         first_through_ms: record.first_through.map(millis),
+        via_port_mapping: side.aims_at_port_mapping,
     }
 }
 
@@ -194,7 +198,8 @@ mod tests {
       "port_through": 40001,
       "offset": 0,
       "packets_sent": 1,
-      "first_through_ms": 20
+      "first_through_ms": 20,
+      "via_port_mapping": false
     },
     {
       "from": "callee",
@@ -205,7 +210,8 @@ mod tests {
       "port_through": 5555,
       "offset": 0,
       "packets_sent": 1,
-      "first_through_ms": 61
+      "first_through_ms": 61,
+      "via_port_mapping": false
     }
   ]
 }"#;

@@ -58,6 +58,7 @@ pub(super) fn side_plan(
             likeliest(far).into_iter().map(|p| (0, p)).collect(),
             true,
         ),
+        Part::Listen => (vec![one_socket], Vec::new(), true),
         Part::Hold { sockets, indices } => {
             let sockets = sockets.min(options.max_sockets);
             let flows = (0..sockets)
@@ -102,6 +103,7 @@ pub(super) fn side_plan(
         sockets,
         predicted_ports,
         sends: schedule(&flows, first_round.unwrap_or(flows.len()), repeat, options),
+        aims_at_port_mapping: far.mapped && !flows.is_empty(),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::core::punch::profile::NatSummary;
 use crate::core::punch::report::PunchReport;
 use crate::core::punch::Role;
 use crate::core::Transport;
-use crate::wire::natlens::{NatFacts, Transports};
+use crate::wire::natlens::{MappedTransport, NatFacts, PortMapping, Transports};
 use crate::wire::punch::PunchRepr;
 use crate::wire::TransactionId;
 
@@ -47,7 +47,14 @@ pub struct Scenario {
     /// The callee's estimate of `relay` for its sync rounds, as a multiple of the real one
     /// (`None`: no sync rounds, as before they existed).
     pub sync_estimate: Option<f64>,
+    /// (caller, callee): the side's gateway maps its punch socket's port (NAT-PMP, PCP, UPnP
+    /// IGD) at [`MAPPED_PORT`] and the side announces the mapping in its facts.
+    pub mapped: (bool, bool),
 }
+
+/// The public port a mapped side's gateway grants: outside every allocation range the tests
+/// configure, so that only the mapping explains a packet arriving there.
+pub const MAPPED_PORT: u16 = 30303;
 
 /// One side after the run.
 pub struct SideRun {
@@ -125,6 +132,19 @@ fn facts(side: &Prepared, at: Instant, transport: Transport) -> NatFacts {
             tcp: transport == Transport::Tcp,
         },
     )
+}
+
+/// Has the side's gateway map its session socket's port at [`MAPPED_PORT`]: the mapping its
+/// facts announce.
+fn map_session_port(side: &mut Prepared, transport: Transport) -> PortMapping {
+    side.lab.nat.map_port(side.session, MAPPED_PORT);
+    PortMapping {
+        external: SocketAddr::new(side.observed.ip(), MAPPED_PORT),
+        transport: match transport {
+            Transport::Udp => MappedTransport::Udp,
+            Transport::Tcp => MappedTransport::Tcp,
+        },
+    }
 }
 
 /// A datagram on its way between the NATs.
@@ -266,13 +286,19 @@ pub(super) struct Call {
 /// both halves: the callee starts one relay after the call, the caller one relay later.
 pub(super) fn place_call(scenario: &Scenario, transport: Transport) -> Call {
     let t0 = Instant::now();
-    let caller = prepare(&scenario.caller, t0, scenario.seed, transport);
-    let callee = prepare(&scenario.callee, t0, scenario.seed ^ 0x5A5A, transport);
+    let mut caller = prepare(&scenario.caller, t0, scenario.seed, transport);
+    let mut callee = prepare(&scenario.callee, t0, scenario.seed ^ 0x5A5A, transport);
     let call_at = caller.end.max(callee.end) + Duration::from_millis(50);
     let callee_start = call_at + scenario.relay;
     let caller_start = callee_start + scenario.relay;
-    let caller_facts = facts(&caller, call_at, transport);
-    let callee_facts = facts(&callee, callee_start, transport);
+    let mut caller_facts = facts(&caller, call_at, transport);
+    let mut callee_facts = facts(&callee, callee_start, transport);
+    if scenario.mapped.0 {
+        caller_facts.port_mapping = Some(map_session_port(&mut caller, transport));
+    }
+    if scenario.mapped.1 {
+        callee_facts.port_mapping = Some(map_session_port(&mut callee, transport));
+    }
     let call_id = SmallRng::seed_from_u64(scenario.seed).gen();
     let plan = |role, own: &NatFacts, peer: &NatFacts| {
         make_plan(&PlanInput {

@@ -16,6 +16,11 @@ pub(super) enum Part {
     /// Open this fixed side's filter toward the far address: send to the far side's likeliest
     /// port (it will usually be dropped there; it is the far side's packets that matter).
     Nudge,
+    /// Send nothing; answer what arrives. A side its gateway mapped a port for is open to
+    /// anyone already, and a packet it sent to the far side's address could only hurt: the flow
+    /// the far side then opens to the mapping would have the same inside 4-tuple, and Linux
+    /// conntrack drops a new flow whose reply direction clashes with an existing one.
+    Listen,
     /// `sockets` fresh sockets, socket `m` re-sending to far index `m mod indices`.
     Hold { sockets: u32, indices: u32 },
     /// `requests` distinct random far ports, once each.
@@ -50,6 +55,25 @@ pub(super) fn decide(a: &SideModel, b: &SideModel, options: &PunchOptions) -> De
         callee,
     };
     match (a.ports, b.ports) {
+        _ if a.mapped && b.mapped => decision(
+            Strategy::Direct,
+            "both gateways mapped a port for the punch: the caller aims at the callee's \
+             mapping, the callee answers",
+            growing(Aim::Port),
+            Part::Listen,
+        ),
+        _ if a.mapped => decision(
+            Strategy::Direct,
+            "the caller's gateway mapped a port for the punch: the callee aims at it",
+            Part::Listen,
+            growing(Aim::Port),
+        ),
+        _ if b.mapped => decision(
+            Strategy::Direct,
+            "the callee's gateway mapped a port for the punch: the caller aims at it",
+            growing(Aim::Port),
+            Part::Listen,
+        ),
         (Fixed { .. }, Fixed { .. }) => decision(
             Strategy::Direct,
             "both NATs keep one public port per socket: each end aims at the other's",
@@ -208,7 +232,7 @@ pub(super) fn expected_success(decision: &Decision, a: &SideModel, b: &SideModel
                 grow_to: to_b,
             },
         ) => fanout::coverage(a, grown(aim_a, to_a), b, grown(aim_b, to_b)),
-        (Part::Nudge, _) | (_, Part::Nudge) => 1.0,
+        (Part::Nudge | Part::Listen, _) | (_, Part::Nudge | Part::Listen) => 1.0,
         (Part::Spray { requests: pa }, Part::Spray { requests: pb }) => {
             birthday::blind_pair_success(pa, pb, PORT_RANGE)
         }

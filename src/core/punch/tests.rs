@@ -86,6 +86,7 @@ pub(super) fn scenario(
         options: PunchOptions::default(),
         forgeries: false,
         sync_estimate: Some(1.0),
+        mapped: (false, false),
     }
 }
 
@@ -431,5 +432,111 @@ fn a_wrong_relay_estimate_still_connects_within_three_round_trips() {
                 }
             }
         }
+    }
+}
+
+/// A side whose gateway mapped its punch socket's port is an open port to the planner: every
+/// pair with one plans `direct` and connects through the NAT models, random × random and
+/// sequential × random (refused without a mapping) included; the direction toward the mapped
+/// side got through on the mapped port and says so.
+#[test]
+fn a_port_mapping_makes_every_pair_direct_and_connected() {
+    let mut count = 0;
+    for caller in KINDS {
+        for callee in KINDS {
+            for mapped in [(true, false), (false, true), (true, true)] {
+                for (noise, loss) in [((false, false), 0.0), ((true, true), 0.1)] {
+                    let seed = 3000 + count;
+                    count += 1;
+                    let mut s = scenario(caller, callee, noise, loss, seed);
+                    s.mapped = mapped;
+                    let name = format!(
+                        "{caller:?}×{callee:?} mapped {mapped:?} noise {noise:?} loss {loss}"
+                    );
+                    let run = run(&s);
+                    for side in [&run.caller, &run.callee] {
+                        assert_eq!(side.plan.strategy, Strategy::Direct, "{name}");
+                        assert!(side.plan.reason.contains("mapped a port"), "{name}");
+                    }
+                    assert_eq!(run.caller.plan.caller, run.callee.plan.caller, "{name}");
+                    assert_eq!(run.caller.plan.callee, run.callee.plan.callee, "{name}");
+                    assert!(
+                        connected(&run),
+                        "{name}: {:?} {:?}",
+                        run.caller.outcome,
+                        run.callee.outcome
+                    );
+                    // Toward a mapped side whose peer picks random ports, the mapping is the only
+                    // way in: the mapped side's nudge cannot land on a random NAT.
+                    let only_way = (
+                        mapped.0 && callee == Kind::Random,
+                        mapped.1 && caller == Kind::Random,
+                    );
+                    check_mapped_directions(&run, mapped, only_way, &name);
+                }
+            }
+        }
+    }
+}
+
+/// In each end's report, a direction aimed at a mapped side is `via_port_mapping`, and one
+/// toward an unmapped side is not. Where the mapping is the only way in (`only_way`, per receiving
+/// side), the direction got through on the mapped port.
+fn check_mapped_directions(
+    run: &PairRun,
+    mapped: (bool, bool),
+    only_way: (bool, bool),
+    name: &str,
+) {
+    use super::sim::MAPPED_PORT;
+    for side in [&run.caller, &run.callee] {
+        let report = side.report.as_ref().expect("a report");
+        assert_eq!(report.result, PunchResult::Connected, "{name}");
+        for direction in &report.directions {
+            // With both mapped, the caller aims at the callee's mapping and the callee answers.
+            let toward_mapped = match direction.to {
+                Role::Caller => mapped.0 && !mapped.1,
+                Role::Callee => mapped.1,
+            };
+            assert_eq!(direction.via_port_mapping, toward_mapped, "{name}");
+            let only = match direction.to {
+                Role::Caller => only_way.0 && !mapped.1,
+                Role::Callee => only_way.1,
+            };
+            if only {
+                assert_eq!(direction.port_through, Some(MAPPED_PORT), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mapping_for_another_transport_or_behind_another_nat_is_not_used() {
+    use crate::wire::natlens::{MappedTransport, PortMapping};
+    let own = SocketAddr::from((CALLER_IP, 30303));
+    let cases = [
+        (own, MappedTransport::Tcp, "a TCP mapping for a UDP punch"),
+        (
+            SocketAddr::from(([192, 168, 1, 1], 30303)),
+            MappedTransport::Udp,
+            "a mapping at a private IP: another NAT upstream",
+        ),
+        (own, MappedTransport::Udp, "a usable mapping"),
+    ];
+    for (external, transport, what) in cases {
+        let mut facts = crate::wire::natlens::NatFacts {
+            observed: Some(SocketAddr::from((CALLER_IP, 40000))),
+            transports: crate::wire::natlens::Transports {
+                udp: true,
+                tcp: false,
+            },
+            ..Default::default()
+        };
+        facts.port_mapping = Some(PortMapping {
+            external,
+            transport,
+        });
+        let side = SideModel::from_facts(&facts);
+        assert_eq!(side.mapped, what == "a usable mapping", "{what}");
     }
 }

@@ -15,7 +15,9 @@
 //! - `call_request`: the fields of a CALL the relay routes on;
 //! - `federation`: links to other servers (a link introduces itself with the wire method
 //!   PEER-HELLO);
-//! - `request`: the one request context every handler takes, and the answers it writes.
+//! - `request`: the one request context every handler takes, and the answers it writes;
+//! - `mapping_probe`: PROBE-MAPPING, one packet to a client's mapped port (proving a
+//!   port mapping from outside).
 //!
 //! Nothing here walks a hash map into its output: pending calls are kept by call number and
 //! transactions in start order, so a replay with the same inputs yields the same commands and
@@ -47,6 +49,7 @@ mod binding;
 mod call_request;
 mod federation;
 mod legs;
+pub mod mapping_probe;
 mod relay;
 mod request;
 mod sessions;
@@ -293,6 +296,7 @@ impl ServerCore {
             return matches!(self.binding(&message, rx, reply), Outcome::Reply { .. });
         }
         let mut req = Request::new(now, Route::Tcp { conn }, remote, &message, reply);
+        req.local = Some(local);
         self.natlens(&mut req)
     }
 
@@ -363,6 +367,7 @@ impl ServerCore {
             (natlens::LOGOUT, Some(id)) => self.logout(req, id),
             (natlens::CALL, _) => self.call(req),
             (natlens::PEER_HELLO, _) => self.link_hello(req),
+            (natlens::PROBE_MAPPING, _) => self.probe_mapping(req),
             _ => self.refuse(req, error::BAD_REQUEST, "Unknown method"),
         }
     }

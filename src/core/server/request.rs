@@ -22,6 +22,8 @@ pub(super) const NATLENS_REQUEST_UNDERSTOOD: &[AttrType] = &[
     natlens::CALL_ID,
     natlens::SERVER_NAME,
     natlens::VIA,
+    natlens::PROBE_PORT,
+    natlens::PROBE_NONCE,
     AttrType::USERNAME,
     AttrType::MESSAGE_INTEGRITY,
     AttrType::MESSAGE_INTEGRITY_SHA256,
@@ -38,6 +40,8 @@ pub(super) struct Request<'a> {
     pub route: Route,
     /// The sender's address as this server sees it.
     pub remote: SocketAddr,
+    /// The server's own address the request came in on, when the route does not say (TCP).
+    pub local: Option<SocketAddr>,
     pub message: &'a Message<'a>,
     pub reply: &'a mut Vec<u8>,
 }
@@ -54,6 +58,7 @@ impl<'a> Request<'a> {
             now,
             route,
             remote,
+            local: None,
             message,
             reply,
         }

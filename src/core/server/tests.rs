@@ -97,6 +97,7 @@ fn facts(delta: i32, ports: &[u16]) -> NatFacts {
         delta: Some(delta),
         predicted_ports: ports.to_vec(),
         profile: None,
+        port_mapping: None,
     }
 }
 

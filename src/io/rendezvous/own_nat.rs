@@ -8,20 +8,27 @@ use anyhow::{anyhow, bail, Context};
 
 use super::session::{self, Opened};
 use super::{Run, Session};
+use crate::cli::PortMappingUse;
 use crate::core::client::ClientEvent;
 use crate::core::fingerprint::{self, PlanConfig, PredictOptions};
 use crate::core::punch::NatSummary;
 use crate::core::Transport;
 use crate::io::client::{self as link_io, Driven, Link};
+use crate::io::port_mapping::{gateway, request_mapping_from, LeaseGuard};
 use crate::io::prober::{self, Fingerprint, Gate};
 use crate::report::Event;
-use crate::wire::natlens::{NatFacts, Transports};
+use crate::wire::natlens::{MappedTransport, NatFacts, PortMapping, Transports};
 
 /// How long a listener keeps one fingerprint while no call comes: well inside the 30 s a NAT
 /// keeps an idle UDP mapping (the mapping socket's must still hold when a call comes), and
 /// short enough that other hosts' flows have not yet carried a sequential NAT far from the
 /// prediction. Refreshing costs about ten flows and a second.
 pub const FINGERPRINT_REFRESH: Duration = Duration::from_secs(20);
+
+/// Lifetime asked for the punch socket's port mapping: the listener re-fingerprints (and asks
+/// again, deleting the old one) every [`FINGERPRINT_REFRESH`], and a punch lasts at most 25 s;
+/// two minutes covers both with room, and a mapping left by a killed natlens dies soon.
+const MAPPING_LIFETIME: Duration = Duration::from_secs(120);
 
 /// How long the server may take to answer the discovery probe of a fingerprint.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -75,6 +82,9 @@ pub(super) struct OwnNat {
     /// --bind and --interface (without the port, which the session socket took).
     pub source: crate::io::source::Source,
     pub taken_at: Instant,
+    /// The gateway's mapping of the punch socket's port (`--port-mapping auto`), deleted when
+    /// this is dropped: after the punch, or when a refresh replaces the fingerprint.
+    pub lease: Option<LeaseGuard>,
 }
 
 impl OwnNat {
@@ -92,7 +102,18 @@ impl OwnNat {
             ..PredictOptions::default()
         };
         let report = fingerprint::analyse(&self.fingerprint.observations, &options);
-        NatSummary::from_report(&report).facts(report.public_address, transports)
+        let mut facts = NatSummary::from_report(&report).facts(report.public_address, transports);
+        facts.port_mapping = self.lease.as_ref().map(|guard| {
+            let lease = guard.lease();
+            PortMapping {
+                external: lease.external,
+                transport: match lease.transport {
+                    Transport::Udp => MappedTransport::Udp,
+                    Transport::Tcp => MappedTransport::Tcp,
+                },
+            }
+        });
+        facts
     }
 }
 
@@ -128,7 +149,15 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     }
     let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
     run.tell(Event::fingerprint(transport, &report));
+    // UDP only for now: the TCP punch has no part for a side that only waits on its mapped
+    // port (its machine needs a far port to aim at), so a TCP leg plans as before.
+    let punch_port = match transport {
+        Transport::Udp => mapping.as_ref().and_then(|s| s.local_addr().ok()),
+        Transport::Tcp => None,
+    };
+    let lease = punch_port.and_then(|p| map_punch_port(run, SocketAddr::new(local_ip, p.port())));
     Ok(OwnNat {
+        lease,
         fingerprint,
         mapping,
         tcp_local,
@@ -136,6 +165,38 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         source: options.source.clone(),
         taken_at: Instant::now(),
     })
+}
+
+/// Asks the gateway on the way to the server for a mapping of `internal` (the UDP punch socket),
+/// with `--port-mapping auto`. No gateway on the way: nothing asked, nothing said. A refusal or
+/// silence: one hint, and the punch goes on without.
+fn map_punch_port(run: &Run<'_>, internal: SocketAddr) -> Option<LeaseGuard> {
+    if run.punch.port_mapping == PortMappingUse::Off {
+        return None;
+    }
+    let server = run.session.server.addr;
+    let gateway = match gateway::toward(server.ip()) {
+        Ok(Some(gateway)) => gateway,
+        Ok(None) => return None,
+        Err(error) => {
+            run.tell(Event::Hint {
+                message: format!("no port mapping: finding the gateway failed: {error}"),
+            });
+            return None;
+        }
+    };
+    match request_mapping_from(&gateway, run.leg, internal, MAPPING_LIFETIME) {
+        Ok(lease) => Some(LeaseGuard::new(lease)),
+        Err(error) => {
+            run.tell(Event::Hint {
+                message: format!(
+                    "no port mapping from the gateway {} ({error:#}): punching without",
+                    gateway.ip()
+                ),
+            });
+            None
+        }
+    }
 }
 
 /// What a fingerprint for a punch keeps: the mapping socket (UDP) or its local address (TCP).

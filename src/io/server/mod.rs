@@ -377,7 +377,7 @@ impl Server {
                     route: Route::Udp { local, remote },
                     bytes,
                 } => {
-                    if let Some(endpoint) = self.udp.iter().find(|e| e.local == local) {
+                    if let Some(endpoint) = udp_endpoint_for(&self.udp, local) {
                         let _ = endpoint.socket.send_to(&bytes, remote);
                     }
                 }
@@ -446,6 +446,18 @@ impl Server {
             counters,
         }
     }
+}
+
+/// The UDP socket that sends as `local`: the one bound there, or a wildcard one on its port (a
+/// TCP connection's local address names the IP a `--listen 0.0.0.0:P` socket serves).
+fn udp_endpoint_for(udp: &[UdpEndpoint], local: SocketAddr) -> Option<&UdpEndpoint> {
+    udp.iter().find(|e| e.local == local).or_else(|| {
+        udp.iter().find(|e| {
+            e.local.port() == local.port()
+                && e.local.ip().is_unspecified()
+                && e.local.is_ipv4() == local.is_ipv4()
+        })
+    })
 }
 
 /// The core's configuration, with a fresh random nonce secret for this process.
