@@ -868,7 +868,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --bind --interface --pcap --no-path --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

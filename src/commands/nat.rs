@@ -12,7 +12,9 @@ use rand::RngCore;
 use crate::cli::NatArgs;
 use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
+use crate::core::path::{self, PathEvidence, PathReport, DEFAULT_MAX_TTL};
 use crate::exit::{self, Kind};
+use crate::io::path_probe;
 use crate::io::prober::{self, Fingerprint, Options};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
@@ -45,12 +47,26 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         discovery_timeout: args.timeout,
         source: args.source.source_toward(servers[0]),
     };
+    // Its requests leave before the fingerprint's first probe; its answers are collected
+    // while the fingerprint runs.
+    let path = (!args.no_path)
+        .then(|| {
+            path_probe::start(
+                servers[0],
+                &options.source,
+                DEFAULT_MAX_TTL,
+                path_probe::DEFAULT_WAIT,
+                rng,
+            )
+        })
+        .transpose()?;
     let bars = ProbeBars::new(&transports);
     let fingerprints = prober::fingerprint_all(&transports, &options, &bars, rng)?;
     for fingerprint in &fingerprints {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
-    let report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    let mut report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
+    report.path = path.map(|running| path_report(&report, running.finish()));
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -68,6 +84,21 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         Some(err) => Err(err),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The path verdict over the probe's hops and what the fingerprint saw (the public address:
+/// UDP's, else TCP's).
+fn path_report(report: &Report, found: path_probe::Finished) -> PathReport {
+    let public = [&report.udp, &report.tcp]
+        .into_iter()
+        .flatten()
+        .find_map(|transport| transport.public_address);
+    let evidence = PathEvidence {
+        hops: found.hops,
+        public_address: public.map(|address| address.ip()),
+        ..PathEvidence::default()
+    };
+    path::judge(&evidence, Some(found.local_ip), found.ignored)
 }
 
 /// SIGINT or SIGTERM end the run at once with status 130, and with `--json` the interrupted
@@ -149,6 +180,10 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
         let table = terminal::fit(render::table(report), Stream::Stdout);
         writeln!(out, "{table}")?;
         writeln!(out)?;
+        if let Some(path) = &report.path {
+            writeln!(out, "{}", terminal::prose(&path.line(), Stream::Stdout))?;
+            writeln!(out)?;
+        }
         writeln!(
             out,
             "{}",
@@ -180,6 +215,9 @@ mod tests {
         let mut keys = BTreeSet::new();
         let object = report.as_object().unwrap();
         keys.extend(object.keys().cloned());
+        for child in report["path"].as_object().unwrap().keys() {
+            keys.insert(format!("path.{child}"));
+        }
         for (key, value) in report["udp"].as_object().unwrap() {
             match value.as_object() {
                 Some(children) => keys.extend(children.keys().map(|c| format!("{key}.{c}"))),

@@ -36,6 +36,8 @@ pub struct Report {
     pub verdict: Option<String>,
     pub udp: Option<TransportReport>,
     pub tcp: Option<TransportReport>,
+    /// The hops toward the server and the NAT layers on the way (`None` with `--no-path`).
+    pub path: Option<crate::core::path::PathReport>,
 }
 
 /// The fingerprint of one transport.
@@ -82,6 +84,7 @@ impl Report {
             verdict: None,
             udp: None,
             tcp: None,
+            path: None,
         }
     }
 

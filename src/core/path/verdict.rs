@@ -88,7 +88,7 @@ pub fn judge(evidence: &PathEvidence, host: Option<IpAddr>, ignored: u32) -> Pat
         judged.upstream(evidence);
         let (cgnat, reason) = judged.cgnat(&evidence.hops);
         let layers =
-            (behind.is_some() || !judged.layers.is_empty()).then(|| judged.layers.len() as u8);
+            (behind.is_some() || !judged.layers.is_empty()).then_some(judged.layers.len() as u8);
         (layers, cgnat, reason)
     };
     PathReport {
@@ -99,6 +99,51 @@ pub fn judge(evidence: &PathEvidence, host: Option<IpAddr>, ignored: u32) -> Pat
         cgnat_reason,
         evidence: judged.evidence,
         ignored,
+    }
+}
+
+impl PathReport {
+    /// The human report's line: the hops, the layers, the CGNAT verdict with its reason.
+    pub fn line(&self) -> String {
+        let hops: Vec<String> = self
+            .hops
+            .iter()
+            .map(|hop| match (hop.address, hop.server) {
+                (Some(address), true) => format!("{address} (server)"),
+                (Some(address), false) => address.to_string(),
+                (None, _) => "*".to_owned(),
+            })
+            .collect();
+        let hops = if hops.is_empty() {
+            "no hop probed".to_owned()
+        } else {
+            hops.join(" > ")
+        };
+        let layers = match self.nat_layers {
+            Some(1) => "1 NAT layer".to_owned(),
+            Some(n) => format!("{n} NAT layers"),
+            None => "NAT layers unknown".to_owned(),
+        };
+        let at: Vec<String> = self
+            .layers
+            .iter()
+            .filter_map(|l| l.hop)
+            .map(|h| h.to_string())
+            .collect();
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" (at hop {})", at.join(", "))
+        };
+        let cgnat = match self.cgnat {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
+        format!(
+            "Path: {hops}; {layers}{at}; CGNAT: {cgnat}, {}.",
+            self.cgnat_reason
+        )
     }
 }
 
@@ -133,7 +178,7 @@ impl Judged {
     /// Rule 3: inside space beyond the first hop.
     fn inside_hops(&mut self, hops: &[Hop]) {
         let inside = |h: &&Hop| h.ttl >= 2 && !h.server && h.class.is_some_and(|c| c.is_inside());
-        let Some(outer) = hops.iter().filter(inside).last() else {
+        let Some(outer) = hops.iter().rev().find(inside) else {
             return;
         };
         let address = outer.address.expect("classified");
