@@ -44,6 +44,7 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         loss_percent: args.loss,
         public_host: args.public_host,
         prefix: None,
+        cgnat_a: args.cgnat_a,
     }
 }
 
@@ -77,6 +78,9 @@ pub fn describe(state: &LabState) -> String {
         "lab {}: router-a {}, router-b {}",
         state.prefix, spec.nat_a, spec.nat_b
     );
+    if let Some(mode) = spec.cgnat_a {
+        text += &format!(", carrier-a {mode} in front of router-a");
+    }
     if !spec.delay.is_zero() {
         let method = state
             .delay_method

@@ -29,6 +29,10 @@ pub const DEFAULT_WAIT: Duration = Duration::from_millis(1000);
 /// round trip again, at least this.
 const MIN_GRACE: Duration = Duration::from_millis(20);
 
+/// Tries per request: each queued ICMP error fails one call, and more than a few arriving
+/// between two sends of a burst would be odd.
+const SEND_ATTEMPTS: usize = 4;
+
 /// Largest datagram read; a STUN answer is far smaller.
 const MAX_DATAGRAM: usize = 1500;
 
@@ -74,8 +78,7 @@ pub fn start(
     while let Some(transmit) = probe.poll_transmit(Instant::now()) {
         set_ttl(&std, server.is_ipv6(), transmit.ttl)?;
         crate::io::pcap::udp_sent(&std, Some(server), &transmit.payload);
-        // A failed send is a lost request: its hop stays silent.
-        let _ = std.send_to(&transmit.payload, server);
+        send(&std, &transmit.payload, server);
     }
     let deadline = started + wait;
     let thread = std::thread::Builder::new()
@@ -98,6 +101,20 @@ impl Running {
             ignored: 0,
             local_ip,
         })
+    }
+}
+
+/// Sends one request. The time exceeded a lower TTL's request already drew (on a LAN it
+/// comes back within microseconds) makes the next send fail once with its errno
+/// (EHOSTUNREACH): that failure is the error queue's news, not this request's, so the send is
+/// tried again. A request that still fails is lost: its hop stays silent.
+fn send(socket: &StdUdpSocket, payload: &[u8], server: SocketAddr) {
+    for _ in 0..SEND_ATTEMPTS {
+        match socket.send_to(payload, server) {
+            Ok(_) => return,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => continue,
+        }
     }
 }
 

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::netns;
 use crate::lab::plan::{segment_iface, HostPlan, Plan};
-use crate::lab::ruleset;
 use crate::lab::spec::{Host, LabSpec};
 
 /// How `--delay` is made on this machine.
@@ -54,9 +53,7 @@ pub fn build(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
 /// Loads (or reloads, which also resets NAT state) every router's ruleset.
 pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
     for host in &plan.hosts {
-        if let Host::Router(side) = host.host {
-            let wan = crate::lab::plan::router_wan(side);
-            let text = ruleset::router(spec.nat(side), wan, spec.loss_percent);
+        if let Some(text) = crate::lab::carrier::nat_ruleset(spec, host.host) {
             let mut nft = netns::command_in(&host.netns, "nft")?;
             nft.args(["-f", "-"]);
             netns::run(&mut nft, Some(&text))
@@ -176,7 +173,9 @@ fn delay_method(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
     }
     let mut ends = Vec::new();
     for link in &plan.links {
-        if let [(router @ Host::Router(_), wan), (Host::Internet, port)] = &link.ends {
+        if let [(router @ (Host::Router(_) | Host::Carrier(_)), wan), (Host::Internet, port)] =
+            &link.ends
+        {
             ends.push((*router, wan.clone()));
             ends.push((Host::Internet, port.clone()));
         }
