@@ -157,6 +157,11 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l delay -d 'One-way delay added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l cgnat-a -d 'Put a carrier-grade NAT in MODE (see --nat-a) between router A and the internet: a second NAT layer. Router A\'s WAN moves onto a carrier segment in RFC 6598 shared space (router-a 100.64.0.2, carrier-a 100.64.0.1) and the carrier takes router A\'s public address 203.0.113.1; --delay and --loss act on the carrier\'s link to the internet' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l with-server -d 'Also run the lab\'s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab\'s state (`lab status` shows it, with its log file) and `lab down` stops it'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l json -d 'Print the lab\'s description as one JSON object: schema_version (1), result (ok), then the state file\'s keys; on a failure, {schema_version, result (failed), error: {kind, message}} instead'
@@ -194,6 +199,11 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l noise-b -d 'Noise rate behind router B only (overrides --noise)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l delay -d 'One-way delay added on each router\'s WAN link, in each direction (so a LAN host\'s round trip to the server grows by twice this): `25ms`, `0.1s`, or a bare number of milliseconds. Made with netem when the kernel has it, else by a user-space frame relay on the internet segment' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l loss -d 'Percentage of IP packets dropped on each router\'s WAN link, in each direction' -r
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l cgnat-a -d 'Put a carrier-grade NAT in MODE (see --nat-a) between router A and the internet: a second NAT layer. Router A\'s WAN moves onto a carrier segment in RFC 6598 shared space (router-a 100.64.0.2, carrier-a 100.64.0.1) and the carrier takes router A\'s public address 203.0.113.1; --delay and --loss act on the carrier\'s link to the internet' -r -f -a "cone\t''
+full-cone\t''
+seq:1\t''
+seq:2\t''
+random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s v -l verbose -d 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
@@ -254,4 +264,4 @@ function __fish_natlens_lab_prefixes
 end
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from down status" -f -a "(__fish_natlens_lab_prefixes)" -d 'lab'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -l lab -x -a "(__fish_natlens_lab_prefixes)" -d 'lab'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -f -a "internet server public router-a a a2 router-b b b2" -d 'lab host'
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -f -a "internet server public carrier-a router-a a a2 router-b b b2" -d 'lab host'
