@@ -66,7 +66,6 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         crate::io::prober::Probing::probed(&bars, fingerprint);
     }
     let mut report = prober::report(&servers, args.preset_delta, &fingerprints, Instant::now());
-    report.path = path.map(|running| path_report(&report, running.finish()));
     let silent: Vec<&Fingerprint> = fingerprints.iter().filter(|f| !f.answered()).collect();
     if silent.len() == fingerprints.len() {
         return Err(exit::failed(
@@ -74,6 +73,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             no_answer(&args, &silent),
         ));
     }
+    report.path = path.map(|running| path_report(&report, running.finish()));
     // A transport that got no answer makes the result partial (exit status 7): the report is
     // printed all the same, with JSON naming what is missing.
     let missing =

@@ -38,6 +38,9 @@ pub const MAX_TTL: u8 = 32;
 /// ICMP time exceeded: type 11 over IPv4, type 3 over ICMPv6.
 const TIME_EXCEEDED_V4: u8 = 11;
 const TIME_EXCEEDED_V6: u8 = 3;
+/// ICMP destination unreachable: type 3 over IPv4, type 1 over ICMPv6.
+const UNREACHABLE_V4: u8 = 3;
+const UNREACHABLE_V6: u8 = 1;
 
 /// One hop of the path.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,21 +152,28 @@ impl PathProbe {
         }
     }
 
-    /// An ICMP error queued on the probe's socket. Time exceeded quoting one of our requests
-    /// to the server names that request's hop; anything else (another type, a quote too short
-    /// to hold a transaction ID, an ID that is not ours, no offender) is counted and ignored.
+    /// An ICMP error queued on the probe's socket, about one of our requests to the server
+    /// (the quote holds its transaction ID). Time exceeded names that request's hop; destination
+    /// unreachable from the server's own address (no STUN server on the port) says the request
+    /// reached the server's host, which is then the last hop, as a STUN answer would be.
+    /// Anything else (another type or sender, a quote too short to hold a transaction ID, an ID
+    /// that is not ours, no offender) is counted and ignored.
     pub fn handle_icmp(&mut self, error: IcmpReport<'_>, now: Instant) {
-        let time_exceeded = match error.icmp {
-            Icmp::V4 => error.icmp_type == TIME_EXCEEDED_V4,
-            Icmp::V6 => error.icmp_type == TIME_EXCEEDED_V6,
+        let (time_exceeded, unreachable) = match error.icmp {
+            Icmp::V4 => (TIME_EXCEEDED_V4, UNREACHABLE_V4),
+            Icmp::V6 => (TIME_EXCEEDED_V6, UNREACHABLE_V6),
         };
         let index = quoted_tid(error.quote).and_then(|tid| self.by_tid.get(&tid).copied());
-        match (
-            time_exceeded && error.to == self.server,
-            index,
-            error.offender,
-        ) {
-            (true, Some(index), Some(offender)) => self.answer(index, offender, now, false),
+        let ours = error.to == self.server;
+        match (index, error.offender) {
+            (Some(index), Some(from)) if ours && error.icmp_type == time_exceeded => {
+                self.answer(index, from, now, false)
+            }
+            (Some(index), Some(from))
+                if ours && error.icmp_type == unreachable && from == self.server.ip() =>
+            {
+                self.answer(index, from, now, true)
+            }
             _ => self.ignored += 1,
         }
     }
@@ -336,7 +346,7 @@ mod tests {
         probe.handle_icmp(time_exceeded("192.0.2.1", &sent[0].payload[..12]), start);
         probe.handle_icmp(time_exceeded("192.0.2.1", b""), start);
         let mut unreachable = time_exceeded("192.0.2.1", &sent[0].payload);
-        unreachable.icmp_type = 3;
+        unreachable.icmp_type = UNREACHABLE_V4;
         probe.handle_icmp(unreachable, start);
         let mut elsewhere = time_exceeded("192.0.2.1", &sent[0].payload);
         elsewhere.to = "203.0.113.11:3478".parse().unwrap();
@@ -352,6 +362,24 @@ mod tests {
         probe.handle_icmp(time_exceeded("192.0.2.1", &sent[0].payload), start);
         probe.handle_icmp(time_exceeded("192.0.2.1", &sent[0].payload), start);
         assert_eq!(probe.ignored(), 8, "a duplicate counts too");
+    }
+
+    /// No STUN server on the port: the server's host answers port unreachable, and the probe
+    /// ends there rather than waiting for answers that will not come.
+    #[test]
+    fn a_port_unreachable_from_the_server_is_the_last_hop() {
+        let (mut probe, sent, start) = probe(3);
+        probe.handle_icmp(time_exceeded("192.0.2.1", &sent[0].payload), start);
+        for transmit in &sent[1..] {
+            let mut error = time_exceeded("203.0.113.10", &transmit.payload);
+            error.icmp_type = UNREACHABLE_V4;
+            probe.handle_icmp(error, start);
+        }
+        assert!(probe.is_done());
+        let hops = probe.hops();
+        assert_eq!(hops.len(), 2);
+        assert!(hops[1].server);
+        assert_eq!(probe.ignored(), 0);
     }
 
     #[test]
