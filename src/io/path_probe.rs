@@ -205,26 +205,49 @@ fn drain(probe: &mut PathProbe, socket: &UdpSocket) {
 mod tests {
     use super::*;
 
-    /// Over loopback the server is the first hop: TTL 1 reaches it, and its answer ends the
-    /// probe long before the deadline.
+    /// Over loopback the server is the first hop: TTL (hop limit) 1 reaches it, and its
+    /// answer ends the probe long before the deadline. IPv4 and IPv6.
     #[test]
     fn a_loopback_server_is_hop_one() {
-        let server = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = server.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let mut buf = [0u8; 64];
-            for _ in 0..3 {
-                let (len, from) = server.recv_from(&mut buf).unwrap();
-                // A Binding success with the request's transaction ID.
-                buf[..2].copy_from_slice(&0x0101u16.to_be_bytes());
-                server.send_to(&buf[..len], from).unwrap();
-            }
-        });
-        let mut rng = rand::rngs::mock::StepRng::new(7, 11);
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            let server = StdUdpSocket::bind(bind).unwrap();
+            let addr = server.local_addr().unwrap();
+            let echo = std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                for _ in 0..3 {
+                    let (len, from) = server.recv_from(&mut buf).unwrap();
+                    // A Binding success with the request's transaction ID.
+                    buf[..2].copy_from_slice(&0x0101u16.to_be_bytes());
+                    server.send_to(&buf[..len], from).unwrap();
+                }
+            });
+            let mut rng = rand::rngs::mock::StepRng::new(7, 11);
+            let started = Instant::now();
+            let running = start(addr, &Source::default(), 3, DEFAULT_WAIT, &mut rng).unwrap();
+            let finished = running.finish();
+            echo.join().unwrap();
+            let took = started.elapsed();
+            assert!(took < DEFAULT_WAIT / 2, "{bind}: {took:?}");
+            assert_eq!(finished.hops.len(), 1, "{bind}: {:?}", finished.hops);
+            assert!(finished.hops[0].server, "{bind}");
+            assert_eq!(finished.hops[0].address, Some(addr.ip()));
+            assert_eq!(finished.local_ip, addr.ip());
+            assert_eq!(finished.ignored, 0, "{bind}");
+        }
+    }
+
+    /// Nothing on the port: the port unreachable the kernel queues names the server's host as
+    /// the last hop, and the probe ends at once.
+    #[test]
+    fn a_closed_port_ends_the_probe_at_once() {
+        let closed = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let mut rng = rand::rngs::mock::StepRng::new(3, 5);
         let started = Instant::now();
-        let running = start(addr, &Source::default(), 3, DEFAULT_WAIT, &mut rng).unwrap();
-        let finished = running.finish();
-        echo.join().unwrap();
+        let finished = start(addr, &Source::default(), 4, DEFAULT_WAIT, &mut rng)
+            .unwrap()
+            .finish();
         assert!(
             started.elapsed() < DEFAULT_WAIT / 2,
             "{:?}",
@@ -232,8 +255,5 @@ mod tests {
         );
         assert_eq!(finished.hops.len(), 1, "{:?}", finished.hops);
         assert!(finished.hops[0].server);
-        assert_eq!(finished.hops[0].address, Some(addr.ip()));
-        assert_eq!(finished.local_ip, addr.ip());
-        assert_eq!(finished.ignored, 0);
     }
 }
