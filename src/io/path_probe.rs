@@ -11,6 +11,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,12 +35,20 @@ const MIN_GRACE: Duration = Duration::from_millis(20);
 /// between two sends of a burst would be odd.
 const SEND_ATTEMPTS: usize = 4;
 
+/// How long the probe goes on once its caller has finished (see [`Running::finish`]).
+pub const FINISH_GRACE: Duration = Duration::from_millis(100);
+
+/// How often the collecting thread looks whether its caller has finished.
+const HURRY_CHECK: Duration = Duration::from_millis(10);
+
 /// Largest datagram read; a STUN answer is far smaller.
 const MAX_DATAGRAM: usize = 1500;
 
 /// A probe whose requests are out and whose answers a thread is collecting.
 pub struct Running {
     local_ip: IpAddr,
+    /// Set by [`Running::finish`]: the caller is done, so the probe stops soon after.
+    hurry: Arc<AtomicBool>,
     thread: JoinHandle<Finished>,
 }
 
@@ -81,10 +91,18 @@ pub fn start(
         send(&std, &transmit.payload, server);
     }
     let deadline = started + wait;
+    let hurry = Arc::new(AtomicBool::new(false));
     let thread = std::thread::Builder::new()
         .name("path-probe".into())
-        .spawn(move || collect(probe, std, deadline, local_ip))?;
-    Ok(Running { local_ip, thread })
+        .spawn({
+            let hurry = Arc::clone(&hurry);
+            move || collect(probe, std, deadline, local_ip, &hurry)
+        })?;
+    Ok(Running {
+        local_ip,
+        hurry,
+        thread,
+    })
 }
 
 impl Running {
@@ -93,8 +111,11 @@ impl Running {
         self.local_ip
     }
 
-    /// Waits for the collecting thread (at most until the probe's deadline).
+    /// Waits for the collecting thread: at most [`FINISH_GRACE`] more (the caller's own work,
+    /// which ran meanwhile, is over: a hop still silent by then is taken as silent), and never
+    /// past the probe's deadline.
     pub fn finish(self) -> Finished {
+        self.hurry.store(true, Ordering::Relaxed);
         let local_ip = self.local_ip;
         self.thread.join().unwrap_or(Finished {
             hops: Vec::new(),
@@ -134,6 +155,7 @@ fn collect(
     std: StdUdpSocket,
     deadline: Instant,
     local_ip: IpAddr,
+    hurry: &AtomicBool,
 ) -> Finished {
     let sent_at = Instant::now();
     let mut socket = UdpSocket::from_std(std);
@@ -147,12 +169,18 @@ fn collect(
         return finished(&probe, local_ip);
     };
     let mut stop = deadline;
+    let mut hurried = false;
     loop {
         let now = Instant::now();
+        if !hurried && hurry.load(Ordering::Relaxed) {
+            hurried = true;
+            stop = stop.min(now + FINISH_GRACE);
+        }
         if probe.is_done() || now >= stop {
             break;
         }
-        let wait = crate::io::poll::wait_until(&mut poll, &mut events, now, Some(stop), None);
+        let wait =
+            crate::io::poll::wait_until(&mut poll, &mut events, now, Some(stop), Some(HURRY_CHECK));
         if wait.is_err() {
             break;
         }
@@ -255,5 +283,23 @@ mod tests {
         );
         assert_eq!(finished.hops.len(), 1, "{:?}", finished.hops);
         assert!(finished.hops[0].server);
+    }
+
+    /// A server that never answers: once the caller finishes, the probe stops within its
+    /// grace, not at its deadline, and every hop it probed is silent.
+    #[test]
+    fn finishing_cuts_a_silent_probe_short() {
+        let silent = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let mut rng = rand::rngs::mock::StepRng::new(9, 13);
+        let started = Instant::now();
+        let finished = start(addr, &Source::default(), 3, DEFAULT_WAIT, &mut rng)
+            .unwrap()
+            .finish();
+        let took = started.elapsed();
+        assert!(took >= FINISH_GRACE && took < DEFAULT_WAIT / 2, "{took:?}");
+        assert_eq!(finished.hops.len(), 3, "{:?}", finished.hops);
+        assert!(finished.hops.iter().all(|h| h.address.is_none()));
+        drop(silent);
     }
 }
