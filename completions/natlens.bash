@@ -478,7 +478,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__demo)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -516,6 +516,10 @@ _natlens() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cgnat-a)
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -538,7 +542,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__exec)
-            opts="-q -v -h -V --lab --quiet --verbose --help --version internet server public router-a a a2 router-b b b2"
+            opts="-q -v -h -V --lab --quiet --verbose --help --version internet server public carrier-a router-a a a2 router-b b b2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -668,7 +672,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --with-server --port-mapping --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --with-server --port-mapping --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -704,6 +708,10 @@ _natlens() {
                     ;;
                 --udp-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cgnat-a)
+                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --port-mapping)
@@ -888,7 +896,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --lifetime --bind --interface --pcap --port-mapping --no-port-mapping --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --lifetime --bind --interface --pcap --port-mapping --no-port-mapping --no-path --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -20,7 +20,7 @@ if [ "${1:-}" = "--report" ]; then
     REPORT_ONLY=1
     shift
 fi
-ALL="stun_message tcp_framing server_core client_session punch_data tcp_syn natpmp pcp"
+ALL="stun_message tcp_framing server_core client_session punch_data tcp_syn natpmp pcp path_probe"
 TARGETS=${*:-$ALL}
 SECONDS_EACH=${FUZZ_SECONDS:-600}
 RESULTS=../benches/results/fuzz.md

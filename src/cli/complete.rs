@@ -14,8 +14,17 @@ pub const NAT_MODES: [&str; 5] = ["cone", "full-cone", "seq:1", "seq:2", "random
 
 /// Host names offered for `lab exec`, in [`crate::lab::Host::ALL`]'s order (a test keeps the
 /// two lists equal).
-pub const LAB_HOST_NAMES: [&str; 9] = [
-    "internet", "server", "public", "router-a", "a", "a2", "router-b", "b", "b2",
+pub const LAB_HOST_NAMES: [&str; 10] = [
+    "internet",
+    "server",
+    "public",
+    "carrier-a",
+    "router-a",
+    "a",
+    "a2",
+    "router-b",
+    "b",
+    "b2",
 ];
 
 /// A value parser that parses with `T::from_str` (its error message unchanged) and offers

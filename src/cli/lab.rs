@@ -23,7 +23,10 @@ const LAB_HOSTS: &str = "Hosts: a (192.0.2.10) and a2 (192.0.2.11) behind router
 (203.0.113.1, LAN 192.0.2.1); b (198.51.100.10) and b2 (198.51.100.11) behind router-b \
 (203.0.113.2, LAN 198.51.100.1); server (203.0.113.10 and 203.0.113.11, where `lab up \
 --with-server` and `lab demo` run natlens server on port 3478, alternate 203.0.113.11:3479); \
-public (203.0.113.20, with --public-host); internet (the segment itself, no address). Each host is the network \
+public (203.0.113.20, with --public-host); internet (the segment itself, no address); with \
+--cgnat-a, carrier-a (a carrier-grade NAT with router A's public address 203.0.113.1 on the \
+internet segment and 100.64.0.1 on a carrier segment in RFC 6598 shared space, where router-a's \
+WAN then sits as 100.64.0.2). Each host is the network \
 namespace <prefix>-<host>; labs are described in /run/natlens/<prefix>.json.";
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +105,14 @@ pub struct LabSpecArgs {
     /// answered once, 120 s or more for a flow with traffic both ways).
     #[arg(long, value_name = "DURATION", value_parser = parse_udp_timeout)]
     pub udp_timeout: Option<Duration>,
+
+    /// Put a carrier-grade NAT in MODE (see --nat-a) between router A and the internet: a
+    /// second NAT layer. Router A's WAN moves onto a carrier segment in RFC 6598 shared space
+    /// (router-a 100.64.0.2, carrier-a 100.64.0.1) and the carrier takes router A's public
+    /// address 203.0.113.1; --delay and --loss act on the carrier's link to the internet.
+    #[arg(long, value_name = "MODE", hide_possible_values = true,
+          value_parser = Suggesting::<NatMode>::new(&NAT_MODES))]
+    pub cgnat_a: Option<NatMode>,
 }
 
 /// `--udp-timeout`: whole seconds from 1 s to a day (conntrack counts in seconds).
@@ -177,7 +188,7 @@ pub struct LabExecArgs {
     #[arg(long, value_name = "PREFIX")]
     pub lab: Option<String>,
 
-    /// Host to run in: a, a2, b, b2, router-a, router-b, server, public or internet.
+    /// Host to run in: a, a2, b, b2, router-a, router-b, server, public, internet or carrier-a.
     #[arg(value_name = "HOST", hide_possible_values = true,
           value_parser = Suggesting::<Host>::new(&LAB_HOST_NAMES))]
     pub host: Host,

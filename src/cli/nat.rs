@@ -135,6 +135,23 @@ pub struct NatArgs {
     /// Same as --port-mapping off.
     #[arg(long, conflicts_with = "port_mapping")]
     pub no_port_mapping: bool,
+
+    /// Skip the path probe. By default, alongside the fingerprint and within its time, one UDP
+    /// socket sends the server a Binding request with each TTL (IPv6: hop limit) from 1 to 8,
+    /// all at once; each router where the TTL runs out answers ICMP time exceeded (read from the
+    /// socket's error queue: no privilege needed) and the server answers those that reach it,
+    /// which lists the hops up to the server. How many NATs sit on the path, and whether one is
+    /// a carrier-grade NAT, is read from that: the server seeing another address than this
+    /// host's own means a NAT at the first gateway; a hop beyond the first answering from
+    /// RFC 6598 shared space (100.64.0.0/10) is a carrier's NAT (CGNAT), one from private space
+    /// another NAT of unknown owner; CGNAT is false only when every hop from the second up to
+    /// the first one in public space answered, and null (with the reason) when a hop there was
+    /// silent or none answered. RFC 5737 documentation addresses count as public (the NAT lab
+    /// is built from them). The hops' ICMP quotes say nothing about the NATs: an RFC 5508 NAT
+    /// translates the quoted packet back to this host's own address. Answers and errors that
+    /// match none of the probe's requests are ignored and counted (path.ignored).
+    #[arg(long)]
+    pub no_path: bool,
 }
 
 /// What `natlens nat` does with the port-mapping protocols.
@@ -335,4 +352,18 @@ external_matches_public (true when it is the public address STUN saw, false when
 sits upstream of the gateway, null when either is unknown), test (--port-mapping test: \
 {protocol (pcp, nat_pmp or upnp; null when none granted one), transport, internal, external, \
 lifetime_s, proven (the server's packet arrived; null when the server cannot send one), \
-deleted, error}; else null), elapsed_ms, error (why the probe could not run).";
+deleted, error}; else null), elapsed_ms, error (why the probe could not run).
+  path  The path probe (see --no-path), or null with --no-path. The keys below.
+  path.hops  One object per TTL up to the server (every TTL probed when the server never \
+answered): {ttl, address (who answered; null when nobody did), class (loopback, private, \
+shared, link-local, documentation, reserved or public; null when nobody answered), rtt_ms, \
+server (true for the server's own answer)}.
+  path.nat_layers  How many NATs the evidence shows: 0 when the server sees this host's own \
+address; null when nothing measured could say.
+  path.layers  Where each NAT layer is, innermost first: {hop (null when only known to be \
+upstream), address}.
+  path.cgnat  true when a NAT layer is in RFC 6598 shared space; false when every hop between \
+the gateway and public space answered from outside it; null otherwise (see cgnat_reason).
+  path.cgnat_reason  Why cgnat is what it is, in words.
+  path.evidence  The facts behind the verdict, one sentence each.
+  path.ignored  Answers and ICMP errors that matched none of the probe's requests.";

@@ -46,6 +46,7 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         prefix: None,
         udp_timeout: args.udp_timeout,
         port_mapping: Default::default(),
+        cgnat_a: args.cgnat_a,
     }
 }
 
@@ -83,6 +84,9 @@ pub fn describe(state: &LabState) -> String {
         "lab {}: router-a {}, router-b {}",
         state.prefix, spec.nat_a, spec.nat_b
     );
+    if let Some(mode) = spec.cgnat_a {
+        text += &format!(", carrier-a {mode} in front of router-a");
+    }
     if !spec.delay.is_zero() {
         let method = state
             .delay_method

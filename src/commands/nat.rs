@@ -12,10 +12,12 @@ use rand::RngCore;
 use crate::cli::{NatArgs, PortMappingMode};
 use crate::core::fingerprint::plan::MAX_SERVERS;
 use crate::core::fingerprint::{PlanConfig, Report};
+use crate::core::path::{self, PathEvidence, PathReport, DEFAULT_MAX_TTL};
 use crate::exit::{self, Kind};
+use crate::io::path_probe;
+use crate::io::port_mapping::probe as port_mapping;
 use crate::io::prober::{self, lifetime, Fingerprint, Options};
 use crate::render::lifetime_progress::LifetimeBar;
-use crate::io::port_mapping::probe as port_mapping;
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
@@ -47,14 +49,20 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         discovery_timeout: args.timeout,
         source: args.source.source_toward(servers[0]),
     };
-    // Started first, on its own thread, so that it costs no wall time.
-    let port_mapping = match args.port_mapping_mode() {
-        PortMappingMode::Off => None,
-        mode => Some(port_mapping::start(
-            servers[0],
-            mode == PortMappingMode::Test,
-        )),
-    };
+    let port_mapping = start_port_mapping(&args, servers[0]);
+    // Its requests leave before the fingerprint's first probe; its answers are collected
+    // while the fingerprint runs.
+    let path = (!args.no_path)
+        .then(|| {
+            path_probe::start(
+                servers[0],
+                &options.source,
+                DEFAULT_MAX_TTL,
+                path_probe::DEFAULT_WAIT,
+                rng,
+            )
+        })
+        .transpose()?;
     let bars = ProbeBars::new(&transports);
     let fingerprints = match prober::fingerprint_all(&transports, &options, &bars, rng) {
         Ok(fingerprints) => fingerprints,
@@ -81,6 +89,7 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
             no_answer(&args, &silent),
         ));
     }
+    report.path = path.map(|running| path_report(&report, running.finish()));
     // A transport that got no answer makes the result partial (exit status 7): the report is
     // printed all the same, with JSON naming what is missing.
     let missing =
@@ -90,6 +99,15 @@ pub fn run(args: NatArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
         Some(err) if args.json => Err(exit::reported(err)),
         Some(err) => Err(err),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Starts the port-mapping probe first, on its own thread, so that it costs no wall time;
+/// `None` with `--port-mapping off`.
+fn start_port_mapping(args: &NatArgs, server: SocketAddr) -> Option<port_mapping::Background> {
+    match args.port_mapping_mode() {
+        PortMappingMode::Off => None,
+        mode => Some(port_mapping::start(server, mode == PortMappingMode::Test)),
     }
 }
 
@@ -124,6 +142,31 @@ fn measure_lifetime(
     }
     udp.lifetime = measured.facts;
     Ok(())
+}
+
+/// The path verdict over the probe's hops and what the fingerprint saw (the public address:
+/// UDP's, else TCP's).
+fn path_report(report: &Report, found: path_probe::Finished) -> PathReport {
+    let public = [&report.udp, &report.tcp]
+        .into_iter()
+        .flatten()
+        .find_map(|transport| transport.public_address);
+    // The other helpers' evidence: the gateway's own idea of its external address (and PCP's
+    // ADDRESS_MISMATCH) from the port-mapping probe, and the TTL-limited refresh of --lifetime.
+    let mapping = report.port_mapping.as_ref();
+    let evidence = PathEvidence {
+        hops: found.hops,
+        public_address: public.map(|address| address.ip()),
+        gateway_external: mapping.and_then(|m| m.external_address),
+        pcp_address_mismatch: mapping
+            .filter(|m| m.pcp.present)
+            .map(|m| m.pcp_address_mismatch()),
+        ttl_refresh_outermost_nat_hop: report
+            .udp
+            .as_ref()
+            .and_then(|udp| udp.lifetime.ttl_refresh_outermost_nat_hop),
+    };
+    path::judge(&evidence, Some(found.local_ip), found.ignored)
 }
 
 /// SIGINT or SIGTERM end the run at once with status 130, and with `--json` the interrupted
@@ -205,6 +248,10 @@ fn print(args: &NatArgs, report: &Report, missing: Option<&anyhow::Error>) -> st
         let table = terminal::fit(render::table(report), Stream::Stdout);
         writeln!(out, "{table}")?;
         writeln!(out)?;
+        if let Some(path) = &report.path {
+            writeln!(out, "{}", terminal::prose(&path.line(), Stream::Stdout))?;
+            writeln!(out)?;
+        }
         writeln!(
             out,
             "{}",
@@ -245,6 +292,9 @@ mod tests {
         let mut keys = BTreeSet::new();
         let object = report.as_object().unwrap();
         keys.extend(object.keys().cloned());
+        for child in report["path"].as_object().unwrap().keys() {
+            keys.insert(format!("path.{child}"));
+        }
         for (key, value) in report["udp"].as_object().unwrap() {
             match value.as_object() {
                 Some(children) => keys.extend(children.keys().map(|c| format!("{key}.{c}"))),

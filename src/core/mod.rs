@@ -9,6 +9,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod nat_model;
 pub mod nonce;
+pub mod path;
 pub mod port_mapping;
 pub mod punch;
 pub mod registry;

@@ -5,6 +5,7 @@ pub mod caps;
 pub mod client;
 pub mod coalesce;
 pub mod icmp;
+pub mod path_probe;
 pub mod pcap;
 pub mod poll;
 pub mod port_mapping;

@@ -202,15 +202,16 @@ impl Lab {
         Ok(conntrack::parse(&String::from_utf8_lossy(&output.stdout)))
     }
 
-    /// Forgets all NAT state: reloads the router rulesets (restarting sequential counters and
-    /// emptying full-cone maps) and flushes conntrack on both routers.
+    /// Forgets all NAT state: reloads the router (and carrier) rulesets, restarting sequential
+    /// counters and emptying full-cone maps, and flushes conntrack on every NAT host.
     ///
     /// Let TCP connections finish closing first: a FIN retransmitted after the flush is
     /// INVALID and dropped, which the peer sees as a hang.
     pub fn reset_nat_state(&self) -> anyhow::Result<()> {
         plumbing::load_rulesets(&self.plan, &self.spec)?;
-        for side in Side::BOTH {
-            self.checked(Host::Router(side), &["conntrack", "-F"])?;
+        let nat_hosts = self.plan.hosts.iter().map(|h| h.host);
+        for host in nat_hosts.filter(|h| crate::lab::carrier::is_nat(*h)) {
+            self.checked(host, &["conntrack", "-F"])?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! [`Lab::up`] builds one and tears it down on drop (panics included); a terminating signal
 //! tears down every lab the process owns. `natlens lab` is a thin shell over the same code.
 
+pub mod carrier;
 pub mod conntrack;
 pub mod instance;
 pub mod netns;

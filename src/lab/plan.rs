@@ -11,15 +11,26 @@
 //!                            └─ public 203.0.113.20 (optional)
 //! ```
 //!
+//! With `--cgnat-a`, a carrier-grade NAT takes router A's place on the internet segment and
+//! router A's WAN moves behind it, onto a carrier segment in RFC 6598 shared space (see
+//! [`carrier`](crate::lab::carrier)):
+//!
+//! ```text
+//!  a 192.0.2.10 ─ router-a ──────────────── carrier-a ──── internet
+//!      192.0.2.1 (lan) 100.64.0.2 (wan)  100.64.0.1 (lan) 203.0.113.1 (wan)
+//! ```
+//!
 //! The internet segment is one /24 on one layer-2 segment (a bridge, or the frame relay when
 //! delay is asked for and netem is missing), so public hosts need no routes at all. Only the LAN
 //! hosts have a default route, and it points at their own lab router, which has none: a packet
-//! for anything outside the lab's ranges dies at the router.
+//! for anything outside the lab's ranges dies at the router (behind a carrier, router A's
+//! default route points at the carrier, which has none).
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lab::carrier;
 use crate::lab::spec::{Host, LabSpec, Side};
 
 /// The internet segment, RFC 5737 TEST-NET-3.
@@ -60,7 +71,7 @@ pub fn primary_addr(host: Host) -> Option<Ipv4Addr> {
     match host {
         Host::Lan(side) => Some(in_lan(side, 10)),
         Host::Noise(side) => Some(in_lan(side, 11)),
-        Host::Router(side) => Some(router_wan(side)),
+        Host::Router(side) | Host::Carrier(side) => Some(router_wan(side)),
         Host::Server => Some(SERVER_PRIMARY),
         Host::Public => Some(PUBLIC_ADDR),
         Host::Internet => None,
@@ -143,16 +154,23 @@ impl Plan {
     pub fn new(spec: &LabSpec, prefix: &str) -> Plan {
         let hosts: Vec<Host> = Host::ALL
             .into_iter()
-            .filter(|host| *host != Host::Public || spec.public_host)
+            .filter(|host| match host {
+                Host::Public => spec.public_host,
+                Host::Carrier(side) => spec.cgnat(*side).is_some(),
+                _ => true,
+            })
             .collect();
         let mut plan = Plan {
             prefix: prefix.to_owned(),
-            hosts: hosts.iter().map(|host| host_plan(prefix, *host)).collect(),
+            hosts: hosts
+                .iter()
+                .map(|host| host_plan(prefix, *host, spec))
+                .collect(),
             links: Vec::new(),
             segment: Vec::new(),
         };
         for host in hosts {
-            plan.add_links(host);
+            plan.add_links(host, spec);
         }
         plan.add_neighbours();
         plan
@@ -174,7 +192,8 @@ impl Plan {
             })
             .collect();
         for host in &mut self.hosts {
-            let Some(iface) = segment_iface(host.host) else {
+            let on_segment = segment_iface(host.host).filter(|_| host.segment_mac.is_some());
+            let Some(iface) = on_segment else {
                 continue;
             };
             for (other, mac, addrs) in &segment {
@@ -200,9 +219,17 @@ impl Plan {
         self.hosts.iter().map(|host| host.netns.as_str())
     }
 
-    fn add_links(&mut self, host: Host) {
+    fn add_links(&mut self, host: Host, spec: &LabSpec) {
         match host {
-            Host::Server | Host::Public | Host::Router(_) => self.add_segment_link(host),
+            Host::Router(side) if spec.cgnat(side).is_some() => self.links.push(Link {
+                ends: [
+                    (host, "wan".to_owned()),
+                    (Host::Carrier(side), "lan".to_owned()),
+                ],
+            }),
+            Host::Server | Host::Public | Host::Router(_) | Host::Carrier(_) => {
+                self.add_segment_link(host)
+            }
             Host::Lan(side) => self.add_lan_link(host, side, "lan0"),
             Host::Noise(side) => self.add_lan_link(host, side, "lan1"),
             Host::Internet => {}
@@ -218,7 +245,7 @@ impl Plan {
         });
         self.segment.push(SegmentPort {
             iface: port,
-            wan_link: matches!(host, Host::Router(_)),
+            wan_link: matches!(host, Host::Router(_) | Host::Carrier(_)),
         });
     }
 
@@ -236,7 +263,7 @@ impl Plan {
 pub fn segment_iface(host: Host) -> Option<&'static str> {
     match host {
         Host::Server | Host::Public => Some("eth0"),
-        Host::Router(_) => Some("wan"),
+        Host::Router(_) | Host::Carrier(_) => Some("wan"),
         _ => None,
     }
 }
@@ -266,7 +293,7 @@ fn address(iface: &str, addr: Ipv4Addr) -> Address {
     }
 }
 
-fn host_plan(prefix: &str, host: Host) -> HostPlan {
+fn host_plan(prefix: &str, host: Host, spec: &LabSpec) -> HostPlan {
     let mut plan = HostPlan {
         host,
         netns: netns_name(prefix, host),
@@ -297,10 +324,16 @@ fn host_plan(prefix: &str, host: Host) -> HostPlan {
             plan.addresses.push(address("eth0", SERVER_ALTERNATE));
         }
         Host::Public => plan.addresses.push(address("eth0", PUBLIC_ADDR)),
+        Host::Carrier(side) => carrier::configure(&mut plan, side),
         Host::Internet => {}
     }
     if segment_iface(host).is_some() {
         plan.segment_mac = plan.addresses.first().map(|a| segment_mac(a.addr));
+    }
+    if let Host::Router(side) = host {
+        if spec.cgnat(side).is_some() {
+            carrier::put_behind_carrier(&mut plan);
+        }
     }
     plan
 }

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::netns;
 use crate::lab::plan::{segment_iface, HostPlan, Plan};
-use crate::lab::ruleset;
-use crate::lab::spec::{Host, LabSpec};
+use crate::lab::spec::{Host, LabSpec, Side};
 
 /// How `--delay` is made on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,20 +54,18 @@ pub fn build(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
 /// Loads (or reloads, which also resets NAT state) every router's ruleset.
 pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
     for host in &plan.hosts {
-        if let Host::Router(side) = host.host {
-            let wan = crate::lab::plan::router_wan(side);
-            let udp_timeout_s = spec.udp_timeout.map(|t| t.as_secs().max(1) as u32);
-            let text = ruleset::router_with_udp_timeout(
-                spec.nat(side),
-                wan,
-                spec.loss_percent,
-                udp_timeout_s,
-            );
-            let mut nft = netns::command_in(&host.netns, "nft")?;
-            nft.args(["-f", "-"]);
-            netns::run(&mut nft, Some(&text))
-                .with_context(|| format!("loading the nft ruleset of {}", host.host))?;
+        let Some(mut text) = crate::lab::carrier::nat_ruleset(spec, host.host) else {
+            continue;
+        };
+        // The router ruleset starts with `flush ruleset`, which also takes miniupnpd's table
+        // and the two rules it needs in the lab's table: load them again behind it.
+        if host.host == Host::Router(Side::A) && spec.port_mapping.any() {
+            text.push_str(&crate::lab::port_mapping::ruleset());
         }
+        let mut nft = netns::command_in(&host.netns, "nft")?;
+        nft.args(["-f", "-"]);
+        netns::run(&mut nft, Some(&text))
+            .with_context(|| format!("loading the nft ruleset of {}", host.host))?;
     }
     Ok(())
 }
@@ -96,7 +93,7 @@ fn host_sysctls(host: &HostPlan) -> anyhow::Result<()> {
 /// per namespace). `_stream` applies once a flow has seen packets both ways for 2 s, the plain
 /// one before that: setting both makes every idle UDP mapping live exactly this long.
 fn udp_timeout_sysctls(host: &HostPlan, spec: &LabSpec) -> anyhow::Result<()> {
-    let (Some(timeout), Host::Router(_)) = (spec.udp_timeout, host.host) else {
+    let (Some(timeout), true) = (spec.udp_timeout, crate::lab::carrier::is_nat(host.host)) else {
         return Ok(());
     };
     let seconds = timeout.as_secs().max(1).to_string();
@@ -200,7 +197,9 @@ fn delay_method(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
     }
     let mut ends = Vec::new();
     for link in &plan.links {
-        if let [(router @ Host::Router(_), wan), (Host::Internet, port)] = &link.ends {
+        if let [(router @ (Host::Router(_) | Host::Carrier(_)), wan), (Host::Internet, port)] =
+            &link.ends
+        {
             ends.push((*router, wan.clone()));
             ends.push((Host::Internet, port.clone()));
         }

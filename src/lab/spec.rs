@@ -122,14 +122,17 @@ pub enum Host {
     Public,
     /// The internet segment itself: a bridge or the delaying frame relay, no address.
     Internet,
+    /// A carrier-grade NAT between a router and the internet segment (only with `--cgnat-a`).
+    Carrier(Side),
 }
 
 impl Host {
     /// Every host, in the order they are created and listed.
-    pub const ALL: [Host; 9] = [
+    pub const ALL: [Host; 10] = [
         Host::Internet,
         Host::Server,
         Host::Public,
+        Host::Carrier(Side::A),
         Host::Router(Side::A),
         Host::Lan(Side::A),
         Host::Noise(Side::A),
@@ -148,6 +151,7 @@ impl fmt::Display for Host {
             Host::Server => f.write_str("server"),
             Host::Public => f.write_str("public"),
             Host::Internet => f.write_str("internet"),
+            Host::Carrier(side) => write!(f, "carrier-{side}"),
         }
     }
 }
@@ -212,6 +216,10 @@ pub struct LabSpec {
     /// lab's server for its STUN test); absent in older state files.
     #[serde(default)]
     pub port_mapping: crate::lab::port_mapping::PortMappingSpec,
+    /// NAT mode of a carrier-grade NAT between router A and the internet segment; `None`: no
+    /// carrier, router A sits on the segment itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgnat_a: Option<NatMode>,
 }
 
 impl Default for LabSpec {
@@ -227,6 +235,7 @@ impl Default for LabSpec {
             prefix: None,
             udp_timeout: None,
             port_mapping: Default::default(),
+            cgnat_a: None,
         }
     }
 }
@@ -237,6 +246,15 @@ impl LabSpec {
         match side {
             Side::A => self.nat_a,
             Side::B => self.nat_b,
+        }
+    }
+
+    /// The NAT mode of the carrier NAT in front of one router, if it has one (only router A
+    /// can).
+    pub fn cgnat(&self, side: Side) -> Option<NatMode> {
+        match side {
+            Side::A => self.cgnat_a,
+            Side::B => None,
         }
     }
 
@@ -359,6 +377,7 @@ mod tests {
         }
         assert_eq!("router-b".parse(), Ok(Host::Router(Side::B)));
         assert_eq!("a2".parse(), Ok(Host::Noise(Side::A)));
+        assert_eq!("carrier-a".parse(), Ok(Host::Carrier(Side::A)));
         assert!("router-c".parse::<Host>().unwrap_err().contains("router-a"));
     }
 
@@ -385,6 +404,7 @@ mod tests {
             loss_percent: 5,
             noise_a: 2.5,
             udp_timeout: Some(Duration::from_secs(20)),
+            cgnat_a: Some(NatMode::Random),
             ..LabSpec::default()
         };
         let json = serde_json::to_string(&spec).unwrap();

@@ -38,6 +38,8 @@ pub struct Report {
     pub tcp: Option<TransportReport>,
     /// The port-mapping probe; `None` with `--port-mapping off`.
     pub port_mapping: Option<crate::core::port_mapping::PortMappingSummary>,
+    /// The hops toward the server and the NAT layers on the way (`None` with `--no-path`).
+    pub path: Option<crate::core::path::PathReport>,
 }
 
 /// The fingerprint of one transport.
@@ -92,6 +94,7 @@ impl Report {
             udp: None,
             tcp: None,
             port_mapping: None,
+            path: None,
         }
     }
 

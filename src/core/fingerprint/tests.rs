@@ -373,12 +373,38 @@ fn report_json_is_stable() {
     let mut report = Report::new(server);
     report.udp = Some(udp);
     report.settle();
+    report.path = Some(golden_path());
     let json = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(
         json,
         include_str!("testdata/report.json").trim_end(),
         "\n{json}"
     );
+}
+
+/// A path through a home gateway and a carrier NAT, as the lab's `--cgnat-a` builds it.
+fn golden_path() -> crate::core::path::PathReport {
+    use crate::core::path::{classify, judge, Hop, PathEvidence};
+    let hop = |ttl: u8, address: &str, server: bool| {
+        let address: IpAddr = address.parse().unwrap();
+        Hop {
+            ttl,
+            address: Some(address),
+            class: Some(classify(address)),
+            rtt_ms: Some(f64::from(ttl) * 0.5),
+            server,
+        }
+    };
+    let evidence = PathEvidence {
+        hops: vec![
+            hop(1, "192.0.2.1", false),
+            hop(2, "100.64.0.1", false),
+            hop(3, "203.0.113.10", true),
+        ],
+        public_address: Some("203.0.113.1".parse().unwrap()),
+        ..PathEvidence::default()
+    };
+    judge(&evidence, Some("192.0.2.10".parse().unwrap()), 1)
 }
 
 #[test]
