@@ -72,7 +72,10 @@ fn piped_report_fits_80_columns() {
     assert_eq!(probes, stderr.lines().count(), "{stderr}");
     assert!(probes > 8, "{stderr}");
     // The narrative is wrapped, not one line per paragraph.
-    let narrative = stdout.split("\n\n").last().unwrap_or_default();
+    let narrative = stdout
+        .split("\n\n")
+        .find(|paragraph| paragraph.starts_with("Over UDP"))
+        .unwrap_or_default();
     assert!(narrative.lines().count() > 2, "{stdout}");
 }
 

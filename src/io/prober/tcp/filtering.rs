@@ -69,7 +69,9 @@ impl TcpShell {
         // One write each (the socket has TCP_NODELAY): a segment per request, as a capture
         // and its dissector expect.
         for (tid, change) in tids.iter().zip(CHANGES) {
-            self.held[index].write_all(&syn_test_request(*tid, change, wait_ms))?;
+            let request = syn_test_request(*tid, change, wait_ms);
+            self.held[index].write_all(&request)?;
+            crate::io::pcap::tcp_sent(&self.held[index], &request);
         }
         let deadline = Instant::now() + reply_wait(rtt);
         let outcomes = self.await_answers(index, &tids, deadline)?;
