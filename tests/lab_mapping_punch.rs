@@ -1,10 +1,11 @@
 //! Punching through a port mapping and proving a mapping, against the real miniupnpd and kernel
-//! NAT of a lab (root; CI). Router a is a cone NAT running miniupnpd with NAT-PMP and PCP;
-//! router b picks random ports. The caller (host a) gets a mapping of its punch socket and
-//! announces it: the plan is `direct` (a birthday without it) and the callee's packets get in
-//! through the mapped port. Afterwards router a's nft ruleset holds no mapping. Router a must be
-//! a cone here: miniupnpd's own STUN test goes out through the router's NAT, and a random or
-//! sequential one makes it disable port forwarding. A TCP punch does not use mappings yet.
+//! NAT of a lab (root; CI). Both routers pick random ports (a pair refused without a mapping);
+//! router a runs miniupnpd with NAT-PMP and PCP. The caller (host a) gets a mapping of its
+//! punch socket and announces it: the plan is `direct` and the callee's packets get in through
+//! the mapped port. Afterwards router a's nft ruleset holds no mapping. (miniupnpd's own STUN
+//! test leaves with the router's WAN address untranslated, as a home router's own traffic does;
+//! translated by a random NAT it would make miniupnpd turn port forwarding off.) A TCP punch
+//! does not use mappings yet.
 
 use std::process::{Command, Output, Stdio};
 use std::thread;
@@ -91,13 +92,13 @@ fn assert_no_mapping_left(lab: &UpLab) {
 }
 
 #[test]
-fn a_udp_punch_aims_at_the_callers_mapping_and_connects() {
+fn random_by_random_connects_over_udp_through_the_callers_mapping() {
     if !common::lab_available() {
         return;
     }
     let lab = UpLab::up(&[
         "--nat-a",
-        "cone",
+        "random",
         "--nat-b",
         "random",
         "--port-mapping",

@@ -109,9 +109,13 @@ fn snat_chain(mode: NatMode, wan_ip: Ipv4Addr) -> String {
         ),
         NatMode::Random => "oifname \"wan\" masquerade fully-random".to_owned(),
     };
+    // The router's own packets (miniupnpd's STUN test, say) already carry its WAN address: a
+    // home router does not translate them, and a random or sequential rule that did would make
+    // miniupnpd believe it sits behind a symmetric NAT and turn port forwarding off.
     format!(
         "  chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {wan_ip} accept
     {rule}
   }}
 "
