@@ -80,6 +80,23 @@ pub fn request_mapping_from(
     internal: SocketAddr,
     lifetime: Duration,
 ) -> anyhow::Result<Lease> {
+    let every = [
+        MappingProtocol::Pcp,
+        MappingProtocol::NatPmp,
+        MappingProtocol::Upnp,
+    ];
+    request_mapping_via(gateway, &every, transport, internal, lifetime)
+}
+
+/// [`request_mapping_from`] in the protocols listed only (in PCP, NAT-PMP, UPnP order): those
+/// a probe found present, so a gateway that speaks none costs no request budget at all.
+pub fn request_mapping_via(
+    gateway: &Gateway,
+    protocols: &[MappingProtocol],
+    transport: Transport,
+    internal: SocketAddr,
+    lifetime: Duration,
+) -> anyhow::Result<Lease> {
     let internal = if internal.ip().is_unspecified() {
         SocketAddr::new(gateway.local_ip, internal.port())
     } else {
@@ -97,37 +114,50 @@ pub fn request_mapping_from(
     };
     let mut failures = Vec::new();
     let nonce = rand::random();
-    match pcp::map(gateway, transport, internal, secs, nonce, REQUEST_BUDGET) {
-        Ok(answer) => {
-            return Ok(lease(
-                MappingProtocol::Pcp,
-                answer.external,
-                answer.lifetime_secs,
-                Handle::Pcp { nonce },
-            ))
+    let asked = |protocol| protocols.contains(&protocol);
+    if asked(MappingProtocol::Pcp) {
+        match pcp::map(gateway, transport, internal, secs, nonce, REQUEST_BUDGET) {
+            Ok(answer) => {
+                let handle = Handle::Pcp { nonce };
+                let granted = answer.lifetime_secs;
+                return Ok(lease(
+                    MappingProtocol::Pcp,
+                    answer.external,
+                    granted,
+                    handle,
+                ));
+            }
+            Err(e) => failures.push(format!("PCP: {e}")),
         }
-        Err(e) => failures.push(format!("PCP: {e}")),
     }
-    match pmp::map(gateway, transport, internal.port(), secs, REQUEST_BUDGET) {
-        Ok(g) => {
-            let external = SocketAddr::new(g.external_address.into(), g.external_port);
-            return Ok(lease(
-                MappingProtocol::NatPmp,
-                external,
-                g.lifetime_secs,
-                Handle::NatPmp,
-            ));
+    if asked(MappingProtocol::NatPmp) {
+        match pmp::map(gateway, transport, internal.port(), secs, REQUEST_BUDGET) {
+            Ok(g) => {
+                let external = SocketAddr::new(g.external_address.into(), g.external_port);
+                let granted = g.lifetime_secs;
+                return Ok(lease(
+                    MappingProtocol::NatPmp,
+                    external,
+                    granted,
+                    Handle::NatPmp,
+                ));
+            }
+            Err(e) => failures.push(format!("NAT-PMP: {e}")),
         }
-        Err(e) => failures.push(format!("NAT-PMP: {e}")),
     }
-    match upnp::map(gateway, transport, internal, secs, REQUEST_BUDGET * 4) {
-        Ok((device, external)) => {
-            let handle = Handle::Upnp {
-                device: Box::new(device),
-            };
-            return Ok(lease(MappingProtocol::Upnp, external, secs, handle));
+    if asked(MappingProtocol::Upnp) {
+        match upnp::map(gateway, transport, internal, secs, REQUEST_BUDGET * 4) {
+            Ok((device, external)) => {
+                let handle = Handle::Upnp {
+                    device: Box::new(device),
+                };
+                return Ok(lease(MappingProtocol::Upnp, external, secs, handle));
+            }
+            Err(e) => failures.push(format!("UPnP: {e:#}")),
         }
-        Err(e) => failures.push(format!("UPnP: {e:#}")),
+    }
+    if failures.is_empty() {
+        failures.push("it speaks none of PCP, NAT-PMP and UPnP IGD".into());
     }
     Err(anyhow!(
         "the gateway {} granted no mapping ({})",

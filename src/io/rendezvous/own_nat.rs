@@ -14,7 +14,7 @@ use crate::core::fingerprint::{self, PlanConfig, PredictOptions};
 use crate::core::punch::NatSummary;
 use crate::core::Transport;
 use crate::io::client::{self as link_io, Driven, Link};
-use crate::io::port_mapping::{gateway, request_mapping_from, LeaseGuard};
+use crate::io::port_mapping::{self, request_mapping_via, LeaseGuard, MappingProtocol};
 use crate::io::prober::{self, Fingerprint, Gate};
 use crate::report::Event;
 use crate::wire::natlens::{MappedTransport, NatFacts, PortMapping, Transports};
@@ -130,6 +130,12 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     let local_ip = (options.source.local_ip_toward(server))
         .with_context(|| format!("no route toward {server}"))?;
     let transport = run.leg;
+    // Which port-mapping protocols the gateway speaks is asked beside the fingerprint, on a
+    // thread of its own (the gateway's LAN side: no NAT port is spent), so that a gateway that
+    // speaks none costs the punch nothing.
+    let mapping_probe = (transport == Transport::Udp
+        && run.punch.port_mapping == PortMappingUse::Auto)
+        .then(|| port_mapping::probe::start(server, false));
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
     if let Some(unreachable) = fingerprint.unreachable {
         return Err(crate::exit::failed(
@@ -155,7 +161,9 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         Transport::Udp => mapping.as_ref().and_then(|s| s.local_addr().ok()),
         Transport::Tcp => None,
     };
-    let lease = punch_port.and_then(|p| map_punch_port(run, SocketAddr::new(local_ip, p.port())));
+    let lease = punch_port.zip(mapping_probe).and_then(|(port, probe)| {
+        map_punch_port(run, probe, SocketAddr::new(local_ip, port.port()))
+    });
     Ok(OwnNat {
         lease,
         fingerprint,
@@ -168,32 +176,44 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
 }
 
 /// Asks the gateway on the way to the server for a mapping of `internal` (the UDP punch socket),
-/// with `--port-mapping auto`. No gateway on the way: nothing asked, nothing said. A refusal or
-/// silence: one hint, and the punch goes on without.
-fn map_punch_port(run: &Run<'_>, internal: SocketAddr) -> Option<LeaseGuard> {
-    if run.punch.port_mapping == PortMappingUse::Off {
+/// with `--port-mapping auto`, in the protocols `probe` found it speaking. No gateway on the
+/// way: nothing asked, nothing said. None spoken, a refusal or silence: one hint, and the punch
+/// goes on without.
+fn map_punch_port(
+    run: &Run<'_>,
+    probe: port_mapping::probe::Background,
+    internal: SocketAddr,
+) -> Option<LeaseGuard> {
+    let summary = probe.finish(None);
+    let gateway_ip = summary.gateway?;
+    let spoken: Vec<MappingProtocol> = [
+        (MappingProtocol::Pcp, &summary.pcp),
+        (MappingProtocol::NatPmp, &summary.nat_pmp),
+        (MappingProtocol::Upnp, &summary.upnp),
+    ]
+    .into_iter()
+    .filter(|(_, probed)| probed.present)
+    .map(|(protocol, _)| protocol)
+    .collect();
+    let hint = |message: String| run.tell(Event::Hint { message });
+    if spoken.is_empty() {
+        hint(format!(
+            "no port mapping: the gateway {gateway_ip} speaks none of PCP, NAT-PMP and UPnP IGD: \
+             punching without"
+        ));
         return None;
     }
-    let server = run.session.server.addr;
-    let gateway = match gateway::toward(server.ip()) {
-        Ok(Some(gateway)) => gateway,
-        Ok(None) => return None,
-        Err(error) => {
-            run.tell(Event::Hint {
-                message: format!("no port mapping: finding the gateway failed: {error}"),
-            });
-            return None;
-        }
-    };
-    match request_mapping_from(&gateway, run.leg, internal, MAPPING_LIFETIME) {
+    let requested = port_mapping::Gateway::at(gateway_ip)
+        .map_err(anyhow::Error::from)
+        .and_then(|gateway| {
+            request_mapping_via(&gateway, &spoken, run.leg, internal, MAPPING_LIFETIME)
+        });
+    match requested {
         Ok(lease) => Some(LeaseGuard::new(lease)),
         Err(error) => {
-            run.tell(Event::Hint {
-                message: format!(
-                    "no port mapping from the gateway {} ({error:#}): punching without",
-                    gateway.ip()
-                ),
-            });
+            hint(format!(
+                "no port mapping from the gateway {gateway_ip} ({error:#}): punching without"
+            ));
             None
         }
     }
