@@ -4,7 +4,8 @@
 //! have no deadline of their own) and its result is dropped.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::gateway::Gateway;
@@ -15,20 +16,30 @@ use crate::core::port_mapping::{MappingProtocol, PortMappingSummary, ProtocolPro
 pub const PROBE_BUDGET: Duration = Duration::from_millis(250);
 /// UPnP needs SSDP, two HTTP GETs and a SOAP call: a little more room than the UDP protocols.
 const UPNP_BUDGET: Duration = Duration::from_millis(400);
+/// Once the STUN probes are done ([`Background::finish`]), how long from its start the probe
+/// may still wait for a protocol that has not answered. A LAN gateway answers PCP and NAT-PMP
+/// in milliseconds and all of UPnP (SSDP, description, SOAP) in about 150 ms (miniupnpd in the
+/// lab); a silent gateway would otherwise hold `natlens nat` to the full UPnP budget, twice
+/// the wall time of a UDP fingerprint at a 50 ms round trip.
+const HURRIED_BUDGET: Duration = Duration::from_millis(200);
 
 /// The probe running beside the STUN probes (`natlens nat`), on a thread of its own.
 pub struct Background {
     thread: std::thread::JoinHandle<PortMappingSummary>,
+    /// Set by [`Background::finish`]: the caller waits; cut the wait to [`HURRIED_BUDGET`].
+    hurry: Arc<AtomicBool>,
 }
 
 /// Starts the probe of the gateway on the way to `server` (none for a loopback or on-link
 /// server: see [`gateway::toward`](super::gateway::toward)); with `test`, also
 /// `--port-mapping test`'s mapping, proven through `server` and deleted.
 pub fn start(server: SocketAddr, test: bool) -> Background {
+    let hurry = Arc::new(AtomicBool::new(false));
+    let hurried = Arc::clone(&hurry);
     let thread = std::thread::spawn(move || {
         let start = Instant::now();
         let mut summary = match super::gateway::toward(server.ip()) {
-            Ok(Some(gateway)) => probe_gateway(&gateway),
+            Ok(Some(gateway)) => probe_gateway_until(&gateway, &hurried),
             Ok(None) => PortMappingSummary::failed(
                 "no IPv4 gateway between this host and the server (loopback, on-link or IPv6): \
                  nothing to ask"
@@ -44,13 +55,14 @@ pub fn start(server: SocketAddr, test: bool) -> Background {
         summary.elapsed_ms = start.elapsed().as_millis() as u64;
         summary
     });
-    Background { thread }
+    Background { thread, hurry }
 }
 
 impl Background {
     /// Waits for the probe and compares the gateway's external address with `public`, the
     /// address STUN saw.
     pub fn finish(self, public: Option<IpAddr>) -> PortMappingSummary {
+        self.hurry.store(true, Ordering::Relaxed);
         let mut summary = self
             .thread
             .join()
@@ -76,6 +88,12 @@ type Ask = fn(&Gateway, Duration) -> ProtocolProbe;
 
 /// Probes `gateway` (a fake one on loopback in tests).
 pub fn probe_gateway(gateway: &Gateway) -> PortMappingSummary {
+    probe_gateway_until(gateway, &AtomicBool::new(false))
+}
+
+/// [`probe_gateway`], waiting no longer than [`HURRIED_BUDGET`] once `hurry` is set.
+fn probe_gateway_until(gateway: &Gateway, hurry: &AtomicBool) -> PortMappingSummary {
+    let started = Instant::now();
     let (sender, receiver) = mpsc::channel();
     let asks: [(MappingProtocol, Ask, Duration); 3] = [
         (MappingProtocol::Pcp, pcp::probe, PROBE_BUDGET),
@@ -93,12 +111,23 @@ pub fn probe_gateway(gateway: &Gateway) -> PortMappingSummary {
             .expect("spawning a probe thread");
     }
     drop(sender);
-    let deadline = Instant::now() + UPNP_BUDGET + Duration::from_millis(100);
+    let deadline = started + UPNP_BUDGET + Duration::from_millis(100);
     let mut found = [None, None, None];
-    while let Ok((protocol, probe)) =
-        receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-    {
-        found[protocol as usize] = Some(probe);
+    loop {
+        let now = Instant::now();
+        let hurried = hurry.load(Ordering::Relaxed) && now >= started + HURRIED_BUDGET;
+        if now >= deadline || hurried {
+            break;
+        }
+        // Short waits, so that a hurry is seen within 10 ms.
+        let slice = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(10));
+        match receiver.recv_timeout(slice) {
+            Ok((protocol, probe)) => found[protocol as usize] = Some(probe),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     let [pcp, nat_pmp, upnp] = found.map(|probe| {
         probe.unwrap_or_else(|| ProtocolProbe {
