@@ -82,6 +82,12 @@ fn host_sysctls(host: &HostPlan) -> anyhow::Result<()> {
         // With the default 1, an ACK of a forgotten TCP flow becomes a new mapping and eats a
         // sequential port.
         settings.push(("net/netfilter/nf_conntrack_tcp_loose", "0"));
+        // Linux allows each destination a burst of 6 ICMP errors, then one a second. The
+        // port-unreachables a router without PCP, NAT-PMP or SSDP sends to the port-mapping
+        // probe spend that burst, and the path probe's time exceeded of the next `nat` run
+        // within a second was not sent: hop 1 read as silent. The lab's routers answer every
+        // time, so that a silent hop means what it says.
+        settings.push(("net/ipv4/icmp_ratelimit", "0"));
     }
     for (key, value) in settings {
         netns::sysctl(&host.netns, key, value)?;
