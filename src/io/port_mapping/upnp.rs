@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use igd_next::{PortMappingProtocol, SearchOptions};
 
 use super::gateway::Gateway;
@@ -45,12 +45,12 @@ pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
             single_search_timeout: Some(timeout),
         })
     };
+    // A closed unicast port proves nothing: miniupnpd on Linux binds its SSDP socket to the
+    // multicast group itself, so a unicast M-SEARCH to the gateway's own address gets ICMP port
+    // unreachable from a gateway that speaks UPnP. Multicast decides then.
     let unicast = match ssdp_port_state(gateway, budget / 2) {
         SsdpPort::Answers => search(gateway.ssdp, budget / 2),
-        SsdpPort::Closed => {
-            bail!("no UPnP IGD (the gateway answered SSDP with ICMP port unreachable)")
-        }
-        SsdpPort::Silent => Err(igd_next::SearchError::NoResponseWithinTimeout),
+        SsdpPort::Closed | SsdpPort::Silent => Err(igd_next::SearchError::NoResponseWithinTimeout),
     };
     let device = match unicast {
         Ok(device) => device,
@@ -82,7 +82,7 @@ const M_SEARCH: &str = "M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\n\
 enum SsdpPort {
     /// Something answered: igd-next's unicast search will find it.
     Answers,
-    /// ICMP port unreachable: no SSDP server on the gateway.
+    /// ICMP port unreachable: no unicast SSDP listener (there may be a multicast one).
     Closed,
     /// Nothing within the wait: try multicast.
     Silent,
