@@ -18,7 +18,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::lab_available;
-use natlens::lab::teardown;
 
 const TIMEOUT_MS: u64 = 20_000;
 
@@ -31,15 +30,6 @@ fn natlens(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Tears the lab down even when an assertion fails.
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = teardown::by_prefix(&self.0);
-    }
 }
 
 #[test]
@@ -58,7 +48,7 @@ fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
     assert!(up.status.success(), "{}", text(&up.stderr));
     let state: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let prefix = state["prefix"].as_str().unwrap().to_owned();
-    let _down = Down(prefix.clone());
+    let _down = common::LabDown(prefix.clone());
     assert_eq!(state["spec"]["udp_timeout"], TIMEOUT_MS, "{state}");
     let status = text(&natlens(&["lab", "status", &prefix]).stdout);
     assert!(status.contains("UDP timeout 20 s"), "{status}");

@@ -34,15 +34,6 @@ fn pgrep(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Tears the lab down even when an assertion fails.
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = teardown::by_prefix(&self.0);
-    }
-}
-
 #[test]
 fn up_with_server_runs_a_server_that_exec_finds_and_down_stops() {
     if !lab_available() {
@@ -52,7 +43,7 @@ fn up_with_server_runs_a_server_that_exec_finds_and_down_stops() {
     assert!(up.status.success(), "{}", text(&up.stderr));
     let state: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let prefix = state["prefix"].as_str().unwrap().to_owned();
-    let _down = Down(prefix.clone());
+    let _down = common::LabDown(prefix.clone());
     let server = &state["server"];
     assert_eq!(server["listen"], "203.0.113.10:3478", "{state}");
     assert_eq!(server["alternate"], "203.0.113.11:3479", "{state}");

@@ -251,3 +251,13 @@ pub fn interrupt_after(
     seen.extend(rx.iter());
     (status.code(), seen)
 }
+
+/// Tears a lab built by `natlens lab up` down when dropped, so an assertion that fails still
+/// leaves no namespace behind.
+pub struct LabDown(pub String);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = natlens::lab::teardown::by_prefix(&self.0);
+    }
+}
