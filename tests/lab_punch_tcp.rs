@@ -362,6 +362,7 @@ fn helper_entry() {
             far_opened: Vec::new(),
             delivers: false,
             part: TcpPart::Aim,
+            peer_listens: false,
         },
         seed: u64::from(local_port),
         interface: None,

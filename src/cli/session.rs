@@ -192,12 +192,13 @@ pub struct PunchArgs {
     pub force: bool,
 
     /// auto: ask the gateway on the way to the server (PCP, then NAT-PMP, then UPnP IGD) for a
-    /// short mapping of the UDP punch socket's port (a TCP punch does not use one yet),
-    /// announce it in this end's facts so the peer aims straight at it (random-port NATs then
-    /// connect), and delete it when the punch ends, Ctrl-C included. With no gateway on the way
-    /// (a loopback or on-link server) nothing is asked; a gateway that refuses or does not
-    /// answer costs one line on stderr (a hint event with --json) and the punch runs as
-    /// without. off: never ask.
+    /// short mapping of the punch's port (over UDP, the punch socket's; over TCP, the port the
+    /// punch binds, which a mapped end then only listens on while the peer connects to the
+    /// mapping), announce it in this end's facts so the peer aims straight at it (random-port
+    /// NATs then connect), and delete it when the punch ends, Ctrl-C included. With no gateway
+    /// on the way (a loopback or on-link server) nothing is asked; a gateway that refuses or
+    /// does not answer costs one line on stderr (a hint event with --json) and the punch runs
+    /// as without. off: never ask.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = PortMappingUse::Auto)]
     pub port_mapping: PortMappingUse,
 

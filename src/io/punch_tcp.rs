@@ -12,6 +12,9 @@
 //!
 //! Without CAP_NET_RAW (or without the guard) natlens says so in one line and punches by plain
 //! simultaneous open on the first far port only: enough when the peer's NAT keeps its port.
+//!
+//! Through a port mapping nothing is crafted: the mapped end listens on its mapped internal
+//! port and the other end `connect()`s to the mapped external one.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -147,6 +150,8 @@ pub fn punch(
         TcpPart::Aim => {}
         TcpPart::Hold { sockets } => return punch_tcp_birthday::hold(spec, sockets, stop),
         TcpPart::Spray => return punch_tcp_birthday::spray(spec, stop, hint),
+        // The peer connects through our port mapping: a listener on the mapped port is all.
+        TcpPart::Listen => return plain(spec, spec.local_port, start, stop),
     }
     if spec.plan.far_ports.is_empty() {
         return Err(PunchError::Io(io::Error::new(

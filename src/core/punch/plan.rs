@@ -20,7 +20,9 @@
 //! TCP allocation, and the far ports are where the crafted SYN fan-out aims, the first of them
 //! where the kernel's simultaneous open `connect()`s); a `birthday` runs with kernel sockets
 //! on the random side and crafted SYNs from the fixed side (`io::punch_tcp_birthday`), sized
-//! for a higher target (`strategy::for_tcp`).
+//! for a higher target (`strategy::for_tcp`). A mapped side's `Listen` part is a kernel
+//! listener on its mapped port over TCP (`TcpPart::Listen`), and the other side `connect()`s
+//! to the mapping.
 //!
 //! The plan holds both sides' halves, so that each end knows what the other will send: sockets
 //! to open, the far NAT's ports aimed at in order, the own ports its flows should take, and every

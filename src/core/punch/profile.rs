@@ -299,15 +299,15 @@ impl SideModel {
     }
 }
 
-/// The facts' port mapping, when the punch can use it: a UDP mapping for a UDP punch (the TCP
-/// punch has no part yet for a side that only waits on its mapped port), at the public IP the
-/// server saw (a mapping at another IP was granted by a gateway behind another NAT, which would
-/// drop what the peer sends to it).
+/// The facts' port mapping, when the punch can use it: a mapping for the transport the facts
+/// are for (a TCP punch's mapped side listens on it), at the public IP the server saw (a
+/// mapping at another IP was granted by a gateway behind another NAT, which would drop what
+/// the peer sends to it).
 fn usable_mapping(facts: &NatFacts) -> Option<PortMapping> {
     let mapping = facts.port_mapping?;
     let for_transport = match mapping.transport {
         MappedTransport::Udp => facts.transports.udp,
-        MappedTransport::Tcp => false,
+        MappedTransport::Tcp => facts.transports.tcp,
     };
     let observed = facts.observed?;
     (for_transport && observed.ip() == mapping.external.ip()).then_some(mapping)

@@ -6,7 +6,7 @@
 //! [`TcpPunchMachine::handle_segment`] and every kernel result to the other `handle_*`, and wake
 //! at [`TcpPunchMachine::poll_timeout`]; [`TcpPunchMachine::outcome`] says when it is over.
 //!
-//! Per the plan's local half ([`TcpSpec`]), an end does one of five things:
+//! Per the plan's local half ([`TcpSpec`]), an end does one of six things:
 //!
 //! * **plain** simultaneous open: a listener and a kernel socket connecting to the likeliest
 //!   far port (a direct plan, or no crafted SYNs for lack of privileges). When the peer fans
@@ -27,6 +27,12 @@
 //!   the rate, the first that connects wins (`tcp_birthday.rs`).
 //! * a birthday's **spray** (the cone side): crafted full-TTL SYNs to every far port once,
 //!   adopting the holder's answer.
+//! * **listen** (a side whose gateway mapped its punched port, when the peer aims at the
+//!   mapping): a kernel listener on the punched port, nothing sent, the peer's connection
+//!   accepted until the deadline. A SYN of ours toward the peer could only hurt: the peer's
+//!   flow in through the mapping would then clash in our NAT with the one ours opened. The
+//!   peer aims at the mapped port with a plain `connect()`, its first once the listener
+//!   should be up (our lag behind its start), and keeps that one socket to the deadline.
 //!
 //! RSTs from the far side are seen and ignored: an RST means that one flow met no entry
 //! there, and the other flows go on (our own kernel's RSTs never leave: the RST guard).
@@ -49,7 +55,8 @@ pub use super::tcp_crafted::{resend_pause, RESEND_FIRST, SPRAY_TTL};
 pub use super::tcp_kernel::{ATTEMPT, BACKOFF_FIRST, BACKOFF_MAX};
 
 /// Margin after the peer's fan-out should have left: its set-up (raw socket, RST guard)
-/// between its start signal and its first SYN.
+/// between its start signal and its first SYN. Also what a listening peer is given to have
+/// its listener up.
 pub const PEER_FAN_OUT_MARGIN: Duration = Duration::from_millis(25);
 
 /// This end's part in a TCP punch.
@@ -62,13 +69,20 @@ pub enum TcpPart {
     Hold { sockets: u32 },
     /// A birthday's fixed side: crafted full-TTL SYNs to every far port.
     Spray,
+    /// A side the peer reaches through its port mapping: a listener on the punched port,
+    /// nothing sent.
+    Listen,
 }
 
 /// This end's part in `plan`: a birthday's holder opens one socket per planned socket, its
-/// sprayer has one; every other plan aims.
+/// sprayer has one; a side with nothing to aim at that the peer reaches through its port
+/// mapping listens; every other plan aims.
 pub fn part_of(plan: &PunchPlan) -> TcpPart {
     let local = plan.local();
     match plan.strategy {
+        _ if local.predicted_ports.is_empty() && plan.remote().aims_at_port_mapping => {
+            TcpPart::Listen
+        }
         Strategy::Birthday if local.sockets.len() > 1 => TcpPart::Hold {
             sockets: u32::try_from(local.sockets.len()).unwrap_or(u32::MAX),
         },
@@ -115,8 +129,13 @@ pub struct TcpSpec {
     /// SYN-ACK). Every flow of ours can deliver, so the pair meets wherever noise put both
     /// sides' offsets (the strides argument of the fan-out), not only on one predicted pair.
     pub delivers: bool,
-    /// What this end does: the fan-out punch, or one half of a birthday.
+    /// What this end does: the fan-out punch, one half of a birthday, or listening on its
+    /// mapped port.
     pub part: TcpPart,
+    /// The peer only listens, on the port mapping this end aims at: our `connect()` waits
+    /// until its listener should be up (`peer_lag` and a margin), since a SYN that came first
+    /// would draw its host's RST.
+    pub peer_listens: bool,
 }
 
 /// The relay a callee assumes when its fingerprint measured no round trip to the server.
@@ -146,6 +165,7 @@ impl TcpSpec {
                 && local.predicted_ports.len() > 1
                 && remote.predicted_ports.len() > 1,
             part: part_of(plan),
+            peer_listens: local.aims_at_port_mapping && remote.predicted_ports.is_empty(),
         }
     }
 
@@ -163,7 +183,7 @@ impl TcpSpec {
     pub fn crafts(&self) -> bool {
         match self.part {
             TcpPart::Spray => true,
-            TcpPart::Hold { .. } => false,
+            TcpPart::Hold { .. } | TcpPart::Listen => false,
             TcpPart::Aim => !self.fan().is_empty(),
         }
     }
@@ -340,6 +360,7 @@ impl TcpPunchMachine {
                 ));
             }
             TcpPart::Aim => machine.aim(spec, crafting, rng),
+            TcpPart::Listen => machine.commands.push_back(Command::Listen),
         }
         machine.handle_timeout(start);
         machine
@@ -388,7 +409,13 @@ impl TcpPunchMachine {
         if fan.is_empty() || !crafting {
             self.commands.push_back(Command::Listen);
             let mut kernel = KernelOpen::new(likeliest, ATTEMPT, self.start);
-            if fan.is_empty() && spec.peer_fans_out {
+            if spec.peer_listens {
+                // One socket to the deadline: the kernel's own retransmissions keep its ISN, which
+                // the peer's listener may already hold in SYN_RECV (a fresh socket's SYN with a
+                // new ISN would only draw an ACK for the old one, and an RST, a second lost).
+                let at = self.clipped(spec.peer_lag + PEER_FAN_OUT_MARGIN);
+                kernel = KernelOpen::new(likeliest, self.deadline - at, at);
+            } else if fan.is_empty() && spec.peer_fans_out {
                 let first = spec.peer_first_round.min(spec.peer_fan_out);
                 let at = self.clipped(spec.peer_fan_out_time(first));
                 kernel = KernelOpen::new(likeliest, self.deadline - at, at);

@@ -30,6 +30,7 @@ fn spec(far_ports: &[u16], part: TcpPart) -> TcpSpec {
         far_opened: Vec::new(),
         delivers: false,
         part,
+        peer_listens: false,
     }
 }
 
@@ -457,6 +458,103 @@ fn predictable_pairs_connect_when_the_far_routers_answer_with_rsts() {
                 run.rsts
             );
             check_connection(&run, &name);
+        }
+    }
+}
+
+#[test]
+fn a_listening_end_only_listens_and_an_end_aiming_at_a_listener_waits_for_it() {
+    let t = Instant::now();
+    let mut m = machine(&spec(&[], TcpPart::Listen), t);
+    assert_eq!(commands(&mut m), [Command::Listen]);
+    assert!(transmits(&mut m).is_empty());
+    assert_eq!(m.poll_timeout(), Some(t + Duration::from_secs(10)));
+    m.handle_accepted(t + Duration::from_millis(30), peer(5123));
+    let Some(&TcpOutcome::Connected {
+        won, port_through, ..
+    }) = m.outcome()
+    else {
+        panic!("{:?}", m.outcome());
+    };
+    assert_eq!((won, port_through), (Won::Accept(peer(5123)), 5123));
+    // Its peer aims at the mapping: the first connect once the listener should be up.
+    let mut s = spec(&[30303], TcpPart::Aim);
+    s.peer_listens = true;
+    s.peer_lag = Duration::from_millis(40);
+    let mut m = machine(&s, t);
+    assert_eq!(commands(&mut m), [Command::Listen]);
+    let at = t + Duration::from_millis(40) + PEER_FAN_OUT_MARGIN;
+    assert_eq!(m.poll_timeout(), Some(at));
+    m.handle_timeout(at);
+    assert!(matches!(
+        commands(&mut m)[..],
+        [Command::Connect { to, .. }] if to == peer(30303)
+    ));
+    // One socket to the deadline: its retransmissions keep the ISN the listener holds.
+    assert_eq!(m.poll_timeout(), Some(t + Duration::from_secs(10)));
+}
+
+/// Over TCP too, a side whose gateway mapped its punched port makes every pair `direct`
+/// (random × random and sequential × random included, refused without a mapping): the mapped
+/// side listens on its punched port and sends nothing, the other side connects to the mapped
+/// port, through routers that drop or answer unsolicited SYNs, with loss.
+#[test]
+fn a_port_mapping_makes_every_tcp_pair_direct_and_connected() {
+    use super::sim::MAPPED_PORT;
+    let mut count = 0;
+    for caller in KINDS {
+        for callee in KINDS {
+            for mapped in [(true, false), (false, true), (true, true)] {
+                for (noise, loss, router) in [
+                    ((false, false), 0.0, Router::Resets),
+                    ((true, true), 0.1, Router::Drops),
+                ] {
+                    count += 1;
+                    let mut s = tcp_scenario(caller, callee, noise, loss, 4000 + count);
+                    s.mapped = mapped;
+                    let name = format!(
+                        "TCP {caller:?}×{callee:?} mapped {mapped:?} noise {noise:?} loss {loss}"
+                    );
+                    let run = run_with(&s, router);
+                    for side in [&run.caller, &run.callee] {
+                        assert_eq!(side.plan.strategy, Strategy::Direct, "{name}");
+                    }
+                    // The callee listens whenever it is mapped (the caller aims at it), the
+                    // caller only when it alone is.
+                    let listener_is_caller = mapped.0 && !mapped.1;
+                    let (listener, aimer) = if listener_is_caller {
+                        (&run.caller, &run.callee)
+                    } else {
+                        (&run.callee, &run.caller)
+                    };
+                    assert_eq!(listener.spec.part, TcpPart::Listen, "{name}");
+                    assert!(listener.spec.far_ports.is_empty(), "{name}");
+                    assert_eq!(aimer.spec.part, TcpPart::Aim, "{name}");
+                    assert!(aimer.spec.peer_listens, "{name}");
+                    assert!(aimer.plan.local().aims_at_port_mapping, "{name}");
+                    assert!(
+                        connected(&run),
+                        "{name}: {:?} {:?} (rsts {})",
+                        run.caller.outcome,
+                        run.callee.outcome,
+                        run.rsts
+                    );
+                    check_connection(&run, &name);
+                    let port = |side: &TcpSideRun| match side.outcome {
+                        Some(TcpOutcome::Connected {
+                            won, port_through, ..
+                        }) => (won, port_through),
+                        other => panic!("{name}: {other:?}"),
+                    };
+                    assert_eq!(port(aimer).1, MAPPED_PORT, "{name}");
+                    assert!(matches!(port(listener).0, Won::Accept(_)), "{name}");
+                    // Without loss nothing is lost: one connect, answered at once.
+                    if loss == 0.0 {
+                        let trips = round_trips(&run, rtt(&s));
+                        assert!(trips <= 3.0, "{name}: {trips:.2} RTT");
+                    }
+                }
+            }
         }
     }
 }

@@ -75,7 +75,8 @@ pub(super) struct OwnNat {
     pub fingerprint: Fingerprint,
     /// The mapping socket: the `Session` socket of a UDP punch.
     pub mapping: Option<mio::net::UdpSocket>,
-    /// Over TCP, the discovery connection's local address: the port the punch binds again.
+    /// Over TCP, the discovery connection's local address: the port the punch binds again (and
+    /// the one a TCP port mapping maps).
     pub tcp_local: Option<SocketAddr>,
     /// The local IP the fingerprint's sockets bound to; fresh punch sockets bind to it too.
     pub local_ip: IpAddr,
@@ -133,8 +134,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     // Which port-mapping protocols the gateway speaks is asked beside the fingerprint, on a
     // thread of its own (the gateway's LAN side: no NAT port is spent), so that a gateway that
     // speaks none costs the punch nothing.
-    let mapping_probe = (transport == Transport::Udp
-        && run.punch.port_mapping == PortMappingUse::Auto)
+    let mapping_probe = (run.punch.port_mapping == PortMappingUse::Auto)
         .then(|| port_mapping::probe::start(server, false));
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
     if let Some(unreachable) = fingerprint.unreachable {
@@ -155,11 +155,11 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     }
     let report = fingerprint::analyse(&fingerprint.observations, &PredictOptions::default());
     run.tell(Event::fingerprint(transport, &report));
-    // UDP only for now: the TCP punch has no part for a side that only waits on its mapped
-    // port (its machine needs a far port to aim at), so a TCP leg plans as before.
+    // The port the punch sends from: UDP's mapping socket; over TCP the discovery
+    // connection's, which the punch binds again (and, mapped, listens on).
     let punch_port = match transport {
         Transport::Udp => mapping.as_ref().and_then(|s| s.local_addr().ok()),
-        Transport::Tcp => None,
+        Transport::Tcp => tcp_local,
     };
     let lease = punch_port.zip(mapping_probe).and_then(|(port, probe)| {
         map_punch_port(run, probe, SocketAddr::new(local_ip, port.port()))
@@ -175,10 +175,10 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     })
 }
 
-/// Asks the gateway on the way to the server for a mapping of `internal` (the UDP punch socket),
-/// with `--port-mapping auto`, in the protocols `probe` found it speaking. No gateway on the
-/// way: nothing asked, nothing said. None spoken, a refusal or silence: one hint, and the punch
-/// goes on without.
+/// Asks the gateway on the way to the server for a mapping of `internal` (the punch socket's
+/// port, over the leg's transport), with `--port-mapping auto`, in the protocols `probe` found
+/// it speaking. No gateway on the way: nothing asked, nothing said. None spoken, a refusal or
+/// silence: one hint, and the punch goes on without.
 fn map_punch_port(
     run: &Run<'_>,
     probe: port_mapping::probe::Background,
