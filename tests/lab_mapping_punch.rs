@@ -7,7 +7,7 @@
 //! translated by a random NAT it would make miniupnpd turn port forwarding off.) Over TCP the
 //! mapped caller only listens on its mapped port and the callee connects to it.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -15,61 +15,7 @@ use serde_json::Value;
 
 mod common;
 
-const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
-
-/// A lab built with `natlens lab up`, torn down with `natlens lab down PREFIX` when dropped.
-struct UpLab {
-    prefix: String,
-}
-
-impl UpLab {
-    fn up(args: &[&str]) -> UpLab {
-        let out = Command::new(NATLENS)
-            .args(["lab", "up"])
-            .args(args)
-            .output()
-            .expect("run natlens lab up");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "lab up {args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let prefix = text
-            .split_whitespace()
-            .nth(1)
-            .expect("lab up prints `lab PREFIX: ...`")
-            .trim_end_matches(':')
-            .to_string();
-        UpLab { prefix }
-    }
-
-    fn exec(&self, host: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(NATLENS);
-        command
-            .args(["lab", "exec", "--lab", &self.prefix, host, "--", "natlens"])
-            .args(args);
-        command
-    }
-
-    /// Router a's nft ruleset.
-    fn router_a_ruleset(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-router-a", self.prefix)])
-            .args(["nft", "list", "ruleset"])
-            .output()
-            .expect("nft list ruleset");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for UpLab {
-    fn drop(&mut self) {
-        let _ = Command::new(NATLENS)
-            .args(["lab", "down", &self.prefix])
-            .output();
-    }
-}
+use common::up_lab::UpLab;
 
 /// Rules miniupnpd adds for a mapping name a destination port; none may be left.
 fn assert_no_mapping_left(lab: &UpLab) {

@@ -6,6 +6,7 @@ pub mod lab_cli;
 pub mod loopback_stun;
 pub mod programs;
 pub mod tcp_lab;
+pub mod up_lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
