@@ -186,3 +186,38 @@ fn a_mapping_is_proven_from_outside_and_a_router_without_a_daemon_refuses_cleanl
     );
     assert_no_mapping_left(&lab);
 }
+
+/// `natlens lab demo --port-mapping`: miniupnpd in router a, and a random x random pair (which
+/// the demo refuses without a mapping) connects through the listener's mapping, the demo says
+/// so, and each end's port_through matches the far router; the demo tears everything down.
+#[test]
+fn the_demo_punches_random_by_random_through_a_mapping() {
+    if !common::lab_available() {
+        return;
+    }
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_natlens"))
+        .args(["lab", "demo", "--nat-a", "random", "--nat-b", "random"])
+        .args(["--port-mapping", "pmp,pcp"])
+        .output()
+        .expect("run natlens lab demo");
+    let text = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for needle in [
+        "router-a: miniupnpd serving pmp,pcp",
+        "port mapping: used (the caller aimed at the port the callee's gateway mapped)",
+        "punch: connected, both messages delivered",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    assert_eq!(text.matches("answered flow: match").count(), 2, "{text}");
+    let prefix = text.split_whitespace().nth(1).unwrap_or_default();
+    let prefix = prefix.trim_end_matches(':');
+    assert!(
+        natlens::lab::teardown::is_gone(prefix),
+        "lab {prefix} left behind"
+    );
+}

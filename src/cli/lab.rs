@@ -204,6 +204,14 @@ pub struct LabExecArgs {
 pub struct LabDemoArgs {
     #[command(flatten)]
     pub spec: LabSpecArgs,
+
+    /// Run miniupnpd in router a serving these port-mapping protocols (`upnp`, `pmp`, `pcp`,
+    /// comma-separated, or `none`; see `lab up --port-mapping`). The demo's `natlens listen` on
+    /// a then maps its punch port and announces it, `natlens call` on b aims at the mapping,
+    /// and the demo says whether the punch went through it: random-port NATs on both sides
+    /// (`--nat-a random --nat-b random`, refused without a mapping) then connect.
+    #[arg(long, value_name = "PROTOCOLS", default_value = "none")]
+    pub port_mapping: crate::lab::port_mapping::PortMappingSpec,
 }
 
 #[derive(Debug, Args)]

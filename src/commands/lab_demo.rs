@@ -10,6 +10,10 @@
 //! over UDP, each sending a short message; the demo prints both ends' punch reports, the
 //! messages as they arrived, and whether the `port_through` each end reports is the public port
 //! the far router's conntrack table really shows for the confirmed path.
+//!
+//! With `--port-mapping`, miniupnpd runs in router a (after the server: it learns its external
+//! address by STUN from it), `natlens listen` maps its punch port there, and the demo says
+//! whether `natlens call` got in through that mapping.
 
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, ExitCode};
@@ -26,7 +30,7 @@ use crate::exit;
 use crate::io::prober::{self, Options};
 use crate::lab::plan::router_wan;
 use crate::lab::server::{alternate, primary};
-use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, Side};
+use crate::lab::{CtEntry, Exited, Host, Lab, LabProcess, LabSpec, Side};
 use crate::render::nat as render;
 use crate::render::progress::ProbeBars;
 use crate::render::terminal::{self, Stream};
@@ -56,12 +60,19 @@ const LISTEN_MESSAGE: &str = "hello from a (natlens listen)";
 const CALL_MESSAGE: &str = "hello from b (natlens call)";
 
 pub fn run(args: LabDemoArgs, rng: &mut dyn RngCore) -> anyhow::Result<ExitCode> {
-    let lab = Lab::up(super::lab::spec(&args.spec))?;
+    let spec = LabSpec {
+        port_mapping: args.port_mapping,
+        ..super::lab::spec(&args.spec)
+    };
+    let lab = Lab::up(spec)?;
     print!("{}", super::lab::describe(lab.state()));
     let server = start_server(&lab)?;
-    let result = Side::BOTH
-        .iter()
-        .try_for_each(|&side| fingerprint(&lab, side, StdRng::from_rng(&mut *rng)?))
+    let result = start_port_mapping(&lab)
+        .and_then(|()| {
+            Side::BOTH
+                .iter()
+                .try_for_each(|&side| fingerprint(&lab, side, StdRng::from_rng(&mut *rng)?))
+        })
         .and_then(|()| punch(&lab));
     // Dropping the server kills it.
     drop(server);
@@ -115,6 +126,19 @@ fn start_server(lab: &Lab) -> anyhow::Result<LabProcess> {
         alternate()
     );
     Ok(server)
+}
+
+/// miniupnpd in router a when the demo asks for it (the lab's teardown ends it with every
+/// process in the lab's namespaces).
+fn start_port_mapping(lab: &Lab) -> anyhow::Result<()> {
+    let protocols = lab.spec().port_mapping;
+    if !protocols.any() {
+        return Ok(());
+    }
+    let netns = lab.netns(Host::Router(Side::A))?;
+    crate::lab::port_mapping::start(netns, lab.prefix(), protocols)?;
+    println!("router-a: miniupnpd serving {protocols}");
+    Ok(())
 }
 
 /// `natlens nat --server 203.0.113.10:3478` from the LAN host behind `side`, its report, and
@@ -282,6 +306,9 @@ fn punch(lab: &Lab) -> anyhow::Result<Shown> {
         listen.stdout == CALL_MESSAGE.as_bytes() && call.stdout == LISTEN_MESSAGE.as_bytes();
     // A pair the planner refuses (random against random or sequential) is shown to the end,
     // the reports above say why; the exit status then says the punch failed.
+    if lab.spec().port_mapping.any() {
+        show_port_mapping(&call);
+    }
     if listen_ok && call_ok && delivered {
         println!("punch: connected, both messages delivered");
         if through.iter().all(Result::is_ok) {
@@ -314,6 +341,19 @@ fn run_ends(lab: &Lab, server: &str, limit: Instant) -> anyhow::Result<(Exited, 
     let call = call.finish(limit)?;
     let listen = listen.finish(limit)?;
     Ok((listen, call))
+}
+
+/// Whether the caller (b) aimed at a's port mapping, as its report's "port mapping" row says.
+fn show_port_mapping(call: &Exited) {
+    let row = call
+        .stderr
+        .iter()
+        .find(|l| table_cell(l, 0).as_deref() == Some("port mapping"))
+        .and_then(|l| table_cell(l, 1));
+    match row {
+        Some(how) => println!("port mapping: used ({how})"),
+        None => println!("port mapping: not used (the reports above say why)"),
+    }
 }
 
 /// One end of the demo's punch as it ended, with both routers' tables.

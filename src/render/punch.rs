@@ -129,6 +129,14 @@ pub fn tables(output: &Output) -> (Table, Table) {
     for (label, value) in rows {
         summary.add_row(vec![label.to_owned(), value]);
     }
+    // Worded without "caller -> callee": scripts find a direction's row by that.
+    for d in report.directions.iter().filter(|d| d.via_port_mapping) {
+        let (from, to) = (d.from.as_str(), d.to.as_str());
+        summary.add_row(vec![
+            "port mapping".to_owned(),
+            format!("the {from} aimed at the port the {to}'s gateway mapped"),
+        ]);
+    }
     let mut directions = Table::new();
     directions.set_content_arrangement(ContentArrangement::Dynamic);
     directions.set_header(vec![
@@ -287,6 +295,25 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn a_direction_through_a_port_mapping_gets_a_summary_row() {
+        let text = |output: &Output| {
+            let (summary, _) = tables(output);
+            summary.to_string()
+        };
+        let mut output = output();
+        assert!(!text(&output).contains("port mapping"));
+        output.report.directions[1].via_port_mapping = true;
+        let shown = text(&output);
+        let row = shown.lines().find(|l| l.contains("port mapping"));
+        assert!(
+            row.is_some_and(|r| r.contains("the callee aimed at the port the caller's gateway")),
+            "{shown}"
+        );
+        // Scripts find a direction's row by "callee -> caller": only the directions table has it.
+        assert!(!shown.contains("callee -> caller"), "{shown}");
     }
 
     /// `--transport both`: the result over both legs, the data's leg, each leg's own report
