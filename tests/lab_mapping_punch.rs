@@ -138,6 +138,11 @@ fn random_by_random_connects_over_tcp_through_the_callers_mapping() {
     let through = |report: &Value| report["directions"][1]["port_through"].clone();
     assert!(through(&call).is_u64(), "{call}");
     assert_eq!(through(&call), through(&listen), "{call}\n{listen}");
+    // The callee aimed at one port, the mapped external one, and got through on it.
+    for report in [&call, &listen] {
+        let aimed = &report["directions"][1]["predicted_ports"];
+        assert_eq!(*aimed, Value::from(vec![through(report)]), "{report}");
+    }
 }
 
 /// The other pair: sequential x random, refused without a mapping, connects over UDP.
