@@ -115,7 +115,16 @@ pub fn request_mapping_via(
     let mut failures = Vec::new();
     let nonce = rand::random();
     let asked = |protocol| protocols.contains(&protocol);
+    // What an interrupt mid-request must delete: the external address is not known yet.
+    let unknown_external = SocketAddr::new(gateway.ip(), 0);
     if asked(MappingProtocol::Pcp) {
+        let pending = lease(
+            MappingProtocol::Pcp,
+            unknown_external,
+            0,
+            Handle::Pcp { nonce },
+        );
+        let _in_flight = guard::InFlight::register(pending);
         match pcp::map(gateway, transport, internal, secs, nonce, REQUEST_BUDGET) {
             Ok(answer) => {
                 let handle = Handle::Pcp { nonce };
@@ -131,6 +140,8 @@ pub fn request_mapping_via(
         }
     }
     if asked(MappingProtocol::NatPmp) {
+        let pending = lease(MappingProtocol::NatPmp, unknown_external, 0, Handle::NatPmp);
+        let _in_flight = guard::InFlight::register(pending);
         match pmp::map(gateway, transport, internal.port(), secs, REQUEST_BUDGET) {
             Ok(g) => {
                 let external = SocketAddr::new(g.external_address.into(), g.external_port);
