@@ -23,7 +23,7 @@ pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         calls: args.calls,
     };
     let json = args.session.output.json;
-    if let Some(event) = super::resolved(&args.session.server) {
+    for event in args.session.server.iter().filter_map(super::resolved) {
         events::to_stdout(&event, json)?;
     }
     let mut calls_answered = 0u64;

@@ -37,16 +37,21 @@ pub fn login(
     let Opened {
         mut link,
         mut session,
+        passed_over,
     } = session::open(args, hold.transport, None, rng)?;
     let stop = Stop {
         at: hold.duration.map(|duration| Instant::now() + duration),
         flag: Some(crate::io::signal::stop_flag()?),
     };
-    let of = SessionOf {
+    let mut of = SessionOf {
         id: &args.id,
-        server: args.server.addr,
+        server: args.server[0].addr,
         transport: hold.transport,
     };
+    for event in &passed_over {
+        of.follow(event);
+        tell(Event::session(of, event))?;
+    }
     let mut answered = 0u64;
     let mut ending = None;
     client::run(&mut link, &mut session, stop, |session, event| {
@@ -64,6 +69,7 @@ pub fn login(
             }
             _ => {}
         }
+        of.follow(&event);
         tell(Event::session(of, &event))
     })?;
     let failure = |event| session::failure(args, hold.transport, &link, &event);
@@ -84,6 +90,7 @@ pub fn exchange_facts(
     let Opened {
         mut link,
         mut session,
+        ..
     } = session::open(args, transport, Some(timeout), rng)?;
     let stop = Stop {
         at: None,

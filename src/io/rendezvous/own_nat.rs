@@ -42,7 +42,9 @@ pub(super) fn log_in_and_fingerprint(
     let Opened {
         mut link,
         mut session,
+        passed_over,
     } = session::open(run.session, transport, call_timeout, run.rng())?;
+    passed_over.iter().for_each(|event| run.tell_session(event));
     let mut ending = None;
     let driven = link_io::drive(
         &mut link,
@@ -119,7 +121,7 @@ impl OwnNat {
 
 /// Fingerprints over the run's transport, keeping what the punch reuses.
 pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
-    let server = run.session.server.addr;
+    let server = run.server();
     let options = prober::Options {
         server,
         config: PlanConfig::default(),
