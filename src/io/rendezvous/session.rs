@@ -61,7 +61,7 @@ fn connect_first(
 ) -> anyhow::Result<(Link, Vec<SocketAddr>, Vec<ClientEvent>)> {
     let mut servers = args.server_addrs();
     let mut passed_over = Vec::new();
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for (i, server) in args.server.iter().enumerate() {
         let source = args.source.source_toward(server.addr);
         match Link::connect(server.addr, transport, &source) {
@@ -72,20 +72,21 @@ fn connect_first(
             Err(err) => {
                 let error = unreachable(server, transport, err);
                 let next = args.server.get(i + 1).map(|next| next.addr);
-                if let (Some(to), true) = (next, is_unreachable(&error)) {
+                if !is_unreachable(&error) {
+                    return Err(error);
+                }
+                if let Some(to) = next {
                     passed_over.push(ClientEvent::ServerChanged {
                         from: server.addr,
                         to,
                         lost: Lost::Connection,
                     });
-                    first_error.get_or_insert(error);
-                    continue;
                 }
-                return Err(first_error.unwrap_or(error));
+                errors.push(error.to_string());
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| anyhow!("no server given")))
+    Err(exit::failed(Kind::ServerUnreachable, errors.join("; ")))
 }
 
 /// True for the error of a server that said no (not of this host's own socket).
@@ -150,6 +151,9 @@ pub fn failure(
 ) -> Option<anyhow::Error> {
     let server = link.server();
     let via = transport.as_str();
+    if args.server.len() > 1 && matches!(event, ClientEvent::ServerUnreachable { .. }) {
+        return Some(every_server_lost(args, via, link));
+    }
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
         ClientEvent::ServerUnreachable { lost: Lost::Login } if link.unreachable().is_some() => {
@@ -180,6 +184,23 @@ pub fn failure(
         } => anyhow!("the server {server} closed the connection"),
         _ => return None,
     })
+}
+
+/// The error of a session that gave up on every one of several servers in turn.
+fn every_server_lost(args: &SessionArgs, via: &str, link: &Link) -> anyhow::Error {
+    let servers: Vec<String> = args.server.iter().map(ToString::to_string).collect();
+    let last = match link.unreachable() {
+        Some(unreachable) => format!("{unreachable}"),
+        None => format!("{} did not answer", link.server()),
+    };
+    exit::failed(
+        Kind::ServerUnreachable,
+        format!(
+            "no server answered over {via}: {} were tried in turn (the last: {last}); are \
+             natlens servers running there?",
+            servers.join(", ")
+        ),
+    )
 }
 
 /// Words a refused login the way a person can act on.
