@@ -81,6 +81,19 @@ impl Client {
         None
     }
 
+    /// Waits for the final object of a `--json` run (the one line without an "event" key).
+    fn final_object(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let (_, value) = self.events.recv_timeout(left).ok()?;
+            if value.get("event").is_none() {
+                return Some(value);
+            }
+            self.seen.push(value);
+        }
+        None
+    }
+
     /// Checks that the client moved from `from` to `to` and logged in there within two
     /// keepalive intervals of `lost_at`; the failures found, as lines.
     fn check_moved(
@@ -275,6 +288,10 @@ fn keyed_logins_given_their_servers_in_natlens_server_leave_a_frozen_one() {
     let (a1, a2) = (k1.addr(), k2.addr());
     let keyed = |id: &str, transport: &str| {
         let mut command = natlens(&["login", "--id", id, "--keepalive", "1s", "--json"]);
+        if id == "alice" {
+            // Long enough for the move and the call; then the summary names the server.
+            command.args(["--duration", "5s"]);
+        }
         // The servers in NATLENS_SERVER, comma-separated; the key in NATLENS_KEY.
         command
             .args(["--login-transport", transport])
@@ -300,6 +317,11 @@ fn keyed_logins_given_their_servers_in_natlens_server_leave_a_frozen_one() {
         if let Err(why) = call(via, "bob", id, Some("bob-key")) {
             failures.push(format!("{id}: not callable via {via}: {why}"));
         }
+    }
+    let summary = clients[0].final_object(Duration::from_secs(6));
+    let server = summary.as_ref().map(|summary| summary["server"].clone());
+    if server != Some(a2.to_string().into()) {
+        failures.push(format!("alice's summary: {summary:?}"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     drop(k1);

@@ -20,8 +20,8 @@ caller_facts}: a call answered with this end's facts (caller_facts: {public_addr
 transports {udp, tcp}, delta, predicted_ports}, with profile when the caller sent its \
 fingerprint's verdicts); logged_out.
 
-The final object: {schema_version, result (ok), calls_answered} when the session ended by \
---duration or --calls; else the failure object {schema_version, result (failed, or \
+The final object: {schema_version, result (ok), calls_answered, server} when the session \
+ended by --duration or --calls; else the failure object {schema_version, result (failed, or \
 interrupted on SIGINT or SIGTERM, after logging out), error: {kind, message}}, kind as under \
 EXIT STATUS.
 
@@ -29,6 +29,8 @@ JSON OUTPUT
   schema_version  2 (see Changes in schema 2).
   result  ok, failed or interrupted.
   calls_answered  Calls answered during the session (result ok only).
+  server  The server the session was on at the end: after a failover, the one it moved to \
+(result ok only).
   error  {kind, message} when result is not ok.
 
 CHANGES IN SCHEMA 2

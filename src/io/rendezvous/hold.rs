@@ -2,6 +2,7 @@
 //! calls it delivers; `natlens call --no-punch` places one call and keeps the answer.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -27,13 +28,13 @@ pub struct Hold {
 }
 
 /// Holds a session until `hold` says enough or an interrupt, every event to `tell` (whose error,
-/// a closed stdout, ends the run).
+/// a closed stdout, ends the run); the server the session was on at the end.
 pub fn login(
     args: &SessionArgs,
     hold: Hold,
     rng: StdRng,
     tell: &mut dyn FnMut(Event) -> io::Result<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SocketAddr> {
     let Opened {
         mut link,
         mut session,
@@ -75,7 +76,7 @@ pub fn login(
     let failure = |event| session::failure(args, hold.transport, &link, &event);
     match ending.and_then(failure) {
         Some(err) => Err(err),
-        None => Ok(()),
+        None => Ok(link.server()),
     }
 }
 
