@@ -3,7 +3,8 @@
 //! frozen with SIGSTOP, so that nothing at all answers), each client must move to S2 and be
 //! logged in there within two keepalive intervals, and must then be callable through S2 or
 //! through a third server linked to it. A call waiting on the lost server fails at once with
-//! an error naming it.
+//! an error naming it. A first server that is down at start is passed over by listen and call,
+//! which then punch as usual.
 
 mod common;
 
@@ -388,4 +389,33 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[test]
+fn a_first_server_that_is_down_at_start_is_passed_over_by_listen_and_call() {
+    let up = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    // A loopback port nothing listens on: UDP answers it with ICMP port unreachable.
+    let down = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let servers = [down, up.addr()];
+    let mut callee = listen(&servers, "fail-late", "udp");
+    let logged_in = callee.seen.iter().find(|e| e["event"] == "logged_in");
+    let server = logged_in.map(|event| event["server"].clone());
+    assert_eq!(
+        server,
+        Some(up.addr().to_string().into()),
+        "{:?}",
+        callee.seen
+    );
+    let mut command = natlens(&["call", "fail-late", "--no-data", "--punch-timeout", "3s"]);
+    command.args(session_args(&servers, "fail-early"));
+    let output = command.output().expect("running natlens call");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(r#""event":"server_changed""#), "{stderr}");
+    assert!(callee
+        .wait_for("connected", Duration::from_secs(5))
+        .is_some());
 }

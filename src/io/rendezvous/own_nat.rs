@@ -53,7 +53,11 @@ pub(super) fn log_in_and_fingerprint(
         Some(run.stop),
         &mut |_, _| {},
         &mut |_, event| {
-            let done = !matches!(event, ClientEvent::ObservedChanged { .. });
+            // A move to the next server is not an ending: the login there is still to come.
+            let done = !matches!(
+                event,
+                ClientEvent::ObservedChanged { .. } | ClientEvent::ServerChanged { .. }
+            );
             run.tell_session(&event);
             ending = Some(event);
             Ok(done)
