@@ -12,14 +12,16 @@ The events: resolved {name, server, addresses} first when --server is a name; lo
 server, transport, public_address, udp_expiry_ms}: the server accepted the login and sees this \
 end at public_address, a silent UDP session living udp_expiry_ms on it; login_refused {code, \
 reason}; server_unreachable {during: login, keepalive or connection}; connection_lost (the TCP \
-connection closed, dialling again); relogin {public_address, udp_expiry_ms} (the server had \
-forgotten the session); public_address_changed {old, new}; incoming_call {caller, call_id, \
+connection closed, dialling again); server_changed {from, server, during}: the server in \
+use stopped answering and the session moves to the next --server; relogin {server, \
+public_address, udp_expiry_ms} (the server had forgotten the session, or the session moved to \
+server); public_address_changed {old, new}; incoming_call {caller, call_id, \
 caller_facts}: a call answered with this end's facts (caller_facts: {public_address, \
 transports {udp, tcp}, delta, predicted_ports}, with profile when the caller sent its \
 fingerprint's verdicts); logged_out.
 
-The final object: {schema_version, result (ok), calls_answered} when the session ended by \
---duration or --calls; else the failure object {schema_version, result (failed, or \
+The final object: {schema_version, result (ok), calls_answered, server} when the session \
+ended by --duration or --calls; else the failure object {schema_version, result (failed, or \
 interrupted on SIGINT or SIGTERM, after logging out), error: {kind, message}}, kind as under \
 EXIT STATUS.
 
@@ -27,6 +29,8 @@ JSON OUTPUT
   schema_version  2 (see Changes in schema 2).
   result  ok, failed or interrupted.
   calls_answered  Calls answered during the session (result ok only).
+  server  The server the session was on at the end: after a failover, the one it moved to \
+(result ok only).
   error  {kind, message} when result is not ok.
 
 CHANGES IN SCHEMA 2

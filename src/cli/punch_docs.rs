@@ -55,7 +55,8 @@ with --json one JSON object per line with an \"event\" key and nothing else on s
 resolved first when --server is a name (name, server: the address used, addresses: every \
 address it resolved to), then the session's (logged_in {id, server, transport, \
 public_address, udp_expiry_ms}, login_refused {code, reason}, server_unreachable {during}, \
-connection_lost, relogin {public_address, udp_expiry_ms}, public_address_changed {old, new}, \
+connection_lost, server_changed {from, server, during}, relogin {server, public_address, \
+udp_expiry_ms}, public_address_changed {old, new}, \
 incoming_call {caller, call_id, caller_facts}, calling {callee, call_id}, call_answered \
 {callee, call_id, callee_facts}, call_failed {callee, call_id, code, reason}, logged_out), then \
 the punch's (fingerprint {transport, public_address, mapping, filtering, pattern, delta, \

@@ -20,14 +20,30 @@ pub struct SessionArgs {
     /// IPv4 one this host has a route to (else the first IPv6 one) and says which (the `resolved`
     /// event). A name that does not resolve is a usage error (exit status 2). Without --server, the
     /// NATLENS_SERVER environment variable names the server; one of the two is required.
+    ///
+    /// Give --server more than once (or a comma-separated list, in NATLENS_SERVER too) to fail
+    /// over: the session uses the first server that answers, and when the one it uses stops
+    /// answering it moves to the next (wrapping around) and logs in there, within two keepalive
+    /// intervals of the server's death (the `server_changed` event, then `relogin` naming the new
+    /// server; the servers should be federated with --link so that calls reach across). With more
+    /// than one server, a server counts as lost when a login or keepalive goes unanswered for half
+    /// the keepalive interval (at most 10s), when an ICMP error says it cannot be reached, or when
+    /// a TCP connection to it closes and cannot be dialled again within half an interval; a server
+    /// refusing the first TCP connection is passed over. A call waiting for its answer on the lost
+    /// server fails at once with an error naming it (exit status 1); it is not placed again on the
+    /// next server, since the callee may have answered it already. When every server has been
+    /// given up on in a row, the command fails as it does with one server.
     #[arg(
         long,
         short,
         value_name = "HOST[:PORT]",
         env = "NATLENS_SERVER",
+        required = true,
+        action = clap::ArgAction::Append,
+        value_delimiter = ',',
         value_parser = ServerName::parse
     )]
-    pub server: ServerName,
+    pub server: Vec<ServerName>,
 
     /// The ID to log in as: 1 to 64 bytes of printable UTF-8 without spaces.
     #[arg(long, value_name = "MY_ID", value_parser = parse_id)]
@@ -50,6 +66,13 @@ pub struct SessionArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+impl SessionArgs {
+    /// The addresses of the servers, in the order given (the session's failover order).
+    pub fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.server.iter().map(|server| server.addr).collect()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -23,12 +23,12 @@ pub fn run(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
 /// `--no-punch`: call, print both ends' facts, log out.
 fn exchange_only(args: CallArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
     let transport = args.punch.login_transport;
-    if let Some(event) = super::resolved(&args.session.server) {
-        // On stderr, as listen's and call's events: stdout carries the one object.
-        let terminal = Terminal {
-            json: args.session.output.json,
-            both: false,
-        };
+    // On stderr, as listen's and call's events: stdout carries the one object.
+    let terminal = Terminal {
+        json: args.session.output.json,
+        both: false,
+    };
+    for event in args.session.server.iter().filter_map(super::resolved) {
         terminal.tell(event);
     }
     let _capture = crate::io::pcap::start_if(args.punch.pcap.as_deref())?;

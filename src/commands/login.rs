@@ -23,11 +23,11 @@ pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         calls: args.calls,
     };
     let json = args.session.output.json;
-    if let Some(event) = super::resolved(&args.session.server) {
+    for event in args.session.server.iter().filter_map(super::resolved) {
         events::to_stdout(&event, json)?;
     }
     let mut calls_answered = 0u64;
-    rendezvous::login(&args.session, hold, rng, &mut |event| {
+    let server = rendezvous::login(&args.session, hold, rng, &mut |event| {
         if matches!(event, Event::IncomingCall { .. }) {
             calls_answered += 1;
         }
@@ -39,7 +39,10 @@ pub fn run(args: LoginArgs, rng: StdRng) -> anyhow::Result<ExitCode> {
         ));
     }
     if json {
-        let summary = Done::new(EVENTS_SCHEMA_VERSION, Some(calls_answered));
+        let summary = Done {
+            server: Some(server),
+            ..Done::new(EVENTS_SCHEMA_VERSION, Some(calls_answered))
+        };
         events::line_to_stdout(&summary.json())?;
     }
     Ok(ExitCode::SUCCESS)

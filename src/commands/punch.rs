@@ -36,7 +36,7 @@ fn rendezvous(
         json: session.output.json,
         both: punch.transport == PunchTransport::Both,
     };
-    if let Some(event) = super::resolved(&session.server) {
+    for event in session.server.iter().filter_map(super::resolved) {
         terminal.tell(event);
     }
     let _capture = crate::io::pcap::start_if(punch.pcap.as_deref())?;

@@ -132,10 +132,18 @@ impl Link {
         })
     }
 
-    /// Dials the server again when the session asks for it (a TCP session whose connection
-    /// closed); true when a new connection replaced the old one and the session was told. A
-    /// failed dial is not an error: the session has the next attempt scheduled.
+    /// Connects to another server when the session moved ([`ClientSession::poll_switch`]), or
+    /// dials the server again when the session asks for it (a TCP session whose connection
+    /// closed); true when the session was told of a new connection (or of a failed switch). A
+    /// failed redial is not an error: the session has the next attempt scheduled.
     fn redial_if_asked<R: RngCore>(&mut self, session: &mut ClientSession<R>) -> bool {
+        if let Some(to) = session.poll_switch() {
+            match self.switch_to(to) {
+                Ok(()) => session.handle_switched(Instant::now()),
+                Err(_) => session.handle_switch_failed(),
+            }
+            return true;
+        }
         let Link::Tcp { server, source, .. } = self else {
             return false;
         };
@@ -149,6 +157,38 @@ impl Link {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// Points the link at another server: a UDP socket is connected to it (the same local
+    /// port, so a NAT keeps the same mapping where it can), a TCP stream is dialled anew from
+    /// the same source.
+    fn switch_to(&mut self, to: SocketAddr) -> io::Result<()> {
+        match self {
+            Link::Udp {
+                socket,
+                server,
+                sent,
+                unreachable,
+            } => {
+                socket.connect(to)?;
+                *server = to;
+                sent.clear();
+                *unreachable = None;
+                Ok(())
+            }
+            Link::Tcp { source, .. } => {
+                let source = source.clone();
+                *self = Self::dial(to, REDIAL_TIMEOUT, &source)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The server the link talks to.
+    pub fn server(&self) -> SocketAddr {
+        match self {
+            Link::Udp { server, .. } | Link::Tcp { server, .. } => *server,
         }
     }
 

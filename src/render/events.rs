@@ -33,10 +33,21 @@ pub fn line(event: &Event) -> Option<String> {
         Event::ConnectionLost => {
             "the server closed the connection (restart?); dialling again".into()
         }
-        Event::Relogin { public_address, .. } => format!(
-            "the server had forgotten the session (restart?); logged in again, seen at \
-             {public_address}"
+        Event::Relogin {
+            server,
+            public_address,
+            ..
+        } => format!(
+            "logged in again to {server} (the server had forgotten the session, or the session \
+             moved); the server sees you at {public_address}"
         ),
+        Event::ServerChanged {
+            from,
+            server,
+            during,
+        } => {
+            format!("the server {from} stopped answering (during the {during}); moving to {server}")
+        }
         Event::PublicAddressChanged { old, new } => {
             format!("your public address changed: {old} -> {new}")
         }

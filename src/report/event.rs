@@ -49,8 +49,17 @@ pub enum Event {
     ServerUnreachable { during: String },
     /// The TCP connection to the server closed; the session dials again.
     ConnectionLost,
-    /// The server had forgotten the session (a restart) and accepted a new LOGIN.
+    /// The server in use stopped answering (`during`: `login`, `keepalive` or `connection`) and
+    /// the session moved to the next `--server`, `server`, where it logs in next.
+    ServerChanged {
+        from: SocketAddr,
+        server: SocketAddr,
+        during: String,
+    },
+    /// The server had forgotten the session (a restart), or the session moved to `server`
+    /// (`server_changed`), and a new LOGIN was accepted there.
     Relogin {
+        server: SocketAddr,
         public_address: SocketAddr,
         udp_expiry_ms: Option<u64>,
     },
@@ -125,12 +134,23 @@ pub enum Event {
     },
 }
 
-/// Who a session's events are about (the `logged_in` event names them).
+/// Who a session's events are about (the `logged_in` and `relogin` events name them).
 #[derive(Debug, Clone, Copy)]
 pub struct SessionOf<'a> {
     pub id: &'a str,
+    /// The server the session is on when the event happens: after a `server_changed`, the one
+    /// it moved to ([`SessionOf::follow`]).
     pub server: SocketAddr,
     pub transport: Transport,
+}
+
+impl SessionOf<'_> {
+    /// Follows the session to the server it moved to, when `event` says it moved.
+    pub fn follow(&mut self, event: &ClientEvent) {
+        if let ClientEvent::ServerChanged { to, .. } = event {
+            self.server = *to;
+        }
+    }
 }
 
 impl Event {
@@ -156,10 +176,16 @@ impl Event {
                 during: lost_text(*lost).into(),
             },
             ClientEvent::ConnectionLost => Event::ConnectionLost,
+            ClientEvent::ServerChanged { from, to, lost } => Event::ServerChanged {
+                from: *from,
+                server: *to,
+                during: lost_text(*lost).into(),
+            },
             ClientEvent::Relogin {
                 observed,
                 udp_expiry,
             } => Event::Relogin {
+                server: of.server,
                 public_address: *observed,
                 udp_expiry_ms: ms(udp_expiry),
             },

@@ -73,7 +73,15 @@ fn session_events() {
             observed,
             udp_expiry: None
         }),
-        r#"{"event":"relogin","public_address":"198.51.100.7:40001","udp_expiry_ms":null}"#
+        r#"{"event":"relogin","public_address":"198.51.100.7:40001","server":"192.0.2.1:3478","udp_expiry_ms":null}"#
+    );
+    assert_eq!(
+        session(ClientEvent::ServerChanged {
+            from: addr("192.0.2.1:3478"),
+            to: addr("192.0.2.2:3478"),
+            lost: Lost::Keepalive,
+        }),
+        r#"{"during":"keepalive","event":"server_changed","from":"192.0.2.1:3478","server":"192.0.2.2:3478"}"#
     );
     assert_eq!(
         session(ClientEvent::ObservedChanged {
@@ -260,6 +268,11 @@ fn session_samples() -> Vec<Event> {
         },
         ClientEvent::ServerUnreachable { lost: Lost::Login },
         ClientEvent::ConnectionLost,
+        ClientEvent::ServerChanged {
+            from: peer,
+            to: peer,
+            lost: Lost::Keepalive,
+        },
         ClientEvent::Relogin {
             observed: peer,
             udp_expiry: None,
@@ -346,6 +359,7 @@ fn sampled(event: &Event) {
         | Event::LoginRefused { .. }
         | Event::ServerUnreachable { .. }
         | Event::ConnectionLost
+        | Event::ServerChanged { .. }
         | Event::Relogin { .. }
         | Event::PublicAddressChanged { .. }
         | Event::IncomingCall { .. }
@@ -378,7 +392,7 @@ fn every_event_is_documented_in_the_output_section() {
             .expect("an OUTPUT section")
             .to_string();
         let events = one_of_each();
-        assert_eq!(events.len(), 22);
+        assert_eq!(events.len(), 23);
         for event in events {
             let value: serde_json::Value = serde_json::from_str(&event.json()).unwrap();
             let name = value["event"].as_str().unwrap();
@@ -411,6 +425,7 @@ fn login_events_are_documented_in_its_output_section() {
                 | Event::LoginRefused { .. }
                 | Event::ServerUnreachable { .. }
                 | Event::ConnectionLost
+                | Event::ServerChanged { .. }
                 | Event::Relogin { .. }
                 | Event::PublicAddressChanged { .. }
                 | Event::IncomingCall { .. }
@@ -430,5 +445,5 @@ fn login_events_are_documented_in_its_output_section() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 9);
+    assert_eq!(seen, 10);
 }

@@ -86,6 +86,10 @@ pub struct Done {
     /// `login` only: the calls answered during the session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls_answered: Option<u64>,
+    /// `login` only: the server the session was on at the end (after a failover, the one it
+    /// moved to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<std::net::SocketAddr>,
 }
 
 impl Done {
@@ -95,6 +99,7 @@ impl Done {
             schema_version,
             result: "ok",
             calls_answered,
+            server: None,
         }
     }
 

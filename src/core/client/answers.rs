@@ -130,6 +130,7 @@ impl<R: RngCore> ClientSession<R> {
         };
         self.udp_expiry = udp_expiry;
         self.lost_at = None;
+        self.failover.logged_in();
         self.note_observed(observed);
         self.state = State::LoggedIn {
             next_keepalive: now + self.keepalive_interval(),
@@ -158,10 +159,8 @@ impl<R: RngCore> ClientSession<R> {
 
     pub(super) fn on_timeout(&mut self, pending: Pending) {
         match pending {
-            Pending::Login => self.close(ClientEvent::ServerUnreachable { lost: Lost::Login }),
-            Pending::Keepalive => self.close(ClientEvent::ServerUnreachable {
-                lost: Lost::Keepalive,
-            }),
+            Pending::Login => self.fail_over(Lost::Login),
+            Pending::Keepalive => self.fail_over(Lost::Keepalive),
             Pending::Logout => self.close(ClientEvent::LoggedOut),
             Pending::Call { callee, call_id } => self.events.push_back(ClientEvent::CallFailed {
                 callee,

@@ -12,7 +12,8 @@
 //! The public API and the run loop live here; each job has its own file: `requests` (what the
 //! session sends, signing, nonce retries), `answers` (the server's answers to them),
 //! `incoming` (the server's requests: delivered calls), `teardown` (the one path that ends
-//! what is in flight when the connection goes or the session ends, and the redial).
+//! what is in flight when the connection goes or the session ends, the redial, and the move to
+//! another server), `failover` (which server, and how long a silent one is waited for).
 //!
 //! Requests in flight live in one [`Transactions`] table with what each is for, in start
 //! order: timeouts and abandoned calls are reported in the order they were placed.
@@ -28,10 +29,12 @@ use crate::wire::natlens::{self, NatFacts};
 use crate::wire::{Class, DecodeError, Message, TransactionId};
 
 mod answers;
+pub mod failover;
 mod incoming;
 mod requests;
 mod teardown;
 
+use failover::Failover;
 use incoming::CachedAnswer;
 pub use requests::retry_within;
 use requests::Pending;
@@ -96,6 +99,10 @@ pub struct ClientConfig {
     /// credentials: LOGIN and CALL are then signed once the server has sent a nonce, and
     /// answers to delivered calls are signed always.
     pub hmac_key: Option<[u8; 16]>,
+    /// The servers to use, in order of preference (`--server` given more than once): the
+    /// session starts on the first and moves to the next when the one it uses stops answering
+    /// ([`failover`]). Empty or one: the session stays on the server the shell connected it to.
+    pub servers: Vec<SocketAddr>,
 }
 
 impl ClientConfig {
@@ -115,6 +122,7 @@ impl ClientConfig {
             login_timeout: LOGIN_TIMEOUT,
             call_timeout: CALL_TIMEOUT,
             hmac_key: None,
+            servers: Vec::new(),
         }
     }
 }
@@ -173,6 +181,15 @@ pub enum ClientEvent {
         code: Option<u16>,
         reason: String,
     },
+    /// The server in use stopped answering (`lost` says how it was found) and the session moved
+    /// to the next one ([`ClientConfig::servers`]): the shell connects to `to`
+    /// ([`ClientSession::poll_switch`]) and the session logs in there. Calls in flight on `from`
+    /// failed first.
+    ServerChanged {
+        from: SocketAddr,
+        to: SocketAddr,
+        lost: Lost,
+    },
     /// LOGOUT was answered (or timed out). The session is closed.
     LoggedOut,
 }
@@ -210,6 +227,9 @@ enum State {
         next_attempt: Instant,
         backoff: Duration,
     },
+    /// The server in use was given up on: the shell is asked to connect to the next one
+    /// ([`ClientSession::poll_switch`]).
+    Switching,
     LoggingOut,
     Closed,
 }
@@ -239,11 +259,16 @@ pub struct ClientSession<R> {
     lost_at: Option<Instant>,
     /// The shell should dial the server again ([`ClientSession::poll_connect`]).
     connect_wanted: bool,
+    /// Which server is in use and when to move on.
+    failover: Failover,
+    /// The shell should connect to this server instead ([`ClientSession::poll_switch`]).
+    switch_wanted: Option<SocketAddr>,
 }
 
 impl<R: RngCore> ClientSession<R> {
     /// Starts a session: the LOGIN request is ready in [`ClientSession::poll_transmit`].
     pub fn new(config: ClientConfig, now: Instant, rng: R) -> Self {
+        let failover = Failover::new(config.servers.clone());
         let mut session = ClientSession {
             config,
             rng,
@@ -260,6 +285,8 @@ impl<R: RngCore> ClientSession<R> {
             stats: ClientStats::default(),
             lost_at: None,
             connect_wanted: false,
+            failover,
+            switch_wanted: None,
         };
         session.send_login(now);
         session
@@ -338,6 +365,33 @@ impl<R: RngCore> ClientSession<R> {
         }
     }
 
+    /// The server to connect to instead of the one in use, once each time the session moves
+    /// (after [`ClientEvent::ServerChanged`]); the shell answers with
+    /// [`ClientSession::handle_switched`] once connected, or
+    /// [`ClientSession::handle_switch_failed`] when it could not connect.
+    pub fn poll_switch(&mut self) -> Option<SocketAddr> {
+        self.switch_wanted.take()
+    }
+
+    /// The shell is connected to the server [`ClientSession::poll_switch`] named: log in there.
+    /// The first login of a session that never got in is still [`ClientEvent::LoggedIn`];
+    /// after that it is a [`ClientEvent::Relogin`].
+    pub fn handle_switched(&mut self, now: Instant) {
+        if self.state == State::Switching {
+            self.state = State::LoggingIn {
+                relogin: self.observed.is_some(),
+            };
+            self.send_login(now);
+        }
+    }
+
+    /// The shell could not connect to the server [`ClientSession::poll_switch`] named: move on.
+    pub fn handle_switch_failed(&mut self) {
+        if self.state == State::Switching {
+            self.fail_over(Lost::Connection);
+        }
+    }
+
     /// Calls `callee` through the server with `facts`; the answer arrives as
     /// [`ClientEvent::CallAnswered`] or [`ClientEvent::CallFailed`]. Call once logged in: the
     /// server refuses calls from unknown sessions (403).
@@ -371,8 +425,9 @@ impl<R: RngCore> ClientSession<R> {
         if matches!(self.state, State::LoggingOut | State::Closed) {
             return;
         }
-        if let State::Reconnecting { .. } = self.state {
-            // No connection to say goodbye on; the server freed the session when it closed.
+        if let State::Reconnecting { .. } | State::Switching = self.state {
+            // No connection to say goodbye on; the server freed the session when it closed
+            // (TCP) or forgets it on expiry (a server given up on).
             return self.close(ClientEvent::LoggedOut);
         }
         self.forget_pending(|pending| matches!(pending, Pending::Login | Pending::Keepalive));
@@ -407,6 +462,19 @@ impl<R: RngCore> ClientSession<R> {
     /// Our public address as the server last saw it.
     pub fn observed(&self) -> Option<SocketAddr> {
         self.observed
+    }
+
+    /// The server in use, when [`ClientConfig::servers`] named the servers.
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.failover.current()
+    }
+
+    /// How long a LOGIN or KEEPALIVE may go unanswered (and a lost TCP connection may go
+    /// without a new one) before the server in use counts as lost: shorter when there is
+    /// another server to move to ([`Failover::silence_budget`]).
+    pub fn silence_budget(&self) -> Duration {
+        self.failover
+            .silence_budget(self.keepalive_interval(), self.config.login_timeout)
     }
 
     /// The ID this session logs in as.
@@ -447,3 +515,6 @@ mod tests;
 
 #[cfg(test)]
 mod auth_tests;
+
+#[cfg(test)]
+mod failover_tests;

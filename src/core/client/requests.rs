@@ -34,7 +34,7 @@ impl Pending {
 
 impl<R: RngCore> ClientSession<R> {
     pub(super) fn send_login(&mut self, now: Instant) {
-        let budget = self.config.login_timeout;
+        let budget = self.silence_budget();
         self.send_request(now, Pending::Login, budget, |_| {});
     }
 
@@ -51,7 +51,7 @@ impl<R: RngCore> ClientSession<R> {
         {
             return;
         }
-        let budget = self.config.login_timeout;
+        let budget = self.silence_budget();
         self.send_request(now, Pending::Keepalive, budget, |_| {});
     }
 
@@ -153,7 +153,7 @@ impl<R: RngCore> ClientSession<R> {
         let pending = self.transactions.finish(&tid).expect("a request in flight");
         let budget = match pending {
             Pending::Call { .. } => self.config.call_timeout,
-            _ => self.config.login_timeout,
+            _ => self.silence_budget(),
         };
         let new_tid = self.fresh_tid();
         let mut bytes = Vec::new();

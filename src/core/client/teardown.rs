@@ -2,7 +2,9 @@
 //! dials again ([`ClientSession::start_reconnect`]); when it ends for good
 //! ([`ClientSession::close`]) nothing more happens. Either way whatever was in flight is over,
 //! and both hand it to [`ClientSession::abandon_in_flight`]: logins, keepalives and logouts are
-//! forgotten, calls fail with why, in the order they were placed.
+//! forgotten, calls fail with why, in the order they were placed. When the session has another
+//! server to go to ([`super::failover`]), losing the one in use moves it there
+//! ([`ClientSession::fail_over`]) instead of ending it.
 
 use std::time::{Duration, Instant};
 
@@ -30,9 +32,8 @@ impl<R: RngCore> ClientSession<R> {
             {
                 self.start_reconnect(now)
             }
-            _ => self.close(ClientEvent::ServerUnreachable {
-                lost: Lost::Connection,
-            }),
+            State::Switching => {}
+            _ => self.fail_over(Lost::Connection),
         }
     }
 
@@ -40,11 +41,43 @@ impl<R: RngCore> ClientSession<R> {
     /// a refused connection) before it ever answered: the session closes now with
     /// [`Lost::Login`] instead of retransmitting into the void until the login timeout. Once
     /// the server has answered, such news is ignored: a server restarting under a live session
-    /// is what the retransmissions and the reconnect budget are for.
+    /// is what the retransmissions and the reconnect budget are for, unless there is another
+    /// server to move to: then the session moves at once.
     pub fn handle_unreachable(&mut self) {
-        if self.state == (State::LoggingIn { relogin: false }) {
-            self.close(ClientEvent::ServerUnreachable { lost: Lost::Login });
+        match self.state {
+            State::LoggingIn { relogin: false } => self.fail_over(Lost::Login),
+            State::LoggingIn { relogin: true } if self.failover.can_move() => {
+                self.fail_over(Lost::Login)
+            }
+            State::LoggedIn { .. } if self.failover.can_move() => self.fail_over(Lost::Keepalive),
+            _ => {}
         }
+    }
+
+    /// The server in use is lost (`lost` says how it was found): move to the next server when
+    /// there is one not yet given up on since the last login, else end the session as
+    /// unreachable. Calls in flight fail now, naming the lost server: they are not placed again
+    /// on the next one, since the callee may have answered already and moved on to punch.
+    pub(super) fn fail_over(&mut self, lost: Lost) {
+        let Some(step) = self.failover.give_up() else {
+            return self.close(ClientEvent::ServerUnreachable { lost });
+        };
+        self.state = State::Switching;
+        self.switch_wanted = Some(step.to);
+        self.lost_at = None;
+        // A nonce is one server's: the next one hands out its own on the first LOGIN.
+        self.nonce = None;
+        self.events.push_back(ClientEvent::ServerChanged {
+            from: step.from,
+            to: step.to,
+            lost,
+        });
+        let reason = format!(
+            "the server {} stopped answering (the session moved to {})",
+            step.from, step.to
+        );
+        self.abandon_in_flight(&reason);
+        self.auth_tries.clear();
     }
 
     /// Forgets what was in flight on the dead connection (calls fail now rather than after
@@ -88,17 +121,19 @@ impl<R: RngCore> ClientSession<R> {
     }
 
     /// A dial is due: ask the shell for it and schedule the next one with doubled backoff, up
-    /// to the keepalive interval; past [`RECONNECT_BUDGET`] the server counts as unreachable.
+    /// to the keepalive interval; past [`RECONNECT_BUDGET`] (the silence budget when there is
+    /// another server to move to) the server counts as lost.
     pub(super) fn attempt_reconnect(&mut self, now: Instant, backoff: Duration) {
         let lost_at = self.lost_at.unwrap_or(now);
-        if now.duration_since(lost_at) >= RECONNECT_BUDGET {
-            return self.close(ClientEvent::ServerUnreachable {
-                lost: Lost::Connection,
-            });
+        let budget = self
+            .failover
+            .silence_budget(self.keepalive_interval(), RECONNECT_BUDGET);
+        if now.duration_since(lost_at) >= budget {
+            return self.fail_over(Lost::Connection);
         }
         self.connect_wanted = true;
         self.state = State::Reconnecting {
-            next_attempt: now + backoff,
+            next_attempt: (now + backoff).min(lost_at + budget),
             backoff: (backoff * 2).min(self.keepalive_interval()),
         };
     }

@@ -2,6 +2,7 @@
 //! calls it delivers; `natlens call --no-punch` places one call and keeps the answer.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -27,26 +28,31 @@ pub struct Hold {
 }
 
 /// Holds a session until `hold` says enough or an interrupt, every event to `tell` (whose error,
-/// a closed stdout, ends the run).
+/// a closed stdout, ends the run); the server the session was on at the end.
 pub fn login(
     args: &SessionArgs,
     hold: Hold,
     rng: StdRng,
     tell: &mut dyn FnMut(Event) -> io::Result<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SocketAddr> {
     let Opened {
         mut link,
         mut session,
+        passed_over,
     } = session::open(args, hold.transport, None, rng)?;
     let stop = Stop {
         at: hold.duration.map(|duration| Instant::now() + duration),
         flag: Some(crate::io::signal::stop_flag()?),
     };
-    let of = SessionOf {
+    let mut of = SessionOf {
         id: &args.id,
-        server: args.server.addr,
+        server: args.server[0].addr,
         transport: hold.transport,
     };
+    for event in &passed_over {
+        of.follow(event);
+        tell(Event::session(of, event))?;
+    }
     let mut answered = 0u64;
     let mut ending = None;
     client::run(&mut link, &mut session, stop, |session, event| {
@@ -64,12 +70,13 @@ pub fn login(
             }
             _ => {}
         }
+        of.follow(&event);
         tell(Event::session(of, &event))
     })?;
     let failure = |event| session::failure(args, hold.transport, &link, &event);
     match ending.and_then(failure) {
         Some(err) => Err(err),
-        None => Ok(()),
+        None => Ok(link.server()),
     }
 }
 
@@ -84,6 +91,7 @@ pub fn exchange_facts(
     let Opened {
         mut link,
         mut session,
+        ..
     } = session::open(args, transport, Some(timeout), rng)?;
     let stop = Stop {
         at: None,

@@ -32,6 +32,7 @@ mod udp_leg;
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
@@ -90,7 +91,9 @@ pub fn run(
     rng: StdRng,
 ) -> anyhow::Result<Rendezvoused> {
     let rng = Mutex::new(rng);
+    let server = Mutex::new(rendezvous.session.server[0].addr);
     let run = Run {
+        server: &server,
         session: rendezvous.session,
         punch: rendezvous.punch,
         watch: rendezvous.watch,
@@ -133,6 +136,8 @@ struct Run<'a> {
     leg: Transport,
     /// Whether this leg carries the data (`both`'s TCP leg does not when UDP connected).
     carry_data: bool,
+    /// The server the session is on (it follows `server_changed`): the one fingerprinted.
+    server: &'a Mutex<SocketAddr>,
 }
 
 type Session = ClientSession<StdRng>;
@@ -144,12 +149,19 @@ impl Run<'_> {
 
     /// A location-server session event.
     fn tell_session(&self, event: &ClientEvent) {
-        let of = SessionOf {
+        let mut of = SessionOf {
             id: &self.session.id,
-            server: self.session.server.addr,
+            server: self.server(),
             transport: self.punch.login_transport,
         };
+        of.follow(event);
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = of.server;
         self.tell(Event::session(of, event));
+    }
+
+    /// The server the session is on.
+    fn server(&self) -> SocketAddr {
+        *self.server.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A generator of its own, seeded from the run's.

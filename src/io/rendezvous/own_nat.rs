@@ -42,7 +42,9 @@ pub(super) fn log_in_and_fingerprint(
     let Opened {
         mut link,
         mut session,
+        passed_over,
     } = session::open(run.session, transport, call_timeout, run.rng())?;
+    passed_over.iter().for_each(|event| run.tell_session(event));
     let mut ending = None;
     let driven = link_io::drive(
         &mut link,
@@ -51,7 +53,11 @@ pub(super) fn log_in_and_fingerprint(
         Some(run.stop),
         &mut |_, _| {},
         &mut |_, event| {
-            let done = !matches!(event, ClientEvent::ObservedChanged { .. });
+            // A move to the next server is not an ending: the login there is still to come.
+            let done = !matches!(
+                event,
+                ClientEvent::ObservedChanged { .. } | ClientEvent::ServerChanged { .. }
+            );
             run.tell_session(&event);
             ending = Some(event);
             Ok(done)
@@ -120,7 +126,7 @@ impl OwnNat {
 
 /// Fingerprints over the run's transport, keeping what the punch reuses.
 pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
-    let server = run.session.server.addr;
+    let server = run.server();
     let options = prober::Options {
         server,
         config: PlanConfig::default(),

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context};
 use rand::rngs::StdRng;
 use rand::RngCore;
 
-use crate::cli::SessionArgs;
+use crate::cli::{ServerName, SessionArgs};
 use crate::core::client::{self, ClientConfig, ClientEvent, ClientSession, Lost, LOGOUT_TIMEOUT};
 use crate::core::credentials;
 use crate::core::unreachable::Unreachable;
@@ -22,38 +22,87 @@ use crate::wire::natlens::{self, NatFacts, Transports};
 pub struct Opened {
     pub link: Link,
     pub session: ClientSession<StdRng>,
+    /// Servers passed over because they refused the connection (TCP), each as the move away
+    /// from it, for the command to report before the session's own events.
+    pub passed_over: Vec<ClientEvent>,
 }
 
-/// Connects over `transport` and starts the session (`call_timeout` for `natlens call`). The ID
-/// was checked by the command line's parser.
+/// Connects over `transport` to the first of the servers that takes the connection (over UDP,
+/// the first: whether it answers is the session's to find out) and starts the session on it
+/// (`call_timeout` for `natlens call`). The ID was checked by the command line's parser.
 pub fn open(
     args: &SessionArgs,
     transport: Transport,
     call_timeout: Option<Duration>,
     rng: StdRng,
 ) -> anyhow::Result<Opened> {
-    let source = args.source.source_toward(args.server.addr);
-    let link = Link::connect(args.server.addr, transport, &source)
-        .map_err(|err| unreachable(args, transport, err))?;
+    let (link, servers, passed_over) = connect_first(args, transport)?;
     let mut config = ClientConfig::new(args.id.clone(), transport, args.keepalive);
     config.hmac_key = load_key(args)?.map(|key| credentials::hmac_key(&args.id, &key));
+    config.servers = servers;
     if let Some(timeout) = call_timeout {
         config.call_timeout = timeout;
     }
     let mut session = ClientSession::new(config, Instant::now(), rng);
     session.set_facts(own_facts(transport, None));
-    Ok(Opened { link, session })
+    Ok(Opened {
+        link,
+        session,
+        passed_over,
+    })
+}
+
+/// The link to the first server that takes a connection, the failover order starting with it
+/// (the list turned, so that the move after the last still wraps to the first), and the moves
+/// past those that refused. When none does, the first one's error.
+fn connect_first(
+    args: &SessionArgs,
+    transport: Transport,
+) -> anyhow::Result<(Link, Vec<SocketAddr>, Vec<ClientEvent>)> {
+    let mut servers = args.server_addrs();
+    let mut passed_over = Vec::new();
+    let mut errors = Vec::new();
+    for (i, server) in args.server.iter().enumerate() {
+        let source = args.source.source_toward(server.addr);
+        match Link::connect(server.addr, transport, &source) {
+            Ok(link) => {
+                servers.rotate_left(i);
+                return Ok((link, servers, passed_over));
+            }
+            Err(err) => {
+                let error = unreachable(server, transport, err);
+                let next = args.server.get(i + 1).map(|next| next.addr);
+                if !is_unreachable(&error) {
+                    return Err(error);
+                }
+                if let Some(to) = next {
+                    passed_over.push(ClientEvent::ServerChanged {
+                        from: server.addr,
+                        to,
+                        lost: Lost::Connection,
+                    });
+                }
+                errors.push(error.to_string());
+            }
+        }
+    }
+    Err(exit::failed(Kind::ServerUnreachable, errors.join("; ")))
+}
+
+/// True for the error of a server that said no (not of this host's own socket).
+fn is_unreachable(error: &anyhow::Error) -> bool {
+    exit::code_of(error) == exit::UNREACHABLE
 }
 
 /// The error for a server `Link::connect` could not reach: [`Kind::ServerUnreachable`] when the
 /// server's side said no (refused, unreachable, timed out), a plain failure otherwise (this
 /// host's own socket could not be made).
-fn unreachable(args: &SessionArgs, transport: Transport, err: std::io::Error) -> anyhow::Error {
-    let what = format!("cannot reach {} over {}", args.server, transport.as_str());
+fn unreachable(server: &ServerName, transport: Transport, err: std::io::Error) -> anyhow::Error {
+    let what = format!("cannot reach {server} over {}", transport.as_str());
     let errno = err.raw_os_error();
     if let Some(reason) = errno.and_then(crate::core::unreachable::connect_failure) {
         let unreachable = Unreachable {
-            to: args.server.addr,
+            to: server.addr,
             reason,
             offender: None,
         };
@@ -100,8 +149,11 @@ pub fn failure(
     link: &Link,
     event: &ClientEvent,
 ) -> Option<anyhow::Error> {
-    let server = args.server.addr;
+    let server = link.server();
     let via = transport.as_str();
+    if args.server.len() > 1 && matches!(event, ClientEvent::ServerUnreachable { .. }) {
+        return Some(every_server_lost(args, via, link));
+    }
     Some(match event {
         ClientEvent::LoginRefused { code, reason } => refusal(&args.id, *code, reason),
         ClientEvent::ServerUnreachable { lost: Lost::Login } if link.unreachable().is_some() => {
@@ -132,6 +184,23 @@ pub fn failure(
         } => anyhow!("the server {server} closed the connection"),
         _ => return None,
     })
+}
+
+/// The error of a session that gave up on every one of several servers in turn.
+fn every_server_lost(args: &SessionArgs, via: &str, link: &Link) -> anyhow::Error {
+    let servers: Vec<String> = args.server.iter().map(ToString::to_string).collect();
+    let last = match link.unreachable() {
+        Some(unreachable) => format!("{unreachable}"),
+        None => format!("{} did not answer", link.server()),
+    };
+    exit::failed(
+        Kind::ServerUnreachable,
+        format!(
+            "no server answered over {via}: {} were tried in turn (the last: {last}); are \
+             natlens servers running there?",
+            servers.join(", ")
+        ),
+    )
 }
 
 /// Words a refused login the way a person can act on.
