@@ -28,7 +28,10 @@ mod swarm;
 use swarm::{cpu_seconds, rss_bytes, Kind, LoadRun, Swarm};
 
 #[derive(Debug, Parser)]
-#[command(name = "million", about = "A million UDP sessions against natlens server (loopback)")]
+#[command(
+    name = "million",
+    about = "A million UDP sessions against natlens server (loopback)"
+)]
 struct Cli {
     /// The server's UDP address (loopback only).
     #[arg(long, default_value = "127.0.0.1:3478")]
@@ -59,8 +62,14 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    ensure!(cli.target.ip().is_loopback(), "the target must be a loopback address");
-    ensure!(cli.seconds <= 600 && cli.expiry_watch <= 600, "phases are capped at 600 s");
+    ensure!(
+        cli.target.ip().is_loopback(),
+        "the target must be a loopback address"
+    );
+    ensure!(
+        cli.seconds <= 600 && cli.expiry_watch <= 600,
+        "phases are capped at 600 s"
+    );
     let mut swarm = Swarm::new(cli.sessions, cli.sockets, cli.target).context("opening sockets")?;
 
     let rss_before = rss_bytes(cli.pid)?;
@@ -96,7 +105,11 @@ fn main() -> Result<()> {
 
     if cli.expiry_watch > 0 {
         let cpu_before = cpu_seconds(cli.pid)?;
-        let expiry = swarm.load(Duration::from_secs(cli.expiry_watch), Duration::ZERO, cli.binding_rate)?;
+        let expiry = swarm.load(
+            Duration::from_secs(cli.expiry_watch),
+            Duration::ZERO,
+            cli.binding_rate,
+        )?;
         let cpu = cpu_seconds(cli.pid)? - cpu_before;
         let mut line = load_line("expiry", &expiry, cpu);
         let (gone, checked) = sample_gone(&mut swarm)?;
@@ -111,8 +124,14 @@ fn main() -> Result<()> {
 
 /// One phase's JSON line; `cpu`: the server's CPU seconds during it.
 fn load_line(phase: &str, run: &LoadRun, cpu: f64) -> serde_json::Value {
-    let answered = run.keepalives.ok + run.keepalives.errors + run.bindings.ok + run.bindings.errors;
-    let worst = run.per_second.iter().map(|&(_, p99, _)| p99).max().unwrap_or(0);
+    let answered =
+        run.keepalives.ok + run.keepalives.errors + run.bindings.ok + run.bindings.errors;
+    let worst = run
+        .per_second
+        .iter()
+        .map(|&(_, p99, _)| p99)
+        .max()
+        .unwrap_or(0);
     json!({
         "phase": phase,
         "seconds": run.elapsed.as_secs_f64(),

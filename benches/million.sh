@@ -57,9 +57,11 @@ kill -0 "$SERVER_PID" || die "the server did not start: $(cat "$SERVER_LOG")"
 
 log "run $LABEL: $SESSIONS sessions, server on CPU $SERVER_CPU, generator on CPU $GEN_CPU"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-lines=$(taskset -c "$GEN_CPU" "$MILLION_BIN" --target "127.0.0.1:$PORT" --pid "$SERVER_PID" \
+RAW_LINES=$(mktemp "${TMPDIR:-/tmp}/natlens-million-lines.XXXXXX")
+taskset -c "$GEN_CPU" "$MILLION_BIN" --target "127.0.0.1:$PORT" --pid "$SERVER_PID" \
     --sessions "$SESSIONS" --sockets "$SOCKETS" --binding-rate "$BINDING_RATE" \
-    --seconds "$SECONDS_STEADY" --expiry-watch "$EXPIRY_WATCH")
+    --seconds "$SECONDS_STEADY" --expiry-watch "$EXPIRY_WATCH" | tee "$RAW_LINES"
 machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before $load_before"
-jq -c --arg label "$LABEL" --arg machine "$machine" '. + {label: $label, machine: $machine}' \
-    <<<"$lines" | tee -a "$OUT"
+jq -c --arg run "$LABEL" --arg machine "$machine" '. + {"label": $run, "machine": $machine}' \
+    "$RAW_LINES" >>"$OUT"
+rm -f "$RAW_LINES"

@@ -140,7 +140,10 @@ pub struct Swarm {
 impl Swarm {
     /// Opens `sockets` sockets for `sessions` sessions aimed at `target` (a loopback address).
     pub fn new(sessions: usize, sockets: usize, target: SocketAddrV4) -> io::Result<Swarm> {
-        assert!(target.ip().is_loopback(), "the swarm only talks to loopback");
+        assert!(
+            target.ip().is_loopback(),
+            "the swarm only talks to loopback"
+        );
         let per_socket = sessions.div_ceil(sockets);
         assert!(per_socket < 60_000, "too many sessions per socket");
         // SAFETY: plain epoll_create1(2).
@@ -152,19 +155,19 @@ impl Swarm {
         for index in 0..sockets {
             let socket = UdpSocket::bind("0.0.0.0:0")?;
             socket.set_nonblocking(true)?;
-            set_int(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20);
+            set_int(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                4 << 20,
+            );
             let mut event = libc::epoll_event {
                 events: libc::EPOLLIN as u32,
                 u64: index as u64,
             };
             // SAFETY: epoll_ctl(2) with a live epoll fd, socket fd and event.
             if unsafe {
-                libc::epoll_ctl(
-                    epoll,
-                    libc::EPOLL_CTL_ADD,
-                    socket.as_raw_fd(),
-                    &mut event,
-                )
+                libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, socket.as_raw_fd(), &mut event)
             } != 0
             {
                 return Err(io::Error::last_os_error());
@@ -250,13 +253,20 @@ impl Swarm {
         let mut lengths = [0usize; BATCH];
         let mut controls = [[0u64; 4]; BATCH];
         let now = self.micros();
-        for (i, (message, length)) in messages.iter_mut().zip(&mut lengths).take(count).enumerate()
+        for (i, (message, length)) in messages
+            .iter_mut()
+            .zip(&mut lengths)
+            .take(count)
+            .enumerate()
         {
             let session = first + i;
             let seq = self.sent_at.len() as u32;
             self.sent_at.push(now + 1);
             *length = build(message, kind, session as u32, seq);
-            write_pktinfo(&mut controls[i], FIRST_SOURCE + (session % self.per_socket) as u32);
+            write_pktinfo(
+                &mut controls[i],
+                FIRST_SOURCE + (session % self.per_socket) as u32,
+            );
         }
         let mut iovecs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         // SAFETY: mmsghdr is plain old data; all-zero is valid before the fields are set.
@@ -510,7 +520,13 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kb| kb * 1024)
         .ok_or_else(|| io::Error::other("no VmRSS"))
 }
@@ -519,9 +535,17 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
 pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').ok_or_else(|| io::Error::other("bad stat"))? + 2..];
+    let rest = &stat[stat
+        .rfind(')')
+        .ok_or_else(|| io::Error::other("bad stat"))?
+        + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat(5), so 11 and 12 after the name.
     // SAFETY: sysconf is always safe to call.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -646,7 +670,8 @@ impl Swarm {
             if elapsed >= duration {
                 break;
             }
-            let due = |rate: f64, sent: u64| ((elapsed.as_secs_f64() * rate) as u64 - sent) as usize;
+            let due =
+                |rate: f64, sent: u64| ((elapsed.as_secs_f64() * rate) as u64 - sent) as usize;
             let keepalives_due = due(keepalive_rate, keepalives).min(4 * BATCH);
             let first = keepalives as usize % self.sessions;
             self.send(Kind::Keepalive, first, keepalives_due)?;
