@@ -21,6 +21,8 @@ use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use serde_json::json;
 
+#[path = "million/registry.rs"]
+mod registry;
 #[path = "million/swarm.rs"]
 #[allow(dead_code)]
 mod swarm;
@@ -37,8 +39,12 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:3478")]
     target: SocketAddrV4,
     /// The server's process ID (for its RSS and CPU time).
+    #[arg(long, required_unless_present = "registry_only")]
+    pid: Option<u32>,
+    /// No server, no sockets: time the session registry itself (login, refresh, and expiry
+    /// batch by batch) with `--sessions` sessions, and print one `registry` line.
     #[arg(long)]
-    pid: u32,
+    registry_only: bool,
     #[arg(long, default_value_t = 1_000_000)]
     sessions: usize,
     /// Sockets carrying the sessions (sessions per source IP = sockets).
@@ -70,12 +76,21 @@ fn main() -> Result<()> {
         cli.seconds <= 600 && cli.expiry_watch <= 600,
         "phases are capped at 600 s"
     );
+    if cli.registry_only {
+        println!("{}", registry::measure(cli.sessions));
+        return Ok(());
+    }
+    let pid = cli
+        .pid
+        .context("--pid is required without --registry-only")?;
     let mut swarm = Swarm::new(cli.sessions, cli.sockets, cli.target).context("opening sockets")?;
 
-    let rss_before = rss_bytes(cli.pid)?;
+    let rss_before = rss_bytes(pid)?;
+    let cpu_before = cpu_seconds(pid)?;
     let started = Instant::now();
     let login = swarm.login_all(cli.window)?;
-    let rss_after = rss_bytes(cli.pid)?;
+    let rss_after = rss_bytes(pid)?;
+    let login_cpu = cpu_seconds(pid)? - cpu_before;
     let logged_in = cli.sessions - login.not_logged_in;
     println!(
         "{}",
@@ -88,34 +103,37 @@ fn main() -> Result<()> {
             "first_pass_lost": login.first_pass_lost,
             "login_errors": swarm.tally(Kind::Login).errors,
             "first_errors": format!("{:?}", swarm.first_errors),
+            "server_cpu_s": login_cpu,
+            // What the server's CPU time allows: its login rate when the generator keeps up.
+            "server_cpu_us_per_login": login_cpu * 1e6 / swarm.tally(Kind::Login).sent as f64,
             "rss_before": rss_before,
             "rss_after": rss_after,
             "rss_per_session": (rss_after as f64 - rss_before as f64) / logged_in.max(1) as f64,
         })
     );
 
-    let cpu_before = cpu_seconds(cli.pid)?;
+    let cpu_before = cpu_seconds(pid)?;
     let steady = swarm.load(
         Duration::from_secs(cli.seconds),
         Duration::from_secs(cli.keepalive_period),
         cli.binding_rate,
     )?;
-    let cpu = cpu_seconds(cli.pid)? - cpu_before;
+    let cpu = cpu_seconds(pid)? - cpu_before;
     println!("{}", load_line("steady", &steady, cpu));
 
     if cli.expiry_watch > 0 {
-        let cpu_before = cpu_seconds(cli.pid)?;
+        let cpu_before = cpu_seconds(pid)?;
         let expiry = swarm.load(
             Duration::from_secs(cli.expiry_watch),
             Duration::ZERO,
             cli.binding_rate,
         )?;
-        let cpu = cpu_seconds(cli.pid)? - cpu_before;
+        let cpu = cpu_seconds(pid)? - cpu_before;
         let mut line = load_line("expiry", &expiry, cpu);
         let (gone, checked) = sample_gone(&mut swarm)?;
         line["sample_checked"] = json!(checked);
         line["sample_expired"] = json!(gone);
-        line["rss_at_end"] = json!(rss_bytes(cli.pid)?);
+        line["rss_at_end"] = json!(rss_bytes(pid)?);
         println!("{line}");
     }
     eprintln!("million: done in {:.1} s", started.elapsed().as_secs_f64());

@@ -88,7 +88,7 @@ pub enum LoginOutcome {
 
 /// Sessions handed out by one [`Registry::expire`] call at most: a mass expiry is spread over
 /// calls so that the server answers requests between them.
-pub const EXPIRE_BATCH: usize = 1024;
+pub const EXPIRE_BATCH: usize = 256;
 
 /// All sessions: one slab of compact [`Stored`] sessions, indexed twice (by ID and by route)
 /// by hash tables of slab indices, so that no key is stored twice and no session allocates
