@@ -450,6 +450,45 @@ mod tests {
         assert_eq!(expired, sorted);
     }
 
+    /// A mass expiry comes out in batches, with `expire_pending` saying when more are due;
+    /// a session kept alive meanwhile is not among them.
+    #[test]
+    fn a_mass_expiry_comes_in_bounded_batches() {
+        let start = Instant::now();
+        let mut registry = Registry::default();
+        let count = 2 * EXPIRE_BATCH + 88;
+        for i in 0..count {
+            let route = Route::Udp {
+                local: "192.0.2.1:3478".parse().unwrap(),
+                remote: SocketAddr::new("198.51.100.9".parse().unwrap(), 1000 + i as u16),
+            };
+            let remote = match route {
+                Route::Udp { remote, .. } => remote,
+                Route::Tcp { .. } => unreachable!(),
+            };
+            registry
+                .login(start, &format!("user{i:04}"), route, remote, cap(10_000))
+                .unwrap();
+        }
+        let expiry = Duration::from_secs(45);
+        let kept = start + Duration::from_secs(30);
+        let first = Route::Udp {
+            local: "192.0.2.1:3478".parse().unwrap(),
+            remote: "198.51.100.9:1000".parse().unwrap(),
+        };
+        assert!(registry.refresh(kept, "user0000", first).is_some());
+        let later = start + Duration::from_secs(47);
+        assert!(registry.expire_pending(later, expiry));
+        let mut batches = Vec::new();
+        while registry.expire_pending(later, expiry) {
+            batches.push(registry.expire(later, expiry).len());
+        }
+        assert_eq!(batches, [EXPIRE_BATCH, EXPIRE_BATCH, 87]);
+        assert_eq!(registry.len(), 1);
+        assert!(registry.get("user0000").is_some());
+        assert!(registry.expire(later, expiry).is_empty());
+    }
+
     #[test]
     fn silent_udp_sessions_expire_and_tcp_ones_do_not() {
         let start = Instant::now();
