@@ -43,7 +43,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --peer 'Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT] as for --server of the client commands: a name is resolved once, at start (the line naming the address used is printed unless --json); the port defaults to 3478'
             cand --name 'Name of this server in federation (defaults to a random one); must differ between linked servers'
             cand --udp-expiry 'Forget a UDP session that has sent nothing for this long'
-            cand --max-sessions 'Maximum number of logged-in sessions'
+            cand --max-sessions 'Maximum number of logged-in sessions. By default sized to the machine: a quarter of the memory available at start (MemAvailable in /proc/meminfo) at 256 bytes per session, and at least 100,000. A UDP session over IPv4 with an ID of up to 22 bytes costs the server about 100 bytes of memory (measured: 1,000,000 sessions in under 256 MiB of RSS); TCP and IPv6 sessions, and longer IDs, cost more, and a TCP session also holds a connection (see --max-connections)'
             cand --max-sessions-per-ip 'Maximum number of sessions logged in from one source IP (refused with 486 beyond it)'
             cand --max-pending-calls 'Maximum number of calls waiting for their callee or a linked server (refused with 503 beyond it)'
             cand --answer-rate 'Answers per second to one source IP over UDP (burst: twice as many); requests beyond it are dropped and counted as `rate-limited`. Keeps a forged source address from turning the server into a flood aimed at someone else. 0 disables the limit (benchmarks)'

@@ -39,7 +39,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         links: args.links.iter().map(|link| link.addr).collect(),
         name,
         udp_expiry: args.udp_expiry,
-        max_sessions: args.max_sessions,
+        max_sessions: args
+            .max_sessions
+            .unwrap_or_else(crate::io::server::default_max_sessions),
         max_sessions_per_ip: args.max_sessions_per_ip,
         max_pending_calls: args.max_pending_calls,
         credentials: match &args.credentials {

@@ -199,7 +199,7 @@ impl ServerCore {
     /// True when a TCP connection carries a session or a federation link, so that the shell's
     /// idle timeout must leave it alone.
     pub fn holds_conn(&self, conn: ConnId) -> bool {
-        self.links.contains_key(&conn) || self.registry.on_route(&Route::Tcp { conn }).is_some()
+        self.links.contains_key(&conn) || self.registry.holds_route(&Route::Tcp { conn })
     }
 
     pub fn poll_command(&mut self) -> Option<Command> {
@@ -211,6 +211,10 @@ impl ServerCore {
     }
 
     pub fn poll_timeout(&self) -> Instant {
+        if self.expiry_pending() {
+            // A mass expiry goes on in batches, as soon as the requests waiting are answered.
+            return self.now;
+        }
         let legs = self
             .legs
             .next_deadline()
@@ -401,6 +405,8 @@ impl ServerCore {
         if now >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now + SWEEP_INTERVAL;
+        } else if self.expiry_pending() {
+            self.expire_batch(now);
         }
     }
 

@@ -192,8 +192,21 @@ impl ServerCore {
         }
     }
 
-    /// Expires silent UDP sessions (in ID order), and forgets stale nonces and take-overs.
+    /// Expires silent UDP sessions (a batch at a time, each in ID order), and forgets stale
+    /// nonces and take-overs.
     pub(super) fn expire_sessions(&mut self, now: Instant) {
+        self.expire_batch(now);
+        if let Some(auth) = &mut self.auth {
+            auth.sweep(now);
+        }
+        let expiry = self.config.udp_expiry;
+        self.taken_over
+            .retain(|_, at| now.saturating_duration_since(*at) <= expiry);
+    }
+
+    /// Expires one batch of silent UDP sessions; a mass expiry takes several, with requests
+    /// answered in between ([`ServerCore::expiry_pending`]).
+    pub(super) fn expire_batch(&mut self, now: Instant) {
         for session in self.registry.expire(now, self.config.udp_expiry) {
             self.counters.expired += 1;
             let silent_ms = now.saturating_duration_since(session.last_seen).as_millis() as u64;
@@ -203,11 +216,11 @@ impl ServerCore {
                 silent_ms,
             });
         }
-        if let Some(auth) = &mut self.auth {
-            auth.sweep(now);
-        }
-        let expiry = self.config.udp_expiry;
-        self.taken_over
-            .retain(|_, at| now.saturating_duration_since(*at) <= expiry);
+    }
+
+    /// Whether more sessions are due to expire than the last batch took.
+    pub(super) fn expiry_pending(&self) -> bool {
+        self.registry
+            .expire_pending(self.now, self.config.udp_expiry)
     }
 }

@@ -460,6 +460,36 @@ fn udp_endpoint_for(udp: &[UdpEndpoint], local: SocketAddr) -> Option<&UdpEndpoi
     })
 }
 
+/// What `--max-sessions` budgets per session when it sizes itself to the machine: the measured
+/// cost of a UDP session (about 100 bytes at a million) with room for longer IDs and the
+/// per-address counts.
+pub const SESSION_BUDGET_BYTES: u64 = 256;
+/// The least default `--max-sessions`, whatever the memory: the fixed default it replaced.
+pub const MIN_DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+/// The default `--max-sessions`: a quarter of the memory available now, at
+/// [`SESSION_BUDGET_BYTES`] a session, and at least [`MIN_DEFAULT_MAX_SESSIONS`].
+pub fn default_max_sessions() -> usize {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| mem_available_bytes(&meminfo))
+        .unwrap_or(0);
+    sessions_for_memory(available)
+}
+
+fn sessions_for_memory(available_bytes: u64) -> usize {
+    let sessions = available_bytes / 4 / SESSION_BUDGET_BYTES;
+    // The registry numbers its slots with u32.
+    (sessions.min(u64::from(u32::MAX) / 2) as usize).max(MIN_DEFAULT_MAX_SESSIONS)
+}
+
+/// MemAvailable from /proc/meminfo's text, in bytes.
+fn mem_available_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The core's configuration, with a fresh random nonce secret for this process.
 fn core_config(options: &ServeOptions, full_mode: Option<FullMode>) -> ServerConfig {
     let mut nonce_secret = [0u8; 32];
@@ -489,6 +519,17 @@ fn seed_from_clock() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_session_cap_follows_the_memory_available() {
+        let meminfo = "MemTotal:       24683520 kB\nMemAvailable:    8388608 kB\n";
+        let available = mem_available_bytes(meminfo).unwrap();
+        assert_eq!(available, 8 << 30);
+        // 2 GiB of 8 at 256 B a session.
+        assert_eq!(sessions_for_memory(available), 8_388_608);
+        assert_eq!(sessions_for_memory(0), MIN_DEFAULT_MAX_SESSIONS);
+        assert_eq!(mem_available_bytes("MemTotal: 1 kB\n"), None);
+    }
 
     /// The stats line's JSON keeps its `peers` key for the linked servers' names.
     #[test]
