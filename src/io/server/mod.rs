@@ -177,7 +177,8 @@ impl Server {
         if syn.is_some() {
             core.enable_syn_tests();
         }
-        let registry = redis_registry::start_for(&poll, &options, &mut core)?;
+        let first_listener = listeners.first().map(|(_, local)| *local);
+        let registry = redis_registry::start_for(&poll, &options, &mut core, first_listener)?;
         Ok(Server {
             poll,
             core,

@@ -352,13 +352,18 @@ pub(super) fn start_for(
     poll: &mio::Poll,
     options: &super::ServeOptions,
     core: &mut crate::core::server::ServerCore,
+    first_listener: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<RedisRegistry>> {
     let Some(target) = options.registry.clone() else {
         return Ok(None);
     };
-    let home = options
+    let mut home = options
         .link_address
         .ok_or_else(|| anyhow::anyhow!("--registry needs --link-address"))?;
+    // `--listen IP:0` (tests): the entries name the port the kernel chose.
+    if let (0, Some(bound)) = (home.port(), first_listener) {
+        home.set_port(bound.port());
+    }
     core.enable_registry(home, options.registry_refresh);
     let ttl = core.home_registry().expect("just enabled").ttl();
     let waker = mio::Waker::new(poll.registry(), mio::Token(super::REGISTRY_WAKER))?;
