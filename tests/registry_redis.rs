@@ -446,3 +446,150 @@ fn faults_redis_restart_a_stale_entry_and_a_missing_registry_end_in_clear_answer
         .eq(&2));
     assert_reaches(&s1, "frank", &alice, "alice", "udp", None);
 }
+
+/// Three `redis-server --cluster-enabled yes` masters on loopback joined by `redis-cli
+/// --cluster create`; killed and removed on drop.
+struct Cluster {
+    nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    fn start(test: &str) -> Option<Cluster> {
+        require_tools(
+            test,
+            &["redis-server", "redis-cli"],
+            "apt-get install redis-server",
+        )?;
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("natlens-redis-{test}{n}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .args(["--port", &port.to_string(), "--dir"])
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning redis-server");
+            let node = Redis {
+                child: Some(child),
+                port,
+                dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while node.connection().is_none() {
+                assert!(Instant::now() < deadline, "a cluster node did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            nodes.push(node);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(created.status.success(), "{created:?}");
+        let cluster = Cluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cluster.is_ok() {
+            assert!(Instant::now() < deadline, "the cluster did not settle");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(cluster)
+    }
+
+    fn is_ok(&self) -> bool {
+        self.nodes.iter().all(|node| {
+            let Some(mut conn) = node.connection() else {
+                return false;
+            };
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut conn)
+                .unwrap_or_default();
+            info.contains("cluster_state:ok")
+        })
+    }
+
+    /// The `natlens:home:` keys each master holds.
+    fn keys_per_node(&self) -> Vec<Vec<String>> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let mut conn = node.connection().expect("a node answers");
+                redis::cmd("KEYS")
+                    .arg("natlens:home:*")
+                    .query(&mut conn)
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_three_master_redis_cluster_holds_the_registry() {
+    let Some(cluster) = Cluster::start("cluster") else {
+        return;
+    };
+    let urls: Vec<String> = cluster.nodes.iter().map(Redis::url).collect();
+    let mut args = vec!["--registry-cluster", "--registry-refresh", "1s"];
+    for url in &urls {
+        args.extend(["--registry", url.as_str()]);
+    }
+    let start = |name: &'static str| {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--name", name];
+        all.extend(args.iter().copied());
+        let server = ServerProcess::start(&all);
+        assert!(server
+            .wait_for_log("registry_up", Duration::from_secs(5))
+            .is_some());
+        server
+    };
+    let (s1, s2) = (start("s1"), start("s2"));
+    let ids = ["bob", "u1", "u2", "u3", "u4", "u5", "u6", "u7"];
+    let logins: Vec<Login> = ids
+        .iter()
+        .map(|id| Login::start(s2.addr(), id, "tcp", None))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut per_node = cluster.keys_per_node();
+    while per_node.iter().map(Vec::len).sum::<usize>() < ids.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        per_node = cluster.keys_per_node();
+    }
+    assert_eq!(
+        per_node.iter().map(Vec::len).sum::<usize>(),
+        ids.len(),
+        "{per_node:?}"
+    );
+    // One key per ID, spread by ID over the masters' slots (8 IDs on one master would
+    // mean a hash tag pinned them all to one slot).
+    assert!(
+        per_node.iter().filter(|keys| !keys.is_empty()).count() >= 2,
+        "{per_node:?}"
+    );
+    assert_reaches(&s1, "alice", &logins[0], "bob", "udp", None);
+    // A logout deletes through the one-key script on whichever master holds the key.
+    drop(logins);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while cluster.keys_per_node().iter().any(|keys| !keys.is_empty()) {
+        assert!(Instant::now() < deadline, "{:?}", cluster.keys_per_node());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
