@@ -356,3 +356,7 @@ impl ServerCore {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "home_calls_tests.rs"]
+mod tests;
