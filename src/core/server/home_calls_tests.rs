@@ -243,14 +243,20 @@ fn calls_go_out_once_the_dialled_link_is_greeted_and_the_link_is_reused_then_idl
     core.home_dialled(t0, addr(HOME), Some(9));
     core.link_connected(t0, 9);
     let hello = match core.poll_command() {
-        Some(Command::Send { route, bytes }) if route == (Route::Tcp { conn: 9 }) => bytes,
+        Some(Command::Send {
+            route: Route::Tcp { conn: 9 },
+            bytes,
+        }) => bytes,
         other => panic!("expected the hello, got {other:?}"),
     };
     let answer = hello_answer(&hello, "s2");
     core.handle_tcp(t0, 9, addr(LOCAL), addr(HOME), &answer, &mut Vec::new());
     let forwarded: Vec<String> = std::iter::from_fn(|| core.poll_command())
         .filter_map(|command| match command {
-            Command::Send { route, bytes } if route == (Route::Tcp { conn: 9 }) => {
+            Command::Send {
+                route: Route::Tcp { conn: 9 },
+                bytes,
+            } => {
                 let message = Message::parse(&bytes).unwrap();
                 assert_eq!(message.method(), natlens::CALL);
                 natlens::read_name(&message, natlens::PEER_ID)
