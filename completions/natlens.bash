@@ -966,7 +966,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__server)
-            opts="-q -v -h -V --listen --alternate --peer --link --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --listen --alternate --peer --link --registry --registry-cluster --link-address --registry-refresh --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -985,6 +985,18 @@ _natlens() {
                     return 0
                     ;;
                 --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --link-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

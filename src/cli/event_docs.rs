@@ -65,10 +65,14 @@ forwarded it.
 not-found, timeout or error).
   drop  {reason, transport, from}: a message that got no answer, or a closed connection; at most \
 20 a second, then {suppressed} counts the lines left out.
-  peer_up, peer_down  {name, conn}: a federation link came up or went down.
+  peer_up, peer_down  {name, conn}: a federation link came up or went down (links dialled on \
+demand by --registry too).
+  registry_up  {home, sessions}: the --registry Redis is reachable (at start or again); sessions \
+IDs are being re-registered as living at home, this server's --link-address.
+  registry_down  {reason}: the --registry Redis went away; local calls and static links go on.
   stats  {sessions_udp, sessions_tcp, connections, peers, requests_per_sec, counters {received, \
-bindings, errors, logins, logouts, expired, calls, relayed, drops}}: every --stats-interval, on \
-SIGUSR1 and at exit.
+bindings, errors, logins, logouts, expired, calls, relayed, drops}, registry}: every \
+--stats-interval, on SIGUSR1 and at exit; registry (connecting, up or down) only with --registry.
 
 CHANGES IN SCHEMA 2
   observed  Renamed public_address in the login and expire events.

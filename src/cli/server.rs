@@ -43,6 +43,40 @@ pub struct ServerArgs {
     )]
     pub links: Vec<ServerName>,
 
+    /// Share one registry of logged-in IDs with other natlens servers through Redis (or a
+    /// Redis Cluster, see --registry-cluster). Each login records `ID → home`, home being this
+    /// server's --link-address, and a CALL for an ID not logged in here is looked up and
+    /// forwarded to its home server over a link dialled on demand (the --link protocol),
+    /// reused while calls come and closed after 30 s idle. A stale entry naming a server that
+    /// cannot be reached fails the call within a second (500 Home server unreachable).
+    /// Entries are rewritten every --registry-refresh in pipelined batches (not once per
+    /// keep-alive) and live three refresh intervals; a logout or an expiry deletes an entry
+    /// only while it still names this server, and a keyed ID logging in elsewhere moves it.
+    /// Key layout: one string key per ID, `natlens:home:<ID>` = `IP:PORT`, with a TTL; every
+    /// command touches one key (SET, GET and two one-key Lua scripts), so it works unchanged
+    /// on a Redis Cluster without hash tags. If Redis is unreachable the server keeps serving
+    /// its own sessions and static links, says so (registry_down event, stats), answers calls
+    /// it cannot place with 503 Registry unavailable, and re-registers every session as soon
+    /// as Redis is back. Repeat the option to give several seed nodes of a cluster.
+    #[arg(long = "registry", value_name = "redis://HOST:PORT[/DB]")]
+    pub registry: Vec<String>,
+
+    /// The --registry URLs are seed nodes of a Redis Cluster.
+    #[arg(long, requires = "registry")]
+    pub registry_cluster: bool,
+
+    /// The address other servers dial to link to this one: what this server's registry
+    /// entries name. One of its --listen addresses as the others reach it; defaults to the
+    /// first --listen address unless that is a wildcard (then this option is required with
+    /// --registry).
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
+    pub link_address: Option<SocketAddr>,
+
+    /// How often each ID's --registry entry is rewritten; an entry lives three times this
+    /// long, which bounds how long a server that died stays named as home.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub registry_refresh: Duration,
+
     /// Name of this server in federation (defaults to a random one); must differ between linked
     /// servers.
     #[arg(long, value_name = "NAME")]

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::cli::ServerArgs;
 use crate::core::credentials::Credentials;
+use crate::io::server::redis_registry::RegistryTarget;
 use crate::io::server::{Reporter, ServeOptions, Server};
 use crate::io::signal;
 use crate::render::log::ServerLog;
@@ -17,6 +18,7 @@ use crate::report::outcome::{Done, SERVER_SCHEMA_VERSION};
 use crate::wire::natlens::validate_name;
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let link_address = link_address(&args)?;
     let name = match args.name {
         Some(name) => validate_name(&name).map(str::to_owned).map_err(|_| {
             crate::exit::failed(
@@ -54,6 +56,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         max_tcp_backlog: args.max_tcp_backlog,
         tcp_idle: args.tcp_idle,
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
+        registry: (!args.registry.is_empty()).then(|| RegistryTarget {
+            urls: args.registry.clone(),
+            cluster: args.registry_cluster,
+        }),
+        link_address,
+        registry_refresh: args.registry_refresh,
     };
     let mut log = ServerLog::new(args.json, crate::render::verbosity::quiet());
     for warning in &warnings {
@@ -74,6 +82,25 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stdout().lock(), "{}", done.json())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--link-address`, or the first `--listen` address when that is one other servers can dial;
+/// with `--registry` there must be one (the registry's entries name it).
+fn link_address(args: &ServerArgs) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let fallback = args
+        .listen
+        .first()
+        .filter(|addr| !addr.ip().is_unspecified())
+        .copied();
+    let address = args.link_address.or(fallback);
+    if !args.registry.is_empty() && address.is_none() {
+        return Err(crate::exit::failed(
+            crate::exit::Kind::Usage,
+            "--registry needs an address other servers can dial: give --link-address IP:PORT \
+             (the first --listen address is a wildcard)",
+        ));
+    }
+    Ok(address)
 }
 
 /// Reads the credentials file; a file others can read earns a warning (keys are secrets, but

@@ -74,6 +74,12 @@ pub enum Event {
     /// A federation link went down (logged as `peer_down`).
     #[serde(rename = "peer_down")]
     LinkDown { name: String, conn: ConnId },
+    /// The shared registry (`--registry`) is reachable (at start, or again): `sessions` IDs
+    /// are re-registered, each naming `home`, this server's link address.
+    RegistryUp { home: SocketAddr, sessions: usize },
+    /// The shared registry went away: local calls and static links go on; calls for IDs not
+    /// here fall back to the static links, or fail with 503.
+    RegistryDown { reason: String },
 }
 
 /// Call IDs print as 16 hex digits: JSON numbers lose precision past 2^53.

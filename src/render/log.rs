@@ -97,7 +97,13 @@ impl Reporter for ServerLog {
     }
 
     fn event(&mut self, event: &Event) {
-        let important = matches!(event, Event::LinkUp { .. } | Event::LinkDown { .. });
+        let important = matches!(
+            event,
+            Event::LinkUp { .. }
+                | Event::LinkDown { .. }
+                | Event::RegistryUp { .. }
+                | Event::RegistryDown { .. }
+        );
         if self.quiet && !important {
             return;
         }
@@ -140,6 +146,10 @@ impl Reporter for ServerLog {
             stats.counters.total_drops(),
             drops.join(" "),
         );
+        let human = match stats.registry {
+            Some(registry) => format!("{human} registry={registry}"),
+            None => human,
+        };
         self.emit("stats", fields, human);
     }
 

@@ -128,6 +128,10 @@ pub mod error {
     /// RFC 8656: the same meaning, a per-client quota).
     pub const QUOTA_REACHED: u16 = 486;
     pub const SERVER_FULL: u16 = 503;
+    /// A CALL's callee lives on a server (per the shared registry) that cannot be reached.
+    pub const HOME_UNREACHABLE: u16 = 500;
+    /// A CALL's callee is not here and the shared registry cannot say where it is.
+    pub const REGISTRY_UNAVAILABLE: u16 = 503;
 }
 
 /// The attribute types natlens methods understand; anything else comprehension-required

@@ -79,10 +79,12 @@ impl ServerCore {
             conn,
         });
         self.links.insert(conn, name);
+        self.home_link_up(conn);
     }
 
     /// A link's connection closed.
     pub(super) fn link_closed(&mut self, conn: ConnId) {
+        self.home_link_closed(conn);
         if let Some(name) = self.links.remove(&conn) {
             self.events.push_back(Event::LinkDown { name, conn });
         }

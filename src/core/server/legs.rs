@@ -106,7 +106,7 @@ impl ServerCore {
         self.answer_origin(&pending, bytes);
     }
 
-    fn leg_failed(&mut self, key: u64, failure: (u16, &'static str)) {
+    pub(super) fn leg_failed(&mut self, key: u64, failure: (u16, &'static str)) {
         let Some(pending) = self.calls.get_mut(&key) else {
             return;
         };
@@ -122,10 +122,10 @@ impl ServerCore {
         let mut bytes = Vec::new();
         write_call_error(pending.origin_tid, code, reason, &mut bytes);
         self.counters.errors += 1;
-        let outcome = if code == error::UNKNOWN_PEER {
-            "not-found"
-        } else {
-            "timeout"
+        let outcome = match code {
+            error::UNKNOWN_PEER => "not-found",
+            error::PEER_TIMEOUT => "timeout",
+            _ => "error",
         };
         self.relayed(&pending, outcome, Some(code));
         self.answer_origin(&pending, bytes);

@@ -48,6 +48,8 @@ use crate::wire::TransactionId;
 mod binding;
 mod call_request;
 mod federation;
+mod home_calls;
+pub mod home_registry;
 mod legs;
 pub mod mapping_probe;
 mod relay;
@@ -143,6 +145,8 @@ pub struct ServerCore {
     limiter: Option<SourceLimiter>,
     /// TCP filtering tests waiting for the answer to their crafted SYN.
     syn_tests: syn_test::SynTests,
+    /// Forward on miss through the shared registry (`--registry`); `None` without it.
+    home: Option<home_calls::HomeCalls>,
     next_sweep: Instant,
     /// The latest time any input carried: timestamps for work that has no input of its own.
     now: Instant,
@@ -177,6 +181,7 @@ impl ServerCore {
             events: VecDeque::new(),
             scratch: Vec::with_capacity(512),
             syn_tests: syn_test::SynTests::default(),
+            home: None,
             next_sweep: now + SWEEP_INTERVAL,
             now,
             rng: SmallRng::seed_from_u64(seed),
@@ -207,7 +212,9 @@ impl ServerCore {
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.home_follow(&event);
+        Some(event)
     }
 
     pub fn poll_timeout(&self) -> Instant {
@@ -219,8 +226,11 @@ impl ServerCore {
             .legs
             .next_deadline()
             .map_or(self.next_sweep, |deadline| deadline.min(self.next_sweep));
-        self.syn_tests_deadline()
-            .map_or(legs, |deadline| deadline.min(legs))
+        let due = self
+            .syn_tests_deadline()
+            .map_or(legs, |deadline| deadline.min(legs));
+        let home = self.home.as_ref().and_then(|home| home.poll_timeout());
+        home.map_or(due, |deadline| deadline.min(due))
     }
 
     /// Handles one datagram received on our socket `local` from `remote`. Returns the
@@ -402,6 +412,7 @@ impl ServerCore {
         self.now = now;
         self.legs_due(now);
         self.syn_tests_due(now);
+        self.home_due(now);
         if now >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now + SWEEP_INTERVAL;

@@ -197,6 +197,15 @@ impl ServerCore {
             pending.callee_observed = Some(observed);
             self.deliver(req.now, key, route, &call);
             pending.waiting = 1;
+        } else if matches!(origin, Origin::Client(_)) && self.home.is_some() {
+            // Forward on miss: the registry says where the callee lives; the lookup is the
+            // call's one leg until its answer.
+            pending.waiting = 1;
+            self.seen
+                .insert((origin, pending.origin_tid), Seen::Pending);
+            self.calls.insert(key, pending);
+            self.look_up_home(req.now, key, call);
+            return false;
         } else {
             let from_conn = match origin {
                 Origin::Link(conn) => Some(conn),
@@ -235,7 +244,7 @@ impl ServerCore {
 
     /// Forwards pending call `key` over every link it may go to, with this server added to
     /// its path; returns how many legs went out.
-    fn forward(
+    pub(super) fn forward(
         &mut self,
         now: Instant,
         key: u64,
@@ -244,21 +253,32 @@ impl ServerCore {
     ) -> usize {
         let targets = self.forward_targets(&call.via, from_conn);
         for &conn in &targets {
-            let own = self.config.name.clone();
-            let bytes = self.call_request(|builder| {
-                builder.attribute(natlens::ID, call.caller.as_bytes());
-                builder.attribute(natlens::PEER_ID, call.callee.as_bytes());
-                builder.attribute(natlens::CALL_ID, &call.call_id.to_be_bytes());
-                for name in call.via.iter().map(String::as_str).chain([own.as_str()]) {
-                    builder.attribute(natlens::VIA, name.as_bytes());
-                }
-                call.facts.encode(builder);
-            });
-            let retry = Retry::Stream {
-                timeout: FORWARD_TIMEOUT,
-            };
-            self.send_leg(now, bytes, retry, Leg::Forward { call: key, conn });
+            self.forward_over(now, key, call, conn);
         }
         targets.len()
+    }
+
+    /// Forwards pending call `key` over the link on `conn`, with this server added to its path.
+    pub(super) fn forward_over(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &CallRequest,
+        conn: ConnId,
+    ) {
+        let own = self.config.name.clone();
+        let bytes = self.call_request(|builder| {
+            builder.attribute(natlens::ID, call.caller.as_bytes());
+            builder.attribute(natlens::PEER_ID, call.callee.as_bytes());
+            builder.attribute(natlens::CALL_ID, &call.call_id.to_be_bytes());
+            for name in call.via.iter().map(String::as_str).chain([own.as_str()]) {
+                builder.attribute(natlens::VIA, name.as_bytes());
+            }
+            call.facts.encode(builder);
+        });
+        let retry = Retry::Stream {
+            timeout: FORWARD_TIMEOUT,
+        };
+        self.send_leg(now, bytes, retry, Leg::Forward { call: key, conn });
     }
 }

@@ -86,3 +86,16 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// Dials the home server whose link listens at `addr` (forward on miss); the hello
+    /// follows once connected, as for a configured link.
+    pub(super) fn dial_home(&mut self, now: Instant, addr: SocketAddr) {
+        let conn = TcpStream::connect(addr).ok().and_then(|stream| {
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(addr);
+            self.add_conn(now, stream, local, addr, None, true)
+        });
+        self.core.home_dialled(now, addr, conn);
+    }
+}

@@ -31,11 +31,13 @@ use crate::io::udp_batch::{RecvBatch, SendBatch};
 
 mod conns;
 mod links;
+pub mod redis_registry;
 mod sockets;
 mod syn_tests;
 
 use conns::{queue_write, Conn};
 use links::LinkDial;
+use redis_registry::{RedisRegistry, RegistryTarget};
 use sockets::{bind_all, watch_bound};
 use syn_tests::SynCrafter;
 
@@ -60,6 +62,13 @@ pub struct ServeOptions {
     pub max_tcp_backlog: usize,
     pub tcp_idle: Duration,
     pub stats_interval: Option<Duration>,
+    /// The shared registry (`--registry`), if any.
+    pub registry: Option<RegistryTarget>,
+    /// The address other servers dial to link to this one (`--link-address`); needed with
+    /// a registry, whose entries name it.
+    pub link_address: Option<SocketAddr>,
+    /// How often each ID's registry entry is rewritten (`--registry-refresh`).
+    pub registry_refresh: Duration,
 }
 
 /// A point-in-time view for the stats line.
@@ -74,6 +83,9 @@ pub struct StatsSnapshot {
     /// Messages received per second since the previous stats line.
     pub requests_per_sec: f64,
     pub counters: Counters,
+    /// The shared registry: `connecting`, `up` or `down`; absent without `--registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<&'static str>,
 }
 
 /// Where the shell reports what happens; implemented by the log renderer.
@@ -88,6 +100,8 @@ const LISTENER_BASE: usize = 1 << 16;
 /// The raw socket that sees the answers to the TCP filtering test's SYNs (below the
 /// listeners' tokens, above any UDP socket's).
 const SYN_SNIFFER: usize = LISTENER_BASE - 1;
+/// The registry thread's wake-up: its answers are waiting.
+const REGISTRY_WAKER: usize = LISTENER_BASE - 2;
 const CONN_BASE: usize = 1 << 17;
 /// How often idle connections, link redials and stats are looked after.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
@@ -132,6 +146,8 @@ pub struct Server {
     fd_warned_at: Option<Instant>,
     /// The TCP filtering test's raw sockets; `None` without full mode or CAP_NET_RAW.
     syn: Option<SynCrafter>,
+    /// The registry thread (`--registry`).
+    registry: Option<RedisRegistry>,
 }
 
 impl Server {
@@ -161,10 +177,13 @@ impl Server {
         if syn.is_some() {
             core.enable_syn_tests();
         }
+        let first_listener = listeners.first().map(|(_, local)| *local);
+        let registry = redis_registry::start_for(&poll, &options, &mut core, first_listener)?;
         Ok(Server {
             poll,
             core,
             syn,
+            registry,
             udp,
             listeners,
             conns: Vec::new(),
@@ -283,6 +302,7 @@ impl Server {
     ) {
         match token.0 {
             SYN_SNIFFER => self.syn_replies(now, reporter),
+            REGISTRY_WAKER => self.registry_replies(now, reporter),
             i if i < LISTENER_BASE => self.udp_readable(now, i, reporter),
             i if i < CONN_BASE => self.accept(now, i - LISTENER_BASE, reporter),
             i => {
@@ -402,6 +422,9 @@ impl Server {
         }
         self.send_syns(reporter);
         self.drain_events(reporter);
+        if self.registry_out(now) {
+            self.drain_core(now, reporter);
+        }
     }
 
     fn drain_events(&mut self, reporter: &mut dyn Reporter) {
@@ -444,6 +467,10 @@ impl Server {
             connections: self.open_conns,
             requests_per_sec: rate,
             counters,
+            registry: self
+                .core
+                .home_registry()
+                .map(|registry| registry.availability().as_str()),
         }
     }
 }
@@ -541,6 +568,7 @@ mod tests {
             connections: 1,
             requests_per_sec: 0.0,
             counters: Counters::default(),
+            registry: None,
         };
         let json = serde_json::to_value(&snapshot).unwrap();
         assert_eq!(json["peers"], serde_json::json!(["s2"]));
