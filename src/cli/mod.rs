@@ -34,7 +34,7 @@ pub use lab::{
 pub use nat::{NatArgs, PortMappingMode, ProbeTransports};
 pub use parse::*;
 pub use server::ServerArgs;
-pub use server_name::ServerName;
+pub use server_name::{Family, ServerName};
 pub use session::{
     CallArgs, ListenArgs, LoginArgs, PortMappingUse, PunchArgs, PunchTransport, SessionArgs,
 };
