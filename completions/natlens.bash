@@ -896,7 +896,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__nat)
-            opts="-s -t -q -v -h -V --server --transport --samples --preset-delta --json --server-timeout --timeout --lifetime --bind --interface --pcap --port-mapping --no-port-mapping --no-path --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --family --transport --samples --preset-delta --json --server-timeout --timeout --lifetime --bind --interface --pcap --port-mapping --no-port-mapping --no-path --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -908,6 +908,10 @@ _natlens() {
                     ;;
                 -s)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -W "4 6 any" -- "${cur}"))
                     return 0
                     ;;
                 --transport)

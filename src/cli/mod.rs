@@ -31,7 +31,9 @@ pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
 };
-pub use nat::{NatArgs, PortMappingMode, ProbeTransports};
+pub use nat::{
+    family_name, FamilyChoice, FamilyServers, NatArgs, PortMappingMode, ProbeTransports,
+};
 pub use parse::*;
 pub use server::ServerArgs;
 pub use server_name::{Family, ServerName};
