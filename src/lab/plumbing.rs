@@ -42,6 +42,9 @@ pub fn build(plan: &Plan, spec: &LabSpec) -> anyhow::Result<DelayMethod> {
     }
     netns::ip_batch(None, &veth_batch(plan)).context("creating veth pairs")?;
     let method = delay_method(plan, spec)?;
+    for host in plan.hosts.iter().filter(|host| host.v6.ipv6) {
+        load_nft(host, &crate::lab::ruleset6::quiet6())?;
+    }
     for host in &plan.hosts {
         let bridge_segment = host.host == Host::Internet && method != DelayMethod::Relay;
         netns::ip_batch(Some(&host.netns), &host_batch(plan, host, bridge_segment))
@@ -64,12 +67,21 @@ pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
         }
         if let Some(v6) = crate::lab::ruleset6::for_host(spec, &plan.prefix, host.host) {
             text.push_str(&v6);
+            if host.v6.ipv6 {
+                text.push_str(&crate::lab::ruleset6::quiet6());
+            }
         }
-        let mut nft = netns::command_in(&host.netns, "nft")?;
-        nft.args(["-f", "-"]);
-        netns::run(&mut nft, Some(&text))
-            .with_context(|| format!("loading the nft ruleset of {}", host.host))?;
+        load_nft(host, &text)?;
     }
+    Ok(())
+}
+
+/// Loads nft `text` in `host`'s namespace.
+fn load_nft(host: &HostPlan, text: &str) -> anyhow::Result<()> {
+    let mut nft = netns::command_in(&host.netns, "nft")?;
+    nft.args(["-f", "-"]);
+    netns::run(&mut nft, Some(text))
+        .with_context(|| format!("loading the nft ruleset of {}", host.host))?;
     Ok(())
 }
 

@@ -61,6 +61,24 @@ pub fn for_host(spec: &LabSpec, prefix: &str, host: Host) -> Option<String> {
     }
 }
 
+/// The table that keeps an IPv6 host quiet: Linux sends MLD reports (from `::`, since lab
+/// hosts have no link-local address) whenever an address joins its solicited-node group, even
+/// on an interface with multicast off, and they would show in every capture of the lab. They
+/// are dropped on output, with router solicitations for good measure (none is sent without a
+/// link-local address). Loaded in every IPv6 host before its addresses exist, and again
+/// behind each NAT host's ruleset, whose `flush ruleset` removes it.
+pub fn quiet6() -> String {
+    format!(
+        "table ip6 {TABLE6}_quiet {{
+  chain output {{
+    type filter hook output priority filter; policy accept;
+    icmpv6 type {{ mld-listener-report, mld-listener-done, mld2-listener-report, nd-router-solicit }} drop
+  }}
+}}
+"
+    )
+}
+
 /// The IPv6 table of a router in `mode`. `udp_timeout_s` is the lab's `--udp-timeout`, which
 /// the UDP pinholes follow as the full-cone maps do.
 pub fn router6(mode: V6Mode, nets: RouterNets6, udp_timeout_s: Option<u32>) -> String {
@@ -359,6 +377,14 @@ mod tests {
             "snat ip6 to [2001:db8:aa11::1] : numgen inc mod 1000 map { 0 : 40000, 1 : 40003,"
         ));
         assert!(seq.contains("ip6 saddr 2001:db8:aa11::1 accept"));
+    }
+
+    #[test]
+    fn hosts_keep_mld_and_router_solicitations_to_themselves() {
+        let text = quiet6();
+        assert!(text.contains("hook output"));
+        assert!(text.contains("mld2-listener-report"));
+        assert!(text.contains("nd-router-solicit } drop"));
     }
 
     #[test]
