@@ -38,7 +38,7 @@ complete -c natlens -n "__fish_natlens_needs_command" -f -a "completions" -d 'Pr
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "man" -d 'Print a man page (roff) on stdout, the same as man/ holds: natlens(1) with no PAGE, else a command\'s page (`natlens man nat`, `natlens man lab up`) or `protocol` for natlens-protocol(7). Read it with `natlens man nat | man -l -`'
 complete -c natlens -n "__fish_natlens_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l listen -d 'Address to serve STUN and natlens on, over both UDP and TCP. Repeatable; IPv4 or IPv6' -r
-complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN, CHANGE-REQUEST and RESPONSE-PORT. The server then also listens on every mix of the two IPs and two ports. RESPONSE-PORT (UDP only; over TCP, and without --alternate, it is refused with 420) sends the answer to the request\'s own source IP at the port named, from the address the request arrived on; like every answer it counts against --answer-rate, and it can only reach the requester\'s IP (natlens nat --lifetime relies on it). PADDING is echoed over UDP up to the request\'s own size, never more. With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed address to the requester; without it, it says so in one line at start and refuses those' -r
+complete -c natlens -n "__fish_natlens_using_subcommand server" -l alternate -d 'Second IP and port for RFC 5780 "full" mode: enables OTHER-ADDRESS, RESPONSE-ORIGIN, CHANGE-REQUEST and RESPONSE-PORT. The server then also listens on every mix of the two IPs and two ports. RESPONSE-PORT (UDP only; over TCP, and without --alternate, it is refused with 420) sends the answer to the request\'s own source IP at the port named, from the address the request arrived on; like every answer it counts against --answer-rate, and it can only reach the requester\'s IP (natlens nat --lifetime relies on it). PADDING is echoed over UDP up to the request\'s own size, never more. With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed address to the requester; without it, it says so in one line at start and refuses those. Give --alternate once per IP family for full mode over both: each pairs with the first --listen of its own family (--listen 192.0.2.1:3478 --alternate 192.0.2.2:3479 --listen [2001:db8::1]:3478 --alternate [2001:db8::2]:3479), and OTHER-ADDRESS always names an address of the request\'s own family. Two of one family are refused' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l link -l peer -d 'Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT] as for --server of the client commands: a name is resolved once, at start (the line naming the address used is printed unless --json); the port defaults to 3478' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l registry -d 'Share one registry of logged-in IDs with other natlens servers through Redis (or a Redis Cluster, see --registry-cluster). Each login records `ID → home`, home being this server\'s --link-address, and a CALL for an ID not logged in here is looked up and forwarded to its home server over a link dialled on demand (the --link protocol), reused while calls come and closed after 30 s idle. A stale entry naming a server that cannot be reached fails the call within a second (500 Home server unreachable). Entries are rewritten every --registry-refresh in pipelined batches (not once per keep-alive) and live three refresh intervals; a logout or an expiry deletes an entry only while it still names this server, and a keyed ID logging in elsewhere moves it. Key layout: one string key per ID, `natlens:home:<ID>` = `IP:PORT`, with a TTL; every command touches one key (SET, GET and two one-key Lua scripts), so it works unchanged on a Redis Cluster without hash tags. If Redis is unreachable the server keeps serving its own sessions and static links, says so (registry_down event, stats), answers calls it cannot place with 503 Registry unavailable, and re-registers every session as soon as Redis is back. Repeat the option to give several seed nodes of a cluster' -r
 complete -c natlens -n "__fish_natlens_using_subcommand server" -l link-address -d 'The address other servers dial to link to this one: what this server\'s registry entries name. One of its --listen addresses as the others reach it; defaults to the first --listen address unless that is a wildcard (then this option is required with --registry)' -r
@@ -171,6 +171,26 @@ full-cone\t''
 seq:1\t''
 seq:2\t''
 random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l v6-a -d 'What router A does with IPv6: `off` (side A is IPv4-only: neither the router nor its LAN hosts have IPv6), `open` (routes the LAN prefix, no filtering), `firewall` or `firewall:eif|adf|apdf` (stateful, RFC 6092: outbound opens a pinhole, unsolicited inbound is dropped unless the filtering admits it: endpoint-independent, the RFC\'s default and `firewall` alone, address-dependent, or address-and-port-dependent), `nptv6` (RFC 6296 prefix translation both ways, interface IDs kept, no firewall), `nat66`, `nat66:seq:D` or `nat66:random` (masquerade to the router\'s WAN address, port-preserving, sequential or random, as the IPv4 modes)' -r -f -a "off\t''
+open\t''
+firewall\t''
+firewall:eif\t''
+firewall:adf\t''
+firewall:apdf\t''
+nptv6\t''
+nat66\t''
+nat66:seq:1\t''
+nat66:random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l v6-b -d 'What router B does with IPv6 (see --v6-a)' -r -f -a "off\t''
+open\t''
+firewall\t''
+firewall:eif\t''
+firewall:adf\t''
+firewall:apdf\t''
+nptv6\t''
+nat66\t''
+nat66:seq:1\t''
+nat66:random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l port-mapping -d 'Run miniupnpd (Debian miniupnpd-nftables) in router a serving these port-mapping protocols: `upnp`, `pmp`, `pcp`, comma-separated, or `none`. miniupnpd serves NAT-PMP and PCP together (one switch, one port), so `pmp` and `pcp` each switch on both. It learns its external address by STUN from the lab\'s server, so this implies --with-server; it is recorded in the lab\'s state, logs to /run/natlens/PREFIX-miniupnpd.log, and `lab down` stops it' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l with-server -d 'Also run the lab\'s own natlens server in the server host, in RFC 5780 full mode on 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in the lab\'s state (`lab status` shows it, with its log file) and `lab down` stops it'
@@ -215,6 +235,26 @@ full-cone\t''
 seq:1\t''
 seq:2\t''
 random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l v6-a -d 'What router A does with IPv6: `off` (side A is IPv4-only: neither the router nor its LAN hosts have IPv6), `open` (routes the LAN prefix, no filtering), `firewall` or `firewall:eif|adf|apdf` (stateful, RFC 6092: outbound opens a pinhole, unsolicited inbound is dropped unless the filtering admits it: endpoint-independent, the RFC\'s default and `firewall` alone, address-dependent, or address-and-port-dependent), `nptv6` (RFC 6296 prefix translation both ways, interface IDs kept, no firewall), `nat66`, `nat66:seq:D` or `nat66:random` (masquerade to the router\'s WAN address, port-preserving, sequential or random, as the IPv4 modes)' -r -f -a "off\t''
+open\t''
+firewall\t''
+firewall:eif\t''
+firewall:adf\t''
+firewall:apdf\t''
+nptv6\t''
+nat66\t''
+nat66:seq:1\t''
+nat66:random\t''"
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l v6-b -d 'What router B does with IPv6 (see --v6-a)' -r -f -a "off\t''
+open\t''
+firewall\t''
+firewall:eif\t''
+firewall:adf\t''
+firewall:apdf\t''
+nptv6\t''
+nat66\t''
+nat66:seq:1\t''
+nat66:random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l port-mapping -d 'Run miniupnpd in router a serving these port-mapping protocols (`upnp`, `pmp`, `pcp`, comma-separated, or `none`; see `lab up --port-mapping`). The demo\'s `natlens listen` on a then maps its punch port and announces it, `natlens call` on b aims at the mapping, and the demo says whether the punch went through it: random-port NATs on both sides (`--nat-a random --nat-b random`, refused without a mapping) then connect' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l public-host -d 'Add a public host without NAT (`public`, 203.0.113.20)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -s q -l quiet -d 'Print only the result (the report, the JSON, the data received) and errors: no progress bars, no progress lines, no hints. For `server`: log only warnings, statistics and federation links, not every login, call and drop'
@@ -227,7 +267,10 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "exec" -d 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command\'s own status. Its stdout is the command\'s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "demo" -d 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router\'s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c natlens -n "__fish_natlens_using_subcommand nat" -s s -l server -d 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering. HOST[:PORT]: a host name or an IP address, the port defaulting to 3478; an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS; a name under .example or .test, which RFC 6761 reserves, from /etc/hosts only); of several addresses natlens takes the first IPv4 one this host has a route to (else the first IPv6 one) and names it on stderr. A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required.  Give --server up to 8 times to ask several servers: the first is the primary (RFC 5780 tests, hairpinning, the round trip); the same socket also asks every other one, so that two servers at different IPs tell whether the mapping varies by destination even when neither speaks RFC 5780, and the allocation samples go to the servers in turn, so that a NAT counting ports per destination shows. Servers of another address family than the first are skipped, with a warning' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -s s -l server -d 'The STUN server to probe; natlens sends to no other host. Any STUN server gives the public address and the port allocation; an RFC 5780 server (natlens server --alternate, coturn with two listening IPs) also lets natlens test mapping and filtering. HOST[:PORT]: a host name or an IP address, the port defaulting to 3478; an IPv6 address with a port goes in brackets, [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts, DNS; a name under .example or .test, which RFC 6761 reserves, from /etc/hosts only); of several addresses natlens takes the first of each family (see --family) and names the chosen one on stderr. A name that does not resolve is a usage error (exit status 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the two is required.  Give --server up to 8 times to ask several servers: the first is the primary (RFC 5780 tests, hairpinning, the round trip); the same socket also asks every other one, so that two servers at different IPs tell whether the mapping varies by destination even when neither speaks RFC 5780, and the allocation samples go to the servers in turn, so that a NAT counting ports per destination shows. Each IP family has its own primary: the first --server of that family (see --family)' -r
+complete -c natlens -n "__fish_natlens_using_subcommand nat" -l family -d 'Which IP families to fingerprint: 4, 6, or any (every family a --server offers, probed at the same time). Each family is probed against the first --server of that family (a name that resolves to both families serves both); the other servers of the family come after it as for one family. With any, a family without a server, of the other family than --bind, or (for a name) without a route from this host is reported as not probed, with the reason, and is no error; with 4 or 6, a family without a server is a usage error. IPv4 results are the report\'s udp and tcp as always, IPv6 ones are under ipv6 (JSON OUTPUT). The port-mapping probe, the path probe and --lifetime go toward the IPv4 server (the IPv6 one when IPv4 is not probed)' -r -f -a "4\t'IPv4 only'
+6\t'IPv6 only'
+any\t'Every family a --server offers'"
 complete -c natlens -n "__fish_natlens_using_subcommand nat" -s t -l transport -d 'Which transports to fingerprint; with both, UDP and TCP are probed at the same time' -r -f -a "udp\t'UDP only'
 tcp\t'TCP only'
 both\t'UDP and TCP at the same time'"

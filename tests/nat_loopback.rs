@@ -163,8 +163,18 @@ fn ipv6_loopback_works_too() {
     let run = nat(&["--server", &server.primary.to_string(), "--json"]);
     assert!(run.status.success(), "{}", run.describe(&server));
     let report = run.json();
+    // IPv6 results live under ipv6; udp and tcp are IPv4's, not probed here.
+    assert_eq!(report["udp"], json!(null), "{report:#}");
+    assert_eq!(report["families"]["ipv4"]["probed"], false);
+    assert_eq!(
+        report["families"]["ipv4"]["reason"],
+        "no --server has an IPv4 address"
+    );
+    assert_eq!(report["ipv6"]["translation"], "none", "{report:#}");
+    assert_eq!(report["ipv6"]["behind_nat"], false);
+    assert!(report["verdict"].as_str().unwrap().starts_with("IPv6: "));
     for transport in [Transport::Udp, Transport::Tcp] {
-        let facts = &report[transport.as_str()];
+        let facts = &report["ipv6"][transport.as_str()];
         assert_no_nat(facts, Mode::Basic, transport);
         assert!(facts["public_address"]
             .as_str()
@@ -388,26 +398,54 @@ fn several_servers_tell_whether_the_mapping_varies_by_destination() {
     assert_eq!(udp["allocation"]["pattern"], "preserving", "{udp:#}");
 }
 
-/// A server of the other address family cannot share the probe sockets: it is named on stderr
-/// and left out, and nothing is sent to it.
+/// A server of the other address family is that family's primary (--family any): probed on
+/// its own sockets, apart from the IPv4 ones. Nothing listens on [::1]:9, so IPv6 gets no
+/// answer and the run is partial (exit status 7), IPv4 whole. `--family 4` leaves it out;
+/// `--family 6` without an IPv6 server is a usage error.
 #[test]
-fn a_server_of_another_family_is_skipped_with_a_warning() {
+fn a_server_of_another_family_is_probed_as_that_familys_primary() {
     let first = Server::natlens(Mode::Basic, &[]);
     let a = first.primary.to_string();
     let run = nat(&["-s", &a, "-s", "[::1]:9", "--json", "-t", "udp"]);
-    assert!(run.status.success(), "{}", run.describe(&first));
-    assert!(
-        run.stderr
-            .contains("warning: skipping --server [::1]:9: not of the first server's"),
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.status.code(), Some(7), "{}", run.describe(&first));
     let report = run.json();
+    assert_eq!(report["result"], "partial", "{report:#}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[::1]:9"),
+        "{report:#}"
+    );
     assert_eq!(report["servers"], json!([a]));
+    assert_eq!(report["ipv6"]["server"], "[::1]:9");
+    assert_eq!(report["ipv6"]["udp"]["public_address"], json!(null));
+    assert_eq!(report["families"]["ipv6"]["probed"], true);
     let allocation = &report["udp"]["allocation"];
     assert_eq!(
         allocation["answered"], allocation["samples"],
         "{allocation:#}"
+    );
+
+    let only_v4 = nat(&[
+        "-s", &a, "-s", "[::1]:9", "--json", "-t", "udp", "--family", "4",
+    ]);
+    assert!(only_v4.status.success(), "{}", only_v4.describe(&first));
+    let report = only_v4.json();
+    assert_eq!(report["ipv6"], json!(null));
+    assert_eq!(
+        report["families"]["ipv6"]["reason"],
+        "not asked (--family 4)"
+    );
+    assert!(!report["verdict"].as_str().unwrap().contains("IPv6"));
+
+    let no_v6 = nat(&["-s", &a, "--json", "--family", "6"]);
+    assert_eq!(no_v6.status.code(), Some(2), "{}", no_v6.stderr);
+    assert!(
+        no_v6.stdout.contains("no --server has an IPv6 address"),
+        "{}{}",
+        no_v6.stdout,
+        no_v6.stderr
     );
 }
 

@@ -374,7 +374,9 @@ fn nat_over_ipv6_without_cap_net_raw_writes_tcp_with_synthesized_headers() {
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     assert_not_malformed(&file);
-    assert_transport_matches(&file, "tcp", &report["tcp"], server.primary.port());
+    // IPv6 results are under ipv6 (udp and tcp are IPv4's).
+    let tcp = &report["ipv6"]["tcp"];
+    assert_transport_matches(&file, "tcp", tcp, server.primary.port());
     assert_tcp_analysis_clean(&file);
     assert_checksums_good(&file);
     let families = tshark_fields(&file, "tcp && !ipv6", &["frame.number"]);

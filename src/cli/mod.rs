@@ -31,10 +31,12 @@ pub use lab::{
     LabArgs, LabCommand, LabDemoArgs, LabDownArgs, LabExecArgs, LabSpecArgs, LabStatusArgs,
     LabUpArgs, LabWorkerArgs,
 };
-pub use nat::{NatArgs, PortMappingMode, ProbeTransports};
+pub use nat::{
+    family_name, FamilyChoice, FamilyServers, NatArgs, PortMappingMode, ProbeTransports,
+};
 pub use parse::*;
 pub use server::ServerArgs;
-pub use server_name::ServerName;
+pub use server_name::{Family, ServerName};
 pub use session::{
     CallArgs, ListenArgs, LoginArgs, PortMappingUse, PunchArgs, PunchTransport, SessionArgs,
 };

@@ -1,11 +1,12 @@
 //! `natlens nat`'s arguments and its long help (DESCRIPTION, JSON OUTPUT).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_delta, parse_positive_duration, ServerName, SourceArgs, Transport};
+use super::{parse_delta, parse_positive_duration, Family, ServerName, SourceArgs, Transport};
 
 #[derive(Debug, Args)]
 pub struct NatArgs {
@@ -15,15 +16,15 @@ pub struct NatArgs {
     /// an IP address, the port defaulting to 3478; an IPv6 address with a port goes in brackets,
     /// [2001:db8::1]:3478. A name is resolved once, at start, with the system resolver (/etc/hosts,
     /// DNS; a name under .example or .test, which RFC 6761 reserves, from /etc/hosts only); of
-    /// several addresses natlens takes the first IPv4 one this host has a route to (else the first
-    /// IPv6 one) and names it on stderr. A name that does not resolve is a usage error (exit status
+    /// several addresses natlens takes the first of each family (see --family) and names the
+    /// chosen one on stderr. A name that does not resolve is a usage error (exit status
     /// 2). Without --server, the NATLENS_SERVER environment variable names the server; one of the
     /// two is required.  Give --server up to 8 times to ask several servers: the first is the
     /// primary (RFC 5780 tests, hairpinning, the round trip); the same socket also asks every other
     /// one, so that two servers at different IPs tell whether the mapping varies by destination
     /// even when neither speaks RFC 5780, and the allocation samples go to the servers in turn, so
-    /// that a NAT counting ports per destination shows. Servers of another address family than the
-    /// first are skipped, with a warning.
+    /// that a NAT counting ports per destination shows. Each IP family has its own primary: the
+    /// first --server of that family (see --family).
     #[arg(
         long,
         short,
@@ -34,6 +35,18 @@ pub struct NatArgs {
         value_parser = ServerName::parse
     )]
     pub server: Vec<ServerName>,
+
+    /// Which IP families to fingerprint: 4, 6, or any (every family a --server offers, probed
+    /// at the same time). Each family is probed against the first --server of that family
+    /// (a name that resolves to both families serves both); the other servers of the family
+    /// come after it as for one family. With any, a family without a server, of the other
+    /// family than --bind, or (for a name) without a route from this host is reported as not
+    /// probed, with the reason, and is no error; with 4 or 6, a family without a server is a
+    /// usage error. IPv4 results are the report's udp and tcp as always, IPv6 ones are under
+    /// ipv6 (JSON OUTPUT). The port-mapping probe, the path probe and --lifetime go toward the
+    /// IPv4 server (the IPv6 one when IPv4 is not probed).
+    #[arg(long, value_enum, value_name = "FAMILY", default_value_t = FamilyChoice::Any)]
+    pub family: FamilyChoice,
 
     /// Which transports to fingerprint; with both, UDP and TCP are probed at the same time.
     #[arg(long, short, value_enum, default_value_t = ProbeTransports::Both)]
@@ -154,6 +167,79 @@ pub struct NatArgs {
     pub no_path: bool,
 }
 
+/// `--family`: which IP families `natlens nat` probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FamilyChoice {
+    /// IPv4 only.
+    #[value(name = "4")]
+    V4,
+    /// IPv6 only.
+    #[value(name = "6")]
+    V6,
+    /// Every family a --server offers.
+    Any,
+}
+
+impl FamilyChoice {
+    fn wants(self, family: Family) -> bool {
+        match self {
+            FamilyChoice::V4 => family == Family::V4,
+            FamilyChoice::V6 => family == Family::V6,
+            FamilyChoice::Any => true,
+        }
+    }
+}
+
+/// The servers of one family to probe (the primary first), or why the family is not probed.
+pub type FamilyServers = Result<Vec<SocketAddr>, String>;
+
+/// "IPv4" or "IPv6".
+pub fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+impl NatArgs {
+    /// The servers of `family`, or why it is not probed. `routed` says whether this host has a
+    /// route to an address (asked only of addresses a name resolved to: a literal the user typed
+    /// is probed, and fails loudly when it cannot be reached).
+    pub fn family_servers(
+        &self,
+        family: Family,
+        routed: &dyn Fn(SocketAddr) -> bool,
+    ) -> FamilyServers {
+        let name = family_name(family);
+        if !self.family.wants(family) {
+            let only = if family == Family::V4 { "6" } else { "4" };
+            return Err(format!("not asked (--family {only})"));
+        }
+        let mut servers: Vec<SocketAddr> = Vec::new();
+        for server in &self.server {
+            if let Some(addr) = server.addr_of_family(family) {
+                if !servers.contains(&addr) {
+                    servers.push(addr);
+                }
+            }
+        }
+        let Some(&primary) = servers.first() else {
+            return Err(format!("no --server has an {name} address"));
+        };
+        if let Some(bind) = self.source.bind.filter(|b| Family::of(b.ip) != family) {
+            return Err(format!("--bind {} is not an {name} address", bind.ip));
+        }
+        let from_name = self
+            .server
+            .iter()
+            .any(|s| s.is_name() && s.addr_of_family(family) == Some(primary));
+        if self.family == FamilyChoice::Any && from_name && !routed(primary) {
+            return Err(format!("this host has no route to {primary}"));
+        }
+        Ok(servers)
+    }
+}
+
 /// What `natlens nat` does with the port-mapping protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PortMappingMode {
@@ -239,13 +325,45 @@ When the run ends without a report (no answer over any transport probed, a usage
 interrupt), stdout carries instead one failure object: {schema_version, result (failed or \
 interrupted), error: {kind, message}}, kind as under EXIT STATUS.
 
+IPv4 and IPv6 (--family): the top-level server, servers, udp and tcp are IPv4's, as they \
+were before natlens probed IPv6; IPv6's results are in ipv6, an object with the same udp and \
+tcp. Migration: a reader that ran natlens nat against an IPv6 server and read udp or tcp reads \
+ipv6.udp and ipv6.tcp now (udp and tcp are then null); IPv4 readers change nothing.
+
   schema_version  1.
-  result  ok; partial when a transport probed got no answer (exit status 7).
+  result  ok; partial when a transport probed got no answer (exit status 7), over either \
+family.
   error  Only when result is partial: {kind (partial), message (which transport got no answer)}.
-  server  The server's primary address (for a --server name, the address it resolved to); with \
-several --server, the first.
-  servers  Every server asked, in the order given, the first being server.
-  verdict  The one line the human report opens with, per transport (\"UDP: ... | TCP: ...\", \
+  server  The IPv4 primary server's address (for a --server name, the address it resolved to): \
+the first IPv4 --server. When IPv4 was not probed, the IPv6 primary's.
+  servers  Every IPv4 server asked, in the order given, the first being server; empty when \
+IPv4 was not probed.
+  ipv6  The IPv6 fingerprint, null when IPv6 was not probed (see families). The keys below.
+  ipv6.server, ipv6.servers  As server and servers, for IPv6 (the first IPv6 --server first).
+  ipv6.verdict  IPv6's own verdict line, as verdict for one family, opened by \"NPTv6, \" or \
+\"NAT66, \" when there is translation.
+  ipv6.behind_nat  false when the server saw this host's own IPv6 address: no translation, \
+though a stateful firewall may still filter (its filtering is measured as a NAT's); true under \
+NPTv6 or NAT66; null when no transport was answered.
+  ipv6.translation  none (the own address), nptv6 (the prefix changed and the interface ID, the \
+low 64 bits, did not: RFC 6296 prefix translation) or nat66 (another address altogether: mapping \
+and allocation as for an IPv4 NAT); null when no answer told.
+  ipv6.udp, ipv6.tcp  As udp and tcp, over IPv6 (port_mapping, path and --lifetime stay with the \
+primary family: IPv4, or IPv6 when IPv4 was not probed).
+  families  Which families were probed: {ipv4, ipv6}, each with the keys below.
+  families.ipv4, families.ipv6  One family's status.
+  families.*.probed  true when the family was probed.
+  families.*.server  The family's primary server; null when no --server has an address of the \
+family.
+  families.*.reason  Why it was not probed (\"no --server has an IPv6 address\", \"not asked \
+(--family 4)\", \"--bind 192.0.2.7 is not an IPv6 address\", \"this host has no route to ...\" \
+for a name's address, or the error that stopped its probing); null when probed.
+  Bad answers: an address in an answer of the other family than the server's, an IPv4-mapped \
+IPv6 address, or an IPv6 link-local, unspecified or multicast one is ignored, as if absent \
+(public_address then null, OTHER-ADDRESS not followed).
+  verdict  The one line the human report opens with. With both families probed, \
+\"IPv4: ... || IPv6: ...\" (each as below, IPv6's as ipv6.verdict); with IPv6 alone, \
+\"IPv6: ...\". Per family, per transport (\"UDP: ... | TCP: ...\", \
 or \"UDP and TCP: ...\" when both say the same but for a filtering only UDP measured, which \
 is then marked \"(UDP)\"): mapping and filtering in RFC 4787 words, the allocation \
 (preserving, sequential with its step and next port, random), hairpinning, then which peer \

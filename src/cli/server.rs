@@ -28,8 +28,12 @@ pub struct ServerArgs {
     /// With CAP_NET_RAW (root, or `setcap cap_net_raw+ep`) it also answers CHANGE-REQUEST over
     /// TCP, the TCP filtering test of `natlens nat`, by sending one crafted SYN from the changed
     /// address to the requester; without it, it says so in one line at start and refuses those.
-    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
-    pub alternate: Option<SocketAddr>,
+    /// Give --alternate once per IP family for full mode over both: each pairs with the first
+    /// --listen of its own family (--listen 192.0.2.1:3478 --alternate 192.0.2.2:3479 --listen
+    /// [2001:db8::1]:3478 --alternate [2001:db8::2]:3479), and OTHER-ADDRESS always names an
+    /// address of the request's own family. Two of one family are refused.
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint, action = clap::ArgAction::Append)]
+    pub alternate: Vec<SocketAddr>,
 
     /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
     /// not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT]

@@ -9,6 +9,8 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
+pub use crate::io::raw_tcp::Family;
+
 /// The port assumed when none is given: STUN's (RFC 8489), which `natlens server` listens on
 /// by default.
 pub const DEFAULT_PORT: u16 = 3478;
@@ -58,6 +60,21 @@ impl ServerName {
     /// True when the server was given by name (and [`ServerName::resolved`] says to what).
     pub fn is_name(&self) -> bool {
         !self.resolved.is_empty()
+    }
+
+    /// The address to use over `family`: [`ServerName::addr`] when it is of that family, else
+    /// the first address of that family the name resolved to (the resolver's order, RFC 6724);
+    /// `None` when the server has no address of that family (an IP literal of the other
+    /// family, or a name without such an address). Lets a command probe or punch over both
+    /// families of one dual-stack name.
+    pub fn addr_of_family(&self, family: Family) -> Option<SocketAddr> {
+        if Family::of(self.addr.ip()) == family {
+            return Some(self.addr);
+        }
+        self.resolved
+            .iter()
+            .find(|addr| Family::of(addr.ip()) == family)
+            .copied()
     }
 }
 
@@ -317,6 +334,31 @@ mod tests {
         assert_eq!(parsed("stun.lab.example:5349"), addr("192.0.2.1:5349"));
         assert_eq!(parsed("stun.lab.example."), addr("192.0.2.1:3478"));
         assert_eq!(parsed("v6only.lab.example"), addr("[2001:db8::7]:3478"));
+    }
+
+    #[test]
+    fn each_family_has_its_own_address() {
+        let both = parse("stun.lab.example:5349").unwrap();
+        assert_eq!(
+            both.addr_of_family(Family::V4),
+            Some(addr("192.0.2.1:5349"))
+        );
+        assert_eq!(
+            both.addr_of_family(Family::V6),
+            Some(addr("[2001:db8::1]:5349"))
+        );
+        let v6_only = parse("v6only.lab.example").unwrap();
+        assert_eq!(v6_only.addr_of_family(Family::V4), None);
+        let literal = parse("192.0.2.7").unwrap();
+        assert_eq!(
+            literal.addr_of_family(Family::V4),
+            Some(addr("192.0.2.7:3478"))
+        );
+        assert_eq!(literal.addr_of_family(Family::V6), None);
+        // The chosen address stands for its family even when the resolver listed another first.
+        let v6_routed =
+            ServerName::parse_with("stun.lab.example", &fake_lookup, &|a| a.is_ipv6()).unwrap();
+        assert_eq!(v6_routed.addr_of_family(Family::V6), Some(v6_routed.addr));
     }
 
     #[test]

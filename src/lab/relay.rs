@@ -366,6 +366,22 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_frames_switch_like_any_other() {
+        // The switch reads MACs only: an IPv6 frame goes where an IPv4 one would, and IPv6
+        // multicast (33:33:…, neighbour solicitations) floods like broadcast.
+        let v6 = |dst: [u8; 6], src: [u8; 6]| {
+            let mut bytes = frame(dst, src);
+            bytes[VNET_HDR_LEN + 12..VNET_HDR_LEN + 15].copy_from_slice(&[0x86, 0xdd, 0x60]);
+            bytes
+        };
+        let mut switch = Switch::new(3);
+        let solicited_node = [0x33, 0x33, 0xff, 0, 0, 0x10];
+        assert_eq!(switch.egress(0, &v6(solicited_node, M1)), [1, 2]);
+        assert_eq!(switch.egress(2, &v6(M1, M2)), [0]);
+        assert_eq!(switch.egress(0, &v6(M2, M1)), [2]);
+    }
+
+    #[test]
     fn frames_for_the_ingress_port_are_not_echoed() {
         let mut switch = Switch::new(2);
         switch.egress(0, &frame(BROADCAST, M1));

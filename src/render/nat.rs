@@ -1,12 +1,14 @@
 //! The `natlens nat` report for people: a table with one column per transport, and the
 //! narrative in plain language. Every "not measured" cell says why when the report can tell.
 
+use std::net::SocketAddr;
+
 use comfy_table::{ContentArrangement, Table};
 
 use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
 use crate::core::fingerprint::predict::{PresetDelta, TwoProbe};
 use crate::core::fingerprint::verdict::PeerKind;
-use crate::core::fingerprint::{Pattern, Report, Rule, TransportReport};
+use crate::core::fingerprint::{FamilyReport, Pattern, Report, Rule, Translation, TransportReport};
 use crate::core::Transport;
 
 /// Most candidate ports shown; `--json` carries them all.
@@ -115,7 +117,57 @@ pub fn verdict(report: &Report) -> Option<String> {
 /// column are left out. Printers pass it through [`terminal::fit`](super::terminal::fit) for
 /// the width and charset of their stream.
 pub fn table(report: &Report) -> Table {
-    let columns = columns(report);
+    table_of(columns(report))
+}
+
+/// The IPv6 table, as [`table`] for IPv4.
+pub fn family_table(family: &FamilyReport) -> Table {
+    table_of(transports(&family.udp, &family.tcp))
+}
+
+/// The IPv6 narrative, as [`narrative`] for IPv4.
+pub fn family_narrative(family: &FamilyReport) -> String {
+    narrative_of(transports(&family.udp, &family.tcp))
+}
+
+/// The line above a family's table when the report holds two: "IPv4, server 192.0.2.1:3478:",
+/// "IPv6, server [2001:db8::1]:3478: prefix translation (NPTv6) …".
+pub fn family_heading(name: &str, server: SocketAddr, translation: Option<Translation>) -> String {
+    let words = match translation {
+        None => "",
+        Some(Translation::None) => {
+            " no translation: the server sees this host's own address (a firewall may still \
+             filter)."
+        }
+        Some(Translation::Nptv6) => {
+            " prefix translation (NPTv6): the server sees this host's interface ID under \
+             another prefix; ports are kept."
+        }
+        Some(Translation::Nat66) => {
+            " NAT66: the server sees another address altogether, with the mapping and \
+             allocation below."
+        }
+    };
+    format!("{name}, server {server}:{words}")
+}
+
+/// "IPv6 not probed: no --server has an IPv6 address.", one line per family not probed.
+pub fn not_probed(report: &Report) -> Vec<String> {
+    let families = [
+        ("IPv4", &report.families.ipv4),
+        ("IPv6", &report.families.ipv6),
+    ];
+    families
+        .into_iter()
+        .filter(|(_, status)| !status.probed)
+        .map(|(name, status)| {
+            let why = status.reason.as_deref().unwrap_or("not asked");
+            format!("{name} not probed: {why}.")
+        })
+        .collect()
+}
+
+fn table_of(columns: Vec<(Transport, &TransportReport)>) -> Table {
     let mut table = Table::new();
     table.set_content_arrangement(ContentArrangement::Dynamic);
     let mut header = vec![String::new()];
@@ -138,7 +190,11 @@ pub fn table(report: &Report) -> Table {
 /// The narrative: one paragraph per transport, each on one line; printers wrap it to their
 /// stream with [`terminal::prose`](super::terminal::prose).
 pub fn narrative(report: &Report) -> String {
-    let paragraphs: Vec<String> = columns(report)
+    narrative_of(columns(report))
+}
+
+fn narrative_of(columns: Vec<(Transport, &TransportReport)>) -> String {
+    let paragraphs: Vec<String> = columns
         .into_iter()
         .map(|(transport, r)| r.narrative(transport).join(" "))
         .collect();
@@ -146,8 +202,15 @@ pub fn narrative(report: &Report) -> String {
 }
 
 fn columns(report: &Report) -> Vec<(Transport, &TransportReport)> {
-    let udp = report.udp.iter().map(|r| (Transport::Udp, r));
-    let tcp = report.tcp.iter().map(|r| (Transport::Tcp, r));
+    transports(&report.udp, &report.tcp)
+}
+
+fn transports<'a>(
+    udp: &'a Option<TransportReport>,
+    tcp: &'a Option<TransportReport>,
+) -> Vec<(Transport, &'a TransportReport)> {
+    let udp = udp.iter().map(|r| (Transport::Udp, r));
+    let tcp = tcp.iter().map(|r| (Transport::Tcp, r));
     udp.chain(tcp).collect()
 }
 

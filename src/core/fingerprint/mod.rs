@@ -10,6 +10,7 @@
 
 pub mod allocation;
 pub mod classify;
+pub mod family;
 pub mod lifetime;
 pub mod observation;
 pub mod plan;
@@ -28,6 +29,7 @@ use std::net::SocketAddr;
 
 pub use allocation::{Allocation, Gap, Pattern, Sample};
 pub use classify::{Behaviour, ChangeRequestSupport};
+pub use family::{Families, FamilyReport, FamilyStatus, Translation};
 pub use observation::{Answer, Observation, Socket, Target};
 pub use plan::{Discovery, Plan, PlanConfig, Probe};
 pub use predict::{PredictOptions, Prediction, Rule};

@@ -3,7 +3,7 @@
 //! back. The classifier reads nothing else, so any shell (UDP, TCP, a simulation) that fills these
 //! can be fingerprinted by the same code.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::core::Transport;
@@ -104,15 +104,22 @@ impl Answer {
     }
 
     /// Reads a Binding answer. An attribute that is present but unreadable counts as absent:
-    /// the verdicts that need it then say "not measured" rather than guess.
+    /// the verdicts that need it then say "not measured" rather than guess. So does an address
+    /// that cannot be one of this exchange's (see [`usable_address`]): of the other family than
+    /// the answer's source, an IPv4-mapped IPv6 address, or an IPv6 link-local, unspecified or
+    /// multicast one. A server that sends those is broken or lying, and following its
+    /// OTHER-ADDRESS would send probes of the wrong family.
     pub fn from_message(message: &Message<'_>, source: SocketAddr, received_at: Instant) -> Self {
+        let usable = |addr: Option<SocketAddr>| addr.filter(|a| usable_address(*a, source));
         let plain = |kind| {
             let attribute = message.get(kind)?;
-            attr::decode_address(attribute.value).ok()
+            usable(attr::decode_address(attribute.value).ok())
         };
-        let xor_mapped = message
-            .get(AttrType::XOR_MAPPED_ADDRESS)
-            .and_then(|a| attr::decode_xor_address(a.value, &message.transaction_id()).ok());
+        let xor_mapped = usable(
+            message
+                .get(AttrType::XOR_MAPPED_ADDRESS)
+                .and_then(|a| attr::decode_xor_address(a.value, &message.transaction_id()).ok()),
+        );
         let error_code = message
             .get(AttrType::ERROR_CODE)
             .and_then(|a| attr::decode_error_code(a.value).ok())
@@ -133,6 +140,29 @@ impl Answer {
     /// The public address: XOR-MAPPED when present (an ALG cannot rewrite it), else MAPPED.
     pub fn public(&self) -> Option<SocketAddr> {
         self.xor_mapped.or(self.mapped)
+    }
+}
+
+/// True when `addr`, read from an answer that came from `source`, can be an address of this
+/// exchange: the same family as `source` (an IPv4-mapped `source`, from a dual-stack socket,
+/// counts as IPv4), and over IPv6 neither IPv4-mapped (`::ffff:a.b.c.d` names an IPv4 host,
+/// which an IPv6 probe cannot have been sent from or to), link-local (`fe80::/10` is
+/// meaningless off its link, and carries no scope in STUN), unspecified nor multicast.
+pub fn usable_address(addr: SocketAddr, source: SocketAddr) -> bool {
+    let source_v4 = match source.ip() {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+    };
+    match addr.ip() {
+        IpAddr::V4(_) => source_v4,
+        IpAddr::V6(v6) => {
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            !source_v4
+                && v6.to_ipv4_mapped().is_none()
+                && !link_local
+                && !v6.is_unspecified()
+                && !v6.is_multicast()
+        }
     }
 }
 
@@ -239,6 +269,57 @@ mod tests {
             answer.xor_mapped,
             "XOR-MAPPED wins over MAPPED"
         );
+    }
+
+    /// An answer over IPv6 whose addresses are IPv4-mapped, link-local or of the other family:
+    /// each is dropped as if absent, never followed, never a panic.
+    #[test]
+    fn addresses_that_cannot_be_this_exchanges_are_dropped() {
+        let tid = TransactionId([5; 12]);
+        let answer_with = |xor: &str, other: &str, source: &str| {
+            let mut buf = Vec::new();
+            let ty = MessageType::new(Method::BINDING, Class::Success);
+            let mut builder = MessageBuilder::new(&mut buf, ty, tid);
+            builder
+                .xor_address(AttrType::XOR_MAPPED_ADDRESS, &addr(xor))
+                .address(AttrType::MAPPED_ADDRESS, &addr(xor))
+                .address(AttrType::OTHER_ADDRESS, &addr(other));
+            let bytes = builder.finish().to_vec();
+            let message = Message::parse(&bytes).unwrap();
+            Answer::from_message(&message, addr(source), Instant::now())
+        };
+        let v6_server = "[2001:db8::1]:3478";
+        for bad in [
+            "[::ffff:198.51.100.7]:40001",
+            "[fe80::1]:40001",
+            "[febf::1]:40001",
+            "198.51.100.7:40001",
+            "[::]:40001",
+            "[ff02::1]:40001",
+        ] {
+            let answer = answer_with(bad, "192.0.2.2:3479", v6_server);
+            assert_eq!(answer.public(), None, "{bad}");
+            assert_eq!(answer.other_address, None, "{bad}");
+        }
+        let good = answer_with("[2001:db8:1::7]:40001", "[2001:db8::2]:3479", v6_server);
+        assert_eq!(good.public(), Some(addr("[2001:db8:1::7]:40001")));
+        assert_eq!(good.other_address, Some(addr("[2001:db8::2]:3479")));
+        // Over IPv4, an IPv6 address is the wrong family.
+        let v4 = answer_with(
+            "[2001:db8:1::7]:40001",
+            "[2001:db8::2]:3479",
+            "192.0.2.1:3478",
+        );
+        assert_eq!((v4.public(), v4.other_address), (None, None));
+        // A dual-stack socket's view of an IPv4 server is IPv4.
+        let mapped_source = answer_with(
+            "198.51.100.7:40001",
+            "192.0.2.2:3479",
+            "[::ffff:192.0.2.1]:3478",
+        );
+        assert_eq!(mapped_source.public(), Some(addr("198.51.100.7:40001")));
+        // fec0::/10 (deprecated site-local) is not link-local: kept.
+        assert!(usable_address(addr("[fec0::1]:1"), addr(v6_server)));
     }
 
     #[test]

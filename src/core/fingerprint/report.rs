@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::core::fingerprint::allocation::{Allocation, Pattern};
 use crate::core::fingerprint::classify::{Behaviour, ChangeRequestSupport};
+use crate::core::fingerprint::family::{Families, FamilyReport};
 use crate::core::fingerprint::predict::{Prediction, Rule};
 use crate::core::fingerprint::verdict::{Difficulty, Reach, Rfc3489Type};
 use crate::core::Transport;
@@ -34,8 +35,13 @@ pub struct Report {
     /// The one-line verdict (see [`verdict::line`](super::verdict::line)); `None` until
     /// [`Report::settle`] and when no transport was measured.
     pub verdict: Option<String>,
+    /// IPv4 (`natlens nat`; the punch's fingerprint: its server's family).
     pub udp: Option<TransportReport>,
     pub tcp: Option<TransportReport>,
+    /// `natlens nat`'s IPv6 fingerprint, of the same shape; `None` when IPv6 was not probed.
+    pub ipv6: Option<FamilyReport>,
+    /// Which families were probed, and why one was not.
+    pub families: Families,
     /// The port-mapping probe; `None` with `--port-mapping off`.
     pub port_mapping: Option<crate::core::port_mapping::PortMappingSummary>,
     /// The hops toward the server and the NAT layers on the way (`None` with `--no-path`).
@@ -93,9 +99,37 @@ impl Report {
             verdict: None,
             udp: None,
             tcp: None,
+            ipv6: None,
+            families: Families::only(server),
             port_mapping: None,
             path: None,
         }
+    }
+
+    /// A run over both families: the IPv4 report (`None` when IPv4 was not probed: its
+    /// `udp` and `tcp` are then null and `server` is IPv6's) with the IPv6 one inside, and the
+    /// verdict naming each family probed ([`super::family::dual_line`]).
+    pub fn dual(
+        ipv4: Option<Report>,
+        ipv6: Option<FamilyReport>,
+        families: Families,
+    ) -> Option<Report> {
+        let mut report = match (ipv4, &ipv6) {
+            (Some(report), _) => report,
+            (None, Some(v6)) => Report {
+                servers: Vec::new(),
+                ..Report::new(v6.server)
+            },
+            (None, None) => return None,
+        };
+        report.verdict = super::family::dual_line(
+            report.udp.is_some() || report.tcp.is_some(),
+            report.verdict.as_deref(),
+            ipv6.as_ref().and_then(|v6| v6.verdict.as_deref()),
+        );
+        report.ipv6 = ipv6;
+        report.families = families;
+        Some(report)
     }
 
     /// The public IP the server saw (UDP's, else TCP's).

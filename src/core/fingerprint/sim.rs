@@ -76,6 +76,8 @@ pub struct Lab {
     pub rtt: Duration,
     pub loss: Loss,
     pub start: Instant,
+    /// This host's address behind the NAT ([`INSIDE`] unless a test sets an IPv6 one).
+    pub inside: std::net::IpAddr,
     rng: SmallRng,
     used_ports: HashSet<u16>,
     next_tid: u32,
@@ -136,6 +138,7 @@ impl Lab {
             rtt: Duration::from_millis(40),
             loss: Loss::None,
             start: Instant::now(),
+            inside: INSIDE.into(),
             rng: SmallRng::seed_from_u64(seed),
             used_ports: HashSet::new(),
             next_tid: 0,
@@ -148,7 +151,7 @@ impl Lab {
         loop {
             let port = self.rng.gen_range(20000..60000);
             if self.used_ports.insert(port) {
-                return SocketAddr::from((INSIDE, port));
+                return SocketAddr::new(self.inside, port);
             }
         }
     }

@@ -517,3 +517,108 @@ fn confidence_measures_fit_on_clean_noisy_and_random_samples() {
         assert!(random.confidence >= 6.0 / 7.0, "{random:?}");
     }
 }
+
+/// A fingerprint over IPv6 through the NAT model: this host at `inside`, the NAT's outside
+/// address `public`, an IPv6 full-mode server.
+fn fingerprint_v6(
+    inside: &str,
+    public: &str,
+    mapping: Behaviour,
+    filtering: Behaviour,
+    allocation: PortAllocation,
+) -> (Lab, Run, TransportReport) {
+    let config = NatConfig::new(public.parse().unwrap(), mapping, filtering, allocation);
+    let case = Case {
+        transport: Transport::Udp,
+        config,
+    };
+    let mut lab = lab(&case, Loss::None);
+    lab.inside = inside.parse().unwrap();
+    lab.server = crate::core::binding::FullMode {
+        primary: "[2001:db8::10]:3478".parse().unwrap(),
+        alternate: "[2001:db8::11]:3479".parse().unwrap(),
+    };
+    let (run, report) = fingerprint(&mut lab);
+    (lab, run, report)
+}
+
+/// NAT66 and NPTv6 through the model read as what they are, with mapping and allocation as
+/// over IPv4.
+#[test]
+fn ipv6_translation_is_told_from_the_answers() {
+    let sequential = PortAllocation::Sequential {
+        start: 40000,
+        step: 2,
+    };
+    let (ei, apd) = (
+        Behaviour::EndpointIndependent,
+        Behaviour::AddressAndPortDependent,
+    );
+    let (_, run, report) = fingerprint_v6("2001:db8:a::10", "2001:db8:ff::1", apd, apd, sequential);
+    assert_eq!(
+        family::translation_of(&run.observations),
+        Some(Translation::Nat66)
+    );
+    assert_eq!(report.behind_nat, Some(true));
+    assert_eq!(report.mapping, Some(apd));
+    assert_eq!(report.allocation.pattern, Some(Pattern::Sequential));
+    assert_eq!(report.allocation.delta, Some(2));
+    let preserving = PortAllocation::Preserving;
+    let (_, run, report) = fingerprint_v6("2001:db8:a::10", "2001:db8:ff::10", ei, ei, preserving);
+    assert_eq!(
+        family::translation_of(&run.observations),
+        Some(Translation::Nptv6)
+    );
+    assert_eq!(report.allocation.pattern, Some(Pattern::Preserving));
+}
+
+/// The documented JSON schema of a dual-stack run, pinned: IPv4 where it always was, IPv6
+/// (a NAT66) under `ipv6`, and the families summary.
+#[test]
+fn dual_stack_report_json_is_stable() {
+    let sequential = PortAllocation::Sequential {
+        start: 40000,
+        step: 1,
+    };
+    let mut config = NatConfig::new(
+        IpAddr::from(PUBLIC_IP),
+        Behaviour::EndpointIndependent,
+        Behaviour::AddressAndPortDependent,
+        sequential,
+    );
+    config.hairpin = true;
+    let case = Case {
+        transport: Transport::Udp,
+        config,
+    };
+    let (_, udp4) = fingerprint(&mut lab(&case, Loss::None));
+    let mut ipv4 = Report::new("192.0.2.1:3478".parse().unwrap());
+    ipv4.udp = Some(udp4);
+    ipv4.settle();
+    let (lab6, run6, udp6) = fingerprint_v6(
+        "2001:db8:a::10",
+        "2001:db8:ff::1",
+        Behaviour::AddressAndPortDependent,
+        Behaviour::AddressAndPortDependent,
+        PortAllocation::Sequential {
+            start: 50000,
+            step: 2,
+        },
+    );
+    let mut ipv6 = Report::new(lab6.server.primary);
+    ipv6.udp = Some(udp6);
+    ipv6.settle();
+    let ipv6 = FamilyReport::new(ipv6, family::translation_of(&run6.observations));
+    let families = Families {
+        ipv4: FamilyStatus::probed("192.0.2.1:3478".parse().unwrap()),
+        ipv6: FamilyStatus::probed(lab6.server.primary),
+    };
+    let mut report = Report::dual(Some(ipv4), Some(ipv6), families).unwrap();
+    report.path = Some(golden_path());
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(
+        json,
+        include_str!("testdata/report_dual_stack.json").trim_end(),
+        "\n{json}"
+    );
+}

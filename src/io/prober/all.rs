@@ -10,7 +10,9 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use super::{fingerprint, Fingerprint, Gate, Options, Probing};
-use crate::core::fingerprint::{self as core_fingerprint, tcp_filtering, PredictOptions, Report};
+use crate::core::fingerprint::{
+    self as core_fingerprint, family, tcp_filtering, FamilyReport, PredictOptions, Report,
+};
 use crate::core::Transport;
 
 /// Fingerprints every transport at once, one thread each, their progress to `probing` (which
@@ -52,6 +54,65 @@ pub fn fingerprint_all(
                 .with_context(|| format!("probing {} over {}", options.server, transport.as_str()))
         })
         .collect()
+}
+
+/// Progress that goes nowhere: the second family's, while the first one's has the bars.
+struct Quiet;
+
+impl Probing for Quiet {
+    fn update(&self, _: super::Progress) {}
+    fn finish(&self) {}
+}
+
+/// Fingerprints each family's transports at once ([`fingerprint_all`] per family, the families
+/// in parallel too, so a dual-stack run takes as long as its slower family): one result per
+/// entry of `families`, in order. The first family's progress goes to `probing`, the others'
+/// nowhere (one set of bars), but every family's finished probes go to `probing.probed`.
+pub fn fingerprint_families(
+    transports: &[Transport],
+    families: &[Options],
+    probing: &dyn Probing,
+    rng: &mut dyn RngCore,
+) -> Vec<anyhow::Result<Vec<Fingerprint>>> {
+    let mut rngs = Vec::new();
+    for _ in families {
+        match StdRng::from_rng(&mut *rng) {
+            Ok(family_rng) => rngs.push(family_rng),
+            Err(err) => return vec![Err(err.into())],
+        }
+    }
+    let results: Vec<anyhow::Result<Vec<Fingerprint>>> = thread::scope(|scope| {
+        let handles: Vec<_> = families
+            .iter()
+            .zip(&mut rngs)
+            .enumerate()
+            .map(|(i, (options, rng))| {
+                let probing: &dyn Probing = if i == 0 { probing } else { &Quiet };
+                scope.spawn(move || fingerprint_all(transports, options, probing, rng))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a family's prober thread panicked"))
+            .collect()
+    });
+    for fingerprint in results.iter().flatten().flatten() {
+        probing.probed(fingerprint);
+    }
+    results
+}
+
+/// The IPv6 part of a report: [`report`] over the family's servers, with the translation its
+/// answers show (none, NPTv6 or NAT66).
+pub fn family_report(
+    servers: &[SocketAddr],
+    preset_delta: i32,
+    fingerprints: &[Fingerprint],
+    now: Instant,
+) -> FamilyReport {
+    let report = report(servers, preset_delta, fingerprints, now);
+    let observations = fingerprints.iter().flat_map(|f| &f.observations);
+    FamilyReport::new(report, family::translation_of(observations))
 }
 
 /// The report on `servers` (the primary first), predicting for a flow opened `now`, with its

@@ -25,7 +25,7 @@ pub mod lifetime;
 mod tcp;
 mod udp;
 
-pub use all::{fingerprint_all, report};
+pub use all::{family_report, fingerprint_all, fingerprint_families, report};
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

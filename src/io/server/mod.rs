@@ -39,13 +39,15 @@ use conns::{queue_write, Conn};
 use links::LinkDial;
 use redis_registry::{RedisRegistry, RegistryTarget};
 use sockets::{bind_all, watch_bound};
-use syn_tests::SynCrafter;
+use syn_tests::SynCrafters;
 
 /// Everything the shell needs besides the core's own configuration.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub listen: Vec<SocketAddr>,
-    pub alternate: Option<SocketAddr>,
+    /// `--alternate`: at most one per IP family, each paired with the first `--listen` of its
+    /// family (RFC 5780 full mode per family).
+    pub alternate: Vec<SocketAddr>,
     /// Servers to hold federation links to (`--link`).
     pub links: Vec<SocketAddr>,
     pub name: String,
@@ -97,8 +99,8 @@ pub trait Reporter {
 }
 
 const LISTENER_BASE: usize = 1 << 16;
-/// The raw socket that sees the answers to the TCP filtering test's SYNs (below the
-/// listeners' tokens, above any UDP socket's).
+/// The raw sockets that see the answers to the TCP filtering test's SYNs, one per family
+/// sharing the token (below the listeners' tokens, above any UDP socket's).
 const SYN_SNIFFER: usize = LISTENER_BASE - 1;
 /// The registry thread's wake-up: its answers are waiting.
 const REGISTRY_WAKER: usize = LISTENER_BASE - 2;
@@ -144,8 +146,9 @@ pub struct Server {
     next_stats: Option<Instant>,
     last_stats: (Instant, u64),
     fd_warned_at: Option<Instant>,
-    /// The TCP filtering test's raw sockets; `None` without full mode or CAP_NET_RAW.
-    syn: Option<SynCrafter>,
+    /// The TCP filtering test's raw sockets, one pair per full-mode family; none without full
+    /// mode or CAP_NET_RAW.
+    syn: SynCrafters,
     /// The registry thread (`--registry`).
     registry: Option<RedisRegistry>,
 }
@@ -154,9 +157,9 @@ impl Server {
     /// Binds every socket; fails with context when an address is taken or invalid.
     pub fn bind(options: ServeOptions, reporter: &mut dyn Reporter) -> anyhow::Result<Server> {
         let poll = Poll::new().context("creating the epoll instance")?;
-        let (bound, full_mode) = bind_all(&options)?;
+        let (bound, full_modes) = bind_all(&options)?;
         let now = Instant::now();
-        let config = core_config(&options, full_mode);
+        let config = core_config(&options, full_modes);
         if config.credentials.is_none() {
             reporter.warn(
                 "running open (no --credentials): anyone can log in as any free ID; \
@@ -164,9 +167,7 @@ impl Server {
             );
         }
         let (udp, listeners) = watch_bound(&poll, bound, &config.full_modes, reporter)?;
-        let syn = config.full_modes.first().and_then(|full| {
-            syn_tests::open(&poll, full.primary.ip(), Token(SYN_SNIFFER), reporter)
-        });
+        let syn = syn_tests::open(&poll, &config.full_modes, Token(SYN_SNIFFER), reporter);
         let links = options
             .links
             .iter()
@@ -174,7 +175,7 @@ impl Server {
             .collect();
         let seed = seed_from_clock();
         let mut core = ServerCore::new(config, now, seed);
-        if syn.is_some() {
+        if !syn.is_empty() {
             core.enable_syn_tests();
         }
         let first_listener = listeners.first().map(|(_, local)| *local);
@@ -518,7 +519,7 @@ fn mem_available_bytes(meminfo: &str) -> Option<u64> {
 }
 
 /// The core's configuration, with a fresh random nonce secret for this process.
-fn core_config(options: &ServeOptions, full_mode: Option<FullMode>) -> ServerConfig {
+fn core_config(options: &ServeOptions, full_modes: Vec<FullMode>) -> ServerConfig {
     let mut nonce_secret = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce_secret);
     ServerConfig {
@@ -527,7 +528,7 @@ fn core_config(options: &ServeOptions, full_mode: Option<FullMode>) -> ServerCon
         max_sessions: options.max_sessions,
         max_sessions_per_ip: options.max_sessions_per_ip,
         max_pending_calls: options.max_pending_calls,
-        full_modes: full_mode.into_iter().collect(),
+        full_modes,
         credentials: options.credentials.clone(),
         nonce_secret,
         answer_rate: options.answer_rate,

@@ -22,21 +22,36 @@ pub(super) type BoundPair = (UdpSocket, TcpListener, SocketAddr);
 /// at net.core.rmem_max unless run as root, which is fine).
 const UDP_BUFFER: usize = 8 << 20;
 
-/// Binds a UDP socket and a TCP listener on every `--listen` address, and with `--alternate`
-/// the other three addresses of the RFC 5780 set.
-pub(super) fn bind_all(
-    options: &ServeOptions,
-) -> anyhow::Result<(Vec<BoundPair>, Option<FullMode>)> {
+/// Binds a UDP socket and a TCP listener on every `--listen` address, and for each
+/// `--alternate` (one per IP family) the other three addresses of its RFC 5780 set.
+pub(super) fn bind_all(options: &ServeOptions) -> anyhow::Result<(Vec<BoundPair>, Vec<FullMode>)> {
+    one_alternate_per_family(&options.alternate)?;
     let mut bound = Vec::new();
     for addr in &options.listen {
         bound.push(bind_pair(*addr)?);
     }
-    let Some(alternate) = options.alternate else {
-        return Ok((bound, None));
-    };
-    let (full, extra) = full_mode(&options.listen, &bound, alternate)?;
-    bound.extend(extra);
-    Ok((bound, Some(full)))
+    let mut full_modes = Vec::new();
+    for &alternate in &options.alternate {
+        let (full, extra) = full_mode(&options.listen, &bound, alternate)?;
+        bound.extend(extra);
+        full_modes.push(full);
+    }
+    Ok((bound, full_modes))
+}
+
+/// RFC 5780 pairs one alternate with one primary; two of one family would leave the server
+/// unsure which OTHER-ADDRESS to name.
+fn one_alternate_per_family(alternates: &[SocketAddr]) -> anyhow::Result<()> {
+    for (i, first) in alternates.iter().enumerate() {
+        if let Some(second) = alternates[i + 1..]
+            .iter()
+            .find(|other| other.is_ipv4() == first.is_ipv4())
+        {
+            let family = if first.is_ipv4() { "IPv4" } else { "IPv6" };
+            bail!("--alternate {first} and {second}: give at most one --alternate per IP family ({family} twice)");
+        }
+    }
+    Ok(())
 }
 
 /// Registers the bound sockets with epoll (UDP socket `i` as token `i`, its listener as
@@ -172,7 +187,7 @@ fn full_mode(
         .iter()
         .position(|addr| addr.is_ipv4() == alternate.is_ipv4())
     else {
-        bail!("--alternate {alternate} needs a --listen address of the same IP family");
+        bail!("--alternate {alternate} needs a --listen address of the same IP family (each --alternate pairs with the first --listen of its family)");
     };
     let primary = bound[index].2;
     if primary.ip().is_unspecified() || alternate.ip().is_unspecified() {
@@ -192,4 +207,32 @@ fn full_mode(
         extra.push((UdpSocket::from_std(udp), TcpListener::from_std(tcp), addr));
     }
     Ok((full, extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(texts: &[&str]) -> Vec<SocketAddr> {
+        texts.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn one_alternate_per_family_is_accepted_two_of_one_are_not() {
+        assert!(one_alternate_per_family(&addrs(&["192.0.2.2:3479"])).is_ok());
+        assert!(
+            one_alternate_per_family(&addrs(&["192.0.2.2:3479", "[2001:db8::2]:3479"])).is_ok()
+        );
+        let error = one_alternate_per_family(&addrs(&[
+            "[2001:db8::2]:3479",
+            "192.0.2.2:3479",
+            "[2001:db8::3]:3479",
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--alternate [2001:db8::2]:3479 and [2001:db8::3]:3479: give at most one \
+             --alternate per IP family (IPv6 twice)"
+        );
+    }
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
 
+use crate::core::binding::FullMode;
 use crate::core::server::SynOrder;
 use crate::io::raw_tcp::RawTcpError;
 use crate::wire::tcp_syn::{Segment, SegmentKind, SegmentRepr};
@@ -131,9 +132,49 @@ impl SynCrafter {
     }
 }
 
+/// The raw sockets of every family the server runs full mode in (IPv4, IPv6 or both).
+#[derive(Debug, Default)]
+pub struct SynCrafters(Vec<SynCrafter>);
+
+impl SynCrafters {
+    /// True when no family has its raw sockets: TCP CHANGE-REQUESTs are refused.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pair that sends and sees `family`'s segments.
+    fn of_family(&self, v6: bool) -> Option<&SynCrafter> {
+        self.0.iter().find(|crafter| crafter.v6 == v6)
+    }
+}
+
+/// The raw sockets for each family of `full_modes`, all watched by `poll` as `token` (a
+/// readiness event drains every sniffer); a family whose sockets cannot be had is left out
+/// after one line saying why (the line once when it is the missing capability).
+pub(super) fn open(
+    poll: &Poll,
+    full_modes: &[FullMode],
+    token: Token,
+    reporter: &mut dyn Reporter,
+) -> SynCrafters {
+    let mut crafters = SynCrafters::default();
+    for v6 in [false, true] {
+        let Some(full) = full_modes.iter().find(|f| f.primary.is_ipv6() == v6) else {
+            continue;
+        };
+        match open_one(poll, full.primary.ip(), token, reporter) {
+            Some(crafter) => crafters.0.push(crafter),
+            // Without CAP_NET_RAW the other family fails alike: say it once.
+            None if crafters.is_empty() => break,
+            None => {}
+        }
+    }
+    crafters
+}
+
 /// The raw sockets for a full-mode server whose primary address is `ip`, watched by `poll` as
 /// `token`; `None`, after one line saying why, when they cannot be had.
-pub(super) fn open(
+fn open_one(
     poll: &Poll,
     ip: IpAddr,
     token: Token,
@@ -168,21 +209,20 @@ pub(super) fn open(
 impl Server {
     /// Hands every queued SYN-ACK or RST to the core, then carries out what it answered.
     pub(super) fn syn_replies(&mut self, now: Instant, reporter: &mut dyn Reporter) {
-        let Some(crafter) = &self.syn else {
-            return;
-        };
-        loop {
-            match crafter.recv() {
-                Ok(Some(reply)) => {
-                    self.core
-                        .handle_syn_reply(now, reply.from, reply.to_port, reply.ack)
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    reporter.warn(&format!(
-                        "reading the TCP filtering test's raw socket: {err}"
-                    ));
-                    break;
+        for crafter in &self.syn.0 {
+            loop {
+                match crafter.recv() {
+                    Ok(Some(reply)) => {
+                        self.core
+                            .handle_syn_reply(now, reply.from, reply.to_port, reply.ack)
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        reporter.warn(&format!(
+                            "reading the TCP filtering test's raw socket: {err}"
+                        ));
+                        break;
+                    }
                 }
             }
         }
@@ -192,7 +232,9 @@ impl Server {
     /// Sends the SYNs the core ordered.
     pub(super) fn send_syns(&mut self, reporter: &mut dyn Reporter) {
         while let Some(order) = self.core.poll_syn() {
-            let Some(crafter) = &self.syn else { continue };
+            let Some(crafter) = self.syn.of_family(order.to.is_ipv6()) else {
+                continue;
+            };
             if let Err(err) = crafter.send(&order) {
                 reporter.warn(&format!(
                     "sending a TCP filtering test's SYN to {}: {err}",
