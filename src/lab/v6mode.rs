@@ -193,6 +193,25 @@ mod tests {
     }
 
     #[test]
+    fn modes_survive_the_state_file_and_old_files_read_as_the_default() {
+        use crate::lab::spec::LabSpec;
+        let spec = LabSpec {
+            v6_a: V6Mode::Off,
+            v6_b: V6Mode::Nat66(NatMode::Sequential { delta: 2 }),
+            ..LabSpec::default()
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(
+            json.contains("\"v6_a\":\"off\",\"v6_b\":\"nat66:seq:2\""),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<LabSpec>(&json).unwrap(), spec);
+        let old = json.replace(",\"v6_a\":\"off\",\"v6_b\":\"nat66:seq:2\"", "");
+        let old: LabSpec = serde_json::from_str(&old).unwrap();
+        assert_eq!((old.v6_a, old.v6_b), (DEFAULT_V6_MODE, DEFAULT_V6_MODE));
+    }
+
+    #[test]
     fn the_default_is_an_endpoint_independent_firewall() {
         assert_eq!(V6Mode::default().to_string(), "firewall:eif");
         assert!(V6Mode::default().has_ipv6() && !V6Mode::default().translates());
