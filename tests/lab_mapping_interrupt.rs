@@ -151,7 +151,7 @@ fn an_interrupted_listener_deletes_its_mapping() {
             "tcp" => "@nh,72,8 0x6 ",
             _ => "@nh,72,8 0x11 ",
         };
-        let ruleset = lab.router_a_ruleset();
+        let ruleset = lab.router_a_miniupnpd_table();
         assert!(
             ruleset.contains("dport") && ruleset.contains(protocol),
             "{transport}: no {transport} mapping while listening:\n{ruleset}"

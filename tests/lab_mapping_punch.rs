@@ -19,7 +19,7 @@ use common::up_lab::UpLab;
 
 /// Rules miniupnpd adds for a mapping name a destination port; none may be left.
 fn assert_no_mapping_left(lab: &UpLab) {
-    let ruleset = lab.router_a_ruleset();
+    let ruleset = lab.router_a_miniupnpd_table();
     assert!(
         !ruleset.contains("dport"),
         "a mapping was left in router a:\n{ruleset}"

@@ -63,9 +63,21 @@ impl UpLab {
     }
 
     /// True while router a holds a port mapping: every rule miniupnpd adds for one names a
-    /// destination port, and none of the lab's own rules does.
+    /// destination port, and none of the lab's own rules in miniupnpd's table does (the IPv6
+    /// firewall's pinhole rules elsewhere do, so only that table is read).
     pub fn router_a_holds_a_mapping(&self) -> bool {
-        self.router_a_ruleset().contains("dport")
+        self.router_a_miniupnpd_table().contains("dport")
+    }
+
+    /// Router a's nft table that miniupnpd manages (its mapping rules, nothing of the lab's);
+    /// empty in a lab without miniupnpd.
+    pub fn router_a_miniupnpd_table(&self) -> String {
+        let ruleset = self.router_a_ruleset();
+        ruleset
+            .split("\ntable ")
+            .find(|table| table.contains("natlens_upnp {"))
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
