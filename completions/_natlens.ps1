@@ -186,7 +186,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;up' {
-            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
+            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
             [CompletionResult]::new('--nat-b', '--nat-b', [CompletionResultType]::ParameterName, 'NAT mode of router B (see --nat-a)')
             [CompletionResult]::new('--noise', '--noise', [CompletionResultType]::ParameterName, 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes')
             [CompletionResult]::new('--noise-a', '--noise-a', [CompletionResultType]::ParameterName, 'Noise rate behind router A only (overrides --noise)')
@@ -248,7 +248,7 @@ Register-ArgumentCompleter -Native -CommandName 'natlens' -ScriptBlock {
             break
         }
         'natlens;lab;demo' {
-            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
+            [CompletionResult]::new('--nat-a', '--nat-a', [CompletionResultType]::ParameterName, 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)')
             [CompletionResult]::new('--nat-b', '--nat-b', [CompletionResultType]::ParameterName, 'NAT mode of router B (see --nat-a)')
             [CompletionResult]::new('--noise', '--noise', [CompletionResultType]::ParameterName, 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes')
             [CompletionResult]::new('--noise-a', '--noise-a', [CompletionResultType]::ParameterName, 'Noise rate behind router A only (overrides --noise)')

@@ -485,11 +485,11 @@ _natlens() {
             fi
             case "${prev}" in
                 --nat-a)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --nat-b)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --noise)
@@ -517,7 +517,7 @@ _natlens() {
                     return 0
                     ;;
                 --cgnat-a)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --v6-a)
@@ -691,11 +691,11 @@ _natlens() {
             fi
             case "${prev}" in
                 --nat-a)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --nat-b)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --noise)
@@ -723,7 +723,7 @@ _natlens() {
                     return 0
                     ;;
                 --cgnat-a)
-                    COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cone full-cone restricted seq:1 seq:2 random" -- "${cur}"))
                     return 0
                     ;;
                 --v6-a)

@@ -177,7 +177,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'natlens;lab;up'= {
-            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
+            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
             cand --nat-b 'NAT mode of router B (see --nat-a)'
             cand --noise 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes'
             cand --noise-a 'Noise rate behind router A only (overrides --noise)'
@@ -235,7 +235,7 @@ set edit:completion:arg-completer[natlens] = {|@words|
             cand --version 'Print version'
         }
         &'natlens;lab;demo'= {
-            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
+            cand --nat-a 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)'
             cand --nat-b 'NAT mode of router B (see --nat-a)'
             cand --noise 'New UDP flows per second opened by the second LAN host behind each router (a2, b2), so NAT ports are consumed between a prober''s probes'
             cand --noise-a 'Noise rate behind router A only (overrides --noise)'

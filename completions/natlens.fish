@@ -150,13 +150,15 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "exec" -d 'Run a command inside one host of a lab, with this natlens first on PATH; natlens exits with the command\'s own status. Its stdout is the command\'s own: natlens adds no final JSON object to it (the one exception to the rule that --json runs end with one)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "demo" -d 'Build a lab, run a natlens server in it and `natlens nat` behind each NAT, print both reports and the ports the NATs really gave the next flows, punch from a to b over UDP (`natlens listen` and `natlens call`, a message each way, both punch reports, port_through against the far router\'s conntrack), and tear the lab down. Exits 0 only when the punch connected and both checks matched (6 when it did not connect)'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and not __fish_seen_subcommand_from up down status exec demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"
@@ -168,6 +170,7 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l udp-timeout -d 'How long both routers keep an idle UDP mapping, in whole seconds (`30s`, `2m`): sets conntrack\'s UDP timeouts in the routers (nf_conntrack_udp_timeout and _stream) and the full-cone mode\'s UDP map timeout, so that no UDP state outlives it. The ground truth for `natlens nat --lifetime`. Without it the kernel\'s defaults stay (30 s for a flow answered once, 120 s or more for a flow with traffic both ways)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from up" -l cgnat-a -d 'Put a carrier-grade NAT in MODE (see --nat-a) between router A and the internet: a second NAT layer. Router A\'s WAN moves onto a carrier segment in RFC 6598 shared space (router-a 100.64.0.2, carrier-a 100.64.0.1) and the carrier takes router A\'s public address 203.0.113.1; --delay and --loss act on the carrier\'s link to the internet' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"
@@ -214,13 +217,15 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s v -l verbose -d 'Print more on stderr: for `nat` and the fingerprints of `listen`, `call` and `lab demo`, one line per probe (socket, local and server address, CHANGE-REQUEST, the public address that came back and the round trip, or "no answer"); for `listen` and `call` also the punch plan in full under its `plan` line. Other commands print what they print without it'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s h -l help -d 'Print help'
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from exec" -s V -l version -d 'Print version'
-complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
+complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-a -d 'NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping, address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and filtering), `restricted` (endpoint-independent mapping, address-dependent filtering: any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each new flow gets the port D after the previous one, from 40000) or `random` (symmetric with random ports)' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l nat-b -d 'NAT mode of router B (see --nat-a)' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"
@@ -232,6 +237,7 @@ complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_sub
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l udp-timeout -d 'How long both routers keep an idle UDP mapping, in whole seconds (`30s`, `2m`): sets conntrack\'s UDP timeouts in the routers (nf_conntrack_udp_timeout and _stream) and the full-cone mode\'s UDP map timeout, so that no UDP state outlives it. The ground truth for `natlens nat --lifetime`. Without it the kernel\'s defaults stay (30 s for a flow answered once, 120 s or more for a flow with traffic both ways)' -r
 complete -c natlens -n "__fish_natlens_using_subcommand lab; and __fish_seen_subcommand_from demo" -l cgnat-a -d 'Put a carrier-grade NAT in MODE (see --nat-a) between router A and the internet: a second NAT layer. Router A\'s WAN moves onto a carrier segment in RFC 6598 shared space (router-a 100.64.0.2, carrier-a 100.64.0.1) and the carrier takes router A\'s public address 203.0.113.1; --delay and --loss act on the carrier\'s link to the internet' -r -f -a "cone\t''
 full-cone\t''
+restricted\t''
 seq:1\t''
 seq:2\t''
 random\t''"

@@ -151,7 +151,9 @@ impl Fixture {
 fn verdict_mismatch(report: &Value, transport: &str, mode: NatMode) -> Option<String> {
     let t = &report[transport];
     let (mapping, pattern, delta) = match mode {
-        NatMode::Cone | NatMode::FullCone => ("endpoint-independent", "preserving", None),
+        NatMode::Cone | NatMode::FullCone | NatMode::Restricted => {
+            ("endpoint-independent", "preserving", None)
+        }
         NatMode::Sequential { delta } => (
             "address-and-port-dependent",
             "sequential",
@@ -175,6 +177,7 @@ fn verdict_mismatch(report: &Value, transport: &str, mode: NatMode) -> Option<St
     if transport == "udp" {
         let filtering = match mode {
             NatMode::FullCone => "endpoint-independent",
+            NatMode::Restricted => "address-dependent",
             _ => "address-and-port-dependent",
         };
         if t["filtering"] != filtering {

@@ -158,7 +158,7 @@ fn assert_mode(report: &Value, transport: &str, mode: NatMode) {
     assert_eq!(t["behind_nat"], true, "{context}");
     let pattern = t["allocation"]["pattern"].as_str();
     match mode {
-        NatMode::Cone | NatMode::FullCone => {
+        NatMode::Cone | NatMode::FullCone | NatMode::Restricted => {
             assert_eq!(t["mapping"], "endpoint-independent", "{context}");
             assert_eq!(pattern, Some("preserving"), "{context}");
         }
@@ -179,6 +179,7 @@ fn assert_mode(report: &Value, transport: &str, mode: NatMode) {
     if transport == "udp" {
         let filtering = match mode {
             NatMode::FullCone => "endpoint-independent",
+            NatMode::Restricted => "address-dependent",
             _ => "address-and-port-dependent",
         };
         assert_eq!(t["filtering"], filtering, "{context}");

@@ -52,7 +52,9 @@ fn index(side: Side) -> usize {
 /// fingerprint would give): a cone keeps the local port; a sequential NAT's next flow takes
 /// its first port.
 fn facts(mode: NatMode, side: Side) -> NatFacts {
-    use Dependence::{AddressAndPortDependent as Apd, EndpointIndependent as Ei};
+    use Dependence::{
+        AddressAndPortDependent as Apd, AddressDependent as Ad, EndpointIndependent as Ei,
+    };
     let profile = |mapping, filtering, allocation| {
         Some(NatProfile {
             mapping: Some(mapping),
@@ -71,6 +73,11 @@ fn facts(mode: NatMode, side: Side) -> NatFacts {
             LOCAL_PORT[index(side)],
             None,
             profile(Ei, Ei, PortPattern::Preserving),
+        ),
+        NatMode::Restricted => (
+            LOCAL_PORT[index(side)],
+            None,
+            profile(Ei, Ad, PortPattern::Preserving),
         ),
         NatMode::Sequential { delta } => (
             SEQ_FIRST_PORT,

@@ -1,12 +1,18 @@
 //! TCP filtering (RFC 5382) by the SYNs the server crafts, behind the kernel's own NATs in the
-//! network-namespace lab: `natlens nat -t tcp` must report what each lab mode's ruleset really
-//! does to an unsolicited inbound SYN (src/lab/ruleset.rs):
+//! network-namespace lab: `natlens nat` must report what each lab mode's ruleset really does to
+//! an unsolicited inbound SYN (src/lab/ruleset.rs), and UDP filtering (RFC 5780's
+//! CHANGE-REQUEST test) the same:
 //!
 //! - cone (plain masquerade), seq:1 (numgen snat) and random (fully-random masquerade): only
 //!   conntrack replies come in, and the router's input hook drops a SYN from any address or
 //!   port the connection was not made to: address-and-port-dependent;
 //! - full-cone: the fullcone_tcp map DNATs an inbound SYN to whatever LAN endpoint last sent
-//!   from that public port, whoever sends it: endpoint-independent.
+//!   from that public port, whoever sends it: endpoint-independent;
+//! - restricted: the same DNAT, but the forward chain lets it through only from an address the
+//!   LAN endpoint has sent to (the adf sets): the server's SYN from its other port gets in, the
+//!   one from its other address does not: address-dependent.
+//!
+//! One lab per pair of modes, each its own test, so the labs run in parallel threads.
 //!
 //! And a server without CAP_NET_RAW (taken away with setpriv) says at start that the tests are
 //! off, refuses them with that reason, and the run still succeeds with tcp.filtering null and
@@ -37,7 +43,7 @@ struct Fixture {
     lab: Lab,
     /// Killed on drop.
     _servers: Vec<LabProcess>,
-    no_raw: LabProcess,
+    no_raw: Option<LabProcess>,
 }
 
 /// A full-mode `natlens server` on SERVER_PRIMARY:`port` / SERVER_ALTERNATE:`alt`, started
@@ -64,6 +70,11 @@ fn server_command(port: u16, alt: u16, prefix: &[&str]) -> Command {
 
 impl Fixture {
     fn up(nat_a: NatMode, nat_b: NatMode) -> Option<Fixture> {
+        Fixture::up_with(nat_a, nat_b, true)
+    }
+
+    /// The lab, its crafting server and, when `no_raw`, the server without CAP_NET_RAW.
+    fn up_with(nat_a: NatMode, nat_b: NatMode, no_raw: bool) -> Option<Fixture> {
         if !lab_available() {
             return None;
         }
@@ -88,6 +99,13 @@ impl Fixture {
             server
         };
         let crafting = start(server_command(PORT, ALT_PORT, &[]));
+        if !no_raw {
+            return Some(Fixture {
+                lab,
+                _servers: vec![crafting],
+                no_raw: None,
+            });
+        }
         // As root, but with CAP_NET_RAW out of the bounding and inheritable sets: exec grants
         // it no more.
         let no_raw = start(server_command(
@@ -103,24 +121,29 @@ impl Fixture {
         Some(Fixture {
             lab,
             _servers: vec![crafting],
-            no_raw,
+            no_raw: Some(no_raw),
         })
     }
 
     /// `natlens nat -t tcp --json` on the LAN host behind `side` against the server on `port`.
     fn nat_tcp(&self, side: Side, port: u16) -> Value {
+        self.nat(side, port, &["-t", "tcp"])
+    }
+
+    /// `natlens nat --json` with `extra` on the LAN host behind `side` against the server on
+    /// `port`.
+    fn nat(&self, side: Side, port: u16, extra: &[&str]) -> Value {
         let server = format!("{SERVER_PRIMARY}:{port}");
-        let argv = [
+        let mut argv = vec![
             env!("CARGO_BIN_EXE_natlens"),
             "nat",
-            "-t",
-            "tcp",
             "--server",
             &server,
             "--json",
             "--server-timeout",
             "5s",
         ];
+        argv.extend_from_slice(extra);
         let output = self
             .lab
             .exec(Host::Lan(side), &argv)
@@ -134,50 +157,78 @@ impl Fixture {
     }
 }
 
-/// What the lab's ruleset for `mode` does to an unsolicited inbound SYN.
+/// What the lab's ruleset for `mode` does to an unsolicited inbound SYN or datagram.
 fn ground_truth(mode: NatMode) -> &'static str {
     match mode {
         NatMode::FullCone => "endpoint-independent",
+        NatMode::Restricted => "address-dependent",
         NatMode::Cone | NatMode::Sequential { .. } | NatMode::Random => {
             "address-and-port-dependent"
         }
     }
 }
 
+/// The RFC 3489 name of an endpoint-independent mapping with `mode`'s filtering.
+fn classic_name(mode: NatMode) -> Option<&'static str> {
+    match mode {
+        NatMode::FullCone => Some("full-cone"),
+        NatMode::Restricted => Some("restricted-cone"),
+        NatMode::Cone => Some("port-restricted-cone"),
+        NatMode::Sequential { .. } | NatMode::Random => None,
+    }
+}
+
+/// Both transports' filtering, as the report and its verdict line say it.
 fn assert_filtering(fixture: &Fixture, side: Side, mode: NatMode) {
-    let report = fixture.nat_tcp(side, PORT);
-    let tcp = &report["tcp"];
-    let context = format!("{mode} behind {side:?}: {tcp:#}");
-    eprintln!("{mode} behind {side:?}: tcp.filtering {}", tcp["filtering"]);
-    assert_eq!(tcp["behind_nat"], true, "{context}");
-    assert_eq!(tcp["filtering"], ground_truth(mode), "{context}");
-    assert_eq!(tcp["filtering_reason"], Value::Null, "{context}");
-    assert_eq!(tcp["change_request"], "honoured", "{context}");
+    let report = fixture.nat(side, PORT, &["--no-port-mapping", "--no-path"]);
     let verdict = report["verdict"].as_str().unwrap_or_default();
     let words = format!("{} filtering", ground_truth(mode));
-    assert!(verdict.contains(&words), "{verdict:?}: {context}");
-    if mode == NatMode::FullCone {
-        assert_eq!(tcp["rfc3489_type"], "full-cone", "{context}");
+    for transport in ["udp", "tcp"] {
+        let t = &report[transport];
+        let context = format!("{mode} behind {side:?} over {transport}: {t:#}");
+        eprintln!(
+            "{mode} behind {side:?}: {transport}.filtering {}",
+            t["filtering"]
+        );
+        assert_eq!(t["behind_nat"], true, "{context}");
+        assert_eq!(t["filtering"], ground_truth(mode), "{context}");
+        assert_eq!(t["filtering_reason"], Value::Null, "{context}");
+        if transport == "tcp" {
+            // Over UDP, silence to both CHANGE-REQUESTs cannot tell a NAT that filters from a
+            // server that ignores them: null there.
+            assert_eq!(t["change_request"], "honoured", "{context}");
+        }
+        if let Some(name) = classic_name(mode) {
+            assert_eq!(t["rfc3489_type"], name, "{context}");
+        }
     }
-    if mode == NatMode::Cone {
-        assert_eq!(tcp["rfc3489_type"], "port-restricted-cone", "{context}");
+    // One line for both transports when they agree ("UDP and TCP: ..."), else one each.
+    assert!(verdict.contains(&words), "{verdict:?}: {mode}");
+}
+
+/// One lab, `nat_a` behind A and `nat_b` behind B, both checked.
+fn check_pair(nat_a: NatMode, nat_b: NatMode) {
+    let Some(fixture) = Fixture::up_with(nat_a, nat_b, false) else {
+        return;
+    };
+    for (side, mode) in [(Side::A, nat_a), (Side::B, nat_b)] {
+        assert_filtering(&fixture, side, mode);
     }
 }
 
 #[test]
-fn every_lab_mode_filters_tcp_as_its_ruleset_does() {
-    let pairs = [
-        (NatMode::Cone, NatMode::FullCone),
-        (NatMode::Sequential { delta: 1 }, NatMode::Random),
-    ];
-    for (nat_a, nat_b) in pairs {
-        let Some(fixture) = Fixture::up(nat_a, nat_b) else {
-            return;
-        };
-        for (side, mode) in [(Side::A, nat_a), (Side::B, nat_b)] {
-            assert_filtering(&fixture, side, mode);
-        }
-    }
+fn cone_and_full_cone_filter_as_their_rulesets_do() {
+    check_pair(NatMode::Cone, NatMode::FullCone);
+}
+
+#[test]
+fn restricted_and_sequential_filter_as_their_rulesets_do() {
+    check_pair(NatMode::Restricted, NatMode::Sequential { delta: 1 });
+}
+
+#[test]
+fn random_filters_as_its_ruleset_does() {
+    check_pair(NatMode::Random, NatMode::Restricted);
 }
 
 #[test]
@@ -188,12 +239,14 @@ fn a_server_without_cap_net_raw_leaves_tcp_filtering_null_with_the_reason() {
     let Some(fixture) = Fixture::up(NatMode::FullCone, NatMode::Cone) else {
         return;
     };
+    let no_raw = fixture
+        .no_raw
+        .as_ref()
+        .expect("the server without CAP_NET_RAW");
     assert!(
-        fixture
-            .no_raw
-            .wait_for("TCP filtering tests are off", Duration::from_secs(1)),
+        no_raw.wait_for("TCP filtering tests are off", Duration::from_secs(1)),
         "no start-up line: {:?}",
-        fixture.no_raw.stderr_so_far()
+        no_raw.stderr_so_far()
     );
     let report = fixture.nat_tcp(Side::A, PLAIN_PORT);
     let tcp = &report["tcp"];

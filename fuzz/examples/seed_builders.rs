@@ -15,7 +15,11 @@ use natlens::core::punch::Role;
 use natlens::core::Transport;
 use natlens::wire::data::{Body, Frame, FrameRepr};
 use natlens::wire::natlens::NatFacts;
+use natlens::wire::attr::{AttrType, ChangeRequest};
+use natlens::wire::natlens::{PROBE_MAPPING, PROBE_NONCE, PROBE_PORT, SYN_WAIT};
+use natlens::wire::stun::{Class, Method, MessageType, TransactionId};
 use natlens::wire::tcp_syn::SegmentRepr;
+use natlens::wire::MessageBuilder;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -149,5 +153,57 @@ fn main() {
     seed.extend(op(3, 1, &[]));
     seed.extend(op(2, 50, &[]));
     write(&punch_dir, "builder-data", &seed);
+    server_core_seeds(&root.join("server_core"));
     println!("seeds written under {}", root.display());
+}
+
+/// A request of `method` with `attributes` and FINGERPRINT.
+fn request(method: Method, tid: u8, attributes: &[(AttrType, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let ty = MessageType::new(method, Class::Request);
+    let mut builder = MessageBuilder::new(&mut out, ty, TransactionId([tid; 12]));
+    for (kind, value) in attributes {
+        builder.attribute(*kind, value);
+    }
+    builder.fingerprint();
+    out
+}
+
+/// `server_core` inputs (first byte: the mode; see the target): PROBE-MAPPING over UDP and TCP,
+/// and the TCP filtering test's two requests on one connection with SYN tests on and answered
+/// (mode 6) or left unanswered until the wait runs out (mode 2).
+fn server_core_seeds(dir: &Path) {
+    let probe = request(
+        PROBE_MAPPING,
+        1,
+        &[
+            (PROBE_PORT, vec![0x9c, 0x40, 0, 0]),
+            (PROBE_NONCE, vec![7; 8]),
+        ],
+    );
+    let mut seed = vec![0];
+    seed.extend(op(0, 0, &probe));
+    seed.extend(op(0, 5, &probe));
+    seed.extend(op(1, 1, &probe));
+    write(dir, "builder-probe-mapping", &seed);
+    for mode in [2u8, 6] {
+        let mut seed = vec![mode];
+        for (i, change) in [(true, true), (false, true)].into_iter().enumerate() {
+            let change = ChangeRequest {
+                change_ip: change.0,
+                change_port: change.1,
+            };
+            let syn_test = request(
+                Method::BINDING,
+                10 + i as u8,
+                &[
+                    (AttrType::CHANGE_REQUEST, change.encode().to_vec()),
+                    (SYN_WAIT, 100u32.to_be_bytes().to_vec()),
+                ],
+            );
+            seed.extend(op(1, 0, &syn_test));
+        }
+        seed.extend(op(2, 1, &[]));
+        write(dir, &format!("builder-syn-test-mode{mode}"), &seed);
+    }
 }

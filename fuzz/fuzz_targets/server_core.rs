@@ -4,7 +4,11 @@
 //! on a fixed virtual clock, so every crash reproduces.
 //!
 //! The property is "never crashes the server", plus: every UDP answer and every message the core
-//! asks the shell to send is a well-formed STUN message no larger than the shell's buffer.
+//! asks the shell to send is a well-formed STUN message no larger than the shell's buffer; a
+//! PROBE-MAPPING probe goes only to the IP of a client that sent something, from one of the
+//! server's own addresses; a crafted SYN (TCP filtering test, mode bit 2) goes only to a client
+//! and, with mode bit 4, is answered. The builder seeds (`examples/seed_builders.rs`) reach both:
+//! PROBE-MAPPING over UDP and TCP, and TCP Binding requests with CHANGE-REQUEST and NL-SYN-WAIT.
 //!
 //! Input: one byte choosing an open (even) or keyed (odd) server, then operations as described
 //! in `natlens_fuzz` (op, selector, length, bytes).
@@ -23,8 +27,10 @@ use libfuzzer_sys::fuzz_target;
 use natlens::core::binding::FullMode;
 use natlens::core::credentials::Credentials;
 use natlens::core::events::Command;
+use natlens::core::registry::Route;
 use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::framing::{next_frame, Frame};
+use natlens::wire::natlens::PROBE_MAPPING;
 use natlens::wire::Message;
 use natlens_fuzz::Ops;
 
@@ -132,8 +138,16 @@ fuzz_target!(|data: &[u8]| {
             _ => core.link_connected(now, conn as u64),
         }
         while let Some(command) = core.poll_command() {
-            if let Command::Send { bytes, .. } = command {
+            if let Command::Send { bytes, route } = command {
                 check_sent(&bytes);
+                let probe = Message::parse(&bytes).is_ok_and(|m| m.method() == PROBE_MAPPING);
+                if let (true, Route::Udp { local, remote }) = (probe, route) {
+                    assert!(
+                        remotes.iter().any(|r| r.ip() == remote.ip()),
+                        "a mapping probe to {remote}"
+                    );
+                    assert!(locals.contains(&local), "a mapping probe from {local}");
+                }
             }
         }
         // A crafted SYN goes only to a requester, and may be answered.

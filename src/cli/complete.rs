@@ -10,7 +10,14 @@ use clap::Args;
 
 /// NAT modes offered for `lab --nat-a/--nat-b`; `seq:D` takes any step from 1, these are the
 /// common ones.
-pub const NAT_MODES: [&str; 5] = ["cone", "full-cone", "seq:1", "seq:2", "random"];
+pub const NAT_MODES: [&str; 6] = [
+    "cone",
+    "full-cone",
+    "restricted",
+    "seq:1",
+    "seq:2",
+    "random",
+];
 
 /// Host names offered for `lab exec`, in [`crate::lab::Host::ALL`]'s order (a test keeps the
 /// two lists equal).

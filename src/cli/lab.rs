@@ -66,8 +66,10 @@ pub enum LabCommand {
 pub struct LabSpecArgs {
     /// NAT mode of router A: `cone` (port-preserving, endpoint-independent mapping,
     /// address-and-port-dependent filtering), `full-cone` (endpoint-independent mapping and
-    /// filtering), `seq:D` (symmetric: each new flow gets the port D after the previous one,
-    /// from 40000) or `random` (symmetric with random ports).
+    /// filtering), `restricted` (endpoint-independent mapping, address-dependent filtering:
+    /// any port of a host the LAN endpoint has sent to may answer), `seq:D` (symmetric: each
+    /// new flow gets the port D after the previous one, from 40000) or `random` (symmetric
+    /// with random ports).
     #[arg(long, value_name = "MODE", default_value = "cone", hide_possible_values = true,
           value_parser = Suggesting::<NatMode>::new(&NAT_MODES))]
     pub nat_a: NatMode,

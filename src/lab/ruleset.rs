@@ -40,13 +40,18 @@ pub fn router_with_udp_timeout(
 ) -> String {
     let mut out = String::from("flush ruleset\n");
     let _ = writeln!(out, "table inet {TABLE} {{");
-    if mode == NatMode::FullCone {
+    let admits_inbound = matches!(mode, NatMode::FullCone | NatMode::Restricted);
+    let restricted = (mode == NatMode::Restricted).then(|| address_dependent("ip", udp_timeout_s));
+    if admits_inbound {
         out.push_str(&full_cone_maps(udp_timeout_s));
     }
+    if let Some(filter) = &restricted {
+        out.push_str(&filter.sets);
+    }
     out.push_str(&input_chain());
-    out.push_str(&forward_chain(mode));
+    out.push_str(&forward_chain(mode, restricted.as_ref()));
     out.push_str(&snat_chain(mode, wan_ip));
-    if mode == NatMode::FullCone {
+    if admits_inbound {
         out.push_str(&full_cone_chains(wan_ip));
     }
     out.push_str("}\n");
@@ -81,22 +86,95 @@ fn input_chain() -> String {
 ///
 /// A retransmitted FIN after a conntrack flush, say, is INVALID: without the drop it would
 /// leave with its private source address.
-fn forward_chain(mode: NatMode) -> String {
+///
+/// In restricted mode the full-cone map sends every inbound packet to a live mapping on to its
+/// LAN host, and the forward chain lets through only those whose source address that host has
+/// sent to ([`address_dependent`]); the others are dropped here, before conntrack confirms
+/// their entry, so they leave no trace.
+fn forward_chain(mode: NatMode, restricted: Option<&AddressDependent>) -> String {
     let mut out = String::from(
         "  chain forward {
     type filter hook forward priority filter; policy drop;
     meta nfproto ipv6 accept
     ct state invalid drop
-    ct state established,related accept
+",
+    );
+    if let Some(filter) = restricted {
+        // Before the established rule: every outgoing packet refreshes its entry.
+        out.push_str(&filter.learn);
+    }
+    out.push_str(
+        "    ct state established,related accept
     iifname \"lan\" oifname \"wan\" accept
 ",
     );
-    if mode == NatMode::FullCone {
+    match (mode, restricted) {
         // Unsolicited inbound flows that the full-cone map sent to a LAN host.
-        out.push_str("    iifname \"wan\" ct status dnat accept\n");
+        (NatMode::FullCone, _) => out.push_str("    iifname \"wan\" ct status dnat accept\n"),
+        (_, Some(filter)) => out.push_str(&filter.admit),
+        _ => {}
     }
     out.push_str("  }\n");
     out
+}
+
+/// Address-dependent filtering (RFC 4787 section 5): the parts of a ruleset that let an
+/// inbound packet reach a LAN endpoint only from an address that endpoint has sent to (from
+/// any port there). The state is one dynamic set per protocol of (LAN address . LAN port .
+/// remote address), filled by outgoing packets: so the rules work wherever the forward hook
+/// sees the LAN address both ways, behind the full-cone DNAT here or on a router that does not
+/// translate at all (an IPv6 firewall).
+#[derive(Debug, Clone)]
+pub struct AddressDependent {
+    /// The sets' declarations, inside the table.
+    pub sets: String,
+    /// Forward-chain rules recording each outgoing packet (before `ct state established`).
+    pub learn: String,
+    /// Forward-chain rules accepting an inbound packet whose entry is in the set.
+    pub admit: String,
+}
+
+/// [`AddressDependent`] for `family` (`ip` or `ip6`), between the interfaces named `lan` and
+/// `wan`; the UDP set's entries live `udp_timeout_s` (the lab's `--udp-timeout`) or
+/// [`FULL_CONE_TIMEOUT_S`], the TCP set's [`FULL_CONE_TIMEOUT_S`]. Sets are named
+/// `adf_udp`/`adf_tcp` for `ip` and `adf6_udp`/`adf6_tcp` for `ip6`, so one table holds both.
+pub fn address_dependent(family: &str, udp_timeout_s: Option<u32>) -> AddressDependent {
+    let (suffix, address) = match family {
+        "ip6" => ("6", "ipv6_addr"),
+        _ => ("", "ipv4_addr"),
+    };
+    let mut filter = AddressDependent {
+        sets: String::new(),
+        learn: String::new(),
+        admit: String::new(),
+    };
+    for proto in ["udp", "tcp"] {
+        let set = format!("adf{suffix}_{proto}");
+        let timeout = match proto {
+            "udp" => udp_timeout_s.unwrap_or(FULL_CONE_TIMEOUT_S),
+            _ => FULL_CONE_TIMEOUT_S,
+        };
+        let _ = write!(
+            filter.sets,
+            "  set {set} {{
+    type {address} . inet_service . {address}
+    flags dynamic,timeout
+    timeout {timeout}s
+  }}
+"
+        );
+        let _ = writeln!(
+            filter.learn,
+            "    iifname \"lan\" oifname \"wan\" meta l4proto {proto} \
+             update @{set} {{ {family} saddr . {proto} sport . {family} daddr }}"
+        );
+        let _ = writeln!(
+            filter.admit,
+            "    iifname \"wan\" oifname \"lan\" meta l4proto {proto} \
+             {family} daddr . {proto} dport . {family} saddr @{set} accept"
+        );
+    }
+    filter
 }
 
 /// The source NAT rule that gives each mode its mapping and allocation behaviour.
@@ -104,7 +182,9 @@ fn snat_chain(mode: NatMode, wan_ip: Ipv4Addr) -> String {
     let rule = match mode {
         // masquerade keeps the LAN port whenever that leaves the reply tuple unique: the same
         // public port toward every destination, i.e. endpoint-independent mapping.
-        NatMode::Cone | NatMode::FullCone => "oifname \"wan\" masquerade".to_owned(),
+        NatMode::Cone | NatMode::FullCone | NatMode::Restricted => {
+            "oifname \"wan\" masquerade".to_owned()
+        }
         // `numgen inc mod N offset P` would write the port in host byte order (40000 leaves
         // as 16540); a map from counter to port is stored in network order.
         NatMode::Sequential { delta } => format!(
@@ -249,7 +329,7 @@ mod tests {
 
     #[test]
     fn every_mode_drops_unsolicited_input_and_invalid_forwards() {
-        for mode in ["cone", "full-cone", "seq:3", "random"] {
+        for mode in ["cone", "full-cone", "restricted", "seq:3", "random"] {
             let text = router(mode.parse().unwrap(), WAN, 0);
             assert!(
                 text.contains("hook input priority filter; policy drop;"),
@@ -313,6 +393,28 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn restricted_admits_through_the_full_cone_map_only_from_addresses_sent_to() {
+        let text = router_with_udp_timeout(NatMode::Restricted, WAN, 0, Some(20));
+        assert!(text.contains("oifname \"wan\" masquerade\n"));
+        assert!(text.contains("dnat ip to udp dport map @fullcone_udp"));
+        assert!(text.contains("type ipv4_addr . inet_service . ipv4_addr"));
+        let udp = text.find("set adf_udp").unwrap();
+        let tcp = text.find("set adf_tcp").unwrap();
+        assert!(text[udp..tcp].contains("timeout 20s"), "{text}");
+        assert!(text.contains("update @adf_tcp { ip saddr . tcp sport . ip daddr }"));
+        assert!(text.contains("ip daddr . udp dport . ip saddr @adf_udp accept"));
+        // Learning comes before the established rule (refresh), and no blanket DNAT accept.
+        let forward = &text[text.find("chain forward").unwrap()..];
+        assert!(forward.find("update @adf_udp").unwrap() < forward.find("established").unwrap());
+        assert!(!text.contains("ct status dnat accept"));
+        let v6 = address_dependent("ip6", None);
+        assert!(v6.sets.contains("set adf6_udp"), "{}", v6.sets);
+        assert!(v6
+            .admit
+            .contains("ip6 daddr . tcp dport . ip6 saddr @adf6_tcp accept"));
     }
 
     #[test]

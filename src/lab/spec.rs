@@ -24,6 +24,9 @@ pub enum NatMode {
     Cone,
     /// Endpoint-independent mapping and filtering: any host may send to a live mapping.
     FullCone,
+    /// Endpoint-independent mapping, address-dependent filtering ("restricted cone"): a host
+    /// the LAN endpoint has sent to may send to its mapping from any port.
+    Restricted,
     /// Symmetric: every new flow gets the next port, `delta` after the previous one.
     Sequential { delta: u16 },
     /// Symmetric with random ports.
@@ -42,6 +45,7 @@ impl fmt::Display for NatMode {
         match self {
             NatMode::Cone => f.write_str("cone"),
             NatMode::FullCone => f.write_str("full-cone"),
+            NatMode::Restricted => f.write_str("restricted"),
             NatMode::Sequential { delta } => write!(f, "seq:{delta}"),
             NatMode::Random => f.write_str("random"),
         }
@@ -55,10 +59,14 @@ impl FromStr for NatMode {
         match text {
             "cone" => Ok(NatMode::Cone),
             "full-cone" => Ok(NatMode::FullCone),
+            "restricted" => Ok(NatMode::Restricted),
             "random" => Ok(NatMode::Random),
             _ => {
                 let delta = text.strip_prefix("seq:").ok_or_else(|| {
-                    format!("unknown NAT mode `{text}`: use cone, full-cone, seq:D or random")
+                    format!(
+                        "unknown NAT mode `{text}`: use cone, full-cone, restricted, seq:D or \
+                         random"
+                    )
                 })?;
                 match delta.parse::<u16>() {
                     Ok(delta) if (1..=u16::MAX - SEQ_FIRST_PORT).contains(&delta) => {
@@ -363,7 +371,15 @@ mod tests {
 
     #[test]
     fn modes_round_trip_through_text() {
-        for text in ["cone", "full-cone", "seq:1", "seq:2", "seq:25535", "random"] {
+        for text in [
+            "cone",
+            "full-cone",
+            "restricted",
+            "seq:1",
+            "seq:2",
+            "seq:25535",
+            "random",
+        ] {
             let mode: NatMode = text.parse().unwrap();
             assert_eq!(mode.to_string(), text);
         }

@@ -22,6 +22,13 @@ const UPNP_BUDGET: Duration = Duration::from_millis(400);
 /// lab); a silent gateway would otherwise hold `natlens nat` to the full UPnP budget, twice
 /// the wall time of a UDP fingerprint at a 50 ms round trip.
 const HURRIED_BUDGET: Duration = Duration::from_millis(200);
+/// Once the STUN probes are done, how long from its start the probe waits for a protocol that
+/// has shown no sign of life (no answer at all; for UPnP, no SSDP answer): a gateway that
+/// speaks one shows it sooner. PCP and NAT-PMP answer in milliseconds; miniupnpd delays its
+/// answers to an M-SEARCH, by 52 to 85 ms in the lab (unicast and multicast alike). Without
+/// this, a gateway that speaks no UPnP held every `natlens nat` to [`HURRIED_BUDGET`], 20-odd
+/// ms past a UDP fingerprint at a 50 ms round trip.
+const QUIET_BUDGET: Duration = Duration::from_millis(150);
 
 /// The probe running beside the STUN probes (`natlens nat`), on a thread of its own.
 pub struct Background {
@@ -83,8 +90,9 @@ pub fn probe() -> PortMappingSummary {
     summary
 }
 
-/// One protocol's probe.
-type Ask = fn(&Gateway, Duration) -> ProtocolProbe;
+/// One protocol's probe; it sets the flag when the gateway has shown that it speaks the
+/// protocol but the answer is not complete yet (UPnP after SSDP).
+type Ask = fn(&Gateway, Duration, &AtomicBool) -> ProtocolProbe;
 
 /// Probes `gateway` (a fake one on loopback in tests).
 pub fn probe_gateway(gateway: &Gateway) -> PortMappingSummary {
@@ -96,17 +104,31 @@ fn probe_gateway_until(gateway: &Gateway, hurry: &AtomicBool) -> PortMappingSumm
     let started = Instant::now();
     let (sender, receiver) = mpsc::channel();
     let asks: [(MappingProtocol, Ask, Duration); 3] = [
-        (MappingProtocol::Pcp, pcp::probe, PROBE_BUDGET),
-        (MappingProtocol::NatPmp, pmp::probe, PROBE_BUDGET),
-        (MappingProtocol::Upnp, upnp::probe, UPNP_BUDGET),
+        (
+            MappingProtocol::Pcp,
+            |g, b, _| pcp::probe(g, b),
+            PROBE_BUDGET,
+        ),
+        (
+            MappingProtocol::NatPmp,
+            |g, b, _| pmp::probe(g, b),
+            PROBE_BUDGET,
+        ),
+        (
+            MappingProtocol::Upnp,
+            upnp::probe_noting_discovery,
+            UPNP_BUDGET,
+        ),
     ];
-    for (protocol, ask, budget) in asks {
+    let alive: [Arc<AtomicBool>; 3] = Default::default();
+    for ((protocol, ask, budget), alive) in asks.into_iter().zip(&alive) {
         let sender = sender.clone();
         let gateway = *gateway;
+        let alive = Arc::clone(alive);
         std::thread::Builder::new()
             .name(format!("port-mapping-{protocol:?}"))
             .spawn(move || {
-                let _ = sender.send((protocol, ask(&gateway, budget)));
+                let _ = sender.send((protocol, ask(&gateway, budget, &alive)));
             })
             .expect("spawning a probe thread");
     }
@@ -115,8 +137,13 @@ fn probe_gateway_until(gateway: &Gateway, hurry: &AtomicBool) -> PortMappingSumm
     let mut found = [None, None, None];
     loop {
         let now = Instant::now();
-        let hurried = hurry.load(Ordering::Relaxed) && now >= started + HURRIED_BUDGET;
-        if now >= deadline || hurried {
+        let hurry = hurry.load(Ordering::Relaxed);
+        let hurried = hurry && now >= started + HURRIED_BUDGET;
+        // Every protocol still out is silent so far: nothing on the way is worth the wait.
+        let quiet = hurry
+            && now >= started + QUIET_BUDGET
+            && (found.iter().zip(&alive)).all(|(f, a)| f.is_some() || !a.load(Ordering::Relaxed));
+        if now >= deadline || hurried || quiet {
             break;
         }
         // Short waits, so that a hurry is seen within 10 ms.

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -36,6 +37,15 @@ pub struct Found {
 
 /// Finds the gateway's IGD within `budget`: unicast, then multicast with what is left.
 pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
+    discover_noting(gateway, budget, &AtomicBool::new(false))
+}
+
+/// [`discover`], setting `answered` at the first SSDP answer.
+fn discover_noting(
+    gateway: &Gateway,
+    budget: Duration,
+    answered: &AtomicBool,
+) -> anyhow::Result<Found> {
     let start = Instant::now();
     let search = |to: SocketAddr, timeout: Duration| {
         igd_next::search_gateway(SearchOptions {
@@ -49,7 +59,10 @@ pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
     // multicast group itself, so a unicast M-SEARCH to the gateway's own address gets ICMP port
     // unreachable from a gateway that speaks UPnP. Multicast decides then.
     let unicast = match ssdp_port_state(gateway, budget / 2) {
-        SsdpPort::Answers => search(gateway.ssdp, budget / 2),
+        SsdpPort::Answers => {
+            answered.store(true, Ordering::Relaxed);
+            search(gateway.ssdp, budget / 2)
+        }
         SsdpPort::Closed | SsdpPort::Silent => Err(igd_next::SearchError::NoResponseWithinTimeout),
     };
     let device = match unicast {
@@ -61,6 +74,7 @@ pub fn discover(gateway: &Gateway, budget: Duration) -> anyhow::Result<Found> {
                 .map_err(|e| anyhow!("no UPnP IGD answered SSDP: {e}"))?
         }
     };
+    answered.store(true, Ordering::Relaxed);
     let description = read_description(
         device.addr,
         &device.root_url,
@@ -108,8 +122,18 @@ fn ssdp_port_state(gateway: &Gateway, wait: Duration) -> SsdpPort {
 
 /// The probe: discovery and GetExternalIPAddress.
 pub fn probe(gateway: &Gateway, budget: Duration) -> ProtocolProbe {
+    probe_noting_discovery(gateway, budget, &AtomicBool::new(false))
+}
+
+/// [`probe`], setting `answered` at the gateway's first SSDP answer: from then on the rest
+/// (a second M-SEARCH through igd-next, the description, SOAP) is worth waiting for.
+pub fn probe_noting_discovery(
+    gateway: &Gateway,
+    budget: Duration,
+    answered: &AtomicBool,
+) -> ProtocolProbe {
     let mut probe = ProtocolProbe::default();
-    let found = match discover(gateway, budget) {
+    let found = match discover_noting(gateway, budget, answered) {
         Ok(found) => found,
         Err(e) => {
             probe.error = Some(e.to_string());

@@ -165,11 +165,10 @@ pub fn fingerprint(
             run_steps(&mut shell, transport, options, gate, progress)
         }
         Transport::Tcp => {
-            let mut shell = tcp::TcpShell::new(local_ip, &options.source, rng)?;
+            let mut shell = tcp::TcpShell::new(local_ip, &options.source, rng)?.with_syn_tests();
             let mut fingerprint = run_steps(&mut shell, transport, options, gate, progress)?;
-            // After the samples, over a connection the plan opened: no new flow.
-            fingerprint.tcp_filtering =
-                shell.filtering_tests(&fingerprint.observations, options.server);
+            // Run beside the samples, over a connection the plan opened: no new flow.
+            fingerprint.tcp_filtering = shell.filtering_tests(&fingerprint.observations);
             Ok(fingerprint)
         }
     }

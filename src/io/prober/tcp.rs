@@ -32,6 +32,7 @@ use super::{binding_request, transaction_ids, wait, Gate, Ran, Shell};
 use crate::core::fingerprint::observation::{Answer, Observation, Socket, Target};
 use crate::core::fingerprint::plan::{tcp_discovery_connections, Probe, TCP_SYN_RTO};
 use crate::core::fingerprint::schedule::Schedule;
+use crate::core::fingerprint::tcp_filtering::TcpFilteringRun;
 use crate::core::unreachable::{self, Unreachable};
 use crate::core::Transport;
 use crate::io::source::Source;
@@ -39,6 +40,8 @@ use crate::wire::framing::{next_frame, Frame};
 use crate::wire::stun::{Class, Message, Method, TransactionId};
 
 mod filtering;
+
+use filtering::SynTests;
 
 /// Largest frame read: a Binding answer is about 100 bytes; a bigger frame is not one.
 const MAX_FRAME: usize = 2048;
@@ -61,12 +64,24 @@ pub(super) struct TcpShell {
     held_listeners: Vec<TcpListener>,
     /// Draws the probes' transaction IDs.
     rng: StdRng,
+    /// Run the TCP filtering tests beside the samples (`natlens nat`; not before a punch).
+    syn_tests: bool,
+    /// The discovery probe's round trip: sizes the server's SYN wait.
+    discovery_rtt: Option<Duration>,
+    /// What the filtering tests gave, once their step is over.
+    syn_run: Option<TcpFilteringRun>,
 }
 
 impl TcpShell {
     /// The discovery connection's local address: the port a TCP punch reuses.
     pub(super) fn mapping_local(&self) -> Option<SocketAddr> {
         self.mapping_local
+    }
+
+    /// Also runs the TCP filtering tests, over the filtering control's connection.
+    pub(super) fn with_syn_tests(mut self) -> Self {
+        self.syn_tests = true;
+        self
     }
 }
 
@@ -115,6 +130,9 @@ struct Step<'a> {
     /// Each probe's handshake completed within [`TCP_SYN_RTO`]: no SYN was retransmitted, so
     /// the kernel retransmits its data quickly too.
     quick_handshake: Vec<bool>,
+    /// The TCP filtering tests, when this step has the filtering control and the fingerprint
+    /// runs them.
+    syn_tests: Option<SynTests>,
 }
 
 impl TcpShell {
@@ -128,6 +146,9 @@ impl TcpShell {
             held: Vec::new(),
             held_listeners: Vec::new(),
             rng,
+            syn_tests: false,
+            discovery_rtt: None,
+            syn_run: None,
         })
     }
 
@@ -171,7 +192,7 @@ impl TcpShell {
                 self.mapping_local = socket.local_addr()?.as_socket();
                 Ok(socket)
             }
-            // The filtering control's port gets a listener after the samples (see `filtering`).
+            // The filtering control's port gets a listener too (see `filtering`).
             (Socket::Filtering, _, _) => self.bind(fresh, true),
             _ => self.bind(fresh, false),
         }
@@ -307,6 +328,13 @@ impl Step<'_> {
         match std::mem::replace(&mut self.conns[i], Conn::Done(None)) {
             Conn::Connecting(stream) => self.conns[i] = self.on_connecting(i, stream),
             Conn::Open(stream, buffer) => self.conns[i] = self.on_open(i, stream, buffer, now),
+            Conn::Done(Some(mut stream)) => {
+                // The filtering control's connection carries the SYN tests' answers.
+                if let Some(tests) = self.syn_tests.as_mut().filter(|t| t.probe == i) {
+                    tests.read(&mut stream);
+                }
+                self.conns[i] = Conn::Done(Some(stream));
+            }
             other => self.conns[i] = other,
         }
     }
@@ -346,6 +374,9 @@ impl Step<'_> {
             return Conn::Done(Some(stream));
         }
         crate::io::pcap::tcp_sent(&stream, &request);
+        if let Some(tests) = self.syn_tests.as_mut().filter(|t| t.probe == i) {
+            tests.send(&mut stream);
+        }
         // The answer may already be waiting, and readiness is edge-triggered.
         self.on_open(i, stream, Vec::new(), Instant::now())
     }
@@ -379,6 +410,13 @@ impl Step<'_> {
             self.observations[i].answer = Some(Answer::from_message(&message, from, at));
         }
         self.schedule.settle(i);
+        // What came after the control's own answer belongs to the SYN tests.
+        if let (Some(tests), Frame::Complete(len)) = (
+            self.syn_tests.as_mut().filter(|t| t.probe == i),
+            next_frame(&buffer, MAX_FRAME),
+        ) {
+            tests.absorb(&buffer[len..]);
+        }
         Conn::Done(Some(stream))
     }
 
@@ -457,6 +495,7 @@ impl TcpShell {
             conns.push(Conn::Ready(socket));
         }
         let mut listener = self.listen(probes)?;
+        let syn_tests = self.plan_syn_tests(probes, &locals)?;
         let tokens: Vec<Token> = (0..probes.len()).map(|_| self.token()).collect();
         let mut slots: HashMap<Token, Slot> = (tokens.iter().copied())
             .zip((0..probes.len()).map(Slot::Probe))
@@ -485,6 +524,7 @@ impl TcpShell {
             unreachable: None,
             connect_started: vec![None; probes.len()],
             quick_handshake: vec![false; probes.len()],
+            syn_tests,
         })
     }
 }
@@ -514,10 +554,15 @@ impl TcpShell {
                 drop(flows.take());
             }
             done(step.schedule.done(now));
-            if step.schedule.finished(now) {
+            let syn_tests_settled = step.syn_tests.as_ref().is_none_or(|t| t.settled(now));
+            if step.schedule.finished(now) && syn_tests_settled {
                 break;
             }
-            let wake = step.schedule.next_wake(now);
+            let syn_wake = step.syn_tests.as_ref().and_then(|t| t.wake(now));
+            let wake = match (step.schedule.next_wake(now), syn_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             wait(&mut self.poll, &mut events, now, wake)?;
             for event in events.iter() {
                 match step.slots.get(&event.token()).copied() {
@@ -527,6 +572,9 @@ impl TcpShell {
                     None => {}
                 }
             }
+        }
+        if let Some(tests) = step.syn_tests.take() {
+            self.keep_syn_tests(tests);
         }
         let unreachable = step.unreachable;
         let observations = std::mem::take(&mut step.observations);
@@ -573,6 +621,7 @@ impl Shell for TcpShell {
             .unwrap_or(0);
         let observation = ran.observations.swap_remove(winner);
         self.mapping_local = Some(observation.local);
+        self.discovery_rtt = observation.rtt();
         ran.observations = vec![observation];
         Ok(ran)
     }

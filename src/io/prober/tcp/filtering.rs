@@ -1,41 +1,99 @@
-//! The TCP filtering tests (RFC 5382), after the allocation samples: over the filtering
-//! control's connection, two Binding requests with CHANGE-REQUEST (change IP and port, change
-//! port only) ask the server to send a crafted SYN from those addresses to the connection's
-//! public address, and a listener on the connection's local port (SO_REUSEADDR/SO_REUSEPORT,
-//! like the hairpin listener) makes this host answer a SYN that gets through with a SYN-ACK.
-//! The server's answers say whether it saw that SYN-ACK (NL-SYN-ANSWERED); the core
-//! ([`crate::core::fingerprint::tcp_filtering`]) decides what that means.
+//! The TCP filtering tests (RFC 5382), run inside the plan's step, beside the allocation
+//! samples: as soon as the filtering control's connection has shaken hands, its plain Binding
+//! request is followed on the same stream by two more with CHANGE-REQUEST (change IP and port,
+//! change port only), asking the server to send a crafted SYN from those addresses to the
+//! connection's public address. A listener on the connection's local port (SO_REUSEADDR and
+//! SO_REUSEPORT, like the hairpin listener), bound before the step's first packet, makes this
+//! host answer a SYN that gets through with a SYN-ACK. The server's answers say whether it saw
+//! that SYN-ACK (NL-SYN-ANSWERED); the core ([`crate::core::fingerprint::tcp_filtering`])
+//! decides what that means.
 //!
-//! Nothing here opens a flow: the requests go over a connection the plan opened before the
-//! samples, and the listener sends nothing unless a SYN reaches it.
+//! Why not after the samples: the server holds each answer for its SYN wait (a round trip and a
+//! margin), so tests run after the step added a request round trip and that wait to every TCP
+//! fingerprint. Pipelined behind the control's own request they end about when the samples do.
+//!
+//! Nothing here opens a flow: the requests go over a connection the plan opens anyway, and the
+//! listener sends nothing unless a SYN reaches it. A SYN the NAT lets in arrives on a mapping
+//! that exists already, so it takes no port from the samples.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
-use mio::Events;
+use mio::net::{TcpListener, TcpStream};
 
 use super::{read_into, TcpShell, LISTEN_BACKLOG, MAX_FRAME};
-use crate::core::fingerprint::classify;
 use crate::core::fingerprint::observation::{Observation, Socket};
+use crate::core::fingerprint::plan::Probe;
 use crate::core::fingerprint::tcp_filtering::{
     reply_wait, syn_wait, SynOutcome, SynTest, TcpFilteringRun, CHANGES,
 };
-use crate::io::prober::{transaction_ids, wait};
+use crate::io::prober::transaction_ids;
 use crate::wire::attr::{self, AttrType, ChangeRequest};
 use crate::wire::framing::{next_frame, Frame};
 use crate::wire::natlens;
 use crate::wire::stun::{Class, Message, MessageType, Method, TransactionId};
 use crate::wire::MessageBuilder;
 
+/// The SYN tests of one step, from the listener's bind to the server's last answer.
+pub(super) struct SynTests {
+    /// The filtering control's index in the step.
+    pub(super) probe: usize,
+    /// The listener on the control's local port: held until the fingerprint ends.
+    listener: TcpListener,
+    tids: Vec<TransactionId>,
+    /// The round trip the discovery probe measured: sizes the server's SYN wait.
+    rtt: Option<Duration>,
+    /// Set once the requests are written: when to stop waiting for the answers.
+    deadline: Option<Instant>,
+    outcomes: Vec<Option<SynOutcome>>,
+    /// Bytes read from the control connection after its own answer.
+    buffer: Vec<u8>,
+    /// The connection ended or a write failed: why.
+    broken: Option<String>,
+}
+
 impl TcpShell {
-    /// Runs both tests over the filtering control's connection to `server`. `None` when the
-    /// plan had no control (no answer, or a server without RFC 5780).
+    /// The SYN tests for a step whose probes include the filtering control, when this
+    /// fingerprint runs them (`natlens nat`); binds the listener on the control's port, which
+    /// `socket` (the control's, bound and not connected yet) has taken.
+    pub(super) fn plan_syn_tests(
+        &mut self,
+        probes: &[Probe],
+        sockets: &[SocketAddr],
+    ) -> io::Result<Option<SynTests>> {
+        let control = probes
+            .iter()
+            .position(|p| p.socket == Socket::Filtering && !p.change.any());
+        let (true, Some(probe)) = (self.syn_tests && self.syn_run.is_none(), control) else {
+            return Ok(None);
+        };
+        let listener = self.bind(sockets[probe], true)?;
+        listener.listen(LISTEN_BACKLOG)?;
+        Ok(Some(SynTests {
+            probe,
+            listener: TcpListener::from_std(listener.into()),
+            tids: transaction_ids(&mut self.rng, CHANGES.len()),
+            rtt: self.discovery_rtt,
+            deadline: None,
+            outcomes: vec![None; CHANGES.len()],
+            buffer: Vec::new(),
+            broken: None,
+        }))
+    }
+
+    /// Keeps what the step's tests gave (and their listener) for [`TcpShell::filtering_tests`].
+    pub(super) fn keep_syn_tests(&mut self, tests: SynTests) {
+        let run = tests.run();
+        self.held_listeners.push(tests.listener);
+        self.syn_run = Some(run);
+    }
+
+    /// The tests' outcome, once the fingerprint is over. `None` when the plan had no control
+    /// (no answer, or a server without RFC 5780).
     pub(in crate::io::prober) fn filtering_tests(
         &mut self,
         observations: &[Observation],
-        server: SocketAddr,
     ) -> Option<TcpFilteringRun> {
         let control = observations
             .iter()
@@ -44,77 +102,88 @@ impl TcpShell {
             let why = "the filtering test's own connection got no answer";
             return Some(TcpFilteringRun::NotRun(why.into()));
         }
-        let run = self.run_filtering_tests(control.local, server, observations);
-        Some(run.unwrap_or_else(|err| TcpFilteringRun::NotRun(format!("{err}"))))
+        let run = self.syn_run.take();
+        Some(run.unwrap_or_else(|| TcpFilteringRun::NotRun("not run".into())))
+    }
+}
+
+impl SynTests {
+    /// Writes both requests behind the control's own (one write each: the socket has
+    /// TCP_NODELAY, so a segment per request, as a capture and its dissector expect).
+    pub(super) fn send(&mut self, stream: &mut TcpStream) {
+        let wait_ms = u32::try_from(syn_wait(self.rtt).as_millis()).unwrap_or(u32::MAX);
+        for (tid, change) in self.tids.iter().zip(CHANGES) {
+            let request = syn_test_request(*tid, change, wait_ms);
+            if let Err(err) = stream.write_all(&request) {
+                self.broken = Some(format!("sending the test: {err}"));
+                return;
+            }
+            crate::io::pcap::tcp_sent(stream, &request);
+        }
+        self.deadline = Some(Instant::now() + reply_wait(self.rtt));
     }
 
-    fn run_filtering_tests(
-        &mut self,
-        local: SocketAddr,
-        server: SocketAddr,
-        observations: &[Observation],
-    ) -> io::Result<TcpFilteringRun> {
-        let index = self
-            .held
-            .iter()
-            .position(|s| s.local_addr().ok() == Some(local) && s.peer_addr().ok() == Some(server))
-            .ok_or_else(|| io::Error::other("the filtering test's own connection closed"))?;
-        let listener = self.bind(local, true)?;
-        listener.listen(LISTEN_BACKLOG)?;
-        self.held_listeners
-            .push(TcpListener::from_std(listener.into()));
-        let rtt = classify::rtt(observations);
-        let tids = transaction_ids(&mut self.rng, CHANGES.len());
-        let wait_ms = u32::try_from(syn_wait(rtt).as_millis()).unwrap_or(u32::MAX);
-        // One write each (the socket has TCP_NODELAY): a segment per request, as a capture
-        // and its dissector expect.
-        for (tid, change) in tids.iter().zip(CHANGES) {
-            let request = syn_test_request(*tid, change, wait_ms);
-            self.held[index].write_all(&request)?;
-            crate::io::pcap::tcp_sent(&self.held[index], &request);
+    /// Bytes that came with the control's own answer, after it.
+    pub(super) fn absorb(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+        self.parse();
+    }
+
+    /// Readiness on the control connection after its own answer.
+    pub(super) fn read(&mut self, stream: &mut TcpStream) {
+        if let Err(err) = read_into(stream, &mut self.buffer) {
+            self.broken
+                .get_or_insert_with(|| format!("the connection ended: {err}"));
         }
-        let deadline = Instant::now() + reply_wait(rtt);
-        let outcomes = self.await_answers(index, &tids, deadline)?;
+        self.parse();
+    }
+
+    fn parse(&mut self) {
+        let mut used = 0;
+        while let Frame::Complete(len) = next_frame(&self.buffer[used..], MAX_FRAME) {
+            if let Ok(message) = Message::parse(&self.buffer[used..used + len]) {
+                if let Some(i) = self
+                    .tids
+                    .iter()
+                    .position(|t| *t == message.transaction_id())
+                {
+                    self.outcomes[i] = outcome_of(&message);
+                }
+            }
+            used += len;
+        }
+        self.buffer.drain(..used);
+    }
+
+    /// True when nothing more is to be waited for: every answer is in, the connection broke,
+    /// the deadline passed, or the requests were never sent (then the control's own probe
+    /// keeps the step going until it is settled).
+    pub(super) fn settled(&self, now: Instant) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        self.broken.is_some() || self.outcomes.iter().all(Option::is_some) || now >= deadline
+    }
+
+    /// When the step must wake for these tests, while they are not settled.
+    pub(super) fn wake(&self, now: Instant) -> Option<Instant> {
+        self.deadline.filter(|_| !self.settled(now))
+    }
+
+    fn run(&self) -> TcpFilteringRun {
+        if self.deadline.is_none() {
+            let why = self.broken.clone();
+            return TcpFilteringRun::NotRun(why.unwrap_or_else(|| "not sent".into()));
+        }
         let tests = CHANGES
             .into_iter()
-            .zip(outcomes)
+            .zip(&self.outcomes)
             .map(|(change, outcome)| SynTest {
                 change,
-                outcome: outcome.unwrap_or(SynOutcome::Lost),
+                outcome: outcome.clone().unwrap_or(SynOutcome::Lost),
             })
             .collect();
-        Ok(TcpFilteringRun::Ran(tests))
-    }
-
-    /// Reads the answers to `tids` from held connection `index` until both are in, the
-    /// connection ends or `deadline` passes.
-    fn await_answers(
-        &mut self,
-        index: usize,
-        tids: &[TransactionId],
-        deadline: Instant,
-    ) -> io::Result<Vec<Option<SynOutcome>>> {
-        let mut outcomes: Vec<Option<SynOutcome>> = vec![None; tids.len()];
-        let mut buffer = Vec::new();
-        let mut events = Events::with_capacity(16);
-        loop {
-            let ended = read_into(&mut self.held[index], &mut buffer).is_err();
-            let mut used = 0;
-            while let Frame::Complete(len) = next_frame(&buffer[used..], MAX_FRAME) {
-                if let Ok(message) = Message::parse(&buffer[used..used + len]) {
-                    if let Some(i) = tids.iter().position(|t| *t == message.transaction_id()) {
-                        outcomes[i] = outcome_of(&message);
-                    }
-                }
-                used += len;
-            }
-            buffer.drain(..used);
-            let now = Instant::now();
-            if ended || outcomes.iter().all(Option::is_some) || now >= deadline {
-                return Ok(outcomes);
-            }
-            wait(&mut self.poll, &mut events, now, Some(deadline))?;
-        }
+        TcpFilteringRun::Ran(tests)
     }
 }
 
