@@ -222,6 +222,8 @@ pub struct ClientSession<R> {
     state: State,
     observed: Option<SocketAddr>,
     udp_expiry: Option<Duration>,
+    /// The server's listening addresses its last LOGIN success named (NL-SERVER-ADDRESS).
+    server_addresses: Vec<SocketAddr>,
     facts: NatFacts,
     /// Requests in flight: timers, retransmission bytes and what each is for (a response is
     /// checked against it before its transaction is ended).
@@ -250,6 +252,7 @@ impl<R: RngCore> ClientSession<R> {
             state: State::LoggingIn { relogin: false },
             observed: None,
             udp_expiry: None,
+            server_addresses: Vec::new(),
             facts: NatFacts::default(),
             transactions: Transactions::default(),
             answers: HashMap::new(),
@@ -407,6 +410,12 @@ impl<R: RngCore> ClientSession<R> {
     /// Our public address as the server last saw it.
     pub fn observed(&self) -> Option<SocketAddr> {
         self.observed
+    }
+
+    /// The server's listening addresses its LOGIN success named, one per family at most: where
+    /// an end logged in over one family fingerprints its other family.
+    pub fn server_addresses(&self) -> &[SocketAddr] {
+        &self.server_addresses
     }
 
     /// The ID this session logs in as.

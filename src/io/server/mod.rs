@@ -44,6 +44,8 @@ use syn_tests::SynCrafter;
 pub struct ServeOptions {
     pub listen: Vec<SocketAddr>,
     pub alternate: Option<SocketAddr>,
+    /// Addresses a LOGIN success names besides the specific `--listen` ones (`--advertise`).
+    pub advertise: Vec<SocketAddr>,
     /// Servers to hold federation links to (`--link`).
     pub links: Vec<SocketAddr>,
     pub name: String,
@@ -140,7 +142,14 @@ impl Server {
         let poll = Poll::new().context("creating the epoll instance")?;
         let (bound, full_mode) = bind_all(&options)?;
         let now = Instant::now();
-        let config = core_config(&options, full_mode);
+        // The `--listen` pairs come first, ports resolved; a wildcard one names no address.
+        let listening = bound.iter().take(options.listen.len()).map(|pair| pair.2);
+        let named = listening.filter(|a| !a.ip().is_unspecified());
+        let addresses = named.chain(options.advertise.iter().copied()).collect();
+        let config = ServerConfig {
+            addresses,
+            ..core_config(&options, full_mode)
+        };
         if config.credentials.is_none() {
             reporter.warn(
                 "running open (no --credentials): anyone can log in as any free ID; \
@@ -474,6 +483,7 @@ fn core_config(options: &ServeOptions, full_mode: Option<FullMode>) -> ServerCon
         credentials: options.credentials.clone(),
         nonce_secret,
         answer_rate: options.answer_rate,
+        addresses: Vec::new(),
     }
 }
 
