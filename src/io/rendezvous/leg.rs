@@ -59,70 +59,23 @@ pub(super) fn run_leg(
         })
         .collect();
     if run.punch.dry_run {
-        let planned: Vec<&PunchPlan> = families
-            .iter()
-            .filter_map(|f| f.plan.as_ref().ok())
-            .collect();
-        match planned.is_empty() {
-            true => run.watch.dry_run(&no_family_plan(&plan_input, &families))?,
-            false => planned
-                .into_iter()
-                .try_for_each(|plan| run.watch.dry_run(plan))?,
-        }
+        dry_run(run, &plan_input, &families)?;
         return Ok(None);
     }
     let mut owns = own.into_families();
     let (punched, outcomes, winner) = match (runnable.as_slice(), run.leg) {
-        ([], _) => {
-            let lead = families
-                .iter()
-                .find_map(|f| f.plan.as_ref().ok().cloned())
-                .unwrap_or_else(|| no_family_plan(&plan_input, &families));
-            run.tell(Event::plan(&lead));
-            run.watch.planned(&lead);
-            let outcomes = families.iter().map(FamilyOutcome::unpunched).collect();
-            (refused(run, &lead, &meeting), outcomes, None)
-        }
+        ([], _) => no_family(run, &plan_input, &families, &meeting),
         ([first, second, ..], Transport::Udp) => {
-            let firsts = take_own(&mut owns, first.family)?;
-            let seconds = take_own(&mut owns, second.family)?;
-            both_families(
-                run,
-                &families,
-                [(first, firsts), (second, seconds)],
-                &meeting,
-                input,
-                link,
-                session,
-            )?
+            let racing = [
+                (*first, take_own(&mut owns, first.family)?),
+                (*second, take_own(&mut owns, second.family)?),
+            ];
+            both_families(run, &families, racing, &meeting, input, link, session)?
         }
         ([chosen, ..], _) => {
-            let plan = chosen.plan.as_ref().expect("a runnable family has a plan");
             let own = take_own(&mut owns, chosen.family)?;
-            run.tell(Event::plan(plan));
-            run.watch.planned(plan);
-            let punched = match plan.transport {
-                Transport::Udp => udp_leg::punch(run, plan, &meeting, own, input, link, session)?,
-                Transport::Tcp => {
-                    tcp_leg::punch_pumping(run, plan, &meeting, &own, input, link, session)?
-                }
-            };
-            let report = punched
-                .outcome_report
-                .as_ref()
-                .expect("a punch ends with an outcome");
-            let connected = report.result == PunchResult::Connected;
-            let outcomes = families
-                .iter()
-                .map(|f| match f.family == chosen.family {
-                    true => FamilyOutcome::punched(f, report, false),
-                    false if runnable.iter().any(|r| r.family == f.family) => {
-                        FamilyOutcome::not_tried(f, "a TCP punch runs the first shared family only")
-                    }
-                    false => FamilyOutcome::unpunched(f),
-                })
-                .collect();
-            (punched, outcomes, connected.then_some(chosen.family))
+            let punch = (&families[..], &runnable[..], *chosen, own);
+            one_family(run, punch, &meeting, input, link, session)?
         }
     };
     let report = punched
@@ -143,6 +96,78 @@ pub(super) fn run_leg(
         families: outcomes,
         winner,
     }))
+}
+
+/// `--dry-run`: every planned family's plan (IPv6 first), or the refusal when none is shared.
+fn dry_run(run: &Run<'_>, input: &PlanInput<'_>, families: &[FamilyPlan]) -> io::Result<()> {
+    let planned: Vec<&PunchPlan> = families
+        .iter()
+        .filter_map(|f| f.plan.as_ref().ok())
+        .collect();
+    if planned.is_empty() {
+        return run.watch.dry_run(&no_family_plan(input, families));
+    }
+    planned
+        .into_iter()
+        .try_for_each(|plan| run.watch.dry_run(plan))
+}
+
+/// No family to punch in: the first family's refused plan (or the refusal for lack of a
+/// shared family), its outcome without a packet sent.
+fn no_family(
+    run: &Run<'_>,
+    input: &PlanInput<'_>,
+    families: &[FamilyPlan],
+    meeting: &Meeting,
+) -> FamilyPunches {
+    let lead = families
+        .iter()
+        .find_map(|f| f.plan.as_ref().ok().cloned())
+        .unwrap_or_else(|| no_family_plan(input, families));
+    run.tell(Event::plan(&lead));
+    run.watch.planned(&lead);
+    let outcomes = families.iter().map(FamilyOutcome::unpunched).collect();
+    (refused(run, &lead, meeting), outcomes, None)
+}
+
+/// Every family's plan, the runnable ones, the one punched and this end's fingerprint in it.
+type OneOf<'a> = (
+    &'a [FamilyPlan],
+    &'a [&'a FamilyPlan],
+    &'a FamilyPlan,
+    OwnNat,
+);
+
+/// One family punched: the only one shared, or over TCP the first shared (a TCP punch runs one
+/// family; the others are reported as not tried).
+fn one_family(
+    run: &Run<'_>,
+    (families, runnable, chosen, own): OneOf<'_>,
+    meeting: &Meeting,
+    input: Option<Box<dyn Read + Send>>,
+    link: &mut Link,
+    session: &mut Session,
+) -> anyhow::Result<FamilyPunches> {
+    let plan = chosen.plan.as_ref().expect("a runnable family has a plan");
+    run.tell(Event::plan(plan));
+    run.watch.planned(plan);
+    let punched = match plan.transport {
+        Transport::Udp => udp_leg::punch(run, plan, meeting, own, input, link, session)?,
+        Transport::Tcp => tcp_leg::punch_pumping(run, plan, meeting, &own, input, link, session)?,
+    };
+    let report = (punched.outcome_report.as_ref()).expect("a punch ends with an outcome");
+    let connected = report.result == PunchResult::Connected;
+    let outcomes = families
+        .iter()
+        .map(|f| match f.family == chosen.family {
+            true => FamilyOutcome::punched(f, report, false),
+            false if runnable.iter().any(|r| r.family == f.family) => {
+                FamilyOutcome::not_tried(f, "a TCP punch runs the first shared family only")
+            }
+            false => FamilyOutcome::unpunched(f),
+        })
+        .collect();
+    Ok((punched, outcomes, connected.then_some(chosen.family)))
 }
 
 /// The punch, each family's outcome and the winning family.

@@ -122,85 +122,21 @@ pub(super) type FamilyEnd = Option<Punched>;
 /// data where the other no longer listens, and the data exchange fails and says so.
 pub(super) fn punch_families(
     run: &Run<'_>,
-    first: (&PunchPlan, Instant, OwnNat),
-    second: (&PunchPlan, Instant, OwnNat),
+    first: Racer<'_>,
+    second: Racer<'_>,
     input: Option<Box<dyn Read + Send>>,
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<([FamilyEnd; 2], Option<usize>)> {
-    let race = Arc::new(Race::new(input));
-    let carries = !run.punch.no_data && run.carry_data;
-    let stops = [AtomicBool::new(false), AtomicBool::new(false)];
-    let over = AtomicBool::new(false);
+    let race = Arc::new(Race::new(input, !run.punch.no_data && run.carry_data));
     link.set_nonblocking(true)?;
     let mut pump = Pump {
         link,
         session,
         events: Vec::new(),
     };
-    let (stops, over) = (&stops, &over);
-    let ends = std::thread::scope(|scope| {
-        // The user's Ctrl-C stops both families.
-        scope.spawn(move || {
-            while !over.load(Ordering::Relaxed) {
-                if run.stop.load(Ordering::Relaxed) {
-                    stops.iter().for_each(|s| s.store(true, Ordering::Relaxed));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let racer = |index: usize| {
-            let race = Arc::clone(&race);
-            move |progress: &Progress| {
-                if let Progress::Punch(PunchEvent::Connected { .. }) = progress {
-                    if race.claim(index) {
-                        stops[1 - index].store(true, Ordering::Relaxed);
-                    } else {
-                        stops[index].store(true, Ordering::Relaxed);
-                    }
-                }
-                race.winner().is_none_or(|w| w == index)
-            }
-        };
-        let (plan, start, own) = second;
-        let second_race = Arc::clone(&race);
-        let mut second_keep = racer(1);
-        let second = scope.spawn(move || {
-            let one = OneFamily {
-                plan,
-                start,
-                own,
-                stop: &stops[1],
-            };
-            let mut output = RaceOutput(Arc::clone(&second_race), 1, carries);
-            let input = Box::new(RaceInput::new(&second_race, 1));
-            punch_one(
-                run,
-                one,
-                Some(input),
-                &mut output,
-                &mut Nothing,
-                &mut second_keep,
-            )
-        });
-        let (plan, start, own) = first;
-        let one = OneFamily {
-            plan,
-            start,
-            own,
-            stop: &stops[0],
-        };
-        let mut output = RaceOutput(Arc::clone(&race), 0, carries);
-        let input = Box::new(RaceInput::new(&race, 0));
-        let first = punch_one(run, one, Some(input), &mut output, &mut pump, &mut racer(0));
-        // No winner by now: none will come; readers still waiting read nothing.
-        race.close();
-        let second = second.join().expect("the IPv4 punch thread does not panic");
-        over.store(true, Ordering::Relaxed);
-        [first, second]
-    });
+    let ends = race_families(run, &race, first, second, &mut pump);
     pump.link.set_nonblocking(false)?;
-    let winner = race.winner();
     let mut out: [FamilyEnd; 2] = [None, None];
     for (index, end) in ends.into_iter().enumerate() {
         out[index] = match end {
@@ -214,13 +150,79 @@ pub(super) fn punch_families(
             Err(err) => return Err(anyhow::Error::from(err).context("punching")),
         };
     }
-    Ok((out, winner))
+    Ok((out, race.winner()))
+}
+
+/// One family of the race: its plan, its start and this end's fingerprint in it.
+pub(super) type Racer<'a> = (&'a PunchPlan, Instant, OwnNat);
+
+/// Runs both families, the first on this thread with the session pumped, the second on its
+/// own; the user's Ctrl-C stops both.
+fn race_families(
+    run: &Run<'_>,
+    race: &Arc<Race>,
+    first: Racer<'_>,
+    second: Racer<'_>,
+    pump: &mut dyn Background,
+) -> [io::Result<Punched>; 2] {
+    let stops = [AtomicBool::new(false), AtomicBool::new(false)];
+    let over = AtomicBool::new(false);
+    let (stops, over) = (&stops, &over);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while !over.load(Ordering::Relaxed) {
+                if run.stop.load(Ordering::Relaxed) {
+                    stops.iter().for_each(|s| s.store(true, Ordering::Relaxed));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let second = scope.spawn(move || race_one(run, race, 1, second, stops, &mut Nothing));
+        let first = race_one(run, race, 0, first, stops, pump);
+        // No winner by now: none will come; readers still waiting read nothing.
+        race.close();
+        let second = second
+            .join()
+            .expect("the second family's thread does not panic");
+        over.store(true, Ordering::Relaxed);
+        [first, second]
+    })
+}
+
+/// Family `index` of the race: connecting first claims the win and stops the other family;
+/// connecting second stops this one, and its `connected` is not told.
+fn race_one(
+    run: &Run<'_>,
+    race: &Arc<Race>,
+    index: usize,
+    (plan, start, own): Racer<'_>,
+    stops: &[AtomicBool; 2],
+    background: &mut dyn Background,
+) -> io::Result<Punched> {
+    let one = OneFamily {
+        plan,
+        start,
+        own,
+        stop: &stops[index],
+    };
+    let mut output = RaceOutput(Arc::clone(race), index);
+    let input = Box::new(RaceInput::new(race, index));
+    let mut keep = |progress: &Progress| {
+        if let Progress::Punch(PunchEvent::Connected { .. }) = progress {
+            let loser = if race.claim(index) { 1 - index } else { index };
+            stops[loser].store(true, Ordering::Relaxed);
+        }
+        race.winner().is_none_or(|w| w == index)
+    };
+    punch_one(run, one, Some(input), &mut output, background, &mut keep)
 }
 
 /// Which family won, and the input only the winner reads.
 struct Race {
     state: Mutex<RaceState>,
     decided: Condvar,
+    /// The leg writes the peer's data to stdout (not `--no-data`, not `both`'s TCP leg).
+    carries: bool,
 }
 
 struct RaceState {
@@ -231,8 +233,9 @@ struct RaceState {
 }
 
 impl Race {
-    fn new(input: Option<Box<dyn Read + Send>>) -> Self {
+    fn new(input: Option<Box<dyn Read + Send>>, carries: bool) -> Self {
         Race {
+            carries,
             state: Mutex::new(RaceState {
                 winner: None,
                 closed: false,
@@ -306,12 +309,12 @@ impl Read for RaceInput {
 }
 
 /// The peer's data as family `.1` delivers it: to stdout if this family won and the leg carries
-/// data (`.2`), else nowhere.
-struct RaceOutput(Arc<Race>, usize, bool);
+/// data, else nowhere.
+struct RaceOutput(Arc<Race>, usize);
 
 impl Write for RaceOutput {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.2 && self.0.winner() == Some(self.1) {
+        if self.0.carries && self.0.winner() == Some(self.1) {
             io::stdout().write(buf)
         } else {
             Ok(buf.len())
