@@ -223,3 +223,92 @@ fn family_6_punches_ipv6_alone() {
         .count();
     assert_eq!(fingerprints, 1, "{:#?}", lines(&caller.stderr));
 }
+
+/// A TCP punch between two dual-stack ends runs over IPv6 alone (the first shared family) and
+/// reports IPv4 as not tried; as root its crafted SYNs go out over raw IPv6 sockets.
+#[test]
+fn a_tcp_punch_between_dual_stack_ends_runs_over_ipv6() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    let v4 = *server.addrs.iter().find(|a| a.is_ipv4()).unwrap();
+    let args = ["--json", "--no-data", "--transport", "tcp"];
+    let listener = Listener::start(v4, "grace", &args);
+    let caller = natlens(&[
+        "call",
+        "grace",
+        "--server",
+        &v4.to_string(),
+        "--id",
+        "heidi",
+    ])
+    .args(args)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    let (status, stdout, listen_lines) = listener.finish();
+    assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+    assert!(status.success(), "{listen_lines:#?}");
+    for r in [report(&lines(&caller.stdout)), report(&lines(&stdout))] {
+        assert_eq!(r["result"], "connected", "{r}");
+        assert_eq!(r["transport"], "tcp", "{r}");
+        assert_eq!(r["winner"], "ipv6", "{r}");
+        assert_eq!(family(&r, "ipv6")["outcome"], "connected", "{r}");
+        let v4 = family(&r, "ipv4");
+        assert_eq!(v4["outcome"], "stopped", "{r}");
+        assert!(v4["reason"].as_str().unwrap().contains("TCP"), "{r}");
+        let peer: SocketAddr = r["path"]["peer"].as_str().unwrap().parse().unwrap();
+        assert!(peer.is_ipv6(), "{r}");
+    }
+}
+
+/// Dual-stack federation: two servers on 127.0.0.1 and ::1 each, linked over one family while
+/// the clients log in over the other (and over different servers); the call crosses the link
+/// with both families' facts, and the pair punches and keeps IPv6.
+#[test]
+fn a_call_crosses_a_link_of_the_other_family_and_the_pair_punches() {
+    for (link_family_v6, id) in [(false, "ivan"), (true, "judy")] {
+        let s1 = ServerProcess::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--name",
+            "s1",
+        ]);
+        let s1_v4 = *s1.addrs.iter().find(|a| a.is_ipv4()).unwrap();
+        let s1_v6 = *s1.addrs.iter().find(|a| a.is_ipv6()).unwrap();
+        let link = if link_family_v6 { s1_v6 } else { s1_v4 };
+        let s2 = ServerProcess::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--name",
+            "s2",
+            "--link",
+            &link.to_string(),
+        ]);
+        assert!(s1.wait_for_log("peer_up", Duration::from_secs(5)).is_some());
+        assert!(s2.wait_for_log("peer_up", Duration::from_secs(5)).is_some());
+        // Clients use the family the link does not.
+        let pick = |s: &ServerProcess| {
+            *s.addrs
+                .iter()
+                .find(|a| a.is_ipv6() != link_family_v6)
+                .unwrap()
+        };
+        let listener = Listener::start(pick(&s2), id, &["--json", "--no-data"]);
+        let caller = natlens(&["call", id, "--server", &pick(&s1).to_string()])
+            .args(["--id", "mallory", "--json", "--no-data"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (status, stdout, listen_lines) = listener.finish();
+        assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+        assert!(status.success(), "{listen_lines:#?}");
+        for r in [report(&lines(&caller.stdout)), report(&lines(&stdout))] {
+            assert_eq!(r["result"], "connected", "{r}");
+            assert_eq!(r["winner"], "ipv6", "{r}");
+            assert_ne!(family(&r, "ipv4")["outcome"], "not-shared", "{r}");
+        }
+    }
+}

@@ -76,8 +76,8 @@ interrupt), a failure object {schema_version, result (failed, or interrupted on 
 SIGTERM), error: {kind, message}} goes where the report would have gone, and no plain \
 natlens: line is written to stderr. error.kind is one of those listed under EXIT STATUS. With \
 --dry-run, stdout carries the plan instead (its describe lines, or with --json one object with \
-dry_run true and result planned); with --transport both, the UDP plan, then the TCP plan (two \
-objects, one per line).
+dry_run true and result planned), one per family both ends share (IPv6 first); with \
+--transport both, the UDP plans, then the TCP plans (one object per line).
 
 JSON OUTPUT
 schema_version changes when a field changes meaning or disappears; adding a field does not. \
