@@ -482,7 +482,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__demo)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --v6-a --v6-b --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -522,6 +522,14 @@ _natlens() {
                     ;;
                 --cgnat-a)
                     COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    return 0
+                    ;;
+                --v6-a)
+                    COMPREPLY=($(compgen -W "off open firewall firewall:eif firewall:adf firewall:apdf nptv6 nat66 nat66:seq:1 nat66:random" -- "${cur}"))
+                    return 0
+                    ;;
+                --v6-b)
+                    COMPREPLY=($(compgen -W "off open firewall firewall:eif firewall:adf firewall:apdf nptv6 nat66 nat66:seq:1 nat66:random" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -676,7 +684,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__lab__subcmd__up)
-            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --with-server --port-mapping --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --nat-a --nat-b --noise --noise-a --noise-b --delay --loss --public-host --udp-timeout --cgnat-a --v6-a --v6-b --with-server --port-mapping --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -716,6 +724,14 @@ _natlens() {
                     ;;
                 --cgnat-a)
                     COMPREPLY=($(compgen -W "cone full-cone seq:1 seq:2 random" -- "${cur}"))
+                    return 0
+                    ;;
+                --v6-a)
+                    COMPREPLY=($(compgen -W "off open firewall firewall:eif firewall:adf firewall:apdf nptv6 nat66 nat66:seq:1 nat66:random" -- "${cur}"))
+                    return 0
+                    ;;
+                --v6-b)
+                    COMPREPLY=($(compgen -W "off open firewall firewall:eif firewall:adf firewall:apdf nptv6 nat66 nat66:seq:1 nat66:random" -- "${cur}"))
                     return 0
                     ;;
                 --port-mapping)

@@ -5,12 +5,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{parse_delay, Suggesting, LAB_HOST_NAMES, NAT_MODES};
-use crate::lab::{Host, NatMode};
+use crate::lab::{Host, NatMode, V6Mode};
 
 /// `natlens lab`: a lab is two NAT routers (A and B), each with a LAN host (`a`, `b`) and a
 /// noise host (`a2`, `b2`), a server with two public addresses (203.0.113.10 and .11) and an
-/// optional public host, joined by an "internet" segment. Every address is an RFC 5737
-/// documentation address and nothing is connected to a real interface.
+/// optional public host, joined by an "internet" segment. It is dual-stack: beside IPv4, every
+/// host has IPv6 from its own /48 of 2001:db8::/32 (routers firewall it by default; see
+/// --v6-a). Every address is an RFC 5737 or RFC 3849 documentation address and nothing is
+/// connected to a real interface.
 #[derive(Debug, Args)]
 #[command(after_long_help = LAB_HOSTS)]
 pub struct LabArgs {
@@ -26,7 +28,13 @@ const LAB_HOSTS: &str = "Hosts: a (192.0.2.10) and a2 (192.0.2.11) behind router
 public (203.0.113.20, with --public-host); internet (the segment itself, no address); with \
 --cgnat-a, carrier-a (a carrier-grade NAT with router A's public address 203.0.113.1 on the \
 internet segment and 100.64.0.1 on a carrier segment in RFC 6598 shared space, where router-a's \
-WAN then sits as 100.64.0.2). Each host is the network \
+WAN then sits as 100.64.0.2). IPv6: each lab has 2001:db8:HHHH::/48, HHHH the last four hex \
+digits of its prefix (call it N); the internet segment is N::/64 (router-a N::1, router-b N::2, \
+server N::10 and N::11, where the lab's server also listens on port 3478, public N::20), the \
+LANs N:a::/64 and N:b::/64 (router N:a::1, a N:a::10, a2 N:a::11; likewise behind B); a \
+`nptv6` router shows its LAN as N:ea::/64 or N:eb::/64, a `nat66` one as its WAN address; \
+behind a carrier, router-a's WAN is N:c::2 on N:c::/64 (carrier-a N:c::1, and N::1 outside). \
+`lab up` and `lab status` print every address. Each host is the network \
 namespace <prefix>-<host>; labs are described in /run/natlens/<prefix>.json.";
 
 #[derive(Debug, Subcommand)]
@@ -113,7 +121,38 @@ pub struct LabSpecArgs {
     #[arg(long, value_name = "MODE", hide_possible_values = true,
           value_parser = Suggesting::<NatMode>::new(&NAT_MODES))]
     pub cgnat_a: Option<NatMode>,
+
+    /// What router A does with IPv6: `off` (side A is IPv4-only: neither the router nor its
+    /// LAN hosts have IPv6), `open` (routes the LAN prefix, no filtering), `firewall` or
+    /// `firewall:eif|adf|apdf` (stateful, RFC 6092: outbound opens a pinhole, unsolicited
+    /// inbound is dropped unless the filtering admits it: endpoint-independent, the RFC's
+    /// default and `firewall` alone, address-dependent, or address-and-port-dependent), `nptv6`
+    /// (RFC 6296 prefix translation both ways, interface IDs kept, no firewall), `nat66`,
+    /// `nat66:seq:D` or `nat66:random` (masquerade to the router's WAN address, port-preserving,
+    /// sequential or random, as the IPv4 modes).
+    #[arg(long, value_name = "MODE", default_value = "firewall", hide_possible_values = true,
+          value_parser = Suggesting::<V6Mode>::new(&V6_MODES))]
+    pub v6_a: V6Mode,
+
+    /// What router B does with IPv6 (see --v6-a).
+    #[arg(long, value_name = "MODE", default_value = "firewall", hide_possible_values = true,
+          value_parser = Suggesting::<V6Mode>::new(&V6_MODES))]
+    pub v6_b: V6Mode,
 }
+
+/// IPv6 modes offered for `lab --v6-a/--v6-b`; `nat66:seq:D` takes any step from 1.
+pub const V6_MODES: [&str; 10] = [
+    "off",
+    "open",
+    "firewall",
+    "firewall:eif",
+    "firewall:adf",
+    "firewall:apdf",
+    "nptv6",
+    "nat66",
+    "nat66:seq:1",
+    "nat66:random",
+];
 
 /// `--udp-timeout`: whole seconds from 1 s to a day (conntrack counts in seconds).
 fn parse_udp_timeout(text: &str) -> Result<Duration, String> {
@@ -211,4 +250,16 @@ pub struct LabWorkerArgs {
     /// The job, as JSON.
     #[arg(value_name = "JOB")]
     pub job: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ipv6_suggestion_parses() {
+        for mode in V6_MODES {
+            mode.parse::<V6Mode>().expect(mode);
+        }
+    }
 }

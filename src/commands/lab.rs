@@ -47,6 +47,8 @@ pub fn spec(args: &LabSpecArgs) -> LabSpec {
         udp_timeout: args.udp_timeout,
         port_mapping: Default::default(),
         cgnat_a: args.cgnat_a,
+        v6_a: args.v6_a,
+        v6_b: args.v6_b,
     }
 }
 
@@ -87,6 +89,7 @@ pub fn describe(state: &LabState) -> String {
     if let Some(mode) = spec.cgnat_a {
         text += &format!(", carrier-a {mode} in front of router-a");
     }
+    text += &format!(", IPv6 router-a {}, router-b {}", spec.v6_a, spec.v6_b);
     if !spec.delay.is_zero() {
         let method = state
             .delay_method
@@ -128,6 +131,9 @@ pub fn describe(state: &LabState) -> String {
             server.pid,
             server.log.display()
         );
+    }
+    if let Some(listen6) = state.server.as_ref().and_then(|s| s.listen6) {
+        text += &format!("  natlens server also on {listen6} (IPv6)\n");
     }
     if let Some(daemon) = &state.miniupnpd {
         text += &format!(

@@ -1,7 +1,7 @@
 //! [`Lab`]: a running lab, the handle tests and `natlens lab` drive.
 
 use std::ffi::OsStr;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
@@ -11,6 +11,7 @@ use crate::lab::conntrack::{self, CtEntry};
 use crate::lab::netns;
 use crate::lab::noise;
 use crate::lab::plan::{self, Plan};
+use crate::lab::plan6;
 use crate::lab::plumbing::{self, DelayMethod};
 use crate::lab::server;
 use crate::lab::spec::{Host, LabSpec, Side};
@@ -74,6 +75,12 @@ impl Lab {
             Some(prefix) => prefix.clone(),
             None => teardown::fresh_prefix(),
         };
+        if let Some(other) = teardown::sharing_net6(&prefix) {
+            bail!(
+                "lab {other} already has {}/48, the IPv6 prefix of {prefix}: choose a prefix whose last four digits differ",
+                plan6::lab_net6(&prefix)
+            );
+        }
         let plan = Plan::new(&spec, &prefix);
         let state = LabState::new(&spec, &plan);
         state::claim(&state)?;
@@ -169,6 +176,19 @@ impl Lab {
         self.plan.host(host).and(plan::primary_addr(host))
     }
 
+    /// The IPv6 address of `host` on its own segment (a router's is its internet-segment
+    /// address, N::1 or N::2); `None` when the host has no IPv6 (its side is `off`, or the lab
+    /// lacks the host). Plan functions in [`plan6`](crate::lab::plan6) give the others (the
+    /// server's second address, the routers' LAN addresses, the NPTv6 prefixes).
+    pub fn addr6(&self, host: Host) -> Option<Ipv6Addr> {
+        let planned = self.plan.host(host)?;
+        planned
+            .v6
+            .ipv6
+            .then(|| plan6::primary_addr6(self.prefix(), host))
+            .flatten()
+    }
+
     /// Runs `f` on a thread inside `host`'s namespace. Sockets it opens stay in that namespace
     /// and can be returned and used from any thread.
     pub fn in_netns<T: Send>(&self, host: Host, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
@@ -196,10 +216,20 @@ impl Lab {
             .with_context(|| format!("starting {command:?} in {host}"))
     }
 
-    /// Router `side`'s conntrack table, parsed.
+    /// Router `side`'s conntrack table, parsed: IPv4 flows first, then IPv6 ones
+    /// (`conntrack -L` alone lists only IPv4).
     pub fn conntrack_entries(&self, side: Side) -> anyhow::Result<Vec<CtEntry>> {
-        let output = self.checked(Host::Router(side), &["conntrack", "-L"])?;
-        Ok(conntrack::parse(&String::from_utf8_lossy(&output.stdout)))
+        self.host_conntrack(Host::Router(side))
+    }
+
+    /// The conntrack table of any host (both families), parsed: a carrier's, say.
+    pub fn host_conntrack(&self, host: Host) -> anyhow::Result<Vec<CtEntry>> {
+        let mut entries = Vec::new();
+        for family in ["ipv4", "ipv6"] {
+            let output = self.checked(host, &["conntrack", "-L", "-f", family])?;
+            entries.extend(conntrack::parse(&String::from_utf8_lossy(&output.stdout)));
+        }
+        Ok(entries)
     }
 
     /// Forgets all NAT state: reloads the router (and carrier) rulesets, restarting sequential
@@ -211,7 +241,9 @@ impl Lab {
         plumbing::load_rulesets(&self.plan, &self.spec)?;
         let nat_hosts = self.plan.hosts.iter().map(|h| h.host);
         for host in nat_hosts.filter(|h| crate::lab::carrier::is_nat(*h)) {
-            self.checked(host, &["conntrack", "-F"])?;
+            for family in ["ipv4", "ipv6"] {
+                self.checked(host, &["conntrack", "-F", "-f", family])?;
+            }
         }
         Ok(())
     }

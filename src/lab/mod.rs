@@ -15,15 +15,18 @@ pub mod instance;
 pub mod netns;
 pub mod noise;
 pub mod plan;
+pub mod plan6;
 pub mod plumbing;
 pub mod port_mapping;
 pub mod process;
 pub mod relay;
 pub mod ruleset;
+pub mod ruleset6;
 pub mod server;
 pub mod spec;
 pub mod state;
 pub mod teardown;
+pub mod v6mode;
 pub mod worker;
 
 pub use conntrack::CtEntry;
@@ -32,6 +35,7 @@ pub use plumbing::DelayMethod;
 pub use process::{Exited, LabProcess};
 pub use spec::{Host, LabSpec, NatMode, Side};
 pub use state::LabState;
+pub use v6mode::{Filtering, V6Mode};
 
 /// Whether this machine can build a lab: root, network namespaces, and the `ip`, `nft` and
 /// `conntrack` tools. `Err` says what is missing, in words fit for a SKIPPED line or an error.

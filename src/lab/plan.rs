@@ -124,6 +124,10 @@ pub struct HostPlan {
     pub segment_mac: Option<String>,
     /// Permanent ARP entries for every other host on the internet segment.
     pub neighbours: Vec<Neighbour>,
+    /// IPv6: addresses, routes and permanent neighbours; `ipv6` false leaves IPv6 off on the
+    /// host's lab interfaces (see [`plan6`](crate::lab::plan6)).
+    #[serde(default, flatten)]
+    pub v6: crate::lab::plan6::HostPlan6,
 }
 
 /// A veth pair: the two ends, each `(host, interface name in that host's namespace)`.
@@ -173,6 +177,7 @@ impl Plan {
             plan.add_links(host, spec);
         }
         plan.add_neighbours();
+        crate::lab::plan6::add_ipv6(&mut plan, spec);
         plan
     }
 
@@ -303,6 +308,7 @@ fn host_plan(prefix: &str, host: Host, spec: &LabSpec) -> HostPlan {
         forwarding: false,
         segment_mac: None,
         neighbours: Vec::new(),
+        v6: Default::default(),
     };
     match host {
         Host::Lan(side) | Host::Noise(side) => {

@@ -62,6 +62,9 @@ pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
         if host.host == Host::Router(Side::A) && spec.port_mapping.any() {
             text.push_str(&crate::lab::port_mapping::ruleset());
         }
+        if let Some(v6) = crate::lab::ruleset6::for_host(spec, &plan.prefix, host.host) {
+            text.push_str(&v6);
+        }
         let mut nft = netns::command_in(&host.netns, "nft")?;
         nft.args(["-f", "-"]);
         netns::run(&mut nft, Some(&text))
@@ -70,29 +73,54 @@ pub fn load_rulesets(plan: &Plan, spec: &LabSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// IPv6 off everywhere (no router solicitations or DAD in captures and conntrack tables);
-/// routers forward and treat a stray ACK as invalid rather than as a new flow.
+/// IPv6 where the plan has it, without router advertisements, DAD or link-local addresses
+/// (see [`ipv6_sysctls`]); routers forward and treat a stray ACK as invalid rather than as a
+/// new flow.
 fn host_sysctls(host: &HostPlan) -> anyhow::Result<()> {
-    let mut settings = vec![
-        ("net/ipv6/conf/all/disable_ipv6", "1"),
-        ("net/ipv6/conf/default/disable_ipv6", "1"),
-    ];
+    let mut settings = ipv6_sysctls(host);
     if host.forwarding {
-        settings.push(("net/ipv4/ip_forward", "1"));
+        settings.push(("net/ipv4/ip_forward".into(), "1"));
         // With the default 1, an ACK of a forgotten TCP flow becomes a new mapping and eats a
         // sequential port.
-        settings.push(("net/netfilter/nf_conntrack_tcp_loose", "0"));
+        settings.push(("net/netfilter/nf_conntrack_tcp_loose".into(), "0"));
         // Linux allows each destination a burst of 6 ICMP errors, then one a second. The
         // port-unreachables a router without PCP, NAT-PMP or SSDP sends to the port-mapping
         // probe spend that burst, and the path probe's time exceeded of the next `nat` run
         // within a second was not sent: hop 1 read as silent. The lab's routers answer every
         // time, so that a silent hop means what it says.
-        settings.push(("net/ipv4/icmp_ratelimit", "0"));
+        settings.push(("net/ipv4/icmp_ratelimit".into(), "0"));
     }
     for (key, value) in settings {
-        netns::sysctl(&host.netns, key, value)?;
+        netns::sysctl(&host.netns, &key, value)?;
     }
     Ok(())
+}
+
+/// IPv6 settings, made before any lab interface exists in the namespace (the `default` ones
+/// are what new interfaces start with).
+///
+/// A host without IPv6 gets it switched off on every interface created from now on (its
+/// loopback keeps `::1`, as on any IPv4-only machine). A host with IPv6 gets no link-local
+/// address (`addr_gen_mode` 1) and so sends no router solicitation and no MLD report, does no
+/// DAD (addresses are usable at once: nothing races DAD) and ignores router advertisements;
+/// only routers forward, and they send every ICMPv6 error, as for IPv4.
+fn ipv6_sysctls(host: &HostPlan) -> Vec<(String, &'static str)> {
+    if !host.v6.ipv6 {
+        return vec![("net/ipv6/conf/default/disable_ipv6".into(), "1")];
+    }
+    let mut settings = Vec::new();
+    for scope in ["all", "default"] {
+        let key = |name: &str| format!("net/ipv6/conf/{scope}/{name}");
+        settings.push((key("addr_gen_mode"), "1"));
+        settings.push((key("accept_dad"), "0"));
+        settings.push((key("accept_ra"), "0"));
+        settings.push((key("router_solicitations"), "0"));
+        settings.push((key("forwarding"), if host.forwarding { "1" } else { "0" }));
+    }
+    if host.forwarding {
+        settings.push(("net/ipv6/icmp/ratelimit".into(), "0"));
+    }
+    settings
 }
 
 /// `--udp-timeout`: both of conntrack's UDP timeouts on the routers (conntrack's sysctls are
@@ -173,6 +201,9 @@ pub fn host_batch(plan: &Plan, host: &HostPlan, bridge_segment: bool) -> String 
     for iface in &ifaces {
         let _ = writeln!(script, "link set {iface} multicast off");
     }
+    for (iface, mac) in &host.v6.macs {
+        let _ = writeln!(script, "link set {iface} address {mac}");
+    }
     for address in &host.addresses {
         let _ = writeln!(
             script,
@@ -180,6 +211,7 @@ pub fn host_batch(plan: &Plan, host: &HostPlan, bridge_segment: bool) -> String 
             address.addr, address.prefix_len, address.iface
         );
     }
+    ipv6_address_lines(&mut script, host);
     for iface in &ifaces {
         let _ = writeln!(script, "link set {iface} up");
     }
@@ -190,10 +222,51 @@ pub fn host_batch(plan: &Plan, host: &HostPlan, bridge_segment: bool) -> String 
             n.addr, n.mac, n.iface
         );
     }
+    ipv6_neighbour_lines(&mut script, host);
     if let Some(gateway) = host.default_via {
         let _ = writeln!(script, "route add default via {gateway}");
     }
+    ipv6_route_lines(&mut script, host);
     script
+}
+
+/// IPv6 addresses, `nodad`: usable at once, never tentative (accept_dad 0 says the same to the
+/// kernel); a secondary address is never chosen as a source by itself.
+fn ipv6_address_lines(script: &mut String, host: &HostPlan) {
+    for address in &host.v6.addresses {
+        let secondary = if address.secondary {
+            " preferred_lft 0"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            script,
+            "addr add {}/{} dev {} nodad{secondary}",
+            address.addr, address.prefix_len, address.iface
+        );
+    }
+}
+
+/// Permanent IPv6 neighbours (see [`HostPlan6`](crate::lab::plan6::HostPlan6) for why).
+fn ipv6_neighbour_lines(script: &mut String, host: &HostPlan) {
+    for n in &host.v6.neighbours {
+        let _ = writeln!(
+            script,
+            "neigh replace {} lladdr {} dev {} nud permanent",
+            n.addr, n.mac, n.iface
+        );
+    }
+}
+
+/// IPv6 routes (`::/0` is a LAN host's default route).
+fn ipv6_route_lines(script: &mut String, host: &HostPlan) {
+    for route in &host.v6.routes {
+        let _ = writeln!(
+            script,
+            "route add {}/{} via {}",
+            route.net, route.prefix_len, route.via
+        );
+    }
 }
 
 /// Netem when this kernel has it (tried on the first WAN link), the relay otherwise.
@@ -268,7 +341,17 @@ mod tests {
         assert!(script.contains(
             "neigh replace 203.0.113.10 lladdr 02:00:cb:00:71:0a dev wan nud permanent\n"
         ));
-        assert!(!script.contains("route"));
+        // Routes only to the other side's LAN prefix (routed, as B firewalls), no default.
+        let routes: Vec<&str> = script.lines().filter(|l| l.contains("route")).collect();
+        assert_eq!(
+            routes,
+            ["route add 2001:db8:aa11:b::/64 via 2001:db8:aa11::2"]
+        );
+        assert!(script.contains("addr add 2001:db8:aa11::1/64 dev wan nodad\n"));
+        assert!(script.contains("link set lan address 02:00:c0:00:02:01\n"));
+        assert!(script.contains(
+            "neigh replace 2001:db8:aa11:a::10 lladdr 02:00:c0:00:02:0a dev lan nud permanent\n"
+        ));
     }
 
     #[test]
@@ -278,9 +361,44 @@ mod tests {
         let script = host_batch(&plan, host, false);
         assert_eq!(
             script,
-            "link set lo up\nlink set eth0 multicast off\naddr add 198.51.100.10/24 dev eth0\nlink set eth0 up\n\
-             route add default via 198.51.100.1\n"
+            "link set lo up\nlink set eth0 multicast off\nlink set eth0 address 02:00:c6:33:64:0a\n\
+             addr add 198.51.100.10/24 dev eth0\naddr add 2001:db8:aa11:b::10/64 dev eth0 nodad\n\
+             link set eth0 up\n\
+             neigh replace 2001:db8:aa11:b::1 lladdr 02:00:c6:33:64:01 dev eth0 nud permanent\n\
+             route add default via 198.51.100.1\nroute add ::/0 via 2001:db8:aa11:b::1\n"
         );
+    }
+
+    #[test]
+    fn the_server_second_ipv6_address_is_never_a_default_source() {
+        let plan = plan();
+        let server = plan.host(Host::Server).unwrap();
+        let script = host_batch(&plan, server, false);
+        assert!(script.contains("addr add 2001:db8:aa11::10/64 dev eth0 nodad\n"));
+        assert!(script.contains("addr add 2001:db8:aa11::11/64 dev eth0 nodad preferred_lft 0\n"));
+    }
+
+    #[test]
+    fn only_hosts_with_ipv6_turn_it_on_and_only_routers_forward_it() {
+        let spec = LabSpec {
+            v6_b: crate::lab::V6Mode::Off,
+            ..LabSpec::default()
+        };
+        let plan = Plan::new(&spec, "nl00aa11");
+        let settings = |host: Host| ipv6_sysctls(plan.host(host).unwrap());
+        for host in [Host::Internet, Host::Lan(Side::B), Host::Router(Side::B)] {
+            assert_eq!(
+                settings(host),
+                [("net/ipv6/conf/default/disable_ipv6".to_owned(), "1")]
+            );
+        }
+        let lan = settings(Host::Lan(Side::A));
+        assert!(lan.contains(&("net/ipv6/conf/all/forwarding".into(), "0")));
+        assert!(lan.contains(&("net/ipv6/conf/default/accept_dad".into(), "0")));
+        assert!(lan.contains(&("net/ipv6/conf/default/addr_gen_mode".into(), "1")));
+        let router = settings(Host::Router(Side::A));
+        assert!(router.contains(&("net/ipv6/conf/all/forwarding".into(), "1")));
+        assert!(router.contains(&("net/ipv6/icmp/ratelimit".into(), "0")));
     }
 
     #[test]

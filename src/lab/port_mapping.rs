@@ -134,13 +134,14 @@ add rule inet {lab} forward iifname \"wan\" ct status dnat accept
     )
 }
 
-/// miniupnpd.conf for router a.
+/// miniupnpd.conf for router a. `ipv6_disable`: router a has IPv6 now, and miniupnpd serves the
+/// IPv4 mappings it always did, without IPv6 pinholes of its own in the lab's firewall.
 pub fn config(spec: PortMappingSpec) -> String {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
     let lan = lan_net(Side::A);
     let stun = server::primary();
     format!(
-        "ext_ifname=wan\nlistening_ip=lan\nport={HTTP_PORT}\n\
+        "ext_ifname=wan\nlistening_ip=lan\nport={HTTP_PORT}\nipv6_disable=yes\n\
          enable_upnp={}\nenable_natpmp={}\n\
          ext_perform_stun=yes\next_stun_host={}\next_stun_port={}\n\
          upnp_table_name={TABLE}\nupnp_nat_table_name={TABLE}\n\

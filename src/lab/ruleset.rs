@@ -58,6 +58,9 @@ pub fn router_with_udp_timeout(
 
 /// Drops everything addressed to the router itself from the WAN, as home routers do.
 ///
+/// This table's base chains let IPv6 through untouched: the `ip6` table of
+/// [`ruleset6`](crate::lab::ruleset6) decides for IPv6.
+///
 /// A router that answered (ICMP port unreachable, TCP RST) would keep a conntrack entry for the
 /// exchange, and that entry then holds the public port the NAT would have given the next
 /// outgoing flow: port preservation and sequential allocation both break. Dropping in the input
@@ -65,6 +68,7 @@ pub fn router_with_udp_timeout(
 fn input_chain() -> String {
     "  chain input {
     type filter hook input priority filter; policy drop;
+    meta nfproto ipv6 accept
     iifname \"lo\" accept
     ct state established,related accept
     iifname \"lan\" accept
@@ -81,6 +85,7 @@ fn forward_chain(mode: NatMode) -> String {
     let mut out = String::from(
         "  chain forward {
     type filter hook forward priority filter; policy drop;
+    meta nfproto ipv6 accept
     ct state invalid drop
     ct state established,related accept
     iifname \"lan\" oifname \"wan\" accept
@@ -115,6 +120,7 @@ fn snat_chain(mode: NatMode, wan_ip: Ipv4Addr) -> String {
     format!(
         "  chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
+    meta nfproto ipv6 accept
     ip saddr {wan_ip} accept
     {rule}
   }}
@@ -204,9 +210,13 @@ fn full_cone_chains(wan_ip: Ipv4Addr) -> String {
 ///
 /// The netdev hooks sit outside conntrack: an outgoing packet lost here has already created its
 /// NAT mapping, as on a real lossy line, and an incoming one is gone before conntrack sees it.
-/// Only IP is dropped, so ARP cannot stall the link in ways no real NAT shows.
+/// Only IP (IPv4 and IPv6) is dropped, so ARP cannot stall the link in ways no real NAT shows;
+/// IPv6 neighbour discovery is spared too (the WAN neighbours are permanent anyway).
 fn loss_table(percent: u8) -> String {
-    let rule = format!("meta protocol ip numgen random mod 100 < {percent} drop");
+    let rule = format!(
+        "icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n    \
+         meta protocol {{ ip, ip6 }} numgen random mod 100 < {percent} drop"
+    );
     format!(
         "table netdev {TABLE}_loss {{
   chain wan_in {{
@@ -311,7 +321,7 @@ mod tests {
         assert!(text.contains("hook ingress device \"wan\""));
         assert!(text.contains("hook egress device \"wan\""));
         assert_eq!(
-            text.matches("meta protocol ip numgen random mod 100 < 25 drop")
+            text.matches("meta protocol { ip, ip6 } numgen random mod 100 < 25 drop")
                 .count(),
             2
         );

@@ -1,6 +1,6 @@
 //! The lab's own natlens server, for `natlens lab up --with-server`: `natlens server` in the
-//! server host, in RFC 5780 full mode on both of its public addresses (as `natlens lab demo`
-//! runs it), left running with the lab.
+//! server host, in RFC 5780 full mode on both of its public IPv4 addresses (as `natlens lab
+//! demo` runs it) and listening on its first IPv6 address too, left running with the lab.
 //!
 //! It is a detached process (its own session, no terminal) writing its log to a file next to
 //! the lab's state file, so that it outlives `natlens lab up` without a pipe to write into, and
@@ -8,7 +8,7 @@
 //! in the lab's namespaces, and the log goes with the state file.
 
 use std::fs::File;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -40,6 +40,10 @@ pub struct ServerState {
     pub listen: SocketAddr,
     /// `--alternate`: 203.0.113.11:3479.
     pub alternate: SocketAddr,
+    /// The second `--listen`, on the server's first IPv6 address (`[N::10]:3478`); absent in
+    /// state files written before the lab had IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen6: Option<SocketAddr>,
     /// Its stderr, `/run/natlens/<prefix>-server.log`.
     pub log: PathBuf,
 }
@@ -62,6 +66,27 @@ pub fn primary() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(SERVER_PRIMARY, PRIMARY_PORT))
 }
 
+/// The IPv6 `--listen` of lab `prefix`'s server: its first IPv6 address, port 3478.
+pub fn primary6(prefix: &str) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(
+        crate::lab::plan6::server_primary6(prefix),
+        PRIMARY_PORT,
+        0,
+        0,
+    ))
+}
+
+/// The IPv6 alternate of lab `prefix`'s server for RFC 5780 full mode over IPv6: its second
+/// IPv6 address, port 3479 (not passed to the server yet: `--alternate` pairs with one family).
+pub fn alternate6(prefix: &str) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(
+        crate::lab::plan6::server_alternate6(prefix),
+        ALTERNATE_PORT,
+        0,
+        0,
+    ))
+}
+
 /// `--alternate` of the lab's server.
 pub fn alternate() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(SERVER_ALTERNATE, ALTERNATE_PORT))
@@ -82,6 +107,7 @@ pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerStat
     command
         .args(["server", "--name", &format!("{prefix}-server")])
         .args(["--listen", &primary().to_string()])
+        .args(["--listen", &primary6(prefix).to_string()])
         .args(["--alternate", &alternate().to_string()])
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -112,6 +138,7 @@ pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerStat
         pid: child.id(),
         listen: primary(),
         alternate: alternate(),
+        listen6: Some(primary6(prefix)),
         log,
     })
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lab::v6mode::V6Mode;
+
 /// Lowest port a sequential NAT hands out: high enough to stay clear of the LAN hosts' own
 /// ephemeral range (32768–60999) when the step is small, so a preserved port is never mistaken
 /// for an allocated one.
@@ -220,6 +222,13 @@ pub struct LabSpec {
     /// carrier, router A sits on the segment itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgnat_a: Option<NatMode>,
+    /// What router A does with IPv6 (see [`V6Mode`]); state files from before IPv6 read as the
+    /// default.
+    #[serde(default)]
+    pub v6_a: V6Mode,
+    /// What router B does with IPv6.
+    #[serde(default)]
+    pub v6_b: V6Mode,
 }
 
 impl Default for LabSpec {
@@ -236,6 +245,8 @@ impl Default for LabSpec {
             udp_timeout: None,
             port_mapping: Default::default(),
             cgnat_a: None,
+            v6_a: V6Mode::default(),
+            v6_b: V6Mode::default(),
         }
     }
 }
@@ -255,6 +266,14 @@ impl LabSpec {
         match side {
             Side::A => self.cgnat_a,
             Side::B => None,
+        }
+    }
+
+    /// What one router does with IPv6.
+    pub fn v6(&self, side: Side) -> V6Mode {
+        match side {
+            Side::A => self.v6_a,
+            Side::B => self.v6_b,
         }
     }
 

@@ -25,7 +25,7 @@ pub const STATE_DIR: &str = "/run/natlens";
 pub struct HostState {
     pub host: Host,
     pub netns: String,
-    /// `203.0.113.10/24` style.
+    /// `203.0.113.10/24` style, IPv4 first, then IPv6 (`2001:db8:aa11::10/64`).
     pub addresses: Vec<String>,
 }
 
@@ -64,6 +64,12 @@ impl LabState {
                     .addresses
                     .iter()
                     .map(|a| format!("{}/{}", a.addr, a.prefix_len))
+                    .chain(
+                        host.v6
+                            .addresses
+                            .iter()
+                            .map(|a| format!("{}/{}", a.addr, a.prefix_len)),
+                    )
                     .collect(),
             })
             .collect();

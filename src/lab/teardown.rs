@@ -104,14 +104,29 @@ pub fn is_gone(prefix: &str) -> bool {
     namespaces_of(prefix).is_empty() && !state::path(prefix).exists()
 }
 
-/// `nl` and 6 random hex digits not used by any lab on this machine. The state file's
-/// exclusive creation settles the rare race with another process picking the same one.
+/// `nl` and 6 random hex digits not used by any lab on this machine, whose IPv6 /48 (named by
+/// the last four digits, see [`plan6`](crate::lab::plan6)) no lab has either. The state file's
+/// exclusive creation settles the rare race with another process picking the same prefix; two
+/// labs racing to the same /48 at the same instant would still work (each lab is a world of
+/// its own namespaces), only less readably.
 pub fn fresh_prefix() -> String {
     let taken = all_prefixes();
+    let taken6: BTreeSet<_> = taken
+        .iter()
+        .map(|p| crate::lab::plan6::lab_net6(p))
+        .collect();
     loop {
         let prefix = format!("nl{:06x}", rand::random::<u32>() & 0xff_ffff);
-        if !taken.contains(&prefix) {
+        if !taken.contains(&prefix) && !taken6.contains(&crate::lab::plan6::lab_net6(&prefix)) {
             return prefix;
         }
     }
+}
+
+/// Another lab on this machine that has the IPv6 /48 `prefix` would have, if any.
+pub fn sharing_net6(prefix: &str) -> Option<String> {
+    let net = crate::lab::plan6::lab_net6(prefix);
+    all_prefixes()
+        .into_iter()
+        .find(|other| other != prefix && crate::lab::plan6::lab_net6(other) == net)
 }
