@@ -84,6 +84,7 @@ fn reserved(kind: u16) -> bool {
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
         nl::PORT_MAPPING,
+        nl::FAMILY_FACTS,
         AttrType::MESSAGE_INTEGRITY,
         AttrType::MESSAGE_INTEGRITY_SHA256,
         AttrType::FINGERPRINT,
@@ -277,6 +278,7 @@ fn read(message: &Message<'_>) -> Spec {
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
         nl::PORT_MAPPING,
+        nl::FAMILY_FACTS,
     ]
     .iter()
     .any(|k| message.get(*k).is_some());
