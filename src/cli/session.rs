@@ -206,7 +206,9 @@ pub struct PunchArgs {
     /// address in it (the one the server's login answer names, see server --advertise) and
     /// announces both; the UDP punch then runs over both families at once, IPv6 first and IPv4
     /// 50 ms later, and keeps the first path confirmed (a TCP punch runs the first shared
-    /// family only). A family either end lacks is reported as not shared, not an error.
+    /// family only). A family either end lacks is reported as not shared, not an error. Give
+    /// both ends the same --family: each plans from its own choice, so 4 against any leaves
+    /// the IPv6 half of the other end punching alone.
     #[arg(long, value_name = "FAMILY", default_value = "any", value_parser = parse_family)]
     pub family: crate::core::punch::family::FamilyChoice,
 
