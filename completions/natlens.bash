@@ -142,7 +142,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__call)
-            opts="-s -t -q -v -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --dry-run --send --no-data --pcap --no-punch --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --call-timeout --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --family --dry-run --send --no-data --pcap --no-punch --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +222,10 @@ _natlens() {
                     ;;
                 --port-mapping)
                     COMPREPLY=($(compgen -W "auto off" -- "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --send)
@@ -746,7 +750,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__listen)
-            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --dry-run --send --no-data --pcap --quiet --verbose --help --version"
+            opts="-s -t -q -v -h -V --server --id --keepalive --key-file --bind --interface --json --login-transport --transport --fanout --delta --preset-delta --punch-timeout --timeout --rate --syn-ttl --force --port-mapping --family --dry-run --send --no-data --pcap --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -822,6 +826,10 @@ _natlens() {
                     ;;
                 --port-mapping)
                     COMPREPLY=($(compgen -W "auto off" -- "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --send)
@@ -986,7 +994,7 @@ _natlens() {
             return 0
             ;;
         natlens__subcmd__server)
-            opts="-q -v -h -V --listen --alternate --peer --link --registry --registry-cluster --link-address --registry-refresh --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --listen --alternate --advertise --peer --link --registry --registry-cluster --link-address --registry-refresh --name --udp-expiry --max-sessions --max-sessions-per-ip --max-pending-calls --answer-rate --credentials --max-connections --max-message --max-tcp-backlog --tcp-idle --stats-interval --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -997,6 +1005,10 @@ _natlens() {
                     return 0
                     ;;
                 --alternate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --advertise)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -106,6 +106,7 @@ fn facts(mode: NatMode, side: Side) -> NatFacts {
         predicted_ports,
         profile,
         port_mapping: None,
+        other_family: None,
     }
 }
 

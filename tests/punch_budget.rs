@@ -59,6 +59,7 @@ fn facts() -> impl Strategy<Value = NatFacts> {
                 foreign_flows_per_second: noise,
             }),
             port_mapping: None,
+            other_family: None,
         })
 }
 

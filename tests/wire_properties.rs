@@ -84,6 +84,7 @@ fn reserved(kind: u16) -> bool {
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
         nl::PORT_MAPPING,
+        nl::FAMILY_FACTS,
         AttrType::MESSAGE_INTEGRITY,
         AttrType::MESSAGE_INTEGRITY_SHA256,
         AttrType::FINGERPRINT,
@@ -139,9 +140,10 @@ fn any_facts() -> impl Strategy<Value = NatFacts> {
         proptest::collection::vec(any::<u16>(), 0..nl::MAX_PREDICTED_PORTS),
         any_profile(),
         proptest::option::of((any_addr(), any::<bool>())),
+        proptest::option::of(any_family_side()),
     )
         .prop_map(
-            |(observed, (udp, tcp), delta, predicted_ports, profile, mapping)| NatFacts {
+            |(observed, (udp, tcp), delta, predicted_ports, profile, mapping, other)| NatFacts {
                 observed,
                 transports: Transports { udp, tcp },
                 delta,
@@ -155,8 +157,34 @@ fn any_facts() -> impl Strategy<Value = NatFacts> {
                         nl::MappedTransport::Tcp
                     },
                 }),
+                other_family: other,
             },
         )
+}
+
+/// NL-FAMILY-FACTS: absent (with either family) or present, its family the address's own.
+fn any_family_side() -> impl Strategy<Value = nl::FamilySide> {
+    (
+        any::<bool>(),
+        proptest::option::of(any_addr()),
+        proptest::option::of(any::<i32>()),
+        proptest::collection::vec(any::<u16>(), 0..16),
+        any_profile(),
+    )
+        .prop_map(|(v6, public, delta, predicted_ports, profile)| {
+            let v6 = public.map_or(v6, |a| a.is_ipv6());
+            nl::FamilySide {
+                family: if v6 {
+                    nl::IpFamily::Ipv6
+                } else {
+                    nl::IpFamily::Ipv4
+                },
+                public,
+                delta,
+                predicted_ports,
+                profile,
+            }
+        })
 }
 
 /// Everything one built message carries.
@@ -250,6 +278,7 @@ fn read(message: &Message<'_>) -> Spec {
         nl::PREDICTED_PORTS,
         nl::NAT_PROFILE,
         nl::PORT_MAPPING,
+        nl::FAMILY_FACTS,
     ]
     .iter()
     .any(|k| message.get(*k).is_some());

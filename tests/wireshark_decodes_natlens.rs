@@ -117,6 +117,7 @@ fn tshark_decodes_natlens_methods_and_attributes_as_stun() {
         predicted_ports: vec![40003, 40005],
         profile: None,
         port_mapping: None,
+        other_family: None,
     };
     let messages = [
         message(nl::LOGIN, Class::Request, |b| {

@@ -52,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = nl::read_name(&message, kind);
     }
     let _ = nl::read_call_id(&message);
+    let _ = nl::read_server_addresses(&message);
     let _ = unknown_required(&message, nl::NATLENS_REQUIRED);
     let _ = unknown_required(&message, nl::PUNCH_REQUIRED);
     let _ = integrity::check_fingerprint(&message);

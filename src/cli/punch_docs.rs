@@ -65,7 +65,9 @@ expected_success}, hint {message}, peer_heard {at_ms, from}, connected {at_ms, p
 punch_failed {at_ms, reason}, data_done {at_ms, reason}; with --transport both also \
 stale_answer {transport}, and punch_failed {transport, reason} for a leg that could not run). \
 The facts (caller_facts, callee_facts) are {public_address, transports {udp, tcp}, delta, \
-predicted_ports}, with profile when the end sent its fingerprint's verdicts.
+predicted_ports}, with profile when the end sent its fingerprint's verdicts, and other_family \
+{family, public_address (null: the end has no address in that family), delta, predicted_ports, \
+profile} when it said anything about its family other than the session's.
 
 The report comes last: a table, or with --json one JSON object on one line (the keys below, no \
 \"event\"), on stderr, or on stdout with --no-data. With --json the report is the last line \
@@ -75,8 +77,8 @@ interrupt), a failure object {schema_version, result (failed, or interrupted on 
 SIGTERM), error: {kind, message}} goes where the report would have gone, and no plain \
 natlens: line is written to stderr. error.kind is one of those listed under EXIT STATUS. With \
 --dry-run, stdout carries the plan instead (its describe lines, or with --json one object with \
-dry_run true and result planned); with --transport both, the UDP plan, then the TCP plan (two \
-objects, one per line).
+dry_run true and result planned), one per family both ends share (IPv6 first); with \
+--transport both, the UDP plans, then the TCP plans (one object per line).
 
 JSON OUTPUT
 schema_version changes when a field changes meaning or disappears; adding a field does not. \
@@ -105,6 +107,15 @@ UPnP IGD, announced in its facts).
 null when not connected.
   data  null when not connected; else {result (complete or failed), reason, bytes_sent, \
 bytes_received, retransmissions, elapsed_ms}.
+  families  Each address family's part, in the order tried (ipv6, then ipv4; one with \
+--family 4 or 6): {family (ipv4 or ipv6), plan (its strategy; null when not shared), outcome \
+(connected, failed, refused, stopped: the other family connected first or a TCP punch tried \
+only the first, not-shared: an end has no usable address there, an older peer said nothing \
+about it, or its address there is link-local or IPv4-mapped), reason (null when connected), \
+port_through (the far port this end's packets got through to in that family), connected_ms \
+(from the start signal, IPv4's 50 ms head start behind IPv6 included)}. The keys above \
+(strategy, directions, path...) are the winning family's, else the first family punched.
+  winner  ipv4 or ipv6: the family whose path was kept; null when none connected.
   error  Only when the run did not succeed: {kind, message}; kind punch_failed when no path \
 was found (exit status 6), failed when the data exchange failed after the punch (exit status 1).
 

@@ -35,6 +35,14 @@ pub struct ServerArgs {
     #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint, action = clap::ArgAction::Append)]
     pub alternate: Vec<SocketAddr>,
 
+    /// An address of this server to name in every LOGIN success (repeatable; the first of each
+    /// family counts), beside the specific --listen addresses, which are named by themselves: a
+    /// client logged in over one family fingerprints and punches its other family through the
+    /// address named in that family. A wildcard --listen (0.0.0.0, [::]) names none, since the
+    /// server cannot tell which of the host's addresses clients reach it at: name them here.
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_endpoint)]
+    pub advertise: Vec<SocketAddr>,
+
     /// Another natlens server to hold a federation link to over TCP (repeatable). Calls to IDs
     /// not logged in here are forwarded over the links. `--peer` is the older name. HOST[:PORT]
     /// as for --server of the client commands: a name is resolved once, at start (the line

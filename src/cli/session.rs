@@ -225,6 +225,17 @@ pub struct PunchArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = PortMappingUse::Auto)]
     pub port_mapping: PortMappingUse,
 
+    /// Address families to punch over: 4, 6, or any (every family both ends have). With any,
+    /// an end logged in over one family also fingerprints its other family at the server's
+    /// address in it (the one the server's login answer names, see server --advertise) and
+    /// announces both; the UDP punch then runs over both families at once, IPv6 first and IPv4
+    /// 50 ms later, and keeps the first path confirmed (a TCP punch runs the first shared
+    /// family only). A family either end lacks is reported as not shared, not an error. Give
+    /// both ends the same --family: each plans from its own choice, so 4 against any leaves
+    /// the IPv6 half of the other end punching alone.
+    #[arg(long, value_name = "FAMILY", default_value = "any", value_parser = parse_family)]
+    pub family: crate::core::punch::family::FamilyChoice,
+
     /// Exchange the facts, print the punch plan (strategy, expected success, each side's
     /// sockets, ports and packets) on stdout and exit without punching. The peer, not told,
     /// punches alone and fails.
@@ -250,6 +261,18 @@ pub struct PunchArgs {
     /// with (the connect() tries of the punch that failed are not in the file).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+}
+
+/// `--family 4|6|any`.
+fn parse_family(text: &str) -> Result<crate::core::punch::family::FamilyChoice, String> {
+    use crate::core::punch::family::FamilyChoice;
+    use crate::wire::natlens::IpFamily;
+    match text {
+        "any" => Ok(FamilyChoice::Any),
+        "4" | "ipv4" => Ok(FamilyChoice::Only(IpFamily::Ipv4)),
+        "6" | "ipv6" => Ok(FamilyChoice::Only(IpFamily::Ipv6)),
+        _ => Err("use 4, 6 or any".into()),
+    }
 }
 
 impl PunchArgs {

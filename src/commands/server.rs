@@ -38,6 +38,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         listen: args.listen,
         alternate: args.alternate,
+        advertise: args.advertise,
         links: args.links.iter().map(|link| link.addr).collect(),
         name,
         udp_expiry: args.udp_expiry,

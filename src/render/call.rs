@@ -58,6 +58,7 @@ mod tests {
             predicted_ports: (51002..51022).step_by(2).collect(),
             profile: None,
             port_mapping: None,
+            other_family: None,
         }
     }
 

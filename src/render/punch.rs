@@ -7,7 +7,9 @@ use super::terminal::{self, Stream};
 
 use crate::core::punch::report::PunchResult;
 use crate::report::outcome::{ErrorObject, WithError};
-pub use crate::report::punch::{Attempt, BothOutput, Data, Output, Path};
+pub use crate::report::punch::{
+    Attempt, BothOutput, Data, FamilyOutcome, FamilyResult, Output, Path,
+};
 
 /// Most predicted ports shown per direction; `--json` carries them all.
 const PORTS_SHOWN: usize = 6;
@@ -123,6 +125,7 @@ pub fn tables(output: &Output) -> (Table, Table) {
             format!("{:.1}%", report.expected_success * 100.0),
         ),
         ("role", report.role.as_str().to_owned()),
+        ("families", families_text(output)),
         ("path", output.path.map_or("-".into(), path_text)),
         ("data", output.data.as_ref().map_or("-".into(), data_text)),
     ];
@@ -167,6 +170,38 @@ pub fn tables(output: &Output) -> (Table, Table) {
     (summary, directions)
 }
 
+/// Each family's outcome, the winner marked: "IPv6 connected in 30 ms (kept); IPv4 stopped".
+fn families_text(output: &Output) -> String {
+    let parts: Vec<String> = output
+        .families
+        .iter()
+        .map(|f| {
+            let outcome = match (f.outcome, f.connected_ms) {
+                (FamilyResult::Connected, Some(ms)) => format!("connected in {ms} ms"),
+                (FamilyResult::Connected, None) => "connected".into(),
+                (FamilyResult::Failed, _) => "failed".into(),
+                (FamilyResult::Refused, _) => "refused".into(),
+                (FamilyResult::Stopped, _) => "stopped".into(),
+                (FamilyResult::NotShared, _) => format!(
+                    "not shared ({})",
+                    f.reason.as_deref().unwrap_or("no reason given")
+                ),
+            };
+            let kept = if output.winner == Some(f.family) {
+                " (kept)"
+            } else {
+                ""
+            };
+            format!("{} {outcome}{kept}", f.family.label())
+        })
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn path_text(path: Path) -> String {
     match path.local {
         Some(local) => format!("{local} -> {}", path.peer),
@@ -201,6 +236,7 @@ mod tests {
     use crate::core::punch::report::{Direction, SCHEMA_VERSION};
     use crate::core::punch::{Role, Strategy};
     use crate::core::Transport;
+    use crate::wire::natlens::IpFamily;
 
     fn output() -> Output {
         let direction = |from: Role, ports: Vec<u16>, through| Direction {
@@ -242,6 +278,25 @@ mod tests {
                 retransmissions: 0,
                 elapsed_ms: 3,
             }),
+            families: vec![
+                FamilyOutcome {
+                    family: IpFamily::Ipv6,
+                    plan: None,
+                    outcome: FamilyResult::NotShared,
+                    reason: Some("the peer has no IPv6".into()),
+                    port_through: None,
+                    connected_ms: None,
+                },
+                FamilyOutcome {
+                    family: IpFamily::Ipv4,
+                    plan: Some(Strategy::Fanout),
+                    outcome: FamilyResult::Connected,
+                    reason: None,
+                    port_through: Some(40002),
+                    connected_ms: Some(25),
+                },
+            ],
+            winner: Some(IpFamily::Ipv4),
         }
     }
 
@@ -272,9 +327,14 @@ mod tests {
                 "peer_id",
                 "call_id",
                 "path",
-                "data"
+                "data",
+                "families",
+                "winner"
             ]
         );
+        assert_eq!(json["winner"], "ipv4");
+        assert_eq!(json["families"][0]["outcome"], "not-shared");
+        assert_eq!(json["families"][1]["port_through"], 40002);
         assert_eq!(json["path"]["peer"], "203.0.113.2:40002");
         assert_eq!(json["data"]["bytes_sent"], 1024);
         assert_eq!(json["directions"][0]["port_through"], 40002);
@@ -292,6 +352,7 @@ mod tests {
             "caller -> callee",
             "40000 40001 40002 40003 40004 40005 … (10)",
             "21 ms",
+            "IPv6 not shared (the peer has no IPv6); IPv4 connected in 25 ms (kept)",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }

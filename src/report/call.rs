@@ -59,6 +59,7 @@ mod tests {
                 predicted_ports: vec![51002, 51004],
                 profile: None,
                 port_mapping: None,
+                other_family: None,
             },
             own_observed: "198.51.100.7:40001".parse().ok(),
         };

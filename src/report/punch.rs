@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use crate::core::punch::family::FamilyPlan;
 use crate::core::punch::report::{PunchReport, PunchResult};
-use crate::core::punch::Role;
+use crate::core::punch::{Role, Strategy};
 use crate::core::Transport;
+use crate::wire::natlens::IpFamily;
 
 /// The confirmed path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +42,101 @@ pub struct Output {
     pub call_id: String,
     pub path: Option<Path>,
     pub data: Option<Data>,
+    /// Each address family's part, in the order tried (IPv6 first).
+    pub families: Vec<FamilyOutcome>,
+    /// The family whose path was kept; null when none connected.
+    pub winner: Option<IpFamily>,
+}
+
+/// How one address family's punch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FamilyResult {
+    Connected,
+    Failed,
+    /// The plan refused the pair in this family.
+    Refused,
+    /// The other family confirmed its path first; this one was stopped.
+    Stopped,
+    /// One end has no usable address in this family.
+    NotShared,
+}
+
+/// One address family's part of a punch (`families` in the JSON report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FamilyOutcome {
+    pub family: IpFamily,
+    /// The family's strategy; null when not shared.
+    pub plan: Option<Strategy>,
+    pub outcome: FamilyResult,
+    /// Why it did not connect; null when it did.
+    pub reason: Option<String>,
+    /// The far port this end's packets got through to in this family.
+    pub port_through: Option<u16>,
+    /// From the start signal to this family's connection; null unless connected.
+    pub connected_ms: Option<u64>,
+}
+
+impl FamilyOutcome {
+    /// A family that was not punched (not shared, or refused by its plan).
+    pub fn unpunched(family: &FamilyPlan) -> Self {
+        let (plan, outcome, reason) = match &family.plan {
+            Ok(plan) => (
+                Some(plan.strategy),
+                FamilyResult::Refused,
+                Some(plan.reason.clone()),
+            ),
+            Err(not_shared) => (
+                None,
+                FamilyResult::NotShared,
+                Some(not_shared.reason.clone()),
+            ),
+        };
+        FamilyOutcome {
+            family: family.family,
+            plan,
+            outcome,
+            reason,
+            port_through: None,
+            connected_ms: None,
+        }
+    }
+
+    /// A shared family this end did not punch, with why.
+    pub fn not_tried(family: &FamilyPlan, reason: &str) -> Self {
+        FamilyOutcome {
+            outcome: FamilyResult::Stopped,
+            reason: Some(reason.to_owned()),
+            plan: family.plan.as_ref().ok().map(|p| p.strategy),
+            ..FamilyOutcome::unpunched(family)
+        }
+    }
+
+    /// A family punched to the end (or stopped when `stopped`), from its report; the report's
+    /// times count from this family's own start, `delay` after the start signal.
+    pub fn punched(family: &FamilyPlan, report: &PunchReport, stopped: bool) -> Self {
+        let connected = report.result == PunchResult::Connected;
+        let own = report.directions.iter().find(|d| d.from == report.role);
+        let outcome = match (connected, stopped) {
+            (true, _) => FamilyResult::Connected,
+            (false, true) => FamilyResult::Stopped,
+            (false, false) if report.strategy == Strategy::Refused => FamilyResult::Refused,
+            (false, false) => FamilyResult::Failed,
+        };
+        FamilyOutcome {
+            family: family.family,
+            plan: Some(report.strategy),
+            outcome,
+            reason: match outcome {
+                FamilyResult::Connected => None,
+                FamilyResult::Stopped => Some("the other family connected first".into()),
+                _ => report.reason.clone(),
+            },
+            port_through: own.and_then(|d| d.port_through),
+            connected_ms: connected
+                .then(|| report.elapsed_ms + crate::report::millis(family.delay)),
+        }
+    }
 }
 
 /// One leg of `--transport both`: its full report, or why it never got to punch (its

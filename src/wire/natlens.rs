@@ -91,6 +91,21 @@ pub const PUNCH_PROBE: AttrType = AttrType(0xCE07);
 /// endpoint-independent filtering. Comprehension-optional: an older end ignores it and plans as
 /// before.
 pub const PORT_MAPPING: AttrType = AttrType(0xCE08);
+/// In a LOGIN success: one address the server listens on, XOR-encoded; repeated, at most one
+/// per address family, the family of the login's own first. An end logged in over one family
+/// learns here where to fingerprint its other family. A server listening on a wildcard address
+/// names none unless `--advertise` names them. Comprehension-optional: an older client ignores
+/// it and punches over the login's family only.
+pub const SERVER_ADDRESS: AttrType = AttrType(0xCE09);
+/// The end's side in the address family other than its OBSERVED-ADDRESS's (the session's): 4
+/// bytes (the family, 1 IPv4 or 2 IPv6 as in MAPPED-ADDRESS; flags: bit 0 the end has a public
+/// address in that family, bit 1 the profile is measured, bit 2 the delta is; the number of
+/// predicted ports, unsigned 16-bit), the 4-byte NAT profile (as NAT-PROFILE), the signed
+/// 32-bit delta, the predicted ports (2 bytes each), then, with bit 0, the public address its
+/// fingerprint saw in that family, XOR-encoded. Without bit 0 the end says it has no address
+/// in that family ("no IPv6"). Comprehension-optional: an older end ignores it and punches over
+/// the session's family only.
+pub const FAMILY_FACTS: AttrType = AttrType(0xCE0A);
 /// Seconds a server keeps a silent UDP session.
 pub const EXPIRY: AttrType = AttrType(0xCE10);
 /// In a Binding success over TCP that answers CHANGE-REQUEST (the TCP filtering test, RFC 5382):
@@ -286,6 +301,167 @@ pub struct NatFacts {
     /// one. Left out of JSON when absent, like `profile`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_mapping: Option<PortMapping>,
+    /// The end's side in the other address family than `observed`'s, when it said (an older
+    /// end says nothing). Left out of JSON when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_family: Option<FamilySide>,
+}
+
+/// An IP address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl IpFamily {
+    /// The family of `ip`; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) counts as IPv4, the
+    /// family its packets really travel in.
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        match ip.to_canonical() {
+            std::net::IpAddr::V4(_) => IpFamily::Ipv4,
+            std::net::IpAddr::V6(_) => IpFamily::Ipv6,
+        }
+    }
+
+    /// The other family.
+    pub fn other(self) -> Self {
+        match self {
+            IpFamily::Ipv4 => IpFamily::Ipv6,
+            IpFamily::Ipv6 => IpFamily::Ipv4,
+        }
+    }
+
+    /// "IPv4" or "IPv6", for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "IPv4",
+            IpFamily::Ipv6 => "IPv6",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            IpFamily::Ipv4 => 1,
+            IpFamily::Ipv6 => 2,
+        }
+    }
+}
+
+/// An end's NAT facts in one address family besides its session's (NL-FAMILY-FACTS): what its
+/// fingerprint in that family saw, or `public: None` when it has no address there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FamilySide {
+    pub family: IpFamily,
+    /// The public address the end's own fingerprint saw in this family; `None`: the end has
+    /// none ("no IPv6").
+    #[serde(rename = "public_address")]
+    pub public: Option<SocketAddr>,
+    pub delta: Option<i32>,
+    pub predicted_ports: Vec<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<NatProfile>,
+}
+
+impl FamilySide {
+    /// "I have no address in `family`."
+    pub fn absent(family: IpFamily) -> Self {
+        FamilySide {
+            family,
+            public: None,
+            delta: None,
+            predicted_ports: Vec::new(),
+            profile: None,
+        }
+    }
+
+    fn encode(&self, builder: &mut MessageBuilder<'_>) {
+        let ports = &self.predicted_ports[..self.predicted_ports.len().min(MAX_PREDICTED_PORTS)];
+        let flags = u8::from(self.public.is_some())
+            | u8::from(self.profile.is_some()) << 1
+            | u8::from(self.delta.is_some()) << 2;
+        let tid = builder.transaction_id();
+        builder.attribute_with(FAMILY_FACTS, |out| {
+            out.extend_from_slice(&[self.family.code(), flags]);
+            out.extend_from_slice(&(ports.len() as u16).to_be_bytes());
+            out.extend_from_slice(&self.profile.unwrap_or_default().to_bytes());
+            out.extend_from_slice(&self.delta.unwrap_or(0).to_be_bytes());
+            for port in ports {
+                out.extend_from_slice(&port.to_be_bytes());
+            }
+            if let Some(public) = &self.public {
+                let start = out.len();
+                out.resize(start + attr::address_len(public), 0);
+                attr::encode_xor_address(public, &tid, &mut out[start..]);
+            }
+        });
+    }
+
+    /// Reads NL-FAMILY-FACTS. An unknown family code, a port count beyond the value or an
+    /// address whose family differs from the one the header names is refused (the whole facts
+    /// with it: a peer that says contradictory things is not planned with).
+    fn decode(value: &[u8], tid: &crate::wire::TransactionId) -> Result<Self, ValueError> {
+        if value.len() < 12 {
+            return Err(ValueError::Length);
+        }
+        let family = match value[0] {
+            1 => IpFamily::Ipv4,
+            2 => IpFamily::Ipv6,
+            _ => return Err(ValueError::Family),
+        };
+        let flags = value[1];
+        let count = usize::from(u16::from_be_bytes([value[2], value[3]]));
+        let ports_end = 12 + 2 * count;
+        if count > MAX_PREDICTED_PORTS || value.len() < ports_end {
+            return Err(ValueError::Length);
+        }
+        let predicted_ports = value[12..ports_end]
+            .chunks_exact(2)
+            .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+            .collect();
+        let public = if flags & 1 != 0 {
+            let public = attr::decode_xor_address(&value[ports_end..], tid)?;
+            // The family named must be the address's own (an IPv4-mapped IPv6 address is
+            // not IPv6 either: it travels as IPv4).
+            if public.is_ipv6() != (family == IpFamily::Ipv6) {
+                return Err(ValueError::Family);
+            }
+            Some(public)
+        } else if value.len() != ports_end {
+            return Err(ValueError::Length);
+        } else {
+            None
+        };
+        let delta = i32::from_be_bytes([value[8], value[9], value[10], value[11]]);
+        Ok(FamilySide {
+            family,
+            public,
+            delta: (flags & 4 != 0).then_some(delta),
+            predicted_ports,
+            profile: (flags & 2 != 0)
+                .then(|| NatProfile::from_bytes(&value[4..8]))
+                .transpose()?,
+        })
+    }
+}
+
+/// Appends the server's listening addresses to a LOGIN success (NL-SERVER-ADDRESS).
+pub fn encode_server_addresses(builder: &mut MessageBuilder<'_>, addresses: &[SocketAddr]) {
+    for address in addresses {
+        builder.xor_address(SERVER_ADDRESS, address);
+    }
+}
+
+/// Reads every NL-SERVER-ADDRESS of a LOGIN success; one that does not decode is skipped (the
+/// attribute is optional: a login never fails over it).
+pub fn read_server_addresses(message: &Message<'_>) -> Vec<SocketAddr> {
+    let tid = message.transaction_id();
+    message
+        .attributes()
+        .filter(|a| a.kind == SERVER_ADDRESS)
+        .filter_map(|a| attr::decode_xor_address(a.value, &tid).ok())
+        .collect()
 }
 
 /// A port mapping an end's gateway granted: anything sent to `external` over `transport`
@@ -360,6 +536,9 @@ impl NatFacts {
         if let Some(mapping) = &self.port_mapping {
             mapping.encode(builder);
         }
+        if let Some(side) = &self.other_family {
+            side.encode(builder);
+        }
     }
 
     /// Appends everything, `observed` included (servers only).
@@ -404,6 +583,10 @@ impl NatFacts {
         if let Some(attribute) = message.get(PORT_MAPPING) {
             facts.port_mapping = PortMapping::decode(attribute.value, &message.transaction_id())?;
         }
+        if let Some(attribute) = message.get(FAMILY_FACTS) {
+            let side = FamilySide::decode(attribute.value, &message.transaction_id())?;
+            facts.other_family = Some(side);
+        }
         Ok(facts)
     }
 }
@@ -433,6 +616,18 @@ mod tests {
                 external: "198.51.100.7:51000".parse().unwrap(),
                 transport: MappedTransport::Udp,
             }),
+            other_family: Some(FamilySide {
+                family: IpFamily::Ipv6,
+                public: Some("[2001:db8:1::7]:40001".parse().unwrap()),
+                delta: None,
+                predicted_ports: vec![40001],
+                profile: Some(NatProfile {
+                    mapping: Some(Dependence::EndpointIndependent),
+                    filtering: Some(Dependence::AddressAndPortDependent),
+                    allocation: Some(PortPattern::Preserving),
+                    foreign_flows_per_second: 0,
+                }),
+            }),
         };
         let mut buf = Vec::new();
         let mut builder = MessageBuilder::new(
@@ -444,6 +639,85 @@ mod tests {
         let bytes = builder.finish().to_vec();
         let message = Message::parse(&bytes).unwrap();
         assert_eq!(NatFacts::decode(&message).unwrap(), facts);
+    }
+
+    fn encoded_side(side: &FamilySide, tid: TransactionId) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let ty = MessageType::new(CALL, Class::Request);
+        let mut builder = MessageBuilder::new(&mut buf, ty, tid);
+        side.encode(&mut builder);
+        let bytes = builder.finish().to_vec();
+        Message::parse(&bytes)
+            .unwrap()
+            .get(FAMILY_FACTS)
+            .unwrap()
+            .value
+            .to_vec()
+    }
+
+    #[test]
+    fn family_sides_round_trip_present_or_absent() {
+        let tid = TransactionId([5; 12]);
+        let sides = [
+            FamilySide::absent(IpFamily::Ipv6),
+            FamilySide {
+                family: IpFamily::Ipv4,
+                public: Some("203.0.113.9:50000".parse().unwrap()),
+                delta: Some(-1),
+                predicted_ports: vec![50001, 50002],
+                profile: None,
+            },
+        ];
+        for side in sides {
+            let value = encoded_side(&side, tid);
+            assert_eq!(FamilySide::decode(&value, &tid), Ok(side));
+        }
+    }
+
+    #[test]
+    fn contradictory_family_sides_are_refused() {
+        let tid = TransactionId([5; 12]);
+        let v6 = FamilySide {
+            family: IpFamily::Ipv6,
+            public: Some("[2001:db8::9]:50000".parse().unwrap()),
+            ..FamilySide::absent(IpFamily::Ipv6)
+        };
+        let value = encoded_side(&v6, tid);
+        // Header says IPv4, address is IPv6.
+        let mut lying = value.clone();
+        lying[0] = 1;
+        assert_eq!(FamilySide::decode(&lying, &tid), Err(ValueError::Family));
+        // An unknown family code.
+        lying[0] = 3;
+        assert_eq!(FamilySide::decode(&lying, &tid), Err(ValueError::Family));
+        // More ports counted than carried.
+        let mut lying = value.clone();
+        lying[3] = 200;
+        assert!(FamilySide::decode(&lying, &tid).is_err());
+        // Absent, yet with trailing bytes.
+        let mut lying = value.clone();
+        lying[1] = 0;
+        assert_eq!(FamilySide::decode(&lying, &tid), Err(ValueError::Length));
+        // Truncated anywhere: an error, never a panic.
+        for end in 0..value.len() {
+            assert!(FamilySide::decode(&value[..end], &tid).is_err(), "{end}");
+        }
+    }
+
+    #[test]
+    fn server_addresses_round_trip_and_bad_ones_are_skipped() {
+        let addresses: Vec<SocketAddr> = vec![
+            "192.0.2.1:3478".parse().unwrap(),
+            "[2001:db8::1]:3478".parse().unwrap(),
+        ];
+        let mut buf = Vec::new();
+        let ty = MessageType::new(LOGIN, Class::Success);
+        let mut builder = MessageBuilder::new(&mut buf, ty, TransactionId([1; 12]));
+        encode_server_addresses(&mut builder, &addresses);
+        builder.attribute(SERVER_ADDRESS, &[0, 9, 0, 1]);
+        let bytes = builder.finish().to_vec();
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(read_server_addresses(&message), addresses);
     }
 
     #[test]
@@ -511,6 +785,8 @@ mod tests {
             PUNCH_TARGET,
             PUNCH_PROBE,
             PORT_MAPPING,
+            SERVER_ADDRESS,
+            FAMILY_FACTS,
             EXPIRY,
         ];
         for kind in optional {

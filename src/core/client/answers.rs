@@ -18,7 +18,7 @@ use super::{ClientEvent, ClientSession, Lost, State};
 #[derive(Debug)]
 pub(super) enum Answer {
     Error { code: u16, reason: String },
-    Login(SocketAddr, Option<Duration>),
+    Login(SocketAddr, Option<Duration>, Vec<SocketAddr>),
     Keepalive(Option<SocketAddr>),
     Logout,
     Call(NatFacts),
@@ -78,7 +78,8 @@ impl<R: RngCore> ClientSession<R> {
 
     fn apply(&mut self, now: Instant, pending: Pending, answer: Answer) {
         match (pending, answer) {
-            (Pending::Login, Answer::Login(observed, expiry)) => {
+            (Pending::Login, Answer::Login(observed, expiry, addresses)) => {
+                self.server_addresses = addresses;
                 self.logged_in(now, observed, expiry)
             }
             (Pending::Login, Answer::Error { code, reason }) => {
@@ -194,7 +195,8 @@ fn read_answer(message: &Message<'_>, pending: &Pending) -> Result<Answer, Malfo
                 .map(|a| attr::decode_u32(a.value))
                 .transpose()?;
             let expiry = expiry.map(|secs| Duration::from_secs(secs.into()));
-            Answer::Login(mapped.ok_or(Malformed)?, expiry)
+            let addresses = natlens::read_server_addresses(message);
+            Answer::Login(mapped.ok_or(Malformed)?, expiry, addresses)
         }
         // Accept a keepalive answer without an address: it still proves the session lives.
         Pending::Keepalive => Answer::Keepalive(mapped),

@@ -242,6 +242,8 @@ pub struct ClientSession<R> {
     state: State,
     observed: Option<SocketAddr>,
     udp_expiry: Option<Duration>,
+    /// The server's listening addresses its last LOGIN success named (NL-SERVER-ADDRESS).
+    server_addresses: Vec<SocketAddr>,
     facts: NatFacts,
     /// Requests in flight: timers, retransmission bytes and what each is for (a response is
     /// checked against it before its transaction is ended).
@@ -275,6 +277,7 @@ impl<R: RngCore> ClientSession<R> {
             state: State::LoggingIn { relogin: false },
             observed: None,
             udp_expiry: None,
+            server_addresses: Vec::new(),
             facts: NatFacts::default(),
             transactions: Transactions::default(),
             answers: HashMap::new(),
@@ -475,6 +478,12 @@ impl<R: RngCore> ClientSession<R> {
     pub fn silence_budget(&self) -> Duration {
         self.failover
             .silence_budget(self.keepalive_interval(), self.config.login_timeout)
+    }
+
+    /// The server's listening addresses its LOGIN success named, one per family at most: where
+    /// an end logged in over one family fingerprints its other family.
+    pub fn server_addresses(&self) -> &[SocketAddr] {
+        &self.server_addresses
     }
 
     /// The ID this session logs in as.

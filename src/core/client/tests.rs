@@ -447,6 +447,7 @@ fn outgoing_call_is_answered_with_the_callee_facts() {
         predicted_ports: vec![51001, 51002],
         profile: None,
         port_mapping: None,
+        other_family: None,
     };
     let answer = respond(&request, Class::Success, |b| {
         b.attribute(natlens::CALL_ID, &call_id.to_be_bytes());

@@ -23,6 +23,7 @@
 //! over (the winning socket, accepted connection or crafted 4-tuple to adopt).
 
 pub mod birthday;
+pub mod family;
 pub mod fanout;
 pub mod handshake;
 pub mod plan;

@@ -59,6 +59,7 @@ fn facts(kind: &str, ip: [u8; 4]) -> NatFacts {
         predicted_ports,
         profile,
         port_mapping: None,
+        other_family: None,
     }
 }
 

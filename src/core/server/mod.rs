@@ -101,9 +101,27 @@ pub struct ServerConfig {
     pub nonce_secret: [u8; 32],
     /// Answers per second per source IP over UDP; `None` for no limit.
     pub answer_rate: Option<u32>,
+    /// The addresses a LOGIN success names (NL-SERVER-ADDRESS): the specific `--listen`
+    /// addresses and `--advertise`'s; the first of each family counts.
+    pub addresses: Vec<SocketAddr>,
 }
 
 impl ServerConfig {
+    /// What a LOGIN success from `remote` names: the first address of each family, `remote`'s
+    /// family first (its client knows that one already; the other is the news).
+    pub fn addresses_for(&self, remote: SocketAddr) -> Vec<SocketAddr> {
+        use crate::wire::natlens::IpFamily;
+        let own = IpFamily::of(remote.ip());
+        [own, own.other()]
+            .into_iter()
+            .filter_map(|family| {
+                (self.addresses.iter())
+                    .find(|a| IpFamily::of(a.ip()) == family)
+                    .copied()
+            })
+            .collect()
+    }
+
     /// An open server named `name` with the default budgets.
     pub fn new(name: impl Into<String>) -> Self {
         ServerConfig {
@@ -116,6 +134,7 @@ impl ServerConfig {
             credentials: None,
             nonce_secret: [0; 32],
             answer_rate: Some(crate::core::token_bucket::DEFAULT_RATE),
+            addresses: Vec::new(),
         }
     }
 }

@@ -39,11 +39,13 @@ impl ServerCore {
                 self.logged_in(id, req.transport(), req.remote, outcome);
                 let (transport, remote) = (req.transport(), req.remote);
                 let expiry = self.config.udp_expiry.as_secs() as u32;
+                let addresses = self.config.addresses_for(remote);
                 req.signed_success(key, |builder| {
                     builder.xor_address(AttrType::XOR_MAPPED_ADDRESS, &remote);
                     if transport == Transport::Udp {
                         builder.u32(natlens::EXPIRY, expiry);
                     }
+                    natlens::encode_server_addresses(builder, &addresses);
                 });
                 return true;
             }

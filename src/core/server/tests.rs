@@ -98,6 +98,7 @@ fn facts(delta: i32, ports: &[u16]) -> NatFacts {
         predicted_ports: ports.to_vec(),
         profile: None,
         port_mapping: None,
+        other_family: None,
     }
 }
 
@@ -610,4 +611,93 @@ fn an_answer_from_the_wrong_sender_is_ignored_and_delivery_goes_on() {
     let answered = mesh.take(alice);
     let callee = NatFacts::decode(&Message::parse(&answered).unwrap()).unwrap();
     assert_eq!(callee.predicted_ports, vec![6001]);
+}
+
+/// The UDP route from `remote` to the server's IPv6 address.
+fn udp6(remote: &str) -> Route {
+    Route::Udp {
+        local: addr("[2001:db8::1]:3478"),
+        remote: addr(remote),
+    }
+}
+
+fn with_other_family(mut facts: NatFacts, public: &str) -> NatFacts {
+    let public = addr(public);
+    facts.other_family = Some(natlens::FamilySide {
+        family: natlens::IpFamily::of(public.ip()),
+        public: Some(public),
+        predicted_ports: vec![public.port()],
+        ..natlens::FamilySide::absent(natlens::IpFamily::of(public.ip()))
+    });
+    facts
+}
+
+#[test]
+fn a_login_names_the_servers_addresses_its_own_family_first() {
+    let mut mesh = Mesh::new(&["s1"]);
+    mesh.servers[0].config.addresses = vec![
+        addr("192.0.2.1:3478"),
+        addr("192.0.2.2:3478"),
+        addr("[2001:db8::1]:3478"),
+    ];
+    let named = |reply: Vec<u8>| natlens::read_server_addresses(&Message::parse(&reply).unwrap());
+    let v4 = mesh.client(0, udp("198.51.100.1:5000"), &login("alice", 1));
+    assert_eq!(
+        named(v4.unwrap()),
+        [addr("192.0.2.1:3478"), addr("[2001:db8::1]:3478")]
+    );
+    let v6 = mesh.client(0, udp6("[2001:db8:2::5]:6000"), &login("bob", 2));
+    assert_eq!(
+        named(v6.unwrap()),
+        [addr("[2001:db8::1]:3478"), addr("192.0.2.1:3478")]
+    );
+    mesh.servers[0].config.addresses.clear();
+    let none = mesh.client(0, udp("198.51.100.3:5000"), &login("carol", 3));
+    assert!(
+        named(none.unwrap()).is_empty(),
+        "a wildcard listener names none"
+    );
+}
+
+#[test]
+fn an_ipv4_session_calls_an_ipv6_one_and_both_families_facts_arrive_whole() {
+    let mut mesh = Mesh::new(&["s1"]);
+    let alice = udp("198.51.100.1:5000");
+    let bob = udp6("[2001:db8:2::5]:6000");
+    mesh.client(0, alice, &login("alice", 1)).unwrap();
+    mesh.client(0, bob, &login("bob", 2)).unwrap();
+    let alice_facts = with_other_family(facts(1, &[5001]), "[2001:db8:3::7]:5001");
+    mesh.client(0, alice, &call("bob", 11, 3, &alice_facts));
+    let delivered = mesh.take(bob);
+    let relayed = NatFacts::decode(&Message::parse(&delivered).unwrap()).unwrap();
+    assert_eq!(relayed.observed, Some(addr("198.51.100.1:5000")));
+    assert_eq!(relayed.other_family, alice_facts.other_family);
+    let bob_facts = with_other_family(facts(0, &[6000]), "203.0.113.5:6000");
+    mesh.client(0, bob, &answer(&delivered, &bob_facts));
+    let answered = NatFacts::decode(&Message::parse(&mesh.take(alice)).unwrap()).unwrap();
+    assert_eq!(answered.observed, Some(addr("[2001:db8:2::5]:6000")));
+    assert_eq!(answered.other_family, bob_facts.other_family);
+}
+
+#[test]
+fn a_federated_call_crosses_families_and_keeps_the_other_familys_facts() {
+    // Server 1's link to server 2 is whatever family it is (the mesh carries bytes); alice is
+    // on server 1 over IPv6, bob on server 2 over IPv4.
+    let mut mesh = Mesh::new(&["s1", "s2"]);
+    mesh.link(0, 100, 1, 200);
+    let alice = udp6("[2001:db8:2::5]:6000");
+    let bob = udp("198.51.100.9:7000");
+    mesh.client(0, alice, &login("alice", 1)).unwrap();
+    mesh.client(1, bob, &login("bob", 2)).unwrap();
+    let alice_facts = with_other_family(facts(0, &[6000]), "203.0.113.5:6000");
+    mesh.client(0, alice, &call("bob", 12, 3, &alice_facts));
+    let delivered = mesh.take(bob);
+    let relayed = NatFacts::decode(&Message::parse(&delivered).unwrap()).unwrap();
+    assert_eq!(relayed.observed, Some(addr("[2001:db8:2::5]:6000")));
+    assert_eq!(relayed.other_family, alice_facts.other_family);
+    let bob_facts = with_other_family(facts(0, &[7000]), "[2001:db8:4::9]:7000");
+    mesh.client(1, bob, &answer(&delivered, &bob_facts));
+    let answered = NatFacts::decode(&Message::parse(&mesh.take(alice)).unwrap()).unwrap();
+    assert_eq!(answered.observed, Some(addr("198.51.100.9:7000")));
+    assert_eq!(answered.other_family, bob_facts.other_family);
 }

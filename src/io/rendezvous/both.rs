@@ -134,7 +134,7 @@ fn tcp_leg(
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<Option<Output>> {
-    let own = own_nat::fingerprint_nat(run)?;
+    let own = own_nat::fingerprint_families(run, session.server_addresses())?;
     let (meeting, own) = match callee {
         None => meet::answer_call(run, link, session, own, Some(SECOND_CALL_WAIT))?.with_context(
             || {

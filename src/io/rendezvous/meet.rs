@@ -45,7 +45,7 @@ pub(super) fn answer_call(
             return Ok(None);
         }
         drop(own);
-        own = own_nat::fingerprint_nat(run)?;
+        own = own_nat::fingerprint_families(run, session.server_addresses())?;
     }
 }
 

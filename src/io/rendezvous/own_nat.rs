@@ -17,7 +17,9 @@ use crate::io::client::{self as link_io, Driven, Link};
 use crate::io::port_mapping::{self, request_mapping_via, LeaseGuard, MappingProtocol};
 use crate::io::prober::{self, Fingerprint, Gate};
 use crate::report::Event;
-use crate::wire::natlens::{MappedTransport, NatFacts, PortMapping, Transports};
+use crate::wire::natlens::{
+    FamilySide, IpFamily, MappedTransport, NatFacts, PortMapping, Transports,
+};
 
 /// How long a listener keeps one fingerprint while no call comes: well inside the 30 s a NAT
 /// keeps an idle UDP mapping (the mapping socket's must still hold when a call comes), and
@@ -72,8 +74,62 @@ pub(super) fn log_in_and_fingerprint(
         }
         (_, None) => bail!("the session ended while logging in"),
     }
-    let own = fingerprint_nat(run)?;
+    let own = fingerprint_families(run, session.server_addresses())?;
     Ok((link, session, own))
+}
+
+/// Fingerprints the session's family, then, when `--family` allows, the other one at the
+/// server's address in it: the one its login answer named (`named`), else one its name
+/// resolved to. A missing address, route or answer in the other family is not an error: the
+/// facts then say this end has none there, and a hint says why.
+pub(super) fn fingerprint_families(run: &Run<'_>, named: &[SocketAddr]) -> anyhow::Result<OwnNat> {
+    // The server the session is on now (it may have failed over to another --server).
+    let server = run.server();
+    let mut own = fingerprint_nat(run, server, true)?;
+    let other = IpFamily::of(server.ip()).other();
+    if !run.punch.family.allows(other) {
+        return Ok(own);
+    }
+    let in_other = |a: &&SocketAddr| IpFamily::of(a.ip()) == other;
+    // What that server's name resolved to (a dual-stack name gives both families).
+    let resolved: &[SocketAddr] = (run.session.server.iter())
+        .find(|name| name.addr == server || name.resolved.contains(&server))
+        .map_or(&[], |name| &name.resolved);
+    let Some(&at) = named
+        .iter()
+        .find(in_other)
+        .or(resolved.iter().find(in_other))
+    else {
+        run.tell(Event::Hint {
+            message: format!(
+                "no {} punch: the server named no {} address (a wildcard listener names none: \
+                 see server --advertise)",
+                other.label(),
+                other.label()
+            ),
+        });
+        own.other = OtherFamily::Absent(other);
+        return Ok(own);
+    };
+    own.other = match fingerprint_nat(run, at, false) {
+        Ok(measured) => OtherFamily::Measured(Box::new(measured)),
+        Err(error) => {
+            run.tell(Event::Hint {
+                message: format!("no {} punch: {error:#}", other.label()),
+            });
+            OtherFamily::Absent(other)
+        }
+    };
+    Ok(own)
+}
+
+/// This end in the family other than its session's.
+pub(super) enum OtherFamily {
+    /// `--family` left it out: the facts say nothing about it.
+    NotAsked,
+    /// No server address, route or answer there: the facts say this end has none.
+    Absent(IpFamily),
+    Measured(Box<OwnNat>),
 }
 
 /// This end's NAT as one fingerprint saw it, and the socket it measured.
@@ -92,6 +148,8 @@ pub(super) struct OwnNat {
     /// The gateway's mapping of the punch socket's port (`--port-mapping auto`), deleted when
     /// this is dropped: after the punch, or when a refresh replaces the fingerprint.
     pub lease: Option<LeaseGuard>,
+    /// This end in its other family (only on the session family's own `OwnNat`).
+    pub other: OtherFamily,
 }
 
 impl OwnNat {
@@ -104,6 +162,41 @@ impl OwnNat {
     /// The facts to send in a call or an answer at `now`: the prediction accounts for other
     /// hosts' flows since the last sample.
     pub fn facts_at(&self, now: Instant, transports: Transports) -> NatFacts {
+        let mut facts = self.family_facts_at(now, transports);
+        facts.other_family = match &self.other {
+            OtherFamily::NotAsked => None,
+            OtherFamily::Absent(family) => Some(FamilySide::absent(*family)),
+            OtherFamily::Measured(other) => {
+                let theirs = other.family_facts_at(now, transports);
+                Some(FamilySide {
+                    family: other.family(),
+                    public: theirs.observed,
+                    delta: theirs.delta,
+                    predicted_ports: theirs.predicted_ports,
+                    profile: theirs.profile,
+                })
+            }
+        };
+        facts
+    }
+
+    /// The family this fingerprint measured (its sockets' local IP's).
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(self.local_ip)
+    }
+
+    /// The session family's fingerprint, then the other family's when measured.
+    pub fn into_families(mut self) -> Vec<OwnNat> {
+        let other = std::mem::replace(&mut self.other, OtherFamily::NotAsked);
+        let mut all = vec![self];
+        if let OtherFamily::Measured(other) = other {
+            all.push(*other);
+        }
+        all
+    }
+
+    /// The facts of this fingerprint's own family alone.
+    fn family_facts_at(&self, now: Instant, transports: Transports) -> NatFacts {
         let options = PredictOptions {
             since_last: now.saturating_duration_since(self.fingerprint.last_sent_at),
             ..PredictOptions::default()
@@ -124,9 +217,13 @@ impl OwnNat {
     }
 }
 
-/// Fingerprints over the run's transport, keeping what the punch reuses.
-pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
-    let server = run.server();
+/// Fingerprints over the run's transport toward `server`, keeping what the punch reuses; asks
+/// the gateway for a port mapping only when `map_port` (the session's family).
+pub(super) fn fingerprint_nat(
+    run: &Run<'_>,
+    server: SocketAddr,
+    map_port: bool,
+) -> anyhow::Result<OwnNat> {
     let options = prober::Options {
         server,
         config: PlanConfig::default(),
@@ -140,7 +237,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
     // Which port-mapping protocols the gateway speaks is asked beside the fingerprint, on a
     // thread of its own (the gateway's LAN side: no NAT port is spent), so that a gateway that
     // speaks none costs the punch nothing.
-    let mapping_probe = (run.punch.port_mapping == PortMappingUse::Auto)
+    let mapping_probe = (map_port && run.punch.port_mapping == PortMappingUse::Auto)
         .then(|| port_mapping::probe::start(server, false));
     let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
     if let Some(unreachable) = fingerprint.unreachable {
@@ -178,6 +275,7 @@ pub(super) fn fingerprint_nat(run: &Run<'_>) -> anyhow::Result<OwnNat> {
         local_ip,
         source: options.source.clone(),
         taken_at: Instant::now(),
+        other: OtherFamily::NotAsked,
     })
 }
 

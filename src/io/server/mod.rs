@@ -48,6 +48,8 @@ pub struct ServeOptions {
     /// `--alternate`: at most one per IP family, each paired with the first `--listen` of its
     /// family (RFC 5780 full mode per family).
     pub alternate: Vec<SocketAddr>,
+    /// Addresses a LOGIN success names besides the specific `--listen` ones (`--advertise`).
+    pub advertise: Vec<SocketAddr>,
     /// Servers to hold federation links to (`--link`).
     pub links: Vec<SocketAddr>,
     pub name: String,
@@ -159,7 +161,14 @@ impl Server {
         let poll = Poll::new().context("creating the epoll instance")?;
         let (bound, full_modes) = bind_all(&options)?;
         let now = Instant::now();
-        let config = core_config(&options, full_modes);
+        // The `--listen` pairs come first, ports resolved; a wildcard one names no address.
+        let listening = bound.iter().take(options.listen.len()).map(|pair| pair.2);
+        let named = listening.filter(|a| !a.ip().is_unspecified());
+        let addresses = named.chain(options.advertise.iter().copied()).collect();
+        let config = ServerConfig {
+            addresses,
+            ..core_config(&options, full_modes)
+        };
         if config.credentials.is_none() {
             reporter.warn(
                 "running open (no --credentials): anyone can log in as any free ID; \
@@ -532,6 +541,7 @@ fn core_config(options: &ServeOptions, full_modes: Vec<FullMode>) -> ServerConfi
         credentials: options.credentials.clone(),
         nonce_secret,
         answer_rate: options.answer_rate,
+        addresses: Vec::new(),
     }
 }
 

@@ -1,0 +1,314 @@
+//! listen and call over both address families on loopback (127.0.0.1 and ::1, no NAT, no
+//! root): logins over either family, the server naming its other family's address, both ends
+//! fingerprinting both families, the punch racing IPv6 (first) against IPv4, the report's
+//! `families` and `winner`; and a pair that shares IPv4 only.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use serde_json::Value;
+
+fn natlens(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args(args);
+    command
+}
+
+/// A `natlens listen` whose output is read as it comes.
+struct Listener {
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Listener {
+    fn start(server: SocketAddr, id: &str, extra: &[&str]) -> Listener {
+        let mut child = natlens(&["listen", "--server", &server.to_string(), "--id", id])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut listener = Listener {
+            child,
+            stdout: Some(stdout),
+            lines,
+            seen: Vec::new(),
+        };
+        assert!(listener.wait_for("waiting"), "{:#?}", listener.seen);
+        listener
+    }
+
+    fn wait_for(&mut self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        self.seen.extend(self.lines.try_iter());
+        (status, stdout, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn report(lines: &[String]) -> Value {
+    lines
+        .iter()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some())
+        .unwrap_or_else(|| panic!("no report in {lines:#?}"))
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn family(r: &Value, name: &str) -> Value {
+    r["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["family"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {r}"))
+}
+
+/// The server listens on 127.0.0.1 and ::1 (and so names both in its login answers); the
+/// listener logs in over IPv4, the caller over IPv6. Both fingerprint both families, both race
+/// them, IPv6 wins on both ends by its head start, and the data crosses over IPv6.
+#[test]
+fn a_dual_stack_pair_logged_in_over_different_families_races_and_keeps_ipv6() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    let v4 = *server.addrs.iter().find(|a| a.is_ipv4()).unwrap();
+    let v6 = *server.addrs.iter().find(|a| a.is_ipv6()).unwrap();
+    let listener = Listener::start(v4, "alice", &["--json"]);
+    let data = b"over whichever family won\n".to_vec();
+    let file = std::env::temp_dir().join(format!("natlens-family-{}", std::process::id()));
+    std::fs::write(&file, &data).unwrap();
+    let caller = natlens(&["call", "alice", "--server", &v6.to_string(), "--id", "bob"])
+        .args(["--json", "--send", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (status, stdout, listen_lines) = listener.finish();
+    std::fs::remove_file(&file).unwrap();
+    let call_lines = lines(&caller.stderr);
+    assert!(caller.status.success(), "{call_lines:#?}");
+    assert!(status.success(), "{listen_lines:#?}");
+    assert_eq!(stdout, data, "the data arrived whole, once");
+    let (theirs, ours) = (report(&listen_lines), report(&call_lines));
+    for r in [&theirs, &ours] {
+        assert_eq!(r["result"], "connected", "{r}");
+        assert_eq!(r["winner"], "ipv6", "{r}");
+        let v6 = family(r, "ipv6");
+        assert_eq!(v6["outcome"], "connected", "{r}");
+        assert_eq!(v6["plan"], "direct");
+        assert!(v6["port_through"].is_u64(), "{r}");
+        let v4 = family(r, "ipv4");
+        assert_ne!(v4["outcome"], "not-shared", "{r}");
+        assert_ne!(v4["plan"], Value::Null, "{r}");
+        let peer: SocketAddr = r["path"]["peer"].as_str().unwrap().parse().unwrap();
+        assert!(peer.is_ipv6(), "{r}");
+    }
+    // The caller's IPv6 packets got through to the port the listener's IPv6 path uses.
+    let local: SocketAddr = theirs["path"]["local"].as_str().unwrap().parse().unwrap();
+    assert_eq!(family(&ours, "ipv6")["port_through"], local.port());
+    assert_eq!(ours["data"]["bytes_sent"], data.len());
+    assert_eq!(theirs["data"]["bytes_received"], data.len());
+}
+
+/// An IPv4-only server: neither end can fingerprint IPv6, each says it has none, and the pair
+/// connects over IPv4 at once (no head start to wait behind), reporting IPv6 as not shared.
+#[test]
+fn a_pair_without_ipv6_connects_over_ipv4_and_says_ipv6_was_not_shared() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let listener = Listener::start(server.addr(), "carol", &["--json", "--no-data"]);
+    let caller = natlens(&["call", "carol", "--server", &server.addr().to_string()])
+        .args(["--id", "dave", "--json", "--no-data"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (status, stdout, listen_lines) = listener.finish();
+    assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+    assert!(status.success(), "{listen_lines:#?}");
+    let ours = report(&lines(&caller.stdout));
+    let theirs = report(&lines(&stdout));
+    for r in [&theirs, &ours] {
+        assert_eq!(r["result"], "connected", "{r}");
+        assert_eq!(r["winner"], "ipv4", "{r}");
+        let v6 = family(r, "ipv6");
+        assert_eq!(v6["outcome"], "not-shared", "{r}");
+        assert_eq!(v6["plan"], Value::Null);
+        assert!(v6["reason"].as_str().unwrap().contains("IPv6"), "{r}");
+        assert_eq!(family(r, "ipv4")["outcome"], "connected", "{r}");
+    }
+    // Each end said why it could not punch IPv6.
+    let hinted = |all: &[String]| all.iter().any(|l| l.contains("named no IPv6 address"));
+    assert!(
+        hinted(&lines(&caller.stderr)),
+        "{:#?}",
+        lines(&caller.stderr)
+    );
+    assert!(hinted(&listen_lines), "{listen_lines:#?}");
+}
+
+/// `--family 6` between ends that share IPv6: only IPv6 is planned and punched.
+#[test]
+fn family_6_punches_ipv6_alone() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    let v6 = *server.addrs.iter().find(|a| a.is_ipv6()).unwrap();
+    let args = ["--json", "--no-data", "--family", "6"];
+    let listener = Listener::start(v6, "erin", &args);
+    let caller = natlens(&["call", "erin", "--server", &v6.to_string(), "--id", "frank"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (status, _, listen_lines) = listener.finish();
+    assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+    assert!(status.success(), "{listen_lines:#?}");
+    let ours = report(&lines(&caller.stdout));
+    assert_eq!(ours["winner"], "ipv6", "{ours}");
+    assert_eq!(ours["families"].as_array().unwrap().len(), 1, "{ours}");
+    // Without --family 4 allowed, nothing was fingerprinted over IPv4.
+    let fingerprints = lines(&caller.stderr)
+        .iter()
+        .filter(|l| l.contains("\"event\":\"fingerprint\""))
+        .count();
+    assert_eq!(fingerprints, 1, "{:#?}", lines(&caller.stderr));
+}
+
+/// A TCP punch between two dual-stack ends runs over IPv6 alone (the first shared family) and
+/// reports IPv4 as not tried; as root its crafted SYNs go out over raw IPv6 sockets.
+#[test]
+fn a_tcp_punch_between_dual_stack_ends_runs_over_ipv6() {
+    let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    let v4 = *server.addrs.iter().find(|a| a.is_ipv4()).unwrap();
+    let args = ["--json", "--no-data", "--transport", "tcp"];
+    let listener = Listener::start(v4, "grace", &args);
+    let caller = natlens(&[
+        "call",
+        "grace",
+        "--server",
+        &v4.to_string(),
+        "--id",
+        "heidi",
+    ])
+    .args(args)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    let (status, stdout, listen_lines) = listener.finish();
+    assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+    assert!(status.success(), "{listen_lines:#?}");
+    for r in [report(&lines(&caller.stdout)), report(&lines(&stdout))] {
+        assert_eq!(r["result"], "connected", "{r}");
+        assert_eq!(r["transport"], "tcp", "{r}");
+        assert_eq!(r["winner"], "ipv6", "{r}");
+        assert_eq!(family(&r, "ipv6")["outcome"], "connected", "{r}");
+        let v4 = family(&r, "ipv4");
+        assert_eq!(v4["outcome"], "stopped", "{r}");
+        assert!(v4["reason"].as_str().unwrap().contains("TCP"), "{r}");
+        let peer: SocketAddr = r["path"]["peer"].as_str().unwrap().parse().unwrap();
+        assert!(peer.is_ipv6(), "{r}");
+    }
+}
+
+/// Dual-stack federation: two servers on 127.0.0.1 and ::1 each, linked over one family while
+/// the clients log in over the other (and over different servers); the call crosses the link
+/// with both families' facts, and the pair punches and keeps IPv6.
+#[test]
+fn a_call_crosses_a_link_of_the_other_family_and_the_pair_punches() {
+    for (link_family_v6, id) in [(false, "ivan"), (true, "judy")] {
+        let s1 = ServerProcess::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--name",
+            "s1",
+        ]);
+        let s1_v4 = *s1.addrs.iter().find(|a| a.is_ipv4()).unwrap();
+        let s1_v6 = *s1.addrs.iter().find(|a| a.is_ipv6()).unwrap();
+        let link = if link_family_v6 { s1_v6 } else { s1_v4 };
+        let s2 = ServerProcess::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--name",
+            "s2",
+            "--link",
+            &link.to_string(),
+        ]);
+        assert!(s1.wait_for_log("peer_up", Duration::from_secs(5)).is_some());
+        assert!(s2.wait_for_log("peer_up", Duration::from_secs(5)).is_some());
+        // Clients use the family the link does not.
+        let pick = |s: &ServerProcess| {
+            *s.addrs
+                .iter()
+                .find(|a| a.is_ipv6() != link_family_v6)
+                .unwrap()
+        };
+        let listener = Listener::start(pick(&s2), id, &["--json", "--no-data"]);
+        let caller = natlens(&["call", id, "--server", &pick(&s1).to_string()])
+            .args(["--id", "mallory", "--json", "--no-data"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (status, stdout, listen_lines) = listener.finish();
+        assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+        assert!(status.success(), "{listen_lines:#?}");
+        for r in [report(&lines(&caller.stdout)), report(&lines(&stdout))] {
+            assert_eq!(r["result"], "connected", "{r}");
+            assert_eq!(r["winner"], "ipv6", "{r}");
+            assert_ne!(family(&r, "ipv4")["outcome"], "not-shared", "{r}");
+        }
+    }
+}
