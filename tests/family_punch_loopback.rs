@@ -5,93 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use common::ServerProcess;
 use serde_json::Value;
 
-fn natlens(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
-    command.args(args);
-    command
-}
-
-/// A `natlens listen` whose output is read as it comes.
-struct Listener {
-    child: Child,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Listener {
-    fn start(server: SocketAddr, id: &str, extra: &[&str]) -> Listener {
-        let mut child = natlens(&["listen", "--server", &server.to_string(), "--id", id])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut listener = Listener {
-            child,
-            stdout: Some(stdout),
-            lines,
-            seen: Vec::new(),
-        };
-        assert!(listener.wait_for("waiting"), "{:#?}", listener.seen);
-        listener
-    }
-
-    fn wait_for(&mut self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    fn finish(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        self.seen.extend(self.lines.try_iter());
-        (status, stdout, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::listener::{natlens, Listener};
 
 fn report(lines: &[String]) -> Value {
     lines

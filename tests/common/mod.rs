@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab_cli;
+pub mod listener;
 pub mod loopback_stun;
 pub mod programs;
 pub mod tcp_lab;
