@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use common::event_client::Client;
 use common::ServerProcess;
 use serde_json::Value;
 
@@ -30,121 +29,48 @@ fn natlens(args: &[&str]) -> Command {
     command
 }
 
-/// A client process whose NDJSON events (stdout for `login`, stderr for `listen`) are read as
-/// they come, each with the moment it was read.
-struct Client {
-    name: String,
-    child: Child,
-    events: Receiver<(Instant, Value)>,
-    seen: Vec<Value>,
-}
-
-impl Client {
-    fn start(name: &str, mut command: Command) -> Client {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning natlens");
-        let (tx, events) = mpsc::channel();
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().unwrap()),
-            Box::new(child.stderr.take().unwrap()),
-        ];
-        for pipe in pipes {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                        let _ = tx.send((Instant::now(), value));
-                    }
-                }
-            });
-        }
-        Client {
-            name: name.to_owned(),
-            child,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for an event named `event`; when it was read, and the event.
-    fn wait_for(&mut self, event: &str, timeout: Duration) -> Option<(Instant, Value)> {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let (at, value) = self.events.recv_timeout(left).ok()?;
-            self.seen.push(value.clone());
-            if value["event"] == event {
-                return Some((at, value));
+/// Checks that the client moved from `from` to `to` and logged in there within two
+/// keepalive intervals of `lost_at`; the failures found, as lines.
+fn check_moved(
+    client: &mut Client,
+    from: SocketAddr,
+    to: SocketAddr,
+    lost_at: Instant,
+    during: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let name = client.name.clone();
+    match client.wait_for("server_changed", KEEPALIVE * 4) {
+        Some((_, moved)) => {
+            let expected = (from.to_string(), to.to_string(), during);
+            let got = (
+                moved["from"].as_str().unwrap_or_default().to_owned(),
+                moved["server"].as_str().unwrap_or_default().to_owned(),
+                moved["during"].as_str().unwrap_or_default(),
+            );
+            if got != expected {
+                failures.push(format!("{name}: moved {got:?}, expected {expected:?}"));
             }
         }
-        None
+        None => failures.push(format!("{name}: did not move: {:?}", client.seen)),
     }
-
-    /// Waits for the final object of a `--json` run (the one line without an "event" key).
-    fn final_object(&mut self, timeout: Duration) -> Option<Value> {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let (_, value) = self.events.recv_timeout(left).ok()?;
-            if value.get("event").is_none() {
-                return Some(value);
+    match client.wait_for("relogin", KEEPALIVE * 4) {
+        Some((at, relogin)) => {
+            let took = at.duration_since(lost_at);
+            eprintln!(
+                "  {name:<24} logged in on {to} {:>4} ms after",
+                took.as_millis()
+            );
+            if took > KEEPALIVE * 2 {
+                failures.push(format!("{name}: took {took:?} to log in on {to}"));
             }
-            self.seen.push(value);
-        }
-        None
-    }
-
-    /// Checks that the client moved from `from` to `to` and logged in there within two
-    /// keepalive intervals of `lost_at`; the failures found, as lines.
-    fn check_moved(
-        &mut self,
-        from: SocketAddr,
-        to: SocketAddr,
-        lost_at: Instant,
-        during: &str,
-    ) -> Vec<String> {
-        let mut failures = Vec::new();
-        let name = self.name.clone();
-        match self.wait_for("server_changed", KEEPALIVE * 4) {
-            Some((_, moved)) => {
-                let expected = (from.to_string(), to.to_string(), during);
-                let got = (
-                    moved["from"].as_str().unwrap_or_default().to_owned(),
-                    moved["server"].as_str().unwrap_or_default().to_owned(),
-                    moved["during"].as_str().unwrap_or_default(),
-                );
-                if got != expected {
-                    failures.push(format!("{name}: moved {got:?}, expected {expected:?}"));
-                }
+            if relogin["server"] != to.to_string() {
+                failures.push(format!("{name}: relogin names {}", relogin["server"]));
             }
-            None => failures.push(format!("{name}: did not move: {:?}", self.seen)),
         }
-        match self.wait_for("relogin", KEEPALIVE * 4) {
-            Some((at, relogin)) => {
-                let took = at.duration_since(lost_at);
-                eprintln!(
-                    "  {name:<24} logged in on {to} {:>4} ms after",
-                    took.as_millis()
-                );
-                if took > KEEPALIVE * 2 {
-                    failures.push(format!("{name}: took {took:?} to log in on {to}"));
-                }
-                if relogin["server"] != to.to_string() {
-                    failures.push(format!("{name}: relogin names {}", relogin["server"]));
-                }
-            }
-            None => failures.push(format!("{name}: no relogin: {:?}", self.seen)),
-        }
-        failures
+        None => failures.push(format!("{name}: no relogin: {:?}", client.seen)),
     }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    failures
 }
 
 /// `--server` once per server, `--keepalive 1s`, `--id ID`, `--json`.
@@ -268,7 +194,7 @@ fn clients_of_a_killed_server_move_to_the_next_and_stay_callable() {
         } else {
             "connection"
         };
-        failures.extend(client.check_moved(a1, a2, killed, during));
+        failures.extend(check_moved(client, a1, a2, killed, during));
     }
     for (client, via) in &clients {
         let id = client.name.split(' ').nth(1).unwrap();
@@ -312,7 +238,7 @@ fn keyed_logins_given_their_servers_in_natlens_server_leave_a_frozen_one() {
     eprintln!("k1 ({a1}) frozen; keepalive {KEEPALIVE:?}:");
     let mut failures = Vec::new();
     for client in &mut clients {
-        failures.extend(client.check_moved(a1, a2, frozen, "keepalive"));
+        failures.extend(check_moved(client, a1, a2, frozen, "keepalive"));
     }
     for (id, via) in [("alice", a2), ("carol", k3.addr())] {
         if let Err(why) = call(via, "bob", id, Some("bob-key")) {

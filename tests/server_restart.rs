@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::event_client::Client;
 use common::ServerProcess;
 use serde_json::Value;
 
@@ -22,67 +21,6 @@ fn natlens(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
     command.args(args).stdin(Stdio::null());
     command
-}
-
-/// A client process whose NDJSON events (stdout for `login`, stderr for `listen`) are read as
-/// they come, each with the moment it was read.
-struct Client {
-    name: String,
-    child: Child,
-    events: Receiver<(Instant, Value)>,
-    seen: Vec<Value>,
-}
-
-impl Client {
-    fn start(name: &str, mut command: Command) -> Client {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning natlens");
-        let (tx, events) = mpsc::channel();
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().unwrap()),
-            Box::new(child.stderr.take().unwrap()),
-        ];
-        for pipe in pipes {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                        let _ = tx.send((Instant::now(), value));
-                    }
-                }
-            });
-        }
-        Client {
-            name: name.to_owned(),
-            child,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for an event named `event`; when it was read.
-    fn wait_for(&mut self, event: &str, timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let (at, value) = self.events.recv_timeout(left).ok()?;
-            let found = value["event"] == event;
-            self.seen.push(value);
-            if found {
-                return Some(at);
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn login(server: SocketAddr, id: &str, transport: &str) -> Client {
@@ -184,7 +122,7 @@ fn logged_in_clients_log_in_again_after_a_server_restart_and_are_callable() {
     let mut lines = Vec::new();
     let mut failures = Vec::new();
     for (client, id) in &mut clients {
-        let relogin = client.wait_for("relogin", KEEPALIVE * 4);
+        let relogin = (client.wait_for("relogin", KEEPALIVE * 4)).map(|(at, _)| at);
         match relogin {
             Some(at) => {
                 let after_kill = at.duration_since(killed);

@@ -2,6 +2,7 @@
 //! requests by hand.
 #![allow(dead_code)]
 
+pub mod event_client;
 pub mod lab_cli;
 pub mod listener;
 pub mod loopback_stun;
