@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::event_client::Client;
+use common::event_client::{call_no_punch, Client};
 use common::ServerProcess;
 use serde_json::Value;
 
@@ -112,37 +112,6 @@ fn login(servers: &[SocketAddr], id: &str, transport: &str) -> Client {
     client
 }
 
-/// `natlens call CALLEE --no-punch` through `server` as `me` (with `key`, for a server with
-/// credentials): the exit status and stderr, or Ok when the callee answered with its facts.
-fn call(server: SocketAddr, me: &str, callee: &str, key: Option<&str>) -> Result<(), String> {
-    let mut command = natlens(&[
-        "call",
-        callee,
-        "--server",
-        &server.to_string(),
-        "--id",
-        me,
-        "--no-punch",
-        "--json",
-        "--call-timeout",
-        "5s",
-    ]);
-    if let Some(key) = key {
-        command.env("NATLENS_KEY", key);
-    }
-    let output = command.output().expect("running natlens call");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    if output.status.success() && report["callee"] == callee {
-        Ok(())
-    } else {
-        Err(format!(
-            "call {callee} via {server}: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
 /// Three federated servers: s2 links to s1, s3 to both.
 fn three_servers(extra: &[&str]) -> [ServerProcess; 3] {
     let start = |name: &str, links: &[SocketAddr]| {
@@ -198,7 +167,7 @@ fn clients_of_a_killed_server_move_to_the_next_and_stay_callable() {
     }
     for (client, via) in &clients {
         let id = client.name.split(' ').nth(1).unwrap();
-        if let Err(why) = call(*via, &format!("{id}-caller"), id, None) {
+        if let Err(why) = call_no_punch(*via, &format!("{id}-caller"), id, None) {
             failures.push(format!("{}: not callable via {via}: {why}", client.name));
         }
     }
@@ -241,7 +210,7 @@ fn keyed_logins_given_their_servers_in_natlens_server_leave_a_frozen_one() {
         failures.extend(check_moved(client, a1, a2, frozen, "keepalive"));
     }
     for (id, via) in [("alice", a2), ("carol", k3.addr())] {
-        if let Err(why) = call(via, "bob", id, Some("bob-key")) {
+        if let Err(why) = call_no_punch(via, "bob", id, Some("bob-key")) {
             failures.push(format!("{id}: not callable via {via}: {why}"));
         }
     }

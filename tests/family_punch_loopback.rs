@@ -12,23 +12,7 @@ use std::time::Duration;
 use common::ServerProcess;
 use serde_json::Value;
 
-use common::listener::{natlens, Listener};
-
-fn report(lines: &[String]) -> Value {
-    lines
-        .iter()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|value| value.get("schema_version").is_some())
-        .unwrap_or_else(|| panic!("no report in {lines:#?}"))
-}
-
-fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use common::listener::{lines, natlens, report, Listener};
 
 fn family(r: &Value, name: &str) -> Value {
     r["families"]

@@ -11,7 +11,7 @@ use std::process::{Output, Stdio};
 use common::ServerProcess;
 use serde_json::Value;
 
-use common::listener::{natlens, Listener};
+use common::listener::{lines, natlens, report, Listener};
 
 fn call(server: SocketAddr, callee: &str, id: &str, extra: &[&str]) -> Output {
     natlens(&["call", callee, "--server", &server.to_string(), "--id", id])
@@ -19,23 +19,6 @@ fn call(server: SocketAddr, callee: &str, id: &str, extra: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// The report: the last JSON line with `schema_version`.
-fn report(lines: &[String]) -> Value {
-    lines
-        .iter()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|value| value.get("schema_version").is_some())
-        .unwrap_or_else(|| panic!("no report in {lines:#?}"))
-}
-
-fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]

@@ -11,9 +11,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::event_client::Client;
+use common::event_client::{call_no_punch, Client};
 use common::ServerProcess;
-use serde_json::Value;
 
 const KEEPALIVE: Duration = Duration::from_secs(1);
 
@@ -56,34 +55,6 @@ fn listen(server: SocketAddr, id: &str, transport: &str) -> Client {
         "--json",
     ]);
     Client::start(&format!("listen {id} over {transport}"), command)
-}
-
-/// `natlens call ID --no-punch`: Ok when the callee answered with its facts.
-fn call(server: SocketAddr, me: &str, callee: &str) -> Result<(), String> {
-    let output = natlens(&[
-        "call",
-        callee,
-        "--server",
-        &server.to_string(),
-        "--id",
-        me,
-        "--no-punch",
-        "--json",
-        "--call-timeout",
-        "5s",
-    ])
-    .output()
-    .expect("running natlens call");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    if output.status.success() && report["callee"] == callee {
-        Ok(())
-    } else {
-        Err(format!(
-            "call {callee}: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
 }
 
 #[test]
@@ -141,7 +112,7 @@ fn logged_in_clients_log_in_again_after_a_server_restart_and_are_callable() {
             }
             None => failures.push(format!("{}: no relogin: {:?}", client.name, client.seen)),
         }
-        if let Err(why) = call(addr, &format!("caller-{id}"), id) {
+        if let Err(why) = call_no_punch(addr, &format!("caller-{id}"), id, None) {
             failures.push(format!("{}: not callable: {why}", client.name));
         }
     }

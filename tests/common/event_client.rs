@@ -3,6 +3,7 @@
 //! suites, which time how soon a client is back.
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -80,5 +81,46 @@ impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `natlens call CALLEE --no-punch` through `server` as `me` (with `key`, for a server with
+/// credentials): the exit status and stderr, or Ok when the callee answered with its facts.
+pub fn call_no_punch(
+    server: SocketAddr,
+    me: &str,
+    callee: &str,
+    key: Option<&str>,
+) -> Result<(), String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
+    command.args([
+        "call",
+        callee,
+        "--server",
+        &server.to_string(),
+        "--id",
+        me,
+        "--no-punch",
+        "--json",
+        "--call-timeout",
+        "5s",
+    ]);
+    command
+        .stdin(Stdio::null())
+        .env_remove("NATLENS_SERVER")
+        .env_remove("NATLENS_KEY");
+    if let Some(key) = key {
+        command.env("NATLENS_KEY", key);
+    }
+    let output = command.output().expect("running natlens call");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    if output.status.success() && report["callee"] == callee {
+        Ok(())
+    } else {
+        Err(format!(
+            "call {callee} via {server}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// The binary under test, with `args`.
 pub fn natlens(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_natlens"));
@@ -88,4 +90,22 @@ impl Drop for Listener {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The report: the last JSON line with `schema_version`.
+pub fn report(lines: &[String]) -> Value {
+    lines
+        .iter()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some())
+        .unwrap_or_else(|| panic!("no report in {lines:#?}"))
+}
+
+/// Output bytes as lines.
+pub fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
