@@ -73,6 +73,14 @@ fn lookup_call(core: &mut ServerCore, callee: &str) -> u64 {
     }
 }
 
+/// Calls `callee` and answers the lookup it starts with `value` (the home's link address, or
+/// None for no entry).
+fn call_found(core: &mut ServerCore, now: Instant, callee: &str, tid: u8, value: Option<String>) {
+    call(core, now, callee, tid);
+    let key = lookup_call(core, callee);
+    core.registry_reply(now, RegistryReply::Found { call: key, value });
+}
+
 #[test]
 fn a_home_that_never_answers_fails_the_call_with_500_within_the_dial_timeout() {
     let t0 = Instant::now();
@@ -120,44 +128,20 @@ fn a_home_that_never_answers_fails_the_call_with_500_within_the_dial_timeout() {
 fn a_refused_dial_fails_at_once_and_a_missing_entry_is_not_found() {
     let t0 = Instant::now();
     let mut core = server(t0);
-    call(&mut core, t0, "bob", 2);
-    let key = lookup_call(&mut core, "bob");
-    core.registry_reply(
-        t0,
-        RegistryReply::Found {
-            call: key,
-            value: Some(HOME.into()),
-        },
-    );
+    call_found(&mut core, t0, "bob", 2, Some(HOME.into()));
     assert_eq!(core.poll_dial(), Some(addr(HOME)));
     core.home_dialled(t0, addr(HOME), None);
     assert_eq!(
         answer_to_alice(&mut core),
         Some((500, "Home server unreachable".into()))
     );
-    call(&mut core, t0, "carol", 3);
-    let key = lookup_call(&mut core, "carol");
-    core.registry_reply(
-        t0,
-        RegistryReply::Found {
-            call: key,
-            value: None,
-        },
-    );
+    call_found(&mut core, t0, "carol", 3, None);
     assert_eq!(
         answer_to_alice(&mut core),
         Some((404, "Unknown peer".into()))
     );
     // An entry naming this server for an ID not here is stale: not found either.
-    call(&mut core, t0, "dave", 4);
-    let key = lookup_call(&mut core, "dave");
-    core.registry_reply(
-        t0,
-        RegistryReply::Found {
-            call: key,
-            value: Some(LOCAL.into()),
-        },
-    );
+    call_found(&mut core, t0, "dave", 4, Some(LOCAL.into()));
     assert_eq!(
         answer_to_alice(&mut core),
         Some((404, "Unknown peer".into()))
@@ -269,15 +253,7 @@ fn calls_go_out_once_the_dialled_link_is_greeted_and_the_link_is_reused_then_idl
     assert_eq!(forwarded, ["bob", "carol"]);
     // A third call goes straight over the same link.
     let later = t0 + Duration::from_secs(1);
-    call(&mut core, later, "dave", 4);
-    let key = lookup_call(&mut core, "dave");
-    core.registry_reply(
-        later,
-        RegistryReply::Found {
-            call: key,
-            value: Some(HOME.into()),
-        },
-    );
+    call_found(&mut core, later, "dave", 4, Some(HOME.into()));
     assert_eq!(core.poll_dial(), None);
     assert!(
         std::iter::from_fn(|| core.poll_command()).any(|command| matches!(
