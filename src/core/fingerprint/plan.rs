@@ -230,7 +230,7 @@ pub struct Plan {
 }
 
 /// The RTT the waits are sized from: the measured one, clamped, or [`DEFAULT_RTT`].
-fn sized(rtt: Option<Duration>) -> Duration {
+pub(crate) fn sized(rtt: Option<Duration>) -> Duration {
     rtt.unwrap_or(DEFAULT_RTT).min(MAX_RTT)
 }
 
