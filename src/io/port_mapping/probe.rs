@@ -33,20 +33,30 @@ const QUIET_BUDGET: Duration = Duration::from_millis(150);
 /// The probe running beside the STUN probes (`natlens nat`), on a thread of its own.
 pub struct Background {
     thread: std::thread::JoinHandle<PortMappingSummary>,
-    /// Set by [`Background::finish`]: the caller waits; cut the wait to [`HURRIED_BUDGET`].
-    hurry: Arc<AtomicBool>,
+    /// [`Background::finish`] says [`News::Hurry`] here: the caller waits; cut the wait to
+    /// [`HURRIED_BUDGET`]. A message rather than a flag the probe polls, so that the probe
+    /// ends the moment it may, not up to a polling period later.
+    news: mpsc::Sender<News>,
+}
+
+/// What wakes the probe's collecting loop.
+enum News {
+    /// One protocol's probe is over.
+    Answer(MappingProtocol, ProtocolProbe),
+    /// The STUN probes are done and the caller waits.
+    Hurry,
 }
 
 /// Starts the probe of the gateway on the way to `server` (none for a loopback or on-link
 /// server: see [`gateway::toward`](super::gateway::toward)); with `test`, also
 /// `--port-mapping test`'s mapping, proven through `server` and deleted.
 pub fn start(server: SocketAddr, test: bool) -> Background {
-    let hurry = Arc::new(AtomicBool::new(false));
-    let hurried = Arc::clone(&hurry);
+    let (news, received) = mpsc::channel();
+    let answers = news.clone();
     let thread = std::thread::spawn(move || {
         let start = Instant::now();
         let mut summary = match super::gateway::toward(server.ip()) {
-            Ok(Some(gateway)) => probe_gateway_until(&gateway, &hurried),
+            Ok(Some(gateway)) => probe_gateway_until(&gateway, answers, &received),
             Ok(None) => PortMappingSummary::failed(
                 "no IPv4 gateway between this host and the server (loopback, on-link or IPv6): \
                  nothing to ask"
@@ -62,14 +72,15 @@ pub fn start(server: SocketAddr, test: bool) -> Background {
         summary.elapsed_ms = start.elapsed().as_millis() as u64;
         summary
     });
-    Background { thread, hurry }
+    Background { thread, news }
 }
 
 impl Background {
     /// Waits for the probe and compares the gateway's external address with `public`, the
     /// address STUN saw.
     pub fn finish(self, public: Option<IpAddr>) -> PortMappingSummary {
-        self.hurry.store(true, Ordering::Relaxed);
+        // The probe may be over already (no gateway): then nobody hears this, which is fine.
+        let _ = self.news.send(News::Hurry);
         let mut summary = self
             .thread
             .join()
@@ -96,13 +107,19 @@ type Ask = fn(&Gateway, Duration, &AtomicBool) -> ProtocolProbe;
 
 /// Probes `gateway` (a fake one on loopback in tests).
 pub fn probe_gateway(gateway: &Gateway) -> PortMappingSummary {
-    probe_gateway_until(gateway, &AtomicBool::new(false))
+    let (answers, received) = mpsc::channel();
+    probe_gateway_until(gateway, answers, &received)
 }
 
-/// [`probe_gateway`], waiting no longer than [`HURRIED_BUDGET`] once `hurry` is set.
-fn probe_gateway_until(gateway: &Gateway, hurry: &AtomicBool) -> PortMappingSummary {
+/// [`probe_gateway`], the protocols' answers sent to `answers` and read from `received`, which
+/// may also bring [`News::Hurry`]: from then on the probe waits no longer than
+/// [`HURRIED_BUDGET`] (and only [`QUIET_BUDGET`] while every protocol still out is silent).
+fn probe_gateway_until(
+    gateway: &Gateway,
+    answers: mpsc::Sender<News>,
+    received: &mpsc::Receiver<News>,
+) -> PortMappingSummary {
     let started = Instant::now();
-    let (sender, receiver) = mpsc::channel();
     let asks: [(MappingProtocol, Ask, Duration); 3] = [
         (
             MappingProtocol::Pcp,
@@ -122,36 +139,42 @@ fn probe_gateway_until(gateway: &Gateway, hurry: &AtomicBool) -> PortMappingSumm
     ];
     let alive: [Arc<AtomicBool>; 3] = Default::default();
     for ((protocol, ask, budget), alive) in asks.into_iter().zip(&alive) {
-        let sender = sender.clone();
+        let answers = answers.clone();
         let gateway = *gateway;
         let alive = Arc::clone(alive);
         std::thread::Builder::new()
             .name(format!("port-mapping-{protocol:?}"))
             .spawn(move || {
-                let _ = sender.send((protocol, ask(&gateway, budget, &alive)));
+                let probe = ask(&gateway, budget, &alive);
+                let _ = answers.send(News::Answer(protocol, probe));
             })
             .expect("spawning a probe thread");
     }
-    drop(sender);
+    drop(answers);
     let deadline = started + UPNP_BUDGET + Duration::from_millis(100);
     let mut found = [None, None, None];
+    let mut hurry = false;
     loop {
         let now = Instant::now();
-        let hurry = hurry.load(Ordering::Relaxed);
         let hurried = hurry && now >= started + HURRIED_BUDGET;
         // Every protocol still out is silent so far: nothing on the way is worth the wait.
-        let quiet = hurry
-            && now >= started + QUIET_BUDGET
-            && (found.iter().zip(&alive)).all(|(f, a)| f.is_some() || !a.load(Ordering::Relaxed));
-        if now >= deadline || hurried || quiet {
+        let silent =
+            (found.iter().zip(&alive)).all(|(f, a)| f.is_some() || !a.load(Ordering::Relaxed));
+        let quiet = hurry && now >= started + QUIET_BUDGET && silent;
+        let all_in = found.iter().all(Option::is_some);
+        if now >= deadline || hurried || quiet || all_in {
             break;
         }
-        // Short waits, so that a hurry is seen within 10 ms.
-        let slice = deadline
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(10));
-        match receiver.recv_timeout(slice) {
-            Ok((protocol, probe)) => found[protocol as usize] = Some(probe),
+        // The next instant one of the conditions above can turn true without news: a
+        // protocol showing signs of life only ever makes `quiet` false.
+        let wake = match (hurry, now < started + QUIET_BUDGET) {
+            (false, _) => deadline,
+            (true, true) => started + QUIET_BUDGET,
+            (true, false) => started + HURRIED_BUDGET,
+        };
+        match received.recv_timeout(wake.min(deadline).saturating_duration_since(now)) {
+            Ok(News::Answer(protocol, probe)) => found[protocol as usize] = Some(probe),
+            Ok(News::Hurry) => hurry = true,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
