@@ -362,8 +362,17 @@ fn punch_rounds(fixture: &Fixture, transport: &str, rounds: usize) -> PunchRow {
         walls: Vec::new(),
         failures: Vec::new(),
     };
+    // Over TCP the data exchange waits for the peer as long as the punch may last (at least
+    // 10 s): at 10% loss per link (19% a round trip) a segment lost three or four times in a
+    // row backs its retransmission timer off past 10 s of silence (1 + 2 + 4 + 8 s before the
+    // first RTT sample), which ended about one exchange in a hundred with "nothing from the
+    // peer" (150 lab rounds by hand: 2). 25 s waits out one more loss.
+    let mut args = vec!["--transport", transport];
+    if transport == "tcp" {
+        args.extend(["--punch-timeout", "25s"]);
+    }
     for n in 0..rounds {
-        match punch_once(fixture, n, 20_000, &["--transport", transport]) {
+        match punch_once(fixture, n, 20_000, &args) {
             Ok(wall) => {
                 row.ok += 1;
                 row.walls.push(wall);

@@ -320,7 +320,9 @@ pub fn own_record(done: &TcpPunched) -> DirectionRecord {
 
 /// After the punch: hellos both ways, then our `input` to the peer and the peer's stream to
 /// `output`, each as frames (a 4-byte big-endian length, then that many bytes; length 0 ends
-/// the stream). Returns the peer's record and how the exchange ended.
+/// the stream), then our FIN and the peer's ([`await_peer_end`]). `timeout` bounds every wait
+/// for the peer (no progress for that long ends the exchange). Returns the peer's record and
+/// how the exchange ended.
 pub fn exchange(
     stream: &TcpStream,
     own: &DirectionRecord,
@@ -355,9 +357,10 @@ pub fn exchange(
     })();
     crate::io::pcap::tcp_shutdown(stream);
     let _ = stream.shutdown(Shutdown::Write);
+    let result = result.and_then(|peer| await_peer_end(stream).map(|()| peer));
     let (peer, failure) = match result {
         Ok(peer) => (Some(peer), None),
-        Err(err) => (None, Some(err.to_string())),
+        Err(err) => (None, Some(failure_of(&err, timeout))),
     };
     (
         peer,
@@ -367,6 +370,41 @@ pub fn exchange(
             elapsed: started.elapsed(),
         },
     )
+}
+
+/// After our FIN, the peer's: it sends it once it has read our empty frame, so only then has
+/// everything we wrote arrived. Without this wait an end that had read the peer's whole stream
+/// reported "complete" and exited while its own last segments were still being retransmitted
+/// (under 10% loss per link, for seconds), and the peer then timed out short of them.
+fn await_peer_end(mut reader: &TcpStream) -> io::Result<()> {
+    let mut rest = [0u8; 64];
+    loop {
+        match reader.read(&mut rest) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                crate::io::pcap::tcp_received(reader, &rest[..n]);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the peer sent data after its stream's end",
+                ));
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// What the report says about an exchange that failed: a read timeout (EAGAIN from a socket
+/// with SO_RCVTIMEO) in words.
+fn failure_of(err: &io::Error, timeout: Option<Duration>) -> String {
+    match (err.kind(), timeout) {
+        (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => format!(
+            "nothing from the peer for {}",
+            humantime::format_duration(timeout)
+        ),
+        (io::ErrorKind::UnexpectedEof, _) => "the peer ended the stream early".into(),
+        _ => err.to_string(),
+    }
 }
 
 /// Our side of the stream: `input` in frames, then the empty frame that ends it. Returns the
