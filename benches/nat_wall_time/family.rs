@@ -160,6 +160,12 @@ fn median_ms(mut walls: Vec<f64>) -> Option<f64> {
 
 /// The table to paste: per host, both medians, the difference and the goal.
 pub fn table(runs: &[FamilyRun], load: &str) -> String {
+    // The 1, 5 and 15 minute averages of /proc/loadavg.
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut t = String::from(
         "| host: IPv4 / IPv6 router | --family 4 median ms (min-max) | --family any median ms \
          (min-max) | any - 4 | within 0.1 s | load average at start |\n\
