@@ -9,10 +9,15 @@
 //! full mode) in the lab's server namespace, and every tool asks it. Each run starts from fresh
 //! NAT state (rulesets reloaded, conntrack flushed), as docs/lab.md asks for measured runs.
 //!
-//! Run as root: `benches/nat_wall_time.sh [--rounds N]` (or `cargo bench --bench nat_wall_time
-//! -- --rounds N`). It prints a summary and writes `benches/results/nat-wall-time.md`
-//! (summary, what each tool reported, machine, raw numbers) and a `.csv` of the raw numbers next
-//! to it. The labs are torn down on every exit path: a `Lab` is torn down when dropped (a panic
+//! A third, dual-stack lab compares `natlens nat --family any` with `--family 4` alone
+//! (benches/nat_wall_time/family.rs).
+//!
+//! Run as root: `benches/nat_wall_time.sh [--rounds N] [--families-only]` (or `cargo bench
+//! --bench nat_wall_time -- --rounds N`). It writes `benches/results/nat-wall-time.md`
+//! (summary, what each tool reported, the dual-stack section, machine, raw numbers) and a
+//! `.csv` of the raw numbers next to it, the dual-stack rows also to
+//! `nat-wall-time-family.{md,csv}`, and prints the dual-stack table. `--families-only` runs
+//! the dual-stack lab alone and writes only `nat-wall-time-family.{md,csv}`. The labs are torn down on every exit path: a `Lab` is torn down when dropped (a panic
 //! included), and a terminating signal tears down every lab of the process.
 
 use std::collections::BTreeMap;
@@ -28,6 +33,8 @@ use serde_json::Value;
 
 mod common;
 use common::{with_lab, Record, DELAY, NATLENS, PORT};
+#[path = "nat_wall_time/family.rs"]
+mod family;
 
 const DEFAULT_ROUNDS: usize = 7;
 
@@ -100,16 +107,44 @@ struct Run {
 
 fn main() -> anyhow::Result<()> {
     let rounds = rounds()?;
-    common::preflight(&["turnutils_natdiscovery", "stun"], "coturn, stun-client")?;
+    let families_only = std::env::args().any(|a| a == "--families-only");
+    let tools: &[&str] = match families_only {
+        true => &[],
+        false => &["turnutils_natdiscovery", "stun"],
+    };
+    common::preflight(tools, "coturn, stun-client")?;
     let started = SystemTime::now();
     let load = common::load_average();
     let mut runs = Vec::new();
-    for (nat_a, nat_b) in LABS {
-        eprintln!("lab: router-a {nat_a}, router-b {nat_b}, delay {DELAY:?} per WAN link");
-        runs.extend(measure_lab(nat_a, nat_b, rounds)?);
+    if !families_only {
+        for (nat_a, nat_b) in LABS {
+            eprintln!("lab: router-a {nat_a}, router-b {nat_b}, delay {DELAY:?} per WAN link");
+            runs.extend(measure_lab(nat_a, nat_b, rounds)?);
+        }
     }
-    let report = write_report(&runs, rounds, started, &load)?;
-    eprintln!("wrote {}", report.display());
+    eprintln!("dual-stack lab: nat --family 4 against --family any, delay {DELAY:?} per WAN link");
+    let family_runs = family::measure(rounds)?;
+    let section = family::section(&family_runs, rounds, &load);
+    // The dual-stack rows have a record of their own, so that they can be measured again
+    // without the classic clients' rows.
+    let record = Record::new("nat-wall-time-family")?;
+    let title = format!(
+        "# NAT report wall time over both families\n\nRecorded {} by `benches/nat_wall_time.sh \
+         --families-only` (benches/nat_wall_time/family.rs).\n\n",
+        humantime::format_rfc3339_seconds(started)
+    );
+    record.write(
+        title + &section,
+        &machine(&load),
+        "",
+        &family::raw_csv(&family_runs),
+    )?;
+    eprintln!("wrote {}", record.md.display());
+    if !families_only {
+        let report = write_report(&runs, rounds, started, &load, &section)?;
+        eprintln!("wrote {}", report.display());
+    }
+    println!("{}", family::table(&family_runs, &load));
     Ok(())
 }
 
@@ -288,6 +323,7 @@ fn write_report(
     rounds: usize,
     started: SystemTime,
     load: &str,
+    family_section: &str,
 ) -> anyhow::Result<PathBuf> {
     let record = Record::new("nat-wall-time")?;
     let groups = grouped(runs);
@@ -375,6 +411,7 @@ fn write_report(
         }
         let _ = writeln!(text);
     }
+    let _ = writeln!(text, "{family_section}");
     record.write(text, &machine(load), "", &raw_csv(runs))?;
     Ok(record.md)
 }

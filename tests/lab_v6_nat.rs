@@ -1,7 +1,9 @@
 //! `natlens nat --family any` in the dual-stack lab, for every IPv6 router mode: the IPv6
-//! verdicts (behind_nat, filtering, translation, mapping, allocation) match what the router
-//! does. One lab per mode, all in parallel threads; the lab's server runs RFC 5780 full mode
-//! over both families (one --alternate each).
+//! verdicts (behind_nat, translation, and over UDP and TCP alike filtering, mapping,
+//! allocation) match what the router does. TCP filtering is measured as behind an IPv4 NAT:
+//! the server's crafted SYNs from its other address and port reach the probed port or not.
+//! One lab per mode, all in parallel threads; the lab's server runs RFC 5780 full mode over
+//! both families (one --alternate each).
 //!
 //! Needs root and network namespaces. Without them the test prints a visible SKIPPED and
 //! passes, except under CI (env `CI` set).
@@ -18,7 +20,7 @@ use natlens::lab::process::LabProcess;
 use natlens::lab::{server, Host, Lab, LabSpec, Side, V6Mode};
 use serde_json::Value;
 
-/// `natlens nat --family any --json -t udp` from the LAN host behind router A, with router A in
+/// `natlens nat --family any --json` (UDP and TCP) from the LAN host behind router A, with router A in
 /// IPv6 `mode`, against the lab's dual-stack full-mode server.
 fn nat_through(mode: &str) -> Value {
     let spec = LabSpec {
@@ -50,8 +52,6 @@ fn nat_through(mode: &str) -> Value {
         "-s",
         &v6,
         "--json",
-        "-t",
-        "udp",
         "--no-path",
         "--no-port-mapping",
         "--server-timeout",
@@ -67,8 +67,9 @@ fn nat_through(mode: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("one JSON report")
 }
 
-/// What each mode must read as over IPv6 (UDP): behind_nat, translation, filtering, mapping,
-/// allocation pattern and delta (`None`: not checked).
+/// What each mode must read as over IPv6: behind_nat, translation, then over UDP and TCP alike
+/// filtering, mapping, allocation pattern and delta (`None`: not checked). An NPTv6 router
+/// has no firewall (endpoint-independent filtering); a NAT66 admits replies only.
 type Expected = (
     bool,
     &'static str,
@@ -92,19 +93,26 @@ const MODES: [(&str, Expected); 8] = [
     ),
     (
         "nptv6",
-        (true, "nptv6", None, Some(EI), Some("preserving"), None),
+        (true, "nptv6", Some(EI), Some(EI), Some("preserving"), None),
     ),
     (
         "nat66",
-        (true, "nat66", None, Some(EI), Some("preserving"), None),
+        (true, "nat66", Some(APD), Some(EI), Some("preserving"), None),
     ),
     (
         "nat66:seq:2",
-        (true, "nat66", None, Some(APD), Some("sequential"), Some(2)),
+        (
+            true,
+            "nat66",
+            Some(APD),
+            Some(APD),
+            Some("sequential"),
+            Some(2),
+        ),
     ),
     (
         "nat66:random",
-        (true, "nat66", None, Some(APD), Some("random"), None),
+        (true, "nat66", Some(APD), Some(APD), Some("random"), None),
     ),
 ];
 
@@ -132,7 +140,6 @@ fn every_ipv6_router_mode_reads_as_what_it_is() {
         // IPv4 is probed beside it, through the same router's IPv4 NAT.
         assert_eq!(report["families"]["ipv4"]["probed"], true, "{mode}");
         let v6 = &report["ipv6"];
-        let udp = &v6["udp"];
         let mut check = |what: &str, got: &Value, want: Value| {
             if *got != want {
                 failures.push(format!("{mode}: {what} {got} (want {want})\n{v6:#}"));
@@ -140,17 +147,25 @@ fn every_ipv6_router_mode_reads_as_what_it_is() {
         };
         check("behind_nat", &v6["behind_nat"], behind_nat.into());
         check("translation", &v6["translation"], translation.into());
-        if let Some(filtering) = filtering {
-            check("filtering", &udp["filtering"], filtering.into());
-        }
-        if let Some(mapping) = mapping {
-            check("mapping", &udp["mapping"], mapping.into());
-        }
-        if let Some(pattern) = pattern {
-            check("allocation", &udp["allocation"]["pattern"], pattern.into());
-        }
-        if let Some(delta) = delta {
-            check("delta", &udp["allocation"]["delta"], delta.into());
+        // TCP reads as UDP does: the firewall's TCP pinholes are the UDP ones' twins, and the
+        // filtering is measured by the server's crafted SYNs from its other IPv6 address and
+        // port, as behind an IPv4 NAT.
+        for transport in ["udp", "tcp"] {
+            let facts = &v6[transport];
+            let what = |key: &str| format!("{transport} {key}");
+            if let Some(filtering) = filtering {
+                check(&what("filtering"), &facts["filtering"], filtering.into());
+            }
+            if let Some(mapping) = mapping {
+                check(&what("mapping"), &facts["mapping"], mapping.into());
+            }
+            if let Some(pattern) = pattern {
+                let got = &facts["allocation"]["pattern"];
+                check(&what("allocation"), got, pattern.into());
+            }
+            if let Some(delta) = delta {
+                check(&what("delta"), &facts["allocation"]["delta"], delta.into());
+            }
         }
         let verdict = report["verdict"].as_str().unwrap_or_default();
         if !verdict.contains(" || IPv6: ") {

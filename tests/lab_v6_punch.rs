@@ -5,10 +5,11 @@
 //! the caller over IPv6 where it has it, so every pair also crosses families at the server.
 //!
 //! Checked: both ends connect; the UDP punch keeps IPv6 (it starts 50 ms ahead) and reports
-//! IPv4's part; the TCP punch runs over IPv6 alone; each end's `port_through` in the winning
-//! family is the far router's port for the flow, read from its conntrack table (IPv4 and IPv6
-//! entries); an IPv4-only end against a dual-stack one connects over IPv4 and both say IPv6
-//! was not shared.
+//! IPv4's part, except that IPv4's direct punch may beat an IPv6 birthday search (a random
+//! NAT66), IPv6 then being stopped; the TCP punch runs over IPv6 alone; each end's
+//! `port_through` in the winning family is the far router's port for the flow, read from its
+//! conntrack table (IPv4 and IPv6 entries); an IPv4-only end against a dual-stack one connects
+//! over IPv4 and both say IPv6 was not shared.
 //!
 //! The pairs are in `PAIRS`; all labs run at once and take a few seconds together.
 //!
@@ -73,6 +74,17 @@ fn family<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|all| all.iter().find(|f| f["family"] == name))
         .unwrap_or(&Value::Null)
+}
+
+/// Whether IPv4 won a race IPv6 could fairly lose: IPv6's plan is a birthday search (a random
+/// NAT66 on one side), which needs more than IPv6's 50 ms head start when IPv4 connects
+/// directly in one round trip (a few ms in this lab without delay). Keeping the first path
+/// confirmed is the race working as meant, so then IPv4 may win, IPv6 being stopped.
+fn ipv4_won_a_fair_race(report: &Value) -> bool {
+    report["winner"] == "ipv4"
+        && family(report, "ipv6")["plan"] == "birthday"
+        && family(report, "ipv4")["plan"] != "birthday"
+        && family(report, "ipv6")["outcome"] == "stopped"
 }
 
 /// One end's report and its stderr (for failure messages).
@@ -181,7 +193,7 @@ fn run_pair(a: &str, b: &str, n: u32) -> Result<String, String> {
                 return Err(format!("not connected: {r}\n{}", context()));
             }
             let expected = if both { "ipv6" } else { "ipv4" };
-            if r["winner"] != expected {
+            if r["winner"] != expected && !ipv4_won_a_fair_race(r) {
                 return Err(format!(
                     "winner {} not {expected}\n{}",
                     r["winner"],

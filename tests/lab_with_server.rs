@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::lab_available;
-use natlens::lab::teardown;
+use natlens::lab::{server, teardown};
 
 fn natlens(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_natlens"))
@@ -47,6 +47,9 @@ fn up_with_server_runs_a_server_that_exec_finds_and_down_stops() {
     let server = &state["server"];
     assert_eq!(server["listen"], "203.0.113.10:3478", "{state}");
     assert_eq!(server["alternate"], "203.0.113.11:3479", "{state}");
+    let (listen6, alternate6) = (server::primary6(&prefix), server::alternate6(&prefix));
+    assert_eq!(server["listen6"], listen6.to_string(), "{state}");
+    assert_eq!(server["alternate6"], alternate6.to_string(), "{state}");
     let pid = server["pid"].as_u64().unwrap() as u32;
     let log = server["log"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -77,10 +80,12 @@ fn up_with_server_runs_a_server_that_exec_finds_and_down_stops() {
         "{}",
         text(&which.stderr)
     );
-    // The command itself is found on that PATH too, and the server answers in full mode.
+    // The command itself is found on that PATH too, and the server answers in full mode over
+    // both families.
     let nat = Command::new(env!("CARGO_BIN_EXE_natlens"))
         .args(["lab", "exec", "--lab", &prefix, "b", "--"])
         .args(["natlens", "nat", "--server", "203.0.113.10", "--json"])
+        .args(["--server", &listen6.to_string()])
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .output()
         .unwrap();
@@ -96,6 +101,12 @@ fn up_with_server_runs_a_server_that_exec_finds_and_down_stops() {
         udp["full_mode"], true,
         "the server runs in RFC 5780 full mode: {udp}"
     );
+    // Router b's IPv6 default is an endpoint-independent firewall: full mode reads its
+    // mapping (no translation, so endpoint-independent) and filtering from the alternate.
+    let udp6 = &report["ipv6"]["udp"];
+    assert_eq!(udp6["full_mode"], true, "full mode over IPv6: {udp6}");
+    assert_eq!(udp6["mapping"], "endpoint-independent", "{udp6}");
+    assert_eq!(udp6["filtering"], "endpoint-independent", "{udp6}");
 
     let down = natlens(&["lab", "down", &prefix]);
     assert!(down.status.success(), "{}", text(&down.stderr));

@@ -1,8 +1,11 @@
-//! What the lab benches (benches/nat_wall_time.rs, benches/punch.rs) share: the check that this
-//! machine can build a lab, one lab per measured NAT pair with 25 ms of delay on each WAN link
-//! and `natlens server` in its server namespace, and the record each bench writes:
-//! `benches/results/<stem>.md` ending with the machine it ran on and the raw numbers,
-//! and the raw numbers again in a `.csv` next to it.
+//! What the lab benches (benches/nat_wall_time.rs, benches/punch.rs, benches/punch6.rs) share:
+//! the check that this machine can build a lab, one lab per measured NAT pair with 25 ms of
+//! delay on each WAN link and `natlens server` in its server namespace, and the record each
+//! bench writes: `benches/results/<stem>.md` ending with the machine it ran on and the raw
+//! numbers, and the raw numbers again in a `.csv` next to it.
+
+// Each bench compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
-use natlens::lab::{Host, Lab, LabSpec, NatMode};
+use natlens::lab::{server, Host, Lab, LabSpec, NatMode};
 
 pub const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
 /// The lab server's STUN port on its primary address.
@@ -63,14 +66,45 @@ pub fn with_lab<T>(
     Ok(out)
 }
 
+/// Builds the lab `spec` describes (its `delay` should be [`DELAY`]), starts a dual-stack
+/// `natlens server` in it (RFC 5780 full mode over IPv4 and over IPv6, one `--alternate`
+/// each, as `natlens lab up --with-server` runs it), runs `measure`, then stops the server and
+/// tears the lab down. Its login answers name both of its addresses, so listen and call punch
+/// over both families unless told `--family`.
+pub fn with_dual_stack_lab<T>(
+    spec: LabSpec,
+    measure: impl FnOnce(&Lab) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let lab = Lab::up(spec)?;
+    let ipv6 = [
+        "--listen".to_owned(),
+        server::primary6(lab.prefix()).to_string(),
+        "--alternate".to_owned(),
+        server::alternate6(lab.prefix()).to_string(),
+    ];
+    let mut server = start_server_with(&lab, &ipv6)?;
+    let result = measure(&lab);
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = result?;
+    lab.down()?;
+    Ok(out)
+}
+
 /// `natlens server --quiet --listen 203.0.113.10:3478 --alternate 203.0.113.11:3479` in the
 /// lab's server namespace.
 fn start_server(lab: &Lab) -> anyhow::Result<Child> {
+    start_server_with(lab, &[])
+}
+
+/// [`start_server`] with `more` arguments (another family's `--listen` and `--alternate`).
+fn start_server_with(lab: &Lab, more: &[String]) -> anyhow::Result<Child> {
     let mut command = Command::new(NATLENS);
     command
         .args(["server", "--quiet"])
         .args(["--listen", &format!("{SERVER_PRIMARY}:{PORT}")])
         .args(["--alternate", &format!("{SERVER_ALTERNATE}:{ALT_PORT}")])
+        .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -173,8 +173,9 @@ pub struct LabUpArgs {
     pub spec: LabSpecArgs,
 
     /// Also run the lab's own natlens server in the server host, in RFC 5780 full mode on
-    /// 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does), so that
-    /// `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in
+    /// 203.0.113.10:3478 with 203.0.113.11:3479 as its alternate (as `lab demo` does) and over
+    /// IPv6 on [N::10]:3478 with [N::11]:3479 as its alternate (N the lab's /48, which `lab up`
+    /// prints), so that `natlens lab exec a -- natlens nat --server 203.0.113.10` works at once. It is recorded in
     /// the lab's state (`lab status` shows it, with its log file) and `lab down` stops it.
     #[arg(long)]
     pub with_server: bool,

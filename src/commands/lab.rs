@@ -132,8 +132,16 @@ pub fn describe(state: &LabState) -> String {
             server.log.display()
         );
     }
-    if let Some(listen6) = state.server.as_ref().and_then(|s| s.listen6) {
-        text += &format!("  natlens server also on {listen6} (IPv6)\n");
+    if let Some(server) = &state.server {
+        match (server.listen6, server.alternate6) {
+            (Some(listen6), Some(alternate6)) => {
+                text += &format!("  natlens server also on {listen6} and {alternate6} (IPv6)\n")
+            }
+            (Some(listen6), None) => {
+                text += &format!("  natlens server also on {listen6} (IPv6)\n")
+            }
+            _ => {}
+        }
     }
     if let Some(daemon) = &state.miniupnpd {
         text += &format!(

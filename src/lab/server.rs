@@ -1,6 +1,7 @@
 //! The lab's own natlens server, for `natlens lab up --with-server`: `natlens server` in the
 //! server host, in RFC 5780 full mode on both of its public IPv4 addresses (as `natlens lab
-//! demo` runs it) and listening on its first IPv6 address too, left running with the lab.
+//! demo` runs it) and on both of its IPv6 addresses (one `--alternate` per family), left
+//! running with the lab.
 //!
 //! It is a detached process (its own session, no terminal) writing its log to a file next to
 //! the lab's state file, so that it outlives `natlens lab up` without a pipe to write into, and
@@ -44,6 +45,10 @@ pub struct ServerState {
     /// state files written before the lab had IPv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen6: Option<SocketAddr>,
+    /// The IPv6 `--alternate`, on the server's second IPv6 address (`[N::11]:3479`); absent in
+    /// state files written before the server ran full mode over IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate6: Option<SocketAddr>,
     /// Its stderr, `/run/natlens/<prefix>-server.log`.
     pub log: PathBuf,
 }
@@ -76,8 +81,10 @@ pub fn primary6(prefix: &str) -> SocketAddr {
     ))
 }
 
-/// The IPv6 alternate of lab `prefix`'s server for RFC 5780 full mode over IPv6: its second
-/// IPv6 address, port 3479 (not passed to the server yet: `--alternate` pairs with one family).
+/// The IPv6 `--alternate` of lab `prefix`'s server, for RFC 5780 full mode over IPv6: its
+/// second IPv6 address, port 3479. That address is deprecated (`preferred_lft 0`, see
+/// docs/lab.md), so sockets bound to `::` never pick it as their source, but the server binds
+/// it explicitly and it works as the alternate.
 pub fn alternate6(prefix: &str) -> SocketAddr {
     SocketAddr::V6(SocketAddrV6::new(
         crate::lab::plan6::server_alternate6(prefix),
@@ -109,6 +116,7 @@ pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerStat
         .args(["--listen", &primary().to_string()])
         .args(["--listen", &primary6(prefix).to_string()])
         .args(["--alternate", &alternate().to_string()])
+        .args(["--alternate", &alternate6(prefix).to_string()])
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);
@@ -139,6 +147,7 @@ pub fn start(exe: &Path, netns: &str, prefix: &str) -> anyhow::Result<ServerStat
         listen: primary(),
         alternate: alternate(),
         listen6: Some(primary6(prefix)),
+        alternate6: Some(alternate6(prefix)),
         log,
     })
 }
