@@ -39,8 +39,9 @@ const HEALTH_CHECK: Duration = Duration::from_secs(1);
 /// Most commands in one pipeline.
 const PIPELINE_CHUNK: usize = 10_000;
 
-/// Renews the entry only when it names this server or is gone (a restarted Redis).
-const REFRESH_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+/// Renews the entry only when it names this server or is gone (a restarted Redis). Public for
+/// the registry bench, which compares running it by SHA1 with sending its text.
+pub const REFRESH_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
     if v == false or v == ARGV[1] then \
     return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 end return 0";
 /// Deletes the entry only when it still names the given server (this one, on a logout; a dead
