@@ -402,7 +402,7 @@ fn in_the_lab_a_killed_servers_keyed_clients_move_and_its_stale_entries_fail_fas
     // and the next call is "not found" without dialling again.
     assert_eq!(lab.home_of("erin"), Some(lab.addrs[0].to_string()));
     lab.assert_fails_fast(2, "frank", "erin", &frank_key, "Home server unreachable");
-    assert_eq!(lab.home_of("erin"), None);
+    assert_eq!(lab.wait_home("erin", None, Duration::from_secs(1)), None);
     let (output, elapsed) =
         lab.call_no_punch(Host::Noise(Side::B), 2, "frank", "erin", Some(&frank_key));
     assert_eq!(output.status.code(), Some(natlens::exit::NO_CALLEE.into()));
@@ -411,6 +411,6 @@ fn in_the_lab_a_killed_servers_keyed_clients_move_and_its_stale_entries_fail_fas
     // times out, still within a second, and the entry goes too.
     lab.set("heidi", "203.0.113.99:3478");
     lab.assert_fails_fast(1, "frank", "heidi", &frank_key, "Home server unreachable");
-    assert_eq!(lab.home_of("heidi"), None);
+    assert_eq!(lab.wait_home("heidi", None, Duration::from_secs(1)), None);
     eprintln!("keyed IDs and faults in the lab: {:.1?}", started.elapsed());
 }
