@@ -395,8 +395,15 @@ fn in_the_lab_a_killed_servers_keyed_clients_move_and_its_stale_entries_fail_fas
             home.map(|a| a.to_string())
         );
     }
+    // Both answered, through the third server, within two keepalives of the crash.
     lab.assert_answered(Host::Noise(Side::B), 2, "frank", "carol", Some(&frank_key));
     lab.assert_answered(Host::Noise(Side::B), 1, "heidi", "grace", Some(&heidi_key));
+    let callable = killed.elapsed();
+    eprintln!(
+        "  both called back {} ms after s1 died",
+        callable.as_millis()
+    );
+    assert!(callable <= KEEPALIVE * 2, "{callable:?}");
 
     // erin's entry still names the dead s1: the call fails within a second and deletes it,
     // and the next call is "not found" without dialling again.
