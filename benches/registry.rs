@@ -6,7 +6,9 @@
 //!    demand, delivery, answer back);
 //! 2. registry operations per second at a million entries, driving the registry code
 //!    directly (the core's `HomeRegistry` batches, the Redis thread's pipelines): a million
-//!    claims (logins), a million refreshes (one tick's batch), a million releases.
+//!    claims (logins), a million refreshes (one tick's batch), a million releases; and, for
+//!    comparison under the same load, the same million refreshes sent the way they were before
+//!    the scripts ran by SHA1: EVAL with the script's text in every command.
 //!
 //! Starts its own `redis-server` on free loopback ports (nothing else). Run with
 //! `benches/registry.sh`; the record is `benches/results/registry.md`.
@@ -17,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use natlens::core::server::home_registry::{HomeRegistry, RegistryOp, RegistryReply};
-use natlens::io::server::redis_registry::{RedisRegistry, RegistryTarget};
+use natlens::io::server::redis_registry::{
+    RedisRegistry, RegistryTarget, KEY_PREFIX, REFRESH_SCRIPT,
+};
 use natlens::wire::natlens as nl;
 use natlens::wire::stun::{Class, Message, MessageType};
 use natlens::wire::{MessageBuilder, TransactionId};
@@ -221,6 +225,28 @@ fn timed(registry: &RedisRegistry, ops: Vec<RegistryOp>) -> Duration {
     }
 }
 
+/// The refreshes of `ids` as the registry thread sent them before it ran scripts by SHA1:
+/// EVAL with the script's text, in pipelines of the same size (10,000).
+fn refresh_by_eval(redis_port: u16, ids: &[String], home: &str, ttl: Duration) -> Duration {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{redis_port}")).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let started = Instant::now();
+    for chunk in ids.chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.cmd("EVAL")
+                .arg(REFRESH_SCRIPT)
+                .arg(1)
+                .arg(format!("{KEY_PREFIX}{id}"))
+                .arg(home)
+                .arg(ttl.as_millis() as u64)
+                .ignore();
+        }
+        pipe.query::<()>(&mut conn).unwrap();
+    }
+    started.elapsed()
+}
+
 fn throughput(redis_port: u16, entries: usize) {
     let target = RegistryTarget {
         urls: vec![format!("redis://127.0.0.1:{redis_port}")],
@@ -252,6 +278,7 @@ fn throughput(redis_port: u16, entries: usize) {
     core.handle_timeout(t0 + refresh);
     let refreshes = drain(&mut core);
     let refresh_time = timed(&registry, refreshes);
+    let refresh_eval = refresh_by_eval(redis_port, &ids, &own.to_string(), core.ttl());
     for id in &ids {
         core.session_down(id);
     }
@@ -261,8 +288,15 @@ fn throughput(redis_port: u16, entries: usize) {
     println!("| --- | --- | --- |");
     for (name, time) in [
         ("claim (SET PX, at login)", claim),
-        ("refresh (one-key Lua: renew if ours or gone)", refresh_time),
-        ("release (one-key Lua: delete if ours)", release),
+        (
+            "refresh (one-key Lua by SHA1, EVALSHA: renew if ours or gone)",
+            refresh_time,
+        ),
+        (
+            "refresh, same script sent as text (EVAL, before: comparison)",
+            refresh_eval,
+        ),
+        ("release (one-key Lua by SHA1: delete if ours)", release),
     ] {
         println!(
             "| {name} | {:.2} | {:.0} |",

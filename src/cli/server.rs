@@ -60,16 +60,19 @@ pub struct ServerArgs {
     /// server's --link-address, and a CALL for an ID not logged in here is looked up and
     /// forwarded to its home server over a link dialled on demand (the --link protocol),
     /// reused while calls come and closed after 30 s idle. A stale entry naming a server that
-    /// cannot be reached fails the call within a second (500 Home server unreachable).
+    /// cannot be reached fails the call within a second (500 Home server unreachable) and is
+    /// deleted (if it still names that server), so the next call is not found at once; a home
+    /// that was only slow writes its entry again at its next refresh.
     /// Entries are rewritten every --registry-refresh in pipelined batches (not once per
     /// keep-alive) and live three refresh intervals; a logout or an expiry deletes an entry
     /// only while it still names this server, and a keyed ID logging in elsewhere moves it.
     /// Key layout: one string key per ID, `natlens:home:<ID>` = `IP:PORT`, with a TTL; every
-    /// command touches one key (SET, GET and two one-key Lua scripts), so it works unchanged
-    /// on a Redis Cluster without hash tags. If Redis is unreachable the server keeps serving
-    /// its own sessions and static links, says so (registry_down event, stats), answers calls
-    /// it cannot place with 503 Registry unavailable, and re-registers every session as soon
-    /// as Redis is back. Repeat the option to give several seed nodes of a cluster.
+    /// command touches one key (SET, GET and two one-key Lua scripts, run by SHA1 with EVALSHA
+    /// and loaded again on NOSCRIPT), so it works unchanged on a Redis Cluster without hash
+    /// tags. If Redis is unreachable the server keeps serving its own sessions and static
+    /// links, says so (registry_down event, stats), answers calls it cannot place with 503
+    /// Registry unavailable, and re-registers every session as soon as Redis is back (it
+    /// tries every half second). Repeat the option to give several seed nodes of a cluster.
     #[arg(long = "registry", value_name = "redis://HOST:PORT[/DB]")]
     pub registry: Vec<String>,
 

@@ -6,8 +6,9 @@
 //!
 //! Every way this can fail ends the call with an answer, never silence: a home server that
 //! cannot be dialled and greeted within [`HOME_DIAL_TIMEOUT`] (a stale entry naming a dead
-//! server) fails its calls with 500 "Home server unreachable"; a registry that does not answer
-//! a lookup within [`LOOKUP_TIMEOUT`], or is down, falls back to the static links, and with
+//! server) fails its calls with 500 "Home server unreachable" and has the entries that named it
+//! deleted (only while they still name it), so the next call for them does not pay the dead
+//! dial again; a registry that does not answer a lookup within [`LOOKUP_TIMEOUT`], or is down, falls back to the static links, and with
 //! none fails the call with 503 "Registry unavailable".
 
 use std::collections::BTreeMap;
@@ -303,9 +304,15 @@ impl ServerCore {
         if let (Some(conn), false) = (link.conn, link.up) {
             self.commands.push_back(Command::Close { conn });
         }
-        for key in &link.queued {
-            home.parked.remove(key);
-        }
+        // The entries that sent these calls here name a home that is not there: evicted, so
+        // the next call for them is "not found" at once instead of another dead dial.
+        let callees: Vec<String> = link
+            .queued
+            .iter()
+            .filter_map(|key| home.parked.remove(key))
+            .map(|call| call.callee)
+            .collect();
+        home.registry.home_unreachable(addr, callees);
         for key in link.queued {
             self.home_unreachable(key);
         }

@@ -122,6 +122,14 @@ fn a_home_that_never_answers_fails_the_call_with_500_within_the_dial_timeout() {
         .unwrap();
     assert_eq!((code, reason), (500, "Home server unreachable"));
     assert!(HOME_DIAL_TIMEOUT + LOOKUP_TIMEOUT <= Duration::from_secs(1));
+    // The entry that sent the call to the dead home is deleted (while it still names it).
+    assert_eq!(
+        core.poll_registry_op(),
+        Some(RegistryOp::Evict {
+            home: addr(HOME),
+            ids: vec!["bob".into()]
+        })
+    );
 }
 
 #[test]
@@ -130,10 +138,19 @@ fn a_refused_dial_fails_at_once_and_a_missing_entry_is_not_found() {
     let mut core = server(t0);
     call_found(&mut core, t0, "bob", 2, Some(HOME.into()));
     assert_eq!(core.poll_dial(), Some(addr(HOME)));
+    // Two calls for bob and one for carol wait on the same dial.
+    call_found(&mut core, t0, "bob", 5, Some(HOME.into()));
+    call_found(&mut core, t0, "carol", 6, Some(HOME.into()));
+    assert_eq!(core.poll_dial(), None, "one dial per home");
     core.home_dialled(t0, addr(HOME), None);
+    let answers: Vec<_> = std::iter::from_fn(|| answer_to_alice(&mut core)).collect();
+    assert_eq!(answers, vec![(500, "Home server unreachable".into()); 3]);
     assert_eq!(
-        answer_to_alice(&mut core),
-        Some((500, "Home server unreachable".into()))
+        core.poll_registry_op(),
+        Some(RegistryOp::Evict {
+            home: addr(HOME),
+            ids: vec!["bob".into(), "carol".into()]
+        })
     );
     call_found(&mut core, t0, "carol", 3, None);
     assert_eq!(

@@ -38,6 +38,9 @@ pub enum RegistryOp {
     Release { ids: Vec<String> },
     /// Where does `id` live? The answer comes back as [`RegistryReply::Found`] for `call`.
     Lookup { call: u64, id: String },
+    /// These IDs' entries named `home`, a server that could not be dialled: delete them, only
+    /// where they still name `home` (an ID that moved meanwhile keeps its new entry).
+    Evict { home: SocketAddr, ids: Vec<String> },
 }
 
 /// What the shell saw of the registry.
@@ -195,6 +198,19 @@ impl HomeRegistry {
             }
             _ => self.ops.push_back(make(vec![id.to_owned()])),
         }
+    }
+
+    /// The home server at `home` could not be reached for calls to `ids`: their entries are
+    /// stale (a server that died keeps being named until the TTL runs out), so delete them and
+    /// spare the next call the same dead dial. A home that was only slow puts its entries back
+    /// with its next refresh, which renews an entry that has gone.
+    pub fn home_unreachable(&mut self, home: SocketAddr, mut ids: Vec<String>) {
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() || self.availability != Availability::Up {
+            return;
+        }
+        self.ops.push_back(RegistryOp::Evict { home, ids });
     }
 
     /// A lookup for `call`; `None` when the registry is unreachable (no point asking).
@@ -442,6 +458,24 @@ mod tests {
             interpret(Some("[2001:db8::1]:3478"), own()),
             Home::Elsewhere("[2001:db8::1]:3478".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn an_unreachable_home_evicts_its_entries_once_each_and_not_while_down() {
+        let dead: SocketAddr = "192.0.2.9:3478".parse().unwrap();
+        let mut registry = up_registry(Duration::from_secs(10));
+        registry.home_unreachable(dead, ids(&["bob", "alice", "bob"]));
+        registry.home_unreachable(dead, Vec::new());
+        assert_eq!(
+            drain(&mut registry),
+            [RegistryOp::Evict {
+                home: dead,
+                ids: ids(&["alice", "bob"])
+            }]
+        );
+        registry.lost("refused".into());
+        registry.home_unreachable(dead, ids(&["bob"]));
+        assert_eq!(drain(&mut registry), []);
     }
 
     #[test]

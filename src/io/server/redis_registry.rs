@@ -11,18 +11,18 @@
 //! Key layout (documented in `natlens server --help`): one key per ID, `natlens:home:<ID>`,
 //! holding the home server's link address (`IP:PORT`) with a TTL. Every command touches
 //! exactly one key, so on a Redis Cluster the keys spread over the slots by ID and no hash
-//! tag is needed; the compare-and-delete and the refresh are one-key Lua scripts.
+//! tag is needed; the compare-and-delete and the refresh are one-key Lua scripts, run by SHA1.
 //!
 //! When Redis is unreachable the thread says so once, answers lookups as failed at once, and
 //! tries again every [`RECONNECT`]; a connection that comes back (a restarted Redis has
 //! forgotten everything) is reported, and the core re-registers every session.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redis::{ConnectionLike, Value};
+use redis::{ConnectionLike, Script, ServerErrorKind, Value};
 
 use crate::core::server::home_registry::{RegistryOp, RegistryReply};
 
@@ -39,13 +39,32 @@ const HEALTH_CHECK: Duration = Duration::from_secs(1);
 /// Most commands in one pipeline.
 const PIPELINE_CHUNK: usize = 10_000;
 
-/// Renews the entry only when it names this server or is gone (a restarted Redis).
-const REFRESH_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+/// Renews the entry only when it names this server or is gone (a restarted Redis). Public for
+/// the registry bench, which compares running it by SHA1 with sending its text.
+pub const REFRESH_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
     if v == false or v == ARGV[1] then \
     return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 end return 0";
-/// Deletes the entry only when it still names this server.
+/// Deletes the entry only when it still names the given server (this one, on a logout; a dead
+/// home, on an eviction).
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) end return 0";
+
+/// The two scripts, run by their SHA1 (EVALSHA) so that a million refreshes do not ship the
+/// script text a million times; [`Backend::load_scripts`] loads them on every connection, and
+/// a NOSCRIPT (a `SCRIPT FLUSH`, a failover to a node that never saw them) loads them again
+/// and retries, as the `redis` crate's own `ScriptInvocation::invoke` does for one command.
+struct Scripts {
+    refresh: Script,
+    release: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        refresh: Script::new(REFRESH_SCRIPT),
+        release: Script::new(RELEASE_SCRIPT),
+    })
+}
 
 /// Where the registry is: one Redis, or the seed nodes of a Redis Cluster.
 #[derive(Debug, Clone)]
@@ -147,6 +166,37 @@ impl Backend {
         Ok(Backend::Single(conn))
     }
 
+    /// Opens a connection with the scripts loaded (on every master of a cluster: the crate
+    /// routes SCRIPT LOAD to all of them).
+    fn open_loaded(target: &RegistryTarget) -> redis::RedisResult<Backend> {
+        let mut backend = Backend::open(target)?;
+        backend.load_scripts()?;
+        Ok(backend)
+    }
+
+    fn load_scripts(&mut self) -> redis::RedisResult<()> {
+        let conn: &mut dyn ConnectionLike = match self {
+            Backend::Single(conn) => conn,
+            Backend::Cluster(conn) => conn.as_mut(),
+        };
+        for script in [&scripts().refresh, &scripts().release] {
+            script.load(conn)?;
+        }
+        Ok(())
+    }
+
+    /// [`Backend::pipeline`], and once more after loading the scripts when Redis has lost
+    /// them (NOSCRIPT). Every command is idempotent, so running a chunk twice is harmless.
+    fn pipeline_loaded(&mut self, commands: Vec<redis::Cmd>) -> redis::RedisResult<Vec<Value>> {
+        match self.pipeline(commands.clone()) {
+            Err(error) if error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.load_scripts()?;
+                self.pipeline(commands)
+            }
+            other => other,
+        }
+    }
+
     /// Sends `commands` as one pipeline; one value per command, in order.
     fn pipeline(&mut self, commands: Vec<redis::Cmd>) -> redis::RedisResult<Vec<Value>> {
         match self {
@@ -190,7 +240,7 @@ impl Worker {
         let mut reported_down = false;
         loop {
             if self.conn.is_none() {
-                match Backend::open(&self.target) {
+                match Backend::open_loaded(&self.target) {
                     Ok(conn) => {
                         self.conn = Some(conn);
                         reported_down = false;
@@ -276,7 +326,7 @@ impl Worker {
             // Bounded pipelines: a million refreshes after a reconnection must not hold the
             // lookups queued behind them for one enormous round trip.
             let chunk: Vec<redis::Cmd> = commands.by_ref().take(PIPELINE_CHUNK).collect();
-            values.extend(conn.pipeline(chunk)?);
+            values.extend(conn.pipeline_loaded(chunk)?);
         }
         if lookups.is_empty() {
             return Ok(());
@@ -316,11 +366,12 @@ pub fn commands_for(
     let mut commands = Vec::new();
     let mut lookups = Vec::new();
     let key = |id: &str| format!("{KEY_PREFIX}{id}");
-    let script = |body: &str, id: &str| {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(body).arg(1).arg(key(id)).arg(home);
+    let script = |script: &Script, id: &str, home: &str| {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(1).arg(key(id)).arg(home);
         cmd
     };
+    let scripts = scripts();
     for op in batch {
         match op {
             RegistryOp::Claim { ids } => commands.extend(ids.iter().map(|id| {
@@ -329,12 +380,16 @@ pub fn commands_for(
                 cmd
             })),
             RegistryOp::Refresh { ids } => commands.extend(ids.iter().map(|id| {
-                let mut cmd = script(REFRESH_SCRIPT, id);
+                let mut cmd = script(&scripts.refresh, id, home);
                 cmd.arg(ttl_ms);
                 cmd
             })),
             RegistryOp::Release { ids } => {
-                commands.extend(ids.iter().map(|id| script(RELEASE_SCRIPT, id)))
+                commands.extend(ids.iter().map(|id| script(&scripts.release, id, home)))
+            }
+            RegistryOp::Evict { home: dead, ids } => {
+                let dead = dead.to_string();
+                commands.extend(ids.iter().map(|id| script(&scripts.release, id, &dead)))
             }
             RegistryOp::Lookup { call, id } => {
                 lookups.push((commands.len(), *call));
