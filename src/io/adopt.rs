@@ -294,7 +294,8 @@ fn peer_acked(
     Ok(false)
 }
 
-fn set_int(fd: libc::c_int, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+/// Sets the IPPROTO_TCP option `option` of `fd` to `value`.
+pub(crate) fn set_int(fd: libc::c_int, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     setsockopt(fd, option, std::slice::from_ref(&value))
 }
 
