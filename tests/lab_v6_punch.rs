@@ -219,7 +219,8 @@ fn run_pair(a: &str, b: &str, n: u32) -> Result<String, String> {
             .map_err(|e| format!("call: {e}\n{}", context()))?;
         let ms = |r: &Value| r["elapsed_ms"].as_u64().unwrap_or(0);
         line.push_str(&format!(
-            " {transport}: through b:{through_b} a:{through_a}, {}/{} ms;",
+            " {transport}: {} through b:{through_b} a:{through_a}, {}/{} ms;",
+            listen.report["winner"].as_str().unwrap_or("-"),
             ms(&listen.report),
             ms(&call.report)
         ));

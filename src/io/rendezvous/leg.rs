@@ -185,6 +185,7 @@ fn both_families(
     let (ends, winner) = match run.leg {
         Transport::Udp => udp_leg::punch_families(
             run,
+            meeting.role,
             (&first_plan, first_start, first_own),
             (&second_plan, second_start, second_own),
             input,
@@ -295,15 +296,23 @@ pub(super) fn data_sink(run: &Run<'_>) -> Box<dyn Write> {
     }
 }
 
-/// A punch's progress as an event, `at` after its start.
-pub(super) fn progress_event(progress: Progress, at: Duration) -> Event {
+/// Tells a punch's progress, `at` after its start.
+pub(super) fn tell_progress(run: &Run<'_>, progress: Progress, at: Duration) {
+    if let Some(event) = progress_event(progress, at) {
+        run.tell(event);
+    }
+}
+
+/// A punch's progress as an event, `at` after its start (none for what only a race reads).
+pub(super) fn progress_event(progress: Progress, at: Duration) -> Option<Event> {
     let at_ms = millis(at);
-    match progress {
+    Some(match progress {
         Progress::Punch(PunchEvent::PeerHeard { from, .. }) => Event::PeerHeard { at_ms, from },
         Progress::Punch(PunchEvent::Connected { peer, .. }) => Event::Connected { at_ms, peer },
         Progress::Punch(PunchEvent::Failed { reason }) => Event::PunchFailed { at_ms, reason },
         Progress::DataDone { failure } => Event::data_done(at, failure),
-    }
+        Progress::PeerUsesPath => return None,
+    })
 }
 
 fn data_report(end: &TransferEnd) -> Data {

@@ -84,10 +84,7 @@ fn punch(
             reason: err.to_string(),
         },
     };
-    run.tell(leg::progress_event(
-        Progress::Punch(event),
-        started.elapsed(),
-    ));
+    leg::tell_progress(run, Progress::Punch(event), started.elapsed());
     let (path, peer_record, transfer) = match &punched {
         Ok(done) => exchange(run, plan, done, peer, started, input),
         Err(_) => (None, None, None),

@@ -152,7 +152,7 @@ fn race_one(
             if shared.race().winner().is_none() {
                 let reason = err.to_string();
                 let event = Progress::Punch(PunchEvent::Failed { reason });
-                run.tell(leg::progress_event(event, start.elapsed()));
+                leg::tell_progress(run, event, start.elapsed());
             }
             let outcome = punch_tcp::outcome(&Err(err), start, None);
             return Ok(Some(report_only(plan, &outcome)));
@@ -232,7 +232,7 @@ fn settle(
         peer: peer.unwrap_or_else(|| SocketAddr::new(plan.peer.expect("a peer").ip(), 0)),
         socket: 0,
     });
-    run.tell(leg::progress_event(event, start.elapsed()));
+    leg::tell_progress(run, event, start.elapsed());
     let input = shared
         .input
         .lock()
