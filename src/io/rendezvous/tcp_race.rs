@@ -223,6 +223,7 @@ fn settle(
         }
     };
     if !kept {
+        crate::io::pcap::tcp_closing(stream);
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return Ok((Some(peer_record), None, false));
     }
