@@ -218,9 +218,20 @@ fn run_pair(a: &str, b: &str, n: u32) -> Result<String, String> {
         let through_a = check_port_through(&call.report, &listen.report, &ct_a, proto)
             .map_err(|e| format!("call: {e}\n{}", context()))?;
         let ms = |r: &Value| r["elapsed_ms"].as_u64().unwrap_or(0);
+        // A losing family whose own connection or path came up before the callee chose shows
+        // its port: say so, the race's dropped-connection path was exercised.
+        let dropped = [&listen.report, &call.report].iter().any(|r| {
+            let loser = if r["winner"] == "ipv6" {
+                "ipv4"
+            } else {
+                "ipv6"
+            };
+            family(r, loser)["port_through"].is_u64()
+        });
         line.push_str(&format!(
-            " {transport}: {} through b:{through_b} a:{through_a}, {}/{} ms;",
+            " {transport}: {}{} through b:{through_b} a:{through_a}, {}/{} ms;",
             listen.report["winner"].as_str().unwrap_or("-"),
+            if dropped { " (other dropped)" } else { "" },
             ms(&listen.report),
             ms(&call.report)
         ));
