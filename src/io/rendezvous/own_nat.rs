@@ -113,7 +113,13 @@ pub(super) fn fingerprint_families(run: &Run<'_>, named: &[SocketAddr]) -> anyho
     });
     let mut own = own?;
     own.other = match in_other {
-        Ok(measured) => OtherFamily::Measured(Box::new(measured)),
+        Ok(measured) => {
+            // Its probes for -v, now that the session family's bars are gone.
+            let bars = run.watch.probing(run.leg);
+            bars.finish();
+            bars.probed(&measured.fingerprint);
+            OtherFamily::Measured(Box::new(measured))
+        }
         Err(error) => {
             run.tell(Event::Hint {
                 message: format!("no {} punch: {error:#}", other.label()),
@@ -145,7 +151,8 @@ fn other_family_server(
 }
 
 /// Whether a fingerprint draws progress bars: one set on the terminal, so the family measured
-/// beside the session's draws none (its result is still told as an event).
+/// beside the session's draws none (its result is still told as an event, and its probes
+/// printed with -v once both are over).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Bars {
     Shown,
