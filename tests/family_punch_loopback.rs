@@ -129,40 +129,69 @@ fn family_6_punches_ipv6_alone() {
     assert_eq!(fingerprints, 1, "{:#?}", lines(&caller.stderr));
 }
 
-/// A TCP punch between two dual-stack ends runs over IPv6 alone (the first shared family) and
-/// reports IPv4 as not tried; as root its crafted SYNs go out over raw IPv6 sockets.
+/// A TCP punch between two dual-stack ends races both families: IPv6 connects first (its head
+/// start is longer than a loopback connection takes), the callee keeps it and says so, both
+/// ends name it the winner, IPv4 is stopped, and the data crosses whole both ways over the kept
+/// connection alone. As root the crafted SYNs go out over raw IPv6 sockets.
 #[test]
-fn a_tcp_punch_between_dual_stack_ends_runs_over_ipv6() {
+fn a_tcp_punch_between_dual_stack_ends_races_both_families_and_agrees_on_ipv6() {
     let server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
     let v4 = *server.addrs.iter().find(|a| a.is_ipv4()).unwrap();
-    let args = ["--json", "--no-data", "--transport", "tcp"];
-    let listener = Listener::start(v4, "grace", &args);
-    let caller = natlens(&[
-        "call",
+    let dir = std::env::temp_dir();
+    let (to_caller, to_listener) = (
+        dir.join(format!("natlens-tcp-race-l-{}", std::process::id())),
+        dir.join(format!("natlens-tcp-race-c-{}", std::process::id())),
+    );
+    let listener_data: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let caller_data = b"the caller's bytes, over the kept connection only\n".to_vec();
+    std::fs::write(&to_caller, &listener_data).unwrap();
+    std::fs::write(&to_listener, &caller_data).unwrap();
+    let args = ["--json", "--transport", "tcp"];
+    let listener = Listener::start(
+        v4,
         "grace",
-        "--server",
-        &v4.to_string(),
-        "--id",
-        "heidi",
-    ])
-    .args(args)
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
+        &[&args[..], &["--send", to_caller.to_str().unwrap()]].concat(),
+    );
+    let caller = natlens(&["call", "grace", "--server", &v4.to_string()])
+        .args(["--id", "heidi", "--send", to_listener.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let (status, stdout, listen_lines) = listener.finish();
-    assert!(caller.status.success(), "{:#?}", lines(&caller.stderr));
+    std::fs::remove_file(&to_caller).unwrap();
+    std::fs::remove_file(&to_listener).unwrap();
+    let call_lines = lines(&caller.stderr);
+    assert!(caller.status.success(), "{call_lines:#?}");
     assert!(status.success(), "{listen_lines:#?}");
-    for r in [report(&lines(&caller.stdout)), report(&lines(&stdout))] {
+    assert_eq!(
+        stdout, caller_data,
+        "the listener got the caller's data whole, once"
+    );
+    assert_eq!(
+        caller.stdout, listener_data,
+        "the caller got the listener's data whole, once"
+    );
+    let (theirs, ours) = (report(&listen_lines), report(&call_lines));
+    for r in [&theirs, &ours] {
         assert_eq!(r["result"], "connected", "{r}");
         assert_eq!(r["transport"], "tcp", "{r}");
         assert_eq!(r["winner"], "ipv6", "{r}");
-        assert_eq!(family(&r, "ipv6")["outcome"], "connected", "{r}");
-        let v4 = family(&r, "ipv4");
+        assert_eq!(family(r, "ipv6")["outcome"], "connected", "{r}");
+        let v4 = family(r, "ipv4");
         assert_eq!(v4["outcome"], "stopped", "{r}");
-        assert!(v4["reason"].as_str().unwrap().contains("TCP"), "{r}");
+        assert_eq!(v4["plan"], "direct", "{r}");
         let peer: SocketAddr = r["path"]["peer"].as_str().unwrap().parse().unwrap();
         assert!(peer.is_ipv6(), "{r}");
+        assert_eq!(r["data"]["result"], "complete", "{r}");
     }
+    // Each end's packets got through to the port the other end's kept connection uses.
+    for (from, to) in [(&ours, &theirs), (&theirs, &ours)] {
+        let local: SocketAddr = to["path"]["local"].as_str().unwrap().parse().unwrap();
+        assert_eq!(family(from, "ipv6")["port_through"], local.port(), "{from}");
+    }
+    assert_eq!(ours["data"]["bytes_sent"], caller_data.len());
+    assert_eq!(ours["data"]["bytes_received"], listener_data.len());
 }
 
 /// Dual-stack federation: two servers on 127.0.0.1 and ::1 each, linked over one family while

@@ -228,9 +228,11 @@ pub struct PunchArgs {
     /// Address families to punch over: 4, 6, or any (every family both ends have). With any,
     /// an end logged in over one family also fingerprints its other family at the server's
     /// address in it (the one the server's login answer names, see server --advertise) and
-    /// announces both; the UDP punch then runs over both families at once, IPv6 first and IPv4
-    /// 50 ms later, and keeps the first path confirmed (a TCP punch runs the first shared
-    /// family only). A family either end lacks is reported as not shared, not an error. Give
+    /// announces both; the punch (UDP or TCP) then runs over both families at once, IPv6 first
+    /// and IPv4 50 ms later. The callee keeps the first path confirmed at its end and stops the
+    /// other family; the caller keeps the path the callee's data comes on (over TCP, the
+    /// connection the callee marks kept), so both ends keep the same one. A family either end
+    /// lacks is reported as not shared, not an error. Give
     /// both ends the same --family: each plans from its own choice, so 4 against any leaves
     /// the IPv6 half of the other end punching alone.
     #[arg(long, value_name = "FAMILY", default_value = "any", value_parser = parse_family)]

@@ -18,7 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -37,6 +37,7 @@ use crate::io::raw_tcp::{self, Family, RawTcp, RawTcpError};
 use crate::io::rst_guard::RstGuard;
 use crate::io::simopen::{reusable_socket, unspecified, Driven, PunchError, Punched, Shell};
 use crate::wire::tcp_hello::{TcpHello, TcpHelloRepr, HELLO_LEN};
+use crate::wire::tcp_verdict::{Verdict, VERDICT_LEN};
 
 /// Default `--syn-ttl`: two hops cross the LAN and our own NAT (its forwarding decrements the
 /// TTL once more and drops the SYN one hop later), so the crafted SYNs open our NAT's mappings
@@ -352,19 +353,100 @@ pub fn exchange(
     timeout: Option<Duration>,
 ) -> (Option<DirectionRecord>, TransferEnd) {
     let started = Instant::now();
-    let mut stats = TransferStats::default();
+    match swap_hellos(stream, own, timeout) {
+        Ok(peer) => {
+            let mut end = transfer(stream, input, output);
+            end.elapsed = started.elapsed();
+            (Some(peer), end)
+        }
+        Err(err) => (None, closed_early(stream, err, started)),
+    }
+}
+
+/// The hellos both ways: ours written, the peer's read (within `timeout`, which stays the
+/// stream's read timeout for what follows).
+pub fn swap_hellos(
+    stream: &TcpStream,
+    own: &DirectionRecord,
+    timeout: Option<Duration>,
+) -> io::Result<DirectionRecord> {
     cap_retransmission_backoff(stream);
-    let result = (|| -> io::Result<DirectionRecord> {
-        stream.set_read_timeout(timeout)?;
+    stream.set_read_timeout(timeout)?;
+    let own_hello = hello(own);
+    let mut writer = stream;
+    writer.write_all(&own_hello)?;
+    crate::io::pcap::tcp_sent(writer, &own_hello);
+    let mut reader = stream;
+    let mut peer = [0u8; HELLO_LEN];
+    reader.read_exact(&mut peer)?;
+    crate::io::pcap::tcp_received(reader, &peer);
+    parse_hello(&peer)
+}
+
+/// The callee's verdict on a connection of a two-family race, written after its hello.
+pub fn say_verdict(stream: &TcpStream, verdict: Verdict) -> io::Result<()> {
+    let byte = [verdict.to_byte()];
+    let mut writer = stream;
+    writer.write_all(&byte)?;
+    crate::io::pcap::tcp_sent(writer, &byte);
+    Ok(())
+}
+
+/// How often a wait for the callee's verdict looks at its stop flag.
+const VERDICT_POLL: Duration = Duration::from_millis(20);
+
+/// The caller's read of the callee's verdict, after the hellos: gives up at `deadline`, when
+/// the callee closes the connection, or (as [`io::ErrorKind::Interrupted`]) when `stop` goes
+/// up because the other family's connection was kept.
+pub fn hear_verdict(
+    stream: &TcpStream,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> io::Result<Verdict> {
+    let restore = stream.read_timeout()?;
+    stream.set_read_timeout(Some(VERDICT_POLL))?;
+    let mut byte = [0u8; VERDICT_LEN];
+    let heard = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+        }
+        if Instant::now() >= deadline {
+            break Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no verdict from the callee",
+            ));
+        }
+        match (&*stream).read(&mut byte) {
+            Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => break Ok(byte[0]),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(err) => break Err(err),
+        }
+    };
+    stream.set_read_timeout(restore)?;
+    let byte = heard?;
+    crate::io::pcap::tcp_received(stream, &[byte]);
+    Verdict::parse(byte).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+}
+
+/// After the hellos (and, in a race, the verdict): our `input` in frames to the peer and the
+/// peer's frames to `output`, then our half of the stream closed. `elapsed` counts from here.
+pub fn transfer(
+    stream: &TcpStream,
+    input: Option<Box<dyn Read + Send>>,
+    output: &mut dyn Write,
+) -> TransferEnd {
+    let started = Instant::now();
+    let mut stats = TransferStats::default();
+    let result = (|| -> io::Result<()> {
         let mut writer = stream.try_clone()?;
-        let own_hello = hello(own);
-        writer.write_all(&own_hello)?;
-        crate::io::pcap::tcp_sent(&writer, &own_hello);
         let mut reader = stream;
-        let mut peer = [0u8; HELLO_LEN];
-        reader.read_exact(&mut peer)?;
-        crate::io::pcap::tcp_received(reader, &peer);
-        let peer = parse_hello(&peer)?;
         std::thread::scope(|scope| {
             let sender = scope.spawn(move || send_frames(input, &mut writer));
             let received = receive_frames(&mut reader, output);
@@ -374,24 +456,28 @@ pub fn exchange(
                 .unwrap_or_else(|_| Err(io::Error::other("the sender panicked")));
             stats.bytes_received = received?;
             stats.bytes_sent = sent?;
-            Ok(peer)
+            Ok(())
         })
     })();
     crate::io::pcap::tcp_shutdown(stream);
     let _ = stream.shutdown(Shutdown::Write);
-    let result = result.and_then(|peer| await_peer_end(stream).map(|()| peer));
-    let (peer, failure) = match result {
-        Ok(peer) => (Some(peer), None),
-        Err(err) => (None, Some(failure_of(&err, timeout))),
-    };
-    (
-        peer,
-        TransferEnd {
-            failure,
-            stats,
-            elapsed: started.elapsed(),
-        },
-    )
+    let result = result.and_then(|()| await_peer_end(stream));
+    TransferEnd {
+        failure: result.err().map(|err| failure_of(&err, stream)),
+        stats,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The end of an exchange that failed before its data: our half of the stream closed.
+pub fn closed_early(stream: &TcpStream, error: io::Error, started: Instant) -> TransferEnd {
+    crate::io::pcap::tcp_shutdown(stream);
+    let _ = stream.shutdown(Shutdown::Write);
+    TransferEnd {
+        failure: Some(failure_of(&error, stream)),
+        stats: TransferStats::default(),
+        elapsed: started.elapsed(),
+    }
 }
 
 /// After our FIN, the peer's: it sends it once it has read our empty frame, so only then has
@@ -418,8 +504,8 @@ fn await_peer_end(mut reader: &TcpStream) -> io::Result<()> {
 
 /// What the report says about an exchange that failed: a read timeout (EAGAIN from a socket
 /// with SO_RCVTIMEO) in words.
-fn failure_of(err: &io::Error, timeout: Option<Duration>) -> String {
-    match (err.kind(), timeout) {
+fn failure_of(err: &io::Error, stream: &TcpStream) -> String {
+    match (err.kind(), stream.read_timeout().ok().flatten()) {
         (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => format!(
             "nothing from the peer for {}",
             humantime::format_duration(timeout)

@@ -122,6 +122,9 @@ pub struct Finished {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     Punch(PunchEvent),
+    /// The peer's first DATA frame on the confirmed path (told once): the peer uses this path
+    /// too. A two-family race's caller keeps the family this comes on (`core::punch::family_race`).
+    PeerUsesPath,
     /// Both streams arrived (or the exchange failed: `failure`).
     DataDone {
         failure: Option<String>,
@@ -199,6 +202,7 @@ pub fn run(
         output: data.output,
         dropped: 0,
         packets_sent: 0,
+        peer_uses_path: false,
         on_progress,
     };
     shell.after_handshake(start);
@@ -253,6 +257,8 @@ struct Shell<'a, 'p> {
     output: &'a mut dyn Write,
     dropped: u64,
     packets_sent: u64,
+    /// [`Progress::PeerUsesPath`] was told.
+    peer_uses_path: bool,
     on_progress: &'p mut dyn FnMut(Progress, Duration),
 }
 
@@ -322,6 +328,9 @@ impl Shell<'_, '_> {
             .is_some_and(|e| e.transfer.heard_from_peer());
         if self.handshake.is_done() || heard {
             self.handshake_active = false;
+        }
+        if heard && !std::mem::replace(&mut self.peer_uses_path, true) {
+            self.progress(Progress::PeerUsesPath, now);
         }
         let Some(exchange) = &mut self.exchange else {
             return;

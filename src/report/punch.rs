@@ -139,6 +139,19 @@ impl FamilyOutcome {
     }
 }
 
+impl FamilyOutcome {
+    /// A family whose own connection came up but lost the race: stopped, with the port it
+    /// got through to.
+    pub fn dropped(self) -> Self {
+        FamilyOutcome {
+            outcome: FamilyResult::Stopped,
+            reason: Some("the other family's connection was kept".into()),
+            connected_ms: None,
+            ..self
+        }
+    }
+}
+
 /// One leg of `--transport both`: its full report, or why it never got to punch (its
 /// fingerprint or its call failed).
 #[derive(Debug, Clone, PartialEq, Serialize)]

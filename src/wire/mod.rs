@@ -56,6 +56,7 @@ mod rfc5769;
 pub mod stun;
 pub mod tcp_hello;
 pub mod tcp_syn;
+pub mod tcp_verdict;
 
 pub use builder::MessageBuilder;
 pub use stun::{Class, DecodeError, Message, MessageType, Method, TransactionId};

@@ -1,6 +1,6 @@
 //! Punching over both address families at once, in the spirit of RFC 8305 ("Happy Eyeballs"):
 //! which families the two ends share, one plan per shared family, IPv6 first and IPv4 after a
-//! short head start, the first path confirmed kept.
+//! short head start, the first path confirmed at the callee kept by both ends (`family_race`).
 //!
 //! An end's facts describe its session's family (the one the server saw it in) and, in
 //! NL-FAMILY-FACTS, its other family. [`facts_in`] cuts out one family's facts, so that

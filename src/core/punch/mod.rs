@@ -24,6 +24,7 @@
 
 pub mod birthday;
 pub mod family;
+pub mod family_race;
 pub mod fanout;
 pub mod handshake;
 pub mod plan;

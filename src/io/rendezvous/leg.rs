@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::meet::Meeting;
 use super::own_nat::OwnNat;
-use super::{tcp_leg, udp_leg, Run, Session};
+use super::{tcp_leg, tcp_race, udp_leg, Run, Session};
 use crate::cli::PunchArgs;
 use crate::core::punch::family::{plan_families, FamilyPlan};
 use crate::core::punch::handshake::Handshake;
@@ -65,16 +65,16 @@ pub(super) fn run_leg(
     let mut owns = own.into_families();
     let (punched, outcomes, winner) = match (runnable.as_slice(), run.leg) {
         ([], _) => no_family(run, &plan_input, &families, &meeting),
-        ([first, second, ..], Transport::Udp) => {
+        ([first, second, ..], _) => {
             let racing = [
                 (*first, take_own(&mut owns, first.family)?),
                 (*second, take_own(&mut owns, second.family)?),
             ];
             both_families(run, &families, racing, &meeting, input, link, session)?
         }
-        ([chosen, ..], _) => {
+        ([chosen], _) => {
             let own = take_own(&mut owns, chosen.family)?;
-            let punch = (&families[..], &runnable[..], *chosen, own);
+            let punch = (&families[..], *chosen, own);
             one_family(run, punch, &meeting, input, link, session)?
         }
     };
@@ -130,19 +130,13 @@ fn no_family(
     (refused(run, &lead, meeting), outcomes, None)
 }
 
-/// Every family's plan, the runnable ones, the one punched and this end's fingerprint in it.
-type OneOf<'a> = (
-    &'a [FamilyPlan],
-    &'a [&'a FamilyPlan],
-    &'a FamilyPlan,
-    OwnNat,
-);
+/// Every family's plan, the one punched and this end's fingerprint in it.
+type OneOf<'a> = (&'a [FamilyPlan], &'a FamilyPlan, OwnNat);
 
-/// One family punched: the only one shared, or over TCP the first shared (a TCP punch runs one
-/// family; the others are reported as not tried).
+/// One family punched: the only one shared (and not refused).
 fn one_family(
     run: &Run<'_>,
-    (families, runnable, chosen, own): OneOf<'_>,
+    (families, chosen, own): OneOf<'_>,
     meeting: &Meeting,
     input: Option<Box<dyn Read + Send>>,
     link: &mut Link,
@@ -161,9 +155,6 @@ fn one_family(
         .iter()
         .map(|f| match f.family == chosen.family {
             true => FamilyOutcome::punched(f, report, false),
-            false if runnable.iter().any(|r| r.family == f.family) => {
-                FamilyOutcome::not_tried(f, "a TCP punch runs the first shared family only")
-            }
             false => FamilyOutcome::unpunched(f),
         })
         .collect();
@@ -190,14 +181,29 @@ fn both_families(
         run.tell(Event::plan(plan));
         run.watch.planned(plan);
     }
-    let (ends, winner) = udp_leg::punch_families(
-        run,
-        (&first_plan, meeting.start + first.delay, first_own),
-        (&second_plan, meeting.start + second.delay, second_own),
-        input,
-        link,
-        session,
-    )?;
+    let (first_start, second_start) = (meeting.start + first.delay, meeting.start + second.delay);
+    let (ends, winner) = match run.leg {
+        Transport::Udp => udp_leg::punch_families(
+            run,
+            meeting.role,
+            (&first_plan, first_start, first_own),
+            (&second_plan, second_start, second_own),
+            input,
+            link,
+            session,
+        )?,
+        Transport::Tcp => tcp_race::punch_families(
+            run,
+            meeting.role,
+            [
+                (&first_plan, first_start, &first_own),
+                (&second_plan, second_start, &second_own),
+            ],
+            input,
+            link,
+            session,
+        )?,
+    };
     let raced = [(first, &first_plan), (second, &second_plan)];
     let mut outcomes = Vec::new();
     for family in families {
@@ -207,7 +213,12 @@ fn both_families(
             Some(i) => match &ends[i] {
                 Some(punched) => {
                     let report = punched.outcome_report.as_ref().expect("an outcome");
-                    FamilyOutcome::punched(family, report, false)
+                    let outcome = FamilyOutcome::punched(family, report, false);
+                    match winner.is_some_and(|w| w != i) {
+                        // A TCP connection of its own, which the callee dropped for the other.
+                        true => outcome.dropped(),
+                        false => outcome,
+                    }
                 }
                 None => FamilyOutcome::not_tried(family, "the other family connected first"),
             },
@@ -285,15 +296,23 @@ pub(super) fn data_sink(run: &Run<'_>) -> Box<dyn Write> {
     }
 }
 
-/// A punch's progress as an event, `at` after its start.
-pub(super) fn progress_event(progress: Progress, at: Duration) -> Event {
+/// Tells a punch's progress, `at` after its start.
+pub(super) fn tell_progress(run: &Run<'_>, progress: Progress, at: Duration) {
+    if let Some(event) = progress_event(progress, at) {
+        run.tell(event);
+    }
+}
+
+/// A punch's progress as an event, `at` after its start (none for what only a race reads).
+pub(super) fn progress_event(progress: Progress, at: Duration) -> Option<Event> {
     let at_ms = millis(at);
-    match progress {
+    Some(match progress {
         Progress::Punch(PunchEvent::PeerHeard { from, .. }) => Event::PeerHeard { at_ms, from },
         Progress::Punch(PunchEvent::Connected { peer, .. }) => Event::Connected { at_ms, peer },
         Progress::Punch(PunchEvent::Failed { reason }) => Event::PunchFailed { at_ms, reason },
         Progress::DataDone { failure } => Event::data_done(at, failure),
-    }
+        Progress::PeerUsesPath => return None,
+    })
 }
 
 fn data_report(end: &TransferEnd) -> Data {

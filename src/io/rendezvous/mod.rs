@@ -28,6 +28,7 @@ mod meet;
 mod own_nat;
 pub mod session;
 mod tcp_leg;
+mod tcp_race;
 mod udp_leg;
 
 use std::fs::File;

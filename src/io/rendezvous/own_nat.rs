@@ -15,7 +15,7 @@ use crate::core::punch::NatSummary;
 use crate::core::Transport;
 use crate::io::client::{self as link_io, Driven, Link};
 use crate::io::port_mapping::{self, request_mapping_via, LeaseGuard, MappingProtocol};
-use crate::io::prober::{self, Fingerprint, Gate};
+use crate::io::prober::{self, Fingerprint, Gate, Probing};
 use crate::report::Event;
 use crate::wire::natlens::{
     FamilySide, IpFamily, MappedTransport, NatFacts, PortMapping, Transports,
@@ -78,28 +78,19 @@ pub(super) fn log_in_and_fingerprint(
     Ok((link, session, own))
 }
 
-/// Fingerprints the session's family, then, when `--family` allows, the other one at the
-/// server's address in it: the one its login answer named (`named`), else one its name
-/// resolved to. A missing address, route or answer in the other family is not an error: the
-/// facts then say this end has none there, and a hint says why.
+/// Fingerprints the session's family and, when `--family` allows, the other one at the
+/// server's address in it (the one its login answer named, `named`, else one its name resolved
+/// to), both at once on threads of their own: a dual-stack end waits for its slower family, not
+/// for the sum of the two. A missing address, route or answer in the other family is not an
+/// error: the facts then say this end has none there, and a hint says why.
 pub(super) fn fingerprint_families(run: &Run<'_>, named: &[SocketAddr]) -> anyhow::Result<OwnNat> {
     // The server the session is on now (it may have failed over to another --server).
     let server = run.server();
-    let mut own = fingerprint_nat(run, server, true)?;
     let other = IpFamily::of(server.ip()).other();
     if !run.punch.family.allows(other) {
-        return Ok(own);
+        return fingerprint_nat(run, server, true, Bars::Shown);
     }
-    let in_other = |a: &&SocketAddr| IpFamily::of(a.ip()) == other;
-    // What that server's name resolved to (a dual-stack name gives both families).
-    let resolved: &[SocketAddr] = (run.session.server.iter())
-        .find(|name| name.addr == server || name.resolved.contains(&server))
-        .map_or(&[], |name| &name.resolved);
-    let Some(&at) = named
-        .iter()
-        .find(in_other)
-        .or(resolved.iter().find(in_other))
-    else {
+    let Some(at) = other_family_server(run, server, named, other) else {
         run.tell(Event::Hint {
             message: format!(
                 "no {} punch: the server named no {} address (a wildcard listener names none: \
@@ -108,11 +99,27 @@ pub(super) fn fingerprint_families(run: &Run<'_>, named: &[SocketAddr]) -> anyho
                 other.label()
             ),
         });
+        let mut own = fingerprint_nat(run, server, true, Bars::Shown)?;
         own.other = OtherFamily::Absent(other);
         return Ok(own);
     };
-    own.other = match fingerprint_nat(run, at, false) {
-        Ok(measured) => OtherFamily::Measured(Box::new(measured)),
+    let (own, in_other) = std::thread::scope(|scope| {
+        let in_other = scope.spawn(|| fingerprint_nat(run, at, false, Bars::Hidden));
+        let own = fingerprint_nat(run, server, true, Bars::Shown);
+        let in_other = in_other
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the {} fingerprint panicked", other.label())));
+        (own, in_other)
+    });
+    let mut own = own?;
+    own.other = match in_other {
+        Ok(measured) => {
+            // Its probes for -v, now that the session family's bars are gone.
+            let bars = run.watch.probing(run.leg);
+            bars.finish();
+            bars.probed(&measured.fingerprint);
+            OtherFamily::Measured(Box::new(measured))
+        }
         Err(error) => {
             run.tell(Event::Hint {
                 message: format!("no {} punch: {error:#}", other.label()),
@@ -121,6 +128,43 @@ pub(super) fn fingerprint_families(run: &Run<'_>, named: &[SocketAddr]) -> anyho
         }
     };
     Ok(own)
+}
+
+/// The server's address in `other`: the one its login answer named, else one its name (the
+/// `--server` the session is on) resolved to.
+fn other_family_server(
+    run: &Run<'_>,
+    server: SocketAddr,
+    named: &[SocketAddr],
+    other: IpFamily,
+) -> Option<SocketAddr> {
+    let in_other = |a: &&SocketAddr| IpFamily::of(a.ip()) == other;
+    // What that server's name resolved to (a dual-stack name gives both families).
+    let resolved: &[SocketAddr] = (run.session.server.iter())
+        .find(|name| name.addr == server || name.resolved.contains(&server))
+        .map_or(&[], |name| &name.resolved);
+    named
+        .iter()
+        .find(in_other)
+        .or(resolved.iter().find(in_other))
+        .copied()
+}
+
+/// Whether a fingerprint draws progress bars: one set on the terminal, so the family measured
+/// beside the session's draws none (its result is still told as an event, and its probes
+/// printed with -v once both are over).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bars {
+    Shown,
+    Hidden,
+}
+
+/// Progress that goes nowhere: the other family's, while the session family's has the bars.
+struct NoProgress;
+
+impl Probing for NoProgress {
+    fn update(&self, _: prober::Progress) {}
+    fn finish(&self) {}
 }
 
 /// This end in the family other than its session's.
@@ -223,6 +267,7 @@ pub(super) fn fingerprint_nat(
     run: &Run<'_>,
     server: SocketAddr,
     map_port: bool,
+    bars: Bars,
 ) -> anyhow::Result<OwnNat> {
     let options = prober::Options {
         server,
@@ -239,7 +284,7 @@ pub(super) fn fingerprint_nat(
     // speaks none costs the punch nothing.
     let mapping_probe = (map_port && run.punch.port_mapping == PortMappingUse::Auto)
         .then(|| port_mapping::probe::start(server, false));
-    let (fingerprint, mapping, tcp_local) = probe(run, transport, &options)?;
+    let (fingerprint, mapping, tcp_local) = probe(run, transport, &options, bars)?;
     if let Some(unreachable) = fingerprint.unreachable {
         return Err(crate::exit::failed(
             crate::exit::Kind::ServerUnreachable,
@@ -326,9 +371,17 @@ fn map_punch_port(
 /// What a fingerprint for a punch keeps: the mapping socket (UDP) or its local address (TCP).
 type Probed = (Fingerprint, Option<mio::net::UdpSocket>, Option<SocketAddr>);
 
-fn probe(run: &Run<'_>, transport: Transport, options: &prober::Options) -> anyhow::Result<Probed> {
+fn probe(
+    run: &Run<'_>,
+    transport: Transport,
+    options: &prober::Options,
+    shown: Bars,
+) -> anyhow::Result<Probed> {
     let server = options.server;
-    let bars = run.watch.probing(transport);
+    let bars: Box<dyn Probing + '_> = match shown {
+        Bars::Shown => run.watch.probing(transport),
+        Bars::Hidden => Box::new(NoProgress),
+    };
     let progress = |p| bars.update(p);
     let mut rng = run.rng();
     Ok(match transport {

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -69,17 +70,8 @@ fn punch(
         .context("the server did not report the peer's address")?;
     std::thread::sleep(meeting.start.saturating_duration_since(Instant::now()));
     let started = meeting.start;
-    let mut spec = TcpPunch::for_plan(
-        plan,
-        peer.ip(),
-        own.tcp_local.map_or(0, |a| a.port()),
-        run.punch.syn_ttl,
-        started + plan.timeout,
-        own.server_rtt(),
-        &mut run.rng(),
-    );
-    spec.interface = own.source.interface.clone();
-    let punched = punch_on_own_thread(run, &spec);
+    let spec = spec_for(run, plan, peer, own, started);
+    let punched = punch_on_own_thread(run, &spec, run.stop);
     if matches!(punched, Err(PunchError::Stopped)) {
         return Err(crate::exit::interrupted("while punching"));
     }
@@ -92,10 +84,7 @@ fn punch(
             reason: err.to_string(),
         },
     };
-    run.tell(leg::progress_event(
-        Progress::Punch(event),
-        started.elapsed(),
-    ));
+    leg::tell_progress(run, Progress::Punch(event), started.elapsed());
     let (path, peer_record, transfer) = match &punched {
         Ok(done) => exchange(run, plan, done, peer, started, input),
         Err(_) => (None, None, None),
@@ -108,14 +97,39 @@ fn punch(
     })
 }
 
+/// This end's TCP punch under `plan` toward `peer`, from the port its fingerprint used.
+pub(super) fn spec_for(
+    run: &Run<'_>,
+    plan: &PunchPlan,
+    peer: SocketAddr,
+    own: &OwnNat,
+    started: Instant,
+) -> TcpPunch {
+    let mut spec = TcpPunch::for_plan(
+        plan,
+        peer.ip(),
+        own.tcp_local.map_or(0, |a| a.port()),
+        run.punch.syn_ttl,
+        started + plan.timeout,
+        own.server_rtt(),
+        &mut run.rng(),
+    );
+    spec.interface = own.source.interface.clone();
+    spec
+}
+
 /// The punch drops capabilities on its thread: it runs on one of its own. Only its first hint
 /// is told.
-fn punch_on_own_thread(run: &Run<'_>, spec: &TcpPunch) -> Result<TcpPunched, PunchError> {
+pub(super) fn punch_on_own_thread(
+    run: &Run<'_>,
+    spec: &TcpPunch,
+    stop: &AtomicBool,
+) -> Result<TcpPunched, PunchError> {
     let mut hinted = false;
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                punch_tcp::punch(spec, Some(run.stop), &mut |line| {
+                punch_tcp::punch(spec, Some(stop), &mut |line| {
                     if !std::mem::replace(&mut hinted, true) {
                         run.tell(Event::Hint {
                             message: line.to_string(),

@@ -15,12 +15,14 @@ use super::leg::{self, Punched};
 use super::meet::Meeting;
 use super::own_nat::OwnNat;
 use super::{Run, Session};
+use crate::core::punch::family_race::{FamilyRace, OnConnected, Verdict};
 use crate::core::punch::plan::PunchPlan;
 use crate::core::punch::report::PunchReport;
-use crate::core::punch::PunchEvent;
+use crate::core::punch::{PunchEvent, Role};
 use crate::io::client::{Link, Pump};
 use crate::io::punch_udp::{self, Background, DataIo, Nothing, Progress};
 use crate::report::punch::Path;
+use crate::wire::natlens::IpFamily;
 
 pub(super) fn punch(
     run: &Run<'_>,
@@ -44,7 +46,8 @@ pub(super) fn punch(
         own,
         stop: run.stop,
     };
-    let punched = punch_one(run, one, input, &mut *sink, &mut pump, &mut |_| true);
+    let mut tell = |progress, at| leg::tell_progress(run, progress, at);
+    let punched = punch_one(run, one, input, &mut *sink, &mut pump, &mut tell);
     pump.link.set_nonblocking(false)?;
     match punched {
         Err(err) if err.kind() == io::ErrorKind::Interrupted => {
@@ -63,15 +66,15 @@ struct OneFamily<'a> {
     stop: &'a AtomicBool,
 }
 
-/// Punches one family and exchanges the data; `keep(progress)` says whether a progress event
-/// is told (a family that lost the race keeps its `connected` to itself).
+/// Punches one family and exchanges the data; `tell` gets its progress (a race decides there
+/// which family it keeps, and what of a losing family's is told).
 fn punch_one(
     run: &Run<'_>,
     one: OneFamily<'_>,
     input: Option<Box<dyn Read + Send>>,
     output: &mut dyn Write,
     background: &mut dyn Background,
-    keep: &mut dyn FnMut(&Progress) -> bool,
+    tell: &mut dyn FnMut(Progress, Duration),
 ) -> io::Result<Punched> {
     let OneFamily {
         plan,
@@ -90,11 +93,7 @@ fn punch_one(
         DataIo { input, output },
         background,
         Some(stop),
-        &mut |progress, at| {
-            if keep(&progress) {
-                run.tell(leg::progress_event(progress, at));
-            }
-        },
+        tell,
         &mut run.rng(),
     )?;
     let path = finished.outcome.path.map(|(socket, peer)| Path {
@@ -117,18 +116,22 @@ pub(super) type FamilyEnd = Option<Punched>;
 /// handshake confirms a path wins: the other is stopped, and only the winner reads the input
 /// and writes the peer's data. Returns each family's end and the winner's index.
 ///
-/// Both ends keep their own first confirmed path. With IPv6's head start they agree; should
-/// they not (both paths confirmed within one round trip, in opposite orders), each sends its
-/// data where the other no longer listens, and the data exchange fails and says so.
+/// Both ends keep the same path by `core::punch::family_race`'s rule: the callee keeps its
+/// first confirmed path; the caller keeps the path the callee's first DATA frame comes on (the
+/// callee sends data, or at least its end of stream, only on the path it kept, and stops the
+/// other family at once).
 pub(super) fn punch_families(
     run: &Run<'_>,
+    role: Role,
     first: Racer<'_>,
     second: Racer<'_>,
     input: Option<Box<dyn Read + Send>>,
     link: &mut Link,
     session: &mut Session,
 ) -> anyhow::Result<([FamilyEnd; 2], Option<usize>)> {
-    let race = Arc::new(Race::new(input, !run.punch.no_data && run.carry_data));
+    let families = [first.2.family(), second.2.family()];
+    let carries = !run.punch.no_data && run.carry_data;
+    let race = Arc::new(Race::new(input, carries, role, families));
     link.set_nonblocking(true)?;
     let mut pump = Pump {
         link,
@@ -179,11 +182,12 @@ fn race_families(
         });
         let second = scope.spawn(move || race_one(run, race, 1, second, stops, &mut Nothing));
         let first = race_one(run, race, 0, first, stops, pump);
-        // No winner by now: none will come; readers still waiting read nothing.
-        race.close();
         let second = second
             .join()
             .expect("the second family's thread does not panic");
+        // Both over and no winner: none will come; readers still waiting read nothing. (Not
+        // when only the first ended: the second may still connect and be kept.)
+        race.close();
         over.store(true, Ordering::Relaxed);
         [first, second]
     })
@@ -207,14 +211,33 @@ fn race_one(
     };
     let mut output = RaceOutput(Arc::clone(race), index);
     let input = Box::new(RaceInput::new(race, index));
-    let mut keep = |progress: &Progress| {
-        if let Progress::Punch(PunchEvent::Connected { .. }) = progress {
-            let loser = if race.claim(index) { 1 - index } else { index };
-            stops[loser].store(true, Ordering::Relaxed);
+    // The caller's `connected`, told once the callee's data shows this family kept.
+    let mut held = None;
+    let mut tell = |progress: Progress, at: Duration| {
+        match &progress {
+            Progress::Punch(PunchEvent::Connected { .. }) => match race.connected(index) {
+                OnConnected::Say(Verdict::Kept) => stops[1 - index].store(true, Ordering::Relaxed),
+                OnConnected::AwaitVerdict => return held = Some((progress, at)),
+                OnConnected::Say(Verdict::Dropped) | OnConnected::Drop => {
+                    return stops[index].store(true, Ordering::Relaxed)
+                }
+            },
+            Progress::PeerUsesPath => {
+                if race.peer_uses(index) {
+                    stops[1 - index].store(true, Ordering::Relaxed);
+                    if let Some((connected, at)) = held.take() {
+                        leg::tell_progress(run, connected, at);
+                    }
+                }
+                return;
+            }
+            _ => {}
         }
-        race.winner().is_none_or(|w| w == index)
+        if race.winner().is_none_or(|w| w == index) {
+            leg::tell_progress(run, progress, at);
+        }
     };
-    punch_one(run, one, Some(input), &mut output, background, &mut keep)
+    punch_one(run, one, Some(input), &mut output, background, &mut tell)
 }
 
 /// Which family won, and the input only the winner reads.
@@ -223,21 +246,28 @@ struct Race {
     decided: Condvar,
     /// The leg writes the peer's data to stdout (not `--no-data`, not `both`'s TCP leg).
     carries: bool,
+    families: [IpFamily; 2],
 }
 
 struct RaceState {
-    winner: Option<usize>,
+    rule: FamilyRace,
     /// No winner will come any more.
     closed: bool,
     input: Option<Box<dyn Read + Send>>,
 }
 
 impl Race {
-    fn new(input: Option<Box<dyn Read + Send>>, carries: bool) -> Self {
+    fn new(
+        input: Option<Box<dyn Read + Send>>,
+        carries: bool,
+        role: Role,
+        families: [IpFamily; 2],
+    ) -> Self {
         Race {
             carries,
+            families,
             state: Mutex::new(RaceState {
-                winner: None,
+                rule: FamilyRace::new(role),
                 closed: false,
                 input,
             }),
@@ -249,18 +279,34 @@ impl Race {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `index` connected: true when it is the first.
-    fn claim(&self, index: usize) -> bool {
+    /// Family `index` confirmed its path: what the rule says of it.
+    fn connected(&self, index: usize) -> OnConnected {
         let mut state = self.lock();
-        if state.winner.is_none() && !state.closed {
-            state.winner = Some(index);
-            self.decided.notify_all();
+        if state.closed {
+            return OnConnected::Drop;
         }
-        state.winner == Some(index)
+        let said = state.rule.handle_connected(self.families[index]);
+        self.decided.notify_all();
+        said
+    }
+
+    /// The peer's first DATA frame came on family `index`'s path: true when this end (the
+    /// caller) keeps it now.
+    fn peer_uses(&self, index: usize) -> bool {
+        let mut state = self.lock();
+        if state.closed || state.rule.winner().is_some() {
+            return false;
+        }
+        let kept = state
+            .rule
+            .handle_verdict(self.families[index], Verdict::Kept);
+        self.decided.notify_all();
+        kept
     }
 
     fn winner(&self) -> Option<usize> {
-        self.lock().winner
+        let winner = self.lock().rule.winner()?;
+        self.families.iter().position(|&f| f == winner)
     }
 
     fn close(&self) {
@@ -293,10 +339,10 @@ impl Read for RaceInput {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.decided {
             let mut state = self.race.lock();
-            while state.winner.is_none() && !state.closed {
+            while state.rule.winner().is_none() && !state.closed {
                 state = (self.race.decided.wait(state)).unwrap_or_else(|p| p.into_inner());
             }
-            if state.winner == Some(self.index) {
+            if state.rule.winner() == Some(self.race.families[self.index]) {
                 self.input = state.input.take();
             }
             self.decided = true;
