@@ -40,6 +40,9 @@ fn json_lines(text: &[u8], case: &str) -> Vec<Value> {
 }
 
 /// Checks the final object (`stream`'s last line) against the exit status and returns it:
+/// `natlens nat`'s schema_version (2 since its IPv6 results moved to `ipv6`).
+const NAT_SCHEMA: u64 = 2;
+
 /// schema_version, `result`, and for a failure `error.kind` matching the exit code.
 fn assert_final(stream: &[Value], code: Option<i32>, schema: u64, case: &str) -> Value {
     let last = stream
@@ -129,7 +132,7 @@ fn nat_dead_server_ends_with_server_unreachable() {
         "--json",
     ]);
     let stdout = json_lines(&out.stdout, "nat dead");
-    let last = assert_final(&stdout, out.status.code(), 1, "nat dead");
+    let last = assert_final(&stdout, out.status.code(), NAT_SCHEMA, "nat dead");
     assert_eq!(out.status.code(), Some(exit::UNREACHABLE.into()));
     assert_eq!(stdout.len(), 1);
     assert!(last["error"]["message"].as_str().unwrap().contains(&server));
@@ -141,7 +144,7 @@ fn nat_heard_over_udp_only_is_partial() {
     let out = run(&["nat", "-s", &server, "--json"]);
     // Pretty-printed: one object over several lines.
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    let last = assert_final(&[report], out.status.code(), 1, "nat partial");
+    let last = assert_final(&[report], out.status.code(), NAT_SCHEMA, "nat partial");
     assert_eq!(out.status.code(), Some(exit::PARTIAL.into()));
     assert_eq!(last["result"], "partial");
     assert_eq!(last["error"]["kind"], "partial");
@@ -177,7 +180,7 @@ fn nat_interrupted_ends_with_130_and_the_interrupted_object() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let stdout = json_lines(&out.stdout, "nat ^C");
-    let last = assert_final(&stdout, out.status.code(), 1, "nat ^C");
+    let last = assert_final(&stdout, out.status.code(), NAT_SCHEMA, "nat ^C");
     assert_eq!(out.status.code(), Some(exit::INTERRUPTED.into()));
     assert_eq!(last["result"], "interrupted");
 }
@@ -187,7 +190,7 @@ fn usage_errors_print_the_usage_object() {
     for (args, schema) in [
         (
             &["nat", "-s", "127.0.0.1:9", "--samples", "1", "--json"][..],
-            1,
+            NAT_SCHEMA,
         ),
         (&["listen", "-s", "127.0.0.1:9", "--id", "a b", "--json"], 2),
         (&["login", "--json", "-s", "127.0.0.1:9"], 2),

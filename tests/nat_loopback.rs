@@ -41,7 +41,7 @@ fn full_mode_natlens_server_shows_no_nat_over_udp_and_tcp() {
         "nothing on stderr when it is not a terminal"
     );
     let report = run.json();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["result"], "ok");
     assert_eq!(report["server"], server.primary.to_string());
     assert_no_nat(&report["udp"], Mode::Full, Transport::Udp);

@@ -327,10 +327,12 @@ interrupted), error: {kind, message}}, kind as under EXIT STATUS.
 
 IPv4 and IPv6 (--family): the top-level server, servers, udp and tcp are IPv4's, as they \
 were before natlens probed IPv6; IPv6's results are in ipv6, an object with the same udp and \
-tcp. Migration: a reader that ran natlens nat against an IPv6 server and read udp or tcp reads \
-ipv6.udp and ipv6.tcp now (udp and tcp are then null); IPv4 readers change nothing.
+tcp. That is why schema_version went from 1 to 2: for a run against an IPv6 server, udp and \
+tcp changed meaning (they held its results; now they are null). Migration from 1: a reader that \
+ran natlens nat against an IPv6 server and read udp or tcp reads ipv6.udp and ipv6.tcp; IPv4 \
+readers change nothing.
 
-  schema_version  1.
+  schema_version  2.
   result  ok; partial when a transport probed got no answer (exit status 7), over either \
 family.
   error  Only when result is partial: {kind (partial), message (which transport got no answer)}.

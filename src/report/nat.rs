@@ -42,13 +42,13 @@ mod tests {
         let ok = serde_json::to_string(&NatOutput::new(&report, None)).unwrap();
         assert_eq!(
             ok,
-            r#"{"schema_version":1,"server":"192.0.2.1:3478","servers":["192.0.2.1:3478"],"verdict":null,"udp":null,"tcp":null,"ipv6":null,"families":{"ipv4":{"probed":true,"server":"192.0.2.1:3478","reason":null},"ipv6":{"probed":false,"server":null,"reason":"not asked"}},"port_mapping":null,"path":null,"result":"ok"}"#
+            r#"{"schema_version":2,"server":"192.0.2.1:3478","servers":["192.0.2.1:3478"],"verdict":null,"udp":null,"tcp":null,"ipv6":null,"families":{"ipv4":{"probed":true,"server":"192.0.2.1:3478","reason":null},"ipv6":{"probed":false,"server":null,"reason":"not asked"}},"port_mapping":null,"path":null,"result":"ok"}"#
         );
         let missing = failed(Kind::Partial, "no STUN answer from 192.0.2.1:3478 over tcp");
         let partial = NatOutput::new(&report, Some(ErrorObject::of(&missing)));
         assert_eq!(
             serde_json::to_string(&partial).unwrap(),
-            r#"{"schema_version":1,"server":"192.0.2.1:3478","servers":["192.0.2.1:3478"],"verdict":null,"udp":null,"tcp":null,"ipv6":null,"families":{"ipv4":{"probed":true,"server":"192.0.2.1:3478","reason":null},"ipv6":{"probed":false,"server":null,"reason":"not asked"}},"port_mapping":null,"path":null,"result":"partial","error":{"kind":"partial","message":"no STUN answer from 192.0.2.1:3478 over tcp"}}"#
+            r#"{"schema_version":2,"server":"192.0.2.1:3478","servers":["192.0.2.1:3478"],"verdict":null,"udp":null,"tcp":null,"ipv6":null,"families":{"ipv4":{"probed":true,"server":"192.0.2.1:3478","reason":null},"ipv6":{"probed":false,"server":null,"reason":"not asked"}},"port_mapping":null,"path":null,"result":"partial","error":{"kind":"partial","message":"no STUN answer from 192.0.2.1:3478 over tcp"}}"#
         );
     }
 }

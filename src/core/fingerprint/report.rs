@@ -15,8 +15,9 @@ use crate::core::fingerprint::predict::{Prediction, Rule};
 use crate::core::fingerprint::verdict::{Difficulty, Reach, Rfc3489Type};
 use crate::core::Transport;
 
-/// Version of the JSON schema below.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON schema below. 2 since IPv6 moved to `ipv6`: for a run against an IPv6
+/// server the top-level `udp` and `tcp` no longer hold its results (they are IPv4's).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Most allocations that can lie between two flows of one counter and still read as one: the
 /// later transport's tests (four flows) and other hosts' flows for a few hundred milliseconds.
