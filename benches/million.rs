@@ -21,6 +21,8 @@ use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use serde_json::json;
 
+#[path = "million/core.rs"]
+mod core_login;
 #[path = "million/registry.rs"]
 mod registry;
 #[path = "million/swarm.rs"]
@@ -39,12 +41,16 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:3478")]
     target: SocketAddrV4,
     /// The server's process ID (for its RSS and CPU time).
-    #[arg(long, required_unless_present = "registry_only")]
+    #[arg(long, required_unless_present_any = ["registry_only", "core_only"])]
     pid: Option<u32>,
     /// No server, no sockets: time the session registry itself (login, refresh, and expiry
     /// batch by batch) with `--sessions` sessions, and print one `registry` line.
     #[arg(long)]
     registry_only: bool,
+    /// No sockets: time `--sessions` logins through the server core alone (the request's
+    /// bytes in, the answer out) and its parts, and print one `core` line.
+    #[arg(long)]
+    core_only: bool,
     #[arg(long, default_value_t = 1_000_000)]
     sessions: usize,
     /// Sockets carrying the sessions (sessions per source IP = sockets).
@@ -78,6 +84,10 @@ fn main() -> Result<()> {
     );
     if cli.registry_only {
         println!("{}", registry::measure(cli.sessions));
+        return Ok(());
+    }
+    if cli.core_only {
+        println!("{}", core_login::measure(cli.sessions));
         return Ok(());
     }
     let pid = cli

@@ -432,7 +432,7 @@ pub fn session_id(session: u32) -> [u8; 8] {
 }
 
 /// Writes the request into `out`; returns its length.
-fn build(out: &mut [u8; 36], kind: Kind, session: u32, seq: u32) -> usize {
+pub fn build(out: &mut [u8; 36], kind: Kind, session: u32, seq: u32) -> usize {
     let with_id = kind != Kind::Binding;
     let attrs: u16 = if with_id { 12 } else { 0 };
     out[0..2].copy_from_slice(&kind.message_type().to_be_bytes());
