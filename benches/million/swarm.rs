@@ -125,11 +125,16 @@ pub struct Swarm {
     per_socket: usize,
     sessions: usize,
     target: SocketAddrV4,
-    /// Sockets that sent within the last [`GRACE`]: the only ones read without waiting.
+    /// Sockets with requests unanswered that they sent within the last [`GRACE`]: the only
+    /// ones read without waiting.
     hot: Vec<usize>,
-    /// Per socket: whether it is in `hot`, and when it last sent (µs since `start`).
+    /// Per socket: whether it is in `hot`, when it last sent (µs since `start`), and its
+    /// requests not answered yet.
     is_hot: Vec<bool>,
     last_send: Vec<u32>,
+    unanswered: Vec<u32>,
+    /// The receive buffers, kept (not zeroed for every read).
+    buffers: Vec<[u8; 128]>,
     start: Instant,
     /// Send time of request `seq` in µs since `start`, plus one; 0 once answered.
     sent_at: Vec<u32>,
@@ -178,6 +183,8 @@ impl Swarm {
             hot: Vec::new(),
             is_hot: vec![false; sockets],
             last_send: vec![0; sockets],
+            unanswered: vec![0; sockets],
+            buffers: vec![[0; 128]; BATCH],
             start: Instant::now(),
             sent_at: Vec::new(),
             logged_in: vec![false; sessions],
@@ -285,6 +292,7 @@ impl Swarm {
         }
         let socket = first / self.per_socket;
         self.last_send[socket] = now;
+        self.unanswered[socket] += count as u32;
         if !self.is_hot[socket] {
             self.is_hot[socket] = true;
             self.hot.push(socket);
@@ -327,7 +335,8 @@ impl Swarm {
         while i < self.hot.len() {
             let socket = self.hot[i];
             answers += self.drain(socket)?;
-            if now.saturating_sub(self.last_send[socket]) > grace {
+            let quiet = now.saturating_sub(self.last_send[socket]) > grace;
+            if self.unanswered[socket] == 0 || quiet {
                 self.is_hot[socket] = false;
                 self.hot.swap_remove(i);
             } else {
@@ -377,9 +386,9 @@ impl Swarm {
 
     fn drain(&mut self, socket: usize) -> io::Result<usize> {
         let fd = self.sockets[socket].as_raw_fd();
-        let mut buffers = [[0u8; 128]; BATCH];
+        let mut buffers = mem::take(&mut self.buffers);
         let mut total = 0;
-        loop {
+        let result = loop {
             let mut iovecs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
             // SAFETY: all-zero mmsghdrs, then pointed at this frame's buffers.
             let mut headers: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
@@ -403,11 +412,11 @@ impl Swarm {
             };
             if n < 0 {
                 let error = io::Error::last_os_error();
-                return match error.kind() {
-                    io::ErrorKind::WouldBlock => Ok(total),
+                match error.kind() {
+                    io::ErrorKind::WouldBlock => break Ok(total),
                     io::ErrorKind::ConnectionRefused => continue,
-                    _ => Err(error),
-                };
+                    _ => break Err(error),
+                }
             }
             let now = self.micros();
             for i in 0..n as usize {
@@ -416,9 +425,11 @@ impl Swarm {
             }
             total += n as usize;
             if (n as usize) < BATCH {
-                return Ok(total);
+                break Ok(total);
             }
-        }
+        };
+        self.buffers = buffers;
+        result
     }
 
     fn answer(&mut self, bytes: &[u8], now: u32) {
@@ -438,6 +449,8 @@ impl Swarm {
         }
         let latency = u64::from(now.saturating_sub(*sent - 1));
         *sent = 0;
+        let socket = &mut self.unanswered[session / self.per_socket];
+        *socket = socket.saturating_sub(1);
         self.latencies.record(latency);
         let typ = u16::from_be_bytes([bytes[0], bytes[1]]);
         let tally = &mut self.tally[kind as usize - 1];
