@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use natlens::core::registry::{Limits, Registry, Route};
+use natlens::core::server::home_registry::HomeRegistry;
 use natlens::core::server::{ServerConfig, ServerCore};
 use natlens::wire::natlens as nl;
 use natlens::wire::stun::Message;
@@ -73,6 +74,20 @@ pub fn measure(sessions: usize) -> Value {
     });
     drop(registry);
 
+    // With --registry, each login is also a claim for the shared registry.
+    let mut home = HomeRegistry::new(local, Duration::from_secs(15));
+    home.connected();
+    let home_ns = per_session(sessions, |i| {
+        home.session_up(now, &ids[i]);
+        if i % 64 == 63 {
+            // The shell takes the batched claims after each turn of its loop.
+            while let Some(op) = home.poll_op() {
+                black_box(op);
+            }
+        }
+    });
+    drop(home);
+
     let mut config = ServerConfig::new("core-bench");
     config.max_sessions = sessions + 1;
     config.answer_rate = None;
@@ -103,6 +118,7 @@ pub fn measure(sessions: usize) -> Value {
         "parse_and_id_cpu_ns": parse_ns,
         "registry_login_cpu_ns": registry_ns,
         "rest_cpu_ns": server_ns - parse_ns - registry_ns,
+        "home_registry_session_up_cpu_ns": home_ns,
     })
 }
 
