@@ -21,6 +21,8 @@ use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use serde_json::json;
 
+#[path = "million/core.rs"]
+mod core_login;
 #[path = "million/registry.rs"]
 mod registry;
 #[path = "million/swarm.rs"]
@@ -39,12 +41,16 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:3478")]
     target: SocketAddrV4,
     /// The server's process ID (for its RSS and CPU time).
-    #[arg(long, required_unless_present = "registry_only")]
+    #[arg(long, required_unless_present_any = ["registry_only", "core_only"])]
     pid: Option<u32>,
     /// No server, no sockets: time the session registry itself (login, refresh, and expiry
     /// batch by batch) with `--sessions` sessions, and print one `registry` line.
     #[arg(long)]
     registry_only: bool,
+    /// No sockets: time `--sessions` logins through the server core alone (the request's
+    /// bytes in, the answer out) and its parts, and print one `core` line.
+    #[arg(long)]
+    core_only: bool,
     #[arg(long, default_value_t = 1_000_000)]
     sessions: usize,
     /// Sockets carrying the sessions (sessions per source IP = sockets).
@@ -80,6 +86,10 @@ fn main() -> Result<()> {
         println!("{}", registry::measure(cli.sessions));
         return Ok(());
     }
+    if cli.core_only {
+        println!("{}", core_login::measure(cli.sessions));
+        return Ok(());
+    }
     let pid = cli
         .pid
         .context("--pid is required without --registry-only")?;
@@ -87,8 +97,10 @@ fn main() -> Result<()> {
 
     let rss_before = rss_bytes(pid)?;
     let cpu_before = cpu_seconds(pid)?;
+    let own_cpu_before = cpu_seconds(std::process::id())?;
     let started = Instant::now();
     let login = swarm.login_all(cli.window)?;
+    let own_cpu = cpu_seconds(std::process::id())? - own_cpu_before;
     let rss_after = rss_bytes(pid)?;
     let login_cpu = cpu_seconds(pid)? - cpu_before;
     let logged_in = cli.sessions - login.not_logged_in;
@@ -106,6 +118,8 @@ fn main() -> Result<()> {
             "server_cpu_s": login_cpu,
             // What the server's CPU time allows: its login rate when the generator keeps up.
             "server_cpu_us_per_login": login_cpu * 1e6 / swarm.tally(Kind::Login).sent as f64,
+            // The generator's own CPU time per login: whether it can offer more than this.
+            "generator_cpu_us_per_login": own_cpu * 1e6 / swarm.tally(Kind::Login).sent as f64,
             "rss_before": rss_before,
             "rss_after": rss_after,
             "rss_per_session": (rss_after as f64 - rss_before as f64) / logged_in.max(1) as f64,

@@ -104,7 +104,7 @@ pub struct ServerArgs {
     /// Maximum number of logged-in sessions. By default sized to the machine: a quarter of the
     /// memory available at start (MemAvailable in /proc/meminfo) at 256 bytes per session, and
     /// at least 100,000. A UDP session over IPv4 with an ID of up to 22 bytes costs the server
-    /// about 100 bytes of memory (measured: 1,000,000 sessions in under 256 MiB of RSS); TCP
+    /// about 110 bytes of memory (measured: 1,000,000 sessions in under 256 MiB of RSS); TCP
     /// and IPv6 sessions, and longer IDs, cost more, and a TCP session also holds a connection
     /// (see --max-connections).
     #[arg(long, value_name = "N")]

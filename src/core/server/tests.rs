@@ -701,3 +701,20 @@ fn a_federated_call_crosses_families_and_keeps_the_other_familys_facts() {
     assert_eq!(answered.observed, Some(addr("198.51.100.9:7000")));
     assert_eq!(answered.other_family, bob_facts.other_family);
 }
+
+/// A LOGIN names the first address of the client's family, then the other family's; none
+/// when the server has no specific address.
+#[test]
+fn login_addresses_come_own_family_first_without_a_vec() {
+    let mut config = ServerConfig::new("s");
+    let v4: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::1]:3478".parse().unwrap();
+    let client4: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let client6: SocketAddr = "[2001:db8::9]:40000".parse().unwrap();
+    assert!(config.addresses_for(client4).is_empty());
+    config.addresses = vec![v4, "192.0.2.2:3478".parse().unwrap(), v6];
+    assert_eq!(*config.addresses_for(client4), [v4, v6]);
+    assert_eq!(*config.addresses_for(client6), [v6, v4]);
+    config.addresses = vec![v6];
+    assert_eq!(*config.addresses_for(client4), [v6]);
+}

@@ -498,7 +498,7 @@ fn udp_endpoint_for(udp: &[UdpEndpoint], local: SocketAddr) -> Option<&UdpEndpoi
 }
 
 /// What `--max-sessions` budgets per session when it sizes itself to the machine: the measured
-/// cost of a UDP session (about 100 bytes at a million) with room for longer IDs and the
+/// cost of a UDP session (about 110 bytes at a million) with room for longer IDs and the
 /// per-address counts.
 pub const SESSION_BUDGET_BYTES: u64 = 256;
 /// The least default `--max-sessions`, whatever the memory: the fixed default it replaced.
