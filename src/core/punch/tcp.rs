@@ -453,9 +453,9 @@ impl TcpPunchMachine {
             // SYNs cross between the two firewalls (or NATs), each through the hole the
             // other's just opened, and both ends are connected one path round trip later.
             // Sooner, ours would reach the far side before its hole exists: dropped (we then
-            // connect only through the peer's SYN and our SYN-ACK, 1.5 round trips after the
-            // peer's start), or, where the far filter already admits us, answered with an RST
-            // by the peer's host, which fails our socket and races the peer's SYN.
+            // connect only through the peer's SYN, our SYN-ACK and its ACK, 1.5 round trips
+            // after the peer's start), or, where the far filter already admits us, answered
+            // with an RST by the peer's host, which fails our socket and races the peer's SYN.
             (self.clipped(spec.peer_lag), ATTEMPT)
         } else {
             (self.start, ATTEMPT)
