@@ -18,10 +18,12 @@
 //! of the caller's own `first_through_ms` (its first PUNCH request out, its echo back) on
 //! connected direct UDP attempts whose first request got through.
 //!
-//! Run as root: `benches/punch6.sh [--attempts N] [--transports udp,tcp] [--pairs A/B,...]`
-//! (pairs as `firewall:eif/nat66:seq:1`). It prints one line per attempt, then the summary
-//! table (to paste), and writes `benches/results/punch-ipv6.md` (tables, goals, machine and its
-//! load average, raw numbers) and `punch-ipv6.csv`. The labs are torn down on every exit path.
+//! Run as root: `benches/punch6.sh [--attempts N] [--transports udp,tcp] [--pairs A/B,...]
+//! [--record STEM]` (pairs as `firewall:eif/nat66:seq:1`, or `firewalls` / `nat66` for every
+//! pair of one kind). It prints one line per attempt, then the summary table (to paste), and
+//! writes `benches/results/punch-ipv6.md` (tables, goals, machine and its load average, raw
+//! numbers) and `punch-ipv6.csv`, or `STEM.md` and `STEM.csv` with `--record` (a partial rerun
+//! kept beside the full record). The labs are torn down on every exit path.
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV6;
@@ -50,6 +52,8 @@ struct Config {
     attempts: usize,
     transports: Vec<String>,
     pairs: Vec<(String, String)>,
+    /// The results' file stem under benches/results (`--record`).
+    record: String,
 }
 
 fn config() -> anyhow::Result<Config> {
@@ -64,7 +68,9 @@ fn config() -> anyhow::Result<Config> {
         None => 5,
     };
     let transports = value("--transports").map_or("udp,tcp", |v| v.as_str());
-    let pairs = match value("--pairs") {
+    let pairs = match value("--pairs").map(String::as_str) {
+        Some("firewalls") => square(&FIREWALLS),
+        Some("nat66") => square(&NAT66),
         Some(list) => list
             .split(',')
             .map(|pair| {
@@ -78,17 +84,22 @@ fn config() -> anyhow::Result<Config> {
         attempts,
         transports: transports.split(',').map(str::to_owned).collect(),
         pairs,
+        record: value("--record")
+            .map_or("punch-ipv6", |v| v.as_str())
+            .to_owned(),
     })
+}
+
+/// Every mode of `modes` (router A) against every one (router B).
+fn square(modes: &[&str]) -> Vec<(String, String)> {
+    modes
+        .iter()
+        .flat_map(|a| modes.iter().map(move |b| (a.to_string(), b.to_string())))
+        .collect()
 }
 
 /// Every firewall filtering mode against every other, then every NAT66 pair.
 fn default_pairs() -> Vec<(String, String)> {
-    let square = |modes: &[&str]| -> Vec<(String, String)> {
-        modes
-            .iter()
-            .flat_map(|a| modes.iter().map(move |b| (a.to_string(), b.to_string())))
-            .collect()
-    };
     let mut pairs = square(&FIREWALLS);
     pairs.extend(square(&NAT66));
     pairs
@@ -400,6 +411,10 @@ fn goals(rows: &[Row], rtt: f64, transports: &[String]) -> String {
                 .filter(|r| classes.contains(&class(&r.attempts[0].pair.0, &r.attempts[0].pair.1)))
                 .collect();
             let total: usize = chosen.iter().map(|r| r.attempts.len()).sum();
+            if total == 0 {
+                // Not measured in this run (--pairs chose other pairs).
+                continue;
+            }
             let connected: usize = chosen.iter().map(|r| r.connected()).sum();
             let worst: Vec<u64> = chosen.iter().flat_map(|r| r.worst()).collect();
             let within = worst
@@ -428,7 +443,7 @@ fn write_report(
     load: &str,
     took: Duration,
 ) -> anyhow::Result<(String, std::path::PathBuf)> {
-    let record = Record::new("punch-ipv6")?;
+    let record = Record::new(&config.record)?;
     let (rtt, measured) = path_rtt(attempts);
     let rows = rows(attempts);
     let table = table(&rows, rtt);

@@ -5,7 +5,11 @@
 # each router's WAN link, UDP and TCP, listen and call with --family 6. Needs root; prints the
 # summary table and writes benches/results/punch-ipv6.{md,csv}.
 #
-#   benches/punch6.sh [--attempts N] [--transports udp,tcp] [--pairs A/B,...]
+#   benches/punch6.sh [--attempts N] [--transports udp,tcp] [--pairs A/B,...|firewalls|nat66]
+#                     [--record STEM]
+#
+# --pairs firewalls: the nine firewall pairs only; --record STEM writes
+# benches/results/STEM.{md,csv} instead (a partial rerun beside the full record).
 #
 # The labs are torn down on every exit path by the natlens lab library (drop, panic, SIGINT,
 # SIGTERM, SIGHUP). After a SIGKILL, `natlens lab down --all` removes what is left.

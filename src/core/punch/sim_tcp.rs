@@ -265,13 +265,14 @@ impl Host {
         }
     }
 
-    /// When this host's machine or kernel needs the clock next.
+    /// When this host's machine or kernel needs the clock next: not before its start.
     fn next_timer(&self) -> Option<Instant> {
         let kernel = self.endpoints.iter().filter_map(|e| e.retransmit).min();
         [self.machine.poll_timeout(), kernel]
             .into_iter()
             .flatten()
             .min()
+            .map(|at| at.max(self.start))
     }
 
     /// Done when the machine gave up, or its connection's handshake completed here.
@@ -293,7 +294,11 @@ impl Net {
         let limit = limit.expect("two hosts") + Duration::from_secs(10);
         loop {
             for side in 0..2 {
-                self.carry_out(side, now);
+                // A host does nothing before its start signal (its machine, built for that
+                // start, has its first commands queued already).
+                if now >= self.hosts[side].start {
+                    self.carry_out(side, now);
+                }
             }
             if self.hosts.iter().all(Host::done) || now > limit {
                 return now;

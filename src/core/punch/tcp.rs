@@ -9,11 +9,14 @@
 //! Per the plan's local half ([`TcpSpec`]), an end does one of six things:
 //!
 //! * **plain** simultaneous open: a listener and a kernel socket connecting to the likeliest
-//!   far port (a direct plan, or no crafted SYNs for lack of privileges). When the peer fans
-//!   out toward us, the kernel waits for the peer's first round to open its NAT (a SYN of ours
-//!   arriving first meets no mapping, and the far router may answer it with an RST) and then
-//!   keeps one socket to the deadline: its retransmissions keep the ISN that a crafted SYN of
-//!   the peer's may have pinned in our NAT's entry.
+//!   far port (a direct plan, or no crafted SYNs for lack of privileges). On a direct plan the
+//!   callee's kernel connects when the caller starts (its lag behind us), so that both SYNs
+//!   leave together and cross between the two firewalls (or NATs), each through the hole the
+//!   other's opened: one path round trip at both ends after the caller's start. When the peer
+//!   fans out toward us, the kernel waits for the peer's first round to open its NAT (a SYN of
+//!   ours arriving first meets no mapping, and the far router may answer it with an RST) and
+//!   then keeps one socket to the deadline: its retransmissions keep the ISN that a crafted
+//!   SYN of the peer's may have pinned in our NAT's entry.
 //! * **fan out**: crafted low-TTL SYNs to every far port but the last, at the plan's rate, which
 //!   open our NAT toward each without reaching the far one; the peer's SYN (or its SYN-ACK to
 //!   one of ours) on any of those 4-tuples is adopted; the kernel connects to the last port once
@@ -408,19 +411,8 @@ impl TcpPunchMachine {
         };
         if fan.is_empty() || !crafting {
             self.commands.push_back(Command::Listen);
-            let mut kernel = KernelOpen::new(likeliest, ATTEMPT, self.start);
-            if spec.peer_listens {
-                // One socket to the deadline: the kernel's own retransmissions keep its ISN, which
-                // the peer's listener may already hold in SYN_RECV (a fresh socket's SYN with a
-                // new ISN would only draw an ACK for the old one, and an RST, a second lost).
-                let at = self.clipped(spec.peer_lag + PEER_FAN_OUT_MARGIN);
-                kernel = KernelOpen::new(likeliest, self.deadline - at, at);
-            } else if fan.is_empty() && spec.peer_fans_out {
-                let first = spec.peer_first_round.min(spec.peer_fan_out);
-                let at = self.clipped(spec.peer_fan_out_time(first));
-                kernel = KernelOpen::new(likeliest, self.deadline - at, at);
-            }
-            self.kernel = Some(kernel);
+            let (at, lifetime) = self.plain_connect(spec, fan.is_empty());
+            self.kernel = Some(KernelOpen::new(likeliest, lifetime, at));
         } else if spec.delivers {
             let round = if spec.far_opened.len() == spec.far_ports.len() {
                 let at = |&opened| spec.peer_lag + opened + PEER_FAN_OUT_MARGIN;
@@ -440,6 +432,33 @@ impl TcpPunchMachine {
             let kernel = SocketAddr::new(self.peer_ip, last);
             self.crafted = Some(crafted.excluding(kernel));
             self.kernel = Some(KernelOpen::new(kernel, ATTEMPT, self.start));
+        }
+    }
+
+    /// When a plain simultaneous open's kernel connects first, and how long each socket lives.
+    /// `fan_empty`: the plan gives this end one far port (a direct plan, or the aiming side
+    /// of a fan-out), as opposed to a fan-out it cannot craft.
+    fn plain_connect(&self, spec: &TcpSpec, fan_empty: bool) -> (Instant, Duration) {
+        let to_deadline = |at: Instant| (at, self.deadline - at);
+        if spec.peer_listens {
+            // One socket to the deadline: the kernel's own retransmissions keep its ISN, which
+            // the peer's listener may already hold in SYN_RECV (a fresh socket's SYN with a
+            // new ISN would only draw an ACK for the old one, and an RST, a second lost).
+            to_deadline(self.clipped(spec.peer_lag + PEER_FAN_OUT_MARGIN))
+        } else if fan_empty && spec.peer_fans_out {
+            let first = spec.peer_first_round.min(spec.peer_fan_out);
+            to_deadline(self.clipped(spec.peer_fan_out_time(first)))
+        } else if fan_empty {
+            // The peer connects at its own start, `peer_lag` after ours: connecting then, both
+            // SYNs cross between the two firewalls (or NATs), each through the hole the
+            // other's just opened, and both ends are connected one path round trip later.
+            // Sooner, ours would reach the far side before its hole exists: dropped (we then
+            // connect only through the peer's SYN, our SYN-ACK and its ACK, 1.5 round trips
+            // after the peer's start), or, where the far filter already admits us, answered
+            // with an RST by the peer's host, which fails our socket and races the peer's SYN.
+            (self.clipped(spec.peer_lag), ATTEMPT)
+        } else {
+            (self.start, ATTEMPT)
         }
     }
 

@@ -141,6 +141,28 @@ fn a_plain_end_waits_for_the_peers_fan_out_then_keeps_one_socket() {
 }
 
 #[test]
+fn a_direct_callee_listens_at_once_and_connects_when_the_caller_starts() {
+    let t = Instant::now();
+    let mut s = spec(&[4000], TcpPart::Aim);
+    s.peer_lag = Duration::from_millis(40);
+    let mut m = machine(&s, t);
+    assert_eq!(commands(&mut m), [Command::Listen]);
+    let at = t + Duration::from_millis(40);
+    assert_eq!(m.poll_timeout(), Some(at));
+    m.handle_timeout(at - Duration::from_millis(1));
+    assert!(commands(&mut m).is_empty());
+    m.handle_timeout(at);
+    let [Command::Connect { socket, bind, to }] = commands(&mut m)[..] else {
+        panic!("no connect at the caller's start");
+    };
+    assert_eq!((bind, to), (Bind::Punched, peer(4000)));
+    // Then a fresh socket each second, as any direct plan.
+    assert_eq!(m.poll_timeout(), Some(at + ATTEMPT));
+    m.handle_timeout(at + ATTEMPT);
+    assert_eq!(commands(&mut m), [Command::CheckHandshaking { socket }]);
+}
+
+#[test]
 fn a_fan_out_sends_low_ttl_syns_at_the_rate_then_connects_to_the_last_port() {
     let t = Instant::now();
     let mut m = machine(&spec(&[4000, 4001, 4002], TcpPart::Aim), t);
@@ -458,6 +480,34 @@ fn predictable_pairs_connect_when_the_far_routers_answer_with_rsts() {
                 run.rsts
             );
             check_connection(&run, &name);
+        }
+    }
+}
+
+#[test]
+fn direct_pairs_connect_within_two_round_trips_when_the_relay_takes_longer_than_the_path() {
+    // The relay that starts the caller takes a little more than half a path round trip (the
+    // server and the caller handle the answer): a callee SYN sent at the callee's own start
+    // would reach the caller's side just before its hole exists, and be dropped (a cone's
+    // filter, a stateful firewall) or answered with an RST by the caller's host (a full
+    // cone). Sent when the caller starts, it crosses the caller's SYN: both holes are open.
+    let fixed = [Kind::Cone, Kind::FullCone];
+    for caller in fixed {
+        for callee in fixed {
+            for router in [Router::Drops, Router::Resets] {
+                for seed in 0..3 {
+                    let mut s = tcp_scenario(caller, callee, (false, false), 0.0, 1300 + seed);
+                    s.relay = s.one_way + Duration::from_millis(2);
+                    let name = format!("TCP {caller:?}×{callee:?} {router:?} seed {seed}");
+                    let run = run_with(&s, router);
+                    assert_eq!(run.caller.plan.strategy, Strategy::Direct, "{name}");
+                    assert!(connected(&run), "{name}: {:?}", run.callee.outcome);
+                    check_connection(&run, &name);
+                    // The callee's start, one relay before the caller's, then one round trip.
+                    let trips = round_trips(&run, rtt(&s));
+                    assert!(trips <= 1.6, "{name}: {trips:.2} RTT");
+                }
+            }
         }
     }
 }
