@@ -26,16 +26,15 @@
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use natlens::lab::plan::SERVER_PRIMARY;
-use natlens::lab::{Host, Lab, LabProcess, NatMode, Side};
+use natlens::lab::{Host, Lab, NatMode, Side};
 use serde_json::Value;
 
 mod common;
-use common::{with_lab, Record, DELAY, NATLENS, PORT};
+use common::{finish, spawn, with_lab, Record, DELAY, PORT};
 
 /// A round trip between the LAN hosts as configured (two WAN links each way), used only when
 /// no `direct` pair ran to measure it.
@@ -175,36 +174,6 @@ impl Attempt {
             .unwrap_or("")
             .to_owned()
     }
-}
-
-/// `natlens` with `args` in `host`'s namespace, stdin null.
-fn spawn(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<LabProcess> {
-    let mut command = Command::new(NATLENS);
-    command.args(args);
-    LabProcess::spawn(lab, host, command, None)
-}
-
-/// Waits for the exit (killing after `limit`); the exit code and the JSON report (stdout with
-/// --no-data).
-fn finish(end: LabProcess, limit: Instant) -> anyhow::Result<(Option<i32>, Value)> {
-    let exited = end.finish(limit)?;
-    let report = String::from_utf8_lossy(&exited.stdout)
-        .lines()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|value| value.get("schema_version").is_some());
-    // No report (natlens stopped before punching): its last stderr line is the reason.
-    let report = report.unwrap_or_else(|| {
-        let last = exited
-            .stderr
-            .iter()
-            .rev()
-            .find(|line| !line.trim().is_empty())
-            .cloned()
-            .unwrap_or_default();
-        serde_json::json!({"result": "failed", "reason": last})
-    });
-    Ok((exited.status.code(), report))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -27,16 +27,15 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV6;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use natlens::lab::plan6::server_primary6;
-use natlens::lab::{Host, Lab, LabProcess, LabSpec, Side, V6Mode};
+use natlens::lab::{Host, Lab, LabSpec, Side, V6Mode};
 use serde_json::Value;
 
 mod common;
-use common::{with_dual_stack_lab, Record, DELAY, NATLENS, PORT};
+use common::{finish, spawn, with_dual_stack_lab, Record, DELAY, PORT};
 
 /// A round trip between the LAN hosts as configured, used only when no direct UDP pair ran.
 const CONFIGURED_PATH_RTT_MS: f64 = 4.0 * DELAY.as_millis() as f64;
@@ -222,29 +221,6 @@ fn measure_pair(a: &str, b: &str, config: &Config) -> anyhow::Result<Vec<Attempt
 
 fn opt(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
-}
-
-/// `natlens` with `args` in `host`'s namespace.
-fn spawn(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<LabProcess> {
-    let mut command = Command::new(NATLENS);
-    command.args(args);
-    LabProcess::spawn(lab, host, command, None)
-}
-
-/// The exit code and the JSON report (the last stdout line with `schema_version`; without
-/// one, the last stderr line as the reason).
-fn finish(end: LabProcess, limit: Instant) -> anyhow::Result<(Option<i32>, Value)> {
-    let exited = end.finish(limit)?;
-    let report = String::from_utf8_lossy(&exited.stdout)
-        .lines()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|value| value.get("schema_version").is_some());
-    let report = report.unwrap_or_else(|| {
-        let last = exited.stderr.iter().rev().find(|l| !l.trim().is_empty());
-        serde_json::json!({"result": "failed", "reason": last.cloned().unwrap_or_default()})
-    });
-    Ok((exited.status.code(), report))
 }
 
 fn attempt(lab: &Lab, pair: (&str, &str), n: usize, transport: &str) -> anyhow::Result<Attempt> {

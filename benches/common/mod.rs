@@ -10,11 +10,12 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use natlens::lab::plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
-use natlens::lab::{server, Host, Lab, LabSpec, NatMode};
+use natlens::lab::{server, Host, Lab, LabProcess, LabSpec, NatMode};
+use serde_json::Value;
 
 pub const NATLENS: &str = env!("CARGO_BIN_EXE_natlens");
 /// The lab server's STUN port on its primary address.
@@ -208,4 +209,34 @@ pub fn stdout_of(program: &str, args: &[&str]) -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// `natlens` with `args` in `host`'s namespace, stdin null.
+pub fn spawn(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<LabProcess> {
+    let mut command = Command::new(NATLENS);
+    command.args(args);
+    LabProcess::spawn(lab, host, command, None)
+}
+
+/// Waits for the exit (killing after `limit`); the exit code and the JSON report (stdout with
+/// --no-data).
+pub fn finish(end: LabProcess, limit: Instant) -> anyhow::Result<(Option<i32>, Value)> {
+    let exited = end.finish(limit)?;
+    let report = String::from_utf8_lossy(&exited.stdout)
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value.get("schema_version").is_some());
+    // No report (natlens stopped before punching): its last stderr line is the reason.
+    let report = report.unwrap_or_else(|| {
+        let last = exited
+            .stderr
+            .iter()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .cloned()
+            .unwrap_or_default();
+        serde_json::json!({"result": "failed", "reason": last})
+    });
+    Ok((exited.status.code(), report))
 }

@@ -191,6 +191,15 @@ impl TcpSpec {
         }
     }
 
+    /// When, after our start, a birthday's half begins: both halves together, once the caller
+    /// has started (`peer_lag`, zero for the caller itself) and set up its raw socket and RST
+    /// guard ([`PEER_FAN_OUT_MARGIN`]). Sooner, a callee's holding sockets reached the caller's
+    /// host before its guard and drew RSTs, and a callee's spray reached the caller's NAT
+    /// before the holding sockets had opened anything there.
+    pub fn birthday_start(&self) -> Duration {
+        self.peer_lag + PEER_FAN_OUT_MARGIN
+    }
+
     /// How long after our start the first `syns` of the peer's crafted fan-out have left, at
     /// its rate (taken as ours), plus a margin.
     pub fn peer_fan_out_time(&self, syns: u32) -> Duration {
@@ -349,10 +358,11 @@ impl TcpPunchMachine {
         };
         match spec.part {
             TcpPart::Hold { sockets } => {
-                machine.holders = Some(Holders::new(spec, peer_ip, sockets, start));
+                let begin = machine.clipped(spec.birthday_start());
+                machine.holders = Some(Holders::new(spec, peer_ip, sockets, begin));
             }
             TcpPart::Spray => {
-                let round = Round::once(start, Vec::new());
+                let round = Round::once(machine.clipped(spec.birthday_start()), Vec::new());
                 machine.crafted = Some(CraftedSyns::new(
                     spec,
                     peer_ip,

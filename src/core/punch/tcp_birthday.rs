@@ -3,7 +3,12 @@
 //! SYN_SENT at an unknown random public port of its NAT, kept alive by the kernel's own SYN
 //! retransmissions with the same ISN. The cone side's spray SYN that lands on one of those
 //! ports is taken by the kernel as a simultaneous open, and that socket connects. Sockets open
-//! at the plan's rate; one that fails is not replaced (its entry is gone).
+//! at the plan's rate. One that fails (an RST: behind an endpoint-independent firewall the
+//! cone side's host itself answers a SYN that comes before its RST guard is up) is replaced
+//! by a fresh socket, at a fresh random port, up to as many again as were planned: its entry
+//! is gone, and without replacements a side whose first sockets all met the peer's host
+//! before its guard held nothing (seen in the dual-stack lab under load: "no TCP connection
+//! after 256 attempts (Connection refused)").
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -16,10 +21,17 @@ use super::tcp::{Bind, Command, ConnectResult, SocketId, TcpSpec};
 pub(super) struct Holders {
     peer_ip: IpAddr,
     far_ports: Vec<u16>,
+    /// Sockets to open in all: the planned ones and the replacements so far.
     total: u32,
+    /// Replacements still allowed.
+    replacements: u32,
     interval: Duration,
     start: Instant,
     opened: u32,
+    /// When the last socket opened: a replacement waits an interval after it, so that a peer
+    /// answering every SYN with an RST at once does not draw a burst.
+    last_opened: Option<Instant>,
+    planned: u32,
     /// Sockets still connecting, with the far port each aims at.
     live: Vec<(SocketId, u16)>,
 }
@@ -27,13 +39,17 @@ pub(super) struct Holders {
 impl Holders {
     /// `total` sockets toward the spec's far ports (socket `m` to `far_ports[m mod len]`).
     pub(super) fn new(spec: &TcpSpec, peer_ip: IpAddr, total: u32, start: Instant) -> Holders {
+        let total = if spec.far_ports.is_empty() { 0 } else { total };
         Holders {
             peer_ip,
             far_ports: spec.far_ports.clone(),
-            total: if spec.far_ports.is_empty() { 0 } else { total },
+            total,
+            replacements: total,
             interval: spec.interval(),
             start,
             opened: 0,
+            last_opened: None,
+            planned: total,
             live: Vec::new(),
         }
     }
@@ -44,7 +60,13 @@ impl Holders {
 
     /// When the next socket opens.
     pub(super) fn next_due(&self) -> Option<Instant> {
-        (self.opened < self.total).then(|| self.start + self.interval.saturating_mul(self.opened))
+        (self.opened < self.total).then(|| {
+            let scheduled = self.start + self.interval.saturating_mul(self.opened);
+            match self.last_opened {
+                Some(last) if self.opened >= self.planned => scheduled.max(last + self.interval),
+                _ => scheduled,
+            }
+        })
     }
 
     /// Opens every socket that is due (a late wake-up opens a few at once, never more than
@@ -54,6 +76,7 @@ impl Holders {
             let socket = SocketId(self.opened);
             let port = self.far_ports[self.opened as usize % self.far_ports.len()];
             self.opened += 1;
+            self.last_opened = Some(now);
             self.live.push((socket, port));
             commands.push_back(Command::Connect {
                 socket,
@@ -82,6 +105,10 @@ impl Holders {
             }
             ConnectResult::Failed => {
                 commands.push_back(Command::Close { socket });
+                if self.replacements > 0 {
+                    self.replacements -= 1;
+                    self.total += 1;
+                }
                 None
             }
         }

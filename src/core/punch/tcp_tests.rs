@@ -250,6 +250,11 @@ fn a_holder_opens_sockets_at_the_rate_and_the_first_connected_wins() {
     let t = Instant::now();
     let mut m = machine(&spec(&[4000], TcpPart::Hold { sockets: 3 }), t);
     let ms = Duration::from_millis(1);
+    // Nothing before the caller (this end: no lag) has set up: the birthday's start.
+    let begin = t + PEER_FAN_OUT_MARGIN;
+    m.handle_timeout(begin - ms);
+    assert!(commands(&mut m).is_empty());
+    let t = begin;
     m.handle_timeout(t + 2 * ms);
     let opened = commands(&mut m);
     assert_eq!(opened.len(), 3);
@@ -280,6 +285,50 @@ fn a_holder_opens_sockets_at_the_rate_and_the_first_connected_wins() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_refused_holder_is_replaced_at_the_rate_up_to_the_planned_count_again() {
+    let t = Instant::now();
+    let mut s = spec(&[4000], TcpPart::Hold { sockets: 2 });
+    s.peer_lag = Duration::from_millis(40);
+    s.rate = 100;
+    let mut m = machine(&s, t);
+    // A callee's holders wait for the caller's start and set-up.
+    let begin = t + s.peer_lag + PEER_FAN_OUT_MARGIN;
+    assert_eq!(m.poll_timeout(), Some(begin));
+    let interval = Duration::from_millis(10);
+    m.handle_timeout(begin + interval);
+    assert_eq!(commands(&mut m).len(), 2);
+    // Every SYN meets the caller's host before its RST guard: each socket is refused.
+    let mut now = begin + interval;
+    for socket in 0..2 {
+        m.handle_connect(now, SocketId(socket), ConnectResult::Failed);
+        assert_eq!(
+            commands(&mut m),
+            [Command::Close {
+                socket: SocketId(socket)
+            }]
+        );
+        // The replacement comes an interval after the last socket opened, not at once.
+        let due = m.poll_timeout().expect("a replacement is due");
+        assert_eq!(due, now + interval, "socket {socket}");
+        m.handle_timeout(due);
+        assert!(matches!(
+            commands(&mut m).as_slice(),
+            [Command::Connect { socket: new, .. }] if *new == SocketId(socket + 2)
+        ));
+        now = due;
+    }
+    for socket in 2..4 {
+        m.handle_connect(now, SocketId(socket), ConnectResult::Failed);
+    }
+    m.handle_timeout(now + 5 * interval);
+    assert!(commands(&mut m)
+        .iter()
+        .all(|c| matches!(c, Command::Close { .. })));
+    // Two planned and two replacements: no more after that.
+    assert_eq!(m.packets_sent(), 4);
 }
 
 #[test]
