@@ -34,7 +34,7 @@ use natlens::lab::{Host, Lab, NatMode, Side};
 use serde_json::Value;
 
 mod common;
-use common::{finish, spawn, with_lab, Record, DELAY, PORT};
+use common::{finish, opt, spawn, with_lab, Record, DELAY, PORT};
 
 /// A round trip between the LAN hosts as configured (two WAN links each way), used only when
 /// no `direct` pair ran to measure it.
@@ -238,10 +238,6 @@ fn measure_pair(
         }
         Ok(out)
     })
-}
-
-fn opt(v: Option<u64>) -> String {
-    v.map_or("-".into(), |v| v.to_string())
 }
 
 fn attempt(

@@ -35,7 +35,7 @@ use natlens::lab::{Host, Lab, LabSpec, Side, V6Mode};
 use serde_json::Value;
 
 mod common;
-use common::{finish, spawn, with_dual_stack_lab, Record, DELAY, PORT};
+use common::{finish, opt, spawn, with_dual_stack_lab, Record, DELAY, PORT};
 
 /// A round trip between the LAN hosts as configured, used only when no direct UDP pair ran.
 const CONFIGURED_PATH_RTT_MS: f64 = 4.0 * DELAY.as_millis() as f64;
@@ -217,10 +217,6 @@ fn measure_pair(a: &str, b: &str, config: &Config) -> anyhow::Result<Vec<Attempt
         }
         Ok(out)
     })
-}
-
-fn opt(v: Option<u64>) -> String {
-    v.map_or("-".into(), |v| v.to_string())
 }
 
 fn attempt(lab: &Lab, pair: (&str, &str), n: usize, transport: &str) -> anyhow::Result<Attempt> {

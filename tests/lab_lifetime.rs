@@ -66,23 +66,7 @@ fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
     }
 
     let started = Instant::now();
-    let nat = natlens(&[
-        "lab",
-        "exec",
-        "--lab",
-        &prefix,
-        "a",
-        "--",
-        "natlens",
-        "nat",
-        "-t",
-        "udp",
-        "--server",
-        "203.0.113.10",
-        "--lifetime",
-        "40s",
-        "--json",
-    ]);
+    let nat = lifetime_nat(&prefix, "40s", &[]);
     let took = started.elapsed();
     assert!(nat.status.success(), "{}", text(&nat.stderr));
     let report: serde_json::Value = serde_json::from_slice(&nat.stdout).unwrap();
@@ -124,6 +108,30 @@ fn lifetime_matches_the_routers_udp_timeout_and_both_directions_refresh() {
     assert!(took < Duration::from_secs(40), "took {took:?}");
 }
 
+/// `natlens nat -t udp --lifetime MAX --json` (and `extra`) on host a of lab `prefix`,
+/// against the lab's server.
+fn lifetime_nat(prefix: &str, max: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "lab",
+        "exec",
+        "--lab",
+        prefix,
+        "a",
+        "--",
+        "natlens",
+        "nat",
+        "-t",
+        "udp",
+        "--server",
+        "203.0.113.10",
+        "--lifetime",
+        max,
+    ];
+    args.extend(extra);
+    args.push("--json");
+    natlens(&args)
+}
+
 /// A lab whose router a sits behind a carrier NAT, both with `timeout_s` UDP timeouts; what
 /// `natlens nat --lifetime` reports from host a (with the path probe, which reads the hop).
 fn lifetime_behind_a_carrier(timeout_s: u64) -> Option<serde_json::Value> {
@@ -146,24 +154,7 @@ fn lifetime_behind_a_carrier(timeout_s: u64) -> Option<serde_json::Value> {
     let prefix = state["prefix"].as_str().unwrap().to_owned();
     let _down = common::LabDown(prefix.clone());
     let max = format!("{}s", timeout_s * 2);
-    let nat = natlens(&[
-        "lab",
-        "exec",
-        "--lab",
-        &prefix,
-        "a",
-        "--",
-        "natlens",
-        "nat",
-        "-t",
-        "udp",
-        "--server",
-        "203.0.113.10",
-        "--lifetime",
-        &max,
-        "--no-port-mapping",
-        "--json",
-    ]);
+    let nat = lifetime_nat(&prefix, &max, &["--no-port-mapping"]);
     assert!(nat.status.success(), "{}", text(&nat.stderr));
     Some(serde_json::from_slice(&nat.stdout).unwrap())
 }

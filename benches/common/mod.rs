@@ -240,3 +240,8 @@ pub fn finish(end: LabProcess, limit: Instant) -> anyhow::Result<(Option<i32>, V
     });
     Ok((exited.status.code(), report))
 }
+
+/// A figure for a progress line or table cell: the number, or "-" when there is none.
+pub fn opt(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}

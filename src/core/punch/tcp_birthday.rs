@@ -21,10 +21,9 @@ use super::tcp::{Bind, Command, ConnectResult, SocketId, TcpSpec};
 pub(super) struct Holders {
     peer_ip: IpAddr,
     far_ports: Vec<u16>,
-    /// Sockets to open in all: the planned ones and the replacements so far.
+    /// Sockets to open in all: the planned ones and the replacements so far (at most as
+    /// many replacements as planned sockets).
     total: u32,
-    /// Replacements still allowed.
-    replacements: u32,
     interval: Duration,
     start: Instant,
     opened: u32,
@@ -44,7 +43,6 @@ impl Holders {
             peer_ip,
             far_ports: spec.far_ports.clone(),
             total,
-            replacements: total,
             interval: spec.interval(),
             start,
             opened: 0,
@@ -105,8 +103,7 @@ impl Holders {
             }
             ConnectResult::Failed => {
                 commands.push_back(Command::Close { socket });
-                if self.replacements > 0 {
-                    self.replacements -= 1;
+                if self.total < 2 * self.planned {
                     self.total += 1;
                 }
                 None

@@ -22,6 +22,11 @@ use crate::report::punch::{Data, FamilyOutcome, Output, Path};
 use crate::report::{call_id_text, millis, Event};
 use crate::wire::natlens::IpFamily;
 
+/// How one family of a two-family race ended: `None` when it was stopped before its path
+/// came up; a path the other end dropped (TCP: the callee's verdict) is `Some` with a
+/// connected report and no data.
+pub(super) type FamilyEnd = Option<Punched>;
+
 /// What a punch produced.
 pub(super) struct Punched {
     pub outcome_report: Option<PunchReport>,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 
-use super::leg::{self, Punched};
+use super::leg::{self, FamilyEnd, Punched};
 use super::own_nat::OwnNat;
 use super::tcp_leg::{punch_on_own_thread, spec_for};
 use super::{Run, Session};
@@ -34,10 +34,6 @@ const SERVICE_TICK: Duration = Duration::from_millis(5);
 
 /// One family of the race: its plan, its start and this end's fingerprint in it.
 pub(super) type TcpRacer<'a> = (&'a PunchPlan, Instant, &'a OwnNat);
-
-/// How one family ended: `None` when it was stopped before its connection came up; a
-/// connection the other end's verdict dropped is `Some` with a connected report and no data.
-pub(super) type FamilyEnd = Option<Punched>;
 
 /// Punches both families at once and exchanges the data over the connection both ends keep.
 /// Returns each family's end and the kept family's index.

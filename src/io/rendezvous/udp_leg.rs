@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::leg::{self, Punched};
+use super::leg::{self, FamilyEnd, Punched};
 use super::meet::Meeting;
 use super::own_nat::OwnNat;
 use super::{Run, Session};
@@ -106,10 +106,6 @@ fn punch_one(
         transfer: finished.transfer,
     })
 }
-
-/// How one family of [`punch_families`] ended: its punch, or `None` when it was stopped
-/// because the other family connected first.
-pub(super) type FamilyEnd = Option<Punched>;
 
 /// Punches two families at once: `first` (IPv6) with the session pumped on this thread,
 /// `second` (IPv4) on a thread of its own, each from its own start. The first family whose
