@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::event_client::Client;
 use common::programs::require_tools;
 use common::ServerProcess;
 use serde_json::Value;
@@ -162,52 +163,20 @@ fn natlens() -> Command {
     command
 }
 
-/// A `natlens login --json` holding a session; killed on drop.
-struct Login {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<Value>,
-}
-
-impl Login {
-    fn start(server: SocketAddr, id: &str, transport: &str, key: Option<&Path>) -> Login {
-        let mut command = natlens();
-        command.args(["login", "--server", &server.to_string(), "--id", id]);
-        command.args(["--transport", transport, "--json", "--keepalive", "1s"]);
-        if let Some(key) = key {
-            command.arg("--key-file").arg(key);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(value);
-                }
-            }
-        });
-        let login = Login { child, lines };
-        let first = login.next_event(Duration::from_secs(10));
-        assert_eq!(first["event"], "logged_in", "{first}");
-        login
+/// A `natlens login --json` holding a session (killed on drop), once it has logged in.
+fn login(server: SocketAddr, id: &str, transport: &str, key: Option<&Path>) -> Client {
+    let mut command = natlens();
+    command.args(["login", "--server", &server.to_string(), "--id", id]);
+    command.args(["--transport", transport, "--json", "--keepalive", "1s"]);
+    if let Some(key) = key {
+        command.arg("--key-file").arg(key);
     }
-
-    fn next_event(&self, timeout: Duration) -> Value {
-        self.lines
-            .recv_timeout(timeout)
-            .expect("an event from natlens login")
-    }
-}
-
-impl Drop for Login {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let mut client = Client::start(id, command);
+    let first = client
+        .next_event(Duration::from_secs(10))
+        .expect("an event from natlens login");
+    assert_eq!(first["event"], "logged_in", "{first}");
+    client
 }
 
 /// `natlens call CALLEE --no-punch --json` through `server` as `me`, and how long it took.
@@ -234,7 +203,7 @@ fn call(
 fn assert_reaches(
     server: &ServerProcess,
     me: &str,
-    callee: &Login,
+    callee: &mut Client,
     callee_id: &str,
     transport: &str,
     key: Option<&Path>,
@@ -247,7 +216,9 @@ fn assert_reaches(
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    let incoming = callee.next_event(Duration::from_secs(5));
+    let incoming = callee
+        .next_event(Duration::from_secs(5))
+        .expect("an event from the callee's login");
     assert_eq!(incoming["event"], "incoming_call", "{incoming}");
     assert_eq!(incoming["caller"], me);
     assert_eq!(incoming["call_id"], report["call_id"]);
@@ -266,8 +237,8 @@ fn calls_cross_three_servers_through_the_registry_and_entries_follow_sessions() 
     let s1 = server(&redis, "s1", &[]);
     let s2 = server(&redis, "s2", &[]);
     let s3 = server(&redis, "s3", &[]);
-    let bob = Login::start(s2.addr(), "bob", "udp", None);
-    let dave = Login::start(s3.addr(), "dave", "tcp", None);
+    let mut bob = login(s2.addr(), "bob", "udp", None);
+    let mut dave = login(s3.addr(), "dave", "tcp", None);
     assert_eq!(
         redis.wait_home("bob", Some(&home(&s2)), Duration::from_secs(2)),
         Some(home(&s2))
@@ -277,11 +248,11 @@ fn calls_cross_three_servers_through_the_registry_and_entries_follow_sessions() 
         Some(home(&s3))
     );
     // Every server reaches both, over both transports.
-    assert_reaches(&s1, "carol", &bob, "bob", "udp", None);
-    assert_reaches(&s3, "erin", &bob, "bob", "tcp", None);
-    assert_reaches(&s1, "frank", &dave, "dave", "tcp", None);
-    assert_reaches(&s2, "grace", &dave, "dave", "udp", None);
-    assert_reaches(&s1, "heidi", &bob, "bob", "tcp", None);
+    assert_reaches(&s1, "carol", &mut bob, "bob", "udp", None);
+    assert_reaches(&s3, "erin", &mut bob, "bob", "tcp", None);
+    assert_reaches(&s1, "frank", &mut dave, "dave", "tcp", None);
+    assert_reaches(&s2, "grace", &mut dave, "dave", "udp", None);
+    assert_reaches(&s1, "heidi", &mut bob, "bob", "tcp", None);
     // The link s1 dialled to s2 was reused for the second call: one link, not one per call.
     let s1_to_s2 = s1
         .log_lines("peer_up")
@@ -371,16 +342,16 @@ fn a_keyed_id_taken_over_on_another_server_moves_its_entry() {
     let s3 = server(&redis, "s3", &extra);
     let alice_key = keys.path("alice.key");
     let bob_key = keys.path("bob.key");
-    let old_bob = Login::start(s2.addr(), "bob", "udp", Some(&bob_key));
+    let mut old_bob = login(s2.addr(), "bob", "udp", Some(&bob_key));
     redis.wait_home("bob", Some(&home(&s2)), Duration::from_secs(2));
-    assert_reaches(&s1, "alice", &old_bob, "bob", "tcp", Some(&alice_key));
+    assert_reaches(&s1, "alice", &mut old_bob, "bob", "tcp", Some(&alice_key));
     // bob logs in on s3 with his key: the entry moves there, and calls follow it.
-    let bob = Login::start(s3.addr(), "bob", "tcp", Some(&bob_key));
+    let mut bob = login(s3.addr(), "bob", "tcp", Some(&bob_key));
     assert_eq!(
         redis.wait_home("bob", Some(&home(&s3)), Duration::from_secs(2)),
         Some(home(&s3))
     );
-    assert_reaches(&s1, "alice", &bob, "bob", "udp", Some(&alice_key));
+    assert_reaches(&s1, "alice", &mut bob, "bob", "udp", Some(&alice_key));
     // s2 still holds the old session for a while: its refreshes must not take the entry
     // back, and its expiry must not delete s3's entry.
     drop(old_bob);
@@ -390,7 +361,7 @@ fn a_keyed_id_taken_over_on_another_server_moves_its_entry() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(redis.home_of("bob"), Some(home(&s3)));
-    assert_reaches(&s2, "alice", &bob, "bob", "udp", Some(&alice_key));
+    assert_reaches(&s2, "alice", &mut bob, "bob", "udp", Some(&alice_key));
 }
 
 #[test]
@@ -400,8 +371,8 @@ fn faults_redis_restart_a_stale_entry_and_a_missing_registry_end_in_clear_answer
     };
     let s1 = server(&redis, "s1", &[]);
     let s2 = server(&redis, "s2", &[]);
-    let bob = Login::start(s2.addr(), "bob", "tcp", None);
-    let alice = Login::start(s2.addr(), "alice", "udp", None);
+    let mut bob = login(s2.addr(), "bob", "tcp", None);
+    let mut alice = login(s2.addr(), "alice", "udp", None);
     redis.wait_home("alice", Some(&home(&s2)), Duration::from_secs(2));
 
     // A stale entry naming a server that is gone: a clear error within a second.
@@ -447,7 +418,7 @@ fn faults_redis_restart_a_stale_entry_and_a_missing_registry_end_in_clear_answer
         );
     }
     assert!(s2.stats().contains("registry=down"));
-    assert_reaches(&s2, "dave", &bob, "bob", "udp", None);
+    assert_reaches(&s2, "dave", &mut bob, "bob", "udp", None);
     // s1 cannot know where alice lives: it says so within a second instead of hanging.
     let (output, elapsed) = call(&s1, "erin", "alice", "tcp", None);
     let failure: Value = serde_json::from_slice(&output.stdout).expect("a failure object");
@@ -480,7 +451,7 @@ fn faults_redis_restart_a_stale_entry_and_a_missing_registry_end_in_clear_answer
     assert!(s1
         .wait_for_count("registry_up", 2, Duration::from_secs(2))
         .eq(&2));
-    assert_reaches(&s1, "frank", &alice, "alice", "udp", None);
+    assert_reaches(&s1, "frank", &mut alice, "alice", "udp", None);
 }
 
 /// Three `redis-server --cluster-enabled yes` masters on loopback joined by `redis-cli
@@ -599,9 +570,9 @@ fn a_three_master_redis_cluster_holds_the_registry() {
     };
     let (s1, s2) = (start("s1"), start("s2"));
     let ids = ["bob", "u1", "u2", "u3", "u4", "u5", "u6", "u7"];
-    let logins: Vec<Login> = ids
+    let mut logins: Vec<Client> = ids
         .iter()
-        .map(|id| Login::start(s2.addr(), id, "tcp", None))
+        .map(|id| login(s2.addr(), id, "tcp", None))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut per_node = cluster.keys_per_node();
@@ -620,7 +591,7 @@ fn a_three_master_redis_cluster_holds_the_registry() {
         per_node.iter().filter(|keys| !keys.is_empty()).count() >= 2,
         "{per_node:?}"
     );
-    assert_reaches(&s1, "alice", &logins[0], "bob", "udp", None);
+    assert_reaches(&s1, "alice", &mut logins[0], "bob", "udp", None);
     // A logout deletes through the one-key script on whichever master holds the key.
     drop(logins);
     let deadline = Instant::now() + Duration::from_secs(3);

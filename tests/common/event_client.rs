@@ -63,6 +63,13 @@ impl Client {
         None
     }
 
+    /// The next event, whatever it is (kept in `seen` too); `None` when none came in `timeout`.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<Value> {
+        let (_, value) = self.events.recv_timeout(timeout).ok()?;
+        self.seen.push(value.clone());
+        Some(value)
+    }
+
     /// Waits for the final object of a `--json` run (the one line without an "event" key).
     pub fn final_object(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
