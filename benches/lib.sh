@@ -50,22 +50,29 @@ bench_require() {
     done
 }
 
+# natlens_binary: builds natlens (release) and prints the executable's path.
+natlens_binary() {
+    log "building natlens (release)"
+    cargo build --release --bin natlens --message-format=json-render-diagnostics |
+        jq -r 'select(.reason == "compiler-artifact" and .target.name == "natlens"
+                      and (.target.kind | index("bin")) and .executable != null) | .executable' |
+        tail -n1
+}
+
+# bench_binary NAME: builds the bench target NAME (bench profile, not run) and prints the
+# executable's path.
+bench_binary() {
+    log "building $1 (bench profile)"
+    cargo bench --bench "$1" --no-run --message-format=json-render-diagnostics |
+        jq -r --arg name "$1" 'select(.reason == "compiler-artifact" and .target.name == $name
+                      and .executable != null) | .executable' | tail -n1
+}
+
 # bench_build: sets NATLENS_BIN (release build) and LOADGEN_BIN (bench profile) to the built
 # executables, building them unless they are set already; dies when one is missing.
 bench_build() {
-    if [[ -z "${NATLENS_BIN:-}" ]]; then
-        log "building natlens (release)"
-        NATLENS_BIN=$(cargo build --release --bin natlens --message-format=json-render-diagnostics |
-            jq -r 'select(.reason == "compiler-artifact" and .target.name == "natlens"
-                          and (.target.kind | index("bin")) and .executable != null) | .executable' |
-            tail -n1)
-    fi
-    if [[ -z "${LOADGEN_BIN:-}" ]]; then
-        log "building loadgen (bench profile)"
-        LOADGEN_BIN=$(cargo bench --bench loadgen --no-run --message-format=json-render-diagnostics |
-            jq -r 'select(.reason == "compiler-artifact" and .target.name == "loadgen"
-                          and .executable != null) | .executable' | tail -n1)
-    fi
+    NATLENS_BIN=${NATLENS_BIN:-$(natlens_binary)}
+    LOADGEN_BIN=${LOADGEN_BIN:-$(bench_binary loadgen)}
     [[ -x "$NATLENS_BIN" ]] || die "natlens binary not found"
     [[ -x "$LOADGEN_BIN" ]] || die "loadgen binary not found"
 }

@@ -32,19 +32,8 @@ LABEL=${LABEL:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 OUT=${OUT:-benches/results/million.raw.jsonl}
 
 bench_require taskset jq cargo
-if [[ -z "${NATLENS_BIN:-}" ]]; then
-    log "building natlens (release)"
-    NATLENS_BIN=$(cargo build --release --bin natlens --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "natlens"
-                      and (.target.kind | index("bin")) and .executable != null) | .executable' |
-        tail -n1)
-fi
-if [[ -z "${MILLION_BIN:-}" ]]; then
-    log "building the generator (bench profile)"
-    MILLION_BIN=$(cargo bench --bench million --no-run --message-format=json-render-diagnostics |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "million"
-                      and .executable != null) | .executable' | tail -n1)
-fi
+NATLENS_BIN=${NATLENS_BIN:-$(natlens_binary)}
+MILLION_BIN=${MILLION_BIN:-$(bench_binary million)}
 
 SERVER_LOG=$(mktemp "${TMPDIR:-/tmp}/natlens-million.XXXXXX")
 # shellcheck disable=SC2086 # SERVER_ARGS is a list of arguments
